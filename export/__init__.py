@@ -1,0 +1,1 @@
+"""Model export: PyTorch -> ONNX (TensorRT comes later)."""

@@ -1,0 +1,1 @@
+"""The per-frame runtime: capture -> hands -> features -> classify -> smooth -> show."""

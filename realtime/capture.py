@@ -1,0 +1,207 @@
+"""Frame sources read on a background thread.
+
+Live sources (camera, stream URL) keep only the newest frame: a slow frame never leaves a
+queue of stale ones behind it. Files (video, image folder) hand over every frame in order, so
+a recording gives the same result however fast the machine is. Corrupt frames are skipped
+and counted.
+
+    with open_source("0") as cap:          # camera 0, a video path, an image folder, or a URL
+        while (frame := cap.read()) is not None:
+            ...
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.data import IMAGE_EXTENSIONS, read_image
+
+
+class SourceError(RuntimeError):
+    """The source cannot be opened (no camera, missing file, unreachable stream)."""
+
+
+@dataclass
+class Frame:
+    index: int
+    t: float  # time.perf_counter() when it was captured
+    image: np.ndarray  # BGR
+    decode_ms: float
+
+
+def _valid(img) -> bool:
+    return isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.size > 0
+
+
+class _Reader:
+    """Produces frames synchronously; ``None`` at the end. Subclasses: camera/video/stream, image folder."""
+
+    live = False
+    corrupt = 0
+
+    def grab(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class VideoReader(_Reader):
+    def __init__(self, spec: str | int, live: bool, width: int | None = None, height: int | None = None,
+                 max_failures: int = 30):
+        import cv2
+
+        self.spec, self.live, self.max_failures = spec, live, max_failures
+        self.cap = cv2.VideoCapture(spec)
+        if not self.cap.isOpened():
+            kind = "camera" if isinstance(spec, int) else ("stream" if live else "video")
+            raise SourceError(f"cannot open {kind} {spec!r}")
+        if live:
+            self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # no stale frames in the driver's queue either
+        if width:
+            self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else 0
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
+        self.corrupt = 0
+
+    def grab(self) -> np.ndarray | None:
+        import cv2
+
+        failures = 0
+        while True:
+            ok, img = self.cap.read()
+            if ok and _valid(img):
+                return img
+            pos = int(self.cap.get(cv2.CAP_PROP_POS_FRAMES))
+            if not self.live and (self.frame_count <= 0 or pos >= self.frame_count):
+                return None  # end of file
+            failures += 1
+            self.corrupt += 1
+            if failures >= self.max_failures:
+                if self.live:
+                    raise SourceError(f"{self.spec!r} stopped delivering frames ({failures} failures in a row)")
+                return None
+            if self.live:
+                time.sleep(0.01)
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImageFolderReader(_Reader):
+    """Every image under a folder (recursively, sorted by path); unreadable files are skipped and counted."""
+
+    def __init__(self, folder: Path):
+        self.files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not self.files:
+            raise SourceError(f"no images in folder {str(folder)!r}")
+        self._i = 0
+        self.corrupt = 0
+        self.fps = 0.0
+
+    def grab(self) -> np.ndarray | None:
+        while self._i < len(self.files):
+            img = read_image(self.files[self._i])
+            self._i += 1
+            if img is not None:
+                return img
+            self.corrupt += 1
+        return None
+
+
+def make_reader(source: str | int, width: int | None = None, height: int | None = None) -> _Reader:
+    """Camera index ('0'), video file, image folder or stream URL -> a reader; SourceError if it cannot open."""
+    s = str(source)
+    if s.isdigit():
+        return VideoReader(int(s), live=True, width=width, height=height)
+    if "://" in s:
+        return VideoReader(s, live=True)
+    p = Path(s).expanduser()
+    if p.is_dir():
+        return ImageFolderReader(p)
+    if p.is_file():
+        return VideoReader(str(p), live=False)
+    raise SourceError(f"source {s!r} is not a camera index, an existing file or folder, or a URL")
+
+
+class ThreadedCapture:
+    """Reads frames on a thread. Live: newest frame only (older ones dropped and counted). Files: every frame."""
+
+    def __init__(self, reader: _Reader):
+        self.reader = reader
+        self.live = reader.live
+        self.dropped = 0
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._done = False
+        self._error: Exception | None = None
+        self._stop = False
+        self._index = 0
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    @property
+    def corrupt(self) -> int:
+        return self.reader.corrupt
+
+    def _run(self) -> None:
+        try:
+            while not self._stop:
+                t0 = time.perf_counter()
+                img = self.reader.grab()
+                if img is None:
+                    break
+                frame = Frame(self._index, time.perf_counter(), img, (time.perf_counter() - t0) * 1000)
+                self._index += 1
+                with self._cond:
+                    if not self.live:
+                        while self._frame is not None and not self._stop:
+                            self._cond.wait(0.1)  # files: wait until the consumer took the last one
+                    elif self._frame is not None:
+                        self.dropped += 1
+                    self._frame = frame
+                    self._cond.notify_all()
+        except Exception as e:  # surfaced to the consumer by read()
+            self._error = e
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def read(self, timeout: float = 5.0) -> Frame | None:
+        """The next (live: newest) frame; None when the source has ended."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._frame is None and not self._done:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SourceError(f"no frame from the source for {timeout:.0f} s")
+                self._cond.wait(left)
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+        if frame is None and self._error is not None:
+            raise self._error
+        return frame
+
+    def close(self) -> None:
+        self._stop = True
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=2.0)
+        self.reader.close()
+
+    def __enter__(self) -> "ThreadedCapture":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_source(source: str | int, width: int | None = None, height: int | None = None) -> ThreadedCapture:
+    return ThreadedCapture(make_reader(source, width, height))

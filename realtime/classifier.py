@@ -1,0 +1,139 @@
+"""The classifier stage: a shipped ONNX model, checked against its manifest, run by ONNX Runtime.
+
+A model folder holds ``model.onnx`` and ``manifest.json`` (labels, feature spec, input shape,
+sha256, training data and command, metrics). A model whose file, inputs or label count
+disagree with its manifest is refused with a message that says which.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realtime.features import FeatureSpec
+
+MANIFEST = "manifest.json"
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be used: missing, corrupt, or not matching its manifest."""
+
+
+def weights_dir() -> Path:
+    import weights
+
+    return Path(weights.__file__).parent
+
+
+def available_models() -> list[str]:
+    return sorted(p.name for p in weights_dir().iterdir() if (p / MANIFEST).is_file())
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """A shipped model name (``asl-letters``), a model folder, or a manifest / .onnx path -> model folder."""
+    p = Path(name_or_path)
+    if p.is_file():
+        p = p.parent
+    if (p / MANIFEST).is_file():
+        return p
+    shipped = weights_dir() / str(name_or_path)
+    if (shipped / MANIFEST).is_file():
+        return shipped
+    raise ModelError(f"no model {str(name_or_path)!r}: not a folder with {MANIFEST} and not a shipped model "
+                     f"(shipped: {', '.join(available_models()) or 'none'})")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Manifest:
+    name: str
+    file: str
+    sha256: str
+    labels: list[str]
+    features: FeatureSpec
+    input_name: str
+    output_name: str
+    raw: dict
+
+    @classmethod
+    def load(cls, folder: Path) -> "Manifest":
+        path = folder / MANIFEST
+        try:
+            d = json.loads(path.read_text())
+            return cls(name=d["name"], file=d["file"], sha256=d["sha256"], labels=list(d["labels"]),
+                       features=FeatureSpec.from_dict(d["features"]), input_name=d["input"]["name"],
+                       output_name=d["output"]["name"], raw=d)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ModelError(f"{path}: unreadable or incomplete manifest ({type(e).__name__}: {e})") from e
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda" and "CUDAExecutionProvider" not in have:
+        raise ModelError(f"--device cuda asked for, but ONNX Runtime has only {have} (install the 'gpu' extra)")
+    return [p for p in wanted if p in have]
+
+
+class OnnxClassifier:
+    """Stage: features (1, dim) -> class probabilities (n_labels,)."""
+
+    def __init__(self, model: str | Path = "asl-letters", device: str = "auto", verify: bool = True):
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise ModelError("onnxruntime is not installed: pip install -e '.[cpu]' (or '.[gpu]')") from e
+        self.folder = resolve_model(model)
+        self.manifest = Manifest.load(self.folder)
+        self.path = self.folder / self.manifest.file
+        if not self.path.is_file():
+            raise ModelError(f"{self.path} is missing (named by {self.folder / MANIFEST})")
+        if verify:
+            digest = sha256_file(self.path)
+            if digest != self.manifest.sha256:
+                raise ModelError(f"{self.path}: sha256 {digest[:12]}... does not match the manifest's "
+                                 f"{self.manifest.sha256[:12]}...; the file is corrupt or was replaced")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1  # a tiny MLP: threads cost more than they save
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=_providers(device))
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelError(f"{self.path}: ONNX Runtime cannot load it ({e})") from e
+        self._check_io()
+        self.labels = self.manifest.labels
+        self.spec = self.manifest.features
+
+    def _check_io(self) -> None:
+        m = self.manifest
+        ins, outs = self.session.get_inputs(), self.session.get_outputs()
+        if len(ins) != 1 or ins[0].name != m.input_name:
+            raise ModelError(f"{self.path}: inputs {[i.name for i in ins]} but the manifest says [{m.input_name!r}]")
+        dim = ins[0].shape[-1]
+        if isinstance(dim, int) and dim != m.features.dim:
+            raise ModelError(f"{self.path}: input has {dim} features but the manifest's feature spec gives {m.features.dim}")
+        out = {o.name: o for o in outs}
+        if m.output_name not in out:
+            raise ModelError(f"{self.path}: no output {m.output_name!r} (has {list(out)})")
+        n = out[m.output_name].shape[-1]
+        if isinstance(n, int) and n != len(m.labels):
+            raise ModelError(f"{self.path}: {n} outputs but the manifest lists {len(m.labels)} labels")
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(features, dtype=np.float32).reshape(-1, self.spec.dim)
+        probs = self.session.run([self.manifest.output_name], {self.manifest.input_name: x})[0]
+        return probs[0] if len(x) == 1 else probs

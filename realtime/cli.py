@@ -1,0 +1,292 @@
+"""The ``fingerspell`` command. Heavy imports happen inside each subcommand, so ``--help`` is instant
+and the runtime works without the training extras."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXIT_BAD_INPUT = 2
+ENV_DATASETS = "FINGERSPELL_DATASETS"
+
+
+def _fail(msg: str) -> int:
+    print(f"fingerspell: error: {msg}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _add_runtime_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="asl-letters",
+                   help="shipped model name (see 'fingerspell models') or a folder with model.onnx + manifest.json "
+                        "(default: %(default)s)")
+    p.add_argument("--hands-model", choices=("lite", "full"), default="lite",
+                   help="MediaPipe hand-landmark model: lite is faster, full a little more accurate (default: %(default)s)")
+    p.add_argument("--hand", choices=("any", "right", "left"), default="any",
+                   help="which hand spells; 'any' takes the largest hand in view (default: %(default)s)")
+    p.add_argument("--max-hands", type=int, default=2, help="hands MediaPipe tracks at once (default: %(default)s)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="ONNX Runtime device for the classifier; auto uses CUDA when onnxruntime-gpu has it "
+                        "(default: %(default)s)")
+
+
+def _add_speller_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("spelling")
+    g.add_argument("--hold", type=float, default=0.5, help="seconds a letter must stay stable to be committed (default: %(default)s)")
+    g.add_argument("--release", type=float, default=0.2,
+                   help="seconds of another or no confident reading before the same letter can be committed again "
+                        "(default: %(default)s)")
+    g.add_argument("--space-after", type=float, default=1.5,
+                   help="seconds without a hand after which a space is added (default: %(default)s)")
+    g.add_argument("--min-confidence", type=float, default=0.6,
+                   help="smoothed probability below which a reading counts as unsure (default: %(default)s)")
+    g.add_argument("--smoothing", type=float, default=0.15,
+                   help="time constant in seconds of the probability smoothing; 0 turns it off (default: %(default)s)")
+
+
+def _recognizer(args):
+    from realtime.pipeline import Recognizer
+    from realtime.speller import SpellerConfig
+
+    speller = SpellerConfig(args.hold, args.release, args.space_after, args.min_confidence) if hasattr(args, "hold") else None
+    return Recognizer(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
+                      device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15))
+
+
+def cmd_live(args) -> int:
+    from realtime.capture import SourceError
+    from realtime.classifier import ModelError
+    from realtime.live import run_live
+
+    window = not args.no_window
+    if window and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("win32", "darwin")):
+        return _fail("no display to open a window on; use --no-window (with --jsonl FILE to record results)")
+    try:
+        rec = _recognizer(args)
+        text = run_live(rec, args.source, window=window, jsonl=args.jsonl, mirror=not args.no_mirror,
+                        max_frames=args.max_frames, width=args.width, height=args.height)
+    except (SourceError, ModelError) as e:
+        return _fail(str(e))
+    print(text)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from realtime.classifier import ModelError
+    from training.data import DatasetError
+    from training.evaluate import evaluate
+
+    try:
+        evaluate(args.model, args.data, signers=args.signers, limit=args.limit, json_out=args.json,
+                 plot=args.plot, device=args.device, hand=args.hand)
+    except (ModelError, DatasetError, ValueError) as e:
+        return _fail(str(e))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from realtime.bench import run_bench
+    from realtime.capture import SourceError
+    from realtime.classifier import ModelError
+
+    try:
+        run_bench(_recognizer(args), args.source, frames=args.frames, size=(args.width, args.height),
+                  json_out=args.json)
+    except (SourceError, ModelError) as e:
+        return _fail(str(e))
+    return 0
+
+
+def cmd_models(args) -> int:
+    import json
+
+    from realtime.classifier import available_models, weights_dir
+
+    for name in available_models():
+        m = json.loads((weights_dir() / name / "manifest.json").read_text())
+        test = (m.get("metrics") or {}).get("test")
+        score = f"test accuracy {test['accuracy']:.1%} ({m['training'].get('split')})" if test else ""
+        print(f"{name:<16}{len(m['labels']):>3} labels  features {'+'.join(m['features']['parts'])}  {score}")
+    return 0
+
+
+def _datasets_root(value: str | None) -> str:
+    root = value or os.environ.get(ENV_DATASETS)
+    if not root or not os.path.isdir(root):
+        raise SystemExit(_fail(f"datasets folder not found: give --datasets DIR or set {ENV_DATASETS}"))
+    return root
+
+
+def cmd_train_keypoints(args) -> int:
+    from dataclasses import replace
+
+    from training.experiments import preset
+    from training.train_keypoints import TrainConfig, train
+
+    overrides = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                                   "seed": args.seed, "cache_dir": args.cache_dir, "workers": args.workers,
+                                   "features": args.features.split(",") if args.features else None,
+                                   "test_signers": args.test_signers, "test_datasets": args.test_datasets,
+                                   "balance": False if args.no_balance else None}.items() if v is not None}
+    if args.preset:
+        cfg = preset(args.preset, _datasets_root(args.datasets), args.out or f"runs/{args.preset}", **overrides)
+    else:
+        if not args.data or not args.labels:
+            return _fail("give --preset, or --data DIR [DIR ...] and --labels")
+        cfg = replace(TrainConfig(data=args.data, labels=args.labels.split(","), out=args.out or "runs/keypoints"),
+                      **overrides)
+    summary = train(cfg, resume=not args.no_resume)
+    print(f"outputs in {cfg.out}: model.pt, metrics.json, loss_curves.png"
+          + (", confusion_matrix.png, per_class_accuracy.png" if "test" in summary else ""))
+    if args.export:
+        from export.onnx_export import export_keypoint_model
+
+        from training.experiments import EVALUATION
+
+        export_keypoint_model(os.path.join(cfg.out, "model.pt"), args.export, name=args.preset,
+                              extra_training={"evaluation": EVALUATION[args.preset]} if args.preset else None)
+        print(f"exported to {args.export}")
+    return 0
+
+
+def cmd_train_results(args) -> int:
+    from training.experiments import run_results
+
+    overrides = {"epochs": args.epochs} if args.epochs else {}
+    run_results(_datasets_root(args.datasets), args.out, doc=args.doc, **overrides)
+    return 0
+
+
+def cmd_train_extract(args) -> int:
+    from training.data import DatasetError
+    from training.keypoints import load_keypoints
+
+    try:
+        for d in args.data:
+            kp = load_keypoints(d, cache_dir=args.cache_dir, workers=args.workers)
+            print(f"{d}: {kp.summary()}")
+    except DatasetError as e:
+        return _fail(str(e))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from export.onnx_export import export_keypoint_model
+
+    export_keypoint_model(args.checkpoint, args.out, name=args.name)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(prog="fingerspell", description="Real-time fingerspelling recognition from a webcam.",
+                                epilog="Two commands to start: 'fingerspell live' (webcam 0, ASL letters) and "
+                                       "'fingerspell live --model lis-letters'. Each subcommand has its own --help.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    live = sub.add_parser("live", help="read letters live from a camera, video, image folder or stream",
+                          description="Capture -> hands -> features -> classify -> smooth -> show. Keys in the "
+                                      "window: c clears, backspace deletes, q or Esc quits; Ctrl-C stops and prints "
+                                      "the text so far.")
+    live.add_argument("--source", default="0", help="camera index (0), video file, image folder, or stream URL "
+                                                    "(default: %(default)s)")
+    _add_runtime_options(live)
+    _add_speller_options(live)
+    live.add_argument("--no-window", action="store_true", help="headless: no window (use with --jsonl)")
+    live.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame: time, hands, letter, confidence, "
+                                                      "committed text, per-stage milliseconds")
+    live.add_argument("--no-mirror", action="store_true", help="show the camera image as is instead of a mirror view")
+    live.add_argument("--width", type=int, help="ask the camera for this frame width")
+    live.add_argument("--height", type=int, help="ask the camera for this frame height")
+    live.add_argument("--max-frames", type=int, help="stop after this many frames")
+    live.set_defaults(func=cmd_live)
+
+    ev = sub.add_parser("eval", help="accuracy of the whole per-image path on a labelled image folder",
+                        description="Runs hand detection, features and the classifier on every image of LABEL/file "
+                                    "folders (a manifest.csv is used when present). No hand counts as wrong in "
+                                    "'accuracy'; labels the model does not know are reported and left out.")
+    _add_runtime_options(ev)
+    ev.add_argument("--data", required=True, help="image-folder dataset (LABEL/image files, optional manifest.csv)")
+    ev.add_argument("--signers", nargs="+", help="only these signers (manifest column 'signer'), e.g. GIULIA")
+    ev.add_argument("--limit", type=int, help="evaluate a reproducible random subset of this many images")
+    ev.add_argument("--json", metavar="OUT", help="write the report as JSON")
+    ev.add_argument("--plot", metavar="PNG", default="confusion_matrix.png", help="confusion-matrix image")
+    ev.set_defaults(func=cmd_eval)
+
+    be = sub.add_parser("bench", help="per-stage latency and end-to-end FPS of the live path",
+                        description="Times capture/decode, hands, features, classifier, smoothing and overlay on "
+                                    "each frame and prints median and p95 milliseconds and FPS.")
+    be.add_argument("--source", required=True, help="video file or image folder (images are letterboxed to --width x --height)")
+    be.add_argument("--frames", type=int, default=300, help="frames to time after 10 warm-up frames")
+    be.add_argument("--width", type=int, default=640, help="frame width for image folders")
+    be.add_argument("--height", type=int, default=480, help="frame height for image folders")
+    be.add_argument("--json", metavar="OUT", help="write the figures as JSON")
+    _add_runtime_options(be)
+    be.set_defaults(func=cmd_bench)
+
+    mo = sub.add_parser("models", help="list the shipped models and their measured accuracy")
+    mo.set_defaults(func=cmd_models)
+
+    ex = sub.add_parser("export", help="export a trained keypoint classifier (model.pt) to ONNX with its manifest",
+                        formatter_class=fmt)
+    ex.add_argument("--checkpoint", required=True, help="model.pt written by 'fingerspell train keypoints'")
+    ex.add_argument("--out", required=True, help="model folder to write (model.onnx + manifest.json)")
+    ex.add_argument("--name", help="model name in the manifest (default: the folder's name)")
+    ex.set_defaults(func=cmd_export)
+
+    tr = sub.add_parser("train", help="offline work: keypoint extraction, training, the results table")
+    tsub = tr.add_subparsers(dest="train_command", required=True, metavar="WHAT")
+
+    kp = tsub.add_parser("keypoints", help="train the keypoint classifier on cached MediaPipe landmarks",
+                         description="Checkpoints every epoch into --out; running the same command again resumes.",
+                         formatter_class=fmt)
+    kp.add_argument("--preset", choices=("asl-letters", "lis-letters"),
+                    help="the recipe of a shipped model (datasets, labels, split)")
+    kp.add_argument("--datasets", help=f"folder holding the datasets a preset names (default: ${ENV_DATASETS})")
+    kp.add_argument("--data", nargs="+", help="dataset folders, without --preset")
+    kp.add_argument("--labels", help="comma-separated labels to learn, without --preset")
+    kp.add_argument("--test-signers", nargs="+", help="hold out these signers for testing ('GIULIA' or 'massey/hand1')")
+    kp.add_argument("--test-datasets", nargs="+", help="hold out whole datasets for testing (by folder name)")
+    kp.add_argument("--features", help="comma-separated feature parts: j2s_polar, polar_scaled, cart_scaled, geometry "
+                                       "(default: polar_scaled,cart_scaled)")
+    kp.add_argument("--epochs", type=int, help="epochs (preset: 60)")
+    kp.add_argument("--batch-size", type=int, help="batch size (default 256)")
+    kp.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (default 2e-3)")
+    kp.add_argument("--seed", type=int, help="random seed (default 0)")
+    kp.add_argument("--no-balance", action="store_true", help="sample uniformly instead of balancing datasets, signers, classes")
+    kp.add_argument("--out", help="output folder (default: runs/PRESET)")
+    kp.add_argument("--no-resume", action="store_true", help="start from scratch even if --out holds a checkpoint")
+    kp.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json to this folder (e.g. weights/asl-letters)")
+    kp.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints or $FINGERSPELL_CACHE)")
+    kp.add_argument("--workers", type=int, help="processes for keypoint extraction (default: all cores)")
+    kp.set_defaults(func=cmd_train_keypoints)
+
+    rs = tsub.add_parser("results", help="train and test every row of the README results table",
+                         description="ASL leave-one-signer-out on massey (5 folds), ASL cross-dataset (test on "
+                                     "roboflow), LIS on the held-out signer GIULIA; writes a markdown table.",
+                         formatter_class=fmt)
+    rs.add_argument("--datasets", help=f"folder holding lis, massey, roboflow, kaggle_asl (default: ${ENV_DATASETS})")
+    rs.add_argument("--out", default="runs/results", help="folder for each row's run (resumable)")
+    rs.add_argument("--doc", default="docs/results.md", help="markdown table to write")
+    rs.add_argument("--epochs", type=int, help="override the presets' epochs (quick checks)")
+    rs.set_defaults(func=cmd_train_results)
+
+    et = tsub.add_parser("extract", help="run MediaPipe over datasets once and cache the landmarks (resumable)",
+                         formatter_class=fmt)
+    et.add_argument("data", nargs="+", help="dataset folders")
+    et.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints)")
+    et.add_argument("--workers", type=int, help="processes (default: all cores)")
+    et.set_defaults(func=cmd_train_extract)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

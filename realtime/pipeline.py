@@ -1,0 +1,98 @@
+"""The per-frame path, one small timed stage after another:
+
+    hands -> features -> classify -> smooth (+ spell)
+
+    recognizer = Recognizer(model="asl-letters")
+    result = recognizer.process(frame_bgr)     # FrameResult: letter, confidence, text, per-stage ms
+
+Capture and display live in :mod:`realtime.live`; they are timed there.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime.classifier import OnnxClassifier
+from realtime.features import FeatureExtractor
+from realtime.hands import Hand, HandTracker, pick_hand
+from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
+
+STAGES = ("capture", "hands", "features", "classifier", "smoothing", "overlay")
+
+
+class StageTimer:
+    """Collects milliseconds per stage for the current frame: ``with timer('hands'): ...``."""
+
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - t0) * 1000
+
+
+@dataclass
+class FrameResult:
+    t: float
+    hands: list[Hand]
+    hand: Hand | None  # the spelling hand
+    letter: str | None  # smoothed top reading
+    confidence: float
+    committed: str | None  # what the speller committed on this frame
+    text: str
+    ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"t": round(self.t, 4), "hands": [h.to_dict() for h in self.hands],
+                "hand": self.hand.handedness if self.hand else None, "letter": self.letter,
+                "confidence": round(float(self.confidence), 4), "committed": self.committed, "text": self.text,
+                "ms": {k: round(v, 3) for k, v in self.ms.items()}}
+
+
+class Recognizer:
+    """Frame in, reading and spelled text out. Each stage is a plain callable, swappable in tests."""
+
+    def __init__(self, model: str = "asl-letters", hand_model: str = "lite", hand: str = "any", max_hands: int = 2,
+                 device: str = "auto", speller: SpellerConfig | None = None, smoothing_s: float = 0.15,
+                 mirrored_input: bool = False, hands_stage=None, classifier: OnnxClassifier | None = None):
+        self.classifier = classifier or OnnxClassifier(model, device=device)
+        self.labels = self.classifier.labels
+        self.hands = hands_stage or HandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input)
+        self.features = FeatureExtractor(self.classifier.spec)
+        self.smoother = ProbabilitySmoother(smoothing_s)
+        self.speller = Speller(speller or SpellerConfig())
+        self.which_hand = hand
+
+    def process(self, frame_bgr: np.ndarray, t: float | None = None, timer: StageTimer | None = None) -> FrameResult:
+        t = time.perf_counter() if t is None else t
+        timer = timer or StageTimer()
+        with timer("hands"):
+            hands = self.hands(frame_bgr)
+            hand = pick_hand(hands, self.which_hand)
+        letter, conf, committed = None, 0.0, None
+        if hand is not None:
+            with timer("features"):
+                x = self.features(hand)
+            with timer("classifier"):
+                probs = self.classifier(x)
+        with timer("smoothing"):
+            if hand is None:
+                self.smoother.reset()
+            else:
+                p = self.smoother(probs, t)
+                k = int(np.argmax(p))
+                letter, conf = self.labels[k], float(p[k])
+            committed = self.speller.update(t, letter, conf, hand_present=hand is not None)
+        return FrameResult(t, hands, hand, letter, conf, committed, self.speller.text, dict(timer.ms))
+
+    def close(self) -> None:
+        close = getattr(self.hands, "close", None)
+        if close:
+            close()

@@ -1,0 +1,80 @@
+"""Frame sources: files give every frame in order, live sources only the newest; bad sources fail clearly."""
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from realtime.capture import SourceError, ThreadedCapture, _Reader, make_reader, open_source
+
+
+def write_video(path, n=20):
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for i in range(n):
+        w.write(np.full((48, 64, 3), i * 10, np.uint8))
+    w.release()
+
+
+def test_video_file_gives_every_frame_in_order(tmp_path):
+    path = tmp_path / "v.mp4"
+    write_video(path)
+    got = []
+    with open_source(path) as cap:
+        while (f := cap.read()) is not None:
+            got.append((f.index, int(f.image.mean())))
+            time.sleep(0.005)  # a slow consumer must not lose frames of a file
+    assert [i for i, _ in got] == list(range(20))
+    assert np.all(np.diff([m for _, m in got]) > 0)
+
+
+def test_image_folder_skips_and_counts_corrupt_files(tmp_path):
+    import cv2
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((20, 20, 3), i, np.uint8))
+    (tmp_path / "1b.jpg").write_bytes(b"\xff\xd8 truncated")
+    with open_source(tmp_path) as cap:
+        frames = []
+        while (f := cap.read()) is not None:
+            frames.append(f)
+        assert len(frames) == 3 and cap.corrupt == 1
+
+
+class FastLiveReader(_Reader):
+    """Stands in for a camera (none here): produces numbered frames much faster than they are consumed."""
+
+    live = True
+
+    def __init__(self, n=200):
+        self.i, self.n = 0, n
+
+    def grab(self):
+        time.sleep(0.001)
+        self.i += 1
+        return None if self.i > self.n else np.full((4, 4, 3), self.i % 256, np.uint8)
+
+
+def test_live_source_keeps_only_the_newest_frame():
+    with ThreadedCapture(FastLiveReader()) as cap:
+        first = cap.read()
+        time.sleep(0.1)  # a slow frame: many frames arrive meanwhile
+        second = cap.read()
+        assert second.index - first.index > 5  # we got the newest, not the next in a queue
+        assert cap.dropped > 0
+
+
+@pytest.mark.parametrize("source", ["/no/such/video.mp4", "99"])
+def test_bad_sources_raise_source_error(source):
+    with pytest.raises(SourceError):
+        make_reader(source)
+
+
+def test_cli_live_with_a_bad_source_exits_2_with_one_line():
+    r = subprocess.run([sys.executable, "-m", "realtime.cli", "live", "--no-window", "--source", "/no/such/video.mp4"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    errors = [l for l in r.stderr.splitlines() if l.startswith("fingerspell: error")]
+    assert len(errors) == 1 and "/no/such/video.mp4" in errors[0]

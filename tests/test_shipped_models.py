@@ -1,0 +1,88 @@
+"""Every shipped model loads and matches its manifest; a mismatched or corrupt one is refused."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from realtime.classifier import ModelError, OnnxClassifier, available_models, sha256_file, weights_dir
+from realtime.features import FeatureSpec
+
+SHIPPED = available_models()
+
+
+def test_the_two_letter_models_are_shipped():
+    assert {"asl-letters", "lis-letters"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_matches_its_manifest(name):
+    folder = weights_dir() / name
+    m = json.loads((folder / "manifest.json").read_text())
+    assert sha256_file(folder / m["file"]) == m["sha256"]
+    clf = OnnxClassifier(name, device="cpu")
+    spec = FeatureSpec.from_dict(m["features"])
+    assert clf.spec == spec and clf.labels == m["labels"] and len(set(clf.labels)) == len(clf.labels)
+    inp = clf.session.get_inputs()[0]
+    assert inp.name == m["input"]["name"] and inp.shape[-1] == spec.dim
+    probs = clf(np.random.default_rng(0).normal(size=(1, spec.dim)).astype(np.float32))
+    assert probs.shape == (len(m["labels"]),) and probs.sum() == pytest.approx(1.0, abs=1e-5)
+    for key in ("data", "split", "command"):
+        assert m["training"].get(key), f"manifest of {name} lacks training.{key}"
+    assert "lsa16" not in m["training"]["data"]  # CC BY-NC-SA: never in shipped weights
+    assert m["metrics"]["onnx_parity_max_abs"] < 1e-4
+
+
+def test_asl_labels_are_the_24_static_letters():
+    m = json.loads((weights_dir() / "asl-letters" / "manifest.json").read_text())
+    assert m["labels"] == list("ABCDEFGHIKLMNOPQRSTUVWXY")
+    lis = json.loads((weights_dir() / "lis-letters" / "manifest.json").read_text())
+    assert lis["labels"] == list("ABCDEFHIKLMNOPQRTUVWXY") and "GIULIA" in " ".join(lis["training"]["config"]["test_signers"])
+
+
+def copy_model(tmp_path, name="asl-letters"):
+    dst = tmp_path / name
+    shutil.copytree(weights_dir() / name, dst)
+    return dst
+
+
+def test_corrupt_file_is_refused(tmp_path):
+    folder = copy_model(tmp_path)
+    data = bytearray((folder / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        OnnxClassifier(folder)
+
+
+def test_label_count_mismatch_is_refused(tmp_path):
+    folder = copy_model(tmp_path)
+    m = json.loads((folder / "manifest.json").read_text())
+    m["labels"] = m["labels"][:-1]
+    (folder / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="labels"):
+        OnnxClassifier(folder)
+
+
+def test_feature_size_mismatch_is_refused(tmp_path):
+    folder = copy_model(tmp_path)
+    m = json.loads((folder / "manifest.json").read_text())
+    m["features"] = FeatureSpec(("cart_scaled",)).to_dict()
+    (folder / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="features"):
+        OnnxClassifier(folder)
+
+
+def test_not_an_onnx_file_is_refused(tmp_path):
+    folder = copy_model(tmp_path)
+    (folder / "model.onnx").write_bytes(b"garbage")
+    m = json.loads((folder / "manifest.json").read_text())
+    m["sha256"] = sha256_file(folder / "model.onnx")
+    (folder / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="cannot load"):
+        OnnxClassifier(folder)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ModelError, match="shipped"):
+        OnnxClassifier("klingon-letters")

@@ -1,0 +1,1 @@
+"""Offline work: datasets, keypoint extraction, models, trainers, metrics."""

@@ -1,0 +1,69 @@
+"""``fingerspell eval``: the whole per-photo path (hand detection, features, classifier) over a dataset.
+
+Each image goes through MediaPipe in static-image mode with the same upscale-and-pad cascade
+as the keypoint cache, then the model's own feature spec and its ONNX file. An image with no
+hand found counts as wrong in ``accuracy`` and is left out of ``accuracy_detected``. Labels the
+model does not know are reported and left out; unreadable files are counted and skipped.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from realtime.classifier import OnnxClassifier
+from realtime.features import FeatureExtractor
+from realtime.hands import StaticHandDetector, pick_hand
+from training.data import ImageFolder, read_image
+from training.metrics import classification_report, format_report
+
+
+def evaluate(model: str, data: str | Path, signers: list[str] | None = None, limit: int | None = None,
+             json_out: str | Path | None = None, plot: str | Path | None = None, device: str = "auto",
+             hand: str = "any", progress: bool = True, seed: int = 0) -> dict:
+    clf = OnnxClassifier(model, device=device)
+    ds = ImageFolder(data)
+    samples = ds.samples
+    if signers:
+        samples = [s for s in samples if s.signer in set(signers)]
+        if not samples:
+            raise ValueError(f"no images of signer(s) {signers} in {ds.root}")
+    unknown = Counter(s.label for s in samples if s.label not in clf.labels)
+    samples = [s for s in samples if s.label in clf.labels]
+    if limit and len(samples) > limit:  # a stratified-ish random subset, reproducible
+        idx = np.sort(np.random.default_rng(seed).choice(len(samples), limit, replace=False))
+        samples = [samples[i] for i in idx]
+    if not samples:
+        raise ValueError(f"none of the labels in {ds.root} ({sorted(ds.labels)}) is known to the model "
+                         f"({clf.labels})")
+    detector = StaticHandDetector()
+    features = FeatureExtractor(clf.spec)
+    y_true, y_pred, unreadable = [], [], 0
+    for s in tqdm(samples, desc=f"eval {clf.manifest.name} on {ds.name}", unit="img", disable=not progress):
+        img = read_image(s.path)
+        if img is None:
+            unreadable += 1
+            continue
+        h = pick_hand(detector(img), hand)
+        y_true.append(clf.labels.index(s.label))
+        y_pred.append(-1 if h is None else int(np.argmax(clf(features(h)))))
+    detector.close()
+    rep = classification_report(np.array(y_true), np.array(y_pred), clf.labels)
+    rep.update(model=clf.manifest.name, data=str(ds.root), signers=signers or "all", unreadable=unreadable,
+               unknown_labels=dict(unknown))
+    if progress:
+        print(format_report(rep, f"{clf.manifest.name} on {ds.root}" + (f" signers {signers}" if signers else "")))
+        if unknown:
+            print(f"left out {sum(unknown.values())} images of labels the model does not know: {dict(unknown)}")
+        if unreadable:
+            print(f"skipped {unreadable} unreadable images")
+    if plot:
+        from training.plots import plot_confusion
+
+        plot_confusion(rep, plot, title=f"{clf.manifest.name} on {ds.name}: accuracy {rep['accuracy']:.1%}")
+    if json_out:
+        Path(json_out).write_text(json.dumps(rep, indent=1))
+    return rep

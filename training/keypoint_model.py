@@ -1,0 +1,43 @@
+"""The J2S classification stage (paper 003, section 4.3) as a stand-alone keypoint classifier.
+
+BatchNorm on the input features (the paper found raw polar coordinates hurt the classifier),
+then three fully connected layers interleaved with ReLU and dropout, AlexNet-style.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class KeypointClassifier(nn.Module):
+    def __init__(self, in_dim: int, num_classes: int, hidden: tuple[int, int] = (256, 128), dropout: float = 0.3):
+        super().__init__()
+        self.in_dim, self.num_classes, self.hidden, self.dropout = in_dim, num_classes, tuple(hidden), dropout
+        self.norm = nn.BatchNorm1d(in_dim)
+        self.fc1 = nn.Linear(in_dim, hidden[0])
+        self.fc2 = nn.Linear(hidden[0], hidden[1])
+        self.fc3 = nn.Linear(hidden[1], num_classes)
+        self.act = nn.ReLU()
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Features (B, in_dim) -> logits (B, num_classes)."""
+        x = self.norm(features)
+        x = self.drop(self.act(self.fc1(x)))
+        x = self.drop(self.act(self.fc2(x)))
+        return self.fc3(x)
+
+    def config(self) -> dict:
+        return {"in_dim": self.in_dim, "num_classes": self.num_classes, "hidden": list(self.hidden),
+                "dropout": self.dropout}
+
+
+class WithSoftmax(nn.Module):
+    """Wraps a logits model so the exported graph outputs probabilities."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(features), dim=-1)

@@ -1,0 +1,208 @@
+"""Run MediaPipe over a dataset once and cache the landmarks.
+
+Per image the cache keeps the 21x3 landmarks in the image's pixels, the physical handedness
+and its score, whether a hand was found, whether the file could be read, and the image size.
+The cache file name carries a key made of the dataset's content hash (manifest rows and file
+sizes) and the detector settings, so a changed dataset or setting never reuses stale points.
+Extraction saves a partial file every few hundred images; run it again and it resumes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from realtime.hands import StaticSettings
+from training.data import ImageFolder
+
+FORMAT_VERSION = 1
+CACHE_ENV = "FINGERSPELL_CACHE"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "fingerspell")) / "keypoints"
+
+
+@dataclass
+class KeypointSet:
+    """Landmarks of a whole dataset, aligned with its samples. Undetected rows hold NaN."""
+
+    dataset: np.ndarray  # (N,) str: dataset name
+    rel: np.ndarray  # (N,) str
+    labels: np.ndarray  # (N,) str
+    signers: np.ndarray  # (N,) str
+    source_splits: np.ndarray  # (N,) str
+    landmarks: np.ndarray  # (N, 21, 3) float32
+    is_left: np.ndarray  # (N,) bool
+    hand_score: np.ndarray  # (N,) float32
+    detected: np.ndarray  # (N,) bool
+    readable: np.ndarray  # (N,) bool
+    image_size: np.ndarray  # (N, 2) int32 (width, height)
+
+    FIELDS = ("dataset", "rel", "labels", "signers", "source_splits", "landmarks", "is_left", "hand_score",
+              "detected", "readable", "image_size")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx: np.ndarray) -> "KeypointSet":
+        return KeypointSet(**{f: getattr(self, f)[idx] for f in self.FIELDS})
+
+    @classmethod
+    def concat(cls, sets: list["KeypointSet"]) -> "KeypointSet":
+        return cls(**{f: np.concatenate([getattr(s, f) for s in sets]) for f in cls.FIELDS})
+
+    def groups(self) -> np.ndarray:
+        """'dataset/signer' per row: the unit that balanced sampling and signer splits work on."""
+        return np.char.add(np.char.add(self.dataset.astype(str), "/"), self.signers.astype(str))
+
+    def summary(self) -> str:
+        n = len(self)
+        return (f"{n} images, {int((~self.readable).sum())} unreadable, {int(self.detected.sum())} with a hand "
+                f"({self.detected.mean():.1%})" if n else "0 images")
+
+
+def cache_key(dataset: ImageFolder, settings: StaticSettings) -> str:
+    payload = json.dumps({"data": dataset.content_hash(), "settings": settings.to_dict(), "format": FORMAT_VERSION},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# --- worker side -------------------------------------------------------------------------
+_detector = None
+
+
+def _init_worker(settings_dict: dict) -> None:
+    global _detector
+    from realtime.hands import StaticHandDetector
+
+    views = tuple(tuple(v) for v in settings_dict["views"])
+    settings = StaticSettings(settings_dict["model"], settings_dict["min_detection"], settings_dict["min_side"], views,
+                              settings_dict["max_hands"])
+    _detector = StaticHandDetector(settings)
+
+
+def _process(item: tuple[int, str]):
+    from training.data import read_image
+
+    i, path = item
+    img = read_image(path)
+    if img is None:
+        return i, False, False, None, False, 0.0, 0, 0
+    h, w = img.shape[:2]
+    try:
+        hands = _detector(img)
+    except Exception:  # a frame MediaPipe chokes on is a miss, not a crash
+        hands = []
+    if not hands:
+        return i, True, False, None, False, 0.0, w, h
+    hand = hands[0]
+    return i, True, True, hand.landmarks, hand.is_left, hand.score, w, h
+
+
+# --- driver ------------------------------------------------------------------------------
+def _atomic_savez(path: Path, **arrays) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def extract_keypoints(dataset: ImageFolder, cache_dir: str | os.PathLike | None = None,
+                      settings: StaticSettings = StaticSettings(), workers: int | None = None,
+                      save_every: int = 500, progress: bool = True, limit: int | None = None) -> KeypointSet:
+    """Landmarks for every sample of ``dataset``, from the cache when it is current.
+
+    ``limit`` stops early after that many new images (for tests of resumption); the partial
+    file stays and the next call continues from it.
+    """
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = cache_key(dataset, settings)
+    final = cache_dir / f"{dataset.name}-{key}.npz"
+    partial = cache_dir / f"{dataset.name}-{key}.partial.npz"
+    n = len(dataset)
+    meta = dict(
+        dataset=np.array([dataset.name] * n),
+        rel=np.array([s.rel for s in dataset.samples]),
+        labels=np.array([s.label for s in dataset.samples]),
+        signers=np.array([s.signer for s in dataset.samples]),
+        source_splits=np.array([s.source_split for s in dataset.samples]),
+    )
+    if final.exists():
+        with np.load(final) as z:
+            return KeypointSet(**meta, **{f: z[f] for f in KeypointSet.FIELDS[5:]})
+
+    arrays = dict(landmarks=np.full((n, 21, 3), np.nan, np.float32), is_left=np.zeros(n, bool),
+                  hand_score=np.zeros(n, np.float32), detected=np.zeros(n, bool), readable=np.zeros(n, bool),
+                  image_size=np.zeros((n, 2), np.int32))
+    done = np.zeros(n, bool)
+    if partial.exists():
+        with np.load(partial) as z:
+            arrays = {k: z[k].copy() for k in arrays}
+            done = z["done"].copy()
+
+    todo = [(i, str(dataset.samples[i].path)) for i in np.flatnonzero(~done)]
+    if limit is not None:
+        todo = todo[:limit]
+    workers = workers or max(1, min(os.cpu_count() or 1, 8))
+
+    def store(res) -> None:
+        i, readable, detected, lm, is_left, score, w, h = res
+        arrays["readable"][i], arrays["detected"][i], arrays["image_size"][i] = readable, detected, (w, h)
+        if detected:
+            arrays["landmarks"][i], arrays["is_left"][i], arrays["hand_score"][i] = lm, is_left, score
+        done[i] = True
+
+    bar = tqdm(total=n, initial=int(done.sum()), desc=f"keypoints {dataset.name}", unit="img", disable=not progress)
+    since_save = 0
+    pool = None
+    try:
+        if workers == 1:
+            _init_worker(settings.to_dict())
+            results = map(_process, todo)
+        else:
+            pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(settings.to_dict(),))
+            results = pool.imap_unordered(_process, todo, chunksize=8)
+        for res in results:
+            store(res)
+            bar.update(1)
+            since_save += 1
+            if since_save >= save_every:
+                _atomic_savez(partial, done=done, **arrays)
+                since_save = 0
+        if pool is not None:
+            pool.close()
+            pool.join()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+        if not done.all():
+            _atomic_savez(partial, done=done, **arrays)
+    if not done.all():
+        return KeypointSet(**meta, **arrays)  # partial (only when limit was given)
+    _atomic_savez(final, **arrays)
+    partial.unlink(missing_ok=True)
+    kp = KeypointSet(**meta, **arrays)
+    if progress:
+        print(f"{dataset.name}: {kp.summary()} -> {final}")
+    return kp
+
+
+def load_keypoints(root: str | os.PathLike, labels=None, cache_dir=None, settings: StaticSettings = StaticSettings(),
+                   workers: int | None = None, progress: bool = True) -> KeypointSet:
+    """Extract (or load) the keypoints of one dataset folder, keeping only ``labels`` if given.
+
+    The cache always covers the whole folder, so filtering by label never forces a re-run.
+    """
+    ds = ImageFolder(root)
+    kp = extract_keypoints(ds, cache_dir, settings, workers, progress=progress)
+    if labels is not None:
+        kp = kp.subset(np.flatnonzero(np.isin(kp.labels, list(labels))))
+    return kp

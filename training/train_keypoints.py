@@ -1,0 +1,301 @@
+"""Train the keypoint classifier on cached MediaPipe landmarks.
+
+- Splits by signer or by dataset (what we report), or random (to compare with papers).
+- Sampling balanced across datasets, then signers, then classes: without it the 5,800
+  single-signer ``kaggle_asl`` photos would dominate a mix and the model would learn one person.
+- Augmentation on the landmarks before the features: in-plane rotation about the wrist,
+  scale, jitter, and (after the features) a dropped finger.
+- A checkpoint after every epoch (written atomically); the same command resumes a killed run.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from realtime.features import FINGERS, FeatureSpec
+from realtime.hands import StaticSettings
+from training.keypoint_model import KeypointClassifier
+from training.keypoints import KeypointSet, load_keypoints
+from training.metrics import classification_report, format_report
+from training.splits import stratified_indices
+
+ASL_LETTERS = list("ABCDEFGHIKLMNOPQRSTUVWXY")  # static ASL letters: A-Y without J and Z
+LIS_LETTERS = list("ABCDEFHIKLMNOPQRTUVWXY")  # LIS letters without motion: no G, J, S, Z
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]  # dataset folders
+    labels: list[str]
+    out: str
+    test_signers: list[str] = field(default_factory=list)  # "SIGNER" or "dataset/SIGNER"
+    test_datasets: list[str] = field(default_factory=list)  # dataset names held out whole
+    random_test: float = 0.0  # fraction for a stratified random test split (paper comparisons only)
+    val_fraction: float = 0.1
+    features: list[str] = field(default_factory=lambda: ["polar_scaled", "cart_scaled"])
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    dropout: float = 0.3
+    label_smoothing: float = 0.05
+    rotate_deg: float = 15.0
+    scale: float = 0.15
+    jitter: float = 0.02  # std of landmark noise, as a fraction of the hand size
+    drop_finger: float = 0.1  # probability of zeroing one finger's features
+    balance: bool = True
+    seed: int = 0
+    cache_dir: str | None = None
+    workers: int | None = None
+
+    def fingerprint(self) -> str:
+        """What must match for a checkpoint to be resumed (everything but where files go and how many workers)."""
+        d = asdict(self)
+        for k in ("out", "cache_dir", "workers"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class PreparedData:
+    kp: KeypointSet
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    y: np.ndarray
+    split_description: str
+    data_hashes: dict | None = None  # dataset name -> content sha256 (manifest rows and file sizes)
+
+
+def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
+    from training.data import ImageFolder
+
+    sets = [load_keypoints(d, labels=cfg.labels, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress)
+            for d in cfg.data]
+    hashes = {Path(d).name: ImageFolder(d).content_hash() for d in cfg.data}
+    kp = KeypointSet.concat(sets)
+    kp = kp.subset(np.flatnonzero(kp.readable))  # unreadable files were counted at extraction
+    y = np.array([cfg.labels.index(l) for l in kp.labels], dtype=np.int64)
+    groups = kp.groups()
+    is_test = np.isin(kp.dataset, cfg.test_datasets)
+    for s in cfg.test_signers:
+        hit = (groups == s) if "/" in s else (kp.signers == s)
+        if not hit.any():
+            raise ValueError(f"test signer {s!r} not found in {sorted(set(groups.tolist()))}")
+        is_test |= hit
+    descr = []
+    if cfg.test_signers:
+        descr.append(f"test signers {cfg.test_signers}")
+    if cfg.test_datasets:
+        descr.append(f"test datasets {cfg.test_datasets}")
+    pool = np.flatnonzero(~is_test)
+    if cfg.random_test > 0:
+        rest, rnd = stratified_indices(kp.labels[pool], (1 - cfg.random_test, cfg.random_test), cfg.seed)
+        is_test[pool[rnd]] = True
+        pool = pool[rest]
+        descr.append(f"stratified random {cfg.random_test:.0%} test")
+    test = np.flatnonzero(is_test)
+    pool = pool[kp.detected[pool]]  # training needs landmarks; undetected test images count as wrong
+    tr, va = stratified_indices(kp.labels[pool], (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed + 1)
+    return PreparedData(kp, pool[tr], pool[va], test, y, "; ".join(descr) or "no test split (all data trains)", hashes)
+
+
+def balanced_weights(kp: KeypointSet, idx: np.ndarray) -> np.ndarray:
+    """Sampling weight per row: each dataset equal, each signer equal within it, each class equal within a signer."""
+    ds, grp, lab = kp.dataset[idx], kp.groups()[idx], kp.labels[idx]
+    w = np.zeros(len(idx), dtype=np.float64)
+    for d in np.unique(ds):
+        in_d = ds == d
+        signers = np.unique(grp[in_d])
+        for g in signers:
+            in_g = grp == g
+            classes = np.unique(lab[in_g])
+            for c in classes:
+                m = in_g & (lab == c)
+                w[m] = 1.0 / (len(signers) * len(classes) * m.sum())
+    return w / w.sum()
+
+
+def augment_landmarks(lm: np.ndarray, rng: np.random.Generator, rotate_deg: float, scale: float,
+                      jitter: float) -> np.ndarray:
+    """Rotate about the wrist in the image plane, scale about the wrist, add noise scaled to the hand."""
+    from realtime.features import hand_size
+
+    b = lm.shape[0]
+    lm = lm.astype(np.float64).copy()
+    wrist = lm[:, :1, :2]
+    rel = lm[:, :, :2] - wrist
+    ang = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg, b))
+    c, s = np.cos(ang)[:, None], np.sin(ang)[:, None]
+    rx = c * rel[..., 0] - s * rel[..., 1]
+    ry = s * rel[..., 0] + c * rel[..., 1]
+    k = rng.uniform(1 - scale, 1 + scale, b)[:, None]
+    lm[:, :, 0] = wrist[..., 0] + k * rx
+    lm[:, :, 1] = wrist[..., 1] + k * ry
+    lm[:, :, 2] *= k
+    if jitter > 0:
+        size = hand_size(lm)[:, None, None]
+        lm += rng.normal(0, 1, lm.shape) * jitter * size
+    return lm
+
+
+def make_features(spec: FeatureSpec, kp: KeypointSet, idx: np.ndarray) -> np.ndarray:
+    return spec.compute(kp.landmarks[idx], kp.is_left[idx], kp.image_size[idx].astype(np.float64))
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) -> tuple[float, float, np.ndarray]:
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + 4096]) for i in range(0, len(x), 4096)]) if len(x) else torch.zeros(0)
+        loss = float(loss_fn(logits, y)) if len(x) else float("nan")
+        pred = logits.argmax(1).numpy() if len(x) else np.zeros(0, np.int64)
+    return loss, float((pred == y.numpy()).mean()) if len(x) else float("nan"), pred
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: PreparedData | None = None,
+          on_epoch_end=None) -> dict:
+    """Train, evaluate on the test split, write plots and metrics to ``cfg.out``. Returns the summary.
+
+    ``on_epoch_end(epoch)`` is called after each epoch's checkpoint is written (tests use it to kill a run).
+    """
+    from training.plots import plot_confusion, plot_history, plot_per_class
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)  # a small MLP: extra threads only contend (and oversubscribe parallel runs)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    data = data or prepare_data(cfg, progress)
+    kp = data.kp
+    spec_kwargs = {}
+    if "j2s_polar" in cfg.features:  # the paper's missing-wrist fallback: the training set's mean wrist
+        frac = kp.landmarks[data.train, 0, :2] / kp.image_size[data.train].astype(np.float64)
+        spec_kwargs["mean_wrist"] = tuple(float(v) for v in frac.mean(0))
+    spec = FeatureSpec(parts=tuple(cfg.features), **spec_kwargs)
+
+    x_val = torch.from_numpy(make_features(spec, kp, data.val))
+    y_val = torch.from_numpy(data.y[data.val])
+    model = KeypointClassifier(spec.dim, len(cfg.labels), tuple(cfg.hidden), cfg.dropout)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * max(
+        1, int(np.ceil(len(data.train) / cfg.batch_size))), pct_start=0.1)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    weights = balanced_weights(kp, data.train) if cfg.balance else np.full(len(data.train), 1 / len(data.train))
+    drop_cols = [spec.columns_for_joints(j) for j in FINGERS.values()]
+
+    history: list[dict] = []
+    best = {"val_loss": float("inf"), "epoch": -1, "state": None}
+    start_epoch = 0
+    ckpt_path = out / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=False)
+        if ck["fingerprint"] != cfg.fingerprint():
+            raise SystemExit(f"{ckpt_path} was made with a different configuration; use a new --out or --no-resume")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        history, best, start_epoch = ck["history"], ck["best"], ck["epoch"] + 1
+        rng.bit_generator.state = ck["numpy_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        if progress:
+            print(f"resuming from epoch {start_epoch} ({ckpt_path})")
+
+    steps = max(1, int(np.ceil(len(data.train) / cfg.batch_size)))
+    bar = tqdm(range(start_epoch, cfg.epochs), desc="train keypoints", unit="epoch", disable=not progress,
+               initial=start_epoch, total=cfg.epochs)
+    for epoch in bar:
+        t0 = time.time()
+        model.train()
+        order = rng.choice(data.train, size=steps * cfg.batch_size, replace=True, p=weights)
+        total = 0.0
+        for s in range(steps):
+            idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            lm = augment_landmarks(kp.landmarks[idx], rng, cfg.rotate_deg, cfg.scale, cfg.jitter)
+            feats = spec.compute(lm, kp.is_left[idx], kp.image_size[idx].astype(np.float64))
+            drop = rng.random(len(idx)) < cfg.drop_finger
+            for row in np.flatnonzero(drop):
+                feats[row, drop_cols[rng.integers(len(drop_cols))]] = 0.0
+            logits = model(torch.from_numpy(feats))
+            loss = loss_fn(logits, torch.from_numpy(data.y[idx]))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item()
+        val_loss, val_acc, _ = _evaluate(model, x_val, y_val, loss_fn)
+        history.append({"epoch": epoch, "train_loss": total / steps, "val_loss": val_loss, "val_accuracy": val_acc,
+                        "lr": sched.get_last_lr()[0], "seconds": time.time() - t0})
+        if val_loss < best["val_loss"]:
+            best = {"val_loss": val_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+        bar.set_postfix(loss=f"{total / steps:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        _atomic_torch_save({"fingerprint": cfg.fingerprint(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "history": history, "best": best, "epoch": epoch,
+                            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt_path)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+
+    model.load_state_dict(best["state"])
+    model.eval()
+    summary = {"config": asdict(cfg), "features": spec.to_dict(), "split": data.split_description,
+               "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
+               "counts": {"train": int(len(data.train)), "val": int(len(data.val)), "test": int(len(data.test))},
+               "train_data": sorted(set(kp.groups()[data.train].tolist())),
+               "data_sha256": data.data_hashes, "command": _command_line()}
+    if len(data.test):
+        pred = np.full(len(data.test), -1, np.int64)
+        det = kp.detected[data.test]
+        if det.any():
+            x = torch.from_numpy(make_features(spec, kp, data.test[det]))
+            with torch.no_grad():
+                pred[det] = model(x).argmax(1).numpy()
+        rep = classification_report(data.y[data.test], pred, cfg.labels)
+        summary["test"] = rep
+        plot_confusion(rep, out / "confusion_matrix.png", title=f"test: {data.split_description}\n"
+                       f"accuracy {rep['accuracy']:.1%} (detected {rep['accuracy_detected']:.1%})")
+        plot_per_class(rep, out / "per_class_accuracy.png")
+        if progress:
+            print(format_report(rep, f"test ({data.split_description})"))
+    _, val_acc, _ = _evaluate(model, x_val, y_val, loss_fn)
+    summary["val_accuracy"] = val_acc
+    plot_history(history, out / "loss_curves.png")
+    torch.save({"config": model.config(), "state_dict": model.state_dict(), "labels": cfg.labels,
+                "features": spec.to_dict()}, out / "model.pt")
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _command_line() -> str:
+    """The command that is running, as a user would type it (no virtual-environment paths)."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name in ("fingerspell", "cli.py"):
+        argv[0] = "fingerspell"
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def load_trained(path: str | Path) -> tuple[KeypointClassifier, list[str], FeatureSpec]:
+    """A model.pt written by :func:`train` -> (model in eval mode, labels, feature spec)."""
+    ck = torch.load(path, weights_only=False)
+    c = ck["config"]
+    model = KeypointClassifier(c["in_dim"], c["num_classes"], tuple(c["hidden"]), c["dropout"])
+    model.load_state_dict(ck["state_dict"])
+    return model.eval(), ck["labels"], FeatureSpec.from_dict(ck["features"])

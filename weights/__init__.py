@@ -1,0 +1,1 @@
+"""Shipped models: one folder per model with ``model.onnx`` and ``manifest.json``."""
