@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from realtime.capture import ImageFolderReader, make_reader
+from realtime.capture import ImageFolderReader, SourceError, make_reader
 from realtime.pipeline import STAGES, Recognizer, StageTimer
 
 
@@ -75,7 +75,7 @@ def run_bench(recognizer: Recognizer, source: str, frames: int = 300, warmup: in
                 reader = make_reader(source)
                 img = reader.grab()
                 if img is None:
-                    raise RuntimeError(f"{source!r} has no readable frames")
+                    raise SourceError(f"{source!r} has no readable frames")
             if folder:
                 img = letterbox(img, size)
         t_frame += 1 / 30  # pretend 30 FPS so the speller sees realistic timing

@@ -31,6 +31,7 @@ class Frame:
     t: float  # time.perf_counter() when it was captured
     image: np.ndarray  # BGR
     decode_ms: float
+    media_t: float | None = None  # seconds into a file (video position; image folders: index / nominal fps)
 
 
 def _valid(img) -> bool:
@@ -42,6 +43,7 @@ class _Reader:
 
     live = False
     corrupt = 0
+    position_s: float | None = None  # media time of the last grabbed frame, for files
 
     def grab(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -69,24 +71,40 @@ class VideoReader(_Reader):
         self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else 0
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
         self.corrupt = 0
+        self.position_s = None
+        self._first = None
+        if not live:  # a file that opens but holds no decodable frame is a bad source, not an empty result
+            self._first = self._read()
+            if self._first is None:
+                self.cap.release()
+                raise SourceError(f"no readable frames in video {spec!r}")
 
     def grab(self) -> np.ndarray | None:
+        if self._first is not None:
+            img, self._first = self._first, None
+            return img
+        return self._read()
+
+    def _read(self) -> np.ndarray | None:
         import cv2
 
         failures = 0
         while True:
             ok, img = self.cap.read()
             if ok and _valid(img):
+                self.corrupt += failures  # failures followed by a good frame were corrupt frames
+                if not self.live:
+                    ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+                    self.position_s = ms / 1000.0 if ms > 0 or self.position_s is None else self.position_s
                 return img
             pos = int(self.cap.get(cv2.CAP_PROP_POS_FRAMES))
             if not self.live and (self.frame_count <= 0 or pos >= self.frame_count):
                 return None  # end of file
             failures += 1
-            self.corrupt += 1
             if failures >= self.max_failures:
                 if self.live:
                     raise SourceError(f"{self.spec!r} stopped delivering frames ({failures} failures in a row)")
-                return None
+                return None  # a truncated file: its header promised more frames than it holds
             if self.live:
                 time.sleep(0.01)
 
@@ -97,25 +115,30 @@ class VideoReader(_Reader):
 class ImageFolderReader(_Reader):
     """Every image under a folder (recursively, sorted by path); unreadable files are skipped and counted."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, fps: float = 30.0):
         self.files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not self.files:
             raise SourceError(f"no images in folder {str(folder)!r}")
         self._i = 0
+        self._good = 0
         self.corrupt = 0
-        self.fps = 0.0
+        self.fps = fps  # nominal: image k is shown at k / fps, however fast the machine is
+        self.position_s = None
 
     def grab(self) -> np.ndarray | None:
         while self._i < len(self.files):
             img = read_image(self.files[self._i])
             self._i += 1
             if img is not None:
+                self.position_s = self._good / self.fps
+                self._good += 1
                 return img
             self.corrupt += 1
         return None
 
 
-def make_reader(source: str | int, width: int | None = None, height: int | None = None) -> _Reader:
+def make_reader(source: str | int, width: int | None = None, height: int | None = None,
+                folder_fps: float = 30.0) -> _Reader:
     """Camera index ('0'), video file, image folder or stream URL -> a reader; SourceError if it cannot open."""
     s = str(source)
     if s.isdigit():
@@ -124,7 +147,7 @@ def make_reader(source: str | int, width: int | None = None, height: int | None 
         return VideoReader(s, live=True)
     p = Path(s).expanduser()
     if p.is_dir():
-        return ImageFolderReader(p)
+        return ImageFolderReader(p, folder_fps)
     if p.is_file():
         return VideoReader(str(p), live=False)
     raise SourceError(f"source {s!r} is not a camera index, an existing file or folder, or a URL")
@@ -142,6 +165,8 @@ class ThreadedCapture:
         self._done = False
         self._error: Exception | None = None
         self._stop = False
+        self._closed = False
+        self._release_in_thread = False
         self._index = 0
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
@@ -157,7 +182,8 @@ class ThreadedCapture:
                 img = self.reader.grab()
                 if img is None:
                     break
-                frame = Frame(self._index, time.perf_counter(), img, (time.perf_counter() - t0) * 1000)
+                frame = Frame(self._index, time.perf_counter(), img, (time.perf_counter() - t0) * 1000,
+                              None if self.live else self.reader.position_s)
                 self._index += 1
                 with self._cond:
                     if not self.live:
@@ -167,15 +193,20 @@ class ThreadedCapture:
                         self.dropped += 1
                     self._frame = frame
                     self._cond.notify_all()
-        except Exception as e:  # surfaced to the consumer by read()
+        except BaseException as e:  # surfaced to the consumer by read(), never mistaken for the end
             self._error = e
         finally:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
+                release = self._release_in_thread
+            if release:  # close() gave up waiting while grab() was blocked: release here, after it returned
+                self.reader.close()
 
     def read(self, timeout: float = 5.0) -> Frame | None:
-        """The next (live: newest) frame; None when the source has ended."""
+        """The next (live: newest) frame; None when the source has ended or was closed."""
+        if self._closed:
+            return None
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._frame is None and not self._done:
@@ -190,10 +221,17 @@ class ThreadedCapture:
         return frame
 
     def close(self) -> None:
-        self._stop = True
+        if self._closed:
+            return
+        self._closed = self._stop = True
         with self._cond:
+            self._frame = None
             self._cond.notify_all()
         self._thread.join(timeout=2.0)
+        with self._cond:
+            if self._thread.is_alive():  # blocked inside grab(): releasing under it is undefined in OpenCV
+                self._release_in_thread = True
+                return
         self.reader.close()
 
     def __enter__(self) -> "ThreadedCapture":
@@ -203,5 +241,6 @@ class ThreadedCapture:
         self.close()
 
 
-def open_source(source: str | int, width: int | None = None, height: int | None = None) -> ThreadedCapture:
-    return ThreadedCapture(make_reader(source, width, height))
+def open_source(source: str | int, width: int | None = None, height: int | None = None,
+                folder_fps: float = 30.0) -> ThreadedCapture:
+    return ThreadedCapture(make_reader(source, width, height, folder_fps))

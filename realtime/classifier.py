@@ -36,7 +36,13 @@ def resolve_model(name_or_path: str | Path) -> Path:
     """A shipped model name (``asl-letters``), a model folder, or a manifest / .onnx path -> model folder."""
     p = Path(name_or_path)
     if p.is_file():
-        p = p.parent
+        folder = p.parent
+        if p.name != MANIFEST and (folder / MANIFEST).is_file():
+            named = Manifest.load(folder).file
+            if p.name != named:
+                raise ModelError(f"{p} is not the model its folder's {MANIFEST} describes ({named}); "
+                                 "give the folder, or a folder of its own with a manifest")
+        p = folder
     if (p / MANIFEST).is_file():
         return p
     shipped = weights_dir() / str(name_or_path)
@@ -119,10 +125,13 @@ class OnnxClassifier:
         self.spec = self.manifest.features
 
     def _check_io(self) -> None:
+        """The graph's inputs, outputs and embedded labels / feature spec must be what the manifest says."""
         m = self.manifest
         ins, outs = self.session.get_inputs(), self.session.get_outputs()
         if len(ins) != 1 or ins[0].name != m.input_name:
             raise ModelError(f"{self.path}: inputs {[i.name for i in ins]} but the manifest says [{m.input_name!r}]")
+        if ins[0].type != "tensor(float)":
+            raise ModelError(f"{self.path}: input {ins[0].name!r} is {ins[0].type}, expected tensor(float) (float32)")
         dim = ins[0].shape[-1]
         if isinstance(dim, int) and dim != m.features.dim:
             raise ModelError(f"{self.path}: input has {dim} features but the manifest's feature spec gives {m.features.dim}")
@@ -132,6 +141,13 @@ class OnnxClassifier:
         n = out[m.output_name].shape[-1]
         if isinstance(n, int) and n != len(m.labels):
             raise ModelError(f"{self.path}: {n} outputs but the manifest lists {len(m.labels)} labels")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "labels" in meta and json.loads(meta["labels"]) != m.labels:
+            raise ModelError(f"{self.path}: the labels inside the ONNX file differ from the manifest's "
+                             f"(file: {json.loads(meta['labels'])}, manifest: {m.labels})")
+        if "features" in meta and FeatureSpec.from_dict(json.loads(meta["features"])) != m.features:
+            raise ModelError(f"{self.path}: the feature spec inside the ONNX file ({json.loads(meta['features'])}) "
+                             f"differs from the manifest's ({m.features.to_dict()})")
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(features, dtype=np.float32).reshape(-1, self.spec.dim)

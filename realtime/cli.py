@@ -15,6 +15,28 @@ def _fail(msg: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def _int_range(lo: int, hi: int | None = None):
+    """argparse type: an integer in [lo, hi], with a clear message otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi if hi is not None else 'inf'}")
+        return value
+    return parse
+
+
+def _writable(path: str | None) -> str | None:
+    """Fail before the work, not after it, when an output file cannot be written."""
+    if path:
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise SystemExit(_fail(f"cannot write {path}: folder {parent} does not exist"))
+    return path
+
+
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="asl-letters",
                    help="shipped model name (see 'fingerspell models') or a folder with model.onnx + manifest.json "
@@ -23,7 +45,8 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="MediaPipe hand-landmark model: lite is faster, full a little more accurate (default: %(default)s)")
     p.add_argument("--hand", choices=("any", "right", "left"), default="any",
                    help="which hand spells; 'any' takes the largest hand in view (default: %(default)s)")
-    p.add_argument("--max-hands", type=int, default=2, help="hands MediaPipe tracks at once (default: %(default)s)")
+    p.add_argument("--max-hands", type=_int_range(1, 4), default=2,
+                   help="hands MediaPipe tracks at once, 1 to 4 (default: %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="ONNX Runtime device for the classifier; auto uses CUDA when onnxruntime-gpu has it "
                         "(default: %(default)s)")
@@ -60,11 +83,12 @@ def cmd_live(args) -> int:
     window = not args.no_window
     if window and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("win32", "darwin")):
         return _fail("no display to open a window on; use --no-window (with --jsonl FILE to record results)")
+    _writable(args.jsonl)
     try:
         rec = _recognizer(args)
         text = run_live(rec, args.source, window=window, jsonl=args.jsonl, mirror=not args.no_mirror,
-                        max_frames=args.max_frames, width=args.width, height=args.height)
-    except (SourceError, ModelError) as e:
+                        max_frames=args.max_frames, width=args.width, height=args.height, folder_fps=args.fps)
+    except (SourceError, ModelError, OSError) as e:
         return _fail(str(e))
     print(text)
     return 0
@@ -75,6 +99,8 @@ def cmd_eval(args) -> int:
     from training.data import DatasetError
     from training.evaluate import evaluate
 
+    _writable(args.json)
+    _writable(args.plot)
     try:
         evaluate(args.model, args.data, signers=args.signers, limit=args.limit, json_out=args.json,
                  plot=args.plot, device=args.device, hand=args.hand)
@@ -88,6 +114,7 @@ def cmd_bench(args) -> int:
     from realtime.capture import SourceError
     from realtime.classifier import ModelError
 
+    _writable(args.json)
     try:
         run_bench(_recognizer(args), args.source, frames=args.frames, size=(args.width, args.height),
                   json_out=args.json)
@@ -172,6 +199,8 @@ def cmd_train_extract(args) -> int:
 def cmd_export(args) -> int:
     from export.onnx_export import export_keypoint_model
 
+    if not os.path.isfile(args.checkpoint):
+        return _fail(f"checkpoint not found: {args.checkpoint}")
     export_keypoint_model(args.checkpoint, args.out, name=args.name)
     return 0
 
@@ -197,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--no-mirror", action="store_true", help="show the camera image as is instead of a mirror view")
     live.add_argument("--width", type=int, help="ask the camera for this frame width")
     live.add_argument("--height", type=int, help="ask the camera for this frame height")
-    live.add_argument("--max-frames", type=int, help="stop after this many frames")
+    live.add_argument("--max-frames", type=_int_range(1), help="stop after this many frames")
+    live.add_argument("--fps", type=float, default=30.0,
+                      help="frame rate at which an image-folder source is played (its images have no timestamps)")
     live.set_defaults(func=cmd_live)
 
     ev = sub.add_parser("eval", help="accuracy of the whole per-image path on a labelled image folder",
@@ -207,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_options(ev)
     ev.add_argument("--data", required=True, help="image-folder dataset (LABEL/image files, optional manifest.csv)")
     ev.add_argument("--signers", nargs="+", help="only these signers (manifest column 'signer'), e.g. GIULIA")
-    ev.add_argument("--limit", type=int, help="evaluate a reproducible random subset of this many images")
+    ev.add_argument("--limit", type=_int_range(1), help="evaluate a reproducible random subset of this many images")
     ev.add_argument("--json", metavar="OUT", help="write the report as JSON")
     ev.add_argument("--plot", metavar="PNG", default="confusion_matrix.png", help="confusion-matrix image")
     ev.set_defaults(func=cmd_eval)
@@ -216,9 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Times capture/decode, hands, features, classifier, smoothing and overlay on "
                                     "each frame and prints median and p95 milliseconds and FPS.")
     be.add_argument("--source", required=True, help="video file or image folder (images are letterboxed to --width x --height)")
-    be.add_argument("--frames", type=int, default=300, help="frames to time after 10 warm-up frames")
-    be.add_argument("--width", type=int, default=640, help="frame width for image folders")
-    be.add_argument("--height", type=int, default=480, help="frame height for image folders")
+    be.add_argument("--frames", type=_int_range(1), default=300, help="frames to time after 10 warm-up frames")
+    be.add_argument("--width", type=_int_range(32), default=640, help="frame width for image folders")
+    be.add_argument("--height", type=_int_range(32), default=480, help="frame height for image folders")
     be.add_argument("--json", metavar="OUT", help="write the figures as JSON")
     _add_runtime_options(be)
     be.set_defaults(func=cmd_bench)

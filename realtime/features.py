@@ -185,8 +185,12 @@ class FeatureSpec:
         landmarks: np.ndarray,
         is_left: np.ndarray | bool = False,
         image_size: np.ndarray | Sequence[float] = (1.0, 1.0),
+        wrist_present: np.ndarray | bool = True,
     ) -> np.ndarray:
-        """Landmarks (..., 21, 3) in pixels -> features (..., dim) float32."""
+        """Landmarks (..., 21, 3) in pixels -> features (..., dim) float32.
+
+        ``wrist_present`` matters only to ``j2s_polar`` (a regressor may miss the wrist; MediaPipe never does).
+        """
         lm = _check(landmarks)
         size = np.broadcast_to(np.asarray(image_size, dtype=np.float64), lm.shape[:-2] + (2,))
         if self.canonical:
@@ -194,16 +198,14 @@ class FeatureSpec:
         out = []
         for part in self.parts:
             if part == "j2s_polar":
-                f = j2s_polar(lm, size, mean_wrist=self.mean_wrist)
+                f = j2s_polar(lm, size, wrist_present, mean_wrist=self.mean_wrist)
             elif part == "polar_scaled":
                 f = polar_scaled(lm)
             elif part == "geometry":
                 f = hand_geometry(lm)
             else:
                 f = cart_scaled(lm)
-            out.append(f.reshape(lm.shape[:-2] + (-1,)))
-        if not out[0].shape[-1]:
-            raise AssertionError("empty feature part")
+            out.append(f.reshape(lm.shape[:-2] + (PARTS[part][1],)))  # explicit size: works for empty batches
         return np.concatenate(out, axis=-1).astype(np.float32)
 
     def to_dict(self) -> dict:

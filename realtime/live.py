@@ -29,7 +29,7 @@ class FpsMeter:
 
 def run_live(recognizer: Recognizer, source: str, window: bool = True, jsonl: str | Path | None = None,
              mirror: bool = True, max_frames: int | None = None, width: int | None = None,
-             height: int | None = None, show_timing: bool = True) -> str:
+             height: int | None = None, show_timing: bool = True, folder_fps: float = 30.0) -> str:
     """Run until the source ends, 'q' is pressed or Ctrl-C; returns the spelled text.
 
     Raises :class:`realtime.capture.SourceError` if the source cannot be opened.
@@ -38,8 +38,13 @@ def run_live(recognizer: Recognizer, source: str, window: bool = True, jsonl: st
 
     from realtime.overlay import draw
 
-    reader = make_reader(source, width, height)
-    out = open(jsonl, "w", encoding="utf-8") if jsonl else None
+    out = open(jsonl, "w", encoding="utf-8") if jsonl else None  # before the source: a bad path fails first
+    try:
+        reader = make_reader(source, width, height, folder_fps)
+    except BaseException:
+        if out:
+            out.close()
+        raise
     fps = FpsMeter()
     frames = 0
     t_start = time.perf_counter()
@@ -58,8 +63,8 @@ def run_live(recognizer: Recognizer, source: str, window: bool = True, jsonl: st
                     break
                 timer = StageTimer()
                 timer.ms["capture"] = frame.decode_ms
-                # Files: the frame's own timestamp from the frame rate, so results don't depend on machine speed.
-                t = frame.index / reader.fps if (not reader.live and reader.fps > 0) else frame.t
+                # Files: the frame's media time, so results don't depend on machine speed.
+                t = frame.media_t if frame.media_t is not None else frame.t
                 result = recognizer.process(frame.image, t, timer)
                 rate = fps.tick(time.perf_counter())
                 if window:

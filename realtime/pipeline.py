@@ -83,9 +83,7 @@ class Recognizer:
             with timer("classifier"):
                 probs = self.classifier(x)
         with timer("smoothing"):
-            if hand is None:
-                self.smoother.reset()
-            else:
+            if hand is not None:  # across a gap the smoother's time constant fades the old reading out by itself
                 p = self.smoother(probs, t)
                 k = int(np.argmax(p))
                 letter, conf = self.labels[k], float(p[k])

@@ -5,7 +5,7 @@ state machine that commits letters:
 
 - a letter is committed once it has been the (confident) reading for ``hold_s`` seconds;
 - the same letter twice needs a *release* in between: the hand leaves, or another (or no
-  confident) reading lasts ``release_s``;
+  confident) reading lasts, for at least ``release_s`` (a single dropped frame is not a release);
 - a space is added once when the hand has been gone for ``space_after_s`` (never twice, never
   at the start).
 """
@@ -51,7 +51,7 @@ class Speller:
     text: str = ""
 
     def __post_init__(self):
-        self._candidate: str | None = None
+        self._candidate: object = object()  # a sentinel: no reading yet
         self._since = 0.0
         self._last: str | None = None  # last committed letter
         self._released = True
@@ -59,23 +59,33 @@ class Speller:
         self._spaced = False
 
     def update(self, t: float, letter: str | None, confidence: float = 1.0, hand_present: bool = True) -> str | None:
-        """Feed one frame; returns what was committed this frame ('A', ' ') or None."""
+        """Feed one frame; returns what was committed this frame ('A', ' ') or None.
+
+        A reading (or an absence) lasts from its first frame until the frame that ends it, so
+        durations come out right at any frame rate.
+        """
         c = self.config
         if not hand_present:
-            self._candidate = None
-            self._released = True
             if self._gone_since is None:
+                self._end_reading(t)
                 self._gone_since = t
+            if t - self._gone_since >= c.release_s:
+                self._released = True
             if (not self._spaced and self.text and not self.text.endswith(" ")
                     and t - self._gone_since >= c.space_after_s):
                 self.text += " "
                 self._spaced = True
                 return " "
             return None
-        self._gone_since = None
+        if self._gone_since is not None:  # the hand is back
+            if t - self._gone_since >= c.release_s:
+                self._released = True
+            self._gone_since = None
+            self._candidate, self._since = object(), t  # no reading carries over a gap
         self._spaced = False
         reading = letter if (letter is not None and confidence >= c.min_confidence) else None
         if reading != self._candidate:
+            self._end_reading(t)
             self._candidate, self._since = reading, t
         held = t - self._since
         if reading != self._last and held >= c.release_s:
@@ -85,6 +95,13 @@ class Speller:
             self._last, self._released = reading, False
             return reading
         return None
+
+    def _end_reading(self, t: float) -> None:
+        """The current reading ends at t: if it was not the last letter and lasted release_s, that is a release."""
+        if self._candidate is not None and self._candidate != self._last and t - self._since >= self.config.release_s:
+            self._released = True
+        elif self._candidate is None and self._last is not None and t - self._since >= self.config.release_s:
+            self._released = True  # an unsure shape held long enough
 
     @property
     def pending(self) -> tuple[str | None, float]:

@@ -78,3 +78,28 @@ def test_cli_live_with_a_bad_source_exits_2_with_one_line():
     assert r.returncode == 2
     errors = [l for l in r.stderr.splitlines() if l.startswith("fingerspell: error")]
     assert len(errors) == 1 and "/no/such/video.mp4" in errors[0]
+
+
+def test_files_carry_media_time_so_results_do_not_depend_on_speed(tmp_path):
+    import cv2
+
+    path = tmp_path / "v.mp4"
+    write_video(path)  # 10 FPS
+    with open_source(path) as cap:
+        times = []
+        while (f := cap.read()) is not None:
+            times.append(f.media_t)
+    np.testing.assert_allclose(times, np.arange(20) / 10, atol=1e-3)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((20, 20, 3), i, np.uint8))
+    with open_source(tmp_path, folder_fps=5) as cap:
+        assert [cap.read().media_t for _ in range(3)] == [0.0, 0.2, 0.4]
+
+
+def test_read_after_close_returns_none(tmp_path):
+    path = tmp_path / "v.mp4"
+    write_video(path)
+    cap = open_source(path)
+    assert cap.read() is not None
+    cap.close()
+    assert cap.read() is None

@@ -126,3 +126,13 @@ def test_columns_for_joints_and_spec_roundtrip():
         FeatureSpec.from_dict({**spec.to_dict(), "dim": 3})
     with pytest.raises(ValueError):
         spec.compute(np.zeros((20, 3)))
+
+
+def test_empty_batch_and_missing_wrist_through_the_spec():
+    spec = FeatureSpec(("j2s_polar", "cart_scaled"), mean_wrist=(0.5, 0.5))
+    assert spec.compute(np.zeros((0, 21, 3)), np.zeros(0, bool), np.zeros((0, 2))).shape == (0, spec.dim)
+    lm = a_hand()
+    with_wrist = spec.compute(lm, False, (640, 480), wrist_present=True)
+    without = spec.compute(lm, False, (640, 480), wrist_present=False)  # uses the mean wrist (320, 240)
+    assert not np.allclose(with_wrist[:42], without[:42])
+    np.testing.assert_allclose(without[:42].reshape(21, 2), j2s_polar(lm, (640, 480), False, (0.5, 0.5)), atol=1e-6)

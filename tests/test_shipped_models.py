@@ -73,6 +73,32 @@ def test_feature_size_mismatch_is_refused(tmp_path):
         OnnxClassifier(folder)
 
 
+def test_swapped_labels_are_refused(tmp_path):
+    folder = copy_model(tmp_path)
+    m = json.loads((folder / "manifest.json").read_text())
+    m["labels"][0], m["labels"][1] = m["labels"][1], m["labels"][0]  # same count, wrong order
+    (folder / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="labels inside the ONNX file"):
+        OnnxClassifier(folder)
+
+
+def test_reordered_features_of_the_same_size_are_refused(tmp_path):
+    folder = copy_model(tmp_path)
+    m = json.loads((folder / "manifest.json").read_text())
+    m["features"] = FeatureSpec(("cart_scaled", "polar_scaled"), canonical=False).to_dict()  # still 105 values
+    (folder / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="feature spec inside"):
+        OnnxClassifier(folder)
+
+
+def test_a_file_other_than_the_manifests_is_refused(tmp_path):
+    folder = copy_model(tmp_path)
+    shutil.copy(folder / "model.onnx", folder / "other.onnx")
+    with pytest.raises(ModelError, match="not the model"):
+        OnnxClassifier(folder / "other.onnx")
+    assert OnnxClassifier(folder / "model.onnx").labels  # the manifest's own file is fine
+
+
 def test_not_an_onnx_file_is_refused(tmp_path):
     folder = copy_model(tmp_path)
     (folder / "model.onnx").write_bytes(b"garbage")

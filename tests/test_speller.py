@@ -105,3 +105,25 @@ def test_smoother_time_constant_independent_of_frame_rate(fps):
     assert p[1] == pytest.approx(1 - np.exp(-t / 0.2), abs=1e-9)
     sm.reset()
     np.testing.assert_allclose(sm(a, 5.0), a)
+
+
+def test_a_single_dropped_frame_is_not_a_release():
+    s = make()
+    play(s, [("A", 1.0), (None, DT), ("A", 1.0)])
+    assert s.text == "A"
+    s = make()
+    play(s, [("A", 1.0), ("?", DT), ("A", 1.0)])
+    assert s.text == "A"
+
+
+def test_durations_are_right_at_a_low_frame_rate():
+    """At 2 FPS a single unsure frame lasts 0.5 s: longer than release_s, so the double letter counts."""
+    s = make()
+    t = 0.0
+    for reading in ["L", "L", "L", "?", "L", "L", "L"]:
+        if reading == "?":
+            s.update(t, "L", 0.1)
+        else:
+            s.update(t, reading, 0.95)
+        t += 0.5
+    assert s.text == "LL"

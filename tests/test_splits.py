@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from training.splits import (leave_one_signer_out, limit_per_class, signer_split, source_split, stratified_indices,
+from training.data import source_photo_id
+from training.splits import (grouped_stratified_indices, leave_one_signer_out, limit_per_class, signer_split, source_split, stratified_indices,
                              stratified_split)
 
 LABELS = np.array(list("AAAAAAAAAABBBBBBBBBBCCCCCCCCCC"))
@@ -48,3 +49,14 @@ def test_source_split():
 def test_limit_per_class():
     keep = limit_per_class(LABELS, np.arange(len(LABELS)), k=3, seed=1)
     assert len(keep) == 9 and all((LABELS[keep] == c).sum() == 3 for c in "ABC")
+
+
+def test_copies_of_one_photo_stay_together():
+    rel = [f"{c}/{c}{i}_jpg.rf.{h}.jpg" for c in "AB" for i in range(6) for h in ("aa11", "bb22", "cc33")]
+    groups = [source_photo_id(r) for r in rel]
+    assert groups[0] == "A/A0" and len(set(groups)) == 12
+    labels = [r[0] for r in rel]
+    tr, va = grouped_stratified_indices(labels, groups, (0.5, 0.5), seed=0)
+    g = np.array(groups)
+    assert not set(g[tr]) & set(g[va]) and len(tr) == len(va) == 18
+    assert source_photo_id("A/a_GIULIA_25_front.JPG") == "A/a_GIULIA_25_front.JPG"

@@ -99,3 +99,12 @@ def test_augmentation_keeps_the_wrist_and_the_hand_shape_roughly():
     d_in = np.linalg.norm(lm[:, 8, :2] - lm[:, 0, :2], axis=-1)
     d_out = np.linalg.norm(out[:, 8, :2] - out[:, 0, :2], axis=-1)
     assert np.all(np.abs(d_out / d_in - 1) <= 0.1 + 1e-6)
+
+
+def test_resume_refuses_changed_data(tmp_path):
+    data = synthetic()
+    data.data_hashes = {"toy": "one"}
+    train(cfg(tmp_path, "run", 2), progress=False, data=data)
+    data.data_hashes = {"toy": "two"}
+    with pytest.raises(SystemExit, match="different data"):
+        train(cfg(tmp_path, "run", 2), progress=False, data=data)

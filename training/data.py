@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,15 @@ class ImageFolder:
                 size = -1
             h.update(f"{s.rel}\t{s.label}\t{s.signer}\t{s.source_split}\t{size}\n".encode())
         return h.hexdigest()
+
+
+_ROBOFLOW_COPY = re.compile(r"_(jpe?g|png)\.rf\.[0-9a-fA-F]+\.\w+$")
+
+
+def source_photo_id(rel: str) -> str:
+    """The photo a file was derived from: Roboflow exports several augmented copies of one photo
+    (``A11_jpg.rf.<hash>.jpg``), which must never straddle a train / validation / test boundary."""
+    return _ROBOFLOW_COPY.sub("", rel)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray | None:

@@ -39,6 +39,12 @@ def evaluate(model: str, data: str | Path, signers: list[str] | None = None, lim
     if not samples:
         raise ValueError(f"none of the labels in {ds.root} ({sorted(ds.labels)}) is known to the model "
                          f"({clf.labels})")
+    trained = clf.manifest.raw.get("training", {})
+    held_out = set((trained.get("config") or {}).get("test_signers") or [])
+    if ds.name in (trained.get("data") or []) and not (signers and set(signers) <= held_out):
+        print(f"warning: {clf.manifest.name} was trained on {ds.name!r}"
+              + (f" (all but signers {sorted(held_out)})" if held_out else "")
+              + ": these figures are not on unseen data")
     detector = StaticHandDetector()
     features = FeatureExtractor(clf.spec)
     y_true, y_pred, unreadable = [], [], 0

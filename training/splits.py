@@ -44,6 +44,15 @@ def stratified_indices(labels: Sequence[str], fractions: Sequence[float], seed: 
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 
+def grouped_stratified_indices(labels: Sequence[str], groups: Sequence[str], fractions: Sequence[float],
+                               seed: int = 0) -> list[np.ndarray]:
+    """Like :func:`stratified_indices`, but whole groups (e.g. copies of one photo) go to one part."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    uniq, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    parts = stratified_indices(labels[first], fractions, seed)  # each group stratified by its first row's label
+    return [np.sort(np.flatnonzero(np.isin(inverse, p))) for p in parts]
+
+
 def stratified_split(labels: Sequence[str], val: float = 0.17, test: float = 0.17, seed: int = 0) -> Split:
     tr, va, te = stratified_indices(labels, (1 - val - test, val, test), seed)
     return Split(tr, va, te, f"stratified random {1 - val - test:.0%}/{val:.0%}/{test:.0%} (seed {seed})")

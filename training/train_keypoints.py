@@ -29,7 +29,8 @@ from realtime.hands import StaticSettings
 from training.keypoint_model import KeypointClassifier
 from training.keypoints import KeypointSet, load_keypoints
 from training.metrics import classification_report, format_report
-from training.splits import stratified_indices
+from training.data import source_photo_id
+from training.splits import grouped_stratified_indices
 
 ASL_LETTERS = list("ABCDEFGHIKLMNOPQRSTUVWXY")  # static ASL letters: A-Y without J and Z
 LIS_LETTERS = list("ABCDEFHIKLMNOPQRTUVWXY")  # LIS letters without motion: no G, J, S, Z
@@ -101,15 +102,18 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
         descr.append(f"test signers {cfg.test_signers}")
     if cfg.test_datasets:
         descr.append(f"test datasets {cfg.test_datasets}")
+    photos = np.char.add(np.char.add(kp.dataset.astype(str), "/"), [source_photo_id(r) for r in kp.rel])
     pool = np.flatnonzero(~is_test)
     if cfg.random_test > 0:
-        rest, rnd = stratified_indices(kp.labels[pool], (1 - cfg.random_test, cfg.random_test), cfg.seed)
+        rest, rnd = grouped_stratified_indices(kp.labels[pool], photos[pool], (1 - cfg.random_test, cfg.random_test),
+                                               cfg.seed)
         is_test[pool[rnd]] = True
         pool = pool[rest]
         descr.append(f"stratified random {cfg.random_test:.0%} test")
     test = np.flatnonzero(is_test)
     pool = pool[kp.detected[pool]]  # training needs landmarks; undetected test images count as wrong
-    tr, va = stratified_indices(kp.labels[pool], (1 - cfg.val_fraction, cfg.val_fraction), cfg.seed + 1)
+    tr, va = grouped_stratified_indices(kp.labels[pool], photos[pool], (1 - cfg.val_fraction, cfg.val_fraction),
+                                        cfg.seed + 1)
     return PreparedData(kp, pool[tr], pool[va], test, y, "; ".join(descr) or "no test split (all data trains)", hashes)
 
 
@@ -210,6 +214,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
         ck = torch.load(ckpt_path, weights_only=False)
         if ck["fingerprint"] != cfg.fingerprint():
             raise SystemExit(f"{ckpt_path} was made with a different configuration; use a new --out or --no-resume")
+        if ck.get("data_sha256") != data.data_hashes:
+            raise SystemExit(f"{ckpt_path} was made from different data (dataset content changed); "
+                             "use a new --out or --no-resume")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -247,7 +254,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
         if val_loss < best["val_loss"]:
             best = {"val_loss": val_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         bar.set_postfix(loss=f"{total / steps:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
-        _atomic_torch_save({"fingerprint": cfg.fingerprint(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+        _atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": data.data_hashes, "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "scheduler": sched.state_dict(), "history": history, "best": best, "epoch": epoch,
                             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt_path)
         if on_epoch_end is not None:
