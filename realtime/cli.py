@@ -153,6 +153,7 @@ def cmd_train_keypoints(args) -> int:
                                    "seed": args.seed, "cache_dir": args.cache_dir, "workers": args.workers,
                                    "features": args.features.split(",") if args.features else None,
                                    "test_signers": args.test_signers, "test_datasets": args.test_datasets,
+                                   "random_test": args.random_test,
                                    "balance": False if args.no_balance else None}.items() if v is not None}
     if args.preset:
         cfg = preset(args.preset, _datasets_root(args.datasets), args.out or f"runs/{args.preset}", **overrides)
@@ -277,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     kp.add_argument("--labels", help="comma-separated labels to learn, without --preset")
     kp.add_argument("--test-signers", nargs="+", help="hold out these signers for testing ('GIULIA' or 'massey/hand1')")
     kp.add_argument("--test-datasets", nargs="+", help="hold out whole datasets for testing (by folder name)")
+    kp.add_argument("--random-test", type=float, metavar="FRACTION",
+                    help="also hold out a stratified random fraction for testing (to compare with papers that used "
+                         "a random split; it says little about new signers)")
     kp.add_argument("--features", help="comma-separated feature parts: j2s_polar, polar_scaled, cart_scaled, geometry "
                                        "(default: polar_scaled,cart_scaled)")
     kp.add_argument("--epochs", type=int, help="epochs (preset: 60)")
