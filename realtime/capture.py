@@ -71,7 +71,6 @@ class VideoReader(_Reader):
         self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else 0
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
         self.corrupt = 0
-        self.position_s = None
         self._first = None
         if not live:  # a file that opens but holds no decodable frame is a bad source, not an empty result
             self._first = self._read()
@@ -95,7 +94,8 @@ class VideoReader(_Reader):
                 self.corrupt += failures  # failures followed by a good frame were corrupt frames
                 if not self.live:
                     ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
-                    self.position_s = ms / 1000.0 if ms > 0 or self.position_s is None else self.position_s
+                    if ms > 0 or self.position_s is None:  # some backends report 0 for frames they cannot place
+                        self.position_s = ms / 1000.0
                 return img
             pos = int(self.cap.get(cv2.CAP_PROP_POS_FRAMES))
             if not self.live and (self.frame_count <= 0 or pos >= self.frame_count):
@@ -123,7 +123,6 @@ class ImageFolderReader(_Reader):
         self._good = 0
         self.corrupt = 0
         self.fps = fps  # nominal: image k is shown at k / fps, however fast the machine is
-        self.position_s = None
 
     def grab(self) -> np.ndarray | None:
         while self._i < len(self.files):
@@ -183,7 +182,7 @@ class ThreadedCapture:
                 if img is None:
                     break
                 frame = Frame(self._index, time.perf_counter(), img, (time.perf_counter() - t0) * 1000,
-                              None if self.live else self.reader.position_s)
+                              self.reader.position_s)
                 self._index += 1
                 with self._cond:
                     if not self.live:

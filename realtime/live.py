@@ -6,6 +6,7 @@ import signal
 import sys
 import time
 from collections import deque
+from contextlib import ExitStack
 from pathlib import Path
 
 from realtime.capture import ThreadedCapture, make_reader
@@ -38,62 +39,52 @@ def run_live(recognizer: Recognizer, source: str, window: bool = True, jsonl: st
 
     from realtime.overlay import draw
 
-    out = open(jsonl, "w", encoding="utf-8") if jsonl else None  # before the source: a bad path fails first
-    try:
-        reader = make_reader(source, width, height, folder_fps)
-    except BaseException:
-        if out:
-            out.close()
-        raise
     fps = FpsMeter()
     frames = 0
     t_start = time.perf_counter()
     stop = {"flag": False}
-    previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(*_):  # finish the frame, then leave cleanly
         stop["flag"] = True
 
-    signal.signal(signal.SIGINT, on_sigint)
-    try:
-        with ThreadedCapture(reader) as cap:
-            while not stop["flag"]:
-                frame = cap.read(timeout=10.0)
-                if frame is None:
-                    break
-                timer = StageTimer()
-                timer.ms["capture"] = frame.decode_ms
-                # Files: the frame's media time, so results don't depend on machine speed.
-                t = frame.media_t if frame.media_t is not None else frame.t
-                result = recognizer.process(frame.image, t, timer)
-                rate = fps.tick(time.perf_counter())
-                if window:
-                    with timer("overlay"):
-                        shown = draw(frame.image, result, rate, mirror=mirror, show_timing=show_timing)
-                    result.ms = dict(timer.ms)
-                    cv2.imshow("fingerspell", shown)
-                    key = cv2.waitKey(1) & 0xFF
-                    if key in KEY_QUIT:
-                        break
-                    if key in KEY_CLEAR:
-                        recognizer.speller.clear()
-                    elif key in KEY_BACKSPACE:
-                        recognizer.speller.backspace()
-                if out:
-                    rec = result.to_json()
-                    rec.update(frame=frame.index, fps=round(rate, 2))
-                    out.write(json.dumps(rec) + "\n")
-                frames += 1
-                if max_frames and frames >= max_frames:
-                    break
-            dropped, corrupt = cap.dropped, cap.corrupt
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if out:
-            out.close()
+    with ExitStack() as stack:  # releases, in reverse order, whatever was acquired, even if a later step fails
+        stack.callback(recognizer.close)
+        out = stack.enter_context(open(jsonl, "w", encoding="utf-8")) if jsonl else None
+        cap = stack.enter_context(ThreadedCapture(make_reader(source, width, height, folder_fps)))
         if window:
-            cv2.destroyAllWindows()
-        recognizer.close()
+            stack.callback(cv2.destroyAllWindows)
+        stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
+        signal.signal(signal.SIGINT, on_sigint)
+        while not stop["flag"]:
+            frame = cap.read(timeout=10.0)
+            if frame is None:
+                break
+            timer = StageTimer()
+            timer.ms["capture"] = frame.decode_ms
+            # Files: the frame's media time, so results don't depend on machine speed.
+            t = frame.media_t if frame.media_t is not None else frame.t
+            result = recognizer.process(frame.image, t, timer)
+            rate = fps.tick(time.perf_counter())
+            if window:
+                with timer("overlay"):
+                    shown = draw(frame.image, result, rate, mirror=mirror, show_timing=show_timing)
+                result.ms = dict(timer.ms)
+                cv2.imshow("fingerspell", shown)
+                key = cv2.waitKey(1) & 0xFF
+                if key in KEY_QUIT:
+                    break
+                if key in KEY_CLEAR:
+                    recognizer.speller.clear()
+                elif key in KEY_BACKSPACE:
+                    recognizer.speller.backspace()
+            if out:
+                rec = result.to_json()
+                rec.update(frame=frame.index, fps=round(rate, 2))
+                out.write(json.dumps(rec) + "\n")
+            frames += 1
+            if max_frames and frames >= max_frames:
+                break
+        dropped, corrupt = cap.dropped, cap.corrupt
     elapsed = time.perf_counter() - t_start
     print(f"{frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} FPS); "
           f"{dropped} stale frames dropped, {corrupt} corrupt frames skipped", file=sys.stderr)

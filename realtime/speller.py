@@ -69,15 +69,13 @@ class Speller:
             if self._gone_since is None:
                 self._end_reading(t)
                 self._gone_since = t
-            if t - self._gone_since >= c.release_s:
-                self._released = True
             if (not self._spaced and self.text and not self.text.endswith(" ")
                     and t - self._gone_since >= c.space_after_s):
                 self.text += " "
                 self._spaced = True
                 return " "
             return None
-        if self._gone_since is not None:  # the hand is back
+        if self._gone_since is not None:  # the hand is back: the absence ends here
             if t - self._gone_since >= c.release_s:
                 self._released = True
             self._gone_since = None
@@ -88,8 +86,6 @@ class Speller:
             self._end_reading(t)
             self._candidate, self._since = reading, t
         held = t - self._since
-        if reading != self._last and held >= c.release_s:
-            self._released = True
         if reading is not None and held >= c.hold_s and (reading != self._last or self._released):
             self.text += reading
             self._last, self._released = reading, False
@@ -97,16 +93,9 @@ class Speller:
         return None
 
     def _end_reading(self, t: float) -> None:
-        """The current reading ends at t: if it was not the last letter and lasted release_s, that is a release."""
-        if self._candidate is not None and self._candidate != self._last and t - self._since >= self.config.release_s:
+        """The current reading ends at t: another letter, or an unsure shape, that lasted release_s is a release."""
+        if self._candidate != self._last and t - self._since >= self.config.release_s:
             self._released = True
-        elif self._candidate is None and self._last is not None and t - self._since >= self.config.release_s:
-            self._released = True  # an unsure shape held long enough
-
-    @property
-    def pending(self) -> tuple[str | None, float]:
-        """The reading being held and for how long it still has to be held (for the display)."""
-        return self._candidate, self._since
 
     def backspace(self) -> None:
         self.text = self.text[:-1]

@@ -254,8 +254,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
         if val_loss < best["val_loss"]:
             best = {"val_loss": val_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         bar.set_postfix(loss=f"{total / steps:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
-        _atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": data.data_hashes, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "history": history, "best": best, "epoch": epoch,
+        _atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": data.data_hashes,
+                            "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "history": history, "best": best, "epoch": epoch,
                             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt_path)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
