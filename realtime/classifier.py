@@ -16,6 +16,7 @@ import numpy as np
 from realtime.features import FeatureSpec
 
 MANIFEST = "manifest.json"
+KINDS = ("keypoint-classifier", "j2s")
 
 
 class ModelError(RuntimeError):
@@ -66,19 +67,24 @@ class Manifest:
     file: str
     sha256: str
     labels: list[str]
-    features: FeatureSpec
+    features: FeatureSpec | None  # keypoint classifiers only; J2S reads images
     input_name: str
     output_name: str
     raw: dict
+    kind: str = "keypoint-classifier"
 
     @classmethod
     def load(cls, folder: Path) -> "Manifest":
         path = folder / MANIFEST
         try:
             d = json.loads(path.read_text())
+            kind = d.get("kind", "keypoint-classifier")
+            if kind not in KINDS:
+                raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(KINDS)})")
+            features = FeatureSpec.from_dict(d["features"]) if kind == "keypoint-classifier" else None
             return cls(name=d["name"], file=d["file"], sha256=d["sha256"], labels=list(d["labels"]),
-                       features=FeatureSpec.from_dict(d["features"]), input_name=d["input"]["name"],
-                       output_name=d["output"]["name"], raw=d)
+                       features=features, input_name=d["input"]["name"], output_name=d["output"]["name"], raw=d,
+                       kind=kind)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ModelError(f"{path}: unreadable or incomplete manifest ({type(e).__name__}: {e})") from e
 
@@ -95,31 +101,50 @@ def _providers(device: str) -> list[str]:
     return [p for p in wanted if p in have]
 
 
+def open_model(model: str | Path, device: str = "auto", verify: bool = True, kind: str | None = None,
+               threads: int = 1):
+    """Resolve, check against the manifest (kind, sha256) and load -> (folder, manifest, onnx path, session)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise ModelError("onnxruntime is not installed: pip install -e '.[cpu]' (or '.[gpu]')") from e
+    folder = resolve_model(model)
+    manifest = Manifest.load(folder)
+    if kind is not None and manifest.kind != kind:
+        hint = "use --keypoints j2s" if manifest.kind == "j2s" else "use --keypoints mediapipe"
+        raise ModelError(f"{folder.name} is a {manifest.kind} model, not a {kind} ({hint})")
+    path = folder / manifest.file
+    if not path.is_file():
+        raise ModelError(f"{path} is missing (named by {folder / MANIFEST})")
+    if verify:
+        digest = sha256_file(path)
+        if digest != manifest.sha256:
+            raise ModelError(f"{path}: sha256 {digest[:12]}... does not match the manifest's "
+                             f"{manifest.sha256[:12]}...; the file is corrupt or was replaced")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads  # small models: threads cost more than they save
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=_providers(device))
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ModelError(f"{path}: ONNX Runtime cannot load it ({e})") from e
+    return folder, manifest, path, session
+
+
+def check_labels_metadata(session, path: Path, labels: list[str]) -> dict:
+    """The labels embedded in the ONNX file must be the manifest's; returns the metadata map."""
+    meta = session.get_modelmeta().custom_metadata_map
+    if "labels" in meta and json.loads(meta["labels"]) != labels:
+        raise ModelError(f"{path}: the labels inside the ONNX file differ from the manifest's "
+                         f"(file: {json.loads(meta['labels'])}, manifest: {labels})")
+    return meta
+
+
 class OnnxClassifier:
     """Stage: features (1, dim) -> class probabilities (n_labels,)."""
 
     def __init__(self, model: str | Path = "asl-letters", device: str = "auto", verify: bool = True):
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise ModelError("onnxruntime is not installed: pip install -e '.[cpu]' (or '.[gpu]')") from e
-        self.folder = resolve_model(model)
-        self.manifest = Manifest.load(self.folder)
-        self.path = self.folder / self.manifest.file
-        if not self.path.is_file():
-            raise ModelError(f"{self.path} is missing (named by {self.folder / MANIFEST})")
-        if verify:
-            digest = sha256_file(self.path)
-            if digest != self.manifest.sha256:
-                raise ModelError(f"{self.path}: sha256 {digest[:12]}... does not match the manifest's "
-                                 f"{self.manifest.sha256[:12]}...; the file is corrupt or was replaced")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1  # a tiny MLP: threads cost more than they save
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=_providers(device))
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelError(f"{self.path}: ONNX Runtime cannot load it ({e})") from e
+        self.folder, self.manifest, self.path, self.session = open_model(model, device, verify, "keypoint-classifier")
         self._check_io()
         self.labels = self.manifest.labels
         self.spec = self.manifest.features
@@ -141,10 +166,7 @@ class OnnxClassifier:
         n = out[m.output_name].shape[-1]
         if isinstance(n, int) and n != len(m.labels):
             raise ModelError(f"{self.path}: {n} outputs but the manifest lists {len(m.labels)} labels")
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "labels" in meta and json.loads(meta["labels"]) != m.labels:
-            raise ModelError(f"{self.path}: the labels inside the ONNX file differ from the manifest's "
-                             f"(file: {json.loads(meta['labels'])}, manifest: {m.labels})")
+        meta = check_labels_metadata(self.session, self.path, m.labels)
         if "features" in meta and FeatureSpec.from_dict(json.loads(meta["features"])) != m.features:
             raise ModelError(f"{self.path}: the feature spec inside the ONNX file ({json.loads(meta['features'])}) "
                              f"differs from the manifest's ({m.features.to_dict()})")

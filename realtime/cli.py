@@ -38,11 +38,16 @@ def _writable(path: str | None) -> str | None:
 
 
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="asl-letters",
+    p.add_argument("--model",
                    help="shipped model name (see 'fingerspell models') or a folder with model.onnx + manifest.json "
+                        "(default: asl-letters; lis-j2s with --keypoints j2s)")
+    p.add_argument("--keypoints", choices=("mediapipe", "j2s"), default="mediapipe",
+                   help="where the hand keypoints come from: MediaPipe's landmark model, or J2S, which regresses "
+                        "them from the palm detector's hand crop and classifies in the same network "
                         "(default: %(default)s)")
     p.add_argument("--hands-model", choices=("lite", "full"), default="lite",
-                   help="MediaPipe hand-landmark model: lite is faster, full a little more accurate (default: %(default)s)")
+                   help="MediaPipe model size (the hand-landmark model; with --keypoints j2s the palm detector): "
+                        "lite is faster, full a little more accurate (default: %(default)s)")
     p.add_argument("--hand", choices=("any", "right", "left"), default="any",
                    help="which hand spells; 'any' takes the largest hand in view (default: %(default)s)")
     p.add_argument("--max-hands", type=_int_range(1, 4), default=2,
@@ -72,7 +77,8 @@ def _recognizer(args):
 
     speller = SpellerConfig(args.hold, args.release, args.space_after, args.min_confidence) if hasattr(args, "hold") else None
     return Recognizer(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
-                      device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15))
+                      device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
+                      keypoints=args.keypoints)
 
 
 def cmd_live(args) -> int:
@@ -88,7 +94,7 @@ def cmd_live(args) -> int:
         rec = _recognizer(args)
         text = run_live(rec, args.source, window=window, jsonl=args.jsonl, mirror=not args.no_mirror,
                         max_frames=args.max_frames, width=args.width, height=args.height, folder_fps=args.fps)
-    except (SourceError, ModelError, OSError) as e:
+    except (SourceError, ModelError, OSError, ValueError) as e:
         return _fail(str(e))
     print(text)
     return 0
@@ -103,7 +109,7 @@ def cmd_eval(args) -> int:
     _writable(args.plot)
     try:
         evaluate(args.model, args.data, signers=args.signers, limit=args.limit, json_out=args.json,
-                 plot=args.plot, device=args.device, hand=args.hand)
+                 plot=args.plot, device=args.device, hand=args.hand, keypoints=args.keypoints)
     except (ModelError, DatasetError, ValueError) as e:
         return _fail(str(e))
     return 0
@@ -118,7 +124,7 @@ def cmd_bench(args) -> int:
     try:
         run_bench(_recognizer(args), args.source, frames=args.frames, size=(args.width, args.height),
                   json_out=args.json)
-    except (SourceError, ModelError) as e:
+    except (SourceError, ModelError, ValueError) as e:
         return _fail(str(e))
     return 0
 
@@ -132,7 +138,9 @@ def cmd_models(args) -> int:
         m = json.loads((weights_dir() / name / "manifest.json").read_text())
         test = (m.get("metrics") or {}).get("test")
         score = f"test accuracy {test['accuracy']:.1%} ({m['training'].get('split')})" if test else ""
-        print(f"{name:<16}{len(m['labels']):>3} labels  features {'+'.join(m['features']['parts'])}  {score}")
+        inputs = ("image crop " + "x".join(str(v) for v in m["input"]["shape"][2:]) + " (--keypoints j2s)"
+                  if m.get("kind") == "j2s" else "features " + "+".join(m["features"]["parts"]))
+        print(f"{name:<16}{len(m['labels']):>3} labels  {inputs}  {score}")
     return 0
 
 
@@ -197,12 +205,76 @@ def cmd_train_extract(args) -> int:
     return 0
 
 
+def _lis_folder(args) -> str:
+    if args.data:
+        return args.data
+    path = os.path.join(_datasets_root(args.datasets), "lis")
+    if not os.path.isdir(path):
+        raise SystemExit(_fail(f"no lis dataset in {os.path.dirname(path)}"))
+    return path
+
+
+def _j2s_overrides(args) -> dict:
+    return {k: v for k, v in {"backbone": args.backbone, "threads": args.threads, "seed": args.seed,
+                              "cache_dir": args.cache_dir}.items() if v is not None}
+
+
+def cmd_train_j2s(args) -> int:
+    from dataclasses import replace
+
+    from training.j2s_experiments import preset
+    from training.train_j2s import train_j2s
+
+    cfg = preset(args.preset, _lis_folder(args), args.out or f"runs/j2s-{args.preset}-{args.split}", split=args.split,
+                 epochs=args.epochs, **_j2s_overrides(args))
+    cfg = replace(cfg, **{k: v for k, v in {"lr": args.lr, "alpha": args.alpha, "batch_size": args.batch_size,
+                                            "test_signers": args.test_signers}.items() if v is not None},
+                  augment=args.augment)
+    try:
+        train_j2s(cfg, resume=not args.no_resume)
+    except ValueError as e:
+        return _fail(str(e))
+    print(f"outputs in {cfg.out}: model.pt, metrics.json, loss_curves.png, confusion_matrix.png, pck.png")
+    if args.export:
+        from export.onnx_export import export_j2s_model
+
+        export_j2s_model(os.path.join(cfg.out, "model.pt"), args.export, data_dir=cfg.data)
+        print(f"exported to {args.export}")
+    return 0
+
+
+def cmd_train_j2s_grid(args) -> int:
+    from training.j2s_experiments import run_grid
+
+    run_grid(_lis_folder(args), args.out, epochs=args.epochs, doc=args.doc, **_j2s_overrides(args))
+    return 0
+
+
+def cmd_train_j2s_results(args) -> int:
+    from training.j2s_experiments import run_results
+
+    run_results(_lis_folder(args), args.out, doc=args.doc, epochs=args.epochs, **_j2s_overrides(args))
+    return 0
+
+
 def cmd_export(args) -> int:
-    from export.onnx_export import export_keypoint_model
+    import torch
+
+    from export.onnx_export import export_j2s_model, export_keypoint_model
 
     if not os.path.isfile(args.checkpoint):
         return _fail(f"checkpoint not found: {args.checkpoint}")
-    export_keypoint_model(args.checkpoint, args.out, name=args.name)
+    try:
+        is_j2s = "backbone" in torch.load(args.checkpoint, weights_only=False).get("config", {})
+    except Exception as e:  # torch raises several types for a file that is not a checkpoint
+        return _fail(f"{args.checkpoint} is not a model.pt checkpoint ({type(e).__name__}: {e})")
+    if is_j2s:
+        try:
+            export_j2s_model(args.checkpoint, args.out, name=args.name, data_dir=args.data)
+        except FileNotFoundError as e:
+            return _fail(str(e))
+    else:
+        export_keypoint_model(args.checkpoint, args.out, name=args.name)
     return 0
 
 
@@ -258,9 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="list the shipped models and their measured accuracy")
     mo.set_defaults(func=cmd_models)
 
-    ex = sub.add_parser("export", help="export a trained keypoint classifier (model.pt) to ONNX with its manifest",
+    ex = sub.add_parser("export", help="export a trained model (model.pt) to ONNX with its manifest",
                         formatter_class=fmt)
-    ex.add_argument("--checkpoint", required=True, help="model.pt written by 'fingerspell train keypoints'")
+    ex.add_argument("--checkpoint", required=True, help="model.pt written by 'fingerspell train keypoints' or "
+                                                        "'fingerspell train j2s'")
+    ex.add_argument("--data", help="J2S only: the training dataset folder, for the parity check on real crops and the "
+                                   "crop framing (default: the folder it was trained from)")
     ex.add_argument("--out", required=True, help="model folder to write (model.onnx + manifest.json)")
     ex.add_argument("--name", help="model name in the manifest (default: the folder's name)")
     ex.set_defaults(func=cmd_export)
@@ -304,6 +379,54 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--doc", default="docs/results.md", help="markdown table to write")
     rs.add_argument("--epochs", type=int, help="override the presets' epochs (quick checks)")
     rs.set_defaults(func=cmd_train_results)
+
+    def j2s_common(q, out_default):
+        q.add_argument("--data", help="the lis dataset folder (default: $FINGERSPELL_DATASETS/lis)")
+        q.add_argument("--datasets", help=f"folder holding lis (default: ${ENV_DATASETS})")
+        q.add_argument("--backbone", choices=("small", "paper64", "paper", "tiny"),
+                       help="regression backbone: small (CPU, real time), paper64 (the paper's widths on 64-px "
+                            "crops), paper (the paper's 256-px geometry), tiny (tests) (default: small)")
+        q.add_argument("--out", default=out_default, help="output folder (resumable)")
+        q.add_argument("--seed", type=int, help="random seed (default 0)")
+        q.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+        q.add_argument("--cache-dir", help="keypoint and image cache folder (default: ~/.cache/fingerspell/keypoints)")
+
+    j2 = tsub.add_parser("j2s", help="train J2S end to end: image -> keypoints -> polar -> letter (paper 003)",
+                         description="SGD with momentum 0.9, weight decay 5e-5, batch 128, lr / 10 at 60% of the "
+                                     "epochs. Presets: static (lr 0.01, alpha 0.5) and dynamic loss weighting "
+                                     "(lr 0.005, alpha 0.8). Checkpoints every epoch; the same command resumes.",
+                         formatter_class=fmt)
+    j2.add_argument("--preset", choices=("static", "dynamic"), default="dynamic", help="loss weighting and its lr, alpha")
+    j2.add_argument("--split", choices=("random", "signer"), default="signer",
+                    help="random: the paper's stratified 66/17/17; signer: hold out --test-signers")
+    j2.add_argument("--test-signers", nargs="+", help="signers held out with --split signer (default: GIULIA)")
+    j2.add_argument("--epochs", type=_int_range(1), help="epochs; the lr step moves with it (default: 150, the paper's)")
+    j2.add_argument("--lr", type=float, help="override the preset's learning rate")
+    j2.add_argument("--alpha", type=float, help="override the preset's alpha")
+    j2.add_argument("--batch-size", type=_int_range(1), help="batch size (default 128)")
+    j2.add_argument("--augment", action="store_true",
+                    help="random zoom, shift, rotation, flip, brightness and contrast (not in the paper; used for the "
+                         "shipped real-time model, whose crops come from a webcam)")
+    j2.add_argument("--no-resume", action="store_true", help="start from scratch even if --out holds a checkpoint")
+    j2.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json (e.g. weights/lis-j2s)")
+    j2s_common(j2, None)
+    j2.set_defaults(func=cmd_train_j2s)
+
+    jg = tsub.add_parser("j2s-grid", help="J2S grid search over learning rate and alpha (paper 003 section 4.6)",
+                         description="Static: lr in {1e-2, 1e-3, 1e-4} x alpha in {0.3, 0.4, 0.5}; dynamic: lr in "
+                                     "{5e-3, 1e-3} x alpha in {0.5, 0.8, 1.0}; a few epochs each on the random split, "
+                                     "scored on validation; writes a markdown table.", formatter_class=fmt)
+    jg.add_argument("--epochs", type=_int_range(1), default=5, help="epochs per cell")
+    jg.add_argument("--doc", default="docs/j2s-grid.md", help="markdown table to write")
+    j2s_common(jg, "runs/j2s-grid")
+    jg.set_defaults(func=cmd_train_j2s_grid)
+
+    jr = tsub.add_parser("j2s-results", help="reproduce the J2S paper's tables: static and dynamic, random and "
+                                             "signer-independent splits", formatter_class=fmt)
+    jr.add_argument("--epochs", type=_int_range(1), help="epochs per run (default: the paper's 150)")
+    jr.add_argument("--doc", default="docs/j2s.md", help="markdown file for the tables (plots go to docs/j2s/)")
+    j2s_common(jr, "runs/j2s-results")
+    jr.set_defaults(func=cmd_train_j2s_results)
 
     et = tsub.add_parser("extract", help="run MediaPipe over datasets once and cache the landmarks (resumable)",
                          formatter_class=fmt)

@@ -227,6 +227,7 @@ class FeatureExtractor:
 
     spec: FeatureSpec = field(default_factory=FeatureSpec)
 
-    def __call__(self, hand) -> np.ndarray:
+    def __call__(self, hand, frame=None) -> np.ndarray:
+        """``frame`` is unused: the signature every features stage shares (the J2S cropper needs it)."""
         w, h = hand.image_size
         return self.spec.compute(hand.landmarks[None], np.array([hand.is_left]), np.array([[w, h]], dtype=np.float64))

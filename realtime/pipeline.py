@@ -5,6 +5,13 @@
     recognizer = Recognizer(model="asl-letters")
     result = recognizer.process(frame_bgr)     # FrameResult: letter, confidence, text, per-stage ms
 
+Two keypoint backends fill the first three stages:
+
+- ``mediapipe``: MediaPipe hands (palm detector + landmark model) -> polar/Cartesian features
+  -> a keypoint classifier (``asl-letters``, ``lis-letters``);
+- ``j2s``: the palm detector alone -> a hand crop -> J2S, which regresses the keypoints and
+  classifies their polar coordinates in one network (``lis-j2s``).
+
 Capture and display live in :mod:`realtime.live`; they are timed there.
 """
 from __future__ import annotations
@@ -56,16 +63,34 @@ class FrameResult:
                 "ms": {k: round(v, 3) for k, v in self.ms.items()}}
 
 
+KEYPOINT_BACKENDS = ("mediapipe", "j2s")
+DEFAULT_MODELS = {"mediapipe": "asl-letters", "j2s": "lis-j2s"}
+
+
 class Recognizer:
     """Frame in, reading and spelled text out. Each stage is a plain callable, swappable in tests."""
 
-    def __init__(self, model: str = "asl-letters", hand_model: str = "lite", hand: str = "any", max_hands: int = 2,
+    def __init__(self, model: str | None = None, hand_model: str = "lite", hand: str = "any", max_hands: int = 2,
                  device: str = "auto", speller: SpellerConfig | None = None, smoothing_s: float = 0.15,
-                 mirrored_input: bool = False, hands_stage=None, classifier: OnnxClassifier | None = None):
-        self.classifier = classifier or OnnxClassifier(model, device=device)
+                 mirrored_input: bool = False, hands_stage=None, classifier=None, keypoints: str = "mediapipe"):
+        if keypoints not in KEYPOINT_BACKENDS:
+            raise ValueError(f"keypoints must be one of {KEYPOINT_BACKENDS}, got {keypoints!r}")
+        model = model or DEFAULT_MODELS[keypoints]
+        self.keypoints = keypoints
+        if keypoints == "j2s":
+            from realtime.j2s import J2SClassifier
+            from realtime.palm import PalmDetector
+
+            if hand != "any":
+                raise ValueError("the palm detector cannot tell left from right hands: use --hand any with --keypoints j2s")
+            self.classifier = classifier or J2SClassifier(model, device=device)
+            self.hands = hands_stage or PalmDetector(hand_model, max_hands=max_hands)
+            self.features = self.classifier.cropper
+        else:
+            self.classifier = classifier or OnnxClassifier(model, device=device)
+            self.hands = hands_stage or HandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input)
+            self.features = FeatureExtractor(self.classifier.spec)
         self.labels = self.classifier.labels
-        self.hands = hands_stage or HandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input)
-        self.features = FeatureExtractor(self.classifier.spec)
         self.smoother = ProbabilitySmoother(smoothing_s)
         self.speller = Speller(speller or SpellerConfig())
         self.which_hand = hand
@@ -79,9 +104,12 @@ class Recognizer:
         letter, conf, committed = None, 0.0, None
         if hand is not None:
             with timer("features"):
-                x = self.features(hand)
+                x = self.features(hand, frame_bgr)
             with timer("classifier"):
                 probs = self.classifier(x)
+            if getattr(x, "hand", None) is not None:  # J2S: the keypoints it regressed, for the overlay
+                hand = x.hand
+                hands = [hand]
         with timer("smoothing"):
             if hand is not None:  # across a gap the smoother's time constant fades the old reading out by itself
                 p = self.smoother(probs, t)

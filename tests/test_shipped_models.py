@@ -11,11 +11,47 @@ from realtime.features import FeatureSpec
 SHIPPED = available_models()
 
 
-def test_the_two_letter_models_are_shipped():
-    assert {"asl-letters", "lis-letters"} <= set(SHIPPED)
+def kind(name):
+    return json.loads((weights_dir() / name / "manifest.json").read_text()).get("kind", "keypoint-classifier")
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+KEYPOINT_MODELS = [n for n in SHIPPED if kind(n) == "keypoint-classifier"]
+J2S_MODELS = [n for n in SHIPPED if kind(n) == "j2s"]
+
+
+def test_the_letter_models_are_shipped():
+    assert {"asl-letters", "lis-letters"} <= set(KEYPOINT_MODELS) and "lis-j2s" in J2S_MODELS
+
+
+@pytest.mark.parametrize("name", J2S_MODELS)
+def test_shipped_j2s_model_matches_its_manifest(name):
+    from realtime.j2s import J2SClassifier
+
+    folder = weights_dir() / name
+    m = json.loads((folder / "manifest.json").read_text())
+    clf = J2SClassifier(name, device="cpu")
+    s = clf.input_size
+    kp, probs = clf.run(np.random.default_rng(0).normal(size=(2, 3, s, s)).astype(np.float32))
+    assert kp.shape == (2, 21, 2) and probs.shape == (2, len(m["labels"]))
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert m["crop"]["scale"] > 0 and m["crop"]["palms_found"] > 0.5 * m["crop"]["images"]
+    for key in ("data", "split", "command"):
+        assert m["training"].get(key), f"manifest of {name} lacks training.{key}"
+    assert m["metrics"]["onnx_parity_max_abs"] < 1e-4
+    with pytest.raises(ModelError, match="j2s model"):  # a J2S model is not a keypoint classifier
+        OnnxClassifier(name)
+
+
+def test_a_j2s_model_with_the_wrong_input_size_is_refused(tmp_path):
+    from realtime.j2s import J2SClassifier
+
+    folder = copy_model(tmp_path, "lis-j2s")
+    edit_manifest(folder, lambda m: m["input"].update(shape=["batch", 3, 96, 96]))
+    with pytest.raises(ModelError, match="input shape"):
+        J2SClassifier(folder)
+
+
+@pytest.mark.parametrize("name", KEYPOINT_MODELS)
 def test_shipped_model_matches_its_manifest(name):
     folder = weights_dir() / name
     m = json.loads((folder / "manifest.json").read_text())

@@ -1,7 +1,8 @@
 """``fingerspell eval``: the whole per-photo path (hand detection, features, classifier) over a dataset.
 
 Each image goes through MediaPipe in static-image mode with the same upscale-and-pad cascade
-as the keypoint cache, then the model's own feature spec and its ONNX file. An image with no
+as the keypoint cache, then the model's own feature spec and its ONNX file (``--keypoints j2s``:
+the palm detector alone, the hand crop and the J2S model). An image with no
 hand found counts as wrong in ``accuracy`` and is left out of ``accuracy_detected``. Labels the
 model does not know are reported and left out; unreadable files are counted and skipped.
 """
@@ -21,10 +22,25 @@ from training.data import ImageFolder, read_image
 from training.metrics import classification_report, format_report
 
 
-def evaluate(model: str, data: str | Path, signers: list[str] | None = None, limit: int | None = None,
-             json_out: str | Path | None = None, plot: str | Path | None = None, device: str = "auto",
-             hand: str = "any", progress: bool = True, seed: int = 0) -> dict:
+def static_path(model: str | None, keypoints: str = "mediapipe", device: str = "auto"):
+    """(detector, features, classifier) for photos: the live stages with static-image hand detection."""
+    from realtime.pipeline import DEFAULT_MODELS
+
+    model = model or DEFAULT_MODELS[keypoints]
+    if keypoints == "j2s":
+        from realtime.j2s import J2SClassifier
+        from realtime.palm import StaticPalmDetector
+
+        clf = J2SClassifier(model, device=device)
+        return StaticPalmDetector(), clf.cropper, clf
     clf = OnnxClassifier(model, device=device)
+    return StaticHandDetector(), FeatureExtractor(clf.spec), clf
+
+
+def evaluate(model: str | None, data: str | Path, signers: list[str] | None = None, limit: int | None = None,
+             json_out: str | Path | None = None, plot: str | Path | None = None, device: str = "auto",
+             hand: str = "any", progress: bool = True, seed: int = 0, keypoints: str = "mediapipe") -> dict:
+    detector, features, clf = static_path(model, keypoints, device)
     ds = ImageFolder(data)
     samples = ds.samples
     if signers:
@@ -45,8 +61,6 @@ def evaluate(model: str, data: str | Path, signers: list[str] | None = None, lim
         print(f"warning: {clf.manifest.name} was trained on {ds.name!r}"
               + (f" (all but signers {sorted(held_out)})" if held_out else "")
               + ": these figures are not on unseen data")
-    detector = StaticHandDetector()
-    features = FeatureExtractor(clf.spec)
     y_true, y_pred, unreadable = [], [], 0
     for s in tqdm(samples, desc=f"eval {clf.manifest.name} on {ds.name}", unit="img", disable=not progress):
         img = read_image(s.path)
@@ -55,10 +69,10 @@ def evaluate(model: str, data: str | Path, signers: list[str] | None = None, lim
             continue
         h = pick_hand(detector(img), hand)
         y_true.append(clf.labels.index(s.label))
-        y_pred.append(-1 if h is None else int(np.argmax(clf(features(h)))))
+        y_pred.append(-1 if h is None else int(np.argmax(clf(features(h, img)))))
     detector.close()
     rep = classification_report(np.array(y_true), np.array(y_pred), clf.labels)
-    rep.update(model=clf.manifest.name, data=str(ds.root), signers=signers or "all", unreadable=unreadable,
+    rep.update(model=clf.manifest.name, keypoints=keypoints, data=str(ds.root), signers=signers or "all", unreadable=unreadable,
                unknown_labels=dict(unknown))
     if progress:
         print(format_report(rep, f"{clf.manifest.name} on {ds.root}" + (f" signers {signers}" if signers else "")))

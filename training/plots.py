@@ -68,3 +68,45 @@ def plot_per_class(report: dict, path: str | Path, title: str = "per-class accur
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_pck(curves: dict[str, dict], path: str | Path, title: str = "PCK", xlabel: str = "threshold (pixels)") -> None:
+    """PCK curves (fraction of keypoints within a threshold) of several runs, AUC in the legend."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, rep in curves.items():
+        ax.plot(rep["thresholds"], rep["pck"], label=f"{name} (AUC {rep['auc']:.3f})")
+    ax.set(xlabel=xlabel, ylabel="fraction of keypoints within", ylim=(0, 1), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_j2s_history(history: list[dict], path: str | Path) -> None:
+    """J2S training: regression and classification losses, the weights, validation accuracy and EPE."""
+    plt = _plt()
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.8))
+    ax[0].plot(ep, [h["train_total"] for h in history], label="train total")
+    ax[0].plot(ep, [h["train_reg"] for h in history], label="train L_reg")
+    ax[0].plot(ep, [h["train_cls"] for h in history], label="train L_cls")
+    ax[0].plot(ep, [h["val_reg"] for h in history], "--", label="val L_reg")
+    ax[0].plot(ep, [h["val_cls"] for h in history], "--", label="val L_cls")
+    ax[0].set(xlabel="epoch", ylabel="loss", title="losses", yscale="log")
+    ax[0].legend(fontsize=7)
+    ax[1].plot(ep, [h["w_reg"] for h in history], label="w_reg (epoch mean)")
+    ax[1].plot(ep, [h["w_cls"] for h in history], label="w_cls (epoch mean)")
+    ax[1].set(xlabel="epoch", title="loss weights")
+    ax[1].legend(fontsize=7)
+    ax[2].plot(ep, [h["val_accuracy"] for h in history], color="tab:green", label="val accuracy")
+    ax2 = ax[2].twinx()
+    ax2.plot(ep, [h["val_epe_median"] for h in history], color="tab:red", label="val EPE median (px)")
+    ax[2].set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title="validation")
+    ax2.set_ylabel("EPE median (crop px)")
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
