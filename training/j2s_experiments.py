@@ -124,10 +124,13 @@ def run_results(data: str | Path, out: str | Path, doc: str | Path = "docs/j2s.m
 
 
 def results_markdown(results: list[dict], overrides: dict) -> str:
+    from training.train_keypoints import _command_line
+
     r0 = results[0]
     lines = ["# J2S reproduction (paper 003) on `lis`", "",
-             "Produced by `fingerspell train j2s-results` "
-             f"(backbone `{r0['backbone']}`, {r0['epochs']} epochs{', ' + str(overrides) if overrides else ''}). "
+             f"Produced by `{_command_line()}` "
+             f"(backbone `{r0['backbone']}`, {r0['epochs']} epochs, learning rate / 10 after "
+             f"{round(r0['epochs'] * 90 / 150)}; the paper: 150 and 90). "
              "Ground-truth keypoints are MediaPipe's (the paper used OpenPose); our crops are 64x64, so the EPE is "
              "given scaled to the paper's 256-pixel inputs (x4) and, in brackets, in crop pixels. PCK thresholds run "
              "0-50 pixels at the 256-pixel scale (the paper does not state its range). Precision, recall and F1 "

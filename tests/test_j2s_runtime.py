@@ -1,0 +1,95 @@
+"""The J2S keypoint backend at run time: palm box -> crop -> shipped lis-j2s ONNX model, against MediaPipe."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import manifest_rows, need_dataset, place_on_canvas
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_cropper_maps_the_crop_back_to_the_frame():
+    from realtime.j2s import HandCropper
+    from realtime.palm import HandBox
+
+    frame = np.zeros((160, 200, 3), np.uint8)
+    frame[70, 120] = 255  # pixel (x=120, y=70): continuous centre (120.5, 70.5)
+    box = HandBox((100.0, 80.0), 40.0, 0.0, 0.9, (200, 160))
+    cropper = HandCropper(64, scale=1.5, mean=(0, 0, 0), std=(1, 1, 1))
+    crop = cropper(box, frame)
+    s = 64 / 60
+    want = np.array([(120.5 - 100) * s + 32, (70.5 - 80) * s + 32])
+    y, x = np.unravel_index(crop.image[0, 0].argmax(), (64, 64))
+    assert np.abs(np.array([x + 0.5, y + 0.5]) - want).max() <= 1.0
+    back = crop.to_frame[:, :2] @ want + crop.to_frame[:, 2]
+    np.testing.assert_allclose(back, (120.5, 70.5), atol=1e-9)
+
+
+def test_a_keypoint_model_is_refused_as_j2s_and_left_hand_is_refused():
+    r = run_cli("eval", "--keypoints", "j2s", "--model", "lis-letters", "--data", ".", "--limit", "1")
+    assert r.returncode == 2 and "keypoint-classifier model" in r.stderr
+    r = run_cli("live", "--keypoints", "j2s", "--hand", "left", "--source", "nonexistent.mp4", "--no-window")
+    assert r.returncode == 2 and "left from right" in r.stderr
+
+
+@pytest.mark.data
+def test_palm_detector_and_j2s_find_the_hand_mediapipe_finds():
+    """On a real photo of an unseen signer: the regressed keypoints sit on MediaPipe's landmarks."""
+    from realtime.hands import HandTracker
+    from realtime.pipeline import Recognizer
+    from training.data import read_image
+
+    lis = need_dataset("lis")
+    rows = [r for r in manifest_rows(lis) if r["signer"] == "GIULIA" and r["path"].endswith("front.JPG")][::25][:6]
+    tracker = HandTracker("full")
+    rec = Recognizer(keypoints="j2s", hand_model="full")
+    distances = []
+    for r in rows:
+        frame = place_on_canvas(read_image(lis / r["path"]))
+        mp_hands = tracker(frame)
+        res = rec.process(frame, t=0.0)
+        assert res.hand is not None and res.hand.landmarks.shape == (21, 3) and res.letter in rec.labels
+        assert {"hands", "features", "classifier"} <= set(res.ms)
+        if mp_hands:
+            ref = mp_hands[0].landmarks[:, :2]
+            size = np.linalg.norm(ref[0] - ref[9])  # wrist to middle-finger base
+            distances.append(np.linalg.norm(res.hand.landmarks[:, :2] - ref, axis=1).mean() / size)
+        rec = Recognizer(keypoints="j2s", hand_model="full")  # independent photos: a fresh smoother each
+    tracker.close()
+    assert len(distances) >= 4
+    assert np.median(distances) < 0.35, distances  # within about a third of a palm length on average
+
+
+@pytest.mark.data
+def test_eval_j2s_on_an_unseen_signer(tmp_path):
+    lis = need_dataset("lis")
+    out = tmp_path / "eval.json"
+    r = run_cli("eval", "--keypoints", "j2s", "--data", str(lis), "--signers", "GIULIA", "--limit", "60",
+                "--json", str(out), "--plot", str(tmp_path / "cm.png"))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["model"] == "lis-j2s" and rep["keypoints"] == "j2s" and rep["images"] == 60
+    assert rep["detected"] >= 50  # the palm detector alone, on upscaled 64-px crops
+    assert rep["accuracy"] > 0.3  # chance is 1/22; the full-set figure is in the README
+
+
+@pytest.mark.data
+def test_bench_runs_the_j2s_path(tmp_path):
+    lis = need_dataset("lis")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    import shutil
+
+    for r in [r for r in manifest_rows(lis) if r["signer"] == "GIULIA"][:5]:
+        shutil.copy(lis / r["path"], folder / r["path"].replace("/", "_"))
+    out = tmp_path / "bench.json"
+    r = run_cli("bench", "--keypoints", "j2s", "--source", str(folder), "--frames", "20", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["model"] == "lis-j2s" and rep["keypoints"] == "j2s" and rep["fps"] > 0
+    assert rep["stages"]["classifier"]["median_ms"] > 0
