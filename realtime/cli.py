@@ -216,7 +216,7 @@ def _lis_folder(args) -> str:
 
 def _j2s_overrides(args) -> dict:
     return {k: v for k, v in {"backbone": args.backbone, "threads": args.threads, "seed": args.seed,
-                              "cache_dir": args.cache_dir}.items() if v is not None}
+                              "cache_dir": args.cache_dir, "device": args.device}.items() if v is not None}
 
 
 def cmd_train_j2s(args) -> int:
@@ -390,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--seed", type=int, help="random seed (default 0)")
         q.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
         q.add_argument("--cache-dir", help="keypoint and image cache folder (default: ~/.cache/fingerspell/keypoints)")
+        q.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                       help="where torch trains: auto takes CUDA when there is a GPU (default: auto)")
 
     j2 = tsub.add_parser("j2s", help="train J2S end to end: image -> keypoints -> polar -> letter (paper 003)",
                          description="SGD with momentum 0.9, weight decay 5e-5, batch 128, lr / 10 at 60% of the "

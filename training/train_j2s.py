@@ -58,10 +58,11 @@ class J2STrainConfig:
     seed: int = 0
     threads: int | None = None
     cache_dir: str | None = None
+    device: str = "auto"  # "auto" trains on CUDA when torch sees a GPU
 
     def fingerprint(self) -> str:
         d = asdict(self)
-        for k in ("out", "threads", "cache_dir"):
+        for k in ("out", "threads", "cache_dir", "device"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -99,15 +100,24 @@ def prepare(cfg: J2STrainConfig, progress: bool = True) -> J2SData:
                                                        f"{cfg.val_fraction:.0%} of the others")
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no GPU")
+    return torch.device(name)
+
+
 def predict(model: J2S, images_u8: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """(N, S, S, 3) uint8 -> keypoints (N, 21, 2) as fractions of the crop, probabilities (N, C)."""
     model.eval()
+    device = next(model.parameters()).device
     kps, probs = [], []
     with torch.no_grad():
         for i in range(0, len(images_u8), batch):
-            k, logits = model(torch.from_numpy(normalise(images_u8[i:i + batch])))
-            kps.append(k.numpy())
-            probs.append(torch.softmax(logits, -1).numpy())
+            k, logits = model(torch.from_numpy(normalise(images_u8[i:i + batch])).to(device))
+            kps.append(k.cpu().numpy())
+            probs.append(torch.softmax(logits, -1).cpu().numpy())
     c = model.config.num_classes
     return (np.concatenate(kps) if kps else np.zeros((0, 21, 2), np.float32),
             np.concatenate(probs) if probs else np.zeros((0, c), np.float32))
@@ -162,7 +172,9 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
     rng = np.random.default_rng(cfg.seed)
     data = data or prepare(cfg, progress)
     c = data.crops
+    device = resolve_device(cfg.device)
     model = J2S(J2SConfig(len(cfg.labels), cfg.backbone, tuple(cfg.cls_hidden), cfg.dropout, mean_wrist(data)))
+    model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=0.1)
     weighting = make_weighting(cfg.weighting, cfg.alpha)
@@ -171,7 +183,7 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
     start = 0
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.exists():
-        ck = torch.load(ckpt, weights_only=False)
+        ck = torch.load(ckpt, weights_only=False, map_location=device)
         if ck["fingerprint"] != cfg.fingerprint() or ck["data_sha256"] != c.data_sha256:
             raise SystemExit(f"{ckpt} was made with a different configuration or data; use a new --out or --no-resume")
         model.load_state_dict(ck["model"])
@@ -179,7 +191,9 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
         sched.load_state_dict(ck["scheduler"])
         history, start = ck["history"], ck["epoch"] + 1
         rng.bit_generator.state = ck["numpy_rng"]
-        torch.set_rng_state(ck["torch_rng"])
+        torch.set_rng_state(ck["torch_rng"].cpu())
+        if device.type == "cuda" and ck.get("cuda_rng") is not None:  # dropout on the GPU draws from its own generator
+            torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), device)
         if progress:
             print(f"resuming from epoch {start} ({ckpt})")
 
@@ -195,9 +209,9 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
         for s in range(steps):
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             images, target = augment(c.images[idx], np.nan_to_num(c.keypoints[idx]), rng)
-            kp, logits = model(torch.from_numpy(normalise(images)))
-            l_reg = masked_l2(kp, torch.from_numpy(target), torch.from_numpy(c.mask[idx]))
-            l_cls = nn.functional.cross_entropy(logits, torch.from_numpy(data.y[idx]))
+            kp, logits = model(torch.from_numpy(normalise(images)).to(device))
+            l_reg = masked_l2(kp, torch.from_numpy(target).to(device), torch.from_numpy(c.mask[idx]).to(device))
+            l_cls = nn.functional.cross_entropy(logits, torch.from_numpy(data.y[idx]).to(device))
             w_reg, w_cls = weighting.weights(l_reg, l_cls)
             loss = w_reg * l_reg + w_cls * l_cls
             opt.zero_grad(set_to_none=True)
@@ -214,11 +228,12 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
         _atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": c.data_sha256,
                             "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "scheduler": sched.state_dict(), "history": history, "epoch": epoch,
-                            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt)
+                            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, ckpt)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
-    model.eval()  # the paper's final model is the last epoch's (fixed schedule), not a validation pick
+    model.eval().cpu()  # the paper's final model is the last epoch's (fixed schedule), not a validation pick
     summary = {"config": asdict(cfg), "model": model.config.to_dict(), "split": data.description,
                "counts": {"train": int(len(data.train)), "val": int(len(data.val)), "test": int(len(data.test))},
                "train_keypoint_coverage": float(c.mask[data.train, 0].mean()) if len(data.train) else 0.0,
