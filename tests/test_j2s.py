@@ -80,6 +80,15 @@ def test_dynamic_weights_follow_eq_6():
     assert total.item() == pytest.approx(0.5 ** alpha * 1.5 + 2.0 ** alpha * 6.0)
 
 
+def test_dynamic_weights_are_capped():
+    from training.j2s_loss import MAX_DYNAMIC_WEIGHT
+
+    w = DynamicWeighting(1.0)
+    w.start_epoch()
+    w.weights(torch.tensor(0.01), torch.tensor(0.1))
+    assert w.weights(torch.tensor(1.0), torch.tensor(0.2)) == (MAX_DYNAMIC_WEIGHT, 2.0)  # 100x spike -> capped
+
+
 def test_augmentation_moves_keypoints_with_the_image():
     from training.j2s_data import CropAugment
 

@@ -205,7 +205,7 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
         model.train()
         weighting.start_epoch()
         order = rng.permutation(data.train)
-        sums = np.zeros(5)
+        sums, w_max = np.zeros(5), 0.0
         for s in range(steps):
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             images, target = augment(c.images[idx], np.nan_to_num(c.keypoints[idx]), rng)
@@ -214,15 +214,20 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
             l_cls = nn.functional.cross_entropy(logits, torch.from_numpy(data.y[idx]).to(device))
             w_reg, w_cls = weighting.weights(l_reg, l_cls)
             loss = w_reg * l_reg + w_cls * l_cls
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss became {loss.item()} at epoch {epoch}, batch {s} (L_reg "
+                                         f"{l_reg.item()}, L_cls {l_cls.item()}): lower --lr, or resume from an "
+                                         f"earlier copy of {ckpt}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sums += (loss.item(), l_reg.item(), l_cls.item(), w_reg, w_cls)
+            w_max = max(w_max, w_reg, w_cls)
         sched.step()
         v_reg, v_cls, v_acc, v_epe = _val_losses(model, data)
         m = sums / steps
         history.append({"epoch": epoch, "train_total": m[0], "train_reg": m[1], "train_cls": m[2], "w_reg": m[3],
-                        "w_cls": m[4], "val_reg": v_reg, "val_cls": v_cls, "val_accuracy": v_acc,
+                        "w_cls": m[4], "w_max": w_max, "val_reg": v_reg, "val_cls": v_cls, "val_accuracy": v_acc,
                         "val_epe_median": v_epe, "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0})
         bar.set_postfix(reg=f"{m[1]:.4f}", cls=f"{m[2]:.3f}", val_acc=f"{v_acc:.3f}", val_epe=f"{v_epe:.2f}px")
         _atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": c.data_sha256,
