@@ -144,6 +144,23 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        return _fail("the browser demo needs Gradio: pip install -e '.[demo]'")
+    if args.time_limit <= 0 or not 0.02 <= args.stream_every <= 5:
+        return _fail("--time-limit must be positive and --stream-every between 0.02 and 5 seconds")
+    from realtime.demo import launch
+
+    try:
+        launch(args.host, args.port, args.share, max_streams=args.max_streams, time_limit=args.time_limit,
+               stream_every=args.stream_every)
+    except OSError as e:  # the port is taken, or the host is not an address of this machine
+        return _fail(f"cannot serve on {args.host}:{args.port}: {e}")
+    return 0
+
+
 def _datasets_root(value: str | None) -> str:
     root = value or os.environ.get(ENV_DATASETS)
     if not root or not os.path.isdir(root):
@@ -326,6 +343,23 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", metavar="OUT", help="write the figures as JSON")
     _add_runtime_options(be)
     be.set_defaults(func=cmd_bench)
+
+    de = sub.add_parser("demo", help="the browser demo: live webcam recognition and uploads in a web page",
+                        description="Serves a Gradio page: the webcam stream through the live path (annotated "
+                                    "frame, spelled text, per-stage latency), image and video uploads, a model "
+                                    "selector and settings. Needs the demo extra: pip install -e '.[demo]'.",
+                        formatter_class=fmt)
+    de.add_argument("--host", default="127.0.0.1",
+                    help="address to serve on; 0.0.0.0 serves every network interface of this machine")
+    de.add_argument("--port", type=_int_range(1, 65535), default=7860, help="TCP port to serve on")
+    de.add_argument("--share", action="store_true", help="also ask Gradio for a temporary public link (needs internet)")
+    de.add_argument("--max-streams", type=_int_range(1), default=4,
+                    help="webcam streams processed at once; more visitors wait in a queue and see their place")
+    de.add_argument("--time-limit", type=float, default=600.0,
+                    help="seconds after which a webcam stream stops (press record again to go on)")
+    de.add_argument("--stream-every", type=float, default=0.1,
+                    help="seconds between webcam frames the page sends; the newest frame always wins")
+    de.set_defaults(func=cmd_demo)
 
     mo = sub.add_parser("models", help="list the shipped models and their measured accuracy")
     mo.set_defaults(func=cmd_models)

@@ -15,8 +15,13 @@ def _text(img, s, org, scale=0.5, color=(255, 255, 255), thick=1):
     cv2.putText(img, s, org, FONT, scale, color, thick, cv2.LINE_AA)
 
 
-def draw(frame: np.ndarray, result, fps: float = 0.0, mirror: bool = False, show_timing: bool = True) -> np.ndarray:
-    """A new image (the frame is not modified). ``mirror`` flips it to a selfie view before the text."""
+KEYS_HINT = "c: clear  backspace: delete  q: quit"
+
+
+def draw(frame: np.ndarray, result, fps: float = 0.0, mirror: bool = False, show_timing: bool = True,
+         hint: str | None = KEYS_HINT) -> np.ndarray:
+    """A new image (the frame is not modified). ``mirror`` flips it to a selfie view before the text.
+    ``hint`` is the key help of the OpenCV window; the browser demo, which has buttons instead, passes None."""
     img = cv2.flip(frame, 1) if mirror else frame.copy()
     h, w = img.shape[:2]
     for hand in result.hands:
@@ -38,7 +43,8 @@ def draw(frame: np.ndarray, result, fps: float = 0.0, mirror: bool = False, show
         _text(img, "no hand" if result.hand is None else "?", (14, 56), 0.9, (180, 180, 180))
     cv2.rectangle(img, (0, h - 44), (w, h), (0, 0, 0), -1)
     _text(img, (result.text[-40:] or "") + "_", (12, h - 14), 0.9)
-    _text(img, "c: clear  backspace: delete  q: quit", (w - 300, h - 50), 0.45, (200, 200, 200))
+    if hint:
+        _text(img, hint, (w - 300, h - 50), 0.45, (200, 200, 200))
     if show_timing:
         cv2.rectangle(img, (w - 180, 0), (w, 28 + 18 * len(result.ms)), (0, 0, 0), -1)
         _text(img, f"{fps:5.1f} FPS", (w - 170, 20), 0.55, (0, 255, 0))

@@ -3,8 +3,8 @@ import pytest
 
 from realtime.cli import build_parser
 
-COMMANDS = [["live"], ["eval"], ["bench"], ["models"], ["export"], ["train", "keypoints"], ["train", "results"],
-            ["train", "extract"], ["train", "j2s"], ["train", "j2s-grid"], ["train", "j2s-results"]]
+COMMANDS = [["live"], ["eval"], ["bench"], ["models"], ["demo"], ["export"], ["train", "keypoints"],
+            ["train", "results"], ["train", "extract"], ["train", "j2s"], ["train", "j2s-grid"], ["train", "j2s-results"]]
 
 
 def subparser(parser, path):

@@ -1,0 +1,711 @@
+"""The browser demo (``fingerspell demo``): the live path of ``fingerspell live`` behind a Gradio page.
+
+Two tabs:
+
+- **Live**: the webcam streams frames to the server (``gr.Image(streaming=True)``); each frame goes
+  through the same :class:`~realtime.pipeline.Recognizer` as ``fingerspell live`` and comes back
+  annotated, with the spelled text and the milliseconds per stage.
+- **Upload**: an image (the letter, its top readings) or a video (processed frame by frame with a
+  progress bar: the transcript and a per-frame confidence chart).
+
+Latest frame wins. Gradio keeps one pending frame per stream and replaces it when a newer one
+arrives, so frames never queue up behind a slow one; on top of that each tab's
+:class:`LiveSession` holds a lock, and a frame that arrives while another is being processed is
+dropped, not queued. The page numbers its frames and stamps them with the capture time
+(:data:`ROUND_TRIP_JS`); the server echoes the stamp back, so the page measures the real round trip
+(capture -> server -> annotated frame on screen) and the server counts the frames that newer ones
+replaced.
+
+Each browser tab has its own recognizer and speller (``gr.State``); at most ``max_streams`` tabs
+stream at once, the others wait in Gradio's queue and see their place in it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import threading
+import time
+import warnings
+from collections import deque
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from realtime.classifier import available_models, weights_dir
+from realtime.pipeline import StageTimer
+from realtime.speller import SpellerConfig
+
+log = logging.getLogger("fingerspell.demo")
+
+HANDS = ("any", "right", "left")
+STAGE_ORDER = ("prepare", "hands", "features", "classifier", "smoothing", "overlay")
+MAX_IMAGE_PIXELS = 50_000_000  # refused above this (a 50-megapixel photo is already far more than a hand needs)
+MAX_SIDE = 1920  # larger images and video frames are downscaled to this longer side before recognition
+MAX_STREAM_SIDE = 1280  # live frames are downscaled to this: MediaPipe looks at ~256 px anyway
+MAX_VIDEO_FRAMES = 3600  # two minutes at 30 fps; longer videos are cut with a warning
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# Numbers each webcam frame, stamps it with its capture time and the last round trip, and measures the round
+# trip when the server's echo of a stamp comes back with the annotated frame. Gradio's streaming webcam encodes
+# each frame with canvas.toDataURL("image/jpeg"), so that call marks the moment of capture.
+ROUND_TRIP_JS = """
+<script>
+(() => {
+  let n = 0, lastEcho = "", rtt = "";
+  const box = (id) => document.querySelector(`#${id} textarea, #${id} input`);
+  const orig = HTMLCanvasElement.prototype.toDataURL;
+  HTMLCanvasElement.prototype.toDataURL = function (type, ...rest) {
+    const stamp = box("fs-stamp");
+    if (type === "image/jpeg" && stamp) {
+      n += 1;
+      stamp.value = `${n}:${Date.now()}:${rtt}`;
+      stamp.dispatchEvent(new Event("input", {bubbles: true}));
+    }
+    return orig.call(this, type, ...rest);
+  };
+  setInterval(() => {
+    const echo = box("fs-echo");
+    if (!echo || echo.value === lastEcho) return;
+    lastEcho = echo.value;
+    const sent = parseFloat(echo.value.split(":")[1]);
+    if (sent > 0) rtt = String(Date.now() - sent);
+  }, 10);
+})();
+</script>
+"""
+
+CSS = """
+.fs-hidden {display: none !important}
+#fs-text textarea {font-size: 1.6em; font-family: monospace}
+.fs-letters {display: flex; flex-wrap: wrap; gap: 4px}
+.fs-letters span {display: inline-block; width: 2.2em; text-align: center; padding: 4px 0; border-radius: 4px;
+                  font: bold 1.1em monospace; background: #2563eb; color: white}
+.fs-letters span.fs-missing {background: #ccc; color: #666; text-decoration: line-through}
+.fs-photos {display: flex; flex-wrap: wrap; gap: 6px}
+.fs-photos figure {margin: 0; text-align: center; font: bold 1em monospace}
+.fs-photos img {height: 88px; border-radius: 4px}
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the page's controls choose; a new model or hand means a new recognizer, the rest is changed in place."""
+
+    model: str
+    hand: str = "any"
+    hold_s: float = 0.5
+    min_confidence: float = 0.6
+
+    def speller(self) -> SpellerConfig:
+        return SpellerConfig(hold_s=self.hold_s, min_confidence=self.min_confidence)
+
+
+# -- models ----------------------------------------------------------------------------------------------------
+
+
+@cache
+def manifest(model: str) -> dict:
+    """A shipped model's manifest (labels, kind, training data), read once."""
+    return json.loads((weights_dir() / model / "manifest.json").read_text())
+
+
+def keypoints_for(model: str) -> str:
+    """The Recognizer backend a model needs: J2S models read image crops, the others MediaPipe keypoints."""
+    return "j2s" if manifest(model).get("kind") == "j2s" else "mediapipe"
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(shown name, model) for the selector: every shipped model, with what it reads."""
+    out = []
+    for name in available_models():
+        m = manifest(name)
+        what = "J2S: image crop" if m.get("kind") == "j2s" else "MediaPipe keypoints"
+        out.append((f"{name} ({len(m['labels'])} letters, {what})", name))
+    return out
+
+
+def check_settings(model: str, hand: str, hold_s: float, min_confidence: float) -> Settings:
+    """Validated settings; a request from outside the page (the API) gets a message, not a stack trace."""
+    import gradio as gr
+
+    if model not in available_models():
+        raise gr.Error(f"No model {model!r}. Shipped: {', '.join(available_models())}.")
+    if hand not in HANDS:
+        raise gr.Error(f"Hand must be one of {', '.join(HANDS)}, not {hand!r}.")
+    if keypoints_for(model) == "j2s":
+        hand = "any"  # the palm detector cannot tell left from right
+    try:
+        hold_s, min_confidence = float(hold_s), float(min_confidence)
+    except (TypeError, ValueError):
+        raise gr.Error("Hold time and confidence threshold must be numbers.") from None
+    if not (0.0 < hold_s <= 5.0 and 0.0 <= min_confidence <= 1.0):
+        raise gr.Error("Hold time must be in (0, 5] seconds and the confidence threshold in [0, 1].")
+    return Settings(model, hand, hold_s, min_confidence)
+
+
+def make_recognizer(settings: Settings, static: bool = False):
+    """The pipeline for these settings; ``static`` uses the photo detectors (no tracking between frames)."""
+    import gradio as gr
+
+    from realtime.classifier import ModelError
+    from realtime.pipeline import Recognizer
+
+    kp = keypoints_for(settings.model)
+    stage = None
+    if static:
+        if kp == "j2s":
+            from realtime.palm import StaticPalmDetector
+
+            stage = StaticPalmDetector()
+        else:
+            from realtime.hands import StaticHandDetector
+
+            stage = StaticHandDetector()
+    try:
+        return Recognizer(model=settings.model, hand=settings.hand, keypoints=kp, speller=settings.speller(),
+                          hands_stage=stage)
+    except (ModelError, ValueError) as e:
+        raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
+
+
+# -- live stream ------------------------------------------------------------------------------------------------
+
+
+class LiveSession:
+    """One browser tab's live state: its recognizer and speller, the lock that makes the newest frame win, and
+    the counters shown under the video. Gradio keeps one per tab (``gr.State``), so two people never share text."""
+
+    def __init__(self, clock=time.perf_counter):
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.rec = None
+        self.settings: Settings | None = None
+        self.processed = 0
+        self.dropped_busy = 0  # arrived while another frame of this tab was being processed
+        self.dropped_stale = 0  # sent by the page but replaced by a newer frame before the server took it
+        self._last_id: int | None = None
+        self.round_trip_ms: deque[float] = deque(maxlen=30)
+        self.server_ms: deque[float] = deque(maxlen=30)
+        self.times: deque[float] = deque(maxlen=30)
+        self.stage_ms: dict[str, float] = {}
+
+    def configure(self, settings: Settings):
+        """The recognizer for these settings: rebuilt for another model or hand (keeping the text), else tuned."""
+        if self.rec is None or self.settings is None or (settings.model, settings.hand) != (
+                self.settings.model, self.settings.hand):
+            text = self.rec.speller.text if self.rec else ""
+            self.close()
+            self.rec = make_recognizer(settings)
+            self.rec.speller.text = text
+        elif settings != self.settings:
+            self.rec.speller.config = settings.speller()
+        self.settings = settings
+        return self.rec
+
+    def note_stamp(self, stamp: str | None) -> None:
+        """Read the page's 'frame id:capture ms:last round trip ms' stamp: count skipped ids, keep the round trip."""
+        try:
+            parts = (stamp or "").split(":")
+            frame_id = int(parts[0])
+            rtt = float(parts[2]) if len(parts) > 2 and parts[2] else None
+        except (ValueError, IndexError):
+            return  # no stamp (an API client, or a page without the script): no round trip, no stale count
+        if self._last_id is not None and frame_id > self._last_id:
+            self.dropped_stale += frame_id - self._last_id - 1
+        self._last_id = frame_id
+        if rtt is not None and 0 <= rtt < 60_000:
+            self.round_trip_ms.append(rtt)
+
+    @property
+    def fps(self) -> float:
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
+
+    def clear(self) -> str:
+        with self.lock:
+            if self.rec:
+                self.rec.speller.clear()
+            return self.text
+
+    def backspace(self) -> str:
+        with self.lock:
+            if self.rec:
+                self.rec.speller.backspace()
+            return self.text
+
+    @property
+    def text(self) -> str:
+        return self.rec.speller.text if self.rec else ""
+
+    def close(self) -> None:
+        if self.rec is not None:
+            self.rec.close()
+            self.rec = None
+
+
+def latency_markdown(s: LiveSession) -> str:
+    """The numbers under the live video: round trip, server time per frame, per-stage milliseconds, drops."""
+    rtt = (f"**round trip {statistics.median(s.round_trip_ms):.0f} ms** (capture → server → annotated frame "
+           f"on screen, median of the last {len(s.round_trip_ms)})" if s.round_trip_ms else
+           "**round trip**: measuring…")
+    server = statistics.median(s.server_ms) if s.server_ms else 0.0
+    stages = [k for k in STAGE_ORDER if k in s.stage_ms]
+    head = "| " + " | ".join(stages) + " |\n|" + "---|" * len(stages) + "\n"
+    row = "| " + " | ".join(f"{s.stage_ms[k]:.1f}" for k in stages) + " |"
+    return (f"{rtt}  \n**server** {server:.1f} ms per frame (recognition and overlay) · {s.fps:.1f} frames/s · "
+            f"{s.processed} processed · "
+            f"{s.dropped_stale + s.dropped_busy} stale frames dropped\n\nmilliseconds per stage, last frame:\n\n"
+            + head + row)
+
+
+def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
+               stamp: str | None = None):
+    """One webcam frame (RGB, mirrored by the page) -> (annotated frame, text, latency, stamp echo, session).
+
+    A frame that arrives while this tab's previous one is still being processed is dropped (every output
+    skipped), so a slow frame never builds a queue.
+    """
+    import cv2
+    import gradio as gr
+
+    from realtime.overlay import draw
+
+    session = session if isinstance(session, LiveSession) else LiveSession()
+    skip = (gr.skip(), gr.skip(), gr.skip(), gr.skip(), session)
+    if frame is None or not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        return skip
+    if not session.lock.acquire(blocking=False):
+        session.dropped_busy += 1
+        return skip
+    try:
+        t_in = session.clock()
+        session.note_stamp(stamp)
+        rec = session.configure(check_settings(model, hand, hold_s, min_confidence))
+        timer = StageTimer()
+        with timer("prepare"):  # the page sends a selfie view: undo it, so the hand is seen as `fingerspell live` sees it
+            h, w = frame.shape[:2]
+            if max(h, w) > MAX_STREAM_SIDE:
+                f = MAX_STREAM_SIDE / max(h, w)
+                frame = cv2.resize(frame, (int(w * f), int(h * f)), interpolation=cv2.INTER_AREA)
+            bgr = cv2.cvtColor(cv2.flip(frame, 1), cv2.COLOR_RGB2BGR)
+        result = rec.process(bgr, t_in, timer)
+        session.times.append(t_in)
+        with timer("overlay"):
+            shown = draw(bgr, result, session.fps, mirror=True, show_timing=False, hint=None)
+            shown = cv2.cvtColor(shown, cv2.COLOR_BGR2RGB)
+        session.processed += 1
+        session.stage_ms = dict(timer.ms)
+        session.server_ms.append((session.clock() - t_in) * 1000)
+        return shown, result.text, latency_markdown(session), stamp or "", session
+    finally:
+        session.lock.release()
+
+
+def clear_text(session: LiveSession | None) -> str:
+    return session.clear() if isinstance(session, LiveSession) else ""
+
+
+def backspace_text(session: LiveSession | None) -> str:
+    return session.backspace() if isinstance(session, LiveSession) else ""
+
+
+def close_session(session) -> None:
+    """Gradio calls this when a tab's state expires: free its MediaPipe graph."""
+    if isinstance(session, LiveSession):
+        session.close()
+
+
+# -- uploads ----------------------------------------------------------------------------------------------------
+
+
+def _fit(img: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    import cv2
+
+    h, w = img.shape[:2]
+    if max(h, w) <= max_side:
+        return img
+    f = max_side / max(h, w)
+    return cv2.resize(img, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def load_image(path: str | Path) -> np.ndarray | None:
+    """An uploaded file as an RGB image; None when it is not an image. Refuses huge ones before decoding them."""
+    import gradio as gr
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    name = Path(path).name
+    limit = f"the demo takes images up to {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Make it smaller and try again."
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            im = Image.open(path)  # reads the header only: the size is known before any pixel is decoded
+    except Image.DecompressionBombError:
+        raise gr.Error(f"{name} is far too large an image; {limit}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    with im:
+        w, h = im.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise gr.Error(f"{name} is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); {limit}")
+        try:
+            img = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos: their saved rotation
+        except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt
+            raise gr.Error(f"{name} looks like an image but cannot be decoded ({e}).") from None
+    if max(w, h) > MAX_SIDE:
+        gr.Warning(f"{name} is {w}×{h} pixels: downscaled to at most {MAX_SIDE} pixels a side for recognition.")
+        img = _fit(img)
+    return img
+
+
+def video_container(path: str | Path) -> str | None:
+    """The container a file's first bytes announce (mp4, webm, avi, ...), or None. OpenCV's FFmpeg opens nearly
+    anything, a text file included (as a 'tty' animation), so a file must name a video container to be one."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head[4:8] == b"ftyp":
+        return "mp4"  # also mov, m4v, 3gp
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"  # also mkv
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:3] == b"FLV":
+        return "flv"
+    if head[:4] == b"\x30\x26\xb2\x75":
+        return "wmv"
+    if head[:4] == b"\x00\x00\x01\xba" or head[:4] == b"\x00\x00\x01\xb3":
+        return "mpeg"
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:
+        return "mpeg-ts"
+    if head.startswith(b"YUV4MPEG2"):
+        return "y4m"
+    return None
+
+
+def top_readings(rec, probs: np.ndarray, k: int = 5) -> dict[str, float]:
+    order = np.argsort(probs)[::-1][:k]
+    return {rec.labels[i]: float(probs[i]) for i in order}
+
+
+def analyse_image(img_rgb: np.ndarray, settings: Settings):
+    """A photo -> (annotated image, top readings, letter, summary): the static-image path of ``fingerspell eval``."""
+    import cv2
+
+    from realtime.hands import pick_hand
+    from realtime.overlay import draw
+    from realtime.pipeline import FrameResult
+
+    rec = make_recognizer(settings, static=True)
+    try:
+        bgr = cv2.cvtColor(img_rgb, cv2.COLOR_RGB2BGR)
+        timer = StageTimer()
+        with timer("hands"):
+            hands = rec.hands(bgr)
+            hand = pick_hand(hands, settings.hand)
+        if hand is None:
+            result = FrameResult(0.0, hands, None, None, 0.0, None, "", dict(timer.ms))
+            shown = cv2.cvtColor(draw(bgr, result, show_timing=False, hint=None), cv2.COLOR_BGR2RGB)
+            which = "" if settings.hand == "any" else f"{settings.hand} "
+            return shown, None, "", f"**No {which}hand found in this image.** Try a photo where the hand is clearly visible."
+        with timer("features"):
+            x = rec.features(hand, bgr)
+        with timer("classifier"):
+            probs = rec.classifier(x)
+        if getattr(x, "hand", None) is not None:  # J2S: draw the keypoints it regressed
+            hand, hands = x.hand, [x.hand]
+        k = int(np.argmax(probs))
+        letter, conf = rec.labels[k], float(probs[k])
+        result = FrameResult(0.0, hands, hand, letter, conf, None, letter, dict(timer.ms))
+        shown = cv2.cvtColor(draw(bgr, result, show_timing=False, hint=None), cv2.COLOR_BGR2RGB)
+        ms = " · ".join(f"{k} {v:.1f} ms" for k, v in timer.ms.items())
+        sure = "" if conf >= settings.min_confidence else f" (below the {settings.min_confidence:.0%} threshold: unsure)"
+        summary = f"**{letter}** with {conf:.0%} confidence{sure} ({hand.handedness.lower()} hand) · {ms}"
+        return shown, top_readings(rec, probs), letter, summary
+    finally:
+        rec.close()
+
+
+@dataclass
+class VideoFrame:
+    t: float
+    letter: str | None
+    confidence: float
+    committed: str | None
+    hand: bool
+
+
+def analyse_video(path: str | Path, settings: Settings, progress=None, max_frames: int = MAX_VIDEO_FRAMES):
+    """A video, frame by frame on its own timestamps (like ``fingerspell live --source``) -> (frames, text, a frame
+    to show). ``progress(done, total)`` is called as it goes."""
+    import cv2
+
+    from realtime.capture import VideoReader
+    from realtime.overlay import draw
+
+    frames: list[VideoFrame] = []
+    shown = None
+    best, committed = -1.0, False
+    with ExitStack() as stack:  # closes whatever was opened, even if the next step fails
+        reader = VideoReader(str(path), live=False)
+        stack.callback(reader.close)
+        rec = make_recognizer(settings)
+        stack.callback(rec.close)
+        total = min(reader.frame_count, max_frames) if reader.frame_count > 0 else max_frames
+        while len(frames) < max_frames:
+            img = reader.grab()
+            if img is None:
+                break
+            img = _fit(img)
+            t = reader.position_s if reader.position_s is not None else len(frames) / (reader.fps or 30.0)
+            r = rec.process(img, t)
+            frames.append(VideoFrame(t, r.letter, r.confidence, r.committed, r.hand is not None))
+            if r.hand is not None and (r.committed or (not committed and r.confidence > best)):
+                committed, best = committed or bool(r.committed), r.confidence  # show the last commit's frame
+                shown = cv2.cvtColor(draw(img, r, show_timing=False, hint=None), cv2.COLOR_BGR2RGB)  # (or the surest)
+            if progress is not None and (len(frames) % 5 == 0 or len(frames) == total):
+                progress(len(frames), max(total, len(frames)))
+        truncated = reader.grab() is not None if len(frames) >= max_frames else False
+        return frames, rec.speller.text, shown, truncated
+
+
+def confidence_chart(frames: list[VideoFrame], min_confidence: float):
+    """Per-frame confidence of the top reading over time, with the committed letters marked: why a letter came
+    out (or did not)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    t = np.array([f.t for f in frames])
+    conf = np.array([f.confidence if f.hand else np.nan for f in frames])
+    ax.plot(t, conf, color="#2563eb", lw=1.5, label="confidence of the top letter")
+    ax.axhline(min_confidence, color="#999", ls="--", lw=1, label=f"threshold {min_confidence:.0%}")
+    for f in frames:
+        if f.committed and f.committed.strip():
+            ax.annotate(f.committed, (f.t, 1.02), ha="center", va="bottom", fontsize=11, fontweight="bold")
+            ax.axvline(f.t, color="#16a34a", lw=0.8, alpha=0.6)
+    no_hand = np.array([not f.hand for f in frames])
+    if no_hand.any() and len(t) > 1:
+        ax.fill_between(t, 0, 1, where=no_hand, color="#eee", step="mid", label="no hand")
+    ax.set_ylim(0, 1.12)
+    ax.set_xlabel("time in the video (s)")
+    ax.set_ylabel("confidence")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def analyse_upload(path, model: str, hand: str, hold_s: float, min_confidence: float, progress=None):
+    """The Upload tab: an image or a video file -> (annotated image, top readings, transcript, chart, summary)."""
+    import gradio as gr
+
+    from realtime.capture import SourceError
+
+    if not path:
+        raise gr.Error("Choose an image or a video file first.")
+    path = getattr(path, "name", path)  # gr.File may hand over a file object
+    settings = check_settings(model, hand, hold_s, min_confidence)
+    name = Path(path).name
+    img = load_image(path)
+    if img is not None:
+        shown, readings, letter, summary = analyse_image(img, settings)
+        return shown, readings, letter, None, summary
+    not_media = gr.Error(f"{name} is neither an image nor a video this demo can read. Upload a photo (JPEG, PNG, "
+                         "…) or a video (MP4, WebM, MOV, AVI, …).")
+    if video_container(path) is None:
+        raise not_media
+    try:
+        frames, text, shown, truncated = analyse_video(
+            path, settings, progress=(lambda i, n: progress((i, n), desc="frames", unit="frames")) if progress else None)
+    except SourceError:
+        raise not_media from None
+    with_hand = sum(f.hand for f in frames)
+    if truncated:
+        gr.Warning(f"Only the first {len(frames)} frames of {name} were processed.")
+    if with_hand == 0:
+        return None, None, "", None, (f"**No hand found in {len(frames)} frames** of {name}. Film the hand so that "
+                                      f"it is clearly visible, from the wrist up.")
+    chart = confidence_chart(frames, settings.min_confidence)
+    dur = frames[-1].t if frames else 0.0
+    summary = (f"{len(frames)} frames ({dur:.1f} s): a hand in {with_hand}; spelled **{text.strip() or '(nothing)'}**"
+               + ("" if text.strip() else f" — no letter was held for {settings.hold_s} s above "
+                                          f"{settings.min_confidence:.0%} confidence"))
+    return shown, None, text, chart, summary
+
+
+# -- reference chart --------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def reference_html(model: str) -> str:
+    """The selected model's letters as tiles (letters of the alphabet it cannot read struck through), and a photo
+    per letter when the datasets are at hand."""
+    m = manifest(model)
+    labels = set(m["labels"])
+    tiles = "".join(f'<span title="recognised">{c}</span>' if c in labels else
+                    f'<span class="fs-missing" title="not recognised">{c}</span>' for c in ALPHABET)
+    extra = [x for x in m["labels"] if x not in ALPHABET]
+    more = f"<p>Also: {' '.join(extra)}</p>" if extra else ""
+    missing = "".join(c for c in ALPHABET if c not in labels)
+    note = (f"<p>{model} reads {len(labels)} letters. Not read: {', '.join(missing)}"
+            " (J and Z are movements, not hand shapes).</p>" if missing else "")
+    photos = "".join(f'<figure><img src="data:image/jpeg;base64,{b64}" alt="{c}"><figcaption>{c}</figcaption></figure>'
+                     for c, b64 in reference_photos(model))
+    if photos:
+        photos = f'<p>One photo per letter from its training data:</p><div class="fs-photos">{photos}</div>'
+    return f'<div class="fs-letters">{tiles}</div>{more}{note}{photos}'
+
+
+def reference_photos(model: str, size: int = 88) -> list[tuple[str, str]]:
+    """(letter, base64 JPEG) for one photo per letter from the model's first training dataset, when
+    $FINGERSPELL_DATASETS holds it: the datasets are not shipped, so without them the chart is letters only."""
+    import base64
+    import csv
+
+    import cv2
+
+    root = os.environ.get("FINGERSPELL_DATASETS")
+    data = (manifest(model).get("training") or {}).get("data") or []
+    if not root or not data:
+        return []
+    folder = Path(root) / data[0]
+    try:
+        with open(folder / "manifest.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return []
+    out = []
+    for label in manifest(model)["labels"]:
+        row = next((r for r in rows if r.get("label") == label), None)
+        img = cv2.imread(str(folder / row["path"])) if row else None
+        if img is not None:
+            ok, buf = cv2.imencode(".jpg", _fit(img, size), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            if ok:
+                out.append((label, base64.b64encode(buf.tobytes()).decode("ascii")))
+    return out
+
+
+def on_model_change(model: str):
+    """A J2S model cannot tell left from right hands: the hand selector is locked to 'any' for it."""
+    import gradio as gr
+
+    j2s = keypoints_for(model) == "j2s"
+    hand = gr.update(value="any", interactive=False, info="J2S cannot tell left from right hands") if j2s else \
+        gr.update(interactive=True, info="which hand spells; 'any' takes the largest hand in view")
+    return hand, reference_html(model)
+
+
+# -- the page ---------------------------------------------------------------------------------------------------
+
+
+def _friendly(fn):
+    """Unexpected errors become a short message in the page (the traceback goes to the server log only)."""
+    import functools
+
+    import gradio as gr
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:  # the page must never show a stack trace
+            log.exception("demo handler %s failed", fn.__name__)
+            raise gr.Error(f"Something went wrong: {type(e).__name__}: {e}") from None
+    return wrapper
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} seconds"
+
+
+def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, stream_every: float = 0.1,
+              time_limit: float = 600.0):
+    """The Gradio page. ``max_streams`` tabs stream at once, ``max_uploads`` uploads run at once; past
+    ``queue_size`` waiting requests a new one is refused with a message. Each stream ends after ``time_limit`` s."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    models = available_models()
+    if not models:
+        raise RuntimeError(f"no models in {weights_dir()}")
+    default = "asl-letters" if "asl-letters" in models else models[0]
+
+    # System fonts: the default theme fetches Google fonts, which a machine without internet waits for.
+    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    with gr.Blocks(title="fingerspell", theme=theme, css=CSS, head=ROUND_TRIP_JS, analytics_enabled=False,
+                   delete_cache=(300, 900)) as app:
+        gr.Markdown("# fingerspell: fingerspelling, read live\nAllow the camera, press Record under "
+                    "the video and sign letters: hold a letter still for the hold time to type it; lower your hand "
+                    "to type the same letter twice; keep it out of view for 1.5 s to add a space.")
+        session = gr.State(None, time_to_live=900, delete_callback=close_session)
+        with gr.Row():
+            model = gr.Dropdown(model_choices(), value=default, label="Model", scale=3,
+                                info="the ASL and LIS keypoint classifiers and the J2S image model")
+            hand = gr.Radio(list(HANDS), value="any", label="Hand", scale=2,
+                            info="which hand spells; 'any' takes the largest hand in view")
+            hold = gr.Slider(0.1, 2.0, value=0.5, step=0.05, label="Hold time (s)", scale=2,
+                             info="how long a letter must stay to be typed")
+            min_conf = gr.Slider(0.0, 1.0, value=0.6, step=0.05, label="Confidence threshold", scale=2,
+                                 info="readings below it count as unsure")
+        settings = [model, hand, hold, min_conf]
+        with gr.Tab("Live", id="live"):
+            with gr.Row():
+                cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", elem_id="fs-cam",
+                               webcam_options=gr.WebcamOptions(mirror=True))
+                live_out = gr.Image(label="Recognised", show_label=False, format="jpeg", interactive=False,
+                                    elem_id="fs-live-out")
+            text = gr.Textbox(label="Spelled text", interactive=False, elem_id="fs-text", lines=1, max_lines=3)
+            with gr.Row():
+                clear = gr.Button("Clear", elem_id="fs-clear", size="sm")
+                backspace = gr.Button("Backspace", elem_id="fs-backspace", size="sm")
+            latency = gr.Markdown("*latency appears here once the stream runs*", elem_id="fs-latency")
+            gr.Markdown(f"<small>{max_streams} webcam stream{'s' if max_streams > 1 else ''} at a time: anyone "
+                        f"else waits in a queue and sees their place in it on the recognised image. A stream "
+                        f"stops after {_duration(time_limit)}: press Record again to go on.</small>")
+            stamp = gr.Textbox(elem_id="fs-stamp", elem_classes=["fs-hidden"], show_label=False, container=False)
+            echo = gr.Textbox(elem_id="fs-echo", elem_classes=["fs-hidden"], show_label=False, container=False)
+        with gr.Tab("Upload", id="upload"):
+            with gr.Row():
+                upload = gr.File(label="An image or a video", file_count="single", type="filepath",
+                                 elem_id="fs-upload")
+                up_image = gr.Image(label="Recognised", show_label=False, interactive=False, elem_id="fs-up-image")
+            run = gr.Button("Recognise", variant="primary", elem_id="fs-run")
+            up_summary = gr.Markdown(elem_id="fs-up-summary")
+            with gr.Row():
+                up_text = gr.Textbox(label="Transcript", interactive=False, elem_id="fs-up-text")
+                up_label = gr.Label(label="Top readings (images)", num_top_classes=5, elem_id="fs-up-label")
+            up_chart = gr.Plot(label="Confidence per frame (videos)", elem_id="fs-up-chart")
+        with gr.Accordion("Letters of the selected model", open=False, elem_id="fs-letters"):
+            chart = gr.HTML(reference_html(default))
+
+        cam.stream(_friendly(live_frame), inputs=[cam, session, *settings, stamp],
+                   outputs=[live_out, text, latency, echo, session], stream_every=stream_every,
+                   time_limit=time_limit, concurrency_limit=max_streams, concurrency_id="live",
+                   show_progress="full", show_progress_on=[live_out])  # a queued tab sees its place there
+        clear.click(_friendly(clear_text), inputs=session, outputs=text, queue=False)
+        backspace.click(_friendly(backspace_text), inputs=session, outputs=text, queue=False)
+        model.change(_friendly(on_model_change), inputs=model, outputs=[hand, chart])
+
+        def run_upload(path, model, hand, hold, min_conf, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+            return analyse_upload(path, model, hand, hold, min_conf, progress=progress)
+
+        run.click(_friendly(run_upload), inputs=[upload, *settings],
+                  outputs=[up_image, up_label, up_text, up_chart, up_summary], concurrency_limit=max_uploads,
+                  concurrency_id="upload")
+    app.queue(max_size=queue_size, default_concurrency_limit=max_uploads)
+    return app
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, max_file_size: str = "200mb",
+           **build_kw) -> None:
+    """Serve the page until Ctrl-C. ``share`` asks Gradio for a public link (needs internet)."""
+    app = build_app(**build_kw)
+    app.launch(server_name=host, server_port=port, share=share, show_api=False, ssr_mode=False,
+               max_file_size=max_file_size, show_error=False, inbrowser=False)

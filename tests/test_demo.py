@@ -1,0 +1,432 @@
+"""The browser demo: its handlers called directly, then the real page in headless Chromium.
+
+The browser tests start ``fingerspell demo`` on 127.0.0.1 and drive Debian's Chromium through Playwright,
+with a fake camera that plays a .y4m video of real dataset photos. They skip, saying why, without Gradio,
+Playwright, Chromium or the datasets. Set FINGERSPELL_DEMO_SCREENSHOTS=DIR to keep screenshots of the page.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import manifest_rows, need_dataset, place_on_canvas, write_spelling_video
+
+gr = pytest.importorskip("gradio", reason="the demo needs Gradio: pip install -e '.[demo]'")
+
+from realtime import demo
+
+REPO = Path(__file__).resolve().parent.parent
+WORD = "WHY"  # three letters the shipped asl-letters model reads surely on massey's hand3 photos
+CHROMIUM = os.environ.get("FINGERSPELL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def massey_photos(word: str, signer: str = "hand3") -> list[np.ndarray]:
+    from training.data import read_image
+
+    massey = need_dataset("massey")
+    rows = manifest_rows(massey)
+    return [read_image(massey / next(r["path"] for r in rows if r["label"] == c and r["signer"] == signer))
+            for c in word]
+
+
+def as_page_sends(bgr: np.ndarray) -> np.ndarray:
+    """What the page's webcam delivers to the handler: RGB, mirrored (a selfie view)."""
+    import cv2
+
+    return cv2.cvtColor(cv2.flip(bgr, 1), cv2.COLOR_BGR2RGB)
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def stream(session, frames, clock, fps=10.0, model="asl-letters", hand="any", hold=0.5, min_conf=0.6):
+    outs = None
+    for i, f in enumerate(frames):
+        clock.t += 1.0 / fps
+        outs = demo.live_frame(f, session, model, hand, hold, min_conf, f"{i + 1}:{clock.t * 1000:.0f}:")
+    return outs
+
+
+# -- the handlers ------------------------------------------------------------------------------------------------
+
+
+def test_live_frames_spell_a_word_and_sessions_do_not_share_text():
+    photos = massey_photos(WORD)
+    blank = np.zeros((480, 640, 3), np.uint8)
+    frames = []
+    for p in photos:
+        frames += [as_page_sends(place_on_canvas(p))] * 10 + [blank] * 5  # 1 s per letter, 0.5 s without a hand
+    clock = FakeClock()
+    session = demo.LiveSession(clock=clock)
+    shown, text, latency, echo, out_session = stream(session, frames, clock)
+    assert out_session is session
+    assert text == WORD
+    assert shown.shape == (480, 640, 3) and shown.dtype == np.uint8
+    assert session.processed == len(frames) and session.dropped_busy == 0 and session.dropped_stale == 0
+    assert "hands" in latency and "processed" in latency
+    assert echo.startswith(f"{len(frames)}:")
+
+    other = demo.LiveSession(clock=clock)  # a second tab starts from nothing and leaves the first alone
+    _, text2, *_ = stream(other, frames[:12], clock)
+    assert text2 == WORD[0] and session.rec.speller.text == WORD
+    assert demo.backspace_text(session) == WORD[:-1]
+    assert demo.clear_text(session) == ""
+    assert other.rec.speller.text == WORD[0]
+    session.close()
+    other.close()
+
+
+def test_a_frame_that_arrives_while_one_is_processed_is_dropped_not_queued():
+    session = demo.LiveSession()
+    frame = np.zeros((480, 640, 3), np.uint8)
+    with session.lock:  # a frame of this tab is being processed
+        outs = demo.live_frame(frame, session, "asl-letters", "any", 0.5, 0.6, "1:0:")
+    assert all(o == gr.skip() for o in outs[:4])  # nothing in the page changes
+    assert outs[4] is session and session.dropped_busy == 1 and session.processed == 0
+    outs = demo.live_frame(frame, session, "asl-letters", "any", 0.5, 0.6, "2:0:")
+    assert session.processed == 1 and outs[1] == ""
+    session.close()
+
+
+def test_stamps_give_round_trip_and_count_frames_a_newer_one_replaced():
+    s = demo.LiveSession()
+    for stamp in ["1:1000:", "2:1100:80", "6:1500:90", "7:1600:70", "garbage", None]:
+        s.note_stamp(stamp)
+    assert s.dropped_stale == 3  # frames 3, 4 and 5 were replaced before the server took them
+    assert list(s.round_trip_ms) == [80, 90, 70]
+    assert "round trip 80 ms" in demo.latency_markdown(s)
+
+
+def test_settings_tune_in_place_and_a_new_model_keeps_the_text():
+    s = demo.LiveSession()
+    rec = s.configure(demo.Settings("asl-letters"))
+    rec.speller.text = "AB"
+    assert s.configure(demo.Settings("asl-letters", hold_s=1.0, min_confidence=0.8)) is rec
+    assert rec.speller.config.hold_s == 1.0 and rec.speller.config.min_confidence == 0.8
+    rec2 = s.configure(demo.Settings("lis-letters", hold_s=1.0, min_confidence=0.8))
+    assert rec2 is not rec and rec2.speller.text == "AB" and "Q" in rec2.labels and "S" not in rec2.labels
+    s.close()
+
+
+def test_j2s_models_run_as_j2s_with_any_hand():
+    assert demo.keypoints_for("lis-j2s") == "j2s" and demo.keypoints_for("asl-letters") == "mediapipe"
+    assert demo.check_settings("lis-j2s", "left", 0.5, 0.6).hand == "any"
+    hand, html = demo.on_model_change("lis-j2s")
+    assert hand["value"] == "any" and hand["interactive"] is False
+    assert "fs-missing" in html and ">S<" in html  # S is not in the LIS models
+    s = demo.LiveSession()
+    outs = demo.live_frame(np.zeros((480, 640, 3), np.uint8), s, "lis-j2s", "left", 0.5, 0.6)
+    assert s.rec.keypoints == "j2s" and outs[1] == ""
+    s.close()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("no-such-model", "any", 0.5, 0.6), "No model"),
+    (("asl-letters", "both", 0.5, 0.6), "Hand must be"),
+    (("asl-letters", "any", -1, 0.6), "Hold time"),
+])
+def test_bad_settings_get_a_message(args, message):
+    with pytest.raises(gr.Error, match=message):
+        demo.check_settings(*args)
+
+
+def test_reference_chart_lists_the_models_letters():
+    html = demo.reference_html("asl-letters")
+    assert all(f">{c}<" in html for c in "ABCY")
+    assert "J, Z" in html
+
+
+# -- uploads -----------------------------------------------------------------------------------------------------
+
+
+def upload(path, **kw):
+    args = {"model": "asl-letters", "hand": "any", "hold_s": 0.5, "min_confidence": 0.6} | kw
+    return demo.analyse_upload(str(path), **args)
+
+
+def test_upload_an_image(tmp_path):
+    import cv2
+
+    path = tmp_path / "b.png"
+    cv2.imwrite(str(path), place_on_canvas(massey_photos("B")[0]))
+    shown, readings, letter, chart, summary = upload(path)
+    assert letter == "B" and max(readings, key=readings.get) == "B" and chart is None
+    assert shown.shape == (480, 640, 3) and "**B**" in summary
+
+
+def test_upload_a_video_gives_transcript_chart_and_progress(tmp_path):
+    from matplotlib.figure import Figure
+
+    video = tmp_path / "why.mp4"
+    write_spelling_video(video, massey_photos(WORD))
+    calls = []
+    shown, readings, text, chart, summary = upload(video, progress=lambda *a, **k: calls.append(a))
+    assert text == WORD
+    assert isinstance(chart, Figure) and shown is not None and readings is None
+    assert calls and calls[-1][0] == (len(WORD) * 27, len(WORD) * 27)  # write_spelling_video: 18 + 9 frames a letter
+    assert f"spelled **{WORD}**" in summary
+
+
+def test_upload_a_video_without_a_hand(tmp_path):
+    import cv2
+
+    video = tmp_path / "empty.mp4"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 15, (320, 240))
+    for _ in range(20):
+        w.write(np.full((240, 320, 3), 90, np.uint8))
+    w.release()
+    _, _, text, chart, summary = upload(video)
+    assert "No hand found in 20 frames" in summary and text == "" and chart is None
+
+
+def test_upload_a_file_that_is_neither_image_nor_video(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a picture\n" * 100)
+    with pytest.raises(gr.Error, match="neither an image nor a video"):
+        upload(path)
+    with pytest.raises(gr.Error, match="Choose an image"):
+        demo.analyse_upload(None, "asl-letters", "any", 0.5, 0.6)
+
+
+def test_upload_a_huge_image_is_refused_before_decoding(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = tmp_path / "huge.png"  # a valid PNG header claiming 12000 x 9000 pixels, and almost no data
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 9000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    with pytest.raises(gr.Error, match="108 megapixels"):
+        upload(path)
+
+
+def test_upload_a_truncated_image(tmp_path):
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8))
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buf.tobytes()[: len(buf) // 2])
+    with pytest.raises(gr.Error, match="cannot be decoded"):
+        upload(path)
+
+
+def test_a_large_image_is_downscaled(tmp_path):
+    import cv2
+
+    path = tmp_path / "big.jpg"
+    cv2.imwrite(str(path), cv2.resize(place_on_canvas(massey_photos("B")[0]), (3200, 2400)))
+    with pytest.warns(UserWarning, match="downscaled to at most 1920"):  # gr.Warning, outside a page
+        shown, _, letter, _, _ = upload(path)
+    assert max(shown.shape[:2]) == demo.MAX_SIDE and letter == "B"
+
+
+def test_cli_demo_without_gradio_says_how_to_install(monkeypatch, capsys):
+    from realtime.cli import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now raises ImportError
+    assert main(["demo"]) == 2
+    assert "pip install -e '.[demo]'" in capsys.readouterr().err
+
+
+# -- the real page in a real browser ---------------------------------------------------------------------------
+
+
+def write_y4m(path: Path, photos: list[np.ndarray], fps: int = 15, hold_s: float = 1.5, gap_s: float = 0.6,
+              tail_s: float = 1.6) -> None:
+    """A fake-camera video: each photo on a webcam-sized frame for hold_s, a gap without a hand after each, and a
+    longer pause at the end so that the loop Chromium plays starts a new word."""
+    import cv2
+
+    blank = np.zeros((480, 640, 3), np.uint8)
+    with open(path, "wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F%d:1 Ip A1:1 C420jpeg\n" % fps)
+
+        def put(img, seconds):
+            planes = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420).tobytes()  # Y, then U and V at half resolution
+            f.writelines(b"FRAME\n" + planes for _ in range(int(seconds * fps)))
+
+        for p in photos:
+            put(place_on_canvas(p), hold_s)
+            put(blank, gap_s)
+        put(blank, tail_s)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """``fingerspell demo`` on a free port of 127.0.0.1, one stream at a time, for the module's browser tests."""
+    port = free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    url = f"http://127.0.0.1:{port}/"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "demo", "--host", "127.0.0.1", "--port",
+                                 str(port), "--max-streams", "1"], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+            wait_until_serving(url, proc, log)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, log, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"fingerspell demo exited with {proc.returncode}:\n{log.read().decode()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"fingerspell demo did not serve within {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def fake_camera(tmp_path_factory):
+    path = tmp_path_factory.mktemp("camera") / "why.y4m"
+    write_y4m(path, massey_photos(WORD))
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(fake_camera):
+    """Headless Debian Chromium whose camera plays the fake-camera video."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright: "
+                                                                 "pip install -e '.[test]'")
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"the browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={fake_camera}"]
+    with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        try:
+            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=args,
+                                                       viewport={"width": 1280, "height": 900})
+        except Exception as e:  # noqa: BLE001 - an unusable browser is a reason to skip, stated
+            pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {str(e).splitlines()[0]}")
+        yield ctx
+        ctx.close()
+
+
+def shot(page, name: str, tmp_path: Path, full_page: bool = True) -> None:
+    folder = Path(os.environ.get("FINGERSPELL_DEMO_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / name), full_page=full_page)
+
+
+def test_browser_live_stream_spells_the_word_the_camera_shows(browser, server, tmp_path):
+    page = browser.new_page()
+    page.goto(server)
+    cam = page.locator("#fs-cam")
+    cam.get_by_text("Click to Access Webcam").click()
+    cam.get_by_role("button", name="capture photo").click()  # the streaming webcam's Record button
+    text = page.locator("#fs-text textarea")
+    # The camera loops W, H, Y with a pause after the Y: within two loops the whole word is spelled.
+    page.wait_for_function("w => (document.querySelector('#fs-text textarea')?.value || '').includes(w)",
+                           arg=WORD, timeout=45_000)
+    assert WORD in text.input_value()
+    latency = page.locator("#fs-latency").inner_text()
+    assert "round trip" in latency and "ms" in latency and "hands" in latency
+    rtt = float(latency.split("round trip ")[1].split(" ms")[0])
+    assert 0 < rtt < 5000
+    page.get_by_text("Letters of the selected model").click()  # the reference chart
+    letters = page.locator("#fs-letters .fs-letters")
+    letters.wait_for(timeout=5_000)
+    assert all(c in letters.inner_text() for c in "ABCWY")
+    page.wait_for_timeout(300)
+    shot(page, "demo-live.png", tmp_path, full_page=True)
+    cam.get_by_role("button", name="capture photo").click()  # Stop
+    time.sleep(1.0)  # let a frame still on its way come back
+    page.locator("#fs-clear").click()
+    page.wait_for_function("() => document.querySelector('#fs-text textarea')?.value === ''", timeout=10_000)
+    page.close()
+
+
+def test_browser_a_second_stream_waits_in_the_queue_then_runs(browser, server):
+    """The server runs with --max-streams 1: a second tab sees its place in the queue, and streams once the
+    first one stops."""
+    first, second = browser.new_page(), browser.new_page()
+    for page in (first, second):
+        page.goto(server)
+        page.locator("#fs-cam").get_by_text("Click to Access Webcam").click()
+    first.locator("#fs-cam").get_by_role("button", name="capture photo").click()
+    first.wait_for_function("() => (document.querySelector('#fs-text textarea')?.value || '') !== ''", timeout=30_000)
+    second.locator("#fs-cam").get_by_role("button", name="capture photo").click()
+    second.wait_for_function("() => (document.querySelector('#fs-live-out')?.innerText || '').includes('queue: 1/1')",
+                             timeout=15_000)
+    assert second.locator("#fs-text textarea").input_value() == ""
+    first.locator("#fs-cam").get_by_role("button", name="capture photo").click()  # Stop: the queue moves on
+    second.wait_for_function("w => [...w].some(c => (document.querySelector('#fs-text textarea')?.value || '')"
+                             ".includes(c))", arg=WORD, timeout=30_000)
+    second.locator("#fs-cam").get_by_role("button", name="capture photo").click()
+    first.close()
+    second.close()
+
+
+def test_browser_upload_an_image_a_video_and_a_bad_file(browser, server, tmp_path):
+    import cv2
+
+    image = tmp_path / "letter-b.png"
+    cv2.imwrite(str(image), place_on_canvas(massey_photos("B")[0]))
+    video = tmp_path / "why.mp4"
+    write_spelling_video(video, massey_photos(WORD))
+    page = browser.new_page()
+    page.goto(server)
+    page.get_by_role("tab", name="Upload").click()
+    files = page.locator("#fs-upload input[type=file]")
+    text = "document.querySelector('#fs-up-text textarea')?.value"
+
+    files.set_input_files(str(image))
+    page.locator("#fs-run").click()
+    page.wait_for_function(f"() => {text} === 'B'", timeout=30_000)
+    assert "B with" in page.locator("#fs-up-summary").inner_text()
+
+    page.locator("#fs-upload button[aria-label='Clear']").first.click()
+    files.set_input_files(str(video))
+    page.locator("#fs-run").click()
+    page.wait_for_function(f"w => {text} === w", arg=WORD, timeout=60_000)
+    assert f"spelled {WORD}" in page.locator("#fs-up-summary").inner_text()
+    page.locator("#fs-up-chart img, #fs-up-chart canvas, #fs-up-chart svg").first.wait_for(timeout=10_000)
+    page.wait_for_timeout(500)
+    shot(page, "demo-upload.png", tmp_path)
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a picture\n")
+    page.locator("#fs-upload button[aria-label='Clear']").first.click()
+    files.set_input_files(str(bad))
+    page.locator("#fs-run").click()
+    page.get_by_text("neither an image nor a video").first.wait_for(timeout=15_000)
+    assert "Traceback" not in page.content()
+    page.close()
