@@ -231,6 +231,10 @@ def _lis_folder(args) -> str:
     return path
 
 
+# what a J2S run can fail with that is the user's to fix (bad data, settings, a diverged run, no GPU)
+J2S_ERRORS = (ValueError, FloatingPointError, RuntimeError, OSError)
+
+
 def _j2s_overrides(args) -> dict:
     return {k: v for k, v in {"backbone": args.backbone, "threads": args.threads, "seed": args.seed,
                               "cache_dir": args.cache_dir, "device": args.device}.items() if v is not None}
@@ -242,35 +246,41 @@ def cmd_train_j2s(args) -> int:
     from training.j2s_experiments import preset
     from training.train_j2s import train_j2s
 
-    cfg = preset(args.preset, _lis_folder(args), args.out or f"runs/j2s-{args.preset}-{args.split}", split=args.split,
-                 epochs=args.epochs, **_j2s_overrides(args))
-    cfg = replace(cfg, **{k: v for k, v in {"lr": args.lr, "alpha": args.alpha, "batch_size": args.batch_size,
-                                            "test_signers": args.test_signers}.items() if v is not None},
-                  augment=args.augment)
     try:
+        cfg = preset(args.preset, _lis_folder(args), args.out or f"runs/j2s-{args.preset}-{args.split}",
+                     split=args.split, epochs=args.epochs, **_j2s_overrides(args))
+        cfg = replace(cfg, **{k: v for k, v in {"lr": args.lr, "alpha": args.alpha, "batch_size": args.batch_size,
+                                                "test_signers": args.test_signers}.items() if v is not None},
+                      augment=args.augment)
         train_j2s(cfg, resume=not args.no_resume)
-    except ValueError as e:
-        return _fail(str(e))
-    print(f"outputs in {cfg.out}: model.pt, metrics.json, loss_curves.png, confusion_matrix.png, pck.png")
-    if args.export:
-        from export.onnx_export import export_j2s_model
+        print(f"outputs in {cfg.out}: model.pt, metrics.json, loss_curves.png, confusion_matrix.png, pck.png")
+        if args.export:
+            from export.onnx_export import export_j2s_model
 
-        export_j2s_model(os.path.join(cfg.out, "model.pt"), args.export, data_dir=cfg.data)
-        print(f"exported to {args.export}")
+            export_j2s_model(os.path.join(cfg.out, "model.pt"), args.export, data_dir=cfg.data)
+            print(f"exported to {args.export}")
+    except J2S_ERRORS as e:
+        return _fail(str(e))
     return 0
 
 
 def cmd_train_j2s_grid(args) -> int:
     from training.j2s_experiments import run_grid
 
-    run_grid(_lis_folder(args), args.out, epochs=args.epochs, doc=args.doc, **_j2s_overrides(args))
+    try:
+        run_grid(_lis_folder(args), args.out, epochs=args.epochs, doc=args.doc, **_j2s_overrides(args))
+    except J2S_ERRORS as e:
+        return _fail(str(e))
     return 0
 
 
 def cmd_train_j2s_results(args) -> int:
     from training.j2s_experiments import run_results
 
-    run_results(_lis_folder(args), args.out, doc=args.doc, epochs=args.epochs, **_j2s_overrides(args))
+    try:
+        run_results(_lis_folder(args), args.out, doc=args.doc, epochs=args.epochs, **_j2s_overrides(args))
+    except J2S_ERRORS as e:
+        return _fail(str(e))
     return 0
 
 
@@ -282,16 +292,16 @@ def cmd_export(args) -> int:
     if not os.path.isfile(args.checkpoint):
         return _fail(f"checkpoint not found: {args.checkpoint}")
     try:
-        is_j2s = "backbone" in torch.load(args.checkpoint, weights_only=False).get("config", {})
+        is_j2s = "backbone" in torch.load(args.checkpoint, weights_only=False, map_location="cpu").get("config", {})
     except Exception as e:  # torch raises several types for a file that is not a checkpoint
         return _fail(f"{args.checkpoint} is not a model.pt checkpoint ({type(e).__name__}: {e})")
-    if is_j2s:
-        try:
+    try:
+        if is_j2s:
             export_j2s_model(args.checkpoint, args.out, name=args.name, data_dir=args.data)
-        except FileNotFoundError as e:
-            return _fail(str(e))
-    else:
-        export_keypoint_model(args.checkpoint, args.out, name=args.name)
+        else:
+            export_keypoint_model(args.checkpoint, args.out, name=args.name)
+    except J2S_ERRORS as e:
+        return _fail(str(e))
     return 0
 
 
@@ -422,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "crops), paper (the paper's 256-px geometry), tiny (tests) (default: small)")
         q.add_argument("--out", default=out_default, help="output folder (resumable)")
         q.add_argument("--seed", type=int, help="random seed (default 0)")
-        q.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+        q.add_argument("--threads", type=_int_range(1), help="torch CPU threads (default: all cores)")
         q.add_argument("--cache-dir", help="keypoint and image cache folder (default: ~/.cache/fingerspell/keypoints)")
         q.add_argument("--device", choices=("auto", "cpu", "cuda"),
                        help="where torch trains: auto takes CUDA when there is a GPU (default: auto)")

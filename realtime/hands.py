@@ -119,6 +119,21 @@ class StaticSettings:
                 "views": [list(v) for v in self.views], "max_hands": self.max_hands, "mediapipe": "0.10.21"}
 
 
+def static_views(image_bgr: np.ndarray, min_side: int, views=DEFAULT_VIEWS):
+    """The cascade for photos: yields (RGB view, scale, pad). A view's pixel p maps back to the photo's
+    (p - pad) / scale. Small photos are upscaled to ``min_side`` first, then padded as ``views`` say."""
+    import cv2
+
+    h, w = image_bgr.shape[:2]
+    scale = min_side / min(h, w) if min(h, w) < min_side else 1.0
+    base = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC) if scale != 1.0 else image_bgr
+    base = cv2.cvtColor(base, cv2.COLOR_BGR2RGB)
+    for pad_frac, border in views:
+        pad = int(round(pad_frac * max(base.shape[:2])))
+        mode = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
+        yield (cv2.copyMakeBorder(base, pad, pad, pad, pad, mode, value=0) if pad else base), scale, pad
+
+
 class StaticHandDetector:
     """Photo -> list of :class:`Hand` (static-image mode, upscale + pad cascade)."""
 
@@ -129,17 +144,8 @@ class StaticHandDetector:
             model_complexity=0 if settings.model == "lite" else 1, min_detection_confidence=settings.min_detection)
 
     def __call__(self, image_bgr: np.ndarray) -> list[Hand]:
-        import cv2
-
         h, w = image_bgr.shape[:2]
-        s = self.settings
-        scale = s.min_side / min(h, w) if min(h, w) < s.min_side else 1.0
-        base = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC) if scale != 1.0 else image_bgr
-        base = cv2.cvtColor(base, cv2.COLOR_BGR2RGB)
-        for pad_frac, border in s.views:
-            pad = int(round(pad_frac * max(base.shape[:2])))
-            mode = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
-            view = cv2.copyMakeBorder(base, pad, pad, pad, pad, mode, value=0) if pad else base
+        for view, scale, pad in static_views(image_bgr, self.settings.min_side, self.settings.views):
             vh, vw = view.shape[:2]
             hands = _to_hands(self._hands.process(view), vw, vh, self.mirrored_input, scale=scale,
                               offset=pad, orig_size=(w, h))

@@ -41,7 +41,11 @@ class Crop:
 
 
 class HandCropper:
-    """Stage: (HandBox, frame) -> :class:`Crop`, an upright ``size`` x ``size`` square around the hand."""
+    """Stage: (HandBox, frame) -> :class:`Crop`, an upright ``size`` x ``size`` square around the hand.
+
+    Upright: the ROI's rotation is ignored, as the dataset's crops are upright; a strongly tilted hand
+    may lose a fingertip at the border (the crop is already 1.2x the ROI, see the manifest's ``crop``).
+    """
 
     def __init__(self, size: int, scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0),
                  mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)):
@@ -59,9 +63,15 @@ class HandCropper:
 
         cx, cy, side = self.window(box)
         s = self.size / side
-        m = np.array([[s, 0.0, self.size / 2 - s * cx], [0.0, s, self.size / 2 - s * cy]])
-        patch = cv2.warpAffine(frame_bgr, pixel_centre_affine(m), (self.size, self.size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+        # warpAffine cannot average (INTER_AREA acts as bilinear there), so a crop that shrinks is cut out at
+        # about its own size first and then reduced with area averaging, like the dataset's 64-px crops.
+        n = self.size if s >= 1 else int(np.ceil(side))
+        k = n / side
+        m = np.array([[k, 0.0, n / 2 - k * cx], [0.0, k, n / 2 - k * cy]])
+        patch = cv2.warpAffine(frame_bgr, pixel_centre_affine(m), (n, n), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        if n != self.size:
+            patch = cv2.resize(patch, (self.size, self.size), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(patch, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
         x = ((rgb - self.mean) / self.std).transpose(2, 0, 1)[None]
         to_frame = np.array([[1 / s, 0.0, cx - self.size / (2 * s)], [0.0, 1 / s, cy - self.size / (2 * s)]])

@@ -119,18 +119,10 @@ class StaticPalmDetector(PalmDetector):
         self.min_side = min_side
 
     def __call__(self, image_bgr: np.ndarray) -> list[HandBox]:
-        import cv2
-
-        from realtime.hands import DEFAULT_VIEWS
+        from realtime.hands import static_views
 
         h, w = image_bgr.shape[:2]
-        scale = self.min_side / min(h, w) if min(h, w) < self.min_side else 1.0
-        base = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC) if scale != 1.0 else image_bgr
-        base = cv2.cvtColor(base, cv2.COLOR_BGR2RGB)
-        for pad_frac, border in DEFAULT_VIEWS:
-            pad = int(round(pad_frac * max(base.shape[:2])))
-            mode = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
-            view = cv2.copyMakeBorder(base, pad, pad, pad, pad, mode, value=0) if pad else base
+        for view, scale, pad in static_views(image_bgr, self.min_side):
             boxes = self.detect_rgb(view)
             if boxes:
                 return [HandBox(((b.center[0] - pad) / scale, (b.center[1] - pad) / scale), b.side / scale, b.rotation,

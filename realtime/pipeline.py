@@ -67,22 +67,27 @@ KEYPOINT_BACKENDS = ("mediapipe", "j2s")
 DEFAULT_MODELS = {"mediapipe": "asl-letters", "j2s": "lis-j2s"}
 
 
+def check_backend(keypoints: str, hand: str) -> None:
+    """Refuse combinations that cannot work, before any model is loaded."""
+    if keypoints not in KEYPOINT_BACKENDS:
+        raise ValueError(f"keypoints must be one of {KEYPOINT_BACKENDS}, got {keypoints!r}")
+    if keypoints == "j2s" and hand != "any":
+        raise ValueError("the palm detector cannot tell left from right hands: use --hand any with --keypoints j2s")
+
+
 class Recognizer:
     """Frame in, reading and spelled text out. Each stage is a plain callable, swappable in tests."""
 
     def __init__(self, model: str | None = None, hand_model: str = "lite", hand: str = "any", max_hands: int = 2,
                  device: str = "auto", speller: SpellerConfig | None = None, smoothing_s: float = 0.15,
                  mirrored_input: bool = False, hands_stage=None, classifier=None, keypoints: str = "mediapipe"):
-        if keypoints not in KEYPOINT_BACKENDS:
-            raise ValueError(f"keypoints must be one of {KEYPOINT_BACKENDS}, got {keypoints!r}")
+        check_backend(keypoints, hand)
         model = model or DEFAULT_MODELS[keypoints]
         self.keypoints = keypoints
         if keypoints == "j2s":
             from realtime.j2s import J2SClassifier
             from realtime.palm import PalmDetector
 
-            if hand != "any":
-                raise ValueError("the palm detector cannot tell left from right hands: use --hand any with --keypoints j2s")
             self.classifier = classifier or J2SClassifier(model, device=device)
             self.hands = hands_stage or PalmDetector(hand_model, max_hands=max_hands)
             self.features = self.classifier.cropper

@@ -14,20 +14,24 @@ def run_cli(*args, timeout=600):
 
 
 def test_cropper_maps_the_crop_back_to_the_frame():
+    """A blob far from the box centre lands where the crop's affine says, to a tenth of a pixel, when the
+    crop shrinks 4x (the live case); and the crop is area-averaged, not aliased."""
     from realtime.j2s import HandCropper
     from realtime.palm import HandBox
 
-    frame = np.zeros((160, 200, 3), np.uint8)
-    frame[70, 120] = 255  # pixel (x=120, y=70): continuous centre (120.5, 70.5)
-    box = HandBox((100.0, 80.0), 40.0, 0.0, 0.9, (200, 160))
-    cropper = HandCropper(64, scale=1.5, mean=(0, 0, 0), std=(1, 1, 1))
-    crop = cropper(box, frame)
-    s = 64 / 60
-    want = np.array([(120.5 - 100) * s + 32, (70.5 - 80) * s + 32])
-    y, x = np.unravel_index(crop.image[0, 0].argmax(), (64, 64))
-    assert np.abs(np.array([x + 0.5, y + 0.5]) - want).max() <= 1.0
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[196:205, 396:405] = 255  # a 9x9 blob centred at continuous (400.5, 200.5)
+    box = HandBox((350.0, 240.0), 250.0, 0.0, 0.9, (640, 480))
+    crop = HandCropper(64, scale=1.0, mean=(0, 0, 0), std=(1, 1, 1))(box, frame)
+    s = 64 / 250
+    want = np.array([(400.5 - 350) * s + 32, (200.5 - 240) * s + 32])
+    img = crop.image[0, 0].astype(np.float64)
+    ys, xs = np.mgrid[0:64, 0:64] + 0.5
+    centroid = np.array([(img * xs).sum(), (img * ys).sum()]) / img.sum()
+    np.testing.assert_allclose(centroid, want, atol=0.1)
+    assert img.sum() == pytest.approx(81 * s * s, rel=0.05)  # the blob's light is kept, spread by averaging
     back = crop.to_frame[:, :2] @ want + crop.to_frame[:, 2]
-    np.testing.assert_allclose(back, (120.5, 70.5), atol=1e-9)
+    np.testing.assert_allclose(back, (400.5, 200.5), atol=1e-9)
 
 
 def test_a_keypoint_model_is_refused_as_j2s_and_left_hand_is_refused():

@@ -22,10 +22,11 @@ from training.data import ImageFolder, read_image
 from training.metrics import classification_report, format_report
 
 
-def static_path(model: str | None, keypoints: str = "mediapipe", device: str = "auto"):
+def static_path(model: str | None, keypoints: str = "mediapipe", device: str = "auto", hand: str = "any"):
     """(detector, features, classifier) for photos: the live stages with static-image hand detection."""
-    from realtime.pipeline import DEFAULT_MODELS
+    from realtime.pipeline import DEFAULT_MODELS, check_backend
 
+    check_backend(keypoints, hand)
     model = model or DEFAULT_MODELS[keypoints]
     if keypoints == "j2s":
         from realtime.j2s import J2SClassifier
@@ -40,7 +41,7 @@ def static_path(model: str | None, keypoints: str = "mediapipe", device: str = "
 def evaluate(model: str | None, data: str | Path, signers: list[str] | None = None, limit: int | None = None,
              json_out: str | Path | None = None, plot: str | Path | None = None, device: str = "auto",
              hand: str = "any", progress: bool = True, seed: int = 0, keypoints: str = "mediapipe") -> dict:
-    detector, features, clf = static_path(model, keypoints, device)
+    detector, features, clf = static_path(model, keypoints, device, hand)
     ds = ImageFolder(data)
     samples = ds.samples
     if signers:
@@ -56,7 +57,8 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
         raise ValueError(f"none of the labels in {ds.root} ({sorted(ds.labels)}) is known to the model "
                          f"({clf.labels})")
     trained = clf.manifest.raw.get("training", {})
-    held_out = set((trained.get("config") or {}).get("test_signers") or [])
+    config = trained.get("config") or {}
+    held_out = set() if config.get("split") == "random" else set(config.get("test_signers") or [])
     if ds.name in (trained.get("data") or []) and not (signers and set(signers) <= held_out):
         print(f"warning: {clf.manifest.name} was trained on {ds.name!r}"
               + (f" (all but signers {sorted(held_out)})" if held_out else "")

@@ -127,7 +127,9 @@ class PolarConversion(nn.Module):
     square crop (W = H), which is what J2S sees. Output (B, 21, 2) flattened joint-major to (B, 42),
     the layout of ``FeatureSpec(parts=("j2s_polar",))``.
 
-    ``wrist_present`` (B,) false -> the training set's mean wrist (``mean_wrist``) is the origin.
+    ``wrist_present`` (B,) false -> the training set's mean wrist (``mean_wrist``) is the origin. The
+    regressor always predicts a wrist, so :class:`J2S` itself never passes it; the paper's fallback
+    serves keypoints from elsewhere (e.g. a detector that may miss the wrist).
     """
 
     def __init__(self, mean_wrist: tuple[float, float] = (0.5, 0.5)):

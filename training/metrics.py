@@ -73,8 +73,8 @@ def keypoint_report(pred_px: np.ndarray, true_px: np.ndarray, mask: np.ndarray, 
     per_joint = [e for e in per_joint if len(e)]
     thresholds = np.linspace(0.0, max_threshold, steps)
     if not per_joint:
-        return {"points": 0, "epe_mean": float("nan"), "epe_median": float("nan"), "thresholds": thresholds.tolist(),
-                "pck": [0.0] * steps, "auc": float("nan")}
+        return {"points": 0, "images": 0, "scale_to": scale_to, "epe_mean": float("nan"), "epe_median": float("nan"),
+                "thresholds": thresholds.tolist(), "pck": [0.0] * steps, "auc": float("nan")}
     flat = err[mask]
     pck = np.array([(flat <= t).mean() for t in thresholds])
     auc = float(np.trapz(pck, thresholds) / max_threshold) if max_threshold > 0 else float("nan")

@@ -6,7 +6,8 @@ lr 0.005 and alpha 0.8. Splits: the paper's random 66/17/17, or signer-independe
 signer held out, validation drawn from the others).
 
 A checkpoint is written atomically after every epoch; the same command resumes a killed run
-and ends with the same weights as an uninterrupted one.
+and, on the CPU, ends with the same weights as an uninterrupted one (cuDNN kernels are not
+bit-reproducible, so on a GPU the resumed run is equivalent, not identical).
 """
 from __future__ import annotations
 
@@ -62,6 +63,16 @@ class J2STrainConfig:
     cache_dir: str | None = None
     device: str = "auto"  # "auto" trains on CUDA when torch sees a GPU
 
+    def __post_init__(self):
+        if self.split not in ("signer", "random"):
+            raise ValueError(f"split must be 'signer' or 'random', got {self.split!r}")
+        if self.weighting not in ("static", "dynamic"):
+            raise ValueError(f"loss weighting must be static or dynamic, got {self.weighting!r}")
+        if self.weighting == "static" and not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"static weighting needs 0 <= alpha <= 1 (alpha L_reg + (1 - alpha) L_cls), got {self.alpha}")
+        if self.alpha < 0 or self.lr <= 0 or self.epochs < 1 or self.step_size < 1:
+            raise ValueError("alpha must be >= 0, lr > 0, epochs and step size >= 1")
+
     def fingerprint(self) -> str:
         d = asdict(self)
         for k in ("out", "threads", "cache_dir", "device"):
@@ -80,8 +91,6 @@ class J2SData:
 
 
 def prepare(cfg: J2STrainConfig, progress: bool = True) -> J2SData:
-    if cfg.split not in ("signer", "random"):
-        raise ValueError(f"split must be 'signer' or 'random', got {cfg.split!r}")
     size = BACKBONES[cfg.backbone].input_size
     crops = load_crops(cfg.data, cfg.labels, size=size, cache_dir=cfg.cache_dir, progress=progress)
     ok = np.flatnonzero(crops.readable)
@@ -218,8 +227,8 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
             loss = w_reg * l_reg + w_cls * l_cls
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {loss.item()} at epoch {epoch}, batch {s} (L_reg "
-                                         f"{l_reg.item()}, L_cls {l_cls.item()}): lower --lr, or resume from an "
-                                         f"earlier copy of {ckpt}")
+                                         f"{l_reg.item()}, L_cls {l_cls.item()}): start again with --no-resume and a "
+                                         "lower --lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -227,12 +236,13 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
             opt.step()
             sums += (loss.item(), l_reg.item(), l_cls.item(), w_reg, w_cls)
             w_max = max(w_max, w_reg, w_cls)
+        lr = opt.param_groups[0]["lr"]  # the rate this epoch trained with
         sched.step()
         v_reg, v_cls, v_acc, v_epe = _val_losses(model, data)
         m = sums / steps
         history.append({"epoch": epoch, "train_total": m[0], "train_reg": m[1], "train_cls": m[2], "w_reg": m[3],
                         "w_cls": m[4], "w_max": w_max, "val_reg": v_reg, "val_cls": v_cls, "val_accuracy": v_acc,
-                        "val_epe_median": v_epe, "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0})
+                        "val_epe_median": v_epe, "lr": lr, "seconds": time.time() - t0})
         bar.set_postfix(reg=f"{m[1]:.4f}", cls=f"{m[2]:.3f}", val_acc=f"{v_acc:.3f}", val_epe=f"{v_epe:.2f}px")
         _atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": c.data_sha256,
                             "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -273,7 +283,7 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
 
 def load_j2s(path: str | Path) -> tuple[J2S, list[str]]:
     """A model.pt written by :func:`train_j2s` -> (model in eval mode, labels)."""
-    ck = torch.load(path, weights_only=False)
+    ck = torch.load(path, weights_only=False, map_location="cpu")
     model = J2S(J2SConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["state_dict"])
     return model.eval(), ck["labels"]
