@@ -264,24 +264,24 @@ def cmd_train_j2s(args) -> int:
     return 0
 
 
-def cmd_train_j2s_grid(args) -> int:
-    from training.j2s_experiments import run_grid
-
+def _run_j2s_experiment(run, args) -> int:
     try:
-        run_grid(_lis_folder(args), args.out, epochs=args.epochs, doc=args.doc, **_j2s_overrides(args))
+        run(_lis_folder(args), args.out, epochs=args.epochs, doc=args.doc, **_j2s_overrides(args))
     except J2S_ERRORS as e:
         return _fail(str(e))
     return 0
+
+
+def cmd_train_j2s_grid(args) -> int:
+    from training.j2s_experiments import run_grid
+
+    return _run_j2s_experiment(run_grid, args)
 
 
 def cmd_train_j2s_results(args) -> int:
     from training.j2s_experiments import run_results
 
-    try:
-        run_results(_lis_folder(args), args.out, doc=args.doc, epochs=args.epochs, **_j2s_overrides(args))
-    except J2S_ERRORS as e:
-        return _fail(str(e))
-    return 0
+    return _run_j2s_experiment(run_results, args)
 
 
 def cmd_export(args) -> int:

@@ -155,20 +155,9 @@ def make_recognizer(settings: Settings, static: bool = False):
     from realtime.classifier import ModelError
     from realtime.pipeline import Recognizer
 
-    kp = keypoints_for(settings.model)
-    stage = None
-    if static:
-        if kp == "j2s":
-            from realtime.palm import StaticPalmDetector
-
-            stage = StaticPalmDetector()
-        else:
-            from realtime.hands import StaticHandDetector
-
-            stage = StaticHandDetector()
     try:
-        return Recognizer(model=settings.model, hand=settings.hand, keypoints=kp, speller=settings.speller(),
-                          hands_stage=stage)
+        return Recognizer(model=settings.model, hand=settings.hand, keypoints=keypoints_for(settings.model),
+                          speller=settings.speller(), static=static)
     except (ModelError, ValueError) as e:
         raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
 
@@ -398,7 +387,6 @@ def analyse_image(img_rgb: np.ndarray, settings: Settings):
     """A photo -> (annotated image, top readings, letter, summary): the static-image path of ``fingerspell eval``."""
     import cv2
 
-    from realtime.hands import pick_hand
     from realtime.overlay import draw
     from realtime.pipeline import FrameResult
 
@@ -406,20 +394,12 @@ def analyse_image(img_rgb: np.ndarray, settings: Settings):
     try:
         bgr = cv2.cvtColor(img_rgb, cv2.COLOR_RGB2BGR)
         timer = StageTimer()
-        with timer("hands"):
-            hands = rec.hands(bgr)
-            hand = pick_hand(hands, settings.hand)
+        hands, hand, probs = rec.read(bgr, timer)
         if hand is None:
             result = FrameResult(0.0, hands, None, None, 0.0, None, "", dict(timer.ms))
             shown = cv2.cvtColor(draw(bgr, result, show_timing=False, hint=None), cv2.COLOR_BGR2RGB)
             which = "" if settings.hand == "any" else f"{settings.hand} "
             return shown, None, "", f"**No {which}hand found in this image.** Try a photo where the hand is clearly visible."
-        with timer("features"):
-            x = rec.features(hand, bgr)
-        with timer("classifier"):
-            probs = rec.classifier(x)
-        if getattr(x, "hand", None) is not None:  # J2S: draw the keypoints it regressed
-            hand, hands = x.hand, [x.hand]
         k = int(np.argmax(probs))
         letter, conf = rec.labels[k], float(probs[k])
         result = FrameResult(0.0, hands, hand, letter, conf, None, letter, dict(timer.ms))

@@ -75,46 +75,67 @@ def check_backend(keypoints: str, hand: str) -> None:
         raise ValueError("the palm detector cannot tell left from right hands: use --hand any with --keypoints j2s")
 
 
+def make_hands_stage(keypoints: str, hand_model: str = "lite", max_hands: int = 2, mirrored_input: bool = False,
+                     static: bool = False):
+    """The hands stage of a backend. ``static``: independent photos (``eval``, uploads), detected with the
+    keypoint cache's upscale-and-pad cascade and its settings, instead of video tracking."""
+    if keypoints == "j2s":
+        from realtime.palm import PalmDetector, StaticPalmDetector
+
+        return StaticPalmDetector() if static else PalmDetector(hand_model, max_hands=max_hands)
+    from realtime.hands import StaticHandDetector
+
+    if static:
+        return StaticHandDetector(mirrored_input=mirrored_input)
+    return HandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input)
+
+
 class Recognizer:
     """Frame in, reading and spelled text out. Each stage is a plain callable, swappable in tests."""
 
     def __init__(self, model: str | None = None, hand_model: str = "lite", hand: str = "any", max_hands: int = 2,
                  device: str = "auto", speller: SpellerConfig | None = None, smoothing_s: float = 0.15,
-                 mirrored_input: bool = False, hands_stage=None, classifier=None, keypoints: str = "mediapipe"):
+                 mirrored_input: bool = False, hands_stage=None, classifier=None, keypoints: str = "mediapipe",
+                 static: bool = False):
         check_backend(keypoints, hand)
         model = model or DEFAULT_MODELS[keypoints]
         self.keypoints = keypoints
         if keypoints == "j2s":
             from realtime.j2s import J2SClassifier
-            from realtime.palm import PalmDetector
 
             self.classifier = classifier or J2SClassifier(model, device=device)
-            self.hands = hands_stage or PalmDetector(hand_model, max_hands=max_hands)
             self.features = self.classifier.cropper
         else:
             self.classifier = classifier or OnnxClassifier(model, device=device)
-            self.hands = hands_stage or HandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input)
             self.features = FeatureExtractor(self.classifier.spec)
+        self.hands = hands_stage or make_hands_stage(keypoints, hand_model, max_hands, mirrored_input, static)
         self.labels = self.classifier.labels
         self.smoother = ProbabilitySmoother(smoothing_s)
         self.speller = Speller(speller or SpellerConfig())
         self.which_hand = hand
 
-    def process(self, frame_bgr: np.ndarray, t: float | None = None, timer: StageTimer | None = None) -> FrameResult:
-        t = time.perf_counter() if t is None else t
+    def read(self, frame_bgr: np.ndarray, timer: StageTimer | None = None):
+        """hands -> features -> classifier on one frame alone -> (hands, spelling hand or None, probabilities or None)."""
         timer = timer or StageTimer()
         with timer("hands"):
             hands = self.hands(frame_bgr)
             hand = pick_hand(hands, self.which_hand)
+        if hand is None:
+            return hands, None, None
+        with timer("features"):
+            x = self.features(hand, frame_bgr)
+        with timer("classifier"):
+            probs = self.classifier(x)
+        if getattr(x, "hand", None) is not None:  # J2S: the keypoints it regressed, for the overlay
+            hand = x.hand
+            hands = [hand]
+        return hands, hand, probs
+
+    def process(self, frame_bgr: np.ndarray, t: float | None = None, timer: StageTimer | None = None) -> FrameResult:
+        t = time.perf_counter() if t is None else t
+        timer = timer or StageTimer()
+        hands, hand, probs = self.read(frame_bgr, timer)
         letter, conf, committed = None, 0.0, None
-        if hand is not None:
-            with timer("features"):
-                x = self.features(hand, frame_bgr)
-            with timer("classifier"):
-                probs = self.classifier(x)
-            if getattr(x, "hand", None) is not None:  # J2S: the keypoints it regressed, for the overlay
-                hand = x.hand
-                hands = [hand]
         with timer("smoothing"):
             if hand is not None:  # across a gap the smoother's time constant fades the old reading out by itself
                 p = self.smoother(probs, t)

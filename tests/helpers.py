@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,3 +62,18 @@ def write_spelling_video(path: Path, images: list[np.ndarray], fps: int = 15, ho
         for _ in range(int(gap_s * fps)):
             writer.write(blank)
     writer.release()
+
+
+def small_copy(src: Path, dst: Path, rows: list[dict]) -> Path:
+    """A few real images in their own dataset folder (in tmp), with a manifest."""
+    lines = ["path,label,signer,source_split"]
+    for r in rows:
+        (dst / r["label"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / r["path"], dst / r["path"])
+        lines.append(f"{r['path']},{r['label']},{r['signer']},{r['source_split']}")
+    (dst / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return dst
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, timeout=timeout)

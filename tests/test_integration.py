@@ -1,27 +1,13 @@
 """The real MediaPipe + ONNX path on real dataset images ($FINGERSPELL_DATASETS; skipped without it)."""
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import manifest_rows, need_dataset, place_on_canvas, write_spelling_video
+from helpers import manifest_rows, need_dataset, place_on_canvas, run_cli, small_copy, write_spelling_video
 
 pytestmark = pytest.mark.data
-
-
-def small_copy(src: Path, dst: Path, rows: list[dict]) -> Path:
-    """A few real images in their own dataset folder (in tmp), with a manifest."""
-    lines = ["path,label,signer,source_split"]
-    for r in rows:
-        (dst / r["label"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / r["path"], dst / r["path"])
-        lines.append(f"{r['path']},{r['label']},{r['signer']},{r['source_split']}")
-    (dst / "manifest.csv").write_text("\n".join(lines) + "\n")
-    return dst
 
 
 def test_keypoint_extraction_caches_resumes_and_invalidates(tmp_path):
@@ -70,10 +56,6 @@ def test_hand_tracker_on_a_real_photo():
     assert 160 <= x0 < x1 <= 480 and 80 <= y0 < y1 <= 400  # inside the placed photo
     assert hands[0].handedness in ("Left", "Right") and hands[0].image_size == (640, 480)
     assert cv2.countNonZero(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)) > 0
-
-
-def run_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_eval_on_an_unseen_signer(tmp_path):

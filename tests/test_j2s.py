@@ -122,20 +122,12 @@ def test_export_matches_pytorch(tmp_path):
 def _small_data(tmp_path):
     """About 500 real lis images of four signers (GIULIA held out) in a folder of their own, so the test
     extracts their keypoints itself (a few seconds) instead of needing the whole dataset's cache."""
-    import shutil
-
-    from helpers import manifest_rows
+    from helpers import manifest_rows, small_copy
     from training.train_j2s import J2STrainConfig, prepare
 
     lis = need_dataset("lis")
     rows = [r for r in manifest_rows(lis) if r["signer"] in ("ANTONIA", "FATIMA", "MIKE", "GIULIA")][::9]
-    root = tmp_path / "lis"
-    lines = ["path,label,signer,source_split"]
-    for r in rows:
-        (root / r["label"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(lis / r["path"], root / r["path"])
-        lines.append(f"{r['path']},{r['label']},{r['signer']},{r['source_split']}")
-    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    root = small_copy(lis, tmp_path / "lis", rows)
     cfg = J2STrainConfig(data=str(root), out=str(tmp_path / "run"), split="signer", backbone="tiny", epochs=4,
                          step_size=3, batch_size=64, threads=1, lr=0.01, alpha=0.5, cache_dir=str(tmp_path / "cache"))
     return cfg, prepare(cfg, progress=False)

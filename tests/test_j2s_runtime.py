@@ -1,16 +1,10 @@
 """The J2S keypoint backend at run time: palm box -> crop -> shipped lis-j2s ONNX model, against MediaPipe."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from helpers import manifest_rows, need_dataset, place_on_canvas
-
-
-def run_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, timeout=timeout)
+from helpers import manifest_rows, need_dataset, place_on_canvas, run_cli
 
 
 def test_cropper_maps_the_crop_back_to_the_frame():

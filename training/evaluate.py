@@ -15,64 +15,49 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from realtime.classifier import OnnxClassifier
-from realtime.features import FeatureExtractor
-from realtime.hands import StaticHandDetector, pick_hand
+from realtime.pipeline import Recognizer
 from training.data import ImageFolder, read_image
 from training.metrics import classification_report, format_report
-
-
-def static_path(model: str | None, keypoints: str = "mediapipe", device: str = "auto", hand: str = "any"):
-    """(detector, features, classifier) for photos: the live stages with static-image hand detection."""
-    from realtime.pipeline import DEFAULT_MODELS, check_backend
-
-    check_backend(keypoints, hand)
-    model = model or DEFAULT_MODELS[keypoints]
-    if keypoints == "j2s":
-        from realtime.j2s import J2SClassifier
-        from realtime.palm import StaticPalmDetector
-
-        clf = J2SClassifier(model, device=device)
-        return StaticPalmDetector(), clf.cropper, clf
-    clf = OnnxClassifier(model, device=device)
-    return StaticHandDetector(), FeatureExtractor(clf.spec), clf
 
 
 def evaluate(model: str | None, data: str | Path, signers: list[str] | None = None, limit: int | None = None,
              json_out: str | Path | None = None, plot: str | Path | None = None, device: str = "auto",
              hand: str = "any", progress: bool = True, seed: int = 0, keypoints: str = "mediapipe") -> dict:
-    detector, features, clf = static_path(model, keypoints, device, hand)
-    ds = ImageFolder(data)
-    samples = ds.samples
-    if signers:
-        samples = [s for s in samples if s.signer in set(signers)]
+    rec = Recognizer(model, hand=hand, device=device, keypoints=keypoints, static=True)
+    clf = rec.classifier
+    try:
+        ds = ImageFolder(data)
+        samples = ds.samples
+        if signers:
+            samples = [s for s in samples if s.signer in set(signers)]
+            if not samples:
+                raise ValueError(f"no images of signer(s) {signers} in {ds.root}")
+        unknown = Counter(s.label for s in samples if s.label not in clf.labels)
+        samples = [s for s in samples if s.label in clf.labels]
+        if limit and len(samples) > limit:  # a stratified-ish random subset, reproducible
+            idx = np.sort(np.random.default_rng(seed).choice(len(samples), limit, replace=False))
+            samples = [samples[i] for i in idx]
         if not samples:
-            raise ValueError(f"no images of signer(s) {signers} in {ds.root}")
-    unknown = Counter(s.label for s in samples if s.label not in clf.labels)
-    samples = [s for s in samples if s.label in clf.labels]
-    if limit and len(samples) > limit:  # a stratified-ish random subset, reproducible
-        idx = np.sort(np.random.default_rng(seed).choice(len(samples), limit, replace=False))
-        samples = [samples[i] for i in idx]
-    if not samples:
-        raise ValueError(f"none of the labels in {ds.root} ({sorted(ds.labels)}) is known to the model "
-                         f"({clf.labels})")
-    trained = clf.manifest.raw.get("training", {})
-    config = trained.get("config") or {}
-    held_out = set() if config.get("split") == "random" else set(config.get("test_signers") or [])
-    if ds.name in (trained.get("data") or []) and not (signers and set(signers) <= held_out):
-        print(f"warning: {clf.manifest.name} was trained on {ds.name!r}"
-              + (f" (all but signers {sorted(held_out)})" if held_out else "")
-              + ": these figures are not on unseen data")
-    y_true, y_pred, unreadable = [], [], 0
-    for s in tqdm(samples, desc=f"eval {clf.manifest.name} on {ds.name}", unit="img", disable=not progress):
-        img = read_image(s.path)
-        if img is None:
-            unreadable += 1
-            continue
-        h = pick_hand(detector(img), hand)
-        y_true.append(clf.labels.index(s.label))
-        y_pred.append(-1 if h is None else int(np.argmax(clf(features(h, img)))))
-    detector.close()
+            raise ValueError(f"none of the labels in {ds.root} ({sorted(ds.labels)}) is known to the model "
+                             f"({clf.labels})")
+        trained = clf.manifest.raw.get("training", {})
+        config = trained.get("config") or {}
+        held_out = set() if config.get("split") == "random" else set(config.get("test_signers") or [])
+        if ds.name in (trained.get("data") or []) and not (signers and set(signers) <= held_out):
+            print(f"warning: {clf.manifest.name} was trained on {ds.name!r}"
+                  + (f" (all but signers {sorted(held_out)})" if held_out else "")
+                  + ": these figures are not on unseen data")
+        y_true, y_pred, unreadable = [], [], 0
+        for s in tqdm(samples, desc=f"eval {clf.manifest.name} on {ds.name}", unit="img", disable=not progress):
+            img = read_image(s.path)
+            if img is None:
+                unreadable += 1
+                continue
+            _, h, probs = rec.read(img)
+            y_true.append(clf.labels.index(s.label))
+            y_pred.append(-1 if h is None else int(np.argmax(probs)))
+    finally:
+        rec.close()
     rep = classification_report(np.array(y_true), np.array(y_pred), clf.labels)
     rep.update(model=clf.manifest.name, keypoints=keypoints, data=str(ds.root), signers=signers or "all", unreadable=unreadable,
                unknown_labels=dict(unknown))

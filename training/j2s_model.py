@@ -176,10 +176,3 @@ class J2SExport(nn.Module):
         keypoints, logits = self.model(image)
         return keypoints, torch.softmax(logits, dim=-1)
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-__all__ = ["BACKBONES", "Backbone", "J2S", "J2SConfig", "J2SExport", "KeypointRegressor", "PolarConversion",
-           "count_parameters"]
