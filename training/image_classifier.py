@@ -1,0 +1,221 @@
+"""Image classifiers of hand crops: EfficientNetV2 (paper 000) and a small CNN.
+
+The small CNN is the project's *evaluator*: trained on real crops in minutes on a CPU, it scores generated
+images (filtering, "does it show its label?") and its penultimate layer is the feature space of the GAN
+metrics, since Inception weights cannot be downloaded here. EfficientNetV2 trains from scratch unless a
+weight file is given. Inputs are RGB crops scaled to -1..1, the GANs' output range, so generated batches
+feed in as they are.
+
+Training: Adam (lr 1e-4, betas (0, 0.999), eps 1e-6, the paper's), the best epoch by validation loss kept,
+a checkpoint after every epoch so a killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+ARCHS = ("cnn", "efficientnet_v2_s", "efficientnet_v2_m")
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, num_classes: int, width: int = 32, dropout: float = 0.3):
+        super().__init__()
+        layers, cin = [], 3
+        for w in (width, 2 * width, 4 * width, 8 * width):
+            layers += [nn.Conv2d(cin, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2)]
+            cin = w
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(cin, num_classes))
+        self.feature_dim = cin
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class EfficientNetV2(nn.Module):
+    """torchvision's EfficientNetV2 with our class count; ``features`` is the pooled penultimate layer."""
+
+    def __init__(self, num_classes: int, variant: str = "s", weights_file: str | None = None):
+        super().__init__()
+        import torchvision
+
+        net = getattr(torchvision.models, f"efficientnet_v2_{variant}")(weights=None)
+        if weights_file:  # e.g. ImageNet weights downloaded elsewhere; the classifier layer is replaced below
+            state = torch.load(weights_file, map_location="cpu", weights_only=True)
+            missing, unexpected = net.load_state_dict(state, strict=False)
+            if len([k for k in missing if not k.startswith("classifier")]) or unexpected:
+                raise ValueError(f"{weights_file} does not fit efficientnet_v2_{variant}: missing {missing[:5]}, "
+                                 f"unexpected {unexpected[:5]}")
+        self.body, self.pool = net.features, net.avgpool
+        self.feature_dim = net.classifier[1].in_features
+        self.head = nn.Sequential(nn.Dropout(net.classifier[0].p), nn.Linear(self.feature_dim, num_classes))
+
+    def features(self, x):
+        return torch.flatten(self.pool(self.body(x)), 1)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def build_classifier(arch: str, num_classes: int, weights_file: str | None = None) -> nn.Module:
+    if arch == "cnn":
+        if weights_file:
+            raise ValueError("--weights applies to the EfficientNetV2 architectures only")
+        return SmallCNN(num_classes)
+    if arch.startswith("efficientnet_v2_"):
+        return EfficientNetV2(num_classes, arch.rsplit("_", 1)[1], weights_file)
+    raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+
+
+def to_input(images_u8: np.ndarray) -> torch.Tensor:
+    """(N, S, S, 3) uint8 RGB -> (N, 3, S, S) float in -1..1."""
+    x = torch.from_numpy(np.ascontiguousarray(images_u8)).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1
+
+
+@dataclass
+class ClassifierConfig:
+    arch: str = "cnn"
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.999)
+    eps: float = 1e-6
+    flip: bool = True
+    seed: int = 0
+    weights: str | None = None
+    extra: dict = field(default_factory=dict)  # provenance: data, split, command
+
+
+class ImageClassifier:
+    """A trained classifier loaded for inference: labels, input size, probabilities and features."""
+
+    def __init__(self, model: nn.Module, labels: list[str], size: int, info: dict | None = None):
+        self.model, self.labels, self.size, self.info = model.eval(), list(labels), size, info or {}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> "ImageClassifier":
+        path = Path(path)
+        file = path / "best.pt" if path.is_dir() else path
+        if not file.exists():
+            raise FileNotFoundError(f"no classifier at {file}: train one with 'fingerspell train classifier'")
+        ck = torch.load(file, map_location=device, weights_only=False)
+        for key in ("arch", "labels", "size", "model"):
+            if key not in ck:
+                raise ValueError(f"{file} is not an image-classifier checkpoint (no {key!r})")
+        model = build_classifier(ck["arch"], len(ck["labels"]))
+        model.load_state_dict(ck["model"])
+        return cls(model.to(device), ck["labels"], ck["size"], {k: v for k, v in ck.items() if k != "model"})
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def _batches(self, x: torch.Tensor, batch: int):
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch].to(self.device)
+            if xb.shape[-1] != self.size:
+                xb = F.interpolate(xb, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                   antialias=xb.shape[-1] > self.size)
+            yield xb
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor, batch: int = 256) -> np.ndarray:
+        """``x``: (N, 3, S, S) in -1..1 (any S: resized to the classifier's size)."""
+        return np.concatenate([F.softmax(self.model(b), 1).cpu().numpy() for b in self._batches(x, batch)]) \
+            if len(x) else np.zeros((0, len(self.labels)), np.float32)
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor, batch: int = 256) -> np.ndarray:
+        return np.concatenate([self.model.features(b).cpu().numpy() for b in self._batches(x, batch)])
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.ndarray,
+                     val_labels: np.ndarray, labels: list[str], out: str | os.PathLike,
+                     config: ClassifierConfig = ClassifierConfig(), device: str = "cpu",
+                     progress: bool = True) -> ImageClassifier:
+    """Train on uint8 crops, keep the epoch with the lowest validation loss in ``out/best.pt``. Resumable."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    index = {c: i for i, c in enumerate(labels)}
+    unknown = sorted(set(np.unique(train_labels)) - set(labels))
+    if unknown:
+        raise ValueError(f"training labels {unknown} are not in the classifier's labels")
+    ytr = torch.tensor([index[c] for c in train_labels])
+    yva = torch.tensor([index[c] for c in val_labels])
+    xtr, xva = to_input(train_images), to_input(val_images)
+    size = train_images.shape[1]
+    torch.manual_seed(config.seed)
+    model = build_classifier(config.arch, len(labels), config.weights).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
+    state = {"epoch": 0, "best_loss": float("inf"), "history": []}
+    last = out / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        state = ck["state"]
+        torch.set_rng_state(ck["rng"])
+    meta = {"arch": config.arch, "labels": list(labels), "size": size, "config": asdict(config)}
+    bar = tqdm(range(state["epoch"], config.epochs), desc=f"train {config.arch}", unit="epoch", disable=not progress,
+               initial=state["epoch"], total=config.epochs)
+    for epoch in bar:
+        model.train()
+        perm = torch.randperm(len(xtr))
+        total, n = 0.0, 0
+        for i in range(0, len(perm), config.batch_size):
+            idx = perm[i:i + config.batch_size]
+            xb, yb = xtr[idx].to(device), ytr[idx].to(device)
+            if config.flip:
+                flip = torch.rand(len(xb), device=device) < 0.5
+                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, n = total + loss.item() * len(idx), n + len(idx)
+        val_loss, val_acc = evaluate(model, xva, yva, device)
+        state["history"].append({"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_loss": val_loss,
+                                 "val_acc": val_acc})
+        if val_loss < state["best_loss"]:
+            state["best_loss"] = val_loss
+            _atomic_save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_loss": val_loss,
+                          "val_acc": val_acc}, out / "best.pt")
+        state["epoch"] = epoch + 1
+        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+                      "rng": torch.get_rng_state()}, last)
+        bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+    (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+    return ImageClassifier.load(out, device)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch: int = 256) -> tuple[float, float]:
+    if not len(x):
+        return float("nan"), float("nan")
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch):
+        logits = model(x[i:i + batch].to(device))
+        yb = y[i:i + batch].to(device)
+        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(1) == yb).sum())
+    return loss / len(x), correct / len(x)
