@@ -26,7 +26,7 @@ ARCHS = ("cnn", "efficientnet_v2_s", "efficientnet_v2_m")
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, num_classes: int, width: int = 32, dropout: float = 0.3):
+    def __init__(self, num_classes: int, width: int = 16, dropout: float = 0.3):
         super().__init__()
         layers, cin = [], 3
         for w in (width, 2 * width, 4 * width, 8 * width):
@@ -94,6 +94,7 @@ class ClassifierConfig:
     betas: tuple[float, float] = (0.0, 0.999)
     eps: float = 1e-6
     flip: bool = True
+    cosine: bool = False  # decay the lr to zero over the epochs (the evaluator's recipe; the paper's is constant)
     seed: int = 0
     weights: str | None = None
     extra: dict = field(default_factory=dict)  # provenance: data, split, command
@@ -166,12 +167,16 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
     torch.manual_seed(config.seed)
     model = build_classifier(config.arch, len(labels), config.weights).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
+    steps_per_epoch = (len(xtr) + config.batch_size - 1) // config.batch_size
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: 0.5 * (1 + np.cos(np.pi * min(i / (steps_per_epoch * config.epochs), 1))) if config.cosine else 1.0)
     state = {"epoch": 0, "best_loss": float("inf"), "history": []}
     last = out / "last.pt"
     if last.exists():
         ck = torch.load(last, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
         state = ck["state"]
         torch.set_rng_state(ck["rng"])
     meta = {"arch": config.arch, "labels": list(labels), "size": size, "config": asdict(config)}
@@ -191,6 +196,7 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             total, n = total + loss.item() * len(idx), n + len(idx)
         val_loss, val_acc = evaluate(model, xva, yva, device)
         state["history"].append({"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_loss": val_loss,
@@ -200,7 +206,8 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
             _atomic_save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_loss": val_loss,
                           "val_acc": val_acc}, out / "best.pt")
         state["epoch"] = epoch + 1
-        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                      "state": state,
                       "rng": torch.get_rng_state()}, last)
         bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
     (out / "history.json").write_text(json.dumps(state["history"], indent=1))

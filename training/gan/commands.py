@@ -119,7 +119,36 @@ def cmd_gan_metrics(args) -> int:
         return _fail(str(e))
     print(format_metrics(m))
     print(f"written to {out}/metrics.json and {out}/samples_per_class.png")
+    if args.doc:
+        write_doc_section(m, args, Path(out) / "samples_per_class.png")
     return 0
+
+
+def write_doc_section(m: dict, args, grid: Path) -> None:
+    """Put the figures and grid into a docs page: one section per GAN, replaced when rerun."""
+    import shutil
+
+    from training.gan.metrics import metrics_markdown
+
+    doc = Path(args.doc)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    name = Path(args.gan).resolve()
+    name = name.parent.name if name.is_file() else name.name
+    img_dir = doc.parent / doc.stem
+    img_dir.mkdir(exist_ok=True)
+    shutil.copy(grid, img_dir / f"{name}-samples.png")
+    cmd = "fingerspell " + " ".join(sys.argv[1:]) if sys.argv[0].endswith(("fingerspell", "cli.py")) else \
+        f"fingerspell gan-metrics --gan {args.gan} --images {args.images} --doc {args.doc}"
+    section = metrics_markdown(m, name, cmd, f"{img_dir.name}/{name}-samples.png")
+    text = doc.read_text() if doc.exists() else "# GAN metrics\n\nWritten by `fingerspell gan-metrics --doc`.\n\n"
+    start = text.find(f"## {name}\n")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    doc.write_text(text)
+    print(f"section {name!r} written to {doc}")
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -193,5 +222,7 @@ def register(sub, tsub, fmt=_Formatter) -> None:
     gm.add_argument("--evaluator", help="real-data classifier folder (default: the GAN's, trained once if missing)")
     gm.add_argument("--inception-weights", metavar="FILE", help="also the standard Inception FID (needs torch-fidelity)")
     gm.add_argument("--out", help="folder for metrics.json and the grid (default: RUN/metrics)")
+    gm.add_argument("--doc", metavar="MD", help="also write the figures and grid as a section of this markdown page "
+                                                "(e.g. docs/gan.md)")
     pose_args(gm)
     gm.set_defaults(func=cmd_gan_metrics)
