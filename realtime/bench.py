@@ -99,6 +99,9 @@ def run_bench(recognizer: Recognizer, source: str, frames: int = 300, warmup: in
         "source": str(source), "frames": frames, "frames_with_hand": with_hand, "frame_size": list(img.shape[1::-1]),
         "model": recognizer.classifier.manifest.name, "keypoints": recognizer.keypoints,
         "hand_model": getattr(recognizer.hands, "model", "?"),
+        "hands": getattr(recognizer.hands, "backend", "mediapipe"),
+        "classifier_backend": (recognizer.classifier.backend.describe()
+                               if hasattr(getattr(recognizer.classifier, "backend", None), "describe") else "?"),
         "fps": float(1000.0 / np.mean(total_ms)), "end_to_end": {"median_ms": float(np.median(total_ms)),
                                                               "p95_ms": float(np.percentile(total_ms, 95))},
         "after_landmarks": {"median_ms": float(np.median(after)), "p95_ms": float(np.percentile(after, 95))},
@@ -115,7 +118,8 @@ def format_bench(r: dict) -> str:
     m = r["machine"]
     lines = [f"machine: {m['cpu']} ({m['cores']} cores), onnxruntime {m['onnxruntime']}, mediapipe {m['mediapipe']}",
              f"source: {r['source']}  frame {r['frame_size'][0]}x{r['frame_size'][1]}  model {r['model']}  "
-             f"keypoints {r.get('keypoints', 'mediapipe')}  hands {r['hand_model']}  frames {r['frames']} ({r['frames_with_hand']} with a hand)",
+             f"keypoints {r.get('keypoints', 'mediapipe')}  hands {r.get('hands', 'mediapipe')} {r['hand_model']}  frames {r['frames']} ({r['frames_with_hand']} with a hand)",
+             f"classifier: {r.get('classifier_backend', '?')}",
              f"{'stage':<16}{'median ms':>11}{'p95 ms':>10}"]
     for s, v in r["stages"].items():
         lines.append(f"{s:<16}{v['median_ms']:>11.3f}{v['p95_ms']:>10.3f}")

@@ -29,8 +29,20 @@ def weights_dir() -> Path:
     return Path(weights.__file__).parent
 
 
+NOT_LETTER_MODELS = ("hand-pipeline",)  # weight folders that are not letter models (weights/mediapipe-hands)
+
+
+def _manifest_kind(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text()).get("kind", "keypoint-classifier")
+    except (OSError, ValueError, AttributeError):
+        return None  # listed all the same: loading it says what is wrong
+
+
 def available_models() -> list[str]:
-    return sorted(p.name for p in weights_dir().iterdir() if (p / MANIFEST).is_file())
+    """The shipped letter models; other weight folders (the hand models, kind hand-pipeline) are not listed."""
+    return sorted(p.name for p in weights_dir().iterdir()
+                  if (p / MANIFEST).is_file() and _manifest_kind(p) not in NOT_LETTER_MODELS)
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
@@ -143,11 +155,17 @@ def check_labels_metadata(session, path: Path, labels: list[str]) -> dict:
 class OnnxClassifier:
     """Stage: features (1, dim) -> class probabilities (n_labels,)."""
 
-    def __init__(self, model: str | Path = "asl-letters", device: str = "auto", verify: bool = True):
-        self.folder, self.manifest, self.path, self.session = open_model(model, device, verify, "keypoint-classifier")
+    def __init__(self, model: str | Path = "asl-letters", device: str = "auto", verify: bool = True,
+                 backend: str = "auto", precision: str = "fp32"):
+        # the session checks the file against the manifest; --backend auto also runs on it (realtime.backends)
+        self.folder, self.manifest, self.path, self.session = open_model(
+            model, device if backend == "auto" else "cpu", verify, "keypoint-classifier")
         self._check_io()
         self.labels = self.manifest.labels
         self.spec = self.manifest.features
+        from realtime.backends import make_backend
+
+        self.backend = make_backend(backend, self.folder, device, precision, session=self.session, verify=False)
 
     def _check_io(self) -> None:
         """The graph's inputs, outputs and embedded labels / feature spec must be what the manifest says."""
@@ -173,5 +191,5 @@ class OnnxClassifier:
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(features, dtype=np.float32).reshape(-1, self.spec.dim)
-        probs = self.session.run([self.manifest.output_name], {self.manifest.input_name: x})[0]
+        probs = self.backend.run({self.manifest.input_name: x})[self.manifest.output_name]
         return probs[0] if len(x) == 1 else probs

@@ -45,6 +45,10 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="where the hand keypoints come from: MediaPipe's landmark model, or J2S, which regresses "
                         "them from the palm detector's hand crop and classifies in the same network "
                         "(default: %(default)s)")
+    p.add_argument("--hands", choices=("mediapipe", "onnx"), default="mediapipe",
+                   help="hand pipeline: MediaPipe's own graph, or the same models converted to ONNX on ONNX Runtime "
+                        "(weights/mediapipe-hands; on CUDA with --device cuda or auto and the gpu extra) "
+                        "(default: %(default)s)")
     p.add_argument("--hands-model", choices=("lite", "full"), default="lite",
                    help="MediaPipe model size (the hand-landmark model; with --keypoints j2s the palm detector): "
                         "lite is faster, full a little more accurate (default: %(default)s)")
@@ -54,6 +58,15 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="hands MediaPipe tracks at once, 1 to 4 (default: %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="ONNX Runtime device for the classifier; auto uses CUDA when onnxruntime-gpu has it "
+                        "(default: %(default)s)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto",
+                   help="what runs the classifier: auto (ONNX Runtime as always: CUDA EP when present, else CPU), "
+                        "onnxruntime (TensorRT EP, then CUDA EP, then CPU, whichever it has; says which), tensorrt "
+                        "(a native engine, built and cached beside the model on first use), torch (the PyTorch "
+                        "module rebuilt from the model's weights); see docs/backends.md (default: %(default)s)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="classifier precision: fp16 with --backend tensorrt, torch (CUDA) or onnxruntime (TensorRT "
+                        "EP); int8 with --backend tensorrt and an engine from 'fingerspell export --int8' "
                         "(default: %(default)s)")
 
 
@@ -76,9 +89,12 @@ def _recognizer(args):
     from realtime.speller import SpellerConfig
 
     speller = SpellerConfig(args.hold, args.release, args.space_after, args.min_confidence) if hasattr(args, "hold") else None
-    return Recognizer(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
-                      device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
-                      keypoints=args.keypoints)
+    rec = Recognizer(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
+                     device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
+                     keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision)
+    if args.backend != "auto":  # say which backend and provider were chosen
+        print(f"classifier: {rec.classifier.backend.describe()}", file=sys.stderr)
+    return rec
 
 
 def cmd_live(args) -> int:
@@ -109,7 +125,8 @@ def cmd_eval(args) -> int:
     _writable(args.plot)
     try:
         evaluate(args.model, args.data, signers=args.signers, limit=args.limit, json_out=args.json,
-                 plot=args.plot, device=args.device, hand=args.hand, keypoints=args.keypoints)
+                 plot=args.plot, device=args.device, hand=args.hand, keypoints=args.keypoints, hands=args.hands,
+                 backend=args.backend, precision=args.precision)
     except (ModelError, DatasetError, ValueError) as e:
         return _fail(str(e))
     return 0
@@ -121,11 +138,40 @@ def cmd_bench(args) -> int:
     from realtime.classifier import ModelError
 
     _writable(args.json)
+    _writable(args.csv)
     try:
+        if args.backends:  # each stage on each backend (realtime/bench_backends.py)
+            from realtime.bench_backends import run_backend_bench
+
+            run_backend_bench(args.backends, [args.model] if args.model else None, profile=args.profile,
+                              frames=args.frames, source=args.source, hands_model=args.hands_model,
+                              json_out=args.json, csv_out=args.csv)
+            return 0
+        if not args.source:
+            return _fail("--source is required (or --backends to compare the backends)")
         run_bench(_recognizer(args), args.source, frames=args.frames, size=(args.width, args.height),
                   json_out=args.json)
     except (SourceError, ModelError, ValueError) as e:
         return _fail(str(e))
+    return 0
+
+
+def cmd_hands_check(args) -> int:
+    from realtime.classifier import ModelError, _providers
+    from realtime.hands_check import check_hands, check_tracking, format_check, format_tracking, write_json
+    from training.data import DatasetError
+
+    _writable(args.json)
+    try:
+        if args.tracking:
+            report = check_tracking(args.data, limit=args.limit, model=args.model, providers=_providers(args.device))
+        else:
+            report = check_hands(args.data, limit=args.limit, model=args.model, providers=_providers(args.device))
+    except (ModelError, DatasetError, ValueError, OSError) as e:
+        return _fail(str(e))
+    print(format_tracking(report) if args.tracking else format_check(report))
+    if args.json:
+        write_json(report, args.json)
     return 0
 
 
@@ -155,7 +201,7 @@ def cmd_demo(args) -> int:
 
     try:
         launch(args.host, args.port, args.share, max_streams=args.max_streams, time_limit=args.time_limit,
-               stream_every=args.stream_every)
+               stream_every=args.stream_every, hands=args.hands)
     except OSError as e:  # the port is taken, or the host is not an address of this machine
         return _fail(f"cannot serve on {args.host}:{args.port}: {e}")
     return 0
@@ -285,21 +331,12 @@ def cmd_train_j2s_results(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import torch
+    from export.formats import run_export  # --format onnx | engine (export/formats.py, export/tensorrt_engine.py)
 
-    from export.onnx_export import export_j2s_model, export_keypoint_model
-
-    if not os.path.isfile(args.checkpoint):
+    if args.checkpoint and not os.path.isfile(args.checkpoint):
         return _fail(f"checkpoint not found: {args.checkpoint}")
     try:
-        is_j2s = "backbone" in torch.load(args.checkpoint, weights_only=False, map_location="cpu").get("config", {})
-    except Exception as e:  # torch raises several types for a file that is not a checkpoint
-        return _fail(f"{args.checkpoint} is not a model.pt checkpoint ({type(e).__name__}: {e})")
-    try:
-        if is_j2s:
-            export_j2s_model(args.checkpoint, args.out, name=args.name, data_dir=args.data)
-        else:
-            export_keypoint_model(args.checkpoint, args.out, name=args.name)
+        run_export(args)
     except J2S_ERRORS as e:
         return _fail(str(e))
     return 0
@@ -346,7 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="per-stage latency and end-to-end FPS of the live path",
                         description="Times capture/decode, hands, features, classifier, smoothing and overlay on "
                                     "each frame and prints median and p95 milliseconds and FPS.")
-    be.add_argument("--source", required=True, help="video file or image folder (images are letterboxed to --width x --height)")
+    be.add_argument("--source", help="video file or image folder (images are letterboxed to --width x --height); "
+                                     "required unless --backends, where it adds the hands stage")
+    be.add_argument("--backends", metavar="all|LIST",
+                    help="instead of the live path: each stage on each backend (comma-separated onnxruntime, "
+                         "tensorrt, torch, or all), batch 1, with model size and held-out accuracy; all shipped "
+                         "letter models unless --model")
+    be.add_argument("--profile", choices=("default", "edge"), default="default",
+                    help="with --backends: every variant, or the edge-GPU one (batch 1, FP16 only)")
+    be.add_argument("--csv", metavar="OUT", help="with --backends: write the rows as CSV too")
     be.add_argument("--frames", type=_int_range(1), default=300, help="frames to time after 10 warm-up frames")
     be.add_argument("--width", type=_int_range(32), default=640, help="frame width for image folders")
     be.add_argument("--height", type=_int_range(32), default=480, help="frame height for image folders")
@@ -369,18 +414,58 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds after which a webcam stream stops (press record again to go on)")
     de.add_argument("--stream-every", type=float, default=0.1,
                     help="seconds between webcam frames the page sends; the newest frame always wins")
+    de.add_argument("--hands", choices=("mediapipe", "onnx"), default="mediapipe",
+                    help="hand pipeline for every stream and upload: MediaPipe's own graph, or the same models on "
+                         "ONNX Runtime")
     de.set_defaults(func=cmd_demo)
+
+    hc = sub.add_parser("hands-check", help="compare the ONNX hand pipeline with MediaPipe's on real photos",
+                        description="Runs MediaPipe Hands and its ONNX port (both in static-image mode, same "
+                                    "settings and cascade) on the photos of a dataset folder and prints how often "
+                                    "they agree on finding a hand, the distance between their landmarks (pixels "
+                                    "and fraction of the hand's size) and their handedness agreement.",
+                        formatter_class=fmt)
+    hc.add_argument("--data", required=True, help="image-folder dataset (LABEL/image files, optional manifest.csv)")
+    hc.add_argument("--limit", type=_int_range(1), default=200,
+                    help="check a reproducible random subset of this many photos")
+    hc.add_argument("--model", choices=("lite", "full"), default="full",
+                    help="hand model size (full is what the keypoint cache and eval use)")
+    hc.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                    help="ONNX Runtime device for the ONNX pipeline")
+    hc.add_argument("--tracking", action="store_true",
+                    help="compare the video trackers instead (one hand): each of --limit photos moves for 15 frames, "
+                         "then 5 empty frames")
+    hc.add_argument("--json", metavar="OUT", help="write the figures and the per-photo rows as JSON")
+    hc.set_defaults(func=cmd_hands_check)
 
     mo = sub.add_parser("models", help="list the shipped models and their measured accuracy")
     mo.set_defaults(func=cmd_models)
 
-    ex = sub.add_parser("export", help="export a trained model (model.pt) to ONNX with its manifest",
+    ex = sub.add_parser("export", help="export a model to ONNX (with its manifest) or a TensorRT engine",
                         formatter_class=fmt)
-    ex.add_argument("--checkpoint", required=True, help="model.pt written by 'fingerspell train keypoints' or "
-                                                        "'fingerspell train j2s'")
+    ex.add_argument("--checkpoint", help="model.pt written by 'fingerspell train keypoints' or "
+                                         "'fingerspell train j2s'")
+    ex.add_argument("--model", help="instead of --checkpoint: a shipped model name or a model folder (re-exported "
+                                    "from the PyTorch module rebuilt from its weights; the source of an engine)")
+    ex.add_argument("--format", choices=("onnx", "engine"), default="onnx",
+                    help="onnx: model.onnx + manifest.json in --out; engine: a TensorRT engine cached beside the "
+                         "model, for this GPU and TensorRT version")
+    ex.add_argument("--half", action="store_true", help="engine: FP16")
+    ex.add_argument("--int8", action="store_true", help="engine: INT8, calibrated (entropy) on --calib")
+    ex.add_argument("--calib", nargs="+", metavar="DIR",
+                    help="engine --int8: real calibration samples, dataset folders (LABEL/file + manifest.csv; the "
+                         "held-out signers are left out) or .npy / .npz files")
+    ex.add_argument("--workspace", type=float, default=1.0, help="engine: TensorRT builder workspace in GiB")
+    ex.add_argument("--max-batch", type=_int_range(1), default=32, help="engine: largest batch of its profile")
+    ex.add_argument("--opt-batch", type=_int_range(1), default=1,
+                    help="engine: the batch TensorRT optimises for (1: live, one hand per frame)")
+    ex.add_argument("--opset", type=_int_range(17), default=17, help="onnx with --model: ONNX opset (17 or later)")
+    ex.add_argument("--simplify", action="store_true",
+                    help="onnx with --model: run onnxsim and keep its graph where it has fewer nodes "
+                         "(pip install -e '.[simplify]')")
     ex.add_argument("--data", help="J2S only: the training dataset folder, for the parity check on real crops and the "
                                    "crop framing (default: the folder it was trained from)")
-    ex.add_argument("--out", required=True, help="model folder to write (model.onnx + manifest.json)")
+    ex.add_argument("--out", help="model folder to write (model.onnx + manifest.json); required for --format onnx")
     ex.add_argument("--name", help="model name in the manifest (default: the folder's name)")
     ex.set_defaults(func=cmd_export)
 
@@ -480,6 +565,10 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints)")
     et.add_argument("--workers", type=int, help="processes (default: all cores)")
     et.set_defaults(func=cmd_train_extract)
+
+    from training.gan.commands import register as register_gan_commands  # light: heavy imports are in the commands
+
+    register_gan_commands(sub, tsub, fmt)
     return p
 
 

@@ -148,6 +148,9 @@ def check_settings(model: str, hand: str, hold_s: float, min_confidence: float) 
     return Settings(model, hand, hold_s, min_confidence)
 
 
+HANDS_BACKEND = {"name": "mediapipe"}  # the server's hand pipeline (fingerspell demo --hands), set by build_app
+
+
 def make_recognizer(settings: Settings, static: bool = False):
     """The pipeline for these settings; ``static`` uses the photo detectors (no tracking between frames)."""
     import gradio as gr
@@ -157,7 +160,7 @@ def make_recognizer(settings: Settings, static: bool = False):
 
     try:
         return Recognizer(model=settings.model, hand=settings.hand, keypoints=keypoints_for(settings.model),
-                          speller=settings.speller(), static=static)
+                          speller=settings.speller(), static=static, hands=HANDS_BACKEND["name"])
     except (ModelError, ValueError) as e:
         raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
 
@@ -606,11 +609,18 @@ def _duration(seconds: float) -> str:
 
 
 def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, stream_every: float = 0.1,
-              time_limit: float = 600.0):
+              time_limit: float = 600.0, hands: str = "mediapipe"):
     """The Gradio page. ``max_streams`` tabs stream at once, ``max_uploads`` uploads run at once; past
-    ``queue_size`` waiting requests a new one is refused with a message. Each stream ends after ``time_limit`` s."""
+    ``queue_size`` waiting requests a new one is refused with a message. Each stream ends after ``time_limit`` s.
+    ``hands``: the hand pipeline of every recognizer the page makes (mediapipe, or onnx: ONNX Runtime)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
+
+    from realtime.pipeline import HANDS_BACKENDS
+
+    if hands not in HANDS_BACKENDS:
+        raise ValueError(f"hands must be one of {HANDS_BACKENDS}, got {hands!r}")
+    HANDS_BACKEND["name"] = hands
 
     models = available_models()
     if not models:

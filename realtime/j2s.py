@@ -81,8 +81,10 @@ class HandCropper:
 class J2SClassifier:
     """Stage: :class:`Crop` -> class probabilities (n_labels,); attaches the regressed hand to the crop."""
 
-    def __init__(self, model: str | Path = DEFAULT_MODEL, device: str = "auto", verify: bool = True):
-        self.folder, self.manifest, self.path, self.session = open_model(model, device, verify, kind="j2s")
+    def __init__(self, model: str | Path = DEFAULT_MODEL, device: str = "auto", verify: bool = True,
+                 backend: str = "auto", precision: str = "fp32"):
+        self.folder, self.manifest, self.path, self.session = open_model(
+            model, device if backend == "auto" else "cpu", verify, kind="j2s")  # checks; auto also runs on it
         raw = self.manifest.raw
         try:
             self.input_size = int(raw["input"]["shape"][-1])
@@ -93,6 +95,9 @@ class J2SClassifier:
             raise ModelError(f"{self.folder}: J2S manifest lacks input shape, normalisation or crop ({e})") from e
         self.labels = self.manifest.labels
         self._check_io()
+        from realtime.backends import make_backend
+
+        self.backend = make_backend(backend, self.folder, device, precision, session=self.session, verify=False)
 
     def _check_io(self) -> None:
         ins = self.session.get_inputs()
@@ -113,8 +118,8 @@ class J2SClassifier:
 
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, 3, S, S) normalised -> keypoints (B, 21, 2) as fractions of the crop, probabilities (B, C)."""
-        kp, probs = self.session.run(["keypoints", self.manifest.output_name], {self.manifest.input_name: images})
-        return kp, probs
+        out = self.backend.run({self.manifest.input_name: images})
+        return out["keypoints"], out[self.manifest.output_name]
 
     def __call__(self, crop: Crop) -> np.ndarray:
         kp, probs = self.run(crop.image)

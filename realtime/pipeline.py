@@ -5,7 +5,9 @@
     recognizer = Recognizer(model="asl-letters")
     result = recognizer.process(frame_bgr)     # FrameResult: letter, confidence, text, per-stage ms
 
-Two keypoint backends fill the first three stages:
+Two keypoint backends fill the first three stages (and two hand pipelines the first: ``hands="mediapipe"``,
+MediaPipe's own graph, or ``hands="onnx"``, the same models converted to ONNX on ONNX Runtime,
+:mod:`realtime.onnx_hands`):
 
 - ``mediapipe``: MediaPipe hands (palm detector + landmark model) -> polar/Cartesian features
   -> a keypoint classifier (``asl-letters``, ``lis-letters``);
@@ -64,21 +66,42 @@ class FrameResult:
 
 
 KEYPOINT_BACKENDS = ("mediapipe", "j2s")
+HANDS_BACKENDS = ("mediapipe", "onnx")
 DEFAULT_MODELS = {"mediapipe": "asl-letters", "j2s": "lis-j2s"}
 
 
-def check_backend(keypoints: str, hand: str) -> None:
+def check_backend(keypoints: str, hand: str, hands: str = "mediapipe") -> None:
     """Refuse combinations that cannot work, before any model is loaded."""
     if keypoints not in KEYPOINT_BACKENDS:
         raise ValueError(f"keypoints must be one of {KEYPOINT_BACKENDS}, got {keypoints!r}")
+    if hands not in HANDS_BACKENDS:
+        raise ValueError(f"hands must be one of {HANDS_BACKENDS}, got {hands!r}")
     if keypoints == "j2s" and hand != "any":
         raise ValueError("the palm detector cannot tell left from right hands: use --hand any with --keypoints j2s")
 
 
 def make_hands_stage(keypoints: str, hand_model: str = "lite", max_hands: int = 2, mirrored_input: bool = False,
-                     static: bool = False):
+                     static: bool = False, hands: str = "mediapipe", device: str = "auto"):
     """The hands stage of a backend. ``static``: independent photos (``eval``, uploads), detected with the
-    keypoint cache's upscale-and-pad cascade and its settings, instead of video tracking."""
+    keypoint cache's upscale-and-pad cascade and its settings, instead of video tracking. ``hands``: MediaPipe's
+    own graph, or the same models on ONNX Runtime (``onnx``, on ``device``'s providers)."""
+    if hands == "onnx":
+        from realtime.classifier import _providers
+        from realtime.hands import StaticSettings
+        from realtime.onnx_hands import (
+            OnnxHandTracker,
+            OnnxPalmDetector,
+            OnnxStaticHandDetector,
+            OnnxStaticPalmDetector,
+        )
+
+        providers = _providers(device)
+        if keypoints == "j2s":
+            return (OnnxStaticPalmDetector(providers=providers) if static
+                    else OnnxPalmDetector(hand_model, max_hands=max_hands, providers=providers))
+        if static:
+            return OnnxStaticHandDetector(StaticSettings(), mirrored_input=mirrored_input, providers=providers)
+        return OnnxHandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input, providers=providers)
     if keypoints == "j2s":
         from realtime.palm import PalmDetector, StaticPalmDetector
 
@@ -96,19 +119,21 @@ class Recognizer:
     def __init__(self, model: str | None = None, hand_model: str = "lite", hand: str = "any", max_hands: int = 2,
                  device: str = "auto", speller: SpellerConfig | None = None, smoothing_s: float = 0.15,
                  mirrored_input: bool = False, hands_stage=None, classifier=None, keypoints: str = "mediapipe",
-                 static: bool = False):
-        check_backend(keypoints, hand)
+                 static: bool = False, hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32"):
+        check_backend(keypoints, hand, hands)
         model = model or DEFAULT_MODELS[keypoints]
         self.keypoints = keypoints
         if keypoints == "j2s":
             from realtime.j2s import J2SClassifier
 
-            self.classifier = classifier or J2SClassifier(model, device=device)
+            self.classifier = classifier or J2SClassifier(model, device=device, backend=backend, precision=precision)
             self.features = self.classifier.cropper
         else:
-            self.classifier = classifier or OnnxClassifier(model, device=device)
+            self.classifier = classifier or OnnxClassifier(model, device=device, backend=backend, precision=precision)
             self.features = FeatureExtractor(self.classifier.spec)
-        self.hands = hands_stage or make_hands_stage(keypoints, hand_model, max_hands, mirrored_input, static)
+        self.hands_backend = hands
+        self.hands = hands_stage or make_hands_stage(keypoints, hand_model, max_hands, mirrored_input, static, hands,
+                                                     device)
         self.labels = self.classifier.labels
         self.smoother = ProbabilitySmoother(smoothing_s)
         self.speller = Speller(speller or SpellerConfig())

@@ -22,8 +22,10 @@ from training.metrics import classification_report, format_report
 
 def evaluate(model: str | None, data: str | Path, signers: list[str] | None = None, limit: int | None = None,
              json_out: str | Path | None = None, plot: str | Path | None = None, device: str = "auto",
-             hand: str = "any", progress: bool = True, seed: int = 0, keypoints: str = "mediapipe") -> dict:
-    rec = Recognizer(model, hand=hand, device=device, keypoints=keypoints, static=True)
+             hand: str = "any", progress: bool = True, seed: int = 0, keypoints: str = "mediapipe",
+             hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32") -> dict:
+    rec = Recognizer(model, hand=hand, device=device, keypoints=keypoints, static=True, hands=hands, backend=backend,
+                     precision=precision)
     clf = rec.classifier
     try:
         ds = ImageFolder(data)
@@ -59,7 +61,7 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
     finally:
         rec.close()
     rep = classification_report(np.array(y_true), np.array(y_pred), clf.labels)
-    rep.update(model=clf.manifest.name, keypoints=keypoints, data=str(ds.root), signers=signers or "all", unreadable=unreadable,
+    rep.update(model=clf.manifest.name, keypoints=keypoints, hands=hands, data=str(ds.root), signers=signers or "all", unreadable=unreadable,
                unknown_labels=dict(unknown))
     if progress:
         print(format_report(rep, f"{clf.manifest.name} on {ds.root}" + (f" signers {signers}" if signers else "")))

@@ -1,0 +1,203 @@
+"""Real inputs for a model folder: its held-out evaluation set, and calibration samples for INT8 engines.
+
+The evaluation set is rebuilt from the manifest's own recipe and the datasets under
+``$FINGERSPELL_DATASETS``, whose content hashes must equal the ones the manifest recorded:
+
+- keypoint classifiers: the training split is reproduced exactly (``prepare_data`` with the manifest's
+  config); the held-out test signers when the recipe has them (``lis-letters``: GIULIA, the images where
+  MediaPipe found a hand), else the validation part (``asl-letters``: 702 images of its own recipe);
+- J2S: the dataset's crops of the held-out test signers (``lis-j2s``: GIULIA, 808 crops).
+
+Nothing is extracted here: the cached MediaPipe keypoints (``fingerspell train extract``) and decoded crops
+must exist, otherwise :class:`NoData` says what is missing. Calibration (:func:`calibration_inputs`) may
+extract, since it is asked for explicitly with ``--calib DIR``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from realtime.classifier import Manifest, resolve_model
+
+ENV = "FINGERSPELL_DATASETS"
+
+
+class NoData(RuntimeError):
+    """The real data a step needs is not here; the message says what is missing."""
+
+
+@dataclass
+class EvalSet:
+    inputs: dict[str, np.ndarray]  # name -> (N, ...) float32
+    labels: np.ndarray  # (N,) int: index into the manifest's labels
+    description: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, rows) -> dict[str, np.ndarray]:
+        return {k: np.ascontiguousarray(v[rows]) for k, v in self.inputs.items()}
+
+
+def datasets_root(root: str | Path | None = None) -> Path:
+    value = root or os.environ.get(ENV)
+    if not value or not Path(value).is_dir():
+        raise NoData(f"needs the real datasets: set {ENV} (or give the folder) to where they are")
+    return Path(value)
+
+
+def _dataset_folder(root: Path, recorded: str) -> Path:
+    folder = root / Path(str(recorded).rstrip("/")).name
+    if not (folder / "manifest.csv").is_file():
+        raise NoData(f"dataset {folder.name!r} not found under {root}")
+    return folder
+
+
+def _check_hash(folder: Path, manifest: Manifest) -> None:
+    from training.data import ImageFolder
+
+    recorded = (manifest.raw.get("training") or {}).get("data_sha256") or {}
+    want = recorded.get(folder.name)
+    if want and ImageFolder(folder).content_hash() != want:
+        raise NoData(f"{folder} differs from the {folder.name} that {manifest.name} was trained on "
+                     "(content hash): its split cannot be reproduced")
+
+
+def _keypoints_cached(folder: Path) -> None:
+    from realtime.hands import StaticSettings
+    from training.data import ImageFolder
+    from training.keypoints import cache_key, default_cache_dir
+
+    ds = ImageFolder(folder)
+    if not (default_cache_dir() / f"{ds.name}-{cache_key(ds, StaticSettings())}.npz").is_file():
+        raise NoData(f"the MediaPipe keypoints of {folder.name} are not cached: run "
+                     f"'fingerspell train extract {folder}' first (minutes)")
+
+
+def _keypoint_eval_set(manifest: Manifest, root: Path) -> EvalSet:
+    from training.train_keypoints import TrainConfig, prepare_data
+
+    cfg = dict((manifest.raw.get("training") or {}).get("config") or {})
+    if not cfg.get("data"):
+        raise NoData(f"{manifest.name}: the manifest records no training config to rebuild its split from")
+    folders = [_dataset_folder(root, d) for d in cfg["data"]]
+    for f in folders:
+        _check_hash(f, manifest)
+        _keypoints_cached(f)
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = {k: v for k, v in cfg.items() if k in known}
+    cfg.update(data=[str(f) for f in folders], cache_dir=None, workers=1)
+    data = prepare_data(TrainConfig(**cfg), progress=False)
+    kp = data.kp
+    if len(data.test):
+        rows = data.test[kp.detected[data.test]]
+        what = (f"held-out test part ({data.split_description}): {len(rows)} of {len(data.test)} images with a "
+                "hand")
+    else:
+        rows = data.val
+        what = f"validation part of the training recipe ({data.split_description}): {len(rows)} images"
+    x = manifest.features.compute(kp.landmarks[rows], kp.is_left[rows], kp.image_size[rows].astype(np.float64))
+    return EvalSet({manifest.input_name: x}, data.y[rows], what)
+
+
+def _j2s_eval_set(manifest: Manifest, root: Path) -> EvalSet:
+    from training.data import ImageFolder
+    from training.j2s_data import load_crops, normalise
+    from training.keypoints import default_cache_dir
+
+    cfg = (manifest.raw.get("training") or {}).get("config") or {}
+    signers = cfg.get("test_signers") or []
+    if cfg.get("split") != "signer" or not signers:
+        raise NoData(f"{manifest.name}: no held-out signers recorded in the manifest")
+    folder = _dataset_folder(root, cfg.get("data") or "lis")
+    _check_hash(folder, manifest)
+    _keypoints_cached(folder)
+    size = int(manifest.raw["input"]["shape"][-1])
+    ds = ImageFolder(folder)
+    if not (default_cache_dir().parent / "images" / f"{ds.name}-{ds.content_hash()[:16]}-rgb{size}.npz").is_file():
+        raise NoData(f"the {size}-px crops of {folder.name} are not cached (fingerspell train j2s makes them)")
+    crops = load_crops(folder, manifest.labels, size=size, progress=False)
+    rows = np.flatnonzero(np.isin(crops.signers, signers) & crops.readable)
+    y = np.array([manifest.labels.index(v) for v in crops.labels[rows]], dtype=np.int64)
+    x = normalise(crops.images[rows])
+    return EvalSet({manifest.input_name: x}, y, f"the dataset's crops of the held-out signers {signers}: "
+                                                 f"{len(rows)} images")
+
+
+def eval_set(model: str | Path, root: str | Path | None = None) -> EvalSet:
+    """The held-out real inputs of a model (see the module docstring); :class:`NoData` when they are not here."""
+    manifest = Manifest.load(resolve_model(model))
+    root = datasets_root(root)
+    if manifest.kind == "j2s":
+        return _j2s_eval_set(manifest, root)
+    return _keypoint_eval_set(manifest, root)
+
+
+def _pick(n: int, limit: int, seed: int) -> np.ndarray:
+    return np.arange(n) if n <= limit else np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+def _calibration_from(manifest: Manifest, calib: Path, exclude: list[str], limit: int, seed: int) -> np.ndarray:
+    shape = manifest.raw["input"]["shape"][1:]
+    if calib.is_file():
+        if calib.suffix == ".npy":
+            return np.load(calib)
+        if calib.suffix == ".npz":
+            with np.load(calib) as z:
+                if manifest.input_name not in z:
+                    raise NoData(f"{calib} has no array {manifest.input_name!r} (has {list(z)})")
+                return z[manifest.input_name]
+        raise NoData(f"{calib}: calibration data must be a dataset folder, a .npy or a .npz file")
+    if not (calib / "manifest.csv").is_file():
+        raise NoData(f"{calib}: not a dataset folder (LABEL/file + manifest.csv), .npy or .npz")
+    if manifest.kind == "j2s":
+        from training.j2s_data import load_crops, normalise
+
+        crops = load_crops(calib, manifest.labels, size=int(shape[-1]))
+        rows = np.flatnonzero(crops.readable & ~np.isin(crops.signers, exclude))
+        return normalise(crops.images[rows[_pick(len(rows), limit, seed)]])  # normalise only what is kept
+    from training.keypoints import load_keypoints
+
+    kp = load_keypoints(calib, labels=None)
+    kp = kp.subset(np.flatnonzero(kp.detected & ~np.isin(kp.signers, exclude)))
+    return manifest.features.compute(kp.landmarks, kp.is_left, kp.image_size.astype(np.float64))
+
+
+def calibration_inputs(model: str | Path, calib: str | Path | list, limit: int = 512, seed: int = 0) -> np.ndarray:
+    """Up to ``limit`` real inputs of ``model`` for INT8 calibration, drawn reproducibly from ``calib`` (one or
+    more of):
+
+    - a ``.npy`` file, or a ``.npz`` holding an array named as the model's input: used as given;
+    - an image-folder dataset (``LABEL/file`` + ``manifest.csv``): keypoint classifiers get the features of
+      the images where MediaPipe finds a hand (the keypoint cache; extracted on first use), J2S models the
+      images resized to the model's input and normalised as in training. The signers the manifest holds out
+      for testing are left out, so that calibration never sees the test set.
+    """
+    manifest = Manifest.load(resolve_model(model))
+    shape = manifest.raw["input"]["shape"][1:]
+    exclude = list(((manifest.raw.get("training") or {}).get("config") or {}).get("test_signers") or [])
+    parts = [np.asarray(_calibration_from(manifest, Path(c), exclude, limit, seed), dtype=np.float32)
+             for c in (calib if isinstance(calib, (list, tuple)) else [calib])]
+    for x, c in zip(parts, calib if isinstance(calib, (list, tuple)) else [calib]):
+        if list(x.shape[1:]) != [int(d) for d in shape]:
+            raise NoData(f"calibration inputs from {c} have shape {x.shape[1:]} per sample; {manifest.name} takes "
+                         f"{shape}")
+    x = np.concatenate(parts)
+    if not len(x):
+        raise NoData(f"{calib}: no usable calibration samples")
+    return np.ascontiguousarray(x[_pick(len(x), limit, seed)])
+
+
+def training_datasets(model: str | Path, root: str | Path | None = None) -> list[Path]:
+    """The dataset folders a model was trained on, found under ``$FINGERSPELL_DATASETS`` (for calibration)."""
+    manifest = Manifest.load(resolve_model(model))
+    cfg = (manifest.raw.get("training") or {}).get("config") or {}
+    data = cfg.get("data") or (manifest.raw.get("training") or {}).get("data") or []
+    data = [data] if isinstance(data, str) else data
+    if not data:
+        raise NoData(f"{manifest.name}: the manifest names no training data")
+    root = datasets_root(root)
+    return [_dataset_folder(root, d) for d in data]

@@ -1,0 +1,305 @@
+"""MediaPipe Hands on ONNX Runtime: the palm detector and landmark model converted to ONNX, with MediaPipe's
+pre- and post-processing and its tracking re-implemented in numpy / OpenCV.
+
+    hands = OnnxHandTracker("lite")            # a drop-in for realtime.hands.HandTracker
+    for frame in frames: found = hands(frame)  # list[realtime.hands.Hand]
+
+- :class:`OnnxHandTracker` -- video: the palm detector runs only while fewer than ``max_hands`` hands
+  are tracked; a tracked hand's next ROI comes from its landmarks (MediaPipe's tracking mode).
+- :class:`OnnxStaticHandDetector` -- independent photos, with :class:`realtime.hands.StaticHandDetector`'s
+  upscale-and-pad cascade (:func:`realtime.hands.static_views`).
+- :class:`OnnxPalmDetector`, :class:`OnnxStaticPalmDetector` -- the palm detector alone, a drop-in for
+  :mod:`realtime.palm`'s (the J2S backend).
+
+The models are ``weights/mediapipe-hands`` (made by ``python -m export.mediapipe_hands``); each file is
+checked against its sha256 in the manifest before it is loaded. Everything around the models is plain
+numpy and one ``cv2.warpAffine`` per crop, so it can move to a device later; the sessions take the best
+provider ONNX Runtime has (CUDA when onnxruntime-gpu finds a GPU, else the CPU).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realtime.classifier import MANIFEST, ModelError, sha256_file, weights_dir
+from realtime.hand_roi import Roi, associate, crop_affine, keep_aspect, landmarks_roi, palm_roi, project_landmarks
+from realtime.hands import Hand, StaticSettings, static_views
+from realtime.palm import HandBox
+from realtime.ssd import detections, remove_letterbox, ssd_anchors, weighted_nms
+
+HAND_MODELS = "mediapipe-hands"
+KIND = "hand-pipeline"
+PALM_SIZE = 192
+LANDMARK_SIZE = 224
+NMS_THRESHOLD = 0.3
+ASSOCIATION_THRESHOLD = 0.5
+PALM_GRAPH_MIN_SCORE = 0.5  # the palm subgraph's own decoding threshold (realtime.palm runs it unchanged)
+
+
+def best_providers(providers: list[str] | None = None) -> list[str]:
+    """ONNX Runtime providers: the ones asked for (all must be available), or CUDA when present, then the CPU."""
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    if providers:
+        missing = [p for p in providers if p not in have]
+        if missing:
+            raise ModelError(f"ONNX Runtime lacks {missing} (it has {have}); for CUDA install the 'gpu' extra")
+        return list(providers)
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in have]
+
+
+def hand_models_folder(folder: str | Path | None = None) -> Path:
+    return Path(folder) if folder is not None else weights_dir() / HAND_MODELS
+
+
+def load_hand_manifest(folder: str | Path | None = None) -> dict:
+    path = hand_models_folder(folder) / MANIFEST
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{path}: missing or unreadable hand-model manifest ({type(e).__name__}: {e}); "
+                         "make it with: python -m export.mediapipe_hands --out weights/mediapipe-hands") from e
+    if m.get("kind") != KIND or not isinstance(m.get("models"), dict):
+        raise ModelError(f"{path}: not a hand-model manifest (kind {m.get('kind')!r}, expected {KIND!r})")
+    return m
+
+
+def open_hand_model(name: str, folder: str | Path | None = None, providers: list[str] | None = None,
+                    threads: int = 1, verify: bool = True):
+    """One of the converted models (``palm_detection_lite``, ``hand_landmark_full``, ...) -> (session, manifest
+    entry), refused with a :class:`ModelError` when its file is missing, its sha256 is not the manifest's, or
+    its inputs and outputs are not what the manifest says."""
+    import onnxruntime as ort
+
+    folder = hand_models_folder(folder)
+    entry = load_hand_manifest(folder)["models"].get(name)
+    if entry is None:
+        raise ModelError(f"{folder / MANIFEST} has no model {name!r}")
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise ModelError(f"{path} is missing (named by {folder / MANIFEST})")
+    if verify:
+        digest = sha256_file(path)
+        if digest != entry["sha256"]:
+            raise ModelError(f"{path}: sha256 {digest[:12]}... does not match the manifest's {entry['sha256'][:12]}...; "
+                             "the file is corrupt or was replaced (python -m export.mediapipe_hands remakes it)")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=best_providers(providers))
+    except ModelError:
+        raise
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ModelError(f"{path}: ONNX Runtime cannot load it ({e})") from e
+    ins, outs = session.get_inputs(), {o.name for o in session.get_outputs()}
+    want_in = entry["input"]
+    if len(ins) != 1 or ins[0].name != want_in["name"] or list(ins[0].shape[1:]) != list(want_in["shape"][1:]):
+        raise ModelError(f"{path}: input {[(i.name, i.shape) for i in ins]} is not the manifest's "
+                         f"{want_in['name']} {want_in['shape']}")
+    missing = [o["name"] for o in entry["outputs"] if o["name"] not in outs]
+    if missing:
+        raise ModelError(f"{path}: outputs {missing} named by the manifest are missing (has {sorted(outs)})")
+    return session, entry
+
+
+def to_tensor(crops: np.ndarray, rgb: bool) -> np.ndarray:
+    """uint8 crops (B, S, S, 3) -> float32 RGB in [0, 1], NHWC (the models' input)."""
+    if not rgb:
+        crops = crops[..., ::-1]
+    return np.ascontiguousarray(crops, dtype=np.float32) * np.float32(1.0 / 255.0)
+
+
+def warp(image: np.ndarray, roi: Roi, size: int, replicate: bool) -> np.ndarray:
+    import cv2
+
+    return cv2.warpAffine(image, crop_affine(roi, (size, size)), (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT, borderValue=0)
+
+
+class PalmModel:
+    """The palm detector: image -> palm detections (score, box, 7 keypoints as fractions of the image)."""
+
+    def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True):
+        self.session, self.entry = open_hand_model(f"palm_detection_{model}", folder, providers, threads, verify)
+        self.anchors = ssd_anchors()
+        self.calls = 0  # how often the detector ran (tracking skips it)
+
+    def __call__(self, image: np.ndarray, rgb: bool, min_score: float) -> list:
+        h, w = image.shape[:2]
+        roi, padding = keep_aspect(Roi(w / 2, h / 2, float(w), float(h)), (PALM_SIZE, PALM_SIZE))
+        x = to_tensor(warp(image, roi, PALM_SIZE, replicate=False)[None], rgb)
+        raw_boxes, raw_scores = self.session.run(["boxes", "scores"], {"input": x})
+        self.calls += 1
+        dets = weighted_nms(detections(raw_boxes[0], raw_scores[0], self.anchors, min_score), NMS_THRESHOLD)
+        return [remove_letterbox(d, padding) for d in dets]
+
+
+@dataclass
+class LandmarkResult:
+    roi: Roi
+    landmarks: np.ndarray  # (21, 3) frame pixels
+    presence: float
+    left: float  # probability of 'Left' in MediaPipe's mirrored convention
+
+
+class LandmarkModel:
+    """The hand-landmark model: image + ROIs -> landmarks in frame pixels, presence and handedness (one batch)."""
+
+    def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True):
+        self.session, self.entry = open_hand_model(f"hand_landmark_{model}", folder, providers, threads, verify)
+        self.calls = 0
+
+    def __call__(self, image: np.ndarray, rois: list[Roi], rgb: bool) -> list[LandmarkResult]:
+        if not rois:
+            return []
+        size = (LANDMARK_SIZE, LANDMARK_SIZE)
+        padded = [keep_aspect(r, size) for r in rois]
+        crops = np.stack([warp(image, p, LANDMARK_SIZE, replicate=True) for p, _ in padded])
+        lm, presence, handedness = self.session.run(["landmarks", "presence", "handedness"],
+                                                    {"input": to_tensor(crops, rgb)})
+        self.calls += 1
+        return [LandmarkResult(roi, project_landmarks(lm[i], roi, size, pad), float(presence[i, 0]),
+                               float(handedness[i, 0])) for i, (roi, (_, pad)) in enumerate(zip(rois, padded))]
+
+
+def handedness(left: float, mirrored_input: bool) -> tuple[str, float]:
+    """The landmark model's 'Left' probability (MediaPipe's selfie convention) -> (label, score), flipped to the
+    physical hand for an unmirrored image exactly as :func:`realtime.hands._to_hands` does."""
+    label, score = ("Left", left) if left > 0.5 else ("Right", 1.0 - left)
+    if not mirrored_input:
+        label = "Left" if label == "Right" else "Right"
+    return label, score
+
+
+class OnnxHandTracker:
+    """Stage: BGR frame -> list of :class:`~realtime.hands.Hand`, as :class:`realtime.hands.HandTracker` but on
+    ONNX Runtime. ``static=True`` forgets every frame (MediaPipe's static-image mode)."""
+
+    backend = "onnx"
+
+    def __init__(self, model: str = "lite", max_hands: int = 2, min_detection: float = 0.5, min_tracking: float = 0.5,
+                 mirrored_input: bool = False, providers: list[str] | None = None, static: bool = False,
+                 folder: str | Path | None = None, threads: int = 1, verify: bool = True):
+        if model not in ("lite", "full"):
+            raise ValueError(f"hand model must be 'lite' or 'full', got {model!r}")
+        if max_hands < 1:
+            raise ValueError(f"max_hands must be at least 1, got {max_hands}")
+        self.model, self.max_hands, self.mirrored_input, self.static = model, max_hands, mirrored_input, static
+        self.min_detection, self.min_tracking = min_detection, min_tracking
+        self.palm = PalmModel(model, folder, providers, threads, verify)
+        self.landmarks = LandmarkModel(model, folder, providers, threads, verify)
+        self.providers = self.palm.session.get_providers()
+        self.tracked: list[Roi] = []  # ROIs for the next frame, from this frame's landmarks
+
+    def process(self, image: np.ndarray, rgb: bool = False) -> list[Hand]:
+        """One image (BGR, or RGB with ``rgb=True``) -> hands in its pixels."""
+        h, w = image.shape[:2]
+        tracked = [] if self.static else self.tracked
+        palms = []
+        if len(tracked) < self.max_hands:
+            dets = self.palm(image, rgb, self.min_detection)[: self.max_hands]
+            palms = [palm_roi(d.box, d.keypoints, (w, h)) for d in dets]
+        rois = associate(palms, tracked, ASSOCIATION_THRESHOLD)
+        hands, nxt = [], []
+        for r in self.landmarks(image, rois, rgb):
+            if r.presence < self.min_tracking:
+                continue
+            label, score = handedness(r.left, self.mirrored_input)
+            hands.append(Hand(r.landmarks, label, score, (w, h)))
+            nxt.append(landmarks_roi(r.landmarks, (w, h)))
+        if not self.static:
+            self.tracked = nxt
+        return hands
+
+    def __call__(self, frame_bgr: np.ndarray) -> list[Hand]:
+        return self.process(frame_bgr)
+
+    def reset(self) -> None:
+        self.tracked = []
+
+    def close(self) -> None:
+        self.tracked = []
+
+
+class OnnxStaticHandDetector:
+    """Photo -> list of :class:`~realtime.hands.Hand`, as :class:`realtime.hands.StaticHandDetector` (same settings,
+    same upscale-and-pad cascade) but on ONNX Runtime."""
+
+    backend = "onnx"
+
+    def __init__(self, settings: StaticSettings | None = None, mirrored_input: bool = False,
+                 providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1):
+        settings = settings or StaticSettings()
+        self.settings, self.mirrored_input = settings, mirrored_input
+        self.model = settings.model
+        # MediaPipe's static mode keeps the landmark model's presence threshold at its default, 0.5
+        self.tracker = OnnxHandTracker(settings.model, settings.max_hands, settings.min_detection, 0.5,
+                                       mirrored_input, providers, static=True, folder=folder, threads=threads)
+
+    def __call__(self, image_bgr: np.ndarray) -> list[Hand]:
+        h, w = image_bgr.shape[:2]
+        for view, scale, pad in static_views(image_bgr, self.settings.min_side, self.settings.views):
+            hands = self.tracker.process(view, rgb=True)
+            if hands:
+                off = np.array([pad, pad, 0.0], np.float32)
+                return [Hand((hd.landmarks - off) / scale, hd.handedness, hd.score, (w, h)) for hd in hands]
+        return []
+
+    def close(self) -> None:
+        self.tracker.close()
+
+
+class OnnxPalmDetector:
+    """Stage: BGR frame -> list of :class:`~realtime.palm.HandBox`, best first, as :class:`realtime.palm.PalmDetector`
+    (MediaPipe's palm subgraph and palm-to-ROI) but on ONNX Runtime."""
+
+    backend = "onnx"
+
+    def __init__(self, model: str = "lite", max_hands: int = 2, min_score: float = 0.5,
+                 providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1):
+        if model not in ("lite", "full"):
+            raise ValueError(f"palm model must be 'lite' or 'full', got {model!r}")
+        self.model, self.max_hands, self.min_score = model, max_hands, min_score
+        self.palm = PalmModel(model, folder, providers, threads)
+
+    def detect(self, image: np.ndarray, rgb: bool) -> list[HandBox]:
+        h, w = image.shape[:2]
+        boxes = []
+        for d in self.palm(image, rgb, max(PALM_GRAPH_MIN_SCORE, self.min_score)):
+            r = palm_roi(d.box, d.keypoints, (w, h))
+            boxes.append(HandBox((r.cx, r.cy), r.side, r.rotation, d.score, (w, h)))
+        boxes.sort(key=lambda b: -b.score)
+        return boxes[: self.max_hands]
+
+    def detect_rgb(self, rgb: np.ndarray) -> list[HandBox]:
+        return self.detect(rgb, rgb=True)
+
+    def __call__(self, frame_bgr: np.ndarray) -> list[HandBox]:
+        return self.detect(frame_bgr, rgb=False)
+
+    def close(self) -> None:
+        pass
+
+
+class OnnxStaticPalmDetector(OnnxPalmDetector):
+    """Photos: :class:`realtime.palm.StaticPalmDetector`'s cascade on the ONNX palm detector."""
+
+    def __init__(self, model: str = "full", max_hands: int = 1, min_score: float = 0.5, min_side: int = 256,
+                 providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1):
+        super().__init__(model, max_hands, min_score, providers, folder, threads)
+        self.min_side = min_side
+
+    def __call__(self, image_bgr: np.ndarray) -> list[HandBox]:
+        h, w = image_bgr.shape[:2]
+        for view, scale, pad in static_views(image_bgr, self.min_side):
+            boxes = self.detect_rgb(view)
+            if boxes:
+                return [HandBox(((b.center[0] - pad) / scale, (b.center[1] - pad) / scale), b.side / scale,
+                                b.rotation, b.score, (w, h)) for b in boxes]
+        return []
+
