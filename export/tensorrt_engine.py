@@ -211,14 +211,16 @@ def export_engine(model: str | Path, half: bool = False, int8: bool = False, cal
         x = calibration_inputs(folder, calib, limit=calib_samples)
         batches = CalibrationBatches({manifest.input_name: x}, min(calib_batch, len(x), max_batch))
         print(f"INT8 calibration on {batches.num_batches} batches of {batches.batch_size} real samples from {calib}")
-        calibrator = make_entropy_calibrator(batches, out.with_suffix(".calib"))
+        table = out.with_suffix(".calib")  # the calibration table belongs to this data: never reuse a stale one
+        table.unlink(missing_ok=True)
+        calibrator = make_entropy_calibrator(batches, table)
     shape = [int(d) for d in manifest.raw["input"]["shape"][1:]]
     build_engine(onnx_path, out, {manifest.input_name: shape}, half=half, int8=int8, calibrator=calibrator,
                  workspace=workspace, profile=profile)
     info = {"model": manifest.name, "onnx": manifest.file, "model_sha256": manifest.sha256, "gpu": gpu,
             "tensorrt": trt.__version__, "precision": precision, "profile": list(profile),
             "workspace_bytes": int(workspace), "key": key, "bytes": out.stat().st_size,
-            "calibration": str(calib) if int8 else None, "created": _dt.datetime.now().isoformat(timespec="seconds")}
+            "calibration": [str(c) for c in calib] if int8 else None, "created": _dt.datetime.now().isoformat(timespec="seconds")}
     out.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
     print(f"TensorRT {trt.__version__} {precision} engine for {gpu}: {out} ({info['bytes']} bytes)")
     return out

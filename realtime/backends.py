@@ -159,6 +159,9 @@ class OrtBackend(Backend):
         except Exception as e:  # onnxruntime raises its own exception types
             raise BackendError(f"{self.path}: ONNX Runtime cannot load it ({e})") from e
         self._attach(session, precision)
+        if precision == "fp16" and self.detail != TRT_EP:  # the TensorRT EP failed to start: fp32 is what runs
+            self.precision = "fp32"
+            note = note or f"the TensorRT execution provider did not start; running fp32 on {self.detail}"
         if providers[0] != CPU_EP and self.detail == CPU_EP and note is None:
             note = f"ONNX Runtime could not start {providers[:-1]} (see its log): running on the CPU"
         self.note = note
@@ -246,8 +249,10 @@ class TorchBackend(Backend):
             raise BackendError("fp16 with the torch backend needs a CUDA GPU")
         if cuda_graphs and self.device != "cuda":
             raise BackendError("CUDA graphs need a CUDA GPU")
+        self._threads_before = torch.get_num_threads()
         if threads:
-            torch.set_num_threads(threads)  # process-wide: the benchmark sets 1, as ONNX Runtime's sessions use
+            torch.set_num_threads(threads)  # process-wide: the benchmark sets 1, as ONNX Runtime's sessions use;
+            # close() puts the previous value back
         self.precision, self.cuda_graphs = precision, cuda_graphs
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.module = module.to(self.device, self.dtype).eval()
@@ -327,6 +332,9 @@ class TorchBackend(Backend):
         self._graphs.clear()
         self._pinned.clear()
         self.module = None
+        import torch
+
+        torch.set_num_threads(self._threads_before)
 
 
 # --- TensorRT engines: cache key and location --------------------------------------------------------------------

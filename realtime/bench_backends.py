@@ -170,7 +170,7 @@ def bench_classifier(model: str, v: Variant, es, why_no_data: str, frames: int, 
         except BackendError as e:
             if not (v.precision == "int8" and "no int8 engine" in str(e)):
                 raise
-            build_int8_engine(m.name)  # calibrated on the training data, where the datasets are here
+            build_int8_engine(folder)  # calibrated on the training data, where the datasets are here
             backend = make()
     except NoData as e:
         row.status, row.detail = "skipped", f"{_calibration_note(m.name)}; {e}"

@@ -85,7 +85,8 @@ def test_weighted_nms_merges_overlaps_by_score_and_keeps_the_rest():
     assert [o.score for o in out] == pytest.approx([0.9, 0.8, 0.7])
     np.testing.assert_allclose(out[0].box, [0.04, 0.0, 0.44, 0.4], atol=1e-6)  # (0.9 a + 0.6 b) / 1.5
     np.testing.assert_allclose(out[0].keypoints, [[0.14, 0.18]], atol=1e-6)
-    np.testing.assert_allclose(out[1].box, c.box) and np.testing.assert_allclose(out[2].box, d.box)
+    np.testing.assert_allclose(out[1].box, c.box)
+    np.testing.assert_allclose(out[2].box, d.box)
     assert weighted_nms([]) == []
 
 
