@@ -568,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from training.gan.commands import register as register_gan_commands  # light: heavy imports are in the commands
 
-    register_gan_commands(sub, tsub, fmt)
+    register_gan_commands(sub, tsub)
     return p
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from realtime.classifier import MANIFEST, ModelError, sha256_file, weights_dir
 from realtime.hand_roi import Roi, associate, crop_affine, keep_aspect, landmarks_roi, palm_roi, project_landmarks
 from realtime.hands import Hand, StaticSettings, static_views
-from realtime.palm import HandBox
+from realtime.palm import HandBox, static_palm_boxes
 from realtime.ssd import detections, remove_letterbox, ssd_anchors, weighted_nms
 
 HAND_MODELS = "mediapipe-hands"
@@ -295,11 +295,5 @@ class OnnxStaticPalmDetector(OnnxPalmDetector):
         self.min_side = min_side
 
     def __call__(self, image_bgr: np.ndarray) -> list[HandBox]:
-        h, w = image_bgr.shape[:2]
-        for view, scale, pad in static_views(image_bgr, self.min_side):
-            boxes = self.detect_rgb(view)
-            if boxes:
-                return [HandBox(((b.center[0] - pad) / scale, (b.center[1] - pad) / scale), b.side / scale,
-                                b.rotation, b.score, (w, h)) for b in boxes]
-        return []
+        return static_palm_boxes(self.detect_rgb, image_bgr, self.min_side)
 

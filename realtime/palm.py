@@ -119,12 +119,17 @@ class StaticPalmDetector(PalmDetector):
         self.min_side = min_side
 
     def __call__(self, image_bgr: np.ndarray) -> list[HandBox]:
-        from realtime.hands import static_views
+        return static_palm_boxes(self.detect_rgb, image_bgr, self.min_side)
 
-        h, w = image_bgr.shape[:2]
-        for view, scale, pad in static_views(image_bgr, self.min_side):
-            boxes = self.detect_rgb(view)
-            if boxes:
-                return [HandBox(((b.center[0] - pad) / scale, (b.center[1] - pad) / scale), b.side / scale, b.rotation,
-                                b.score, (w, h)) for b in boxes]
-        return []
+
+def static_palm_boxes(detect_rgb, image_bgr: np.ndarray, min_side: int) -> list[HandBox]:
+    """The first view of the upscale-and-pad cascade where ``detect_rgb`` finds a palm, mapped back to the photo."""
+    from realtime.hands import static_views
+
+    h, w = image_bgr.shape[:2]
+    for view, scale, pad in static_views(image_bgr, min_side):
+        boxes = detect_rgb(view)
+        if boxes:
+            return [HandBox(((b.center[0] - pad) / scale, (b.center[1] - pad) / scale), b.side / scale, b.rotation,
+                            b.score, (w, h)) for b in boxes]
+    return []

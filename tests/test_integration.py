@@ -1,6 +1,5 @@
 """The real MediaPipe + ONNX path on real dataset images ($FINGERSPELL_DATASETS; skipped without it)."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from realtime.crops import CROP_SCALE, SquareBox, crop_square
 from training.data import ImageFolder, read_image
-from training.keypoints import default_cache_dir, load_keypoints
+from training.keypoints import _atomic_savez, default_cache_dir, load_keypoints
 
 CROPS = ("hand", "whole")
 
@@ -48,13 +48,6 @@ class HandCrops:
 
 def images_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir) if cache_dir else default_cache_dir().parent / "images"
-
-
-def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
 
 
 def load_hand_crops(root: str | os.PathLike, size: int = 64, crop: str = "hand", scale: float = CROP_SCALE,
@@ -94,6 +87,7 @@ def load_hand_crops(root: str | os.PathLike, size: int = 64, crop: str = "hand",
                     keypoints[i] = kp.landmarks[i, :, :2] / np.array([w, h], np.float32)
             images[i] = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
             ok[i] = True
+        path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_savez(path, images=images, keypoints=keypoints, ok=ok)
     keep = ok.copy()
     if labels is not None:

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from training.train_keypoints import _atomic_torch_save
+
 ARCHS = ("cnn", "efficientnet_v2_s", "efficientnet_v2_m")
 
 
@@ -143,12 +145,6 @@ class ImageClassifier:
         return np.concatenate([self.model.features(b).cpu().numpy() for b in self._batches(x, batch)])
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.ndarray,
                      val_labels: np.ndarray, labels: list[str], out: str | os.PathLike,
                      config: ClassifierConfig = ClassifierConfig(), device: str = "cpu",
@@ -203,10 +199,10 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
                                  "val_acc": val_acc})
         if val_loss < state["best_loss"]:
             state["best_loss"] = val_loss
-            _atomic_save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_loss": val_loss,
+            _atomic_torch_save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_loss": val_loss,
                           "val_acc": val_acc}, out / "best.pt")
         state["epoch"] = epoch + 1
-        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                       "state": state,
                       "rng": torch.get_rng_state()}, last)
         bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")

@@ -25,7 +25,6 @@ from torch import nn
 from tqdm import tqdm
 
 from realtime.features import FINGERS, FeatureSpec
-from realtime.hands import StaticSettings
 from training.keypoint_model import KeypointClassifier
 from training.keypoints import KeypointSet, load_keypoints
 from training.metrics import classification_report, format_report

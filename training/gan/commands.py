@@ -11,19 +11,9 @@ import time
 from pathlib import Path
 
 
-def _fail(msg: str) -> int:
-    print(f"fingerspell: error: {msg}", file=sys.stderr)
-    return 2
+from realtime.cli import _fail, _int_range
 
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
-    return v
+_positive = _int_range(1)
 
 
 def _labels(text: str | None) -> list[str] | None:
@@ -83,7 +73,9 @@ def cmd_generate(args) -> int:
     from training.image_classifier import ImageClassifier
 
     try:
-        gen = load_generator(args.gan, args.device if args.device != "auto" else "cpu")
+        from training.train_j2s import resolve_device
+
+        gen = load_generator(args.gan, resolve_device(args.device))
         poses = _pose_source(args, gen)
         scorer = None
         if args.filter_top_k:
@@ -160,7 +152,7 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def register(sub, tsub, fmt=_Formatter) -> None:
+def register(sub, tsub) -> None:
     """Add ``train gan`` under ``tsub`` and ``generate``, ``gan-metrics`` under ``sub``."""
     fmt = _Formatter
     g = tsub.add_parser(

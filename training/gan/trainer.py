@@ -30,6 +30,8 @@ from training.gan.losses import d2d_ce, d_hinge, g_hinge
 from training.gan.pose_maps import POSE_KINDS, flip_keypoints, pose_maps
 from training.hand_crops import HandCrops, load_hand_crops
 from training.splits import limit_per_class
+from training.train_j2s import resolve_device
+from training.train_keypoints import _atomic_torch_save
 
 
 def resolve_dataset(name_or_path: str, datasets: str | os.PathLike | None = None) -> Path:
@@ -58,14 +60,6 @@ def training_set(config: GANConfig, datasets=None, cache_dir=None, progress: boo
     return crops.subset(idx)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda, but torch sees no CUDA GPU")
-    return torch.device(name)
-
-
 def build_models(config: GANConfig, num_classes: int) -> tuple[Generator, Discriminator]:
     if config.model == "reacgan":
         g = Generator(config.size, config.z_dim, config.g_ch, "label", num_classes=num_classes, sn=config.g_sn)
@@ -80,12 +74,6 @@ def build_models(config: GANConfig, num_classes: int) -> tuple[Generator, Discri
 
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if hasattr(m, "module") else m
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class GANTrainer:
@@ -105,7 +93,7 @@ class GANTrainer:
             torch.cuda.set_device(local)
             self.device = torch.device("cuda", local)
         else:
-            self.device = pick_device(config.device)
+            self.device = resolve_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
         self.progress = progress and self.rank == 0
@@ -236,7 +224,7 @@ class GANTrainer:
 
     def save_checkpoint(self) -> None:
         if self.rank == 0:
-            _atomic_save(self.state(), self.out / "checkpoint.pt")
+            _atomic_torch_save(self.state(), self.out / "checkpoint.pt")
 
     def load_checkpoint(self) -> bool:
         path = self.out / "checkpoint.pt"
