@@ -6,11 +6,14 @@ The evaluation set is rebuilt from the manifest's own recipe and the datasets un
 - keypoint classifiers: the training split is reproduced exactly (``prepare_data`` with the manifest's
   config); the held-out test signers when the recipe has them (``lis-letters``: GIULIA, the images where
   MediaPipe found a hand), else the validation part (``asl-letters``: 702 images of its own recipe);
-- J2S: the dataset's crops of the held-out test signers (``lis-j2s``: GIULIA, 808 crops).
+- J2S: the dataset's crops of the held-out test signers (``lis-j2s``: GIULIA, 808 crops);
+- image classifiers: the landmark-framed hand crops of the held-out test signers (``lis-letters-image``: GIULIA).
 
 Nothing is extracted here: the cached MediaPipe keypoints (``fingerspell train extract``) and decoded crops
 must exist, otherwise :class:`NoData` says what is missing. Calibration (:func:`calibration_inputs`) may
-extract, since it is asked for explicitly with ``--calib DIR``.
+extract, since it is asked for explicitly with ``--calib DIR``. Calibration and evaluation samples are
+disjoint: calibration leaves out the held-out signers and every image of the evaluation set (for
+``asl-letters``, whose recipe has no test split, that is its validation part).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ class EvalSet:
     inputs: dict[str, np.ndarray]  # name -> (N, ...) float32
     labels: np.ndarray  # (N,) int: index into the manifest's labels
     description: str
+    images: np.ndarray | None = None  # (N,) 'dataset/relative path' of each row (keypoint classifiers)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -100,7 +104,12 @@ def _keypoint_eval_set(manifest: Manifest, root: Path) -> EvalSet:
         rows = data.val
         what = f"validation part of the training recipe ({data.split_description}): {len(rows)} images"
     x = manifest.features.compute(kp.landmarks[rows], kp.is_left[rows], kp.image_size[rows].astype(np.float64))
-    return EvalSet({manifest.input_name: x}, data.y[rows], what)
+    return EvalSet({manifest.input_name: x}, data.y[rows], what, image_keys(kp)[rows])
+
+
+def image_keys(kp) -> np.ndarray:
+    """'dataset/relative path' of each row of a :class:`training.keypoints.KeypointSet`: an image's identity."""
+    return np.char.add(np.char.add(kp.dataset.astype(str), "/"), kp.rel.astype(str))
 
 
 def _j2s_eval_set(manifest: Manifest, root: Path) -> EvalSet:
@@ -127,12 +136,39 @@ def _j2s_eval_set(manifest: Manifest, root: Path) -> EvalSet:
                                                  f"{len(rows)} images")
 
 
+def _image_eval_set(manifest: Manifest, root: Path) -> EvalSet:
+    """Image classifiers: the landmark-framed hand crops of the held-out signers (cached by training)."""
+    from training.data import ImageFolder
+    from training.hand_crops import images_cache_dir, load_hand_crops
+    from training.image_classifier import to_input
+
+    cfg = (manifest.raw.get("training") or {}).get("config") or {}
+    signers = cfg.get("test_signers") or []
+    data = (manifest.raw.get("training") or {}).get("data") or []
+    if not signers or not data:
+        raise NoData(f"{manifest.name}: no held-out signers recorded in the manifest")
+    folder = _dataset_folder(root, data[0])
+    _check_hash(folder, manifest)
+    size = int(manifest.raw["input"]["shape"][-1])
+    ds = ImageFolder(folder)
+    if not any(images_cache_dir().glob(f"{ds.name}-{ds.content_hash()[:16]}-hand{size}-*.npz")):
+        raise NoData(f"the {size}-px hand crops of {folder.name} are not cached (fingerspell train classifier "
+                     f"makes them)")
+    crops = load_hand_crops(folder, size, "hand", labels=manifest.labels, progress=False)
+    rows = np.flatnonzero(np.isin(crops.signers, signers))
+    y = np.array([manifest.labels.index(v) for v in crops.labels[rows]], dtype=np.int64)
+    return EvalSet({manifest.input_name: to_input(crops.images[rows]).numpy()}, y,
+                   f"hand crops of the held-out signers {signers}: {len(rows)} images")
+
+
 def eval_set(model: str | Path, root: str | Path | None = None) -> EvalSet:
     """The held-out real inputs of a model (see the module docstring); :class:`NoData` when they are not here."""
     manifest = Manifest.load(resolve_model(model))
     root = datasets_root(root)
     if manifest.kind == "j2s":
         return _j2s_eval_set(manifest, root)
+    if manifest.kind == "image-classifier":
+        return _image_eval_set(manifest, root)
     return _keypoint_eval_set(manifest, root)
 
 
@@ -140,7 +176,27 @@ def _pick(n: int, limit: int, seed: int) -> np.ndarray:
     return np.arange(n) if n <= limit else np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
 
 
-def _calibration_from(manifest: Manifest, calib: Path, exclude: list[str], limit: int, seed: int) -> np.ndarray:
+def evaluation_images(manifest: Manifest, root: str | Path | None = None) -> np.ndarray:
+    """The images (:func:`image_keys`) of a keypoint classifier's evaluation set, which calibration must not see.
+    A model whose set cannot be rebuilt here gets none, with a warning: no accuracy can be measured on it here,
+    but an engine calibrated now could be measured elsewhere on images it was calibrated on."""
+    import warnings
+
+    try:
+        return _keypoint_eval_set(manifest, datasets_root(root)).images
+    except NoData as e:
+        warnings.warn(f"INT8 calibration cannot leave out the evaluation images of {manifest.name} ({e}); an accuracy "
+                      "measured on them with this engine would be optimistic", stacklevel=3)
+        return np.zeros(0, str)
+
+
+def calibration_rows(kp, exclude_signers: list[str], held_out: np.ndarray) -> np.ndarray:
+    """Rows of a keypoint set usable for calibration: a hand found, not a held-out signer, not an evaluation image."""
+    return np.flatnonzero(kp.detected & ~np.isin(kp.signers, exclude_signers) & ~np.isin(image_keys(kp), held_out))
+
+
+def _calibration_from(manifest: Manifest, calib: Path, exclude: list[str], limit: int, seed: int,
+                      held_out: np.ndarray) -> np.ndarray:
     shape = manifest.raw["input"]["shape"][1:]
     if calib.is_file():
         if calib.suffix == ".npy":
@@ -162,7 +218,7 @@ def _calibration_from(manifest: Manifest, calib: Path, exclude: list[str], limit
     from training.keypoints import load_keypoints
 
     kp = load_keypoints(calib, labels=None)
-    kp = kp.subset(np.flatnonzero(kp.detected & ~np.isin(kp.signers, exclude)))
+    kp = kp.subset(calibration_rows(kp, exclude, held_out))
     return manifest.features.compute(kp.landmarks, kp.is_left, kp.image_size.astype(np.float64))
 
 
@@ -174,14 +230,19 @@ def calibration_inputs(model: str | Path, calib: str | Path | list, limit: int =
     - an image-folder dataset (``LABEL/file`` + ``manifest.csv``): keypoint classifiers get the features of
       the images where MediaPipe finds a hand (the keypoint cache; extracted on first use), J2S models the
       images resized to the model's input and normalised as in training. The signers the manifest holds out
-      for testing are left out, so that calibration never sees the test set.
+      for testing are left out, and so are the images of the model's evaluation set (:func:`eval_set`; for a
+      recipe without a test split, its validation part), so that calibration and evaluation never share a sample.
     """
     manifest = Manifest.load(resolve_model(model))
     shape = manifest.raw["input"]["shape"][1:]
     exclude = list(((manifest.raw.get("training") or {}).get("config") or {}).get("test_signers") or [])
-    parts = [np.asarray(_calibration_from(manifest, Path(c), exclude, limit, seed), dtype=np.float32)
-             for c in (calib if isinstance(calib, (list, tuple)) else [calib])]
-    for x, c in zip(parts, calib if isinstance(calib, (list, tuple)) else [calib]):
+    calibs = [Path(c) for c in (calib if isinstance(calib, (list, tuple)) else [calib])]
+    held_out = np.zeros(0, str)
+    if manifest.kind != "j2s" and any((c / "manifest.csv").is_file() for c in calibs):  # J2S: held-out signers only
+        held_out = evaluation_images(manifest, os.environ.get(ENV) or calibs[0].parent)
+    parts = [np.asarray(_calibration_from(manifest, c, exclude, limit, seed, held_out), dtype=np.float32)
+             for c in calibs]
+    for x, c in zip(parts, calibs):
         if list(x.shape[1:]) != [int(d) for d in shape]:
             raise NoData(f"calibration inputs from {c} have shape {x.shape[1:]} per sample; {manifest.name} takes "
                          f"{shape}")

@@ -24,7 +24,7 @@ import numpy as np
 
 from realtime.backends import (DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE, BackendError, engine_cache_key, engine_path,
                                gpu_name, import_tensorrt)
-from realtime.classifier import Manifest, resolve_model, sha256_file
+from realtime.classifier import Manifest, resolve_model, verify_sha256
 
 
 class CalibrationBatches:
@@ -194,8 +194,8 @@ def export_engine(model: str | Path, half: bool = False, int8: bool = False, cal
     folder = resolve_model(model)
     manifest = Manifest.load(folder)
     onnx_path = folder / manifest.file
-    if verify and sha256_file(onnx_path) != manifest.sha256:
-        raise BackendError(f"{onnx_path}: sha256 does not match the manifest's; the file is corrupt or was replaced")
+    if verify:
+        verify_sha256(onnx_path, manifest.sha256)
     precision = "int8" if int8 else "fp16" if half else "fp32"
     profile = (1, opt_batch, max_batch)
     gpu = gpu_name()
@@ -220,7 +220,9 @@ def export_engine(model: str | Path, half: bool = False, int8: bool = False, cal
     info = {"model": manifest.name, "onnx": manifest.file, "model_sha256": manifest.sha256, "gpu": gpu,
             "tensorrt": trt.__version__, "precision": precision, "profile": list(profile),
             "workspace_bytes": int(workspace), "key": key, "bytes": out.stat().st_size,
-            "calibration": [str(c) for c in calib] if int8 else None, "created": _dt.datetime.now().isoformat(timespec="seconds")}
+            "calibration": [str(c) for c in (calib if isinstance(calib, (list, tuple)) else [calib])] if int8 else None,
+            "calibration_leaves_out": "the held-out signers and the evaluation set's images" if int8 else None,
+            "created": _dt.datetime.now().isoformat(timespec="seconds")}
     out.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
     print(f"TensorRT {trt.__version__} {precision} engine for {gpu}: {out} ({info['bytes']} bytes)")
     return out

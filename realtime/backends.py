@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import Manifest, ModelError, resolve_model, sha256_file
+from realtime.classifier import Manifest, ModelError, resolve_model, verify_sha256
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
 DEVICES = ("auto", "cpu", "cuda")
@@ -87,12 +87,14 @@ class Backend:
 
 # --- ONNX Runtime ---------------------------------------------------------------------------------------------
 def select_providers(device: str = "auto", available: list[str] | None = None, tensorrt: bool = True,
-                     strict: bool = False) -> tuple[list[str], str | None]:
+                     strict: bool = False, requested: list[str] | None = None) -> tuple[list[str], str | None]:
     """The ONNX Runtime providers to ask for, best first, and a note when the device asked for is not there.
+    Every ONNX Runtime session of the project gets its providers here.
 
     ``device``: ``cpu`` -> the CPU only; ``auto`` / ``cuda`` -> TensorRT EP (if ``tensorrt``), CUDA EP, CPU,
     those that ``available`` (default: this ONNX Runtime's) has. ``cuda`` with no GPU provider falls back to
-    the CPU and says so in the note, or raises :class:`BackendError` when ``strict``.
+    the CPU and says so in the note, or raises :class:`BackendError` when ``strict``. ``requested``: an explicit
+    provider list, returned as given when ``available`` has every one of them, else a :class:`BackendError`.
     """
     if device not in DEVICES:
         raise BackendError(f"device must be one of {DEVICES}, got {device!r}")
@@ -100,6 +102,12 @@ def select_providers(device: str = "auto", available: list[str] | None = None, t
         import onnxruntime as ort
 
         available = ort.get_available_providers()
+    if requested:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise BackendError(f"ONNX Runtime lacks {missing} (it has {available}); for CUDA install the 'gpu' extra, "
+                               "onnxruntime-gpu")
+        return list(requested), None
     if device == "cpu":
         return [CPU_EP], None
     gpu = [p for p in ([TRT_EP] if tensorrt else []) + [CUDA_EP] if p in available]
@@ -464,8 +472,23 @@ class TensorRTBackend(Backend):
             self._dtype[name] = dtypes[kind]
             is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             (self.input_names if is_input else self.output_names).append(name)
+        # the batch range of optimisation profile 0, which the context runs: an engine cached by
+        # 'fingerspell export --max-batch N' takes fewer rows than the default 32; callers that batch read max_batch
+        self.min_batch, self.max_batch = self._batch_range()
         self._device_buf: dict = {}
         self._host_buf: dict = {}
+
+    def _batch_range(self) -> tuple[int, int]:
+        """(smallest, largest) batch every input accepts under optimisation profile 0."""
+        lo, hi = 1, 1 << 30
+        for name in self.input_names:
+            shapes = self.engine.get_tensor_profile_shape(name, 0)  # [min, opt, max] dims (TensorRT 10)
+            if len(shapes) == 3 and len(shapes[0]):
+                first, last = int(shapes[0][0]), int(shapes[2][0])
+            else:  # an input without a dynamic profile: its fixed batch
+                first = last = int(self.engine.get_tensor_shape(name)[0])
+            lo, hi = max(lo, first), min(hi, last)
+        return lo, hi
 
     def _buffer(self, store: dict, name: str, shape: tuple, pinned: bool):
         key = (name, shape)
@@ -476,10 +499,16 @@ class TensorRTBackend(Backend):
         return store[key]
 
     def _check_shape(self, name: str, shape: tuple) -> None:
-        lo, _, hi = (tuple(s) for s in self.engine.get_tensor_profile_shape(name, 0))
+        """Refuse a shape outside the engine's profile before anything is enqueued (TensorRT would fail the call)."""
+        shapes = self.engine.get_tensor_profile_shape(name, 0)  # [min, opt, max] dims (TensorRT 10)
+        if len(shapes) == 3 and len(shapes[0]):
+            lo, hi = tuple(int(d) for d in shapes[0]), tuple(int(d) for d in shapes[2])
+        else:  # an input without a dynamic profile
+            lo = hi = tuple(int(d) for d in self.engine.get_tensor_shape(name))
         if len(shape) != len(lo) or any(not a <= s <= b for s, a, b in zip(shape, lo, hi)):
-            raise BackendError(f"{self.path.name}: input {name!r} of shape {shape} is outside the engine's profile "
-                               f"{lo} .. {hi}; rebuild with a larger --max-batch")
+            raise BackendError(f"{self.path.name}: input {name!r} of shape {tuple(shape)} is outside the engine's "
+                               f"profile {lo} .. {hi}: run batches of {self.min_batch} to {self.max_batch}, or "
+                               "rebuild it larger (fingerspell export --format engine --max-batch N)")
 
     def _enqueue(self, device_inputs: dict) -> dict:
         for name in self.input_names:
@@ -545,8 +574,8 @@ class TensorRTBackend(Backend):
         folder = resolve_model(model)
         manifest = Manifest.load(folder)
         onnx_path = folder / manifest.file
-        if verify and sha256_file(onnx_path) != manifest.sha256:
-            raise BackendError(f"{onnx_path}: sha256 does not match the manifest's; the file is corrupt or was replaced")
+        if verify:
+            verify_sha256(onnx_path, manifest.sha256)
         gpu = gpu_name()
         path = find_engine(folder, manifest, precision, gpu, trt.__version__)
         if path is None:
@@ -585,8 +614,8 @@ def make_backend(backend: str, model: str | Path, device: str = "auto", precisio
         from realtime.classifier import open_model
 
         return OrtBackend.from_session(open_model(folder, device, verify, threads=threads)[3], path)
-    if verify and backend != "tensorrt" and sha256_file(path) != manifest.sha256:
-        raise BackendError(f"{path}: sha256 does not match the manifest's; the file is corrupt or was replaced")
+    if verify and backend != "tensorrt":  # for_model checks it itself
+        verify_sha256(path, manifest.sha256)
     if backend == "onnxruntime":
         shape = manifest.raw.get("input", {}).get("shape")
         shapes = {manifest.input_name: shape} if shape and all(isinstance(d, int) for d in shape[1:]) else None

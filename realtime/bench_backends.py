@@ -4,9 +4,11 @@ For every letter model (the classifier stage) and every backend variant that can
 calls on real inputs (median and p95 milliseconds, FPS of back-to-back calls), gives the size of what the
 backend loads, and the top-1 accuracy of that backend on the model's held-out set
 (:func:`export.real_inputs.eval_set`), so that what FP16 or INT8 costs in accuracy shows next to what it
-saves in time. Variants that cannot run here are listed with the reason. With ``--source`` the hands stage
-is timed too, for MediaPipe's own graph and its ONNX port (``--hands onnx``), with the fraction of frames
-where a hand was found in place of an accuracy.
+saves in time. INT8 engines are calibrated on the training data with the evaluation images left out
+(:func:`export.real_inputs.calibration_inputs`), so their accuracy is measured on samples calibration never
+saw. Variants that cannot run here are listed with the reason. With ``--source`` the hands stage is timed
+too, for MediaPipe's own graph and its ONNX port (``--hands onnx``), with the fraction of frames where a
+hand was found in place of an accuracy.
 
 Profiles: ``default`` (every variant: ONNX Runtime CPU / CUDA / TensorRT EP, native TensorRT FP32 / FP16 /
 INT8, PyTorch CPU / CUDA / CUDA graphs) and ``edge`` (what an edge GPU such as a Jetson would run: batch 1,
@@ -28,7 +30,7 @@ from realtime.backends import BackendError, make_backend, select_providers
 
 PROFILES = ("default", "edge")
 BACKEND_NAMES = ("onnxruntime", "tensorrt", "torch")
-ACCURACY_BATCH = 32  # within every engine's default profile (1..32)
+ACCURACY_BATCH = 32  # the default engine profile's largest batch; a backend with a smaller max_batch gets smaller ones
 
 
 @dataclass
@@ -91,7 +93,8 @@ def unavailable(v: Variant) -> str | None:
 
 
 def build_int8_engine(model: str) -> None:
-    """An INT8 engine calibrated on the model's training datasets (held-out signers left out)."""
+    """An INT8 engine calibrated on the model's training datasets, with the held-out signers and the images of the
+    evaluation set left out: the accuracy measured next is on samples the calibration never saw."""
     from export.real_inputs import training_datasets
     from export.tensorrt_engine import export_engine
 
@@ -132,10 +135,12 @@ def time_calls(fn, inputs: list, frames: int, warmup: int = 10) -> dict:
 
 
 def accuracy(backend, es, name: str = "probs") -> float:
-    """Top-1 accuracy of ``backend`` (its output ``name``) on an :class:`export.real_inputs.EvalSet`."""
+    """Top-1 accuracy of ``backend`` (its output ``name``) on an :class:`export.real_inputs.EvalSet`, in batches the
+    backend takes (a TensorRT engine says its profile's largest batch in ``max_batch``)."""
+    step = max(1, min(ACCURACY_BATCH, getattr(backend, "max_batch", ACCURACY_BATCH)))
     hits = 0
-    for start in range(0, len(es), ACCURACY_BATCH):
-        rows = np.arange(start, min(start + ACCURACY_BATCH, len(es)))
+    for start in range(0, len(es), step):
+        rows = np.arange(start, min(start + step, len(es)))
         probs = backend.run(es.batch(rows))[name]
         hits += int((probs.argmax(1) == es.labels[rows]).sum())
     return hits / len(es)
@@ -147,7 +152,7 @@ def _calibration_note(model) -> str:
 
 
 def bench_classifier(model: str, v: Variant, es, why_no_data: str, frames: int, threads: int = 1) -> Row:
-    from realtime.classifier import Manifest, resolve_model
+    from realtime.classifier import Manifest, ModelError, resolve_model
 
     folder = resolve_model(model)
     m = Manifest.load(folder)
@@ -175,7 +180,7 @@ def bench_classifier(model: str, v: Variant, es, why_no_data: str, frames: int, 
     except NoData as e:
         row.status, row.detail = "skipped", f"{_calibration_note(m.name)}; {e}"
         return row
-    except BackendError as e:
+    except ModelError as e:  # a backend that cannot run here (BackendError), or a model file it refuses
         row.status, row.detail = "skipped", str(e)
         return row
     try:
@@ -234,6 +239,8 @@ def bench_hands(source: str, hands: str, device: str, frames: int, size=(640, 48
     if close:
         close()
     row.detail = ",".join(getattr(stage, "providers", []) or []) or ("MediaPipe graph" if hands == "mediapipe" else "")
+    if getattr(stage, "preprocessing", None):  # the ONNX port: crops on the host, or on the GPU (realtime.torch_crops)
+        row.detail += f"; crops: {stage.preprocessing}"
     row.accuracy, row.eval_n = float(np.mean(found)), len(found)
     row.eval_set = f"hand found in {len(found)} frames of {source} (letterboxed to {size[0]}x{size[1]})"
     row.size_mb = _hand_model_bytes(hands, hand_model) / 1e6 or None
@@ -384,4 +391,6 @@ def format_table(report: dict) -> str:
         if r["eval_set"] and r["status"] == "ok":
             sets.setdefault(r["model"], r["eval_set"])
     lines += ["", "accuracy on:"] + [f"  {k}: {v}" for k, v in sets.items()]
+    if any(r["precision"] == "int8" and r["status"] == "ok" for r in report["rows"]):
+        lines.append("INT8 engines are calibrated on the training data with these evaluation images left out")
     return "\n".join(lines)

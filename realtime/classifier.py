@@ -16,7 +16,7 @@ import numpy as np
 from realtime.features import FeatureSpec
 
 MANIFEST = "manifest.json"
-KINDS = ("keypoint-classifier", "j2s")
+KINDS = ("keypoint-classifier", "j2s", "image-classifier")
 
 
 class ModelError(RuntimeError):
@@ -29,7 +29,7 @@ def weights_dir() -> Path:
     return Path(weights.__file__).parent
 
 
-NOT_LETTER_MODELS = ("hand-pipeline",)  # weight folders that are not letter models (weights/mediapipe-hands)
+NOT_LETTER_MODELS = ("hand-pipeline", "gan-generator")  # weight folders that are not letter models
 
 
 def _manifest_kind(folder: Path) -> str | None:
@@ -73,6 +73,15 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def verify_sha256(path: Path, expected: str, remedy: str = "") -> None:
+    """Refuse (:class:`ModelError`) a file whose sha256 is not the one its manifest recorded; ``remedy`` says how
+    to get a good file back."""
+    digest = sha256_file(path)
+    if digest != expected:
+        raise ModelError(f"{path}: sha256 {digest[:12]}... does not match the manifest's {str(expected)[:12]}...; "
+                         "the file is corrupt or was replaced" + (f" ({remedy})" if remedy else ""))
+
+
 @dataclass
 class Manifest:
     name: str
@@ -101,18 +110,6 @@ class Manifest:
             raise ModelError(f"{path}: unreadable or incomplete manifest ({type(e).__name__}: {e})") from e
 
 
-def _providers(device: str) -> list[str]:
-    import onnxruntime as ort
-
-    have = ort.get_available_providers()
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda" and "CUDAExecutionProvider" not in have:
-        raise ModelError(f"--device cuda asked for, but ONNX Runtime has only {have} (install the 'gpu' extra)")
-    return [p for p in wanted if p in have]
-
-
 def open_model(model: str | Path, device: str = "auto", verify: bool = True, kind: str | None = None,
                threads: int = 1):
     """Resolve, check against the manifest (kind, sha256) and load -> (folder, manifest, onnx path, session)."""
@@ -123,21 +120,23 @@ def open_model(model: str | Path, device: str = "auto", verify: bool = True, kin
     folder = resolve_model(model)
     manifest = Manifest.load(folder)
     if kind is not None and manifest.kind != kind:
-        hint = "use --keypoints j2s" if manifest.kind == "j2s" else "use --keypoints mediapipe"
+        hint = {"j2s": "use --keypoints j2s", "image-classifier": "give it as --image-model with --classifier image"
+                }.get(manifest.kind, "use --keypoints mediapipe")
         raise ModelError(f"{folder.name} is a {manifest.kind} model, not a {kind} ({hint})")
     path = folder / manifest.file
     if not path.is_file():
         raise ModelError(f"{path} is missing (named by {folder / MANIFEST})")
     if verify:
-        digest = sha256_file(path)
-        if digest != manifest.sha256:
-            raise ModelError(f"{path}: sha256 {digest[:12]}... does not match the manifest's "
-                             f"{manifest.sha256[:12]}...; the file is corrupt or was replaced")
+        verify_sha256(path, manifest.sha256)
+    # imported here, not at the top: realtime.backends imports this module
+    from realtime.backends import select_providers
+
+    providers, _ = select_providers(device, tensorrt=False, strict=True)  # CUDA EP when asked or there, else CPU
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads  # small models: threads cost more than they save
     opts.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), opts, providers=_providers(device))
+        session = ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types
         raise ModelError(f"{path}: ONNX Runtime cannot load it ({e})") from e
     return folder, manifest, path, session

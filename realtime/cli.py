@@ -68,6 +68,16 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="classifier precision: fp16 with --backend tensorrt, torch (CUDA) or onnxruntime (TensorRT "
                         "EP); int8 with --backend tensorrt and an engine from 'fingerspell export --int8' "
                         "(default: %(default)s)")
+    p.add_argument("--classifier", choices=("keypoints", "image", "fused"), default="keypoints",
+                   help="what reads the letter (with --keypoints mediapipe): keypoints (the landmarks' features and "
+                        "--model), image (a square crop framed by the landmarks and --image-model, an EfficientNetV2 "
+                        "trained as paper 000), or fused (both, probabilities averaged by --image-weight; "
+                        "--model defaults to the keypoint model of the image model's alphabet) (default: %(default)s)")
+    p.add_argument("--image-model", help="image-classifier model name or folder for --classifier image/fused "
+                                         "(default: lis-letters-image)")
+    p.add_argument("--image-weight", type=float, default=0.5,
+                   help="--classifier fused: weight of the image classifier's probabilities, 0 to 1 "
+                        "(default: %(default)s)")
 
 
 def _add_speller_options(p: argparse.ArgumentParser) -> None:
@@ -91,9 +101,11 @@ def _recognizer(args):
     speller = SpellerConfig(args.hold, args.release, args.space_after, args.min_confidence) if hasattr(args, "hold") else None
     rec = Recognizer(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
                      device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
-                     keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision)
+                     keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
+                     classifier_kind=args.classifier, image_model=args.image_model, image_weight=args.image_weight)
     if args.backend != "auto":  # say which backend and provider were chosen
-        print(f"classifier: {rec.classifier.backend.describe()}", file=sys.stderr)
+        parts = [rec.classifier.keypoints, rec.classifier.image] if args.classifier == "fused" else [rec.classifier]
+        print("classifier: " + "; ".join(c.backend.describe() for c in parts), file=sys.stderr)
     return rec
 
 
@@ -126,10 +138,20 @@ def cmd_eval(args) -> int:
     try:
         evaluate(args.model, args.data, signers=args.signers, limit=args.limit, json_out=args.json,
                  plot=args.plot, device=args.device, hand=args.hand, keypoints=args.keypoints, hands=args.hands,
-                 backend=args.backend, precision=args.precision)
+                 backend=args.backend, precision=args.precision, classifier=args.classifier,
+                 image_model=args.image_model, image_weight=args.image_weight)
     except (ModelError, DatasetError, ValueError) as e:
         return _fail(str(e))
     return 0
+
+
+BENCH_BACKENDS_OPTIONS = ("backends", "model", "profile", "frames", "source", "hands_model", "json", "csv")
+
+
+def _bench_options_given(args) -> list[str]:
+    """The bench options given on the command line, i.e. not at their defaults (dest names)."""
+    defaults = vars(build_parser().parse_args(["bench"]))
+    return [k for k, v in vars(args).items() if k not in ("command", "func") and v != defaults.get(k)]
 
 
 def cmd_bench(args) -> int:
@@ -139,6 +161,14 @@ def cmd_bench(args) -> int:
 
     _writable(args.json)
     _writable(args.csv)
+    given = _bench_options_given(args)
+    if args.backends:  # it picks the backends, devices and precisions itself: the live path's options do not apply
+        ignored, what = [k for k in given if k not in BENCH_BACKENDS_OPTIONS], "--backends runs its own variants and"
+    else:
+        ignored, what = [k for k in given if k in ("profile", "csv")], "without --backends, bench"
+    if ignored:
+        print(f"fingerspell: warning: {what} ignores {', '.join('--' + k.replace('_', '-') for k in ignored)}",
+              file=sys.stderr)
     try:
         if args.backends:  # each stage on each backend (realtime/bench_backends.py)
             from realtime.bench_backends import run_backend_bench
@@ -157,16 +187,16 @@ def cmd_bench(args) -> int:
 
 
 def cmd_hands_check(args) -> int:
-    from realtime.classifier import ModelError, _providers
+    from realtime.backends import select_providers
+    from realtime.classifier import ModelError
     from realtime.hands_check import check_hands, check_tracking, format_check, format_tracking, write_json
     from training.data import DatasetError
 
     _writable(args.json)
     try:
-        if args.tracking:
-            report = check_tracking(args.data, limit=args.limit, model=args.model, providers=_providers(args.device))
-        else:
-            report = check_hands(args.data, limit=args.limit, model=args.model, providers=_providers(args.device))
+        providers, _ = select_providers(args.device, tensorrt=False, strict=True)
+        check = check_tracking if args.tracking else check_hands
+        report = check(args.data, limit=args.limit, model=args.hands_model, providers=providers)
     except (ModelError, DatasetError, ValueError, OSError) as e:
         return _fail(str(e))
     print(format_tracking(report) if args.tracking else format_check(report))
@@ -428,8 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
     hc.add_argument("--data", required=True, help="image-folder dataset (LABEL/image files, optional manifest.csv)")
     hc.add_argument("--limit", type=_int_range(1), default=200,
                     help="check a reproducible random subset of this many photos")
-    hc.add_argument("--model", choices=("lite", "full"), default="full",
-                    help="hand model size (full is what the keypoint cache and eval use)")
+    hc.add_argument("--hands-model", choices=("lite", "full"), default="full",
+                    help="which size of MediaPipe's hand models (palm detector and landmark model) both pipelines "
+                         "run, as --hands-model of live and eval (full is what the keypoint cache and eval use)")
+    hc.add_argument("--model", dest="hands_model", choices=("lite", "full"), default=argparse.SUPPRESS,
+                    help=argparse.SUPPRESS)  # the old spelling, kept working
     hc.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                     help="ONNX Runtime device for the ONNX pipeline")
     hc.add_argument("--tracking", action="store_true",
@@ -569,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     from training.gan.commands import register as register_gan_commands  # light: heavy imports are in the commands
 
     register_gan_commands(sub, tsub)
+    from training.classifier_commands import register as register_classifier_commands
+
+    register_classifier_commands(tsub)
     return p
 
 

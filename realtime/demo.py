@@ -94,12 +94,14 @@ CSS = """
 
 @dataclass(frozen=True)
 class Settings:
-    """What the page's controls choose; a new model or hand means a new recognizer, the rest is changed in place."""
+    """What the page's controls choose, and the server's hand pipeline (``fingerspell demo --hands``, fixed per app);
+    a new model, hand or hand pipeline means a new recognizer, the rest is changed in place."""
 
     model: str
     hand: str = "any"
     hold_s: float = 0.5
     min_confidence: float = 0.6
+    hands: str = "mediapipe"  # mediapipe, or onnx (the same models on ONNX Runtime)
 
     def speller(self) -> SpellerConfig:
         return SpellerConfig(hold_s=self.hold_s, min_confidence=self.min_confidence)
@@ -124,15 +126,21 @@ def model_choices() -> list[tuple[str, str]]:
     out = []
     for name in available_models():
         m = manifest(name)
-        what = "J2S: image crop" if m.get("kind") == "j2s" else "MediaPipe keypoints"
+        what = {"j2s": "J2S: image crop", "image-classifier": "image classifier on the hand crop"}.get(
+            m.get("kind"), "MediaPipe keypoints")
         out.append((f"{name} ({len(m['labels'])} letters, {what})", name))
     return out
 
 
-def check_settings(model: str, hand: str, hold_s: float, min_confidence: float) -> Settings:
-    """Validated settings; a request from outside the page (the API) gets a message, not a stack trace."""
+def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, hands: str = "mediapipe") -> Settings:
+    """Validated settings; a request from outside the page (the API) gets a message, not a stack trace. ``hands``
+    comes from the app (build_app), not from the page."""
     import gradio as gr
 
+    from realtime.pipeline import HANDS_BACKENDS
+
+    if hands not in HANDS_BACKENDS:
+        raise ValueError(f"hands must be one of {HANDS_BACKENDS}, got {hands!r}")
     if model not in available_models():
         raise gr.Error(f"No model {model!r}. Shipped: {', '.join(available_models())}.")
     if hand not in HANDS:
@@ -145,10 +153,7 @@ def check_settings(model: str, hand: str, hold_s: float, min_confidence: float) 
         raise gr.Error("Hold time and confidence threshold must be numbers.") from None
     if not (0.0 < hold_s <= 5.0 and 0.0 <= min_confidence <= 1.0):
         raise gr.Error("Hold time must be in (0, 5] seconds and the confidence threshold in [0, 1].")
-    return Settings(model, hand, hold_s, min_confidence)
-
-
-HANDS_BACKEND = {"name": "mediapipe"}  # the server's hand pipeline (fingerspell demo --hands), set by build_app
+    return Settings(model, hand, hold_s, min_confidence, hands)
 
 
 def make_recognizer(settings: Settings, static: bool = False):
@@ -159,8 +164,11 @@ def make_recognizer(settings: Settings, static: bool = False):
     from realtime.pipeline import Recognizer
 
     try:
+        if manifest(settings.model).get("kind") == "image-classifier":  # a hand crop read by an image classifier
+            return Recognizer(hand=settings.hand, speller=settings.speller(), static=static, hands=settings.hands,
+                              classifier_kind="image", image_model=settings.model)
         return Recognizer(model=settings.model, hand=settings.hand, keypoints=keypoints_for(settings.model),
-                          speller=settings.speller(), static=static, hands=HANDS_BACKEND["name"])
+                          speller=settings.speller(), static=static, hands=settings.hands)
     except (ModelError, ValueError) as e:
         raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
 
@@ -187,9 +195,10 @@ class LiveSession:
         self.stage_ms: dict[str, float] = {}
 
     def configure(self, settings: Settings):
-        """The recognizer for these settings: rebuilt for another model or hand (keeping the text), else tuned."""
-        if self.rec is None or self.settings is None or (settings.model, settings.hand) != (
-                self.settings.model, self.settings.hand):
+        """The recognizer for these settings: rebuilt for another model, hand or hand pipeline (keeping the text),
+        else tuned."""
+        if self.rec is None or self.settings is None or (settings.model, settings.hand, settings.hands) != (
+                self.settings.model, self.settings.hand, self.settings.hands):
             text = self.rec.speller.text if self.rec else ""
             self.close()
             self.rec = make_recognizer(settings)
@@ -257,8 +266,9 @@ def latency_markdown(s: LiveSession) -> str:
 
 
 def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
-               stamp: str | None = None):
+               stamp: str | None = None, hands: str = "mediapipe"):
     """One webcam frame (RGB, mirrored by the page) -> (annotated frame, text, latency, stamp echo, session).
+    ``hands``: the app's hand pipeline (build_app binds it).
 
     A frame that arrives while this tab's previous one is still being processed is dropped (every output
     skipped), so a slow frame never builds a queue.
@@ -278,7 +288,7 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
     try:
         t_in = session.clock()
         session.note_stamp(stamp)
-        rec = session.configure(check_settings(model, hand, hold_s, min_confidence))
+        rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands))
         timer = StageTimer()
         with timer("prepare"):  # the page sends a selfie view: undo it, so the hand is seen as `fingerspell live` sees it
             h, w = frame.shape[:2]
@@ -483,8 +493,10 @@ def confidence_chart(frames: list[VideoFrame], min_confidence: float):
     return fig
 
 
-def analyse_upload(path, model: str, hand: str, hold_s: float, min_confidence: float, progress=None):
-    """The Upload tab: an image or a video file -> (annotated image, top readings, transcript, chart, summary)."""
+def analyse_upload(path, model: str, hand: str, hold_s: float, min_confidence: float, progress=None,
+                   hands: str = "mediapipe"):
+    """The Upload tab: an image or a video file -> (annotated image, top readings, transcript, chart, summary).
+    ``hands``: the app's hand pipeline (build_app binds it)."""
     import gradio as gr
 
     from realtime.capture import SourceError
@@ -492,7 +504,7 @@ def analyse_upload(path, model: str, hand: str, hold_s: float, min_confidence: f
     if not path:
         raise gr.Error("Choose an image or a video file first.")
     path = getattr(path, "name", path)  # gr.File may hand over a file object
-    settings = check_settings(model, hand, hold_s, min_confidence)
+    settings = check_settings(model, hand, hold_s, min_confidence, hands)
     name = Path(path).name
     img = load_image(path)
     if img is not None:
@@ -612,7 +624,8 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
               time_limit: float = 600.0, hands: str = "mediapipe"):
     """The Gradio page. ``max_streams`` tabs stream at once, ``max_uploads`` uploads run at once; past
     ``queue_size`` waiting requests a new one is refused with a message. Each stream ends after ``time_limit`` s.
-    ``hands``: the hand pipeline of every recognizer the page makes (mediapipe, or onnx: ONNX Runtime)."""
+    ``hands``: the hand pipeline of every recognizer the page makes (mediapipe, or onnx: ONNX Runtime); it is bound
+    into this app's handlers, so two apps in one process each keep their own."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
@@ -620,7 +633,6 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
 
     if hands not in HANDS_BACKENDS:
         raise ValueError(f"hands must be one of {HANDS_BACKENDS}, got {hands!r}")
-    HANDS_BACKEND["name"] = hands
 
     models = available_models()
     if not models:
@@ -675,7 +687,10 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         with gr.Accordion("Letters of the selected model", open=False, elem_id="fs-letters"):
             chart = gr.HTML(reference_html(default))
 
-        cam.stream(_friendly(live_frame), inputs=[cam, session, *settings, stamp],
+        def stream_frame(frame, session, model, hand, hold, min_conf, stamp):
+            return live_frame(frame, session, model, hand, hold, min_conf, stamp, hands=hands)
+
+        cam.stream(_friendly(stream_frame), inputs=[cam, session, *settings, stamp],
                    outputs=[live_out, text, latency, echo, session], stream_every=stream_every,
                    time_limit=time_limit, concurrency_limit=max_streams, concurrency_id="live",
                    show_progress="full", show_progress_on=[live_out])  # a queued tab sees its place there
@@ -684,7 +699,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         model.change(_friendly(on_model_change), inputs=model, outputs=[hand, chart])
 
         def run_upload(path, model, hand, hold, min_conf, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
-            return analyse_upload(path, model, hand, hold, min_conf, progress=progress)
+            return analyse_upload(path, model, hand, hold, min_conf, progress=progress, hands=hands)
 
         run.click(_friendly(run_upload), inputs=[upload, *settings],
                   outputs=[up_image, up_label, up_text, up_chart, up_summary], concurrency_limit=max_uploads,

@@ -12,9 +12,14 @@ pre- and post-processing and its tracking re-implemented in numpy / OpenCV.
   :mod:`realtime.palm`'s (the J2S backend).
 
 The models are ``weights/mediapipe-hands`` (made by ``python -m export.mediapipe_hands``); each file is
-checked against its sha256 in the manifest before it is loaded. Everything around the models is plain
-numpy and one ``cv2.warpAffine`` per crop, so it can move to a device later; the sessions take the best
-provider ONNX Runtime has (CUDA when onnxruntime-gpu finds a GPU, else the CPU).
+checked against its sha256 in the manifest before it is loaded. The sessions take the best provider ONNX
+Runtime has (CUDA when onnxruntime-gpu finds a GPU, else the CPU). The post-processing is numpy. The
+preprocessing (the palm detector's letterbox, the landmark model's rotated crop) is ``preprocess``:
+
+- ``numpy``: one ``cv2.warpAffine`` per crop on the host (:class:`NumpyCrops`);
+- ``torch``: the frame uploaded once through a pinned buffer, the crops warped on the device by
+  ``grid_sample`` and handed to ONNX Runtime by IO binding (:class:`realtime.torch_crops.TorchCrops`);
+- ``auto`` (default): ``torch`` when the sessions run on a GPU and PyTorch sees it, else ``numpy``.
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import MANIFEST, ModelError, sha256_file, weights_dir
+from realtime.backends import CUDA_EP, TRT_EP, OrtBackend, select_providers
+from realtime.classifier import MANIFEST, ModelError, verify_sha256, weights_dir
 from realtime.hand_roi import Roi, associate, crop_affine, keep_aspect, landmarks_roi, palm_roi, project_landmarks
 from realtime.hands import Hand, StaticSettings, static_views
 from realtime.palm import HandBox, static_palm_boxes
@@ -37,19 +43,7 @@ LANDMARK_SIZE = 224
 NMS_THRESHOLD = 0.3
 ASSOCIATION_THRESHOLD = 0.5
 PALM_GRAPH_MIN_SCORE = 0.5  # the palm subgraph's own decoding threshold (realtime.palm runs it unchanged)
-
-
-def best_providers(providers: list[str] | None = None) -> list[str]:
-    """ONNX Runtime providers: the ones asked for (all must be available), or CUDA when present, then the CPU."""
-    import onnxruntime as ort
-
-    have = ort.get_available_providers()
-    if providers:
-        missing = [p for p in providers if p not in have]
-        if missing:
-            raise ModelError(f"ONNX Runtime lacks {missing} (it has {have}); for CUDA install the 'gpu' extra")
-        return list(providers)
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in have]
+PREPROCESS = ("auto", "numpy", "torch")
 
 
 def hand_models_folder(folder: str | Path | None = None) -> Path:
@@ -83,17 +77,14 @@ def open_hand_model(name: str, folder: str | Path | None = None, providers: list
     if not path.is_file():
         raise ModelError(f"{path} is missing (named by {folder / MANIFEST})")
     if verify:
-        digest = sha256_file(path)
-        if digest != entry["sha256"]:
-            raise ModelError(f"{path}: sha256 {digest[:12]}... does not match the manifest's {entry['sha256'][:12]}...; "
-                             "the file is corrupt or was replaced (python -m export.mediapipe_hands remakes it)")
+        verify_sha256(path, entry["sha256"], "python -m export.mediapipe_hands remakes it")
+    # the providers asked for (all must be there), else the CUDA EP when ONNX Runtime has it, then the CPU
+    providers, _ = select_providers(requested=providers, tensorrt=False)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), opts, providers=best_providers(providers))
-    except ModelError:
-        raise
+        session = ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types
         raise ModelError(f"{path}: ONNX Runtime cannot load it ({e})") from e
     ins, outs = session.get_inputs(), {o.name for o in session.get_outputs()}
@@ -114,27 +105,80 @@ def to_tensor(crops: np.ndarray, rgb: bool) -> np.ndarray:
     return np.ascontiguousarray(crops, dtype=np.float32) * np.float32(1.0 / 255.0)
 
 
-def warp(image: np.ndarray, roi: Roi, size: int, replicate: bool) -> np.ndarray:
-    import cv2
+class NumpyCrops:
+    """The models' inputs made on the host, as MediaPipe's OpenCV path does: ``cv2.warpAffine`` (bilinear) per
+    crop. ``frame`` is the image itself; :class:`realtime.torch_crops.TorchCrops` has the same two methods."""
 
-    return cv2.warpAffine(image, crop_affine(roi, (size, size)), (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT, borderValue=0)
+    name = "numpy/OpenCV on the host"
+
+    def frame(self, image: np.ndarray, rgb: bool):
+        return image, rgb
+
+    def crops(self, frame, affines: list[np.ndarray], size: int, replicate: bool) -> np.ndarray:
+        import cv2
+
+        image, rgb = frame
+        border = cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT
+        warped = [cv2.warpAffine(image, a, (size, size), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+                  for a in affines]
+        return to_tensor(np.stack(warped), rgb)
 
 
-class PalmModel:
+def make_crops(preprocess: str, session):
+    """The preprocessing for a session (see the module docstring): NumpyCrops or TorchCrops."""
+    if preprocess not in PREPROCESS:
+        raise ValueError(f"preprocess must be one of {PREPROCESS}, got {preprocess!r}")
+    on_gpu = session.get_providers()[0] in (CUDA_EP, TRT_EP)
+    if preprocess == "numpy" or (preprocess == "auto" and not on_gpu):
+        return NumpyCrops()
+    try:
+        import torch
+    except ImportError as e:
+        if preprocess == "torch":
+            raise ModelError("preprocess 'torch' needs PyTorch: pip install -e '.[train]'") from e
+        return NumpyCrops()
+    cuda = on_gpu and torch.cuda.is_available()
+    if preprocess == "auto" and not cuda:
+        return NumpyCrops()
+    from realtime.torch_crops import TorchCrops
+
+    return TorchCrops("cuda" if cuda else "cpu")
+
+
+class _HandModel:
+    """A converted model and its preprocessing; host arrays run as usual, torch tensors through IO binding."""
+
+    def __init__(self, name: str, folder, providers, threads: int, verify: bool, preprocess: str):
+        self.session, self.entry = open_hand_model(name, folder, providers, threads, verify)
+        self.crops = make_crops(preprocess, self.session)
+        self.io = OrtBackend.from_session(self.session)
+        self.calls = 0  # how often the model ran (tracking skips the palm detector)
+
+    def run(self, x, names: list[str]) -> list[np.ndarray]:
+        self.calls += 1
+        if not isinstance(x, np.ndarray) and x.device.type == "cpu":  # torch crops made on the CPU (tests)
+            x = x.numpy()
+        if isinstance(x, np.ndarray):
+            return self.session.run(names, {"input": x})
+        out = self.io.run_torch({"input": x})  # on the GPU the crops stay there; the small outputs come back
+        return [out[n].cpu().numpy() for n in names]
+
+
+class PalmModel(_HandModel):
     """The palm detector: image -> palm detections (score, box, 7 keypoints as fractions of the image)."""
 
-    def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True):
-        self.session, self.entry = open_hand_model(f"palm_detection_{model}", folder, providers, threads, verify)
+    def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
+                 preprocess: str = "auto"):
+        super().__init__(f"palm_detection_{model}", folder, providers, threads, verify, preprocess)
         self.anchors = ssd_anchors()
-        self.calls = 0  # how often the detector ran (tracking skips it)
 
-    def __call__(self, image: np.ndarray, rgb: bool, min_score: float) -> list:
+    def __call__(self, image: np.ndarray, rgb: bool, min_score: float, frame=None) -> list:
+        """``frame``: ``self.crops.frame(image, rgb)`` when the caller has it already (one upload per frame)."""
         h, w = image.shape[:2]
         roi, padding = keep_aspect(Roi(w / 2, h / 2, float(w), float(h)), (PALM_SIZE, PALM_SIZE))
-        x = to_tensor(warp(image, roi, PALM_SIZE, replicate=False)[None], rgb)
-        raw_boxes, raw_scores = self.session.run(["boxes", "scores"], {"input": x})
-        self.calls += 1
+        frame = self.crops.frame(image, rgb) if frame is None else frame
+        x = self.crops.crops(frame, [crop_affine(roi, (PALM_SIZE, PALM_SIZE))], PALM_SIZE, replicate=False)
+        raw_boxes, raw_scores = self.run(x, ["boxes", "scores"])
         dets = weighted_nms(detections(raw_boxes[0], raw_scores[0], self.anchors, min_score), NMS_THRESHOLD)
         return [remove_letterbox(d, padding) for d in dets]
 
@@ -147,22 +191,21 @@ class LandmarkResult:
     left: float  # probability of 'Left' in MediaPipe's mirrored convention
 
 
-class LandmarkModel:
+class LandmarkModel(_HandModel):
     """The hand-landmark model: image + ROIs -> landmarks in frame pixels, presence and handedness (one batch)."""
 
-    def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True):
-        self.session, self.entry = open_hand_model(f"hand_landmark_{model}", folder, providers, threads, verify)
-        self.calls = 0
+    def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
+                 preprocess: str = "auto"):
+        super().__init__(f"hand_landmark_{model}", folder, providers, threads, verify, preprocess)
 
-    def __call__(self, image: np.ndarray, rois: list[Roi], rgb: bool) -> list[LandmarkResult]:
+    def __call__(self, image: np.ndarray, rois: list[Roi], rgb: bool, frame=None) -> list[LandmarkResult]:
         if not rois:
             return []
         size = (LANDMARK_SIZE, LANDMARK_SIZE)
         padded = [keep_aspect(r, size) for r in rois]
-        crops = np.stack([warp(image, p, LANDMARK_SIZE, replicate=True) for p, _ in padded])
-        lm, presence, handedness = self.session.run(["landmarks", "presence", "handedness"],
-                                                    {"input": to_tensor(crops, rgb)})
-        self.calls += 1
+        frame = self.crops.frame(image, rgb) if frame is None else frame
+        x = self.crops.crops(frame, [crop_affine(p, size) for p, _ in padded], LANDMARK_SIZE, replicate=True)
+        lm, presence, handedness = self.run(x, ["landmarks", "presence", "handedness"])
         return [LandmarkResult(roi, project_landmarks(lm[i], roi, size, pad), float(presence[i, 0]),
                                float(handedness[i, 0])) for i, (roi, (_, pad)) in enumerate(zip(rois, padded))]
 
@@ -178,35 +221,39 @@ def handedness(left: float, mirrored_input: bool) -> tuple[str, float]:
 
 class OnnxHandTracker:
     """Stage: BGR frame -> list of :class:`~realtime.hands.Hand`, as :class:`realtime.hands.HandTracker` but on
-    ONNX Runtime. ``static=True`` forgets every frame (MediaPipe's static-image mode)."""
+    ONNX Runtime. ``static=True`` forgets every frame (MediaPipe's static-image mode). ``preprocess``: see the
+    module docstring (``auto``: on the GPU when the sessions are)."""
 
     backend = "onnx"
 
     def __init__(self, model: str = "lite", max_hands: int = 2, min_detection: float = 0.5, min_tracking: float = 0.5,
                  mirrored_input: bool = False, providers: list[str] | None = None, static: bool = False,
-                 folder: str | Path | None = None, threads: int = 1, verify: bool = True):
+                 folder: str | Path | None = None, threads: int = 1, verify: bool = True, preprocess: str = "auto"):
         if model not in ("lite", "full"):
             raise ValueError(f"hand model must be 'lite' or 'full', got {model!r}")
         if max_hands < 1:
             raise ValueError(f"max_hands must be at least 1, got {max_hands}")
         self.model, self.max_hands, self.mirrored_input, self.static = model, max_hands, mirrored_input, static
         self.min_detection, self.min_tracking = min_detection, min_tracking
-        self.palm = PalmModel(model, folder, providers, threads, verify)
-        self.landmarks = LandmarkModel(model, folder, providers, threads, verify)
+        self.palm = PalmModel(model, folder, providers, threads, verify, preprocess)
+        self.landmarks = LandmarkModel(model, folder, providers, threads, verify, preprocess)
+        self.landmarks.crops = self.palm.crops  # one upload of each frame serves both models
         self.providers = self.palm.session.get_providers()
+        self.preprocessing = self.palm.crops.name
         self.tracked: list[Roi] = []  # ROIs for the next frame, from this frame's landmarks
 
     def process(self, image: np.ndarray, rgb: bool = False) -> list[Hand]:
         """One image (BGR, or RGB with ``rgb=True``) -> hands in its pixels."""
         h, w = image.shape[:2]
         tracked = [] if self.static else self.tracked
+        frame = self.palm.crops.frame(image, rgb)  # on the GPU path: the one upload of this frame
         palms = []
         if len(tracked) < self.max_hands:
-            dets = self.palm(image, rgb, self.min_detection)[: self.max_hands]
+            dets = self.palm(image, rgb, self.min_detection, frame)[: self.max_hands]
             palms = [palm_roi(d.box, d.keypoints, (w, h)) for d in dets]
         rois = associate(palms, tracked, ASSOCIATION_THRESHOLD)
         hands, nxt = [], []
-        for r in self.landmarks(image, rois, rgb):
+        for r in self.landmarks(image, rois, rgb, frame):
             if r.presence < self.min_tracking:
                 continue
             label, score = handedness(r.left, self.mirrored_input)
@@ -233,13 +280,16 @@ class OnnxStaticHandDetector:
     backend = "onnx"
 
     def __init__(self, settings: StaticSettings | None = None, mirrored_input: bool = False,
-                 providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1):
+                 providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,
+                 preprocess: str = "auto"):
         settings = settings or StaticSettings()
         self.settings, self.mirrored_input = settings, mirrored_input
         self.model = settings.model
         # MediaPipe's static mode keeps the landmark model's presence threshold at its default, 0.5
         self.tracker = OnnxHandTracker(settings.model, settings.max_hands, settings.min_detection, 0.5,
-                                       mirrored_input, providers, static=True, folder=folder, threads=threads)
+                                       mirrored_input, providers, static=True, folder=folder, threads=threads,
+                                       preprocess=preprocess)
+        self.providers, self.preprocessing = self.tracker.providers, self.tracker.preprocessing
 
     def __call__(self, image_bgr: np.ndarray) -> list[Hand]:
         h, w = image_bgr.shape[:2]
@@ -261,11 +311,13 @@ class OnnxPalmDetector:
     backend = "onnx"
 
     def __init__(self, model: str = "lite", max_hands: int = 2, min_score: float = 0.5,
-                 providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1):
+                 providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,
+                 preprocess: str = "auto"):
         if model not in ("lite", "full"):
             raise ValueError(f"palm model must be 'lite' or 'full', got {model!r}")
         self.model, self.max_hands, self.min_score = model, max_hands, min_score
-        self.palm = PalmModel(model, folder, providers, threads)
+        self.palm = PalmModel(model, folder, providers, threads, preprocess=preprocess)
+        self.providers, self.preprocessing = self.palm.session.get_providers(), self.palm.crops.name
 
     def detect(self, image: np.ndarray, rgb: bool) -> list[HandBox]:
         h, w = image.shape[:2]
@@ -290,8 +342,9 @@ class OnnxStaticPalmDetector(OnnxPalmDetector):
     """Photos: :class:`realtime.palm.StaticPalmDetector`'s cascade on the ONNX palm detector."""
 
     def __init__(self, model: str = "full", max_hands: int = 1, min_score: float = 0.5, min_side: int = 256,
-                 providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1):
-        super().__init__(model, max_hands, min_score, providers, folder, threads)
+                 providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,
+                 preprocess: str = "auto"):
+        super().__init__(model, max_hands, min_score, providers, folder, threads, preprocess)
         self.min_side = min_side
 
     def __call__(self, image_bgr: np.ndarray) -> list[HandBox]:

@@ -14,6 +14,10 @@ MediaPipe's own graph, or ``hands="onnx"``, the same models converted to ONNX on
 - ``j2s``: the palm detector alone -> a hand crop -> J2S, which regresses the keypoints and
   classifies their polar coordinates in one network (``lis-j2s``).
 
+With MediaPipe keypoints, ``classifier_kind`` picks what reads the letter: ``keypoints`` (the features
+above), ``image`` (a square crop framed by the landmarks -> an EfficientNetV2 image classifier,
+``lis-letters-image``) or ``fused`` (both, probabilities averaged), :mod:`realtime.crop_classifier`.
+
 Capture and display live in :mod:`realtime.live`; they are timed there.
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime.classifier import OnnxClassifier
+from realtime.crop_classifier import CLASSIFIER_KINDS
 from realtime.features import FeatureExtractor
 from realtime.hands import Hand, HandTracker, pick_hand
 from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
@@ -70,10 +75,17 @@ HANDS_BACKENDS = ("mediapipe", "onnx")
 DEFAULT_MODELS = {"mediapipe": "asl-letters", "j2s": "lis-j2s"}
 
 
-def check_backend(keypoints: str, hand: str, hands: str = "mediapipe") -> None:
+FUSED_KEYPOINT_MODELS = {"lis-letters-image": "lis-letters"}  # image model -> keypoint model of the same alphabet
+
+
+def check_backend(keypoints: str, hand: str, hands: str = "mediapipe", classifier_kind: str = "keypoints") -> None:
     """Refuse combinations that cannot work, before any model is loaded."""
     if keypoints not in KEYPOINT_BACKENDS:
         raise ValueError(f"keypoints must be one of {KEYPOINT_BACKENDS}, got {keypoints!r}")
+    if classifier_kind not in CLASSIFIER_KINDS:
+        raise ValueError(f"classifier must be one of {CLASSIFIER_KINDS}, got {classifier_kind!r}")
+    if keypoints == "j2s" and classifier_kind != "keypoints":
+        raise ValueError("J2S classifies the keypoints it regresses: --classifier image/fused need --keypoints mediapipe")
     if hands not in HANDS_BACKENDS:
         raise ValueError(f"hands must be one of {HANDS_BACKENDS}, got {hands!r}")
     if keypoints == "j2s" and hand != "any":
@@ -86,7 +98,7 @@ def make_hands_stage(keypoints: str, hand_model: str = "lite", max_hands: int = 
     keypoint cache's upscale-and-pad cascade and its settings, instead of video tracking. ``hands``: MediaPipe's
     own graph, or the same models on ONNX Runtime (``onnx``, on ``device``'s providers)."""
     if hands == "onnx":
-        from realtime.classifier import _providers
+        from realtime.backends import select_providers
         from realtime.hands import StaticSettings
         from realtime.onnx_hands import (
             OnnxHandTracker,
@@ -95,7 +107,7 @@ def make_hands_stage(keypoints: str, hand_model: str = "lite", max_hands: int = 
             OnnxStaticPalmDetector,
         )
 
-        providers = _providers(device)
+        providers, _ = select_providers(device, tensorrt=False, strict=True)
         if keypoints == "j2s":
             return (OnnxStaticPalmDetector(providers=providers) if static
                     else OnnxPalmDetector(hand_model, max_hands=max_hands, providers=providers))
@@ -119,18 +131,33 @@ class Recognizer:
     def __init__(self, model: str | None = None, hand_model: str = "lite", hand: str = "any", max_hands: int = 2,
                  device: str = "auto", speller: SpellerConfig | None = None, smoothing_s: float = 0.15,
                  mirrored_input: bool = False, hands_stage=None, classifier=None, keypoints: str = "mediapipe",
-                 static: bool = False, hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32"):
-        check_backend(keypoints, hand, hands)
-        model = model or DEFAULT_MODELS[keypoints]
-        self.keypoints = keypoints
+                 static: bool = False, hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32",
+                 classifier_kind: str = "keypoints", image_model: str | None = None, image_weight: float = 0.5):
+        check_backend(keypoints, hand, hands, classifier_kind)
+        self.keypoints, self.classifier_kind = keypoints, classifier_kind
         if keypoints == "j2s":
             from realtime.j2s import J2SClassifier
 
+            model = model or DEFAULT_MODELS[keypoints]
             self.classifier = classifier or J2SClassifier(model, device=device, backend=backend, precision=precision)
             self.features = self.classifier.cropper
+        elif classifier_kind == "keypoints" or classifier is not None:
+            self.classifier = classifier or OnnxClassifier(model or DEFAULT_MODELS[keypoints], device=device,
+                                                           backend=backend, precision=precision)
+            self.features = (FeatureExtractor(self.classifier.spec) if classifier_kind == "keypoints"
+                             else self._image_inputs(self.classifier))
         else:
-            self.classifier = classifier or OnnxClassifier(model, device=device, backend=backend, precision=precision)
-            self.features = FeatureExtractor(self.classifier.spec)
+            from realtime.crop_classifier import DEFAULT_IMAGE_MODEL, FusedClassifier, OnnxImageClassifier
+
+            image = OnnxImageClassifier(image_model or DEFAULT_IMAGE_MODEL, device=device, backend=backend,
+                                        precision=precision)
+            if classifier_kind == "image":
+                self.classifier = image
+            else:  # fused: the keypoint model that reads the same alphabet
+                kp = OnnxClassifier(model or FUSED_KEYPOINT_MODELS.get(image.manifest.name, DEFAULT_MODELS[keypoints]),
+                                    device=device, backend=backend, precision=precision)
+                self.classifier = FusedClassifier(kp, image, image_weight)
+            self.features = self._image_inputs(self.classifier)
         self.hands_backend = hands
         self.hands = hands_stage or make_hands_stage(keypoints, hand_model, max_hands, mirrored_input, static, hands,
                                                      device)
@@ -138,6 +165,15 @@ class Recognizer:
         self.smoother = ProbabilitySmoother(smoothing_s)
         self.speller = Speller(speller or SpellerConfig())
         self.which_hand = hand
+
+    @staticmethod
+    def _image_inputs(classifier):
+        """The features stage of an image or fused classifier: the hand crop (and the keypoint features)."""
+        from realtime.crop_classifier import FusedClassifier, FusedInputs
+
+        if isinstance(classifier, FusedClassifier):
+            return FusedInputs(FeatureExtractor(classifier.spec), classifier.image.crop)
+        return classifier.crop
 
     def read(self, frame_bgr: np.ndarray, timer: StageTimer | None = None):
         """hands -> features -> classifier on one frame alone -> (hands, spelling hand or None, probabilities or None)."""

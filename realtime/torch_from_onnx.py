@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import Manifest, ModelError, resolve_model, sha256_file
+from realtime.classifier import Manifest, ModelError, resolve_model, verify_sha256
 
 UNUSED_BUFFERS = ("num_batches_tracked", "polar.mean_wrist")  # not in the exported graph (see J2S PolarConversion)
 
@@ -179,11 +179,14 @@ def rebuild(model: str | Path, verify: bool = True) -> RebuiltModel:
     """A shipped model name or model folder -> the PyTorch module that computes what its ONNX file computes."""
     folder = resolve_model(model)
     manifest = Manifest.load(folder)
+    if manifest.kind == "image-classifier":  # BatchNorms folded into convolutions: the weights no longer map back
+        raise ModelError(f"{folder.name}: the torch backend rebuilds keypoint and J2S models only; run image "
+                         "classifiers with --backend onnxruntime or tensorrt")
     path = folder / manifest.file
     if not path.is_file():
         raise ModelError(f"{path} is missing (named by {folder / 'manifest.json'})")
-    if verify and sha256_file(path) != manifest.sha256:
-        raise ModelError(f"{path}: sha256 does not match the manifest's; the file is corrupt or was replaced")
+    if verify:
+        verify_sha256(path, manifest.sha256)
     proto = load_onnx(path)
     inits = _initializers(proto)
     module = _j2s_module(manifest, inits, path) if manifest.kind == "j2s" else _keypoint_module(manifest, inits, path)

@@ -375,6 +375,46 @@ def test_calibrator_feed_copies_each_batch_and_ends_with_none():
         CalibratorFeed(CalibrationBatches(x, 3), to_device).get_batch(["features"])
 
 
+class ProfileEngine:
+    """What TensorRTBackend reads of an engine's optimisation profile 0 (TensorRT 10 API), without TensorRT."""
+
+    def __init__(self, lo: int, hi: int, dim: int = 105):
+        self.lo, self.hi, self.dim = lo, hi, dim
+
+    def get_tensor_profile_shape(self, name, profile_index):
+        assert profile_index == 0
+        return [(self.lo, self.dim), (1, self.dim), (self.hi, self.dim)]
+
+
+def test_a_batch_outside_the_engine_profile_is_refused_before_enqueueing_and_the_bench_stays_inside():
+    from pathlib import Path
+
+    from export.real_inputs import EvalSet
+    from realtime.backends import TensorRTBackend
+    from realtime.bench_backends import accuracy
+
+    b = TensorRTBackend.__new__(TensorRTBackend)  # no TensorRT here: only the profile checks
+    b.engine, b.input_names, b.path = ProfileEngine(1, 8), ["features"], Path("model.fp32.0123.engine")
+    b.min_batch, b.max_batch = b._batch_range()
+    assert (b.min_batch, b.max_batch) == (1, 8)
+    b._check_shape("features", (8, 105))
+    with pytest.raises(BackendError, match=r"outside the engine's profile .* batches of 1 to 8.*--max-batch"):
+        b._check_shape("features", (32, 105))
+    with pytest.raises(BackendError, match="outside"):
+        b._check_shape("features", (4, 42))
+
+    class Engine8:  # a backend whose engine takes at most 8 rows: the accuracy pass must never ask for more
+        max_batch, batches = 8, []
+
+        def run(self, x):
+            self.batches.append(len(x["features"]))
+            return {"probs": np.eye(3, dtype=np.float32)[x["features"][:, 0].astype(int)]}
+
+    es = EvalSet({"features": np.repeat(np.arange(3.0), 7)[:, None].astype(np.float32)}, np.repeat(np.arange(3), 7), "")
+    engine = Engine8()
+    assert accuracy(engine, es) == 1.0 and max(engine.batches) == 8 and sum(engine.batches) == 21
+
+
 # --- the backend benchmark ------------------------------------------------------------------------------------------
 def test_backend_bench_times_each_backend_and_writes_json_and_csv(tmp_path):
     import csv
@@ -424,6 +464,14 @@ def test_bench_cli_with_backends(tmp_path, capsys):
     assert "torch-cpu-fp32" in printed and "median ms" in printed
     assert {r["model"] for r in json.loads(out.read_text())["rows"]} == {"lis-letters"}
     assert main(["bench"]) == 2  # neither --source nor --backends
+    assert "warning" not in capsys.readouterr().err
+    # options that --backends does not use are named, not silently dropped (and the other way round)
+    assert main(["bench", "--backends", "torch", "--model", "lis-letters", "--frames", "2", "--backend", "tensorrt",
+                 "--precision", "fp16"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --backends runs its own variants and ignores --backend, --precision" in err
+    assert main(["bench", "--profile", "edge"]) == 2
+    assert "warning: without --backends, bench ignores --profile" in capsys.readouterr().err
 
 
 # --- where TensorRT and CUDA exist ----------------------------------------------------------------------------------

@@ -201,6 +201,63 @@ def test_calibration_inputs_from_a_dataset_leave_the_test_signers_out():
     assert crops.shape == (64, 3, 64, 64) and abs(float(crops.mean())) < 2  # normalised as in training
 
 
+def test_calibration_rows_leave_out_held_out_signers_and_evaluation_images():
+    from types import SimpleNamespace
+
+    from export.real_inputs import calibration_rows, image_keys
+
+    kp = SimpleNamespace(dataset=np.array(["asl", "asl", "asl", "asl", "lis"]),
+                         rel=np.array(["A/1", "A/2", "B/1", "B/2", "A/1"]),
+                         signers=np.array(["s1", "s2", "s1", "s1", "GIULIA"]), detected=np.array([1, 1, 0, 1, 1], bool))
+    assert list(image_keys(kp)) == ["asl/A/1", "asl/A/2", "asl/B/1", "asl/B/2", "lis/A/1"]
+    assert list(calibration_rows(kp, [], np.array([], str))) == [0, 1, 3, 4]
+    assert list(calibration_rows(kp, ["GIULIA"], np.array(["asl/A/2", "lis/A/1"]))) == [0, 3]
+
+
+@pytest.mark.data
+def test_calibration_never_sees_the_evaluation_images(monkeypatch):
+    """The held-out set the bench measures INT8 accuracy on and the calibration samples are disjoint: for a recipe
+    with test signers (lis-letters) by signer, and in general by image (asl-letters: its validation part)."""
+    from helpers import need_dataset
+
+    from export import real_inputs
+    from realtime.classifier import Manifest
+    from training.keypoints import load_keypoints
+
+    lis = need_dataset("lis")
+    kp = load_keypoints(lis, progress=False)
+    try:
+        held = real_inputs.evaluation_images(Manifest.load(weights_dir() / "lis-letters"))
+    except real_inputs.NoData as e:
+        pytest.skip(str(e))
+    giulia = set(real_inputs.image_keys(kp)[kp.signers == "GIULIA"])
+    assert len(held) == 749 and set(held) <= giulia
+    usable = real_inputs.image_keys(kp)[kp.detected & (kp.signers != "GIULIA")]
+    monkeypatch.setattr(real_inputs, "evaluation_images", lambda manifest, root=None: usable[:10])  # as a val part
+    x = real_inputs.calibration_inputs("lis-letters", lis, limit=10**6)
+    assert len(x) == len(usable) - 10
+
+
+@pytest.mark.data
+def test_asl_letters_calibration_leaves_its_validation_part_out():
+    """asl-letters has no test split: the bench measures it on its validation part, which calibration skips."""
+    from helpers import need_dataset
+
+    from export.real_inputs import NoData, calibration_inputs, eval_set, image_keys
+    from training.keypoints import load_keypoints
+
+    massey = need_dataset("massey")
+    try:
+        held = eval_set("asl-letters").images
+    except NoData as e:
+        pytest.skip(str(e))
+    kp = load_keypoints(massey, progress=False)
+    in_val = np.isin(image_keys(kp), held)
+    assert len(held) == 702 and in_val.any()
+    x = calibration_inputs("asl-letters", massey, limit=10**6)
+    assert len(x) == int((kp.detected & ~in_val).sum())
+
+
 # --- TensorRT engines, where TensorRT and a GPU exist -------------------------------------------------------------
 def test_engine_export_is_cached_and_described(tmp_path, monkeypatch, capsys):
     pytest.importorskip("tensorrt")

@@ -324,9 +324,101 @@ def test_cli_offers_the_onnx_hands():
         assert p.parse_args([*cmd, "--hands", "onnx"]).hands == "onnx"
         assert p.parse_args(cmd).hands == "mediapipe"
     args = p.parse_args(["hands-check", "--data", "x"])
-    assert args.limit == 200 and args.model == "full"
+    assert args.limit == 200 and args.hands_model == "full"
+    assert p.parse_args(["hands-check", "--data", "x", "--hands-model", "lite"]).hands_model == "lite"
+    assert p.parse_args(["hands-check", "--data", "x", "--model", "lite"]).hands_model == "lite"  # the old spelling
     r = run_cli("live", "--hands", "tflite", "--no-window")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+# -- the preprocessing on a torch device (the GPU path; run on the CPU here) -------------------------------------------
+
+
+def test_torch_crops_sample_where_opencv_does():
+    """The geometry alone: on a float ramp (which bilinear interpolation reproduces exactly) the grid_sample crop
+    equals cv2.warpAffine's within OpenCV's 1/32-pixel coordinate steps, for a rotated ROI leaving the frame."""
+    import cv2
+    torch = pytest.importorskip("torch")
+
+    from realtime.hand_roi import Roi, crop_affine, keep_aspect
+    from realtime.torch_crops import TorchCrops
+
+    yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
+    ramp = np.stack([xx * 0.1, yy * 0.1, (xx + yy) * 0.05], -1)  # 0.1 per pixel
+    frame = torch.from_numpy(ramp).permute(2, 0, 1)[None]
+    for roi, replicate in ((Roi(300, 200, 150, 150, 0.4), True), (Roi(600.5, 40.25, 200, 180, -2.5), True),
+                           (Roi(320, 240, 640, 480), False)):
+        padded, _ = keep_aspect(roi, (224, 224))
+        a = crop_affine(padded, (224, 224))
+        want = cv2.warpAffine(ramp, a, (224, 224), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT)
+        got = TorchCrops("cpu").crops(frame, [a], 224, replicate)[0].numpy()
+        assert np.abs(got - want).max() < 0.1 / 16  # 1/16 pixel
+
+
+def test_torch_crops_match_the_host_crops():
+    """What the models get: the palm letterbox (zero border) and rotated hand crops (replicated border), from a BGR
+    and an RGB frame, within a few 1/255 of OpenCV's uint8 crops (its fixed point and rounding)."""
+    import cv2
+    pytest.importorskip("torch")
+
+    from realtime.hand_roi import Roi, crop_affine, keep_aspect
+    from realtime.onnx_hands import NumpyCrops
+    from realtime.torch_crops import TorchCrops
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (0, 0), 3)
+    img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX)
+    img[100:300, 200:260] = 255  # a sharp edge
+    img[..., 0] //= 3  # the channels differ, so a BGR / RGB mix-up would show
+    host, dev = NumpyCrops(), TorchCrops("cpu")
+    letterbox, _ = keep_aspect(Roi(320, 240, 640.0, 480.0), (192, 192))
+    hands = [keep_aspect(r, (224, 224))[0] for r in (Roi(300, 200, 150, 150, 0.4), Roi(620, 30, 200, 180, -2.5))]
+    for rgb in (False, True):
+        for rois, size, replicate in (([letterbox], 192, False), (hands, 224, True)):
+            affines = [crop_affine(r, (size, size)) for r in rois]
+            want = host.crops(host.frame(img, rgb), affines, size, replicate)
+            got = dev.crops(dev.frame(img, rgb), affines, size, replicate).numpy()
+            assert got.shape == want.shape == (len(rois), size, size, 3) and got.dtype == np.float32
+            diff = np.abs(got - want) * 255
+            assert diff.mean() < 0.5 and diff.max() < 5, (rgb, size, diff.mean(), diff.max())
+
+
+def test_preprocessing_stays_on_the_host_unless_the_models_run_on_a_gpu():
+    from realtime.onnx_hands import NumpyCrops, OnnxHandTracker
+
+    t = OnnxHandTracker("lite", providers=["CPUExecutionProvider"])
+    assert isinstance(t.palm.crops, NumpyCrops) and t.landmarks.crops is t.palm.crops  # one frame upload for both
+    with pytest.raises(ValueError, match="preprocess must be"):
+        OnnxHandTracker("lite", providers=["CPUExecutionProvider"], preprocess="cupy")
+    pytest.importorskip("torch")
+    t = OnnxHandTracker("lite", providers=["CPUExecutionProvider"], preprocess="torch")
+    assert t.preprocessing == "torch on cpu" and t(np.zeros((480, 640, 3), np.uint8)) == []
+
+
+@pytest.mark.data
+def test_landmarks_with_torch_preprocessing_agree_with_the_host_path():
+    """The whole pipeline with each preprocessing on real photos. The landmark model is about as sensitive to
+    OpenCV's uint8 rounding of the crop as to anything here, so they agree to a fraction of the hand's size,
+    not exactly (the same as between OpenCV on uint8 and on float crops)."""
+    pytest.importorskip("torch")
+    from realtime.hands_check import compare_hands
+    from realtime.onnx_hands import OnnxHandTracker
+    from training.data import read_image
+
+    massey = need_dataset("massey")
+    cpu = ["CPUExecutionProvider"]
+    host = OnnxHandTracker("lite", max_hands=1, static=True, providers=cpu, preprocess="numpy")
+    dev = OnnxHandTracker("lite", max_hands=1, static=True, providers=cpu, preprocess="torch")
+    fracs = []
+    for row in manifest_rows(massey)[::300][:6]:
+        frame = place_on_canvas(read_image(massey / row["path"]))
+        a, b = host(frame), dev(frame)
+        assert len(a) == len(b) == 1
+        pair = compare_hands(a, b)
+        assert pair["same_handedness"] and pair["max_px"] / pair["size_px"] < 0.03
+        fracs.append(pair["mean_frac"])
+    assert max(fracs) < 0.015 and np.median(fracs) < 0.005
 
 
 # -- against MediaPipe on real photos -------------------------------------------------------------------------------
@@ -438,11 +530,11 @@ def test_onnx_hands_through_the_recognizer_and_the_j2s_palm_path():
 def test_hands_check_command(tmp_path):
     massey = need_dataset("massey")
     out = tmp_path / "check.json"
-    r = run_cli("hands-check", "--data", str(massey), "--limit", "6", "--model", "lite", "--json", str(out))
+    r = run_cli("hands-check", "--data", str(massey), "--limit", "6", "--hands-model", "lite", "--json", str(out))
     assert r.returncode == 0, r.stderr
     assert "detection agreement" in r.stdout and "landmark distance" in r.stdout and "same handedness" in r.stdout
     rep = json.loads(out.read_text())
-    assert rep["images"] == 6 and len(rep["rows"]) == 6
+    assert rep["images"] == 6 and len(rep["rows"]) == 6 and rep["model"] == "lite"
 
 
 @pytest.mark.data
@@ -485,13 +577,18 @@ def test_the_demo_builds_its_recognizers_with_the_chosen_hand_pipeline():
     pytest.importorskip("gradio", reason="the browser demo needs the 'demo' extra")
     from realtime import demo
 
-    try:
-        demo.build_app(hands="onnx")
-        assert type(demo.make_recognizer(demo.Settings("asl-letters")).hands).__name__ == "OnnxHandTracker"
-        assert type(demo.make_recognizer(demo.Settings("lis-j2s"), static=True).hands).__name__ == \
-            "OnnxStaticPalmDetector"
-        with pytest.raises(ValueError, match="hands must be"):
-            demo.build_app(hands="tflite")
-    finally:
-        demo.HANDS_BACKEND["name"] = "mediapipe"
+    assert type(demo.make_recognizer(demo.Settings("asl-letters", hands="onnx")).hands).__name__ == "OnnxHandTracker"
+    assert type(demo.make_recognizer(demo.Settings("lis-j2s", hands="onnx"), static=True).hands).__name__ == \
+        "OnnxStaticPalmDetector"
     assert type(demo.make_recognizer(demo.Settings("asl-letters")).hands).__name__ == "HandTracker"
+    with pytest.raises(ValueError, match="hands must be"):
+        demo.build_app(hands="tflite")
+    # the pipeline is bound into each app's handlers: an onnx app beside a mediapipe one changes nothing global
+    demo.build_app(hands="onnx")
+    demo.build_app(hands="mediapipe")
+    session = demo.LiveSession()
+    demo.live_frame(np.zeros((480, 640, 3), np.uint8), session, "asl-letters", "any", 0.5, 0.6, hands="onnx")
+    assert type(session.rec.hands).__name__ == "OnnxHandTracker"
+    demo.live_frame(np.zeros((480, 640, 3), np.uint8), session, "asl-letters", "any", 0.5, 0.6)
+    assert type(session.rec.hands).__name__ == "HandTracker"  # another pipeline: a new recognizer
+    session.close()

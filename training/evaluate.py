@@ -23,10 +23,13 @@ from training.metrics import classification_report, format_report
 def evaluate(model: str | None, data: str | Path, signers: list[str] | None = None, limit: int | None = None,
              json_out: str | Path | None = None, plot: str | Path | None = None, device: str = "auto",
              hand: str = "any", progress: bool = True, seed: int = 0, keypoints: str = "mediapipe",
-             hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32") -> dict:
+             hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32", classifier: str = "keypoints",
+             image_model: str | None = None, image_weight: float = 0.5) -> dict:
     rec = Recognizer(model, hand=hand, device=device, keypoints=keypoints, static=True, hands=hands, backend=backend,
-                     precision=precision)
+                     precision=precision, classifier_kind=classifier, image_model=image_model,
+                     image_weight=image_weight)
     clf = rec.classifier
+    name = getattr(clf, "name", None) or clf.manifest.name
     try:
         ds = ImageFolder(data)
         samples = ds.samples
@@ -50,7 +53,7 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
                   + (f" (all but signers {sorted(held_out)})" if held_out else "")
                   + ": these figures are not on unseen data")
         y_true, y_pred, unreadable = [], [], 0
-        for s in tqdm(samples, desc=f"eval {clf.manifest.name} on {ds.name}", unit="img", disable=not progress):
+        for s in tqdm(samples, desc=f"eval {name} on {ds.name}", unit="img", disable=not progress):
             img = read_image(s.path)
             if img is None:
                 unreadable += 1
@@ -61,10 +64,10 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
     finally:
         rec.close()
     rep = classification_report(np.array(y_true), np.array(y_pred), clf.labels)
-    rep.update(model=clf.manifest.name, keypoints=keypoints, hands=hands, data=str(ds.root), signers=signers or "all", unreadable=unreadable,
+    rep.update(model=name, classifier=classifier, keypoints=keypoints, hands=hands, data=str(ds.root), signers=signers or "all", unreadable=unreadable,
                unknown_labels=dict(unknown))
     if progress:
-        print(format_report(rep, f"{clf.manifest.name} on {ds.root}" + (f" signers {signers}" if signers else "")))
+        print(format_report(rep, f"{name} on {ds.root}" + (f" signers {signers}" if signers else "")))
         if unknown:
             print(f"left out {sum(unknown.values())} images of labels the model does not know: {dict(unknown)}")
         if unreadable:

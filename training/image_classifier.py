@@ -7,13 +7,17 @@ weight file is given. Inputs are RGB crops scaled to -1..1, the GANs' output ran
 feed in as they are.
 
 Training: Adam (lr 1e-4, betas (0, 0.999), eps 1e-6, the paper's), the best epoch by validation loss kept,
-a checkpoint after every epoch so a killed run resumes where it stopped.
+a checkpoint after every epoch so a killed run resumes where it stopped. The generated data of paper 000's
+strategies (``training.strategies``) enters through ``train_with_strategy``.
+
+``efficientnet_v2_t`` is the CPU preset: EfficientNetV2-S's stages at half the width and a third of the depth
+(about 1/12 of its compute), for experiments that must run on 2 CPU cores.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from training.strategies import (StrategyConfig, mixup_batch, regularized_loss, regularizer_weight,
+                                 soft_cross_entropy)
 from training.train_keypoints import _atomic_torch_save
 
-ARCHS = ("cnn", "efficientnet_v2_s", "efficientnet_v2_m")
+ARCHS = ("cnn", "efficientnet_v2_t", "efficientnet_v2_s", "efficientnet_v2_m")
 
 
 class SmallCNN(nn.Module):
@@ -53,7 +59,8 @@ class EfficientNetV2(nn.Module):
         super().__init__()
         import torchvision
 
-        net = getattr(torchvision.models, f"efficientnet_v2_{variant}")(weights=None)
+        net = (_efficientnet_v2_tiny() if variant == "t"
+               else getattr(torchvision.models, f"efficientnet_v2_{variant}")(weights=None))
         if weights_file:  # e.g. ImageNet weights downloaded elsewhere; the classifier layer is replaced below
             state = torch.load(weights_file, map_location="cpu", weights_only=True)
             missing, unexpected = net.load_state_dict(state, strict=False)
@@ -69,6 +76,16 @@ class EfficientNetV2(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x))
+
+
+def _efficientnet_v2_tiny():
+    """EfficientNetV2-S's six stages with channels x 0.5 (multiples of 8) and layers x 1/3 (at least one)."""
+    from torchvision.models.efficientnet import EfficientNet, FusedMBConvConfig, MBConvConfig
+
+    setting = [FusedMBConvConfig(1, 3, 1, 16, 16, 1), FusedMBConvConfig(4, 3, 2, 16, 24, 2),
+               FusedMBConvConfig(4, 3, 2, 24, 32, 2), MBConvConfig(4, 3, 2, 32, 64, 2),
+               MBConvConfig(6, 3, 1, 64, 80, 3), MBConvConfig(6, 3, 2, 80, 128, 5)]
+    return EfficientNet(setting, dropout=0.2, stochastic_depth_prob=0.1, last_channel=640)
 
 
 def build_classifier(arch: str, num_classes: int, weights_file: str | None = None) -> nn.Module:
@@ -145,69 +162,147 @@ class ImageClassifier:
         return np.concatenate([self.model.features(b).cpu().numpy() for b in self._batches(x, batch)])
 
 
+class _Batches:
+    """Random training batches of one set (real or generated), flipped at random, as model inputs."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, index: dict, flip: bool, device):
+        self.x, self.y = to_input(images), torch.tensor([index[c] for c in labels])
+        self.flip, self.device = flip, device
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, idx: torch.Tensor):
+        xb, yb = self.x[idx].to(self.device), self.y[idx].to(self.device)
+        if self.flip:
+            flip = torch.rand(len(xb)).to(self.device) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+        return xb, yb
+
+    def draw(self, n: int):
+        return self.take(torch.randint(len(self.y), (n,)))
+
+
+def _check_labels(names: np.ndarray, labels: list[str], what: str) -> None:
+    unknown = sorted(set(np.unique(names).tolist()) - set(labels))
+    if unknown:
+        raise ValueError(f"{what} labels {unknown} are not in the classifier's labels {labels}")
+
+
 def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.ndarray,
                      val_labels: np.ndarray, labels: list[str], out: str | os.PathLike,
                      config: ClassifierConfig = ClassifierConfig(), device: str = "cpu",
-                     progress: bool = True) -> ImageClassifier:
-    """Train on uint8 crops, keep the epoch with the lowest validation loss in ``out/best.pt``. Resumable."""
+                     progress: bool = True, strategy: StrategyConfig | None = None,
+                     generated: tuple[np.ndarray, np.ndarray] | None = None,
+                     init: dict | None = None) -> ImageClassifier:
+    """Train on uint8 crops, keep the epoch with the lowest validation loss in ``out/best.pt``. Resumable.
+
+    ``strategy`` REGULARIZER or MIXUP draws on ``generated`` (images, labels) every step (eq. 1-5);
+    PRETRAIN is two calls of this function (``train_with_strategy``); ``init`` starts from given weights.
+    """
+    strategy = strategy or StrategyConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     index = {c: i for i, c in enumerate(labels)}
-    unknown = sorted(set(np.unique(train_labels)) - set(labels))
-    if unknown:
-        raise ValueError(f"training labels {unknown} are not in the classifier's labels")
-    ytr = torch.tensor([index[c] for c in train_labels])
-    yva = torch.tensor([index[c] for c in val_labels])
-    xtr, xva = to_input(train_images), to_input(val_images)
-    size = train_images.shape[1]
+    _check_labels(train_labels, labels, "training")
+    _check_labels(val_labels, labels, "validation")
+    mixing = strategy.strategy in ("regularizer", "mixup")
+    if mixing:
+        if generated is None or not len(generated[0]):
+            raise ValueError(f"strategy {strategy.strategy!r} needs generated images")
+        _check_labels(generated[1], labels, "generated")
     torch.manual_seed(config.seed)
+    real = _Batches(train_images, train_labels, index, config.flip, device)
+    fake = _Batches(*generated, index, config.flip, device) if mixing else None
+    xva, yva = to_input(val_images), torch.tensor([index[c] for c in val_labels])
+    size = train_images.shape[1]
     model = build_classifier(config.arch, len(labels), config.weights).to(device)
+    if init is not None:
+        model.load_state_dict(init)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
-    steps_per_epoch = (len(xtr) + config.batch_size - 1) // config.batch_size
+    steps_per_epoch = (len(real) + config.batch_size - 1) // config.batch_size
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.5 * (1 + np.cos(np.pi * min(i / (steps_per_epoch * config.epochs), 1))) if config.cosine else 1.0)
+    meta = {"arch": config.arch, "labels": list(labels), "size": size, "config": asdict(config),
+            "strategy": asdict(strategy)}
     state = {"epoch": 0, "best_loss": float("inf"), "history": []}
     last = out / "last.pt"
     if last.exists():
         ck = torch.load(last, map_location=device, weights_only=False)
+        _check_resumable(ck.get("meta"), meta, last)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         state = ck["state"]
         torch.set_rng_state(ck["rng"])
-    meta = {"arch": config.arch, "labels": list(labels), "size": size, "config": asdict(config)}
-    bar = tqdm(range(state["epoch"], config.epochs), desc=f"train {config.arch}", unit="epoch", disable=not progress,
-               initial=state["epoch"], total=config.epochs)
+    bar = tqdm(range(state["epoch"], config.epochs), desc=f"train {config.arch} ({strategy.strategy})", unit="epoch",
+               disable=not progress, initial=state["epoch"], total=config.epochs)
     for epoch in bar:
         model.train()
-        perm = torch.randperm(len(xtr))
+        weight = (regularizer_weight(epoch, strategy.lambda0, strategy.rate, strategy.schedule)
+                  if strategy.strategy == "regularizer" else None)
         total, n = 0.0, 0
-        for i in range(0, len(perm), config.batch_size):
-            idx = perm[i:i + config.batch_size]
-            xb, yb = xtr[idx].to(device), ytr[idx].to(device)
-            if config.flip:
-                flip = torch.rand(len(xb), device=device) < 0.5
-                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
-            loss = F.cross_entropy(model(xb), yb)
+        for idx in torch.randperm(len(real)).split(config.batch_size):
+            xb, yb = real.take(idx)
+            if strategy.strategy == "regularizer":
+                xg, yg = fake.draw(len(idx))
+                logits = model(torch.cat([xb, xg]))
+                loss = regularized_loss(logits[:len(idx)], yb, logits[len(idx):], yg, weight)
+            elif strategy.strategy == "mixup":
+                xg, yg = fake.draw(len(idx))
+                xm, ym, _ = mixup_batch(xb, yb, xg, yg, len(labels), strategy.mixup_lambda, strategy.mixup_alpha)
+                loss = soft_cross_entropy(model(xm), ym)
+            else:
+                loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             total, n = total + loss.item() * len(idx), n + len(idx)
         val_loss, val_acc = evaluate(model, xva, yva, device)
-        state["history"].append({"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_loss": val_loss,
-                                 "val_acc": val_acc})
+        row = {"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_loss": val_loss, "val_acc": val_acc}
+        if weight is not None:
+            row["lambda"] = weight
+        state["history"].append(row)
         if val_loss < state["best_loss"]:
             state["best_loss"] = val_loss
             _atomic_torch_save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_loss": val_loss,
-                          "val_acc": val_acc}, out / "best.pt")
+                                "val_acc": val_acc}, out / "best.pt")
         state["epoch"] = epoch + 1
-        _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                      "state": state,
-                      "rng": torch.get_rng_state()}, last)
+        _atomic_torch_save({"meta": meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "state": state, "rng": torch.get_rng_state()}, last)
         bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
     (out / "history.json").write_text(json.dumps(state["history"], indent=1))
     return ImageClassifier.load(out, device)
+
+
+def _check_resumable(saved: dict | None, now: dict, path: Path) -> None:
+    """A checkpoint resumes only the same recipe (more epochs allowed): anything else would mix two runs."""
+    if saved is None:
+        return
+    strip = lambda m: {**m, "config": {k: v for k, v in m["config"].items() if k not in ("epochs", "extra")}}
+    if strip(saved) != strip(now):
+        raise ValueError(f"{path} was written by a different recipe; use another output folder or delete it")
+
+
+def train_with_strategy(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.ndarray,
+                        val_labels: np.ndarray, labels: list[str], out: str | os.PathLike,
+                        config: ClassifierConfig, strategy: StrategyConfig,
+                        generated: tuple[np.ndarray, np.ndarray] | None = None, device: str = "cpu",
+                        progress: bool = True) -> ImageClassifier:
+    """One of paper 000's four strategies. PRETRAIN trains ``out/pretrain`` on the generated images (the
+    best epoch by loss on the real validation set), then fine-tunes it on the real images in ``out``."""
+    if strategy.strategy != "pretrain":
+        return train_classifier(train_images, train_labels, val_images, val_labels, labels, out, config, device,
+                                progress, strategy, generated)
+    if generated is None or not len(generated[0]):
+        raise ValueError("strategy 'pretrain' needs generated images")
+    out = Path(out)
+    first = train_classifier(generated[0], generated[1], val_images, val_labels, labels, out / "pretrain",
+                             replace(config, epochs=strategy.pretrain_epochs), device, progress,
+                             StrategyConfig("real"))
+    return train_classifier(train_images, train_labels, val_images, val_labels, labels, out, config, device,
+                            progress, strategy, init=first.model.state_dict())
 
 
 @torch.no_grad()

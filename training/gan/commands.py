@@ -116,6 +116,30 @@ def cmd_gan_metrics(args) -> int:
     return 0
 
 
+def cmd_gan_export(args) -> int:
+    import json
+
+    from training.gan.sampling import export_generator, read_checkpoint
+
+    try:
+        run = Path(args.gan)
+        ck_path = run / "checkpoint.pt" if run.is_dir() else run
+        metrics_file = ck_path.parent / "metrics" / "metrics.json"
+        metrics = {}
+        if metrics_file.exists():
+            m = json.loads(metrics_file.read_text())
+            metrics = {k: m[k] for k in ("fid", "fid_real_vs_real", "kid", "density", "coverage", "precision",
+                                         "recall", "accuracy", "images", "step") if k in m}
+        name = read_checkpoint(ck_path)["config"]["name"]
+        manifest = export_generator(ck_path, args.out, metrics,
+                                    command=f"fingerspell train gan --config {name}")
+    except (FileNotFoundError, ValueError, RuntimeError, KeyError) as e:
+        return _fail(str(e))
+    print(f"wrote {args.out}/generator.pt ({manifest['bytes'] / 1e6:.1f} MB, fp16, step {manifest['step']}) "
+          f"and manifest.json")
+    return 0
+
+
 def write_doc_section(m: dict, args, grid: Path) -> None:
     """Put the figures and grid into a docs page: one section per GAN, replaced when rerun."""
     import shutil
@@ -218,3 +242,12 @@ def register(sub, tsub) -> None:
                                                 "(e.g. docs/gan.md)")
     pose_args(gm)
     gm.set_defaults(func=cmd_gan_metrics)
+
+    gx = sub.add_parser("gan-export", help="ship a trained generator: fp16 EMA weights + manifest in a folder",
+                        description="Writes OUT/generator.pt (the EMA generator in fp16, its config and classes) and "
+                                    "OUT/manifest.json (sha256, data, step, the run's metrics if gan-metrics or "
+                                    "train gan wrote them, the command). 'fingerspell generate --gan OUT' reads it.",
+                        formatter_class=fmt)
+    gx.add_argument("--gan", required=True, help="checkpoint.pt (or its run folder)")
+    gx.add_argument("--out", required=True, help="folder to write, e.g. weights/lis-reacgan-cpu")
+    gx.set_defaults(func=cmd_gan_export)

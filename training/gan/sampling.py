@@ -56,6 +56,7 @@ def load_generator(path: str | os.PathLike, device: str = "cpu", ema: bool = Tru
         path = next((path / f for f in ("checkpoint.pt", "generator.pt") if (path / f).exists()), path / "checkpoint.pt")
     if not path.exists():
         raise FileNotFoundError(f"no GAN checkpoint at {path}: train one with 'fingerspell train gan'")
+    _verify_shipped(path)
     ck = read_checkpoint(path)
     if "config" not in ck or ("G_ema" not in ck and "G" not in ck):
         raise ValueError(f"{path} is not a GAN checkpoint written by 'fingerspell train gan'")
@@ -64,6 +65,47 @@ def load_generator(path: str | os.PathLike, device: str = "cpu", ema: bool = Tru
     state = ck["G_ema"] if (ema and "G_ema" in ck) else ck["G"]
     g.load_state_dict({k: v.float() for k, v in state.items()})
     return LoadedGenerator(g.to(device).eval(), config, list(ck["classes"]), int(ck["step"]), path)
+
+
+def _verify_shipped(path: Path) -> None:
+    """A shipped generator (``weights/NAME/generator.pt`` beside a manifest) must be the file its manifest names."""
+    from realtime.classifier import MANIFEST, ModelError, sha256_file
+
+    manifest = path.parent / MANIFEST
+    if path.name != "generator.pt" or not manifest.is_file():
+        return
+    want = json.loads(manifest.read_text()).get("sha256")
+    if want and sha256_file(path) != want:
+        raise ModelError(f"{path}: sha256 does not match {manifest}; the file is corrupt or was replaced")
+
+
+def export_generator(run: str | os.PathLike, folder: str | os.PathLike, metrics: dict | None = None,
+                     command: str | None = None) -> dict:
+    """Ship a trained generator: its EMA weights in fp16 (``generator.pt``), config and classes, and a manifest
+    (sha256, data, step, metrics, the command that made it). ``load_generator(folder)`` reads it back."""
+    from realtime.classifier import MANIFEST, sha256_file
+    from training.train_keypoints import _atomic_torch_save
+
+    src = Path(run)
+    src = src / "checkpoint.pt" if src.is_dir() else src
+    ck = read_checkpoint(src)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in ck["G_ema"].items()}
+    _atomic_torch_save({"config": ck["config"], "classes": ck["classes"], "step": ck["step"], "G_ema": state,
+                        "dataset": ck.get("dataset"), "data_sha256": ck.get("data_sha256")}, folder / "generator.pt")
+    cfg = ck["config"]
+    manifest = {"name": folder.name, "kind": "gan-generator", "file": "generator.pt",
+                "sha256": sha256_file(folder / "generator.pt"), "bytes": (folder / "generator.pt").stat().st_size,
+                "model": cfg["model"], "labels": ck["classes"], "size": cfg["size"], "step": ck["step"],
+                "output": "RGB images in -1..1, (N, 3, size, size)",
+                "training": {"data": [Path(cfg["dataset"]).name], "data_sha256": ck.get("data_sha256"),
+                             "exclude_signers": cfg.get("exclude_signers", []), "config": cfg,
+                             "datasets_env": "FINGERSPELL_DATASETS (the datasets are not in the repository)",
+                             "command": command},
+                "metrics": metrics or {}}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
 
 
 def truncated_normal(n: int, dim: int, truncation: float | None, generator: torch.Generator) -> torch.Tensor:

@@ -1,0 +1,81 @@
+"""Export a trained image classifier (``fingerspell train classifier``'s ``best.pt``) as a shipped model folder:
+``model.onnx`` (input ``image`` (batch, 3, S, S) RGB in -1..1, output ``probs``) and a manifest of kind
+``image-classifier`` that the runtime (``realtime.crop_classifier``) checks before use.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+
+import numpy as np
+
+from export.formats import MIN_OPSET, export_onnx
+from realtime.classifier import MANIFEST, sha256_file
+from realtime.crops import CROP_SCALE
+
+
+def _with_softmax(model):
+    """The classifier with a softmax on top: the file outputs probabilities, as every shipped model does."""
+    import torch
+
+    return torch.nn.Sequential(model, torch.nn.Softmax(dim=1)).eval()
+
+
+def export_image_classifier(run: str | Path, folder: str | Path, name: str | None = None,
+                            real_images: np.ndarray | None = None, metrics: dict | None = None) -> dict:
+    """``run`` (a classifier folder with best.pt) -> ``folder``/model.onnx + manifest.json.
+
+    ``real_images`` (N, S, S, 3) uint8 RGB crops: the parity check's real inputs (random ones are always used).
+    """
+    from training.image_classifier import ImageClassifier, to_input
+
+    clf = ImageClassifier.load(run)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = name or folder.name
+    s = clf.size
+    rng = np.random.default_rng(0)
+    example = {"image": rng.uniform(-1, 1, (4, 3, s, s)).astype(np.float32)}
+    parity_sets = {"random": example}
+    if real_images is not None and len(real_images):
+        pick = rng.choice(len(real_images), min(64, len(real_images)), replace=False)
+        parity_sets["real"] = {"image": to_input(real_images[np.sort(pick)]).numpy()}
+    config = clf.info.get("config", {})
+    extra = config.get("extra", {})
+    summary = export_onnx(_with_softmax(clf.model), example, folder / "model.onnx", ["probs"],
+                          {"labels": clf.labels, "name": name, "kind": "image-classifier", "size": s},
+                          parity_inputs=parity_sets, opset=MIN_OPSET, tolerance=1e-3)
+    onnx_path = folder / "model.onnx"
+    manifest = {
+        "name": name,
+        "kind": "image-classifier",
+        "file": "model.onnx",
+        "sha256": sha256_file(onnx_path),
+        "bytes": onnx_path.stat().st_size,
+        "labels": clf.labels,
+        "arch": clf.info.get("arch"),
+        "input": {"name": "image", "shape": ["batch", 3, s, s], "dtype": "float32",
+                  "normalisation": "RGB, x / 127.5 - 1 (range -1..1)"},
+        "crop": {"framing": "square around the 21 landmarks' box (realtime.crops.SquareBox)",
+                 "scale": CROP_SCALE, "size": s},
+        "output": {"name": "probs", "shape": ["batch", len(clf.labels)], "dtype": "float32",
+                   "meaning": "class probabilities (softmax), in the order of labels"},
+        "training": {
+            "data": [extra.get("data")] if extra.get("data") else [],
+            "data_sha256": extra.get("data_sha256"),
+            "datasets_env": "FINGERSPELL_DATASETS (the datasets are not in the repository; see README)",
+            "config": {**{k: v for k, v in config.items() if k != "extra"},
+                       "test_signers": extra.get("test_signers", [])},
+            "strategy": clf.info.get("strategy"),
+            "generated": extra.get("generated"),
+            "best_epoch": clf.info.get("epoch"),
+            "command": extra.get("command"),
+        },
+        "metrics": {"val_accuracy": clf.info.get("val_acc"), "onnx_parity_max_abs": summary["parity"],
+                    **(metrics or {})},
+        "created": _dt.date.today().isoformat(),
+        "opset": MIN_OPSET,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest

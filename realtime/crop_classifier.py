@@ -1,0 +1,111 @@
+"""The image classifier stages: a hand crop from the landmarks' box, an ONNX image classifier, and the fusion of
+its probabilities with the keypoint classifier's.
+
+    --classifier keypoints   landmarks -> polar features -> keypoint classifier (the default)
+    --classifier image       landmarks -> square crop (realtime.crops, the framing the classifier trained on)
+                             -> EfficientNetV2 image classifier (paper 000)
+    --classifier fused       both, probabilities averaged with a weight (the two models must share labels)
+
+An image-classifier model folder holds ``model.onnx`` and a manifest of kind ``image-classifier`` whose
+``input`` gives the crop side and ``crop`` the framing (scale around the landmarks' box); inputs are RGB
+scaled to -1..1.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.classifier import ModelError, check_labels_metadata, open_model
+from realtime.crops import CROP_SCALE, SquareBox, crop_square
+
+CLASSIFIER_KINDS = ("keypoints", "image", "fused")
+DEFAULT_IMAGE_MODEL = "lis-letters-image"
+
+
+class HandCrop:
+    """Stage: (hand, frame) -> (1, 3, S, S) float32 in -1..1, the hand framed as in training."""
+
+    def __init__(self, size: int, scale: float = CROP_SCALE):
+        self.size, self.scale = size, scale
+
+    def crop(self, hand, frame_bgr: np.ndarray) -> np.ndarray:
+        """The RGB uint8 crop (S, S, 3), for display and tests."""
+        box = SquareBox.around(hand.landmarks[:, :2], self.scale)
+        return cv2.cvtColor(crop_square(frame_bgr, box, self.size), cv2.COLOR_BGR2RGB)
+
+    def __call__(self, hand, frame_bgr: np.ndarray) -> np.ndarray:
+        rgb = self.crop(hand, frame_bgr)
+        return (rgb.transpose(2, 0, 1)[None].astype(np.float32) / 127.5 - 1.0).copy()
+
+
+class OnnxImageClassifier:
+    """Stage: (N, 3, S, S) crops -> class probabilities, from a shipped ``image-classifier`` model."""
+
+    def __init__(self, model: str | Path = DEFAULT_IMAGE_MODEL, device: str = "auto", verify: bool = True,
+                 backend: str = "auto", precision: str = "fp32"):
+        self.folder, self.manifest, self.path, self.session = open_model(
+            model, device if backend == "auto" else "cpu", verify, "image-classifier")
+        m = self.manifest
+        ins, outs = self.session.get_inputs(), self.session.get_outputs()
+        if len(ins) != 1 or ins[0].name != m.input_name:
+            raise ModelError(f"{self.path}: inputs {[i.name for i in ins]} but the manifest says [{m.input_name!r}]")
+        shape = ins[0].shape
+        self.size = int(m.raw["input"]["shape"][-1])
+        if len(shape) != 4 or any(isinstance(d, int) and d != want for d, want in zip(shape[1:], (3, self.size, self.size))):
+            raise ModelError(f"{self.path}: input shape {shape}, but the manifest says (batch, 3, {self.size}, {self.size})")
+        out = {o.name: o for o in outs}
+        if m.output_name not in out:
+            raise ModelError(f"{self.path}: no output {m.output_name!r} (has {list(out)})")
+        n = out[m.output_name].shape[-1]
+        if isinstance(n, int) and n != len(m.labels):
+            raise ModelError(f"{self.path}: {n} outputs but the manifest lists {len(m.labels)} labels")
+        check_labels_metadata(self.session, self.path, m.labels)
+        self.labels = m.labels
+        self.crop = HandCrop(self.size, float(m.raw.get("crop", {}).get("scale", CROP_SCALE)))
+        from realtime.backends import make_backend
+
+        self.backend = make_backend(backend, self.folder, device, precision, session=self.session, verify=False)
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(crops, dtype=np.float32).reshape(-1, 3, self.size, self.size)
+        probs = self.backend.run({self.manifest.input_name: x})[self.manifest.output_name]
+        return probs[0] if len(x) == 1 else probs
+
+
+class FusedInputs:
+    """Stage: (hand, frame) -> (keypoint features, hand crop), the inputs of both classifiers."""
+
+    def __init__(self, features, crop: HandCrop):
+        self.features, self.crop = features, crop
+
+    def __call__(self, hand, frame_bgr: np.ndarray):
+        return self.features(hand, frame_bgr), self.crop(hand, frame_bgr)
+
+
+class FusedClassifier:
+    """Stage: (features, crop) -> ``weight`` x image probabilities + (1 - weight) x keypoint probabilities.
+
+    The keypoints carry the hand's geometry, the crop its appearance (finger contact, thumb position hidden in
+    the landmarks' noise); averaging probabilities is the simplest fusion that needs no joint training."""
+
+    def __init__(self, keypoint_classifier, image_classifier: OnnxImageClassifier, weight: float = 0.5):
+        if not 0 <= weight <= 1:
+            raise ValueError(f"the image weight must be within [0, 1], got {weight}")
+        kp, im = list(keypoint_classifier.labels), list(image_classifier.labels)
+        if sorted(kp) != sorted(im):
+            raise ModelError(f"cannot fuse models with different labels: keypoints {kp}, image {im} "
+                             "(e.g. --model lis-letters with --image-model lis-letters-image)")
+        self.keypoints, self.image, self.weight = keypoint_classifier, image_classifier, weight
+        self.labels = kp
+        self.manifest = image_classifier.manifest  # what the image model was trained on (eval's warning)
+        self.name = f"{keypoint_classifier.manifest.name}+{image_classifier.manifest.name}"
+        self._order = np.array([im.index(c) for c in kp])  # image columns in the keypoint model's order
+        self.spec = keypoint_classifier.spec
+
+    def __call__(self, inputs) -> np.ndarray:
+        features, crop = inputs
+        p_kp = self.keypoints(features)
+        p_im = self.image(crop)[..., self._order]
+        return self.weight * p_im + (1 - self.weight) * p_kp

@@ -1,0 +1,180 @@
+"""Paper 000's strategies for generated data (eq. 1-5 on scripted values), the experiment grid's pieces, a short
+real run of each strategy, and the image classifier in the runtime (export, manifest checks, fusion)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import manifest_rows, need_dataset, small_copy
+from test_gan_metrics import blobs
+from training.image_classifier import ClassifierConfig, to_input, train_with_strategy
+from training.splits import limit_per_class
+from training.strategies import (
+    StrategyConfig,
+    mixup_batch,
+    regularized_loss,
+    regularizer_weight,
+    soft_cross_entropy,
+)
+from training.strategy_experiments import Row, grid, results_table
+
+
+# -- eq. 1-3 -------------------------------------------------------------------------------------------
+def test_regularizer_schedules_eq2_eq3():
+    dec = [regularizer_weight(t, 0.5, 0.1, "decreasing") for t in range(4)]
+    inc = [regularizer_weight(t, 0.5, 0.1, "increasing") for t in range(4)]
+    assert dec == pytest.approx([0.5, 0.45, 0.405, 0.3645])
+    assert inc == pytest.approx([0.5, 0.55, 0.595, 0.6355])
+    assert regularizer_weight(500, 0.2, 0.1, "increasing") == pytest.approx(1.0)
+    assert regularizer_weight(500, 0.2, 0.1, "decreasing") == pytest.approx(0.0)
+    assert regularizer_weight(7, 0.3, 0.0, "decreasing") == pytest.approx(0.3)  # rate 0: constant
+    with pytest.raises(ValueError, match="schedule"):
+        regularizer_weight(1, 0.5, 0.1, "sideways")
+
+
+def test_regularized_loss_eq1_on_hand_computed_values():
+    lr = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    lg = torch.tensor([[0.0, 3.0]])
+    yr, yg = torch.tensor([0, 1]), torch.tensor([0])
+    ce_r = (np.log(1 + np.exp(-2.0)) + np.log(1 + np.exp(-1.0))) / 2
+    ce_g = np.log(1 + np.exp(3.0))
+    assert float(regularized_loss(lr, yr, lg, yg, 0.25)) == pytest.approx(ce_r + 0.25 * ce_g, rel=1e-6)
+    assert float(regularized_loss(lr, yr, lg, yg, 0.0)) == pytest.approx(ce_r, rel=1e-6)
+
+
+# -- eq. 4-5 -------------------------------------------------------------------------------------------
+def _mix_inputs(n=64):
+    x_real = torch.rand(n, 3, 4, 4)
+    x_gen = -torch.rand(n, 3, 4, 4)  # negative: a partner from the generated set is recognisable
+    y_real = torch.zeros(n, dtype=torch.long)  # class 0 real, class 2 generated
+    y_gen = torch.full((n,), 2)
+    return x_real, y_real, x_gen, y_gen
+
+
+def test_mixup_with_synthetic_probability_one_mixes_each_real_sample_with_its_generated_partner():
+    torch.manual_seed(0)
+    x_real, y_real, x_gen, y_gen = _mix_inputs()
+    x, y, synthetic = mixup_batch(x_real, y_real, x_gen, y_gen, 3, synthetic_prob=1.0, alpha=0.4)
+    assert synthetic.all()
+    a = y[:, 0]  # the real sample's weight is its class's share of the soft target (eq. 4)
+    assert torch.allclose(y.sum(1), torch.ones(len(y)))
+    assert torch.allclose(y[:, 2], 1 - a) and (y[:, 1] == 0).all()
+    assert torch.allclose(x, a[:, None, None, None] * x_real + (1 - a[:, None, None, None]) * x_gen, atol=1e-6)
+    assert 0 < a.min() and a.max() < 1 and a.std() > 0.1  # Beta draws, not a constant
+
+
+def test_mixup_with_synthetic_probability_zero_mixes_real_with_real():
+    torch.manual_seed(1)
+    x_real, y_real, x_gen, y_gen = _mix_inputs()
+    x, y, synthetic = mixup_batch(x_real, y_real, x_gen, y_gen, 3, synthetic_prob=0.0, alpha=0.4)
+    assert not synthetic.any()
+    assert (x >= 0).all() and torch.allclose(y[:, 0], torch.ones(len(y)))  # only real images, only real labels
+
+
+def test_mixup_lambda_is_the_fraction_of_synthetic_partners():
+    torch.manual_seed(2)
+    x_real, y_real, x_gen, y_gen = _mix_inputs(4000)
+    _, _, synthetic = mixup_batch(x_real, y_real, x_gen, y_gen, 3, synthetic_prob=0.3, alpha=0.4)
+    assert synthetic.float().mean().item() == pytest.approx(0.3, abs=0.03)
+    with pytest.raises(ValueError, match="generated candidate"):
+        mixup_batch(x_real, y_real, x_gen[:10], y_gen[:10], 3, 0.5, 0.4)
+
+
+def test_soft_cross_entropy_of_one_hot_targets_is_cross_entropy():
+    logits = torch.randn(5, 4)
+    y = torch.tensor([0, 3, 1, 1, 2])
+    assert float(soft_cross_entropy(logits, F.one_hot(y, 4).float())) == pytest.approx(float(F.cross_entropy(logits, y)))
+
+
+def test_strategy_config_rejects_nonsense():
+    with pytest.raises(ValueError, match="strategy"):
+        StrategyConfig("pretrain-twice")
+    with pytest.raises(ValueError, match="lambda0"):
+        StrategyConfig("regularizer", lambda0=1.5)
+    with pytest.raises(ValueError, match="mixup_alpha"):
+        StrategyConfig("mixup", mixup_alpha=0)
+
+
+# -- reductions, filtering and the grid ----------------------------------------------------------------
+def test_stratified_reduction_keeps_k_per_class_and_is_reproducible():
+    labels = np.array(list("A" * 30 + "B" * 7 + "C" * 12))
+    keep = limit_per_class(labels, np.arange(len(labels)), 5, seed=0)
+    assert {c: int((labels[keep] == c).sum()) for c in "ABC"} == {"A": 5, "B": 5, "C": 5}
+    assert keep.tolist() == limit_per_class(labels, np.arange(len(labels)), 5, seed=0).tolist()
+    few = limit_per_class(labels, np.arange(len(labels)), 10, seed=0)
+    assert int((labels[few] == "B").sum()) == 7  # a class with fewer keeps all of them
+
+
+def test_grid_rows_and_table():
+    rows = grid(["lis"], [5, None], ["reacgan"], ["pretrain", "mixup"], (False, True), seeds=(0, 1))
+    assert len(rows) == 2 * 2 * (1 + 4)  # regimes x seeds x (real + 2 strategies x 2 filters)
+    assert Row("lis", 5).method == "real" and Row("lis", 5, "reacgan", "pretrain", True).method == "reacgan filtered pretrain"
+    assert Row("lis", None, "spade@massey", "mixup").folder == "lis/full/spade-at-massey-mixup/seed0"
+    with pytest.raises(ValueError, match="REAL rows"):
+        Row("lis", 5, "reacgan", "real")
+    with pytest.raises(ValueError, match="source"):
+        Row("lis", 5, "stylegan", "pretrain")
+    fake = [{"row": {"dataset": "lis"}, "method": m, "regime": "k5", "test_acc": a, "test_signers": ["GIULIA"]}
+            for m, a in [("real", 0.2), ("real", 0.3), ("reacgan pretrain", 0.5)]]
+    table = results_table(fake)
+    assert "| real | 25.0 ± 7.1 (2) |" in table and "| reacgan pretrain | 50.0 (1) |" in table
+
+
+# -- a short run of each strategy -----------------------------------------------------------------------
+@pytest.mark.parametrize("strategy", ["real", "pretrain", "regularizer", "mixup"])
+def test_each_strategy_trains_on_blobs(tmp_path, strategy):
+    x, y = blobs(20)
+    xg, yg = blobs(10, seed=5)
+    cfg = ClassifierConfig(arch="cnn", epochs=4, batch_size=8, lr=1e-3, flip=False)
+    clf = train_with_strategy(x, y, x[::3], y[::3], ["A", "B", "C"], tmp_path, cfg,
+                              StrategyConfig(strategy, pretrain_epochs=2), (xg, yg), progress=False)
+    hist = json.loads((tmp_path / "history.json").read_text())
+    assert len(hist) == 4 and all(np.isfinite(h["train_loss"]) for h in hist)
+    assert (np.asarray(clf.labels)[clf.probabilities(to_input(x)).argmax(1)] == y).mean() > 0.8
+    assert (tmp_path / "pretrain" / "best.pt").exists() == (strategy == "pretrain")
+    if strategy == "regularizer":
+        assert [round(h["lambda"], 4) for h in hist] == [0.5, 0.45, 0.405, 0.3645]
+    if strategy != "real":
+        with pytest.raises(ValueError, match="generated"):
+            train_with_strategy(x, y, x, y, ["A", "B", "C"], tmp_path / "none", cfg, StrategyConfig(strategy), None,
+                                progress=False)
+
+
+def test_resume_refuses_another_recipe(tmp_path):
+    x, y = blobs(10)
+    cfg = ClassifierConfig(arch="cnn", epochs=1, batch_size=8, flip=False)
+    train_with_strategy(x, y, x, y, ["A", "B", "C"], tmp_path, cfg, StrategyConfig("real"), progress=False)
+    with pytest.raises(ValueError, match="different recipe"):
+        train_with_strategy(x, y, x, y, ["A", "B", "C"], tmp_path, cfg, StrategyConfig("mixup"), (x, y),
+                            progress=False)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("strategy", ["real", "pretrain", "regularizer", "mixup"])
+def test_each_strategy_on_real_lis_crops(tmp_path, strategy):
+    """A short real run: EfficientNetV2 (the CPU preset) on lis hand crops, generated data from a fresh ReACGAN."""
+    from training.gan.config import GANConfig
+    from training.gan.sampling import generate, load_generator, to_uint8
+    from training.gan.trainer import GANTrainer
+    from training.hand_crops import load_hand_crops
+
+    src = need_dataset("lis")
+    rows = [r for r in manifest_rows(src) if r["label"] in ("A", "B", "C")][::50][:30]
+    small_copy(src, tmp_path / "lis", rows)
+    crops = load_hand_crops(tmp_path / "lis", 32, cache_dir=tmp_path / "cache", progress=False)
+    gan = GANConfig(dataset=str(tmp_path / "lis"), steps=2, size=32, g_ch=8, d_ch=8, batch_size=8, embed_dim=16)
+    GANTrainer(gan, tmp_path / "gan", data=crops, progress=False).train()
+    g = load_generator(tmp_path / "gan")
+    xg = np.concatenate([to_uint8(generate(g, c, 6, seed=i)) for i, c in enumerate("ABC")])
+    yg = np.repeat(list("ABC"), 6)
+    cfg = ClassifierConfig(arch="efficientnet_v2_t", epochs=2, batch_size=8)
+    clf = train_with_strategy(crops.images, crops.labels, crops.images[::4], crops.labels[::4], ["A", "B", "C"],
+                              tmp_path / "clf", cfg, StrategyConfig(strategy, pretrain_epochs=1), (xg, yg),
+                              progress=False)
+    hist = json.loads((tmp_path / "clf" / "history.json").read_text())
+    assert len(hist) == 2 and all(np.isfinite(h["val_loss"]) for h in hist)
+    assert clf.probabilities(to_input(crops.images[:3])).shape == (3, 3)

@@ -1,0 +1,299 @@
+"""``fingerspell train classifier`` (one image classifier, one strategy) and ``train classifier-grid`` (paper 000's
+experiments, ``training.strategy_experiments``). Registered by ``realtime.cli``; heavy imports stay inside.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from realtime.cli import _fail, _int_range
+from training.gan.commands import _Formatter, _labels
+
+_positive = _int_range(1)
+
+
+def _unit(text: str) -> float:
+    v = float(text)
+    if not 0 <= v <= 1:
+        raise ValueError
+    return v
+
+
+def read_generated(folder: str | os.PathLike, size: int, labels: list[str]):
+    """A generated image folder (``fingerspell generate``: LABEL/NNNNNN.png + manifest.csv) at ``size``."""
+    import cv2
+    import numpy as np
+
+    from training.data import ImageFolder, read_image
+
+    ds = ImageFolder(folder)
+    unknown = sorted(set(ds.labels) - set(labels))
+    if unknown:
+        raise ValueError(f"{folder}: generated classes {unknown} are not classes of the real data ({labels})")
+    images, names, bad = [], [], 0
+    for s in ds.samples:
+        img = read_image(s.path)
+        if img is None:
+            bad += 1
+            continue
+        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
+        images.append(cv2.cvtColor(cv2.resize(img, (size, size), interpolation=interp), cv2.COLOR_BGR2RGB))
+        names.append(s.label)
+    if bad:
+        print(f"warning: {bad} unreadable images in {folder} skipped", file=sys.stderr)
+    if not images:
+        raise ValueError(f"{folder}: no readable generated images")
+    return np.stack(images), np.asarray(names)
+
+
+def cmd_train_classifier(args) -> int:
+    import numpy as np
+
+    from training.gan.sampling import top_k_per_class
+    from training.gan.trainer import resolve_dataset
+    from training.hand_crops import load_hand_crops
+    from training.image_classifier import ClassifierConfig, ImageClassifier, to_input, train_with_strategy
+    from training.splits import limit_per_class, stratified_indices
+    from training.strategies import StrategyConfig
+    from training.strategy_experiments import DATASETS
+    from training.train_j2s import resolve_device
+
+    try:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        root = resolve_dataset(args.data, args.datasets)
+        spec = DATASETS.get(root.name)
+        crop = args.crop or (spec.crop if spec else "hand")
+        test_signers = args.test_signers if args.test_signers is not None else list(spec.test_signers if spec else [])
+        crops = load_hand_crops(root, args.size, crop, labels=_labels(args.labels), cache_dir=args.cache_dir)
+        labels = crops.classes
+        unknown = sorted(set(test_signers) - set(crops.signers.tolist()))
+        if unknown:
+            raise ValueError(f"test signers {unknown} are not in {root.name} (it has {sorted(set(crops.signers))})")
+        test = np.flatnonzero(np.isin(crops.signers, test_signers))
+        pool = np.flatnonzero(~np.isin(crops.signers, test_signers))
+        if args.per_class:
+            train = limit_per_class(crops.labels, pool, args.per_class, seed=0)
+            val = limit_per_class(crops.labels, np.setdiff1d(pool, train), 10, seed=1)
+        else:
+            tr, va = stratified_indices(crops.labels[pool], (0.9, 0.1), seed=0)
+            train, val = pool[tr], pool[va]
+        strategy = StrategyConfig(args.strategy, args.pretrain_epochs, args.schedule, args.lambda0, args.rate,
+                                  args.mixup_lambda, args.mixup_alpha)
+        generated = None
+        if strategy.uses_generated:
+            if not args.generated:
+                raise ValueError(f"--strategy {args.strategy} needs --generated DIR (from 'fingerspell generate')")
+            generated = read_generated(args.generated, args.size, labels)
+            if args.filter_top_k:
+                if not args.scorer:
+                    raise ValueError("--filter-top-k needs --scorer: a classifier trained on real data "
+                                     "(e.g. this command's output with --strategy real)")
+                scorer = ImageClassifier.load(args.scorer)
+                p = scorer.probabilities(to_input(generated[0]))
+                score = p[np.arange(len(p)), [scorer.labels.index(c) for c in generated[1]]]
+                keep = top_k_per_class(score, generated[1], args.filter_top_k)
+                generated = (generated[0][keep], generated[1][keep])
+                print(f"filtered: kept the top {args.filter_top_k} of each class ({len(keep)} images), "
+                      f"mean p(class) {score[keep].mean():.3f} against {score.mean():.3f} before")
+        out = Path(args.out or f"runs/classifier/{root.name}-{args.strategy}")
+        config = ClassifierConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                  seed=args.seed, weights=args.weights,
+                                  extra={"data": root.name, "data_sha256": {root.name: crops.data_sha256},
+                                         "crop": crop, "size": args.size,
+                                         "test_signers": test_signers, "per_class": args.per_class,
+                                         "generated": args.generated, "filter_top_k": args.filter_top_k,
+                                         "command": " ".join(["fingerspell"] + sys.argv[1:])})
+        print(f"{root.name}: {len(train)} training, {len(val)} validation, {len(test)} test images "
+              f"(test signers {test_signers or 'none'}); strategy {args.strategy}")
+        clf = train_with_strategy(crops.images[train], crops.labels[train], crops.images[val], crops.labels[val],
+                                  labels, out, config, strategy, generated, resolve_device(args.device))
+        report = test_report(clf, crops.images[test], crops.labels[test], out)
+        report.update(data=root.name, test_signers=test_signers, train_images=int(len(train)),
+                      strategy=strategy.strategy, best_epoch=clf.info["epoch"])
+        (out / "report.json").write_text(json.dumps(report, indent=1))
+        print(f"best epoch {clf.info['epoch']} (val loss {clf.info['val_loss']:.3f}); "
+              + (f"test accuracy {report['accuracy']:.1%} on {len(test)} images of {test_signers}" if len(test)
+                 else "no test signers: no test accuracy"))
+        if args.export:
+            from export.image_export import export_image_classifier
+
+            export_image_classifier(out, args.export, args.name, crops.images[test] if len(test) else crops.images[val],
+                                    {"test_accuracy": report.get("accuracy"), "test_signers": test_signers})
+            print(f"exported {args.export}/model.onnx + manifest.json")
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        return _fail(str(e))
+    return 0
+
+
+def test_report(clf, images, labels, out: Path | None = None) -> dict:
+    """Accuracy, per-class accuracy and confusion matrix on held-out images, with the usual plots."""
+    import numpy as np
+
+    from training.image_classifier import to_input
+
+    if not len(images):
+        return {"accuracy": None}
+    pred = clf.probabilities(to_input(images)).argmax(1)
+    truth = np.array([clf.labels.index(c) for c in labels])
+    n = len(clf.labels)
+    cm = np.zeros((n, n + 1), int)  # the last column ("no hand") stays empty: crops always have a hand
+    np.add.at(cm, (truth, pred), 1)
+    report = {"accuracy": float(np.mean(pred == truth)), "labels": clf.labels, "confusion_matrix": cm.tolist(),
+              "per_class": {c: {"accuracy": float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None,
+                                "n": int(cm[i].sum())} for i, c in enumerate(clf.labels)}}
+    if out is not None:
+        from training.plots import plot_confusion, plot_per_class
+
+        plot_confusion(report, out / "confusion_matrix.png")
+        plot_per_class(report, out / "per_class.png")
+    return report
+
+
+def cmd_classifier_grid(args) -> int:
+    from training.strategy_experiments import (
+        PRESETS,
+        Experiment,
+        collect,
+        grid,
+    )
+    from training.train_j2s import resolve_device
+
+    try:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        regimes = [None if r == "full" else int(r) for r in _labels(args.regimes)]
+        filtered = {"no": (False,), "yes": (True,), "both": (False, True)}[args.filtered]
+        rows = grid(_labels(args.data), regimes, _labels(args.sources), _labels(args.strategies), filtered,
+                    tuple(range(args.seeds)))
+        preset = PRESETS[args.preset]
+        if args.epochs:
+            preset = replace(preset, full_epochs=args.epochs)
+        exp = Experiment(preset, args.datasets, args.out, args.cache_dir, resolve_device(args.device))
+        for i, row in enumerate(rows, 1):
+            print(f"[{i}/{len(rows)}] {row.dataset} {row.regime} {row.method} seed {row.seed}", flush=True)
+            r = exp.run(row)
+            print(f"    test accuracy {r['test_acc']:.1%} (best epoch {r['best_epoch']} of {r['epochs']})", flush=True)
+        results = collect(args.out)
+        if args.doc:
+            write_strategies_doc(results, args.doc, args.out)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        return _fail(str(e))
+    return 0
+
+
+def write_strategies_doc(results: list[dict], doc: str, out: str) -> None:
+    """The results tables and figures (docs/strategies.md keeps its hand-written text above the marker)."""
+    from training.strategy_experiments import (
+        convergence_table,
+        plot_convergence,
+        plot_per_class_difference,
+        results_table,
+    )
+
+    doc = Path(doc)
+    figdir = doc.parent / "strategies"
+    figdir.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for ds in sorted({r["row"]["dataset"] for r in results}):
+        for regime in sorted({r["regime"] for r in results if r["row"]["dataset"] == ds}):
+            methods = sorted({r["method"] for r in results if (r["row"]["dataset"], r["regime"]) == (ds, regime)})
+            pre = [m for m in methods if m.endswith("pretrain")]
+            for m in pre[:2]:
+                name = f"{ds}-{regime}-{m.replace(' ', '-').replace('@', '-at-')}-minus-real.png"
+                if plot_per_class_difference(results, ds, regime, m, figdir / name):
+                    figures.append(f"![{ds} {regime} {m} minus real](strategies/{name})")
+            name = f"{ds}-{regime}-convergence.png"
+            if plot_convergence(results, ds, regime, ["real"] + pre, figdir / name):
+                figures.append(f"![{ds} {regime} convergence](strategies/{name})")
+    marker = "<!-- results: written by fingerspell train classifier-grid --doc; do not edit below -->"
+    head = doc.read_text().split(marker)[0] if doc.exists() else "# GAN-generated hands for image classifiers\n\n"
+    body = ["## Test accuracy (%), held-out signers", "", results_table(results), "",
+            "## Convergence", "", convergence_table(results), "", "## Figures", "", *figures, ""]
+    doc.write_text(head.rstrip() + "\n\n" + marker + "\n\n" + "\n".join(body))
+    print(f"wrote {doc} ({len(results)} runs from {out})")
+
+
+def register(tsub) -> None:
+    fmt = _Formatter
+    c = tsub.add_parser(
+        "classifier", help="train an image classifier on hand crops, with or without generated data (paper 000)",
+        description="EfficientNetV2 (or the small CNN) on square hand crops framed by the landmarks, Adam with the "
+                    "paper's settings, the best epoch by validation loss; resumable (the same command continues). "
+                    "Strategies (paper 000, section 3.1): real; pretrain (train on --generated, then fine-tune on the "
+                    "real images); regularizer (real loss + lambda(t) x generated loss, eq. 1-3); mixup (each real "
+                    "image mixed with a generated one with probability --mixup-lambda, else with another real one, "
+                    "eq. 4-5). Test accuracy is on held-out signers (GIULIA for lis).", formatter_class=fmt)
+    c.add_argument("--data", default="lis", help="dataset name (under $FINGERSPELL_DATASETS) or folder")
+    c.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
+    c.add_argument("--strategy", choices=("real", "pretrain", "regularizer", "mixup"), default="real",
+                   help="how generated images are used")
+    c.add_argument("--generated", metavar="DIR", help="generated image folder from 'fingerspell generate'")
+    c.add_argument("--filter-top-k", type=_positive, metavar="K",
+                   help="keep the K generated images per class that --scorer finds most likely to show their class")
+    c.add_argument("--scorer", help="classifier folder trained on real data, for --filter-top-k")
+    c.add_argument("--arch", choices=("efficientnet_v2_t", "efficientnet_v2_s", "efficientnet_v2_m", "cnn"),
+                   default="efficientnet_v2_s",
+                   help="efficientnet_v2_s/_m as the paper; _t: the CPU preset (half width, a third of the depth)")
+    c.add_argument("--weights", metavar="FILE", help="EfficientNetV2 state dict to start from (e.g. ImageNet weights "
+                                                     "obtained elsewhere); default: from scratch")
+    c.add_argument("--size", type=_int_range(16, 512), default=64, help="crop side in pixels")
+    c.add_argument("--crop", choices=("hand", "whole"), help="hand: framed by the landmarks; whole: the photo "
+                                                             "(default: the dataset's, hand for unknown ones)")
+    c.add_argument("--labels", help="comma-separated subset of the classes (default: all)")
+    c.add_argument("--test-signers", nargs="*", help="signers held out for the test accuracy (default: the "
+                                                     "dataset's: GIULIA for lis, subject9/10 for lsa16, hand5 for "
+                                                     "massey); give none to use every signer")
+    c.add_argument("--per-class", type=_positive, metavar="K", help="limited data: K real images per class")
+    c.add_argument("--epochs", type=_positive, default=30, help="epochs on real data")
+    c.add_argument("--pretrain-epochs", type=_positive, default=10, help="pretrain: epochs on generated data")
+    c.add_argument("--batch-size", type=_positive, default=64, help="batch size")
+    c.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (betas 0, 0.999, eps 1e-6)")
+    c.add_argument("--schedule", choices=("increasing", "decreasing"), default="decreasing",
+                   help="regularizer: lambda(t) grows to 1 (eq. 2) or decays to 0 (eq. 3)")
+    c.add_argument("--lambda0", type=_unit, default=0.5, help="regularizer: lambda at epoch 0")
+    c.add_argument("--rate", type=_unit, default=0.1, help="regularizer: lambda's change rate per epoch")
+    c.add_argument("--mixup-lambda", type=_unit, default=0.5,
+                   help="mixup: probability that a real image's partner is generated (eq. 5)")
+    c.add_argument("--mixup-alpha", type=float, default=0.4, help="mixup: Beta(alpha, alpha) mixing weights (eq. 4)")
+    c.add_argument("--seed", type=int, default=0, help="random seed")
+    c.add_argument("--out", help="run folder (default: runs/classifier/DATA-STRATEGY)")
+    c.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json to DIR "
+                                                   "(e.g. weights/lis-letters-image)")
+    c.add_argument("--name", help="model name in the exported manifest (default: the folder's name)")
+    c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
+    c.add_argument("--threads", type=_positive, help="torch CPU threads (default: all cores)")
+    c.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
+    c.set_defaults(func=cmd_train_classifier)
+
+    g = tsub.add_parser(
+        "classifier-grid", help="paper 000's experiments: strategies x GAN sources x data sizes, tables and plots",
+        description="Runs every row of the grid (each resumable and cached under --out; GANs for the limited-data "
+                    "rows are retrained on exactly those K images per class), then writes the accuracy table "
+                    "(mean and spread over seeds), the per-class difference plot (pretrain minus real, the paper's "
+                    "Figure 7) and the convergence curves to --doc. The cpu preset (32x32, EfficientNetV2-t) fits "
+                    "the limited-data rows on 2 cores; gpu is the paper's scale (64x64, EfficientNetV2-S).",
+        formatter_class=fmt)
+    g.add_argument("--preset", choices=("cpu", "gpu"), default="cpu", help="sizes, architecture, epochs, GAN steps")
+    g.add_argument("--data", default="lis", help="comma-separated datasets: lis, lsa16, massey")
+    g.add_argument("--regimes", default="5,10,20", help="comma-separated K per class, or 'full'")
+    g.add_argument("--sources", default="reacgan", help="comma-separated generated sources: reacgan, spade, "
+                                                        "spade@massey, spade@kaggle_asl (multi-source)")
+    g.add_argument("--strategies", default="pretrain,regularizer,mixup", help="comma-separated strategies besides real")
+    g.add_argument("--filtered", choices=("no", "yes", "both"), default="no", help="top-K filtered generated data")
+    g.add_argument("--seeds", type=_positive, default=3, help="seeds per row")
+    g.add_argument("--epochs", type=_positive, help="override the preset's full-data epochs")
+    g.add_argument("--out", default="runs/strategies", help="folder of runs, GANs and generated sets (resumable)")
+    g.add_argument("--doc", default="docs/strategies.md", help="markdown page for the tables and figures")
+    g.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
+    g.add_argument("--threads", type=_positive, help="torch CPU threads (default: all cores)")
+    g.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
+    g.set_defaults(func=cmd_classifier_grid)

@@ -1,0 +1,362 @@
+"""Paper 000's experiments on our data: do GAN-generated hands help an image classifier, and how best to use them?
+
+One *row* is one classifier run: a dataset, a training-set size (K real images per class, or all), a source of
+generated images (none, ReACGAN, SPADE, or SPADE trained on another dataset and fed this one's poses), one of
+the four strategies, filtered or not, and a seed. ``fingerspell train classifier-grid`` runs a grid of rows
+(each resumable, skipped when its ``result.json`` exists) and writes the tables and figures of
+``docs/strategies.md``.
+
+Protocol (what the paper did, where our data allows):
+- test: whole signers held out (signer-independent), the same for every row of a dataset;
+- limited data: K images per class drawn once (stratified, seed 0) from the other signers; the GANs are
+  retrained on exactly those images, and SPADE draws its poses from them; validation (early stopping only) is
+  another 10 per class of the same signers;
+- seeds change the classifier's initialisation, batches and generated samples, not the K images: the spread
+  over seeds is the training noise, not the luck of the draw of K;
+- filtering keeps the top-K of twice as many generated images, scored by the REAL row's classifier of the
+  same data and seed (a classifier trained on real data, as §3.1.4; in the limited rows it saw only K images).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from training.image_classifier import ClassifierConfig, ImageClassifier, to_input, train_with_strategy
+from training.splits import limit_per_class, stratified_indices
+from training.strategies import STRATEGIES, StrategyConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How big everything is. ``cpu`` fits the limited-data grid into a session on 2 cores."""
+
+    name: str
+    size: int  # crop side, pixels
+    arch: str
+    batch_size: int
+    limited_steps: int  # optimizer steps of a limited-data run (its epochs follow from K)
+    full_epochs: int
+    pretrain_epochs: int
+    generated_per_class: int
+    gan_steps: int  # steps of a GAN retrained on a limited set
+    val_per_class: int = 10
+
+
+PRESETS = {
+    "cpu": Preset("cpu", 32, "efficientnet_v2_t", 32, limited_steps=600, full_epochs=12, pretrain_epochs=10,
+                  generated_per_class=50, gan_steps=800),
+    "gpu": Preset("gpu", 64, "efficientnet_v2_s", 64, limited_steps=3000, full_epochs=40, pretrain_epochs=20,
+                  generated_per_class=500, gan_steps=10000),
+}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    crop: str  # hand: framed by the landmarks; whole: the photo (gloved lsa16, where detection often fails)
+    test_signers: tuple[str, ...]
+
+
+DATASETS = {
+    "lis": DatasetSpec("hand", ("GIULIA",)),
+    "lsa16": DatasetSpec("whole", ("subject9", "subject10")),
+    "massey": DatasetSpec("hand", ("hand5",)),
+}
+SOURCES = ("none", "reacgan", "spade", "spade@massey", "spade@kaggle_asl")
+
+
+@dataclass(frozen=True)
+class Row:
+    dataset: str
+    per_class: int | None  # None: all training images
+    source: str = "none"  # see SOURCES; "spade@X": SPADE trained on dataset X, fed this dataset's poses
+    strategy: str = "real"
+    filtered: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {self.dataset!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if (self.strategy == "real") != (self.source == "none") or (self.filtered and self.strategy == "real"):
+            raise ValueError(f"{self}: REAL rows have no generated source; other strategies need one")
+
+    @property
+    def regime(self) -> str:
+        return "full" if self.per_class is None else f"k{self.per_class}"
+
+    @property
+    def method(self) -> str:
+        if self.strategy == "real":
+            return "real"
+        return f"{self.source} {'filtered ' if self.filtered else ''}{self.strategy}"
+
+    @property
+    def folder(self) -> str:
+        return f"{self.dataset}/{self.regime}/{self.method.replace(' ', '-').replace('@', '-at-')}/seed{self.seed}"
+
+
+def grid(datasets, regimes, sources, strategies, filtered=(False,), seeds=(0, 1, 2)) -> list[Row]:
+    """Every combination, with one REAL row per dataset, regime and seed. ``regimes``: K values or None."""
+    rows = []
+    for ds in datasets:
+        for k in regimes:
+            for seed in seeds:
+                rows.append(Row(ds, k, seed=seed))
+                for src in sources:
+                    for strat in strategies:
+                        for f in filtered:
+                            if src != "none" and strat != "real":
+                                rows.append(Row(ds, k, src, strat, f, seed))
+    return rows
+
+
+class Experiment:
+    """Runs rows, sharing data, GANs and generated sets between them; everything lands under ``out``."""
+
+    def __init__(self, preset: Preset, datasets_root, out="runs/strategies", cache_dir=None, device="cpu",
+                 strategy_defaults: StrategyConfig | None = None, progress: bool = True):
+        self.preset, self.root, self.out = preset, datasets_root, Path(out)
+        self.cache_dir, self.device, self.progress = cache_dir, device, progress
+        self.strategy_defaults = strategy_defaults or StrategyConfig()
+        self._crops: dict = {}
+
+    # -- data -----------------------------------------------------------------------------------------
+    def crops(self, dataset: str):
+        if dataset not in self._crops:
+            from training.gan.trainer import resolve_dataset
+            from training.hand_crops import load_hand_crops
+
+            self._crops[dataset] = load_hand_crops(resolve_dataset(dataset, self.root), self.preset.size,
+                                                   DATASETS[dataset].crop, cache_dir=self.cache_dir,
+                                                   progress=self.progress)
+        return self._crops[dataset]
+
+    def split(self, dataset: str, per_class: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(train, val, test) indices into ``crops(dataset)``; the K-per-class draw is the GAN's own."""
+        crops = self.crops(dataset)
+        spec = DATASETS[dataset]
+        test = np.flatnonzero(np.isin(crops.signers, spec.test_signers))
+        pool = np.flatnonzero(~np.isin(crops.signers, spec.test_signers))
+        if not len(test):
+            raise ValueError(f"{dataset}: none of the test signers {spec.test_signers} is in the data")
+        if per_class is None:
+            tr, va = stratified_indices(crops.labels[pool], (0.9, 0.1), seed=0)
+            return pool[tr], pool[va], test
+        train = limit_per_class(crops.labels, pool, per_class, seed=0)  # = training_set(config with per_class)
+        rest = np.setdiff1d(pool, train)
+        return train, limit_per_class(crops.labels, rest, self.preset.val_per_class, seed=1), test
+
+    # -- generators -----------------------------------------------------------------------------------
+    def gan_config(self, dataset: str, model: str, per_class: int | None):
+        from training.gan.config import CONFIG_DIR, GANConfig, load_config
+
+        shipped = f"{dataset}-{model}-{self.preset.name}"
+        if (CONFIG_DIR / f"{shipped}.yaml").exists():
+            cfg = load_config(shipped)
+        else:
+            cfg = GANConfig(name=shipped, model=model, dataset=dataset, crop=DATASETS[dataset].crop,
+                            size=self.preset.size)
+        cfg = replace(cfg, exclude_signers=list(DATASETS[dataset].test_signers), size=self.preset.size)
+        if per_class is not None:
+            cfg = replace(cfg, name=f"{cfg.name}-k{per_class}", per_class=per_class, steps=self.preset.gan_steps,
+                          seed=0)
+        return cfg
+
+    def generator(self, dataset: str, model: str, per_class: int | None):
+        """The GAN of this data: trained on first use (resumable), full-data GANs shared with ``train gan``."""
+        from training.gan.sampling import load_generator
+        from training.gan.trainer import GANTrainer
+
+        cfg = self.gan_config(dataset, model, per_class)
+        out = Path("runs/gan") / cfg.name if per_class is None else self.out / "gans" / cfg.name
+        done = out / "checkpoint.pt"
+        if not done.exists() or load_generator(out).step < cfg.steps:
+            GANTrainer(cfg, out, datasets=self.root, cache_dir=self.cache_dir, progress=self.progress).train()
+        return load_generator(out, self.device)
+
+    def generated(self, row: Row) -> tuple[np.ndarray, np.ndarray]:
+        """The row's generated images (uint8) and labels, cached per GAN, count, filter and seed."""
+        from training.gan.sampling import PoseSource, generate, to_uint8, top_k_per_class
+
+        n = self.preset.generated_per_class
+        model, _, source_ds = row.source.partition("@")
+        path = (self.out / "generated" / f"{row.dataset}-{row.regime}-{row.source}-n{n}"
+                f"{'-top' if row.filtered else ''}-seed{row.seed}.npz")
+        if path.exists():
+            with np.load(path) as z:
+                return z["images"], z["labels"]
+        crops = self.crops(row.dataset)
+        train, _, _ = self.split(row.dataset, row.per_class)
+        labels = sorted(set(crops.labels[train].tolist()))
+        gen = self.generator(source_ds or row.dataset, model, None if source_ds else row.per_class)
+        poses = (PoseSource(crops.keypoints[train], crops.labels[train], f"{row.dataset}-{row.regime}")
+                 if model == "spade" else None)
+        scorer = self.classifier(replace(row, source="none", strategy="real", filtered=False)) if row.filtered else None
+        images, names = [], []
+        for ci, label in enumerate(labels):
+            x = generate(gen, label, 2 * n if row.filtered else n, None, poses, seed=row.seed * 100003 + ci)
+            if scorer is not None:
+                p = scorer.probabilities(x)[:, scorer.labels.index(label)]
+                x = x[top_k_per_class(p, np.full(len(p), label), n)]
+            images.append(to_uint8(x))
+            names += [label] * len(x)
+        images, names = np.concatenate(images), np.asarray(names)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, images=images, labels=names)
+        return images, names
+
+    # -- classifiers ----------------------------------------------------------------------------------
+    def classifier_config(self, row: Row, n_train: int) -> ClassifierConfig:
+        p = self.preset
+        if row.per_class is None:
+            epochs = p.full_epochs
+        else:
+            epochs = max(10, math.ceil(p.limited_steps / math.ceil(n_train / p.batch_size)))
+        return ClassifierConfig(arch=p.arch, epochs=epochs, batch_size=p.batch_size, seed=row.seed,
+                                extra={"row": asdict(row), "preset": p.name})
+
+    def classifier(self, row: Row) -> ImageClassifier:
+        """Train the row's classifier (or resume it) and return it."""
+        crops = self.crops(row.dataset)
+        train, val, _ = self.split(row.dataset, row.per_class)
+        labels = sorted(set(crops.labels.tolist()))
+        strategy = replace(self.strategy_defaults, strategy=row.strategy, pretrain_epochs=self.preset.pretrain_epochs)
+        out = self.out / "runs" / row.folder
+        if (out / "history.json").exists() and (out / "best.pt").exists():
+            return ImageClassifier.load(out, self.device)
+        generated = self.generated(row) if row.strategy != "real" else None
+        return train_with_strategy(crops.images[train], crops.labels[train], crops.images[val], crops.labels[val],
+                                   labels, out, self.classifier_config(row, len(train)), strategy, generated,
+                                   self.device, self.progress)
+
+    def run(self, row: Row) -> dict:
+        """The row's result (test accuracy on the held-out signers, per class, convergence), cached."""
+        out = self.out / "runs" / row.folder
+        if (out / "result.json").exists():
+            return json.loads((out / "result.json").read_text())
+        clf = self.classifier(row)
+        crops = self.crops(row.dataset)
+        train, val, test = self.split(row.dataset, row.per_class)
+        probs = clf.probabilities(to_input(crops.images[test]))
+        pred = np.asarray(clf.labels)[probs.argmax(1)]
+        truth = crops.labels[test]
+        per_class = {c: float(np.mean(pred[truth == c] == c)) for c in clf.labels if np.any(truth == c)}
+        history = json.loads((out / "history.json").read_text())
+        pre = out / "pretrain" / "history.json"
+        result = {"row": asdict(row), "method": row.method, "regime": row.regime, "preset": self.preset.name,
+                  "arch": self.preset.arch, "size": self.preset.size, "train_images": int(len(train)),
+                  "val_images": int(len(val)), "test_images": int(len(test)),
+                  "test_signers": list(DATASETS[row.dataset].test_signers),
+                  "test_acc": float(np.mean(pred == truth)), "per_class": per_class,
+                  "best_epoch": int(clf.info["epoch"]), "epochs": len(history), "history": history,
+                  "pretrain_history": json.loads(pre.read_text()) if pre.exists() else None}
+        (out / "result.json").write_text(json.dumps(result, indent=1))
+        return result
+
+
+# -- reporting ------------------------------------------------------------------------------------------
+def _mean_spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
+    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values, ddof=1):.1f}"
+
+
+def results_table(results: list[dict]) -> str:
+    """Markdown, one table per dataset: methods down, regimes across, test accuracy mean ± std over seeds."""
+    order = {"k5": 0, "k10": 1, "k20": 2, "full": 9}
+    lines = []
+    for ds in sorted({r["row"]["dataset"] for r in results}):
+        rs = [r for r in results if r["row"]["dataset"] == ds]
+        regimes = sorted({r["regime"] for r in rs}, key=lambda g: order.get(g, 5))
+        methods = sorted({r["method"] for r in rs}, key=lambda m: (m != "real", m))
+        lines += [f"### {ds} (test: {', '.join(rs[0]['test_signers'])})", "",
+                  "| method | " + " | ".join(f"{g} (n seeds)" for g in regimes) + " |",
+                  "|---|" + "---:|" * len(regimes)]
+        for m in methods:
+            cells = []
+            for g in regimes:
+                acc = [r["test_acc"] for r in rs if r["method"] == m and r["regime"] == g]
+                cells.append(f"{_mean_spread(acc)} ({len(acc)})" if acc else "–")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def convergence_table(results: list[dict]) -> str:
+    """Epochs to the best validation loss (fine-tuning epochs for PRETRAIN), mean over seeds."""
+    lines = ["| dataset | regime | method | epochs to best val loss | of epochs |", "|---|---|---|---:|---:|"]
+    keys = sorted({(r["row"]["dataset"], r["regime"], r["method"]) for r in results})
+    for ds, g, m in keys:
+        rs = [r for r in results if (r["row"]["dataset"], r["regime"], r["method"]) == (ds, g, m)]
+        lines.append(f"| {ds} | {g} | {m} | {np.mean([r['best_epoch'] for r in rs]):.1f} | {rs[0]['epochs']} |")
+    return "\n".join(lines)
+
+
+def plot_per_class_difference(results: list[dict], dataset: str, regime: str, method: str, path) -> bool:
+    """The paper's Figure 7: per-class test accuracy of ``method`` minus REAL, averaged over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def mean_per_class(m):
+        rs = [r for r in results if (r["row"]["dataset"], r["regime"], r["method"]) == (dataset, regime, m)]
+        if not rs:
+            return None
+        return {c: np.mean([r["per_class"][c] for r in rs if c in r["per_class"]]) for c in rs[0]["per_class"]}
+
+    a, b = mean_per_class(method), mean_per_class("real")
+    if a is None or b is None:
+        return False
+    classes = sorted(set(a) & set(b))
+    diff = [100 * (a[c] - b[c]) for c in classes]
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(classes)), 3.2))
+    ax.bar(classes, diff, color=["tab:green" if d >= 0 else "tab:red" for d in diff])
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_ylabel("accuracy difference (points)")
+    ax.set_title(f"{dataset} {regime}: {method} minus real, per class (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_convergence(results: list[dict], dataset: str, regime: str, methods: list[str], path) -> bool:
+    """Validation loss per epoch on real data: REAL against the fine-tuning phase of the others."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    drawn = False
+    for m in methods:
+        rs = [r for r in results if (r["row"]["dataset"], r["regime"], r["method"]) == (dataset, regime, m)]
+        if not rs:
+            continue
+        n = min(len(r["history"]) for r in rs)
+        curve = np.mean([[h["val_loss"] for h in r["history"][:n]] for r in rs], axis=0)
+        ax.plot(np.arange(1, n + 1), curve, label=m)
+        drawn = True
+    if drawn:
+        ax.set_xlabel("epoch (on real data)")
+        ax.set_ylabel("validation loss")
+        ax.set_yscale("log")
+        ax.set_title(f"{dataset} {regime}: convergence (mean over seeds)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return drawn
+
+
+def collect(out) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(Path(out, "runs").rglob("result.json"))]
