@@ -57,8 +57,9 @@ def export_image_classifier(run: str | Path, folder: str | Path, name: str | Non
         "arch": clf.info.get("arch"),
         "input": {"name": "image", "shape": ["batch", 3, s, s], "dtype": "float32",
                   "normalisation": "RGB, x / 127.5 - 1 (range -1..1)"},
-        "crop": {"framing": "square around the 21 landmarks' box (realtime.crops.SquareBox)",
-                 "scale": CROP_SCALE, "size": s},
+        "crop": {"framing": extra.get("crop", "hand"), "scale": CROP_SCALE, "size": s,
+                 "meaning": "hand: a square around the 21 landmarks' box, enlarged by scale (realtime.crops); "
+                            "whole: the whole photo squashed to a square"},
         "output": {"name": "probs", "shape": ["batch", len(clf.labels)], "dtype": "float32",
                    "meaning": "class probabilities (softmax), in the order of labels"},
         "training": {

@@ -62,6 +62,10 @@ class OnnxImageClassifier:
         if isinstance(n, int) and n != len(m.labels):
             raise ModelError(f"{self.path}: {n} outputs but the manifest lists {len(m.labels)} labels")
         check_labels_metadata(self.session, self.path, m.labels)
+        framing = m.raw.get("crop", {}).get("framing", "hand")
+        if framing != "hand":
+            raise ModelError(f"{self.path}: trained on {framing!r} crops; the live path frames the hand by its "
+                             "landmarks, so only 'hand' models can run here")
         self.labels = m.labels
         self.crop = HandCrop(self.size, float(m.raw.get("crop", {}).get("scale", CROP_SCALE)))
         from realtime.backends import make_backend

@@ -75,6 +75,24 @@ def test_mixup_with_synthetic_probability_zero_mixes_real_with_real():
     assert (x >= 0).all() and torch.allclose(y[:, 0], torch.ones(len(y)))  # only real images, only real labels
 
 
+def test_mixup_pairs_each_image_with_its_own_label():
+    """Every image carries its class in its pixel values, so a mixed image must equal the mix its soft label says."""
+    torch.manual_seed(3)
+    n = 32
+    x_real = torch.arange(n, dtype=torch.float32)[:, None, None, None].expand(n, 3, 2, 2).clone()
+    x_gen = x_real + n  # generated image i shows class n + i
+    y_real, y_gen = torch.arange(n), torch.arange(n) + n
+    x, y, synthetic = mixup_batch(x_real, y_real, x_gen, y_gen, 2 * n, synthetic_prob=0.5, alpha=0.4)
+    assert torch.allclose(x[:, 0, 0, 0], y @ torch.arange(2 * n, dtype=torch.float32), atol=1e-4)
+    partner = y.clone()
+    partner[torch.arange(n), y_real] = 0  # what is left is the partner's share
+    mixed = partner.sum(1) > 0  # (a real sample drawn as its own partner leaves nothing)
+    j = partner.argmax(1)
+    assert mixed[synthetic].all() and (j[synthetic] == y_gen[synthetic]).all()  # its own generated candidate
+    assert (j[mixed & ~synthetic] < n).all()  # real partners are real classes
+    assert synthetic.any() and (~synthetic).any()
+
+
 def test_mixup_lambda_is_the_fraction_of_synthetic_partners():
     torch.manual_seed(2)
     x_real, y_real, x_gen, y_gen = _mix_inputs(4000)
@@ -142,6 +160,52 @@ def test_each_strategy_trains_on_blobs(tmp_path, strategy):
         with pytest.raises(ValueError, match="generated"):
             train_with_strategy(x, y, x, y, ["A", "B", "C"], tmp_path / "none", cfg, StrategyConfig(strategy), None,
                                 progress=False)
+
+
+def test_pretraining_gives_the_fine_tuning_a_head_start(tmp_path):
+    """PRETRAIN starts fine-tuning from the weights learnt on generated data: its first real epoch already fits."""
+    x, y = blobs(20)
+    xg, yg = blobs(40, seed=7)
+    cfg = ClassifierConfig(arch="cnn", epochs=1, batch_size=16, lr=1e-3, flip=False)
+    first = {}
+    for strategy in ("real", "pretrain"):
+        train_with_strategy(x, y, x[::3], y[::3], ["A", "B", "C"], tmp_path / strategy, cfg,
+                            StrategyConfig(strategy, pretrain_epochs=5), (xg, yg), progress=False)
+        first[strategy] = json.loads((tmp_path / strategy / "history.json").read_text())[0]["val_loss"]
+    assert first["pretrain"] < 0.5 * first["real"]
+
+
+def test_a_last_batch_of_one_does_not_break_batchnorm(tmp_path):
+    x, y = blobs(11, size=32)  # 33 images, batch 16: the last batch holds one image
+    cfg = ClassifierConfig(arch="efficientnet_v2_t", epochs=1, batch_size=16)
+    train_with_strategy(x, y, x[:6], y[:6], ["A", "B", "C"], tmp_path, cfg, StrategyConfig("real"), progress=False)
+    assert (tmp_path / "best.pt").exists()
+
+
+def test_resume_refuses_other_data(tmp_path):
+    x, y = blobs(10)
+    cfg = ClassifierConfig(arch="cnn", epochs=1, batch_size=8, flip=False, extra={"data": "lis", "per_class": None})
+    train_with_strategy(x, y, x, y, ["A", "B", "C"], tmp_path, cfg, StrategyConfig("real"), progress=False)
+    other = ClassifierConfig(arch="cnn", epochs=2, batch_size=8, flip=False, extra={"data": "lis", "per_class": 5})
+    with pytest.raises(ValueError, match="different recipe"):
+        train_with_strategy(x, y, x, y, ["A", "B", "C"], tmp_path, other, StrategyConfig("real"), progress=False)
+    with pytest.raises(ValueError, match="no validation images"):
+        train_with_strategy(x, y, x[:0], y[:0], ["A", "B", "C"], tmp_path / "v", cfg, StrategyConfig("real"),
+                            progress=False)
+
+
+def test_experiment_configs_for_sources_and_presets(tmp_path):
+    from training.strategy_experiments import PRESETS, Experiment
+
+    exp = Experiment(PRESETS["cpu"], None, tmp_path)
+    assert exp.out == tmp_path / "cpu"  # a preset's rows never mix with another's
+    kaggle = exp.gan_config("kaggle_asl", "spade", None)  # a source-only dataset (multi-source row)
+    assert kaggle.exclude_signers == [] and kaggle.size == 32
+    massey = exp.gan_config("massey", "spade", None)
+    assert massey.exclude_signers == ["hand5"]
+    limited = exp.gan_config("lis", "reacgan", 5)
+    assert (limited.per_class, limited.steps, limited.exclude_signers) == (5, 800, ["GIULIA"])
+    assert limited.name == "lis-reacgan-cpu-k5"
 
 
 def test_resume_refuses_another_recipe(tmp_path):

@@ -83,8 +83,8 @@ def cmd_train_classifier(args) -> int:
         else:
             tr, va = stratified_indices(crops.labels[pool], (0.9, 0.1), seed=0)
             train, val = pool[tr], pool[va]
-        strategy = StrategyConfig(args.strategy, args.pretrain_epochs, args.schedule, args.lambda0, args.rate,
-                                  args.mixup_lambda, args.mixup_alpha)
+        strategy = StrategyConfig(args.strategy, args.pretrain_epochs, args.schedule, args.lambda0,
+                                  0.1 if args.rate is None else args.rate, args.mixup_alpha)
         generated = None
         if strategy.uses_generated:
             if not args.generated:
@@ -162,6 +162,7 @@ def cmd_classifier_grid(args) -> int:
         collect,
         grid,
     )
+    from training.strategies import StrategyConfig
     from training.train_j2s import resolve_device
 
     try:
@@ -172,18 +173,21 @@ def cmd_classifier_grid(args) -> int:
         regimes = [None if r == "full" else int(r) for r in _labels(args.regimes)]
         filtered = {"no": (False,), "yes": (True,), "both": (False, True)}[args.filtered]
         rows = grid(_labels(args.data), regimes, _labels(args.sources), _labels(args.strategies), filtered,
-                    tuple(range(args.seeds)))
+                    tuple(range(args.seeds)), args.schedule)
         preset = PRESETS[args.preset]
         if args.epochs:
             preset = replace(preset, full_epochs=args.epochs)
-        exp = Experiment(preset, args.datasets, args.out, args.cache_dir, resolve_device(args.device))
+        defaults = StrategyConfig(schedule=args.schedule, lambda0=args.lambda0, rate=args.rate or 0.1,
+                                  mixup_alpha=args.mixup_alpha)
+        exp = Experiment(preset, args.datasets, args.out, args.cache_dir, resolve_device(args.device), defaults,
+                         rate_per_run=args.rate is None)
         for i, row in enumerate(rows, 1):
             print(f"[{i}/{len(rows)}] {row.dataset} {row.regime} {row.method} seed {row.seed}", flush=True)
             r = exp.run(row)
             print(f"    test accuracy {r['test_acc']:.1%} (best epoch {r['best_epoch']} of {r['epochs']})", flush=True)
-        results = collect(args.out)
+        results = collect(exp.out)
         if args.doc:
-            write_strategies_doc(results, args.doc, args.out)
+            write_strategies_doc(results, args.doc, exp.out)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         return _fail(str(e))
     return 0
@@ -221,6 +225,17 @@ def write_strategies_doc(results: list[dict], doc: str, out: str) -> None:
     print(f"wrote {doc} ({len(results)} runs from {out})")
 
 
+def _lambda_args(q) -> None:
+    q.add_argument("--schedule", choices=("increasing", "decreasing", "constant"), default="decreasing",
+                   help="regularizer and mixup: lambda(t) grows to 1 (eq. 2), decays to 0 (eq. 3) or stays")
+    q.add_argument("--lambda0", type=_unit, default=0.5,
+                   help="lambda at epoch 0: the generated loss's weight (regularizer, eq. 1), the probability that a "
+                        "real image's mixup partner is generated (mixup, eq. 5)")
+    q.add_argument("--rate", type=_unit, help="lambda's change rate per epoch (default: 0.1; classifier-grid: "
+                                              "2 / epochs, so lambda moves as far in every regime)")
+    q.add_argument("--mixup-alpha", type=float, default=0.4, help="mixup: Beta(alpha, alpha) mixing weights (eq. 4)")
+
+
 def register(tsub) -> None:
     fmt = _Formatter
     c = tsub.add_parser(
@@ -256,13 +271,7 @@ def register(tsub) -> None:
     c.add_argument("--pretrain-epochs", type=_positive, default=10, help="pretrain: epochs on generated data")
     c.add_argument("--batch-size", type=_positive, default=64, help="batch size")
     c.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (betas 0, 0.999, eps 1e-6)")
-    c.add_argument("--schedule", choices=("increasing", "decreasing"), default="decreasing",
-                   help="regularizer: lambda(t) grows to 1 (eq. 2) or decays to 0 (eq. 3)")
-    c.add_argument("--lambda0", type=_unit, default=0.5, help="regularizer: lambda at epoch 0")
-    c.add_argument("--rate", type=_unit, default=0.1, help="regularizer: lambda's change rate per epoch")
-    c.add_argument("--mixup-lambda", type=_unit, default=0.5,
-                   help="mixup: probability that a real image's partner is generated (eq. 5)")
-    c.add_argument("--mixup-alpha", type=float, default=0.4, help="mixup: Beta(alpha, alpha) mixing weights (eq. 4)")
+    _lambda_args(c)
     c.add_argument("--seed", type=int, default=0, help="random seed")
     c.add_argument("--out", help="run folder (default: runs/classifier/DATA-STRATEGY)")
     c.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json to DIR "
@@ -289,8 +298,10 @@ def register(tsub) -> None:
     g.add_argument("--strategies", default="pretrain,regularizer,mixup", help="comma-separated strategies besides real")
     g.add_argument("--filtered", choices=("no", "yes", "both"), default="no", help="top-K filtered generated data")
     g.add_argument("--seeds", type=_positive, default=3, help="seeds per row")
+    _lambda_args(g)
     g.add_argument("--epochs", type=_positive, help="override the preset's full-data epochs")
-    g.add_argument("--out", default="runs/strategies", help="folder of runs, GANs and generated sets (resumable)")
+    g.add_argument("--out", default="runs/strategies", help="folder of runs, GANs and generated sets, one subfolder "
+                                                            "per preset (resumable)")
     g.add_argument("--doc", default="docs/strategies.md", help="markdown page for the tables and figures")
     g.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")

@@ -206,6 +206,10 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
     index = {c: i for i, c in enumerate(labels)}
     _check_labels(train_labels, labels, "training")
     _check_labels(val_labels, labels, "validation")
+    if not len(val_labels):
+        raise ValueError("no validation images: the best epoch is chosen by validation loss")
+    if len(train_labels) < 2:
+        raise ValueError(f"{len(train_labels)} training images: at least 2 are needed")
     mixing = strategy.strategy in ("regularizer", "mixup")
     if mixing:
         if generated is None or not len(generated[0]):
@@ -234,15 +238,17 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         state = ck["state"]
-        torch.set_rng_state(ck["rng"])
+        torch.set_rng_state(ck["rng"].cpu())
     bar = tqdm(range(state["epoch"], config.epochs), desc=f"train {config.arch} ({strategy.strategy})", unit="epoch",
                disable=not progress, initial=state["epoch"], total=config.epochs)
     for epoch in bar:
         model.train()
         weight = (regularizer_weight(epoch, strategy.lambda0, strategy.rate, strategy.schedule)
-                  if strategy.strategy == "regularizer" else None)
+                  if mixing else None)
         total, n = 0.0, 0
         for idx in torch.randperm(len(real)).split(config.batch_size):
+            if len(idx) < 2 and n:  # BatchNorm cannot train on one sample (1x1 maps at 32 px): skip that remainder
+                continue
             xb, yb = real.take(idx)
             if strategy.strategy == "regularizer":
                 xg, yg = fake.draw(len(idx))
@@ -250,7 +256,7 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
                 loss = regularized_loss(logits[:len(idx)], yb, logits[len(idx):], yg, weight)
             elif strategy.strategy == "mixup":
                 xg, yg = fake.draw(len(idx))
-                xm, ym, _ = mixup_batch(xb, yb, xg, yg, len(labels), strategy.mixup_lambda, strategy.mixup_alpha)
+                xm, ym, _ = mixup_batch(xb, yb, xg, yg, len(labels), weight, strategy.mixup_alpha)
                 loss = soft_cross_entropy(model(xm), ym)
             else:
                 loss = F.cross_entropy(model(xb), yb)
@@ -277,10 +283,14 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
 
 
 def _check_resumable(saved: dict | None, now: dict, path: Path) -> None:
-    """A checkpoint resumes only the same recipe (more epochs allowed): anything else would mix two runs."""
+    """A checkpoint resumes only the same recipe and data (more epochs allowed): anything else would mix runs."""
     if saved is None:
         return
-    strip = lambda m: {**m, "config": {k: v for k, v in m["config"].items() if k not in ("epochs", "extra")}}
+    def strip(m):
+        config = {k: v for k, v in m["config"].items() if k != "epochs"}
+        config["extra"] = {k: v for k, v in (config.get("extra") or {}).items() if k != "command"}
+        return {**m, "config": config}
+
     if strip(saved) != strip(now):
         raise ValueError(f"{path} was written by a different recipe; use another output folder or delete it")
 

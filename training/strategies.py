@@ -16,9 +16,10 @@
 - MIXUP (eq. 4-5): each real sample (x_i, y_i) is mixed with a partner (x_j, y_j),
 
       x~ = a * x_i + (1 - a) * x_j,   y~ = a * y_i + (1 - a) * y_j,   a ~ Beta(alpha, alpha)  (4)
-      the partner is drawn from the generated set with probability lambda, else from the real set  (5)
+      the partner is drawn from the generated set with probability lambda(t), else from the real set  (5)
 
-  so lambda sets how much of the mixing is synthetic.
+  so lambda sets how much of the mixing is synthetic. The paper tunes "a decay and growth factor" for both
+  methods, so lambda(t) follows the same schedules (or stays constant) in both.
 
 The text of the paper we have lost its typeset equations; (1), (4) and (5) follow its prose exactly, (2) and
 (3) are our reading of "a starting value and a change rate" for an increasing and a decreasing weight,
@@ -32,17 +33,16 @@ import torch
 import torch.nn.functional as F
 
 STRATEGIES = ("real", "pretrain", "regularizer", "mixup")
-SCHEDULES = ("increasing", "decreasing")
+SCHEDULES = ("increasing", "decreasing", "constant")
 
 
 @dataclass
 class StrategyConfig:
     strategy: str = "real"
     pretrain_epochs: int = 10  # PRETRAIN: epochs on generated data before fine-tuning on real data
-    schedule: str = "decreasing"  # REGULARIZER: eq. 2 (increasing) or eq. 3 (decreasing)
-    lambda0: float = 0.5  # REGULARIZER: the generated-loss weight at epoch 0
-    rate: float = 0.1  # REGULARIZER: its change rate per epoch
-    mixup_lambda: float = 0.5  # MIXUP: probability that a sample's partner is generated (eq. 5)
+    schedule: str = "decreasing"  # lambda(t): eq. 2 (increasing), eq. 3 (decreasing) or constant
+    lambda0: float = 0.5  # lambda at epoch 0: generated-loss weight (REGULARIZER), synthetic-partner odds (MIXUP)
+    rate: float = 0.1  # lambda's change rate per epoch
     mixup_alpha: float = 0.4  # MIXUP: Beta(alpha, alpha) draws the mixing weight (eq. 4)
 
     def __post_init__(self):
@@ -50,7 +50,7 @@ class StrategyConfig:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        for name in ("lambda0", "rate", "mixup_lambda"):
+        for name in ("lambda0", "rate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
         if self.mixup_alpha <= 0:
@@ -64,12 +64,14 @@ class StrategyConfig:
 
 
 def regularizer_weight(epoch: int, lambda0: float, rate: float, schedule: str) -> float:
-    """lambda(t) of eq. 2 (increasing) or eq. 3 (decreasing), t counted in epochs from 0."""
+    """lambda(t) of eq. 2 (increasing) or eq. 3 (decreasing), t counted in epochs from 0; or lambda0 (constant)."""
     decay = (1.0 - rate) ** epoch
     if schedule == "increasing":
         return 1.0 - (1.0 - lambda0) * decay
     if schedule == "decreasing":
         return lambda0 * decay
+    if schedule == "constant":
+        return lambda0
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 

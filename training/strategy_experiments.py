@@ -65,6 +65,7 @@ DATASETS = {
     "lsa16": DatasetSpec("whole", ("subject9", "subject10")),
     "massey": DatasetSpec("hand", ("hand5",)),
 }
+SOURCE_ONLY = {"kaggle_asl": DatasetSpec("hand", ())}  # GAN sources only: one signer, no test split of its own
 SOURCES = ("none", "reacgan", "spade", "spade@massey", "spade@kaggle_asl")
 
 
@@ -76,6 +77,7 @@ class Row:
     strategy: str = "real"
     filtered: bool = False
     seed: int = 0
+    schedule: str = "decreasing"  # lambda(t) of REGULARIZER and MIXUP
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -95,14 +97,16 @@ class Row:
     def method(self) -> str:
         if self.strategy == "real":
             return "real"
-        return f"{self.source} {'filtered ' if self.filtered else ''}{self.strategy}"
+        schedule = f" ({self.schedule})" if self.strategy in ("regularizer", "mixup") and self.schedule != "decreasing" else ""
+        return f"{self.source} {'filtered ' if self.filtered else ''}{self.strategy}{schedule}"
 
     @property
     def folder(self) -> str:
-        return f"{self.dataset}/{self.regime}/{self.method.replace(' ', '-').replace('@', '-at-')}/seed{self.seed}"
+        name = self.method.replace(" (", "-").replace(")", "").replace(" ", "-").replace("@", "-at-")
+        return f"{self.dataset}/{self.regime}/{name}/seed{self.seed}"
 
 
-def grid(datasets, regimes, sources, strategies, filtered=(False,), seeds=(0, 1, 2)) -> list[Row]:
+def grid(datasets, regimes, sources, strategies, filtered=(False,), seeds=(0, 1, 2), schedule="decreasing") -> list[Row]:
     """Every combination, with one REAL row per dataset, regime and seed. ``regimes``: K values or None."""
     rows = []
     for ds in datasets:
@@ -113,16 +117,23 @@ def grid(datasets, regimes, sources, strategies, filtered=(False,), seeds=(0, 1,
                     for strat in strategies:
                         for f in filtered:
                             if src != "none" and strat != "real":
-                                rows.append(Row(ds, k, src, strat, f, seed))
+                                rows.append(Row(ds, k, src, strat, f, seed, schedule))
     return rows
+
+
+def _same_data(a, b) -> bool:
+    """Two GAN configs that train on the same images (held-out signers included) with the same model."""
+    keys = ("model", "dataset", "crop", "size", "labels", "exclude_signers", "per_class", "seed")
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 
 class Experiment:
     """Runs rows, sharing data, GANs and generated sets between them; everything lands under ``out``."""
 
     def __init__(self, preset: Preset, datasets_root, out="runs/strategies", cache_dir=None, device="cpu",
-                 strategy_defaults: StrategyConfig | None = None, progress: bool = True):
-        self.preset, self.root, self.out = preset, datasets_root, Path(out)
+                 strategy_defaults: StrategyConfig | None = None, progress: bool = True, rate_per_run: bool = True):
+        self.preset, self.root, self.out = preset, datasets_root, Path(out) / preset.name
+        self.rate_per_run = rate_per_run  # lambda's rate = 2 / epochs: it moves as far in every regime
         self.cache_dir, self.device, self.progress = cache_dir, device, progress
         self.strategy_defaults = strategy_defaults or StrategyConfig()
         self._crops: dict = {}
@@ -149,7 +160,7 @@ class Experiment:
         if per_class is None:
             tr, va = stratified_indices(crops.labels[pool], (0.9, 0.1), seed=0)
             return pool[tr], pool[va], test
-        train = limit_per_class(crops.labels, pool, per_class, seed=0)  # = training_set(config with per_class)
+        train = limit_per_class(crops.labels, pool, per_class, seed=0)  # = the GAN's training_set (hand crops)
         rest = np.setdiff1d(pool, train)
         return train, limit_per_class(crops.labels, rest, self.preset.val_per_class, seed=1), test
 
@@ -157,13 +168,13 @@ class Experiment:
     def gan_config(self, dataset: str, model: str, per_class: int | None):
         from training.gan.config import CONFIG_DIR, GANConfig, load_config
 
+        spec = {**DATASETS, **SOURCE_ONLY}[dataset]
         shipped = f"{dataset}-{model}-{self.preset.name}"
         if (CONFIG_DIR / f"{shipped}.yaml").exists():
             cfg = load_config(shipped)
         else:
-            cfg = GANConfig(name=shipped, model=model, dataset=dataset, crop=DATASETS[dataset].crop,
-                            size=self.preset.size)
-        cfg = replace(cfg, exclude_signers=list(DATASETS[dataset].test_signers), size=self.preset.size)
+            cfg = GANConfig(name=shipped, model=model, dataset=dataset, crop=spec.crop, size=self.preset.size)
+        cfg = replace(cfg, exclude_signers=list(spec.test_signers), size=self.preset.size)
         if per_class is not None:
             cfg = replace(cfg, name=f"{cfg.name}-k{per_class}", per_class=per_class, steps=self.preset.gan_steps,
                           seed=0)
@@ -175,9 +186,11 @@ class Experiment:
         from training.gan.trainer import GANTrainer
 
         cfg = self.gan_config(dataset, model, per_class)
-        out = Path("runs/gan") / cfg.name if per_class is None else self.out / "gans" / cfg.name
-        done = out / "checkpoint.pt"
-        if not done.exists() or load_generator(out).step < cfg.steps:
+        out = self.out / "gans" / cfg.name
+        shared = Path("runs/gan") / cfg.name  # a full-data run of 'fingerspell train gan', reused when it matches
+        if per_class is None and (shared / "checkpoint.pt").exists() and _same_data(load_generator(shared).config, cfg):
+            out = shared
+        if not (out / "checkpoint.pt").exists() or load_generator(out).step < cfg.steps:
             GANTrainer(cfg, out, datasets=self.root, cache_dir=self.cache_dir, progress=self.progress).train()
         return load_generator(out, self.device)
 
@@ -227,14 +240,16 @@ class Experiment:
         crops = self.crops(row.dataset)
         train, val, _ = self.split(row.dataset, row.per_class)
         labels = sorted(set(crops.labels.tolist()))
-        strategy = replace(self.strategy_defaults, strategy=row.strategy, pretrain_epochs=self.preset.pretrain_epochs)
+        config = self.classifier_config(row, len(train))
+        rate = min(1.0, 2.0 / config.epochs) if self.rate_per_run else self.strategy_defaults.rate
+        strategy = replace(self.strategy_defaults, strategy=row.strategy, schedule=row.schedule, rate=rate,
+                           pretrain_epochs=self.preset.pretrain_epochs)
         out = self.out / "runs" / row.folder
         if (out / "history.json").exists() and (out / "best.pt").exists():
             return ImageClassifier.load(out, self.device)
         generated = self.generated(row) if row.strategy != "real" else None
         return train_with_strategy(crops.images[train], crops.labels[train], crops.images[val], crops.labels[val],
-                                   labels, out, self.classifier_config(row, len(train)), strategy, generated,
-                                   self.device, self.progress)
+                                   labels, out, config, strategy, generated, self.device, self.progress)
 
     def run(self, row: Row) -> dict:
         """The row's result (test accuracy on the held-out signers, per class, convergence), cached."""
