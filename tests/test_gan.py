@@ -310,3 +310,22 @@ def test_spade_generates_from_another_datasets_poses(tmp_path):
     assert sorted({x["label"] for x in out}) == ["A", "B"] and len(out) == 6
     info = __import__("json").loads((tmp_path / "gen" / "generated.json").read_text())
     assert info["pose_source"] == "massey" and info["model"] == "spade"
+
+
+def test_shipped_generator_round_trip_and_sha_check(tmp_path):
+    """gan-export writes fp16 EMA weights + manifest; load_generator reads them back and refuses a changed file."""
+    from realtime.classifier import ModelError
+    from training.gan.sampling import export_generator, generate
+
+    data = synthetic_crops(12)
+    GANTrainer(GANConfig(steps=2, **TINY), tmp_path / "run", data=data, progress=False).train()
+    manifest = export_generator(tmp_path / "run", tmp_path / "ship", {"fid": 1.0}, "fingerspell train gan")
+    assert manifest["kind"] == "gan-generator" and manifest["labels"] == ["A", "B", "C"]
+    full, shipped = load_generator(tmp_path / "run"), load_generator(tmp_path / "ship")
+    a, b = generate(full, "B", 4, seed=3), generate(shipped, "B", 4, seed=3)
+    assert (a - b).abs().max() < 0.05  # fp16 weights: nearly the same images
+    raw = bytearray((tmp_path / "ship" / "generator.pt").read_bytes())
+    raw[-100] ^= 0xFF
+    (tmp_path / "ship" / "generator.pt").write_bytes(bytes(raw))
+    with pytest.raises(ModelError, match="sha256"):
+        load_generator(tmp_path / "ship")

@@ -103,7 +103,7 @@ def cmd_train_classifier(args) -> int:
                       f"mean p(class) {score[keep].mean():.3f} against {score.mean():.3f} before")
         out = Path(args.out or f"runs/classifier/{root.name}-{args.strategy}")
         config = ClassifierConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                  seed=args.seed, weights=args.weights,
+                                  cosine=args.cosine, seed=args.seed, weights=args.weights,
                                   extra={"data": root.name, "data_sha256": {root.name: crops.data_sha256},
                                          "crop": crop, "size": args.size,
                                          "test_signers": test_signers, "per_class": args.per_class,
@@ -271,6 +271,9 @@ def register(tsub) -> None:
     c.add_argument("--pretrain-epochs", type=_positive, default=10, help="pretrain: epochs on generated data")
     c.add_argument("--batch-size", type=_positive, default=64, help="batch size")
     c.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (betas 0, 0.999, eps 1e-6)")
+    c.add_argument("--cosine", action="store_true",
+                   help="decay the learning rate to zero over the epochs (the paper keeps it constant; from scratch "
+                        "and with few epochs, a higher rate decayed this way converges far sooner)")
     _lambda_args(c)
     c.add_argument("--seed", type=int, default=0, help="random seed")
     c.add_argument("--out", help="run folder (default: runs/classifier/DATA-STRATEGY)")

@@ -38,7 +38,7 @@ class GANConfig:
     m_n: float = 0.02
     diffaug: list[str] = field(default_factory=lambda: ["color", "translation", "cutout"])
     # optimisation
-    steps: int = 7500
+    steps: int = 5000
     batch_size: int = 32
     d_steps: int = 2  # discriminator updates per generator update
     lr_g: float = 2e-4
