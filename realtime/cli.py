@@ -214,9 +214,12 @@ def cmd_models(args) -> int:
         m = json.loads((weights_dir() / name / "manifest.json").read_text())
         test = (m.get("metrics") or {}).get("test")
         score = f"test accuracy {test['accuracy']:.1%} ({m['training'].get('split')})" if test else ""
-        inputs = ("image crop " + "x".join(str(v) for v in m["input"]["shape"][2:]) + " (--keypoints j2s)"
-                  if m.get("kind") == "j2s" else "features " + "+".join(m["features"]["parts"]))
-        print(f"{name:<16}{len(m['labels']):>3} labels  {inputs}  {score}")
+        crop = "image crop " + "x".join(str(v) for v in m["input"]["shape"][2:])
+        inputs = {"j2s": f"{crop} (--keypoints j2s)", "image-classifier": f"hand {crop} (--classifier image)"}.get(
+            m.get("kind")) or "features " + "+".join(m["features"]["parts"])
+        if test is None and (m.get("metrics") or {}).get("test_accuracy") is not None:
+            score = f"test accuracy {m['metrics']['test_accuracy']:.1%} (test signers {m['metrics']['test_signers']})"
+        print(f"{name:<18}{len(m['labels']):>3} labels  {inputs}  {score}")
     return 0
 
 

@@ -36,3 +36,5 @@ def test_models_lists_the_shipped_models(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "asl-letters" in out and "lis-letters" in out
+    assert "lis-letters-image" in out and "--classifier image" in out
+    assert "lis-reacgan-cpu" not in out and "mediapipe-hands" not in out  # not letter models

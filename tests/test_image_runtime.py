@@ -119,3 +119,16 @@ def test_image_and_fused_classifiers_read_real_lis_photos(exported, tmp_path):
             assert found >= 3
         finally:
             rec.close()
+
+
+def test_the_shipped_image_classifier_loads_and_matches_its_manifest():
+    from realtime.classifier import weights_dir
+    from realtime.crop_classifier import OnnxImageClassifier
+
+    folder = weights_dir() / "lis-letters-image"
+    m = json.loads((folder / "manifest.json").read_text())
+    assert m["kind"] == "image-classifier" and len(m["labels"]) == 22
+    assert max(m["metrics"]["onnx_parity_max_abs"].values()) < 1e-4  # measured at export, on real crops too
+    clf = OnnxImageClassifier("lis-letters-image", device="cpu")  # checks sha256, shapes and embedded labels
+    p = clf(np.random.default_rng(0).uniform(-1, 1, (3, 3, clf.size, clf.size)).astype(np.float32))
+    assert p.shape == (3, 22) and np.allclose(p.sum(1), 1, atol=1e-4)
