@@ -180,8 +180,9 @@ def rebuild(model: str | Path, verify: bool = True) -> RebuiltModel:
     folder = resolve_model(model)
     manifest = Manifest.load(folder)
     if manifest.kind == "image-classifier":  # BatchNorms folded into convolutions: the weights no longer map back
-        raise ModelError(f"{folder.name}: the torch backend rebuilds keypoint and J2S models only; run image "
-                         "classifiers with --backend onnxruntime or tensorrt")
+        raise ModelError(f"{folder.name}: only keypoint and J2S models can be rebuilt in PyTorch from their ONNX "
+                         "weights; run image classifiers with --backend onnxruntime or tensorrt, and export them "
+                         "from their training run ('fingerspell train classifier --export DIR')")
     path = folder / manifest.file
     if not path.is_file():
         raise ModelError(f"{path} is missing (named by {folder / 'manifest.json'})")
