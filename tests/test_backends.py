@@ -15,6 +15,9 @@ from realtime.backends import (CPU_EP, CUDA_EP, TRT_EP, BackendError, BackendFal
 from realtime.classifier import Manifest, ModelError, OnnxClassifier, available_models, sha256_file, weights_dir
 
 SHIPPED = available_models()
+# models PyTorch can be rebuilt from (image classifiers fold their BatchNorms into the ONNX convolutions: their
+# parity with PyTorch is measured at export, on real crops, and held by tests/test_image_runtime.py)
+REBUILDABLE = [m for m in SHIPPED if Manifest.load(weights_dir() / m).kind != "image-classifier"]
 SHA = "ab" * 32
 
 
@@ -45,7 +48,7 @@ def test_the_three_letter_models_are_shipped():
 
 
 # --- ONNX against PyTorch, every shipped model ----------------------------------------------------------------------
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", REBUILDABLE)
 def test_onnx_matches_pytorch_rebuilt_from_it_on_random_inputs(name):
     sess, m = ort_session(name)
     backend = TorchBackend.from_model(name, device="cpu")
@@ -61,7 +64,7 @@ def test_onnx_matches_pytorch_rebuilt_from_it_on_random_inputs(name):
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", REBUILDABLE)
 def test_onnx_matches_pytorch_on_the_real_held_out_set(name):
     from export.real_inputs import NoData, eval_set
 

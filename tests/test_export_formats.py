@@ -12,6 +12,9 @@ from realtime.classifier import Manifest, ModelError, OnnxClassifier, available_
 from realtime.cli import main
 
 SHIPPED = available_models()
+# models PyTorch can be rebuilt from (image classifiers fold their BatchNorms into the ONNX convolutions: their
+# parity with PyTorch is measured at export, on real crops, and held by tests/test_image_runtime.py)
+REBUILDABLE = [m for m in SHIPPED if Manifest.load(weights_dir() / m).kind != "image-classifier"]
 PARITY = re.compile(r"ONNX parity on (\d+) (\w+ )?inputs: max \|onnxruntime - torch\| = ([0-9.e+-]+)")
 
 
@@ -34,7 +37,7 @@ def check_file(path, labels, outputs):
     return proto
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", REBUILDABLE)
 def test_export_onnx_of_a_shipped_model(tmp_path, capsys, name):
     import onnxruntime as ort
 

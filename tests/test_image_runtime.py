@@ -132,3 +132,11 @@ def test_the_shipped_image_classifier_loads_and_matches_its_manifest():
     clf = OnnxImageClassifier("lis-letters-image", device="cpu")  # checks sha256, shapes and embedded labels
     p = clf(np.random.default_rng(0).uniform(-1, 1, (3, 3, clf.size, clf.size)).astype(np.float32))
     assert p.shape == (3, 22) and np.allclose(p.sum(1), 1, atol=1e-4)
+
+
+def test_image_classifiers_are_refused_by_the_torch_rebuild_with_a_clear_message():
+    from realtime.classifier import ModelError
+    from realtime.torch_from_onnx import rebuild
+
+    with pytest.raises(ModelError, match="only keypoint and J2S models"):
+        rebuild("lis-letters-image")
