@@ -142,6 +142,20 @@ def open_model(model: str | Path, device: str = "auto", verify: bool = True, kin
     return folder, manifest, path, session
 
 
+def check_io(session, path: Path, manifest: Manifest):
+    """One input named as the manifest says, a probability output with one column per label, and the labels
+    embedded in the file equal to the manifest's -> (the input's description, the file's metadata map)."""
+    ins, outs = session.get_inputs(), {o.name: o for o in session.get_outputs()}
+    if len(ins) != 1 or ins[0].name != manifest.input_name:
+        raise ModelError(f"{path}: inputs {[i.name for i in ins]} but the manifest says [{manifest.input_name!r}]")
+    if manifest.output_name not in outs:
+        raise ModelError(f"{path}: no output {manifest.output_name!r} (has {list(outs)})")
+    n = outs[manifest.output_name].shape[-1]
+    if isinstance(n, int) and n != len(manifest.labels):
+        raise ModelError(f"{path}: {n} outputs but the manifest lists {len(manifest.labels)} labels")
+    return ins[0], check_labels_metadata(session, path, manifest.labels)
+
+
 def check_labels_metadata(session, path: Path, labels: list[str]) -> dict:
     """The labels embedded in the ONNX file must be the manifest's; returns the metadata map."""
     meta = session.get_modelmeta().custom_metadata_map
@@ -169,21 +183,12 @@ class OnnxClassifier:
     def _check_io(self) -> None:
         """The graph's inputs, outputs and embedded labels / feature spec must be what the manifest says."""
         m = self.manifest
-        ins, outs = self.session.get_inputs(), self.session.get_outputs()
-        if len(ins) != 1 or ins[0].name != m.input_name:
-            raise ModelError(f"{self.path}: inputs {[i.name for i in ins]} but the manifest says [{m.input_name!r}]")
-        if ins[0].type != "tensor(float)":
-            raise ModelError(f"{self.path}: input {ins[0].name!r} is {ins[0].type}, expected tensor(float) (float32)")
-        dim = ins[0].shape[-1]
+        inp, meta = check_io(self.session, self.path, m)
+        if inp.type != "tensor(float)":
+            raise ModelError(f"{self.path}: input {inp.name!r} is {inp.type}, expected tensor(float) (float32)")
+        dim = inp.shape[-1]
         if isinstance(dim, int) and dim != m.features.dim:
             raise ModelError(f"{self.path}: input has {dim} features but the manifest's feature spec gives {m.features.dim}")
-        out = {o.name: o for o in outs}
-        if m.output_name not in out:
-            raise ModelError(f"{self.path}: no output {m.output_name!r} (has {list(out)})")
-        n = out[m.output_name].shape[-1]
-        if isinstance(n, int) and n != len(m.labels):
-            raise ModelError(f"{self.path}: {n} outputs but the manifest lists {len(m.labels)} labels")
-        meta = check_labels_metadata(self.session, self.path, m.labels)
         if "features" in meta and FeatureSpec.from_dict(json.loads(meta["features"])) != m.features:
             raise ModelError(f"{self.path}: the feature spec inside the ONNX file ({json.loads(meta['features'])}) "
                              f"differs from the manifest's ({m.features.to_dict()})")

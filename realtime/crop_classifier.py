@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.classifier import ModelError, check_labels_metadata, open_model
+from realtime.classifier import ModelError, check_io, open_model
 from realtime.crops import CROP_SCALE, SquareBox, crop_square
 
 CLASSIFIER_KINDS = ("keypoints", "image", "fused")
@@ -48,20 +48,10 @@ class OnnxImageClassifier:
         self.folder, self.manifest, self.path, self.session = open_model(
             model, device if backend == "auto" else "cpu", verify, "image-classifier")
         m = self.manifest
-        ins, outs = self.session.get_inputs(), self.session.get_outputs()
-        if len(ins) != 1 or ins[0].name != m.input_name:
-            raise ModelError(f"{self.path}: inputs {[i.name for i in ins]} but the manifest says [{m.input_name!r}]")
-        shape = ins[0].shape
+        shape = check_io(self.session, self.path, m)[0].shape
         self.size = int(m.raw["input"]["shape"][-1])
         if len(shape) != 4 or any(isinstance(d, int) and d != want for d, want in zip(shape[1:], (3, self.size, self.size))):
             raise ModelError(f"{self.path}: input shape {shape}, but the manifest says (batch, 3, {self.size}, {self.size})")
-        out = {o.name: o for o in outs}
-        if m.output_name not in out:
-            raise ModelError(f"{self.path}: no output {m.output_name!r} (has {list(out)})")
-        n = out[m.output_name].shape[-1]
-        if isinstance(n, int) and n != len(m.labels):
-            raise ModelError(f"{self.path}: {n} outputs but the manifest lists {len(m.labels)} labels")
-        check_labels_metadata(self.session, self.path, m.labels)
         framing = m.raw.get("crop", {}).get("framing", "hand")
         if framing != "hand":
             raise ModelError(f"{self.path}: trained on {framing!r} crops; the live path frames the hand by its "

@@ -55,10 +55,15 @@ def cmd_train_classifier(args) -> int:
     from training.gan.sampling import top_k_per_class
     from training.gan.trainer import resolve_dataset
     from training.hand_crops import load_hand_crops
-    from training.image_classifier import ClassifierConfig, ImageClassifier, to_input, train_with_strategy
-    from training.splits import limit_per_class, stratified_indices
+    from training.image_classifier import (
+        ClassifierConfig,
+        ImageClassifier,
+        held_out_report,
+        to_input,
+        train_with_strategy,
+    )
     from training.strategies import StrategyConfig
-    from training.strategy_experiments import DATASETS
+    from training.strategy_experiments import DATASETS, held_out_split
     from training.train_j2s import resolve_device
 
     try:
@@ -75,14 +80,7 @@ def cmd_train_classifier(args) -> int:
         unknown = sorted(set(test_signers) - set(crops.signers.tolist()))
         if unknown:
             raise ValueError(f"test signers {unknown} are not in {root.name} (it has {sorted(set(crops.signers))})")
-        test = np.flatnonzero(np.isin(crops.signers, test_signers))
-        pool = np.flatnonzero(~np.isin(crops.signers, test_signers))
-        if args.per_class:
-            train = limit_per_class(crops.labels, pool, args.per_class, seed=0)
-            val = limit_per_class(crops.labels, np.setdiff1d(pool, train), 10, seed=1)
-        else:
-            tr, va = stratified_indices(crops.labels[pool], (0.9, 0.1), seed=0)
-            train, val = pool[tr], pool[va]
+        train, val, test = held_out_split(crops, test_signers, args.per_class)
         strategy = StrategyConfig(args.strategy, args.pretrain_epochs, args.schedule, args.lambda0,
                                   0.1 if args.rate is None else args.rate, args.mixup_alpha)
         generated = None
@@ -113,7 +111,7 @@ def cmd_train_classifier(args) -> int:
               f"(test signers {test_signers or 'none'}); strategy {args.strategy}")
         clf = train_with_strategy(crops.images[train], crops.labels[train], crops.images[val], crops.labels[val],
                                   labels, out, config, strategy, generated, resolve_device(args.device))
-        report = test_report(clf, crops.images[test], crops.labels[test], out)
+        report = held_out_report(clf, crops.images[test], crops.labels[test], out)
         report.update(data=root.name, test_signers=test_signers, train_images=int(len(train)),
                       strategy=strategy.strategy, best_epoch=clf.info["epoch"])
         (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -129,30 +127,6 @@ def cmd_train_classifier(args) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         return _fail(str(e))
     return 0
-
-
-def test_report(clf, images, labels, out: Path | None = None) -> dict:
-    """Accuracy, per-class accuracy and confusion matrix on held-out images, with the usual plots."""
-    import numpy as np
-
-    from training.image_classifier import to_input
-
-    if not len(images):
-        return {"accuracy": None}
-    pred = clf.probabilities(to_input(images)).argmax(1)
-    truth = np.array([clf.labels.index(c) for c in labels])
-    n = len(clf.labels)
-    cm = np.zeros((n, n + 1), int)  # the last column ("no hand") stays empty: crops always have a hand
-    np.add.at(cm, (truth, pred), 1)
-    report = {"accuracy": float(np.mean(pred == truth)), "labels": clf.labels, "confusion_matrix": cm.tolist(),
-              "per_class": {c: {"accuracy": float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None,
-                                "n": int(cm[i].sum())} for i, c in enumerate(clf.labels)}}
-    if out is not None:
-        from training.plots import plot_confusion, plot_per_class
-
-        plot_confusion(report, out / "confusion_matrix.png")
-        plot_per_class(report, out / "per_class.png")
-    return report
 
 
 def cmd_classifier_grid(args) -> int:
@@ -236,6 +210,14 @@ def _lambda_args(q) -> None:
     q.add_argument("--mixup-alpha", type=float, default=0.4, help="mixup: Beta(alpha, alpha) mixing weights (eq. 4)")
 
 
+def _run_args(q) -> None:
+    """Where the data is and where the work runs: the same for both commands."""
+    q.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
+    q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
+    q.add_argument("--threads", type=_positive, help="torch CPU threads (default: all cores)")
+    q.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
+
+
 def register(tsub) -> None:
     fmt = _Formatter
     c = tsub.add_parser(
@@ -244,10 +226,10 @@ def register(tsub) -> None:
                     "paper's settings, the best epoch by validation loss; resumable (the same command continues). "
                     "Strategies (paper 000, section 3.1): real; pretrain (train on --generated, then fine-tune on the "
                     "real images); regularizer (real loss + lambda(t) x generated loss, eq. 1-3); mixup (each real "
-                    "image mixed with a generated one with probability --mixup-lambda, else with another real one, "
-                    "eq. 4-5). Test accuracy is on held-out signers (GIULIA for lis).", formatter_class=fmt)
+                    "image mixed with a generated one with probability lambda(t), else with another real one, "
+                    "eq. 4-5); lambda(t) starts at --lambda0 and follows --schedule. Test accuracy is on held-out "
+                    "signers (GIULIA for lis).", formatter_class=fmt)
     c.add_argument("--data", default="lis", help="dataset name (under $FINGERSPELL_DATASETS) or folder")
-    c.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
     c.add_argument("--strategy", choices=("real", "pretrain", "regularizer", "mixup"), default="real",
                    help="how generated images are used")
     c.add_argument("--generated", metavar="DIR", help="generated image folder from 'fingerspell generate'")
@@ -280,9 +262,7 @@ def register(tsub) -> None:
     c.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json to DIR "
                                                    "(e.g. weights/lis-letters-image)")
     c.add_argument("--name", help="model name in the exported manifest (default: the folder's name)")
-    c.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
-    c.add_argument("--threads", type=_positive, help="torch CPU threads (default: all cores)")
-    c.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
+    _run_args(c)
     c.set_defaults(func=cmd_train_classifier)
 
     g = tsub.add_parser(
@@ -306,8 +286,5 @@ def register(tsub) -> None:
     g.add_argument("--out", default="runs/strategies", help="folder of runs, GANs and generated sets, one subfolder "
                                                             "per preset (resumable)")
     g.add_argument("--doc", default="docs/strategies.md", help="markdown page for the tables and figures")
-    g.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
-    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
-    g.add_argument("--threads", type=_positive, help="torch CPU threads (default: all cores)")
-    g.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
+    _run_args(g)
     g.set_defaults(func=cmd_classifier_grid)

@@ -327,3 +327,19 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch: 
         loss += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
     return loss / len(x), correct / len(x)
+
+
+def held_out_report(clf, images, labels, out: Path | None = None) -> dict:
+    """training.metrics' classification report on held-out crops (every crop has a hand), with its plots."""
+    from training.metrics import classification_report
+
+    if not len(images):
+        return {"accuracy": None}
+    pred = clf.probabilities(to_input(images)).argmax(1)
+    report = classification_report(np.array([clf.labels.index(c) for c in labels]), pred, clf.labels)
+    if out is not None:
+        from training.plots import plot_confusion, plot_per_class
+
+        plot_confusion(report, out / "confusion_matrix.png")
+        plot_per_class(report, out / "per_class.png")
+    return report

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.image_classifier import ClassifierConfig, ImageClassifier, to_input, train_with_strategy
+from training.image_classifier import ClassifierConfig, ImageClassifier, held_out_report, train_with_strategy
 from training.splits import limit_per_class, stratified_indices
 from training.strategies import STRATEGIES, StrategyConfig
 
@@ -121,6 +121,18 @@ def grid(datasets, regimes, sources, strategies, filtered=(False,), seeds=(0, 1,
     return rows
 
 
+def held_out_split(crops, test_signers, per_class: int | None = None, val_per_class: int = 10):
+    """(train, val, test) indices: the test signers held out; from the others, all images (90/10 stratified) or
+    K per class (seed 0, the draw the limited-data GANs train on) plus ``val_per_class`` more for validation."""
+    test = np.flatnonzero(np.isin(crops.signers, list(test_signers)))
+    pool = np.flatnonzero(~np.isin(crops.signers, list(test_signers)))
+    if per_class is None:
+        tr, va = stratified_indices(crops.labels[pool], (0.9, 0.1), seed=0)
+        return pool[tr], pool[va], test
+    train = limit_per_class(crops.labels, pool, per_class, seed=0)
+    return train, limit_per_class(crops.labels, np.setdiff1d(pool, train), val_per_class, seed=1), test
+
+
 def _same_data(a, b) -> bool:
     """Two GAN configs that train on the same images (held-out signers included) with the same model."""
     keys = ("model", "dataset", "crop", "size", "labels", "exclude_signers", "per_class", "seed")
@@ -151,18 +163,11 @@ class Experiment:
 
     def split(self, dataset: str, per_class: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(train, val, test) indices into ``crops(dataset)``; the K-per-class draw is the GAN's own."""
-        crops = self.crops(dataset)
-        spec = DATASETS[dataset]
-        test = np.flatnonzero(np.isin(crops.signers, spec.test_signers))
-        pool = np.flatnonzero(~np.isin(crops.signers, spec.test_signers))
+        test_signers = DATASETS[dataset].test_signers
+        train, val, test = held_out_split(self.crops(dataset), test_signers, per_class, self.preset.val_per_class)
         if not len(test):
-            raise ValueError(f"{dataset}: none of the test signers {spec.test_signers} is in the data")
-        if per_class is None:
-            tr, va = stratified_indices(crops.labels[pool], (0.9, 0.1), seed=0)
-            return pool[tr], pool[va], test
-        train = limit_per_class(crops.labels, pool, per_class, seed=0)  # = the GAN's training_set (hand crops)
-        rest = np.setdiff1d(pool, train)
-        return train, limit_per_class(crops.labels, rest, self.preset.val_per_class, seed=1), test
+            raise ValueError(f"{dataset}: none of the test signers {test_signers} is in the data")
+        return train, val, test
 
     # -- generators -----------------------------------------------------------------------------------
     def gan_config(self, dataset: str, model: str, per_class: int | None):
@@ -259,17 +264,15 @@ class Experiment:
         clf = self.classifier(row)
         crops = self.crops(row.dataset)
         train, val, test = self.split(row.dataset, row.per_class)
-        probs = clf.probabilities(to_input(crops.images[test]))
-        pred = np.asarray(clf.labels)[probs.argmax(1)]
-        truth = crops.labels[test]
-        per_class = {c: float(np.mean(pred[truth == c] == c)) for c in clf.labels if np.any(truth == c)}
+        report = held_out_report(clf, crops.images[test], crops.labels[test])
+        per_class = {c: v["accuracy"] for c, v in report["per_class"].items() if v["accuracy"] is not None}
         history = json.loads((out / "history.json").read_text())
         pre = out / "pretrain" / "history.json"
         result = {"row": asdict(row), "method": row.method, "regime": row.regime, "preset": self.preset.name,
                   "arch": self.preset.arch, "size": self.preset.size, "train_images": int(len(train)),
                   "val_images": int(len(val)), "test_images": int(len(test)),
                   "test_signers": list(DATASETS[row.dataset].test_signers),
-                  "test_acc": float(np.mean(pred == truth)), "per_class": per_class,
+                  "test_acc": report["accuracy"], "per_class": per_class,
                   "best_epoch": int(clf.info["epoch"]), "epochs": len(history), "history": history,
                   "pretrain_history": json.loads(pre.read_text()) if pre.exists() else None}
         (out / "result.json").write_text(json.dumps(result, indent=1))

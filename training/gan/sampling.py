@@ -69,14 +69,13 @@ def load_generator(path: str | os.PathLike, device: str = "cpu", ema: bool = Tru
 
 def _verify_shipped(path: Path) -> None:
     """A shipped generator (``weights/NAME/generator.pt`` beside a manifest) must be the file its manifest names."""
-    from realtime.classifier import MANIFEST, ModelError, sha256_file
+    from realtime.classifier import MANIFEST, verify_sha256
 
     manifest = path.parent / MANIFEST
-    if path.name != "generator.pt" or not manifest.is_file():
-        return
-    want = json.loads(manifest.read_text()).get("sha256")
-    if want and sha256_file(path) != want:
-        raise ModelError(f"{path}: sha256 does not match {manifest}; the file is corrupt or was replaced")
+    if path.name == "generator.pt" and manifest.is_file():
+        want = json.loads(manifest.read_text()).get("sha256")
+        if want:
+            verify_sha256(path, want)
 
 
 def export_generator(run: str | os.PathLike, folder: str | os.PathLike, metrics: dict | None = None,
