@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import ModelError, check_labels_metadata, open_model
+from realtime.classifier import ModelError, check_io, open_model
 from realtime.hands import Hand
 from realtime.palm import HandBox
 
@@ -100,21 +100,15 @@ class J2SClassifier:
         self.backend = make_backend(backend, self.folder, device, precision, session=self.session, verify=False)
 
     def _check_io(self) -> None:
-        ins = self.session.get_inputs()
-        outs = {o.name: o for o in self.session.get_outputs()}
-        if len(ins) != 1 or ins[0].name != self.manifest.input_name or ins[0].type != "tensor(float)":
-            raise ModelError(f"{self.path}: expected one float input {self.manifest.input_name!r}, got "
-                             f"{[(i.name, i.type) for i in ins]}")
-        if list(ins[0].shape[1:]) != [3, self.input_size, self.input_size]:
-            raise ModelError(f"{self.path}: input shape {ins[0].shape} is not (batch, 3, {self.input_size}, "
+        """The shared checks (input name, probability output, labels) plus J2S's own: a float image input of the
+        manifest's size and a ``keypoints`` output."""
+        inp, _ = check_io(self.session, self.path, self.manifest)
+        if inp.type != "tensor(float)" or list(inp.shape[1:]) != [3, self.input_size, self.input_size]:
+            raise ModelError(f"{self.path}: input {inp.type} {inp.shape} is not float (batch, 3, {self.input_size}, "
                              f"{self.input_size}) as the manifest says")
-        for name in ("keypoints", self.manifest.output_name):
-            if name not in outs:
-                raise ModelError(f"{self.path}: no output {name!r} (has {list(outs)})")
-        n = outs[self.manifest.output_name].shape[-1]
-        if isinstance(n, int) and n != len(self.manifest.labels):
-            raise ModelError(f"{self.path}: {n} outputs but the manifest lists {len(self.manifest.labels)} labels")
-        check_labels_metadata(self.session, self.path, self.manifest.labels)
+        outs = [o.name for o in self.session.get_outputs()]
+        if "keypoints" not in outs:
+            raise ModelError(f"{self.path}: no output 'keypoints' (has {outs})")
 
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, 3, S, S) normalised -> keypoints (B, 21, 2) as fractions of the crop, probabilities (B, C)."""

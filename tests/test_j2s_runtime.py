@@ -91,3 +91,24 @@ def test_bench_runs_the_j2s_path(tmp_path):
     rep = json.loads(out.read_text())
     assert rep["model"] == "lis-j2s" and rep["keypoints"] == "j2s" and rep["fps"] > 0
     assert rep["stages"]["classifier"]["median_ms"] > 0
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.update(labels=m["labels"][:-1]), "labels"),
+    (lambda m: m["input"].update(shape=[1, 3, 128, 128]), "input"),
+])
+def test_j2s_model_that_disagrees_with_its_manifest_is_refused(tmp_path, edit, message):
+    """A manifest edited to disagree with the ONNX file (one label fewer, another input size) fails to load,
+    naming the mismatch, rather than classifying with the wrong labels or a wrongly sized crop."""
+    import shutil
+
+    from realtime.classifier import ModelError
+    from realtime.j2s import J2SClassifier
+
+    folder = tmp_path / "lis-j2s"
+    shutil.copytree("weights/lis-j2s", folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match=message):
+        J2SClassifier(folder, device="cpu")
