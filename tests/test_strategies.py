@@ -20,7 +20,7 @@ from training.strategies import (
     regularizer_weight,
     soft_cross_entropy,
 )
-from training.strategy_experiments import Row, grid, results_table
+from training.strategy_experiments import Row, gain_table, grid, results_table
 
 
 # -- eq. 1-3 -------------------------------------------------------------------------------------------
@@ -141,6 +141,19 @@ def test_grid_rows_and_table():
     table = results_table(fake)
     assert "| real | 25.0 ± 7.1 (2) |" in table and "| reacgan pretrain | 50.0 (1) |" in table
 
+
+
+def test_gain_table_pairs_each_method_with_real_of_the_same_seed():
+    """Seed 0: real 0.20, pretrain 0.25 (+5); seed 1: real 0.30, pretrain 0.29 (-1) -> +2.0 ± 4.2, won 1 of 2.
+    A method's row without a REAL row of the same seed is left out rather than compared with another seed."""
+    def r(m, seed, acc, regime="k5"):
+        return {"row": {"dataset": "lis", "seed": seed}, "method": m, "regime": regime, "test_acc": acc}
+
+    fake = [r("real", 0, 0.20), r("real", 1, 0.30), r("spade pretrain", 0, 0.25), r("spade pretrain", 1, 0.29),
+            r("spade pretrain", 2, 0.90)]
+    table = gain_table(fake)
+    assert "| spade pretrain | +2.0 ± 4.2 (1/2) | +2.0 ± 4.2 (1/2) |" in table
+    assert "real |" not in table.replace("minus real", "")
 
 # -- a short run of each strategy -----------------------------------------------------------------------
 @pytest.mark.parametrize("strategy", ["real", "pretrain", "regularizer", "mixup"])

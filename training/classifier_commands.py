@@ -171,6 +171,7 @@ def write_strategies_doc(results: list[dict], doc: str, out: str) -> None:
     """The results tables and figures (docs/strategies.md keeps its hand-written text above the marker)."""
     from training.strategy_experiments import (
         convergence_table,
+        gain_table,
         plot_convergence,
         plot_per_class_difference,
         results_table,
@@ -184,7 +185,7 @@ def write_strategies_doc(results: list[dict], doc: str, out: str) -> None:
         for regime in sorted({r["regime"] for r in results if r["row"]["dataset"] == ds}):
             methods = sorted({r["method"] for r in results if (r["row"]["dataset"], r["regime"]) == (ds, regime)})
             pre = [m for m in methods if m.endswith("pretrain")]
-            for m in pre[:2]:
+            for m in [m for m in pre if "filtered" not in m]:
                 name = f"{ds}-{regime}-{m.replace(' ', '-').replace('@', '-at-')}-minus-real.png"
                 if plot_per_class_difference(results, ds, regime, m, figdir / name):
                     figures.append(f"![{ds} {regime} {m} minus real](strategies/{name})")
@@ -194,6 +195,7 @@ def write_strategies_doc(results: list[dict], doc: str, out: str) -> None:
     marker = "<!-- results: written by fingerspell train classifier-grid --doc; do not edit below -->"
     head = doc.read_text().split(marker)[0] if doc.exists() else "# GAN-generated hands for image classifiers\n\n"
     body = ["## Test accuracy (%), held-out signers", "", results_table(results), "",
+            "## Gain over real, paired by seed", "", gain_table(results), "",
             "## Convergence", "", convergence_table(results), "", "## Figures", "", *figures, ""]
     doc.write_text(head.rstrip() + "\n\n" + marker + "\n\n" + "\n".join(body))
     print(f"wrote {doc} ({len(results)} runs from {out})")

@@ -307,6 +307,38 @@ def results_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def gain_table(results: list[dict]) -> str:
+    """Markdown: each method minus REAL, paired by seed (same data, initialisation and batches), in points:
+    mean ± std of the differences and how many seeds it won. The spread of a paired difference is the honest
+    yardstick: two methods' own spreads overlap even where one wins on every seed."""
+    order = {"k5": 0, "k10": 1, "k20": 2, "full": 9}
+    real = {(r["row"]["dataset"], r["regime"], r["row"]["seed"]): r["test_acc"] for r in results if r["method"] == "real"}
+    lines = []
+    for ds in sorted({r["row"]["dataset"] for r in results}):
+        rs = [r for r in results if r["row"]["dataset"] == ds and r["method"] != "real"
+              and (ds, r["regime"], r["row"]["seed"]) in real]
+        if not rs:
+            continue
+        regimes = sorted({r["regime"] for r in rs}, key=lambda g: order.get(g, 5))
+        lines += [f"### {ds}: minus real, paired by seed (points; wins/seeds)", "",
+                  "| method | " + " | ".join(regimes) + " | all limited |", "|---|" + "---:|" * (len(regimes) + 1)]
+        for m in sorted({r["method"] for r in rs}):
+            diffs = {g: [100 * (r["test_acc"] - real[(ds, g, r["row"]["seed"])]) for r in rs
+                         if r["method"] == m and r["regime"] == g] for g in regimes}
+            pooled = [d for g in regimes if g != "full" for d in diffs[g]]
+            cells = [_paired(diffs[g]) for g in regimes] + [_paired(pooled)]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _paired(d: list[float]) -> str:
+    if not d:
+        return "–"
+    spread = f" ± {np.std(d, ddof=1):.1f}" if len(d) > 1 else ""
+    return f"{np.mean(d):+.1f}{spread} ({sum(x > 0 for x in d)}/{len(d)})"
+
+
 def convergence_table(results: list[dict]) -> str:
     """Epochs to the best validation loss (fine-tuning epochs for PRETRAIN), mean over seeds."""
     lines = ["| dataset | regime | method | epochs to best val loss | of epochs |", "|---|---|---|---:|---:|"]
