@@ -173,6 +173,7 @@ def write_strategies_doc(results: list[dict], doc: str, out: str) -> None:
         convergence_table,
         gain_table,
         plot_convergence,
+        plot_generated_samples,
         plot_per_class_difference,
         results_table,
     )
@@ -189,6 +190,9 @@ def write_strategies_doc(results: list[dict], doc: str, out: str) -> None:
                 name = f"{ds}-{regime}-{m.replace(' ', '-').replace('@', '-at-')}-minus-real.png"
                 if plot_per_class_difference(results, ds, regime, m, figdir / name):
                     figures.append(f"![{ds} {regime} {m} minus real](strategies/{name})")
+            name = f"{ds}-{regime}-generated.png"
+            if plot_generated_samples(out, ds, regime, figdir / name):
+                figures.append(f"![{ds} {regime} generated samples](strategies/{name})")
             name = f"{ds}-{regime}-convergence.png"
             if plot_convergence(results, ds, regime, ["real"] + pre, figdir / name):
                 figures.append(f"![{ds} {regime} convergence](strategies/{name})")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -406,6 +407,43 @@ def plot_convergence(results: list[dict], dataset: str, regime: str, methods: li
         fig.savefig(path, dpi=100)
     plt.close(fig)
     return drawn
+
+
+def plot_generated_samples(out, dataset: str, regime: str, path) -> bool:
+    """One generated image per class (seed 0, unfiltered), a row per source: what each strategy was fed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    found = {}
+    pattern = re.compile(rf"{re.escape(dataset)}-{regime}-(.+)-n\d+-seed0\.npz")  # unfiltered sets only
+    for f in sorted(Path(out, "generated").glob(f"{dataset}-{regime}-*-seed0.npz")):
+        match = pattern.fullmatch(f.name)
+        if match:
+            with np.load(f) as z:
+                found[match.group(1)] = (z["images"], z["labels"])
+    if not found:
+        return False
+    classes = sorted(set().union(*(set(lab.tolist()) for _, lab in found.values())))
+    fig, axes = plt.subplots(len(found), len(classes), figsize=(0.6 * len(classes), 0.75 * len(found) + 0.4),
+                             squeeze=False)
+    for i, (source, (images, labels)) in enumerate(found.items()):
+        for j, c in enumerate(classes):
+            ax = axes[i, j]
+            ax.set_xticks([]), ax.set_yticks([])
+            idx = np.flatnonzero(labels == c)
+            if len(idx):
+                ax.imshow(images[idx[0]])
+            if i == 0:
+                ax.set_title(c, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(source, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(f"{dataset} {regime}: generated images, one per class (seed 0)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
 
 
 def collect(out) -> list[dict]:
