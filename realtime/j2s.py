@@ -104,8 +104,8 @@ class J2SClassifier:
         manifest's size and a ``keypoints`` output."""
         inp, _ = check_io(self.session, self.path, self.manifest)
         if inp.type != "tensor(float)" or list(inp.shape[1:]) != [3, self.input_size, self.input_size]:
-            raise ModelError(f"{self.path}: input {inp.type} {inp.shape} is not float (batch, 3, {self.input_size}, "
-                             f"{self.input_size}) as the manifest says")
+            raise ModelError(f"{self.path}: input shape {inp.shape} ({inp.type}) is not float (batch, 3, "
+                             f"{self.input_size}, {self.input_size}) as the manifest says")
         outs = [o.name for o in self.session.get_outputs()]
         if "keypoints" not in outs:
             raise ModelError(f"{self.path}: no output 'keypoints' (has {outs})")

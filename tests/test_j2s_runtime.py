@@ -93,13 +93,9 @@ def test_bench_runs_the_j2s_path(tmp_path):
     assert rep["stages"]["classifier"]["median_ms"] > 0
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: m.update(labels=m["labels"][:-1]), "labels"),
-    (lambda m: m["input"].update(shape=[1, 3, 128, 128]), "input"),
-])
-def test_j2s_model_that_disagrees_with_its_manifest_is_refused(tmp_path, edit, message):
-    """A manifest edited to disagree with the ONNX file (one label fewer, another input size) fails to load,
-    naming the mismatch, rather than classifying with the wrong labels or a wrongly sized crop."""
+def test_j2s_model_whose_manifest_lists_other_labels_is_refused(tmp_path):
+    """A manifest with one label fewer than the ONNX file's outputs fails to load, naming the mismatch, rather
+    than reading letters off the wrong columns (the wrong input size: tests/test_shipped_models.py)."""
     import shutil
 
     from realtime.classifier import ModelError
@@ -108,7 +104,7 @@ def test_j2s_model_that_disagrees_with_its_manifest_is_refused(tmp_path, edit, m
     folder = tmp_path / "lis-j2s"
     shutil.copytree("weights/lis-j2s", folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    edit(manifest)
+    manifest["labels"] = manifest["labels"][:-1]
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ModelError, match=message):
+    with pytest.raises(ModelError, match="labels"):
         J2SClassifier(folder, device="cpu")
