@@ -142,7 +142,6 @@ def test_grid_rows_and_table():
     assert "| real | 25.0 ± 7.1 (2) |" in table and "| reacgan pretrain | 50.0 (1) |" in table
 
 
-
 def test_gain_table_pairs_each_method_with_real_of_the_same_seed():
     """Seed 0: real 0.20, pretrain 0.25 (+5); seed 1: real 0.30, pretrain 0.29 (-1) -> +2.0 ± 4.2, won 1 of 2.
     A method's row without a REAL row of the same seed is left out rather than compared with another seed."""
@@ -154,6 +153,7 @@ def test_gain_table_pairs_each_method_with_real_of_the_same_seed():
     table = gain_table(fake)
     assert "| spade pretrain | +2.0 ± 4.2 (1/2) | +2.0 ± 4.2 (1/2) |" in table
     assert "real |" not in table.replace("minus real", "")
+
 
 # -- a short run of each strategy -----------------------------------------------------------------------
 @pytest.mark.parametrize("strategy", ["real", "pretrain", "regularizer", "mixup"])

@@ -161,14 +161,15 @@ def cmd_classifier_grid(args) -> int:
             print(f"    test accuracy {r['test_acc']:.1%} (best epoch {r['best_epoch']} of {r['epochs']})", flush=True)
         results = collect(exp.out)
         if args.doc:
-            write_strategies_doc(results, args.doc, exp.out)
+            write_strategies_doc(results, args.doc, exp.out, exp.preset.generated_per_class)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         return _fail(str(e))
     return 0
 
 
-def write_strategies_doc(results: list[dict], doc: str, out: str) -> None:
-    """The results tables and figures (docs/strategies.md keeps its hand-written text above the marker)."""
+def write_strategies_doc(results: list[dict], doc: str, out: str, generated_per_class: int) -> None:
+    """The results tables and figures (docs/strategies.md keeps its hand-written text above the marker);
+    ``out`` and ``generated_per_class`` locate the cached generated sets for the sample grids."""
     from training.strategy_experiments import (
         convergence_table,
         gain_table,
@@ -191,7 +192,7 @@ def write_strategies_doc(results: list[dict], doc: str, out: str) -> None:
                 if plot_per_class_difference(results, ds, regime, m, figdir / name):
                     figures.append(f"![{ds} {regime} {m} minus real](strategies/{name})")
             name = f"{ds}-{regime}-generated.png"
-            if plot_generated_samples(out, ds, regime, figdir / name):
+            if plot_generated_samples(out, ds, regime, generated_per_class, figdir / name):
                 figures.append(f"![{ds} {regime} generated samples](strategies/{name})")
             name = f"{ds}-{regime}-convergence.png"
             if plot_convergence(results, ds, regime, ["real"] + pre, figdir / name):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -134,6 +133,11 @@ def held_out_split(crops, test_signers, per_class: int | None = None, val_per_cl
     return train, limit_per_class(crops.labels, np.setdiff1d(pool, train), val_per_class, seed=1), test
 
 
+def generated_path(out, dataset: str, regime: str, source: str, n: int, filtered: bool, seed: int) -> Path:
+    """Where the grid caches a row's generated set (one per GAN, count, filter and seed)."""
+    return Path(out, "generated", f"{dataset}-{regime}-{source}-n{n}{'-top' if filtered else ''}-seed{seed}.npz")
+
+
 def _same_data(a, b) -> bool:
     """Two GAN configs that train on the same images (held-out signers included) with the same model."""
     keys = ("model", "dataset", "crop", "size", "labels", "exclude_signers", "per_class", "seed")
@@ -206,8 +210,7 @@ class Experiment:
 
         n = self.preset.generated_per_class
         model, _, source_ds = row.source.partition("@")
-        path = (self.out / "generated" / f"{row.dataset}-{row.regime}-{row.source}-n{n}"
-                f"{'-top' if row.filtered else ''}-seed{row.seed}.npz")
+        path = generated_path(self.out, row.dataset, row.regime, row.source, n, row.filtered, row.seed)
         if path.exists():
             with np.load(path) as z:
                 return z["images"], z["labels"]
@@ -281,6 +284,11 @@ class Experiment:
 
 
 # -- reporting ------------------------------------------------------------------------------------------
+def _regime_order(regime: str) -> float:
+    """k5, k10, k20, ... in K order, full data last."""
+    return math.inf if regime == "full" else int(regime[1:])
+
+
 def _mean_spread(values: list[float]) -> str:
     if len(values) == 1:
         return f"{100 * values[0]:.1f}"
@@ -289,11 +297,10 @@ def _mean_spread(values: list[float]) -> str:
 
 def results_table(results: list[dict]) -> str:
     """Markdown, one table per dataset: methods down, regimes across, test accuracy mean ± std over seeds."""
-    order = {"k5": 0, "k10": 1, "k20": 2, "full": 9}
     lines = []
     for ds in sorted({r["row"]["dataset"] for r in results}):
         rs = [r for r in results if r["row"]["dataset"] == ds]
-        regimes = sorted({r["regime"] for r in rs}, key=lambda g: order.get(g, 5))
+        regimes = sorted({r["regime"] for r in rs}, key=_regime_order)
         methods = sorted({r["method"] for r in rs}, key=lambda m: (m != "real", m))
         lines += [f"### {ds} (test: {', '.join(rs[0]['test_signers'])})", "",
                   "| method | " + " | ".join(f"{g} (n seeds)" for g in regimes) + " |",
@@ -312,7 +319,6 @@ def gain_table(results: list[dict]) -> str:
     """Markdown: each method minus REAL, paired by seed (same data, initialisation and batches), in points:
     mean ± std of the differences and how many seeds it won. The spread of a paired difference is the honest
     yardstick: two methods' own spreads overlap even where one wins on every seed."""
-    order = {"k5": 0, "k10": 1, "k20": 2, "full": 9}
     real = {(r["row"]["dataset"], r["regime"], r["row"]["seed"]): r["test_acc"] for r in results if r["method"] == "real"}
     lines = []
     for ds in sorted({r["row"]["dataset"] for r in results}):
@@ -320,7 +326,7 @@ def gain_table(results: list[dict]) -> str:
               and (ds, r["regime"], r["row"]["seed"]) in real]
         if not rs:
             continue
-        regimes = sorted({r["regime"] for r in rs}, key=lambda g: order.get(g, 5))
+        regimes = sorted({r["regime"] for r in rs}, key=_regime_order)
         lines += [f"### {ds}: minus real, paired by seed (points; wins/seeds)", "",
                   "| method | " + " | ".join(regimes) + " | all limited |", "|---|" + "---:|" * (len(regimes) + 1)]
         for m in sorted({r["method"] for r in rs}):
@@ -409,7 +415,7 @@ def plot_convergence(results: list[dict], dataset: str, regime: str, methods: li
     return drawn
 
 
-def plot_generated_samples(out, dataset: str, regime: str, path) -> bool:
+def plot_generated_samples(out, dataset: str, regime: str, n: int, path) -> bool:
     """One generated image per class (seed 0, unfiltered), a row per source: what each strategy was fed."""
     import matplotlib
 
@@ -417,12 +423,11 @@ def plot_generated_samples(out, dataset: str, regime: str, path) -> bool:
     import matplotlib.pyplot as plt
 
     found = {}
-    pattern = re.compile(rf"{re.escape(dataset)}-{regime}-(.+)-n\d+-seed0\.npz")  # unfiltered sets only
-    for f in sorted(Path(out, "generated").glob(f"{dataset}-{regime}-*-seed0.npz")):
-        match = pattern.fullmatch(f.name)
-        if match:
+    for source in SOURCES[1:]:
+        f = generated_path(out, dataset, regime, source, n, False, 0)
+        if f.exists():
             with np.load(f) as z:
-                found[match.group(1)] = (z["images"], z["labels"])
+                found[source] = (z["images"], z["labels"])
     if not found:
         return False
     classes = sorted(set().union(*(set(lab.tolist()) for _, lab in found.values())))
