@@ -3,7 +3,8 @@
 Live sources (camera, stream URL) keep only the newest frame: a slow frame never leaves a
 queue of stale ones behind it. Files (video, image folder) hand over every frame in order, so
 a recording gives the same result however fast the machine is. Corrupt frames are skipped
-and counted.
+and counted, and a video that ends before the frame count its container promises (a file cut off
+while it was copied or recorded) says so in ``ended_early``: partial text is never a silent result.
 
     with open_source("0") as cap:          # camera 0, a video path, an image folder, or a URL
         while (frame := cap.read()) is not None:
@@ -44,6 +45,7 @@ class _Reader:
     live = False
     corrupt = 0
     position_s: float | None = None  # media time of the last grabbed frame, for files
+    ended_early: str | None = None  # why a file stopped before its end, once grab() returned None
 
     def grab(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -71,6 +73,7 @@ class VideoReader(_Reader):
         self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else 0
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
         self.corrupt = 0
+        self.good = 0  # frames decoded
         self._first = None
         if not live:  # a file that opens but holds no decodable frame is a bad source, not an empty result
             self._first = self._read()
@@ -82,7 +85,19 @@ class VideoReader(_Reader):
         if self._first is not None:
             img, self._first = self._first, None
             return img
-        return self._read()
+        img = self._read()
+        if img is None and not self.live:
+            self.ended_early = self._check_complete()
+        return img
+
+    def _check_complete(self) -> str | None:
+        """Frames seen against the container's count: a cut-off file decodes its first part and then just stops."""
+        seen = self.good + self.corrupt
+        slack = max(1, self.frame_count // 200)  # some containers only estimate their count from the duration
+        if self.frame_count <= 0 or seen >= self.frame_count - slack:
+            return None
+        promised = f" ({self.frame_count / self.fps:.1f} s)" if self.fps > 0 else ""
+        return f"the file ended early after {seen} of {self.frame_count} frames{promised}: is it cut off?"
 
     def _read(self) -> np.ndarray | None:
         import cv2
@@ -92,6 +107,7 @@ class VideoReader(_Reader):
             ok, img = self.cap.read()
             if ok and _valid(img):
                 self.corrupt += failures  # failures followed by a good frame were corrupt frames
+                self.good += 1
                 if not self.live:
                     ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
                     if ms > 0 or self.position_s is None:  # some backends report 0 for frames they cannot place
@@ -173,6 +189,10 @@ class ThreadedCapture:
     @property
     def corrupt(self) -> int:
         return self.reader.corrupt
+
+    @property
+    def ended_early(self) -> str | None:
+        return self.reader.ended_early
 
     def _run(self) -> None:
         try:

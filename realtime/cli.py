@@ -7,6 +7,7 @@ import os
 import sys
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 ENV_DATASETS = "FINGERSPELL_DATASETS"
 
 
@@ -80,6 +81,11 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
 
 
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true",
+                   help="also show the libraries' own logs (TFLite/MediaPipe, FFmpeg, OpenCV), hidden by default")
+
+
 def _add_speller_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("spelling")
     g.add_argument("--hold", type=float, default=0.5, help="seconds a letter must stay stable to be committed (default: %(default)s)")
@@ -110,7 +116,7 @@ def _recognizer(args):
 
 
 def cmd_live(args) -> int:
-    from realtime.capture import SourceError
+    from realtime.capture import SourceError, make_reader
     from realtime.classifier import ModelError
     from realtime.live import run_live
 
@@ -119,12 +125,23 @@ def cmd_live(args) -> int:
         return _fail("no display to open a window on; use --no-window (with --jsonl FILE to record results)")
     _writable(args.jsonl)
     try:
-        rec = _recognizer(args)
-        text = run_live(rec, args.source, window=window, jsonl=args.jsonl, mirror=not args.no_mirror,
-                        max_frames=args.max_frames, width=args.width, height=args.height, folder_fps=args.fps)
+        reader = make_reader(args.source, args.width, args.height, args.fps)  # before any output file or model
+        try:
+            rec = _recognizer(args)
+        except BaseException:
+            reader.close()
+            raise
+        run = run_live(rec, reader, window=window, jsonl=args.jsonl, mirror=not args.no_mirror,
+                       max_frames=args.max_frames)
     except (SourceError, ModelError, OSError, ValueError) as e:
         return _fail(str(e))
-    print(text)
+    print(run.text)
+    if run.why_empty:
+        print(run.why_empty, file=sys.stderr)
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    if args.strict and run.lost_frames:
+        return _fail(f"--strict: {run.ended_early or f'{run.corrupt} corrupt frames were skipped'}")
     return 0
 
 
@@ -399,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--max-frames", type=_int_range(1), help="stop after this many frames")
     live.add_argument("--fps", type=float, default=30.0,
                       help="frame rate at which an image-folder source is played (its images have no timestamps)")
+    live.add_argument("--strict", action="store_true",
+                      help="exit with code 2 (after printing the text) when the source lost frames: a video that "
+                           "ended before its container's frame count, or corrupt frames")
+    _add_verbose(live)
     live.set_defaults(func=cmd_live)
 
     ev = sub.add_parser("eval", help="accuracy of the whole per-image path on a labelled image folder",
@@ -612,12 +633,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from realtime.quiet import quiet_native_logs
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with quiet_native_logs(verbose=getattr(args, "verbose", True)):  # commands without --verbose print all
+            return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
 from collections import deque
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.capture import ThreadedCapture, make_reader
+from realtime.capture import ThreadedCapture, _Reader, make_reader
 from realtime.pipeline import Recognizer, StageTimer
 
 KEY_QUIT = {ord("q"), 27}
@@ -28,19 +30,95 @@ class FpsMeter:
         return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
 
 
-def run_live(recognizer: Recognizer, source: str, window: bool = True, jsonl: str | Path | None = None,
-             mirror: bool = True, max_frames: int | None = None, width: int | None = None,
-             height: int | None = None, show_timing: bool = True, folder_fps: float = 30.0) -> str:
-    """Run until the source ends, 'q' is pressed or Ctrl-C; returns the spelled text.
+class PartialFile:
+    """A text file written beside PATH and moved into place when closed.
 
-    Raises :class:`realtime.capture.SourceError` if the source cannot be opened.
+    A run that fails before writing anything (a mistyped --source, a bad model) leaves an earlier PATH as it
+    was and no 0-byte file; an interrupted run keeps the lines it wrote.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        self._f = open(self.tmp, "x", encoding="utf-8")
+        self.lines = 0
+
+    def write_line(self, line: str) -> None:
+        self._f.write(line + "\n")
+        self.lines += 1
+
+    def close(self) -> None:
+        self._f.close()
+        if self.lines:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink()
+
+    def __enter__(self) -> "PartialFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ReadingStats:
+    """What the frames showed, so that an empty result can say why it is empty."""
+
+    def __init__(self, min_confidence: float):
+        self.min_confidence = min_confidence
+        self.frames = self.hand_frames = 0
+        self.longest: tuple[str, float] | None = None  # the letter read longest without a break, and for how long
+        self._reading, self._since = None, 0.0
+
+    def add(self, result) -> None:
+        self.frames += 1
+        self.hand_frames += result.hand is not None
+        confident = result.letter is not None and result.confidence >= self.min_confidence
+        reading = result.letter if confident else None
+        if reading != self._reading:
+            self._reading, self._since = reading, result.t
+        if reading is not None and (self.longest is None or result.t - self._since > self.longest[1]):
+            self.longest = (reading, result.t - self._since)
+
+    def why_empty(self, hold_s: float) -> str:
+        if not self.hand_frames:
+            return f"no text: no hand was seen in any of the {self.frames} frames"
+        if self.longest is None:
+            return (f"no text: a hand was seen in {self.hand_frames} of {self.frames} frames, but no letter was read "
+                    f"with confidence {self.min_confidence:g} or more (--min-confidence)")
+        letter, held = self.longest
+        return (f"no text: letters were seen (the longest, {letter}, for {held:.2f} s), but none was held for "
+                f"{hold_s:g} s (--hold)")
+
+
+@dataclass
+class LiveRun:
+    text: str
+    frames: int
+    interrupted: bool = False  # Ctrl-C
+    ended_early: str | None = None  # the file stopped before the end its container promised
+    corrupt: int = 0
+    why_empty: str | None = None  # set when text is empty
+
+    @property
+    def lost_frames(self) -> bool:
+        return bool(self.ended_early or self.corrupt)
+
+
+def run_live(recognizer: Recognizer, source: str | _Reader, window: bool = True, jsonl: str | Path | None = None,
+             mirror: bool = True, max_frames: int | None = None, width: int | None = None,
+             height: int | None = None, show_timing: bool = True, folder_fps: float = 30.0) -> LiveRun:
+    """Run until the source ends, 'q' is pressed or Ctrl-C.
+
+    The source is opened before --jsonl is created. Raises :class:`realtime.capture.SourceError` if it
+    cannot be opened.
     """
     import cv2
 
     from realtime.overlay import draw
 
     fps = FpsMeter()
-    frames = 0
+    stats = ReadingStats(recognizer.speller.config.min_confidence)
     t_start = time.perf_counter()
     stop = {"flag": False}
 
@@ -49,8 +127,9 @@ def run_live(recognizer: Recognizer, source: str, window: bool = True, jsonl: st
 
     with ExitStack() as stack:  # releases, in reverse order, whatever was acquired, even if a later step fails
         stack.callback(recognizer.close)
-        out = stack.enter_context(open(jsonl, "w", encoding="utf-8")) if jsonl else None
-        cap = stack.enter_context(ThreadedCapture(make_reader(source, width, height, folder_fps)))
+        reader = source if isinstance(source, _Reader) else make_reader(source, width, height, folder_fps)
+        cap = stack.enter_context(ThreadedCapture(reader))
+        out = stack.enter_context(PartialFile(jsonl)) if jsonl else None
         if window:
             stack.callback(cv2.destroyAllWindows)
         stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
@@ -64,6 +143,7 @@ def run_live(recognizer: Recognizer, source: str, window: bool = True, jsonl: st
             # Files: the frame's media time, so results don't depend on machine speed.
             t = frame.media_t if frame.media_t is not None else frame.t
             result = recognizer.process(frame.image, t, timer)
+            stats.add(result)
             rate = fps.tick(time.perf_counter())
             if window:
                 with timer("overlay"):
@@ -80,12 +160,15 @@ def run_live(recognizer: Recognizer, source: str, window: bool = True, jsonl: st
             if out:
                 rec = result.to_json()
                 rec.update(frame=frame.index, fps=round(rate, 2))
-                out.write(json.dumps(rec) + "\n")
-            frames += 1
-            if max_frames and frames >= max_frames:
+                out.write_line(json.dumps(rec))
+            if max_frames and stats.frames >= max_frames:
                 break
-        dropped, corrupt = cap.dropped, cap.corrupt
+        dropped, corrupt, ended_early = cap.dropped, cap.corrupt, cap.ended_early
     elapsed = time.perf_counter() - t_start
+    frames = stats.frames
     print(f"{frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} FPS); "
-          f"{dropped} stale frames dropped, {corrupt} corrupt frames skipped", file=sys.stderr)
-    return recognizer.speller.text
+          f"{dropped} stale frames dropped, {corrupt} corrupt frames skipped"
+          + (f"; {ended_early}" if ended_early else ""), file=sys.stderr)
+    text = recognizer.speller.text
+    why = stats.why_empty(recognizer.speller.config.hold_s) if not text.strip() else None
+    return LiveRun(text, frames, stop["flag"], ended_early, corrupt, why)

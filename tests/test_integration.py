@@ -110,3 +110,16 @@ def test_live_end_to_end_on_a_video_of_an_unseen_signer(tmp_path):
     assert all(0.0 <= f["confidence"] <= 1.0 for f in frames)
     committed = "".join(f["committed"] or "" for f in frames)
     assert committed == word
+
+
+def test_live_says_when_letters_were_seen_but_not_held_long_enough(tmp_path):
+    from training.data import read_image
+
+    massey = need_dataset("massey")
+    row = next(r for r in manifest_rows(massey) if r["label"] == "B")
+    video = tmp_path / "short.mp4"
+    write_spelling_video(video, [read_image(massey / row["path"])], hold_s=1.2)
+    r = run_cli("live", "--source", str(video), "--no-window", "--hold", "3")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "\n"
+    assert "letters were seen" in r.stderr and "none was held for 3 s (--hold)" in r.stderr
