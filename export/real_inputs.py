@@ -48,7 +48,9 @@ class EvalSet:
 
 def datasets_root(root: str | Path | None = None) -> Path:
     value = root or os.environ.get(ENV)
-    if not value or not Path(value).is_dir():
+    if value and not Path(value).is_dir():
+        raise NoData(f"datasets folder {value} does not exist (seen from {os.getcwd()})")
+    if not value:
         raise NoData(f"needs the real datasets: set {ENV} (or give the folder) to where they are")
     return Path(value)
 

@@ -259,7 +259,9 @@ def cmd_demo(args) -> int:
 
 def _datasets_root(value: str | None) -> str:
     root = value or os.environ.get(ENV_DATASETS)
-    if not root or not os.path.isdir(root):
+    if root and not os.path.isdir(root):
+        raise SystemExit(_fail(f"datasets folder {root} does not exist (seen from {os.getcwd()})"))
+    if not root:
         raise SystemExit(_fail(f"datasets folder not found: give --datasets DIR or set {ENV_DATASETS}"))
     return root
 

@@ -65,13 +65,17 @@ def test_onnx_matches_pytorch_rebuilt_from_it_on_random_inputs(name):
 
 @pytest.mark.data
 @pytest.mark.parametrize("name", REBUILDABLE)
-def test_onnx_matches_pytorch_on_the_real_held_out_set(name):
-    from export.real_inputs import NoData, eval_set
+def test_onnx_matches_pytorch_on_the_real_held_out_set(name, request, monkeypatch):
+    """On cut-down dataset copies (tests/conftest.py). lis's copy holds all of GIULIA, the lis models' whole
+    held-out set, so their recorded accuracy is reproduced exactly. asl-letters is measured on its recipe's random
+    validation part, which only the whole datasets give: for it, parity only."""
+    from helpers import use_small_datasets
 
-    try:
-        es = eval_set(name)
-    except NoData as e:
-        pytest.skip(str(e))
+    from export.real_inputs import eval_set
+
+    whole_test_set = name.startswith("lis")
+    use_small_datasets(monkeypatch, *request.getfixturevalue("lis_giulia" if whole_test_set else "asl_small"))
+    es = eval_set(name)
     sess, m = ort_session(name)
     backend = TorchBackend.from_model(name, device="cpu")
     want = dict(zip(backend.output_names, sess.run(None, es.inputs)))
@@ -80,8 +84,8 @@ def test_onnx_matches_pytorch_on_the_real_held_out_set(name):
         assert np.abs(got[k] - want[k]).max() < 1e-5
     assert (got["probs"].argmax(1) == want["probs"].argmax(1)).all()
     acc = float((want["probs"].argmax(1) == es.labels).mean())
-    # the rebuilt split is the one the manifest's metric was measured on
-    assert acc == pytest.approx(recorded_accuracy(m), abs=1e-6), es.description
+    if whole_test_set:  # the rebuilt split is the one the manifest's metric was measured on
+        assert acc == pytest.approx(recorded_accuracy(m), abs=1e-6), es.description
 
 
 def test_the_torch_module_is_the_known_architecture():
