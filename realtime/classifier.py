@@ -78,8 +78,22 @@ def verify_sha256(path: Path, expected: str, remedy: str = "") -> None:
     to get a good file back."""
     digest = sha256_file(path)
     if digest != expected:
-        raise ModelError(f"{path}: sha256 {digest[:12]}... does not match the manifest's {str(expected)[:12]}...; "
-                         "the file is corrupt or was replaced" + (f" ({remedy})" if remedy else ""))
+        raise ModelError(f"{path}: sha256 {digest} does not match the manifest's {expected}; "  # in full: prefixes
+                         "the file is corrupt or was replaced" + (f" ({remedy})" if remedy else ""))  # can look equal
+
+
+def held_out_accuracy(raw: dict) -> str:
+    """The README's figure for a model: accuracy over all images (no hand found counts as wrong) on people it never
+    saw. ``metrics.held_out`` records it; a keypoint model's own test split measures the same thing."""
+    metrics = raw.get("metrics") or {}
+    h = metrics.get("held_out")
+    if h is None and raw.get("kind", "keypoint-classifier") == "keypoint-classifier" and metrics.get("test"):
+        signers = ((raw.get("training") or {}).get("config") or {}).get("test_signers") or []
+        h = {"accuracy": metrics["test"]["accuracy"], "images": metrics["test"]["images"],
+             "people": "held-out signers " + ", ".join(signers) if signers else "the held-out test split"}
+    if h is None:
+        return "no held-out accuracy recorded (measure it: fingerspell eval --data DIR --signers ...)"
+    return f"{h['accuracy']:.1%} of all {h['images']} images of {h['people']}"
 
 
 @dataclass

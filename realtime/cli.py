@@ -148,13 +148,21 @@ def cmd_live(args) -> int:
 def cmd_eval(args) -> int:
     from realtime.classifier import ModelError
     from training.data import DatasetError
-    from training.evaluate import evaluate
+    from training.evaluate import evaluate, plot_path
 
     _writable(args.json)
-    _writable(args.plot)
+    try:
+        if args.plots:
+            os.makedirs(args.plots, exist_ok=True)
+    except OSError as e:
+        return _fail(f"cannot make --plots folder: {e}")
+    plot = plot_path(args.plot, args.plots, args.json)
+    _writable(plot and str(plot))
+    if plot is None:
+        print("no confusion matrix: give --plots DIR or --json FILE to write one")
     try:
         evaluate(args.model, args.data, signers=args.signers, limit=args.limit, json_out=args.json,
-                 plot=args.plot, device=args.device, hand=args.hand, keypoints=args.keypoints, hands=args.hands,
+                 plot=plot, device=args.device, hand=args.hand, keypoints=args.keypoints, hands=args.hands,
                  backend=args.backend, precision=args.precision, classifier=args.classifier,
                  image_model=args.image_model, image_weight=args.image_weight)
     except (ModelError, DatasetError, ValueError) as e:
@@ -162,7 +170,7 @@ def cmd_eval(args) -> int:
     return 0
 
 
-BENCH_BACKENDS_OPTIONS = ("backends", "model", "profile", "frames", "source", "hands_model", "json", "csv")
+BENCH_BACKENDS_OPTIONS = ("backends", "model", "profile", "frames", "source", "hands_model", "json", "csv", "verbose")
 
 
 def _bench_options_given(args) -> list[str]:
@@ -225,18 +233,15 @@ def cmd_hands_check(args) -> int:
 def cmd_models(args) -> int:
     import json
 
-    from realtime.classifier import available_models, weights_dir
+    from realtime.classifier import available_models, held_out_accuracy, weights_dir
 
+    print("accuracy: over all images (no hand found counts as wrong) of people the model never saw")
     for name in available_models():
         m = json.loads((weights_dir() / name / "manifest.json").read_text())
-        test = (m.get("metrics") or {}).get("test")
-        score = f"test accuracy {test['accuracy']:.1%} ({m['training'].get('split')})" if test else ""
         crop = "image crop " + "x".join(str(v) for v in m["input"]["shape"][2:])
         inputs = {"j2s": f"{crop} (--keypoints j2s)", "image-classifier": f"hand {crop} (--classifier image)"}.get(
             m.get("kind")) or "features " + "+".join(m["features"]["parts"])
-        if test is None and (m.get("metrics") or {}).get("test_accuracy") is not None:
-            score = f"test accuracy {m['metrics']['test_accuracy']:.1%} (test signers {m['metrics']['test_signers']})"
-        print(f"{name:<18}{len(m['labels']):>3} labels  {inputs}  {score}")
+        print(f"{name:<18}{len(m['labels']):>3} labels  {inputs}  accuracy {held_out_accuracy(m)}")
     return 0
 
 
@@ -429,11 +434,15 @@ def build_parser() -> argparse.ArgumentParser:
                                     "folders (a manifest.csv is used when present). No hand counts as wrong in "
                                     "'accuracy'; labels the model does not know are reported and left out.")
     _add_runtime_options(ev)
+    _add_verbose(ev)
     ev.add_argument("--data", required=True, help="image-folder dataset (LABEL/image files, optional manifest.csv)")
     ev.add_argument("--signers", nargs="+", help="only these signers (manifest column 'signer'), e.g. GIULIA")
     ev.add_argument("--limit", type=_int_range(1), help="evaluate a reproducible random subset of this many images")
     ev.add_argument("--json", metavar="OUT", help="write the report as JSON")
-    ev.add_argument("--plot", metavar="PNG", default="confusion_matrix.png", help="confusion-matrix image")
+    ev.add_argument("--plots", metavar="DIR", help="write the confusion matrix into this folder (made if needed)")
+    ev.add_argument("--plot", metavar="PNG", help="confusion-matrix image path (default: beside --json as "
+                                                  "NAME-confusion.png, or DIR/confusion_matrix.png with --plots; "
+                                                  "none without either)")
     ev.set_defaults(func=cmd_eval)
 
     be = sub.add_parser("bench", help="per-stage latency and end-to-end FPS of the live path",
@@ -453,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--height", type=_int_range(32), default=480, help="frame height for image folders")
     be.add_argument("--json", metavar="OUT", help="write the figures as JSON")
     _add_runtime_options(be)
+    _add_verbose(be)
     be.set_defaults(func=cmd_bench)
 
     de = sub.add_parser("demo", help="the browser demo: live webcam recognition and uploads in a web page",
@@ -473,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--hands", choices=("mediapipe", "onnx"), default="mediapipe",
                     help="hand pipeline for every stream and upload: MediaPipe's own graph, or the same models on "
                          "ONNX Runtime")
+    _add_verbose(de)
     de.set_defaults(func=cmd_demo)
 
     hc = sub.add_parser("hands-check", help="compare the ONNX hand pipeline with MediaPipe's on real photos",
@@ -495,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compare the video trackers instead (one hand): each of --limit photos moves for 15 frames, "
                          "then 5 empty frames")
     hc.add_argument("--json", metavar="OUT", help="write the figures and the per-photo rows as JSON")
+    _add_verbose(hc)
     hc.set_defaults(func=cmd_hands_check)
 
     mo = sub.add_parser("models", help="list the shipped models and their measured accuracy")
@@ -623,6 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("data", nargs="+", help="dataset folders")
     et.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints)")
     et.add_argument("--workers", type=int, help="processes (default: all cores)")
+    _add_verbose(et)
     et.set_defaults(func=cmd_train_extract)
 
     from training.gan.commands import register as register_gan_commands  # light: heavy imports are in the commands

@@ -38,3 +38,37 @@ def test_models_lists_the_shipped_models(capsys):
     assert "asl-letters" in out and "lis-letters" in out
     assert "lis-letters-image" in out and "--classifier image" in out
     assert "lis-reacgan-cpu" not in out and "mediapipe-hands" not in out  # not letter models
+
+
+def test_models_show_the_readmes_accuracy_for_every_model(capsys):
+    """One definition for every model: all images of held-out people, the figure of the README's table."""
+    import re
+    from pathlib import Path
+
+    from realtime.cli import main
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w-]+)` \|[^|]*\|[^|]*\| ([\d.]+%)", readme, re.M)}
+    assert main(["models"]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.split() and l.split()[0] in table]
+    assert len(lines) == len(table) == 4
+    for line in lines:
+        assert f"accuracy {table[line.split()[0]]} of all " in line, line
+
+
+def test_eval_plot_goes_where_asked_never_unasked_into_the_current_folder():
+    from pathlib import Path
+
+    from training.evaluate import plot_path
+
+    assert plot_path(None, None, "runs/e.json") == Path("runs/e-confusion.png")
+    assert plot_path(None, "plots", "runs/e.json") == Path("plots/confusion_matrix.png")
+    assert plot_path("cm.png", "plots", "runs/e.json") == Path("cm.png")
+    assert plot_path(None, None, None) is None
+
+
+def test_unreadable_files_are_named_with_correct_grammar():
+    from training.evaluate import unreadable_note
+
+    assert unreadable_note(["A/x.jpg"]) == "skipped 1 unreadable image: A/x.jpg"
+    assert unreadable_note(["a", "b", "c", "d", "e"]) == "skipped 5 unreadable images: a, b, c and 2 more"

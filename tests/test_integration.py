@@ -9,7 +9,7 @@ from helpers import manifest_rows, need_dataset, place_on_canvas, run_cli, small
 pytestmark = pytest.mark.data
 
 
-def test_keypoint_extraction_caches_resumes_and_invalidates(tmp_path):
+def test_keypoint_extraction_caches_resumes_and_invalidates(tmp_path, capsys):
     from realtime.hands import StaticSettings
     from training.data import ImageFolder
     from training.keypoints import extract_keypoints
@@ -24,6 +24,8 @@ def test_keypoint_extraction_caches_resumes_and_invalidates(tmp_path):
     cache = tmp_path / "cache"
     part = extract_keypoints(ds, cache, workers=1, progress=False, limit=5)  # 'killed' after 5 images
     assert list(cache.glob("*.partial.npz")) and not part.readable[5:].any()
+    extract_keypoints(ds, cache, workers=1, progress=True, limit=1)
+    assert "mini: resuming keypoint extraction at 5 of 13 images" in capsys.readouterr().out
     kp = extract_keypoints(ds, cache, workers=1, progress=False)  # resumes
     assert not list(cache.glob("*.partial.npz")) and len(kp) == 13
     assert kp.readable.sum() == 12 and kp.detected.sum() >= 10  # real crops: MediaPipe finds nearly all
@@ -123,3 +125,24 @@ def test_live_says_when_letters_were_seen_but_not_held_long_enough(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout == "\n"
     assert "letters were seen" in r.stderr and "none was held for 3 s (--hold)" in r.stderr
+
+
+def test_eval_names_unreadable_files_and_puts_the_plot_beside_the_json(tmp_path):
+    import subprocess
+    import sys
+
+    massey = need_dataset("massey")
+    rows = [r for r in manifest_rows(massey) if r["label"] in ("A", "L")][::40][:4]
+    root = small_copy(massey, tmp_path / "mini", rows)
+    (root / "A" / "broken.png").write_bytes(b"not an image")
+    with open(root / "manifest.csv", "a") as f:
+        f.write("A/broken.png,A,hand1,train\n")
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    r = subprocess.run([sys.executable, "-m", "realtime.cli", "eval", "--model", "asl-letters", "--data", str(root),
+                        "--json", str(tmp_path / "e.json")], capture_output=True, text=True, timeout=600, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert "skipped 1 unreadable image: A/broken.png" in r.stdout
+    assert f"confusion matrix: {tmp_path / 'e-confusion.png'}" in r.stdout
+    assert (tmp_path / "e-confusion.png").stat().st_size > 1000 and not list(cwd.iterdir())
+    assert "W0000" not in r.stderr and "XNNPACK" not in r.stderr  # the libraries' logs stay hidden

@@ -98,6 +98,16 @@ def test_corrupt_file_is_refused(tmp_path):
         OnnxClassifier(folder)
 
 
+def test_a_hash_mismatch_shows_both_hashes_in_full(tmp_path):
+    folder = copy_model(tmp_path)
+    actual = sha256_file(folder / "model.onnx")
+    recorded = actual[:12] + "0" * 52  # the same first 12 characters: prefixes alone would look identical
+    edit_manifest(folder, lambda m: m.update(sha256=recorded))
+    with pytest.raises(ModelError) as e:
+        OnnxClassifier(folder)
+    assert f"sha256 {actual} does not match the manifest's {recorded};" in str(e.value)
+
+
 def drop_last_label(m):
     m["labels"] = m["labels"][:-1]
 

@@ -52,11 +52,11 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
             print(f"warning: {clf.manifest.name} was trained on {ds.name!r}"
                   + (f" (all but signers {sorted(held_out)})" if held_out else "")
                   + ": these figures are not on unseen data")
-        y_true, y_pred, unreadable = [], [], 0
+        y_true, y_pred, unreadable = [], [], []
         for s in tqdm(samples, desc=f"eval {name} on {ds.name}", unit="img", disable=not progress):
             img = read_image(s.path)
             if img is None:
-                unreadable += 1
+                unreadable.append(s.rel)
                 continue
             _, h, probs = rec.read(img)
             y_true.append(clf.labels.index(s.label))
@@ -64,18 +64,42 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
     finally:
         rec.close()
     rep = classification_report(np.array(y_true), np.array(y_pred), clf.labels)
-    rep.update(model=name, classifier=classifier, keypoints=keypoints, hands=hands, data=str(ds.root), signers=signers or "all", unreadable=unreadable,
-               unknown_labels=dict(unknown))
+    rep.update(model=name, classifier=classifier, keypoints=keypoints, hands=hands, data=str(ds.root), signers=signers or "all", unreadable=len(unreadable),
+               unreadable_files=unreadable, unknown_labels=dict(unknown))
     if progress:
         print(format_report(rep, f"{name} on {ds.root}" + (f" signers {signers}" if signers else "")))
         if unknown:
             print(f"left out {sum(unknown.values())} images of labels the model does not know: {dict(unknown)}")
         if unreadable:
-            print(f"skipped {unreadable} unreadable images")
+            print(unreadable_note(unreadable))
     if plot:
         from training.plots import plot_confusion
 
         plot_confusion(rep, plot, title=f"{clf.manifest.name} on {ds.name}: accuracy {rep['accuracy']:.1%}")
+        if progress:
+            print(f"confusion matrix: {plot}")
     if json_out:
         Path(json_out).write_text(json.dumps(rep, indent=1))
+        if progress:
+            print(f"report: {json_out}")
     return rep
+
+
+def unreadable_note(files: list[str], show: int = 3) -> str:
+    """Which files were skipped, so they can be found and fixed; only the first few of a long list."""
+    n = len(files)
+    more = f" and {n - show} more" if n > show else ""
+    return f"skipped {n} unreadable image{'s' if n != 1 else ''}: {', '.join(files[:show])}{more}"
+
+
+def plot_path(plot: str | None, plots_dir: str | None, json_out: str | None) -> Path | None:
+    """Where the confusion matrix goes: --plot as given, else into --plots DIR, else beside --json; never
+    unasked into the current folder."""
+    if plot:
+        return Path(plot)
+    if plots_dir:
+        return Path(plots_dir) / "confusion_matrix.png"
+    if json_out:
+        j = Path(json_out)
+        return j.with_name(j.stem + "-confusion.png")
+    return None

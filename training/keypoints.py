@@ -146,6 +146,8 @@ def extract_keypoints(dataset: ImageFolder, cache_dir: str | os.PathLike | None 
         with np.load(partial) as z:
             arrays = {k: z[k].copy() for k in arrays}
             done = z["done"].copy()
+        if progress:  # as training does: a resumed run says so
+            print(f"{dataset.name}: resuming keypoint extraction at {int(done.sum())} of {n} images ({partial})")
 
     todo = [(i, str(dataset.samples[i].path)) for i in np.flatnonzero(~done)]
     if limit is not None:
