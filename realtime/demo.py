@@ -685,7 +685,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
                 up_label = gr.Label(label="Top readings (images)", num_top_classes=5, elem_id="fs-up-label")
             up_chart = gr.Plot(label="Confidence per frame (videos)", elem_id="fs-up-chart")
         with gr.Accordion("Letters of the selected model", open=False, elem_id="fs-letters"):
-            chart = gr.HTML(reference_html(default))
+            chart = gr.HTML(reference_html(default), padding=False)  # Gradio 6's default; True warns in Gradio 5
 
         def stream_frame(frame, session, model, hand, hold, min_conf, stamp):
             return live_frame(frame, session, model, hand, hold, min_conf, stamp, hands=hands)

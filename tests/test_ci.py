@@ -31,3 +31,30 @@ def test_a_datasets_path_that_does_not_exist_is_named(monkeypatch, tmp_path):
     monkeypatch.delenv("FINGERSPELL_DATASETS")
     with pytest.raises(pytest.skip.Exception, match="set FINGERSPELL_DATASETS"):
         need_dataset("lis")
+
+
+def test_export_and_the_demo_give_no_deprecation_warning_left_unexplained(tmp_path):
+    """Deprecation warnings are errors here, except those pyproject's pytest config filters with a reason."""
+    import warnings
+
+    tomllib = pytest.importorskip("tomllib")
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("gradio")
+    from _pytest.config import parse_warning_filter
+
+    from export.onnx_export import export_keypoint_model
+    from realtime.demo import build_app
+    from realtime.features import FeatureSpec
+    from training.keypoint_model import KeypointClassifier
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    spec, labels = FeatureSpec(), list("ABC")
+    model = KeypointClassifier(spec.dim, len(labels), (16, 8)).eval()
+    torch.save({"config": model.config(), "state_dict": model.state_dict(), "labels": labels,
+                "features": spec.to_dict()}, tmp_path / "model.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        for f in config["filterwarnings"]:
+            warnings.filterwarnings(*parse_warning_filter(f, escape=False))
+        export_keypoint_model(tmp_path / "model.pt", tmp_path / "out")
+        build_app()
