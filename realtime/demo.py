@@ -48,6 +48,7 @@ MAX_IMAGE_PIXELS = 50_000_000  # refused above this (a 50-megapixel photo is alr
 MAX_SIDE = 1920  # larger images and video frames are downscaled to this longer side before recognition
 MAX_STREAM_SIDE = 1280  # live frames are downscaled to this: MediaPipe looks at ~256 px anyway
 MAX_VIDEO_FRAMES = 3600  # two minutes at 30 fps; longer videos are cut with a warning
+RESTART_GAP_S = 2.0  # a tab that sent no frame for this long stopped its stream: the next frame starts a new one
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # Numbers each webcam frame, stamps it with its capture time and the last round trip, and measures the round
@@ -193,6 +194,8 @@ class LiveSession:
         self.server_ms: deque[float] = deque(maxlen=30)
         self.times: deque[float] = deque(maxlen=30)
         self.stage_ms: dict[str, float] = {}
+        self._stream_start: float | None = None
+        self._last_frame: float | None = None
 
     def configure(self, settings: Settings):
         """The recognizer for these settings: rebuilt for another model, hand or hand pipeline (keeping the text),
@@ -221,6 +224,15 @@ class LiveSession:
         self._last_id = frame_id
         if rtt is not None and 0 <= rtt < 60_000:
             self.round_trip_ms.append(rtt)
+
+    def over_time(self, now: float, time_limit: float | None) -> bool:
+        """Whether this tab's stream has run past ``time_limit``. Gradio's own stream time limit does not stop a
+        webcam stream (one ran 45 s of 20), so it is counted here. A pause of ``RESTART_GAP_S`` (Stop, then
+        Record) starts a new stream; a stream that goes on sending stays over its time."""
+        if self._last_frame is None or now - self._last_frame > RESTART_GAP_S:
+            self._stream_start = now
+        self._last_frame = now
+        return time_limit is not None and now - self._stream_start > time_limit
 
     @property
     def fps(self) -> float:
@@ -266,9 +278,9 @@ def latency_markdown(s: LiveSession) -> str:
 
 
 def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
-               stamp: str | None = None, hands: str = "mediapipe"):
+               stamp: str | None = None, hands: str = "mediapipe", time_limit: float | None = None):
     """One webcam frame (RGB, mirrored by the page) -> (annotated frame, text, latency, stamp echo, session).
-    ``hands``: the app's hand pipeline (build_app binds it).
+    ``hands``: the app's hand pipeline; ``time_limit``: seconds a stream may run (build_app binds both).
 
     A frame that arrives while this tab's previous one is still being processed is dropped (every output
     skipped), so a slow frame never builds a queue.
@@ -287,6 +299,9 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
         return skip
     try:
         t_in = session.clock()
+        if session.over_time(t_in, time_limit):  # frames are no longer processed; the text stays
+            return (gr.skip(), gr.skip(), f"**This stream reached its {_duration(time_limit)} limit.** Press Stop, "
+                    "then Record to go on: the text is kept.", gr.skip(), session)
         session.note_stamp(stamp)
         rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands))
         timer = StageTimer()
@@ -670,7 +685,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
             latency = gr.Markdown("*latency appears here once the stream runs*", elem_id="fs-latency")
             gr.Markdown(f"<small>{max_streams} webcam stream{'s' if max_streams > 1 else ''} at a time: anyone "
                         f"else waits in a queue and sees their place in it on the recognised image. A stream "
-                        f"stops after {_duration(time_limit)}: press Record again to go on.</small>")
+                        f"stops after {_duration(time_limit)}: press Stop, then Record to go on.</small>")
             stamp = gr.Textbox(elem_id="fs-stamp", elem_classes=["fs-hidden"], show_label=False, container=False)
             echo = gr.Textbox(elem_id="fs-echo", elem_classes=["fs-hidden"], show_label=False, container=False)
         with gr.Tab("Upload", id="upload"):
@@ -688,7 +703,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
             chart = gr.HTML(reference_html(default), padding=False)  # Gradio 6's default; True warns in Gradio 5
 
         def stream_frame(frame, session, model, hand, hold, min_conf, stamp):
-            return live_frame(frame, session, model, hand, hold, min_conf, stamp, hands=hands)
+            return live_frame(frame, session, model, hand, hold, min_conf, stamp, hands=hands, time_limit=time_limit)
 
         cam.stream(_friendly(stream_frame), inputs=[cam, session, *settings, stamp],
                    outputs=[live_out, text, latency, echo, session], stream_every=stream_every,

@@ -103,6 +103,29 @@ def test_a_frame_that_arrives_while_one_is_processed_is_dropped_not_queued():
     session.close()
 
 
+def test_a_stream_stops_being_processed_at_its_time_limit_and_record_again_goes_on():
+    clock = FakeClock()
+    session = demo.LiveSession(clock=clock)
+    frame = np.zeros((480, 640, 3), np.uint8)
+
+    def send(seconds, fps=10):
+        outs = None
+        for _ in range(int(seconds * fps)):
+            clock.t += 1 / fps
+            outs = demo.live_frame(frame, session, "asl-letters", "any", 0.5, 0.6, time_limit=20)
+        return outs
+
+    send(19)
+    assert session.processed == 190
+    outs = send(26)  # the page goes on sending past the limit (Gradio's own limit does not stop it)
+    assert session.processed in (200, 201)  # 20 s at 10 frames/s (the last one up to rounding)
+    assert "reached its 20 seconds limit" in outs[2] and outs[0] == gr.skip()
+    processed, clock.t = session.processed, clock.t + 5  # Stop, then Record
+    send(1)
+    assert session.processed == processed + 10
+    session.close()
+
+
 def test_stamps_give_round_trip_and_count_frames_a_newer_one_replaced():
     s = demo.LiveSession()
     for stamp in ["1:1000:", "2:1100:80", "6:1500:90", "7:1600:70", "garbage", None]:
