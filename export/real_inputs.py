@@ -56,18 +56,22 @@ def datasets_root(root: str | Path | None = None) -> Path:
 
 
 def _dataset_folder(root: Path, recorded: str) -> Path:
+    from training.landmark_sets import is_landmark_set
+
     folder = root / Path(str(recorded).rstrip("/")).name
-    if not (folder / "manifest.csv").is_file():
+    if not ((folder / "manifest.csv").is_file() or is_landmark_set(folder)):
         raise NoData(f"dataset {folder.name!r} not found under {root}")
     return folder
 
 
 def _check_hash(folder: Path, manifest: Manifest) -> None:
     from training.data import ImageFolder
+    from training.landmark_sets import content_hash, is_landmark_set
 
     recorded = (manifest.raw.get("training") or {}).get("data_sha256") or {}
     want = recorded.get(folder.name)
-    if want and ImageFolder(folder).content_hash() != want:
+    have = content_hash(folder) if is_landmark_set(folder) else ImageFolder(folder).content_hash()
+    if want and have != want:
         raise NoData(f"{folder} differs from the {folder.name} that {manifest.name} was trained on "
                      "(content hash): its split cannot be reproduced")
 
@@ -76,7 +80,10 @@ def _keypoints_cached(folder: Path) -> None:
     from realtime.hands import StaticSettings
     from training.data import ImageFolder
     from training.keypoints import cache_key, default_cache_dir
+    from training.landmark_sets import is_landmark_set
 
+    if is_landmark_set(folder):  # read as it is, nothing to extract
+        return
     ds = ImageFolder(folder)
     if not (default_cache_dir() / f"{ds.name}-{cache_key(ds, StaticSettings())}.npz").is_file():
         raise NoData(f"the MediaPipe keypoints of {folder.name} are not cached: run "

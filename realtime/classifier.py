@@ -16,6 +16,7 @@ import numpy as np
 from realtime.features import FeatureSpec
 
 MANIFEST = "manifest.json"
+NO_LETTER = "none"  # the label of hands that spell nothing (training.train_keypoints.NO_LETTER): never typed
 KINDS = ("keypoint-classifier", "j2s", "image-classifier")
 
 

@@ -81,6 +81,12 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
 
 
+def _add_profile_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", metavar="PROFILE",
+                   help="a personal calibration made by 'fingerspell calibrate' for this --model: reads that person "
+                        "better (keypoint and fused classifiers)")
+
+
 def _add_verbose(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true",
                    help="also show the libraries' own logs (TFLite/MediaPipe, FFmpeg, OpenCV), hidden by default")
@@ -100,6 +106,15 @@ def _add_speller_options(p: argparse.ArgumentParser) -> None:
                    help="time constant in seconds of the probability smoothing; 0 turns it off (default: %(default)s)")
 
 
+def _profile(args):
+    """--profile's file, loaded (its match with the model is checked when the recognizer wraps the classifier)."""
+    if not getattr(args, "profile", None):
+        return None
+    from realtime.calibration import Profile
+
+    return Profile.load(args.profile)
+
+
 def _recognizer(args):
     from realtime.pipeline import Recognizer
     from realtime.speller import SpellerConfig
@@ -108,7 +123,8 @@ def _recognizer(args):
     rec = Recognizer(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
                      device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
                      keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
-                     classifier_kind=args.classifier, image_model=args.image_model, image_weight=args.image_weight)
+                     classifier_kind=args.classifier, image_model=args.image_model, image_weight=args.image_weight,
+                     profile=_profile(args))
     if args.backend != "auto":  # say which backend and provider were chosen
         parts = [rec.classifier.keypoints, rec.classifier.image] if args.classifier == "fused" else [rec.classifier]
         print("classifier: " + "; ".join(c.backend.describe() for c in parts), file=sys.stderr)
@@ -164,13 +180,13 @@ def cmd_eval(args) -> int:
         evaluate(args.model, args.data, signers=args.signers, limit=args.limit, json_out=args.json,
                  plot=plot, device=args.device, hand=args.hand, keypoints=args.keypoints, hands=args.hands,
                  backend=args.backend, precision=args.precision, classifier=args.classifier,
-                 image_model=args.image_model, image_weight=args.image_weight)
+                 image_model=args.image_model, image_weight=args.image_weight, profile=_profile(args))
     except (ModelError, DatasetError, ValueError) as e:
         return _fail(str(e))
     return 0
 
 
-BENCH_BACKENDS_OPTIONS = ("backends", "model", "profile", "frames", "source", "hands_model", "json", "csv", "verbose")
+BENCH_BACKENDS_OPTIONS = ("backends", "model", "variants", "frames", "source", "hands_model", "json", "csv", "verbose")
 
 
 def _bench_options_given(args) -> list[str]:
@@ -190,7 +206,7 @@ def cmd_bench(args) -> int:
     if args.backends:  # it picks the backends, devices and precisions itself: the live path's options do not apply
         ignored, what = [k for k in given if k not in BENCH_BACKENDS_OPTIONS], "--backends runs its own variants and"
     else:
-        ignored, what = [k for k in given if k in ("profile", "csv")], "without --backends, bench"
+        ignored, what = [k for k in given if k in ("variants", "csv")], "without --backends, bench"
     if ignored:
         print(f"fingerspell: warning: {what} ignores {', '.join('--' + k.replace('_', '-') for k in ignored)}",
               file=sys.stderr)
@@ -198,7 +214,7 @@ def cmd_bench(args) -> int:
         if args.backends:  # each stage on each backend (realtime/bench_backends.py)
             from realtime.bench_backends import run_backend_bench
 
-            run_backend_bench(args.backends, [args.model] if args.model else None, profile=args.profile,
+            run_backend_bench(args.backends, [args.model] if args.model else None, profile=args.variants,
                               frames=args.frames, source=args.source, hands_model=args.hands_model,
                               json_out=args.json, csv_out=args.csv)
             return 0
@@ -243,6 +259,71 @@ def cmd_models(args) -> int:
             m.get("kind")) or "features " + "+".join(m["features"]["parts"])
         print(f"{name:<18}{len(m['labels']):>3} labels  {inputs}  accuracy {held_out_accuracy(m)}")
     return 0
+
+
+def cmd_calibrate(args) -> int:
+    from realtime.calibrate import calibrate_camera, calibrate_images, describe
+    from realtime.calibration import ProfileError
+    from realtime.capture import SourceError, make_reader
+    from realtime.classifier import ModelError
+    from training.data import DatasetError
+
+    if args.classifier != "keypoints" or args.keypoints != "mediapipe":
+        return _fail("calibration records a keypoint classifier's features: use --keypoints mediapipe and "
+                     "--classifier keypoints (the profile then serves --classifier fused as well)")
+    out = _writable(args.out)
+    try:
+        if args.data:
+            from realtime.pipeline import Recognizer
+
+            rec = Recognizer(args.model, hand=args.hand, static=True, hands=args.hands, device=args.device)
+            try:
+                profile, report = calibrate_images(rec, args.data, args.per_letter)
+            finally:
+                rec.close()
+            for key, what in (("unknown_labels", "labels the model does not know, left out"),
+                              ("unreadable", "unreadable files, skipped"), ("no_hand", "photos without a hand found")):
+                if report[key]:
+                    print(f"{len(report[key])} {what}: {', '.join(report[key][:5])}"
+                          + (" ..." if len(report[key]) > 5 else ""))
+        else:
+            if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("win32", "darwin")):
+                return _fail("no display for the calibration window; calibrate from photos with --data DIR")
+            reader = make_reader(args.camera, args.width, args.height)
+            rec = _recognizer(args)
+            try:
+                session, stopped = calibrate_camera(rec, reader, args.per_letter, mirror=not args.no_mirror,
+                                                    photos=_reference_photos(rec))
+            finally:
+                rec.close()
+            if stopped:
+                print(stopped, file=sys.stderr)
+            profile = session.to_profile(rec.classifier, {"source": f"camera {args.camera}"})
+    except (SourceError, ModelError, DatasetError, ProfileError, OSError, ValueError) as e:
+        return _fail(str(e))
+    if not profile.sample_labels:
+        return _fail("no samples were recorded: no profile written")
+    profile.save(out)
+    print(f"profile for {profile.model}: {describe(profile)}")
+    print(f"written to {out}; use it with --profile {out}")
+    return 0
+
+
+def _reference_photos(rec) -> dict:
+    """letter -> one training photo (BGR) of it, when $FINGERSPELL_DATASETS has the model's data; else {}."""
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from realtime.demo import reference_photos
+
+    out = {}
+    for letter, jpeg in reference_photos(rec.classifier.manifest.name):
+        img = cv2.imdecode(np.frombuffer(base64.b64decode(jpeg), np.uint8), cv2.IMREAD_COLOR)
+        if img is not None:
+            out[letter] = img
+    return out
 
 
 def cmd_demo(args) -> int:
@@ -305,10 +386,20 @@ def cmd_train_keypoints(args) -> int:
 
 
 def cmd_train_results(args) -> int:
-    from training.experiments import run_results
+    from training.new_people import run_new_people
 
-    overrides = {"epochs": args.epochs} if args.epochs else {}
-    run_results(_datasets_root(args.datasets), args.out, doc=args.doc, **overrides)
+    try:
+        run_new_people(args.recipes.split(","), _datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs,
+                       epochs=args.epochs)
+    except ValueError as e:
+        return _fail(str(e))
+    return 0
+
+
+def cmd_train_calibration(args) -> int:
+    from training.calibration_experiments import run_calibration
+
+    run_calibration(args.runs, _datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs)
     return 0
 
 
@@ -413,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--source", default="0", help="camera index (0), video file, image folder, or stream URL "
                                                     "(default: %(default)s)")
     _add_runtime_options(live)
+    _add_profile_option(live)
     _add_speller_options(live)
     live.add_argument("--no-window", action="store_true", help="headless: no window (use with --jsonl)")
     live.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame: time, hands, letter, confidence, "
@@ -434,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "folders (a manifest.csv is used when present). No hand counts as wrong in "
                                     "'accuracy'; labels the model does not know are reported and left out.")
     _add_runtime_options(ev)
+    _add_profile_option(ev)
     _add_verbose(ev)
     ev.add_argument("--data", required=True, help="image-folder dataset (LABEL/image files, optional manifest.csv)")
     ev.add_argument("--signers", nargs="+", help="only these signers (manifest column 'signer'), e.g. GIULIA")
@@ -454,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="instead of the live path: each stage on each backend (comma-separated onnxruntime, "
                          "tensorrt, torch, or all), batch 1, with model size and held-out accuracy; all shipped "
                          "letter models unless --model")
-    be.add_argument("--profile", choices=("default", "edge"), default="default",
+    be.add_argument("--variants", choices=("default", "edge"), default="default",
                     help="with --backends: every variant, or the edge-GPU one (batch 1, FP16 only)")
     be.add_argument("--csv", metavar="OUT", help="with --backends: write the rows as CSV too")
     be.add_argument("--frames", type=_int_range(1), default=300, help="frames to time after 10 warm-up frames")
@@ -462,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--height", type=_int_range(32), default=480, help="frame height for image folders")
     be.add_argument("--json", metavar="OUT", help="write the figures as JSON")
     _add_runtime_options(be)
+    _add_profile_option(be)
     _add_verbose(be)
     be.set_defaults(func=cmd_bench)
 
@@ -508,6 +602,27 @@ def build_parser() -> argparse.ArgumentParser:
     hc.add_argument("--json", metavar="OUT", help="write the figures and the per-photo rows as JSON")
     _add_verbose(hc)
     hc.set_defaults(func=cmd_hands_check)
+
+    ca = sub.add_parser("calibrate", help="record a personal calibration profile: sign each letter a few times",
+                        description="A guided window asks for each letter of --model in turn (with a photo of it when "
+                                    f"${ENV_DATASETS} has the training data) and records --per-letter still frames of "
+                                    "your hand; or --data takes a folder of your own photos (LABEL/file). Writes one "
+                                    "profile file for --profile on live, eval, bench and the demo. Keys: r redo the "
+                                    "letter, s skip it, b back one letter, q finish (what was recorded is kept).",
+                        formatter_class=fmt)
+    _add_runtime_options(ca)
+    _add_verbose(ca)
+    src = ca.add_mutually_exclusive_group(required=True)
+    src.add_argument("--camera", nargs="?", const="0", metavar="INDEX",
+                     help="record from this camera (default index 0)")
+    src.add_argument("--data", metavar="DIR", help="a folder of your own photos, LABEL/image files")
+    ca.add_argument("--out", required=True, metavar="PROFILE", help="the profile file to write (JSON)")
+    ca.add_argument("--per-letter", type=_int_range(1, 50), default=5,
+                    help="samples per letter, K (default: %(default)s)")
+    ca.add_argument("--no-mirror", action="store_true", help="show the camera image as is instead of a mirror view")
+    ca.add_argument("--width", type=int, help="ask the camera for this frame width")
+    ca.add_argument("--height", type=int, help="ask the camera for this frame height")
+    ca.set_defaults(func=cmd_calibrate)
 
     mo = sub.add_parser("models", help="list the shipped models and their measured accuracy")
     mo.set_defaults(func=cmd_models)
@@ -570,15 +685,34 @@ def build_parser() -> argparse.ArgumentParser:
     kp.add_argument("--workers", type=int, help="processes for keypoint extraction (default: all cores)")
     kp.set_defaults(func=cmd_train_keypoints)
 
-    rs = tsub.add_parser("results", help="train and test every row of the README results table",
-                         description="ASL leave-one-signer-out on massey (5 folds), ASL cross-dataset (test on "
-                                     "roboflow), LIS on the held-out signer GIULIA; writes a markdown table.",
+    rs = tsub.add_parser("results", help="the new-people table: each recipe trained without the people it is tested on",
+                         description="ASL leave-one-signer-out on massey (5 folds), ASL leave-one-dataset-out for "
+                                     "roboflow, kaggle_asl, massey, digits and asl_webcam_landmarks, LIS on the held-out "
+                                     "signer GIULIA and on lis_webcam_landmarks; accuracy, macro-F1, worst letters and "
+                                     "the false-letter rate on hands that spell nothing. Writes a markdown table.",
                          formatter_class=fmt)
-    rs.add_argument("--datasets", help=f"folder holding lis, massey, roboflow, kaggle_asl (default: ${ENV_DATASETS})")
-    rs.add_argument("--out", default="runs/results", help="folder for each row's run (resumable)")
+    rs.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
+    rs.add_argument("--recipes", default="asl-v1,asl-v2,lis-v1,lis-v2",
+                    help="comma-separated recipes to compare, before and after (training/experiments.py RECIPES; "
+                         "the shipped ones are asl-v2 and lis-v2)")
+    rs.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
     rs.add_argument("--doc", default="docs/results.md", help="markdown table to write")
-    rs.add_argument("--epochs", type=int, help="override the presets' epochs (quick checks)")
+    rs.add_argument("--jobs", type=_int_range(1), default=1, help="cells trained in parallel")
+    rs.add_argument("--epochs", type=int, help="override the recipes' epochs (quick checks)")
     rs.set_defaults(func=cmd_train_results)
+
+    ca = tsub.add_parser("calibration", help="the calibration table: K = 1, 3, 5 samples per letter of each person",
+                         description="For each massey and lis signer and each webcam landmark set: the shipped recipe "
+                                     "trained without that person, calibrated on K samples per letter of theirs, "
+                                     "tested on the rest; also a person's own variant of a letter. Trains the missing "
+                                     "held-out models first (as 'train results' does).",
+                         formatter_class=fmt)
+    ca.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
+    ca.add_argument("--runs", default="runs/new-people", help="the held-out models ('train results' --out)")
+    ca.add_argument("--out", default="runs/calibration", help="folder for the per-run JSON")
+    ca.add_argument("--doc", default="docs/calibration.md", help="markdown table to write")
+    ca.add_argument("--jobs", type=_int_range(1), default=1, help="held-out models trained in parallel")
+    ca.set_defaults(func=cmd_train_calibration)
 
     def j2s_common(q, out_default):
         q.add_argument("--data", help="the lis dataset folder (default: $FINGERSPELL_DATASETS/lis)")

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.classifier import ModelError, check_io, open_model
+from realtime.classifier import NO_LETTER, ModelError, check_io, open_model
 from realtime.crops import CROP_SCALE, SquareBox, crop_square
 
 CLASSIFIER_KINDS = ("keypoints", "image", "fused")
@@ -88,18 +88,26 @@ class FusedClassifier:
         if not 0 <= weight <= 1:
             raise ValueError(f"the image weight must be within [0, 1], got {weight}")
         kp, im = list(keypoint_classifier.labels), list(image_classifier.labels)
-        if sorted(kp) != sorted(im):
+        if sorted(set(kp) - {NO_LETTER}) != sorted(im) or len(kp) != len(set(kp)):
             raise ModelError(f"cannot fuse models with different labels: keypoints {kp}, image {im} "
                              "(e.g. --model lis-letters with --image-model lis-letters-image)")
         self.keypoints, self.image, self.weight = keypoint_classifier, image_classifier, weight
         self.labels = kp
         self.manifest = image_classifier.manifest  # what the image model was trained on (eval's warning)
         self.name = f"{keypoint_classifier.manifest.name}+{image_classifier.manifest.name}"
-        self._order = np.array([im.index(c) for c in kp])  # image columns in the keypoint model's order
+        # image columns in the keypoint model's order; the keypoint model's no-letter class (which the image model
+        # lacks) keeps the keypoint model's own probability, the image model's letters share the rest
+        self._letters = np.array([i for i, c in enumerate(kp) if c in im])
+        self._order = np.array([im.index(kp[i]) for i in self._letters])
+        self._none = kp.index(NO_LETTER) if NO_LETTER in kp else None
         self.spec = keypoint_classifier.spec
 
     def __call__(self, inputs) -> np.ndarray:
         features, crop = inputs
         p_kp = self.keypoints(features)
-        p_im = self.image(crop)[..., self._order]
+        p_im = np.zeros_like(p_kp)
+        p_none = p_kp[..., self._none] if self._none is not None else 0.0
+        p_im[..., self._letters] = self.image(crop)[..., self._order] * np.expand_dims(1.0 - p_none, -1)
+        if self._none is not None:
+            p_im[..., self._none] = p_none
         return self.weight * p_im + (1 - self.weight) * p_kp

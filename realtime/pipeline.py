@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.classifier import OnnxClassifier
+from realtime.classifier import NO_LETTER, OnnxClassifier
 from realtime.crop_classifier import CLASSIFIER_KINDS
 from realtime.features import FeatureExtractor
 from realtime.hands import Hand, HandTracker, pick_hand
@@ -132,8 +132,12 @@ class Recognizer:
                  device: str = "auto", speller: SpellerConfig | None = None, smoothing_s: float = 0.15,
                  mirrored_input: bool = False, hands_stage=None, classifier=None, keypoints: str = "mediapipe",
                  static: bool = False, hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32",
-                 classifier_kind: str = "keypoints", image_model: str | None = None, image_weight: float = 0.5):
+                 classifier_kind: str = "keypoints", image_model: str | None = None, image_weight: float = 0.5,
+                 profile=None):
         check_backend(keypoints, hand, hands, classifier_kind)
+        if profile is not None and (keypoints != "mediapipe" or classifier_kind == "image"):
+            raise ValueError("a calibration profile adapts a keypoint classifier: use it with --keypoints mediapipe "
+                             "and --classifier keypoints or fused")
         self.keypoints, self.classifier_kind = keypoints, classifier_kind
         if keypoints == "j2s":
             from realtime.j2s import J2SClassifier
@@ -158,6 +162,10 @@ class Recognizer:
                                     device=device, backend=backend, precision=precision)
                 self.classifier = FusedClassifier(kp, image, image_weight)
             self.features = self._image_inputs(self.classifier)
+        if profile is not None:  # one person's calibration (realtime.calibration), checked against the model
+            from realtime.calibration import CalibratedClassifier
+
+            self.classifier = CalibratedClassifier(self.classifier, profile)
         self.hands_backend = hands
         self.hands = hands_stage or make_hands_stage(keypoints, hand_model, max_hands, mirrored_input, static, hands,
                                                      device)
@@ -202,6 +210,8 @@ class Recognizer:
                 p = self.smoother(probs, t)
                 k = int(np.argmax(p))
                 letter, conf = self.labels[k], float(p[k])
+                if letter == NO_LETTER:  # a hand that spells nothing: present, but no reading to type
+                    letter, conf = None, 0.0
             committed = self.speller.update(t, letter, conf, hand_present=hand is not None)
         return FrameResult(t, hands, hand, letter, conf, committed, self.speller.text, dict(timer.ms))
 

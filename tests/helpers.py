@@ -92,13 +92,24 @@ def lis_giulia_copy(dst: Path) -> Path:
     for r in rows:
         if r["signer"] in ("ANTONIA", "KENZA"):
             others.setdefault((r["signer"], r["label"]), r)
-    return small_copy(lis, dst / "lis", [r for r in rows if r["signer"] == "GIULIA"] + list(others.values()))
+    small_copy(lis, dst / "lis", [r for r in rows if r["signer"] == "GIULIA"] + list(others.values()))
+    # the rest of the lis-letters recipe's data, cut down: webcam landmarks and the no-letter hands of digits / kaggle_asl
+    landmark_copy(need_landmark_set("lis_webcam_landmarks"), dst / "lis_webcam_landmarks", 3)
+    for name, labels in (("digits", ("3", "5")), ("kaggle_asl", ("del", "space"))):
+        src = need_dataset(name)
+        picked = {}
+        for r in manifest_rows(src):
+            if r["label"] in labels and len(picked.setdefault(r["label"], [])) < 2:
+                picked[r["label"]].append(r)
+        small_copy(src, dst / name, [r for rs in picked.values() for r in rs])
+    return dst / "lis"
 
 
 def asl_copies(dst: Path, per_label: int = 2) -> Path:
-    """massey, roboflow and kaggle_asl with ``per_label`` photos per letter each (the asl-letters recipe's data):
-    two each give its 10% validation part about one photo per letter."""
-    for name in ("massey", "roboflow", "kaggle_asl"):
+    """The asl-letters recipe's data cut down: massey, roboflow, kaggle_asl and digits with ``per_label`` photos per
+    label each (two give its 10% validation part about one photo per letter), and the first frames of each letter
+    of the landmark-only asl_webcam_landmarks."""
+    for name in ("massey", "roboflow", "kaggle_asl", "digits"):
         src = need_dataset(name)
         seen, rows = {}, []
         for r in manifest_rows(src):
@@ -106,6 +117,30 @@ def asl_copies(dst: Path, per_label: int = 2) -> Path:
                 seen[r["label"]] = seen.get(r["label"], 0) + 1
                 rows.append(r)
         small_copy(src, dst / name, rows)
+    landmark_copy(need_landmark_set("asl_webcam_landmarks"), dst / "asl_webcam_landmarks", 5 * per_label)
+    return dst
+
+
+def need_landmark_set(name: str) -> Path:
+    """A landmark-only dataset folder (``landmarks.csv``), or skip the test saying why."""
+    need_dataset("massey")  # the same messages when the datasets folder is unset or wrong
+    folder = datasets_root() / name
+    if not (folder / "landmarks.csv").is_file():
+        pytest.skip(f"landmark dataset {name!r} not found under ${ENV}={datasets_root()}")
+    return folder
+
+
+def landmark_copy(src: Path, dst: Path, per_label: int) -> Path:
+    """The first ``per_label`` rows of each label of a landmark-only set, in their own folder of the same name."""
+    dst.mkdir(parents=True, exist_ok=True)
+    lines = (src / "landmarks.csv").read_text().splitlines()
+    seen, keep = {}, [lines[0]]
+    for line in lines[1:]:
+        label = line.split(",", 1)[0]
+        if seen.get(label, 0) < per_label:
+            seen[label] = seen.get(label, 0) + 1
+            keep.append(line)
+    (dst / "landmarks.csv").write_text("\n".join(keep) + "\n")
     return dst
 
 

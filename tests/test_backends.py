@@ -477,8 +477,8 @@ def test_bench_cli_with_backends(tmp_path, capsys):
                  "--precision", "fp16"]) == 0
     err = capsys.readouterr().err
     assert "warning: --backends runs its own variants and ignores --backend, --precision" in err
-    assert main(["bench", "--profile", "edge"]) == 2
-    assert "warning: without --backends, bench ignores --profile" in capsys.readouterr().err
+    assert main(["bench", "--variants", "edge"]) == 2
+    assert "warning: without --backends, bench ignores --variants" in capsys.readouterr().err
 
 
 # --- where TensorRT and CUDA exist ----------------------------------------------------------------------------------

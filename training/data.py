@@ -94,11 +94,18 @@ class ImageFolder:
 
 
 _ROBOFLOW_COPY = re.compile(r"_(jpe?g|png)\.rf\.[0-9a-fA-F]+\.\w+$")
+_LANDMARK_ROW = re.compile(r"^(.+\.csv)#(\d+)$")
+FRAME_BLOCK = 25  # rows of a landmark-only set (about 2.5 s of video at its 10 frames/s) kept together in splits
 
 
 def source_photo_id(rel: str) -> str:
     """The photo a file was derived from: Roboflow exports several augmented copies of one photo
-    (``A11_jpg.rf.<hash>.jpg``), which must never straddle a train / validation / test boundary."""
+    (``A11_jpg.rf.<hash>.jpg``), which must never straddle a train / validation / test boundary. Rows of a
+    landmark-only set (``landmarks.csv#ROW``) are consecutive, near-identical video frames: blocks of
+    :data:`FRAME_BLOCK` rows count as one photo."""
+    m = _LANDMARK_ROW.match(rel)
+    if m:
+        return f"{m.group(1)}#block{int(m.group(2)) // FRAME_BLOCK}"
     return _ROBOFLOW_COPY.sub("", rel)
 
 

@@ -24,10 +24,11 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
              json_out: str | Path | None = None, plot: str | Path | None = None, device: str = "auto",
              hand: str = "any", progress: bool = True, seed: int = 0, keypoints: str = "mediapipe",
              hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32", classifier: str = "keypoints",
-             image_model: str | None = None, image_weight: float = 0.5) -> dict:
+             image_model: str | None = None, image_weight: float = 0.5, profile=None) -> dict:
+    """``profile``: a personal calibration (:class:`realtime.calibration.Profile`) applied to the classifier."""
     rec = Recognizer(model, hand=hand, device=device, keypoints=keypoints, static=True, hands=hands, backend=backend,
                      precision=precision, classifier_kind=classifier, image_model=image_model,
-                     image_weight=image_weight)
+                     image_weight=image_weight, profile=profile)
     clf = rec.classifier
     name = getattr(clf, "name", None) or clf.manifest.name
     try:
@@ -64,7 +65,7 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
     finally:
         rec.close()
     rep = classification_report(np.array(y_true), np.array(y_pred), clf.labels)
-    rep.update(model=name, classifier=classifier, keypoints=keypoints, hands=hands, data=str(ds.root), signers=signers or "all", unreadable=len(unreadable),
+    rep.update(model=name, profile=profile.path if profile is not None else None, classifier=classifier, keypoints=keypoints, hands=hands, data=str(ds.root), signers=signers or "all", unreadable=len(unreadable),
                unreadable_files=unreadable, unknown_labels=dict(unknown))
     if progress:
         print(format_report(rep, f"{name} on {ds.root}" + (f" signers {signers}" if signers else "")))

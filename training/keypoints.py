@@ -201,8 +201,15 @@ def load_keypoints(root: str | os.PathLike, labels=None, cache_dir=None, setting
                    workers: int | None = None, progress: bool = True) -> KeypointSet:
     """Extract (or load) the keypoints of one dataset folder, keeping only ``labels`` if given.
 
+    A landmark-only folder (``landmarks.csv``, :mod:`training.landmark_sets`) is read as it is.
+
     The cache always covers the whole folder, so filtering by label never forces a re-run.
     """
+    from training.landmark_sets import is_landmark_set, read_landmark_set
+
+    if is_landmark_set(root):  # landmark-only datasets feed the cache's format directly
+        kp = read_landmark_set(root)
+        return kp.subset(np.flatnonzero(np.isin(kp.labels, list(labels)))) if labels is not None else kp
     ds = ImageFolder(root)
     kp = extract_keypoints(ds, cache_dir, settings, workers, progress=progress)
     if labels is not None:

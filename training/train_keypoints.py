@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from realtime.classifier import NO_LETTER  # noqa: F401  (the class of hands that spell nothing; re-exported)
 from realtime.features import FINGERS, FeatureSpec
 from training.keypoint_model import KeypointClassifier
 from training.keypoints import KeypointSet, load_keypoints
@@ -52,10 +53,16 @@ class TrainConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 128])
     dropout: float = 0.3
     label_smoothing: float = 0.05
-    rotate_deg: float = 15.0
+    rotate_deg: float = 15.0  # in-plane roll about the wrist
+    yaw_deg: float = 0.0  # 3-D rotation about the wrist's vertical axis (the hand turning left / right)
+    pitch_deg: float = 0.0  # 3-D rotation about the wrist's horizontal axis (tilting towards the camera)
     scale: float = 0.15
     jitter: float = 0.02  # std of landmark noise, as a fraction of the hand size
+    finger_scale: float = 0.0  # each finger's bones scaled by U(1 - f, 1 + f): other people's hand shapes
+    flip: float = 0.0  # probability of mirroring a hand (left-handed signers; needs canonical=False to matter)
+    canonical: bool = True  # mirror left hands (by MediaPipe's handedness) before the features
     drop_finger: float = 0.1  # probability of zeroing one finger's features
+    label_map: dict = field(default_factory=dict)  # dataset name -> {its label: label learned}, e.g. digits 0 -> O
     balance: bool = True
     seed: int = 0
     cache_dir: str | None = None
@@ -83,9 +90,11 @@ class PreparedData:
 def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
     from training.data import ImageFolder
 
-    sets = [load_keypoints(d, labels=cfg.labels, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress)
-            for d in cfg.data]
-    hashes = {Path(d).name: ImageFolder(d).content_hash() for d in cfg.data}
+    from training.landmark_sets import content_hash, is_landmark_set
+
+    sets = [map_labels(load_keypoints(d, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress),
+                       cfg.label_map.get(Path(d).name, {}), cfg.labels) for d in cfg.data]
+    hashes = {Path(d).name: content_hash(d) if is_landmark_set(d) else ImageFolder(d).content_hash() for d in cfg.data}
     kp = KeypointSet.concat(sets)
     kp = kp.subset(np.flatnonzero(kp.readable))  # unreadable files were counted at extraction
     y = np.array([cfg.labels.index(l) for l in kp.labels], dtype=np.int64)
@@ -116,6 +125,14 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
     return PreparedData(kp, pool[tr], pool[va], test, y, "; ".join(descr) or "no test split (all data trains)", hashes)
 
 
+def map_labels(kp: KeypointSet, mapping: dict, labels: list[str]) -> KeypointSet:
+    """Rename a dataset's labels (``mapping``; its key ``"*"`` renames every other label, and None drops a row),
+    then keep only the rows whose label is learned."""
+    if mapping:
+        kp.labels = np.array([str(mapping.get(str(l), mapping.get("*", str(l)))) for l in kp.labels])
+    return kp.subset(np.flatnonzero(np.isin(kp.labels, list(labels))))
+
+
 def balanced_weights(kp: KeypointSet, idx: np.ndarray) -> np.ndarray:
     """Sampling weight per row: each dataset equal, each signer equal within it, each class equal within a signer."""
     ds, grp, lab = kp.dataset[idx], kp.groups()[idx], kp.labels[idx]
@@ -132,27 +149,56 @@ def balanced_weights(kp: KeypointSet, idx: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
+def rotation_matrices(roll: np.ndarray, yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """(B,) angles in radians -> (B, 3, 3): roll about the camera axis (z), yaw about the image's vertical
+    axis (y), pitch about its horizontal axis (x), applied in that order to wrist-relative points."""
+    b = len(roll)
+    def axis(ang, i, j):
+        m = np.tile(np.eye(3), (b, 1, 1))
+        c, s = np.cos(ang), np.sin(ang)
+        m[:, i, i], m[:, i, j], m[:, j, i], m[:, j, j] = c, -s, s, c
+        return m
+    return axis(pitch, 1, 2) @ axis(yaw, 2, 0) @ axis(roll, 0, 1)
+
+
 def augment_landmarks(lm: np.ndarray, rng: np.random.Generator, rotate_deg: float, scale: float,
-                      jitter: float) -> np.ndarray:
-    """Rotate about the wrist in the image plane, scale about the wrist, add noise scaled to the hand."""
-    from realtime.features import hand_size
+                      jitter: float, yaw_deg: float = 0.0, pitch_deg: float = 0.0, finger_scale: float = 0.0,
+                      flip: float = 0.0, is_left: np.ndarray | None = None):
+    """New views and new hands from cached landmarks (pixels, z in the same unit as x):
+
+    - other hand shapes: each finger's bones scaled about its base (``finger_scale``);
+    - other views: a 3-D rotation about the wrist (roll in the image plane, yaw, pitch), a scale about it;
+    - the other hand: a mirror image (``flip``), which also swaps ``is_left``;
+    - noise scaled to the hand.
+
+    Returns the landmarks, or (landmarks, is_left) when ``is_left`` is given.
+    """
+    from realtime.features import FINGERS, hand_size
 
     b = lm.shape[0]
     lm = lm.astype(np.float64).copy()
-    wrist = lm[:, :1, :2]
-    rel = lm[:, :, :2] - wrist
-    ang = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg, b))
-    c, s = np.cos(ang)[:, None], np.sin(ang)[:, None]
-    rx = c * rel[..., 0] - s * rel[..., 1]
-    ry = s * rel[..., 0] + c * rel[..., 1]
-    k = rng.uniform(1 - scale, 1 + scale, b)[:, None]
-    lm[:, :, 0] = wrist[..., 0] + k * rx
-    lm[:, :, 1] = wrist[..., 1] + k * ry
-    lm[:, :, 2] *= k
+    if finger_scale > 0:
+        for joints in FINGERS.values():
+            k = rng.uniform(1 - finger_scale, 1 + finger_scale, b)[:, None]
+            base = lm[:, joints[0]]
+            bones = np.diff(lm[:, list(joints)], axis=1) * k[..., None]  # (B, 3, 3) bone vectors, rescaled
+            lm[:, list(joints[1:])] = base[:, None] + np.cumsum(bones, axis=1)
+    wrist = lm[:, :1, :].copy()
+    rel = lm - wrist
+    ang = lambda d: np.deg2rad(rng.uniform(-d, d, b)) if d > 0 else np.zeros(b)  # noqa: E731
+    rot = rotation_matrices(ang(rotate_deg), ang(yaw_deg), ang(pitch_deg))
+    k = rng.uniform(1 - scale, 1 + scale, b)[:, None, None]
+    rel = np.einsum("bij,bnj->bni", rot, rel) * k
+    if flip > 0:
+        mirror = rng.random(b) < flip
+        rel[mirror, :, 0] *= -1
+        if is_left is not None:
+            is_left = np.where(mirror, ~np.asarray(is_left, bool), is_left)
+    lm = wrist + rel
     if jitter > 0:
         size = hand_size(lm)[:, None, None]
         lm += rng.normal(0, 1, lm.shape) * jitter * size
-    return lm
+    return lm if is_left is None else (lm, is_left)
 
 
 def make_features(spec: FeatureSpec, kp: KeypointSet, idx: np.ndarray) -> np.ndarray:
@@ -193,7 +239,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
     if "j2s_polar" in cfg.features:  # the paper's missing-wrist fallback: the training set's mean wrist
         frac = kp.landmarks[data.train, 0, :2] / kp.image_size[data.train].astype(np.float64)
         spec_kwargs["mean_wrist"] = tuple(float(v) for v in frac.mean(0))
-    spec = FeatureSpec(parts=tuple(cfg.features), **spec_kwargs)
+    spec = FeatureSpec(parts=tuple(cfg.features), canonical=cfg.canonical, **spec_kwargs)
 
     x_val = torch.from_numpy(make_features(spec, kp, data.val))
     y_val = torch.from_numpy(data.y[data.val])
@@ -235,8 +281,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
         total = 0.0
         for s in range(steps):
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            lm = augment_landmarks(kp.landmarks[idx], rng, cfg.rotate_deg, cfg.scale, cfg.jitter)
-            feats = spec.compute(lm, kp.is_left[idx], kp.image_size[idx].astype(np.float64))
+            lm, left = augment_landmarks(kp.landmarks[idx], rng, cfg.rotate_deg, cfg.scale, cfg.jitter, cfg.yaw_deg,
+                                         cfg.pitch_deg, cfg.finger_scale, cfg.flip, kp.is_left[idx])
+            feats = spec.compute(lm, left, kp.image_size[idx].astype(np.float64))
             drop = rng.random(len(idx)) < cfg.drop_finger
             for row in np.flatnonzero(drop):
                 feats[row, drop_cols[rng.integers(len(drop_cols))]] = 0.0

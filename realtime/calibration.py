@@ -1,0 +1,214 @@
+"""Personal calibration: a few samples of each letter from one person make the recognizer read that person.
+
+A :class:`Profile` belongs to one model (its name, sha256 and labels are recorded and checked) and holds the
+person's samples as the model's input features, with the letter each one means. At load time the profile is
+fitted to the model (under a second on a CPU): the samples' *embeddings* are the features standardised by the
+samples' own spread, and the adaptation (chosen on the calibration protocol, docs/calibration.md) is
+
+    logits = log p_model(x) + alpha * (nearest-neighbour similarity of x to each calibrated letter's samples)
+
+i.e. the model's own reading, nudged towards the letters whose samples this hand resembles most. A letter
+without samples keeps the model's reading alone; a letter signed in a person's own variant (a handshape the
+training data never showed for it) is read from its samples, because the similarity term can outvote the model.
+
+The profile file is JSON (human-readable, small: tens of kB), written atomically.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+PROFILE_FORMAT = 1
+METHODS = ("knn", "prototype")
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used: corrupt, or made for another model."""
+
+
+@dataclass
+class Profile:
+    """One person's calibration for one model."""
+
+    model: str  # the model's name
+    model_sha256: str  # of its ONNX file
+    labels: list[str]  # the model's labels, in order
+    features: dict  # the model's feature spec (FeatureSpec.to_dict())
+    samples: np.ndarray  # (N, dim) float32 model input features
+    sample_labels: list[str]  # (N,) the letter each sample means
+    method: str = "knn"
+    alpha: float = 6.0  # weight of the similarity term (a logit bonus of alpha for a perfect match)
+    temperature: float = 0.5  # similarity softness: exp(-d^2 / (2 T^2)) on standardised features
+    meta: dict = field(default_factory=dict)  # who / when / how recorded (free form)
+    path: str | None = None  # the file it was loaded from (not saved)
+
+    @property
+    def calibrated(self) -> list[str]:
+        return [l for l in self.labels if l in set(self.sample_labels)]
+
+    @property
+    def uncalibrated(self) -> list[str]:
+        return [l for l in self.labels if l not in set(self.sample_labels)]
+
+    def counts(self) -> dict[str, int]:
+        return {l: int(sum(1 for s in self.sample_labels if s == l)) for l in self.labels}
+
+    def to_json(self) -> dict:
+        return {"format": PROFILE_FORMAT, "kind": "fingerspell-profile", "model": self.model,
+                "model_sha256": self.model_sha256, "labels": self.labels, "features": self.features,
+                "method": self.method, "alpha": self.alpha, "temperature": self.temperature,
+                "counts": self.counts(), "uncalibrated": self.uncalibrated, "meta": self.meta,
+                "sample_labels": self.sample_labels,
+                "samples": np.round(np.asarray(self.samples, np.float64), 5).tolist()}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json()))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def from_json(cls, d: dict, source: str = "profile") -> "Profile":
+        try:
+            if d.get("kind") != "fingerspell-profile":
+                raise ValueError("not a fingerspell profile (no kind 'fingerspell-profile')")
+            if int(d["format"]) > PROFILE_FORMAT:
+                raise ValueError(f"format {d['format']} is newer than this program's {PROFILE_FORMAT}")
+            samples = np.asarray(d["samples"], np.float32).reshape(len(d["sample_labels"]), -1)
+            p = cls(model=str(d["model"]), model_sha256=str(d["model_sha256"]), labels=list(d["labels"]),
+                    features=dict(d["features"]), samples=samples, sample_labels=list(d["sample_labels"]),
+                    method=str(d.get("method", "knn")), alpha=float(d.get("alpha", 6.0)),
+                    temperature=float(d.get("temperature", 0.5)), meta=dict(d.get("meta", {})))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProfileError(f"{source}: unreadable or incomplete profile ({type(e).__name__}: {e})") from e
+        unknown = sorted(set(p.sample_labels) - set(p.labels))
+        if unknown:
+            raise ProfileError(f"{source}: samples labelled {unknown}, which the model {p.model} does not know")
+        if p.method not in METHODS:
+            raise ProfileError(f"{source}: unknown method {p.method!r} (known: {', '.join(METHODS)})")
+        if len(p.samples) and p.samples.shape[1] != int(p.features.get("dim", p.samples.shape[1])):
+            raise ProfileError(f"{source}: samples have {p.samples.shape[1]} features but its feature spec says "
+                               f"{p.features.get('dim')}")
+        return p
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Profile":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise ProfileError(f"profile {path} not found") from e
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ProfileError(f"{path}: not a readable profile file ({type(e).__name__}: {e})") from e
+        if not isinstance(d, dict):
+            raise ProfileError(f"{path}: not a profile (JSON {type(d).__name__}, expected an object)")
+        profile = cls.from_json(d, str(path))
+        profile.path = str(path)
+        return profile
+
+    def check_model(self, name: str, sha256: str, labels: list[str]) -> None:
+        """Refuse a profile made for another model, saying what differs."""
+        if list(labels) != list(self.labels):
+            raise ProfileError(f"this profile was made for {self.model} with labels {''.join(self.labels) if all(len(l) == 1 for l in self.labels) else self.labels}, "
+                               f"but {name} has labels {list(labels)}: calibrate again for {name}")
+        if sha256 != self.model_sha256:
+            raise ProfileError(f"this profile was made for {self.model} (sha256 {self.model_sha256}), but the model "
+                               f"loaded is {name} (sha256 {sha256}): calibrate again for this model")
+
+
+class Adapter:
+    """The fitted adaptation: model probabilities (+ the input features) -> calibrated probabilities."""
+
+    def __init__(self, samples: np.ndarray, sample_labels: list[str], labels: list[str], method: str = "knn",
+                 alpha: float = 6.0, temperature: float = 0.5):
+        self.labels, self.method, self.alpha, self.temperature = list(labels), method, alpha, temperature
+        x = np.asarray(samples, np.float64)
+        self.mean = x.mean(0) if len(x) else 0.0
+        self.scale = np.maximum(x.std(0), 1e-3) if len(x) > 1 else np.ones(x.shape[1] if x.ndim == 2 else 1)
+        z = (x - self.mean) / self.scale / np.sqrt(max(x.shape[1], 1))  # unit-free, about 1 per sample
+        y = np.array([self.labels.index(l) for l in sample_labels], np.int64)
+        self.classes = np.unique(y)
+        if method == "prototype":
+            self.refs = np.stack([z[y == c].mean(0) for c in self.classes]) if len(y) else z
+            self.ref_class = self.classes
+        else:
+            self.refs, self.ref_class = z, y
+
+    def similarity(self, features: np.ndarray) -> np.ndarray:
+        """(B, dim) -> (B, n_labels): exp(-d^2 / 2T^2) to the nearest sample of each calibrated letter, 0 elsewhere."""
+        f = (np.asarray(features, np.float64).reshape(-1, len(np.atleast_1d(self.scale))) - self.mean) / self.scale
+        f /= np.sqrt(f.shape[1])
+        d2 = ((f[:, None, :] - self.refs[None]) ** 2).sum(-1)  # (B, R)
+        sim = np.exp(-d2 / (2 * self.temperature ** 2))
+        out = np.zeros((len(f), len(self.labels)))
+        for c in self.classes:
+            out[:, c] = sim[:, self.ref_class == c].max(1)
+        return out
+
+    def __call__(self, probs: np.ndarray, features: np.ndarray) -> np.ndarray:
+        p = np.asarray(probs, np.float64)
+        single = p.ndim == 1
+        p = p.reshape(1, -1) if single else p
+        if len(self.classes) == 0:
+            return probs
+        logits = np.log(np.maximum(p, 1e-8)) + self.alpha * self.similarity(features)
+        logits -= logits.max(1, keepdims=True)
+        q = np.exp(logits)
+        q /= q.sum(1, keepdims=True)
+        q = q.astype(np.float32)
+        return q[0] if single else q
+
+
+def adapter_for(profile: Profile) -> Adapter:
+    return Adapter(profile.samples, profile.sample_labels, profile.labels, profile.method, profile.alpha,
+                   profile.temperature)
+
+
+def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta: dict | None = None,
+                 method: str = "knn") -> Profile:
+    """A profile of ``samples`` (model input features) for a keypoint ``classifier`` (OnnxClassifier)."""
+    m = classifier.manifest
+    unknown = sorted(set(sample_labels) - set(m.labels))
+    if unknown:
+        raise ProfileError(f"labels {unknown} are not letters of {m.name} ({', '.join(m.labels)})")
+    meta = {"created": _dt.datetime.now().isoformat(timespec="seconds"), **(meta or {})}
+    return Profile(model=m.name, model_sha256=m.sha256, labels=list(m.labels), features=m.features.to_dict(),
+                   samples=np.asarray(samples, np.float32).reshape(len(sample_labels), -1),
+                   sample_labels=list(sample_labels), method=method, meta=meta)
+
+
+class CalibratedClassifier:
+    """Stage: features -> probabilities, the model's reading adapted to one person by a :class:`Profile`.
+
+    Wraps a keypoint classifier (or a fused one: the profile adapts its keypoint part's reading of the features).
+    """
+
+    def __init__(self, classifier, profile: Profile | str | os.PathLike):
+        profile = profile if isinstance(profile, Profile) else Profile.load(profile)
+        kp = getattr(classifier, "keypoints", classifier)  # FusedClassifier: its keypoint model
+        manifest = getattr(kp, "manifest", None)
+        if manifest is None or getattr(manifest, "kind", "") != "keypoint-classifier":
+            raise ProfileError("profiles calibrate keypoint classifiers (--classifier keypoints or fused); "
+                               f"{getattr(manifest, 'name', type(classifier).__name__)} is not one")
+        profile.check_model(manifest.name, manifest.sha256, list(kp.labels))
+        if list(classifier.labels) != list(kp.labels):
+            raise ProfileError(f"{type(classifier).__name__} orders its labels unlike its keypoint model")
+        self.base, self.profile = classifier, profile
+        self.labels, self.spec = classifier.labels, getattr(classifier, "spec", None)
+        self.manifest = getattr(classifier, "manifest", manifest)
+        self.adapter = adapter_for(profile)
+
+    def __call__(self, inputs) -> np.ndarray:
+        """The keypoint features (or a fused model's (features, crop)) -> adapted probabilities."""
+        features = inputs[0] if isinstance(inputs, tuple) else inputs
+        return self.adapter(self.base(inputs), features)
+
+    def __getattr__(self, name):  # everything else (session, backend, names) is the wrapped classifier's
+        return getattr(self.base, name)

@@ -1,0 +1,227 @@
+"""Personal calibration: profiles, their checks, the recording session, and real gains on a person never seen."""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from realtime.calibrate import CalibrationSession, describe
+from realtime.calibration import Adapter, CalibratedClassifier, Profile, ProfileError
+
+LABELS = ["A", "B", "C", "none"]
+
+
+def profile(**kw) -> Profile:
+    rng = np.random.default_rng(0)
+    d = dict(model="toy", model_sha256="a" * 64, labels=LABELS, features={"dim": 4}, samples=rng.normal(size=(4, 4)),
+             sample_labels=["A", "A", "B", "B"])
+    d.update(kw)
+    return Profile(**d)
+
+
+class ToyClassifier:
+    """Stands in for an OnnxClassifier: a fixed reading (always A), whatever the features."""
+
+    def __init__(self, labels=LABELS, sha="a" * 64, name="toy"):
+        self.labels = labels
+        self.manifest = SimpleNamespace(name=name, sha256=sha, kind="keypoint-classifier", labels=labels)
+        self.spec = None
+
+    def __call__(self, x):
+        p = np.full((len(np.atleast_2d(x)), len(self.labels)), 0.1, np.float32)
+        p[:, 0] = 1 - 0.1 * (len(self.labels) - 1)
+        return p[0] if np.ndim(x) == 1 else p
+
+
+def test_profile_round_trip(tmp_path):
+    p = profile()
+    path = p.save(tmp_path / "me.json")
+    q = Profile.load(path)
+    assert q.labels == p.labels and q.sample_labels == p.sample_labels and q.model_sha256 == p.model_sha256
+    assert np.allclose(q.samples, p.samples, atol=1e-5)
+    assert q.counts() == {"A": 2, "B": 2, "C": 0, "none": 0}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x00\xff garbage", "not a readable profile"),
+    (b'{"kind": "fingerspell-profile", "format": 1', "not a readable profile"),  # cut off
+    (b"[1, 2]", "expected an object"),
+    (b'{"kind": "something-else"}', "not a fingerspell profile"),
+    (b'{"kind": "fingerspell-profile", "format": 1, "model": "toy"}', "incomplete profile"),
+])
+def test_corrupt_profile_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(ProfileError, match=message):
+        Profile.load(path)
+
+
+def test_missing_profile_says_so(tmp_path):
+    with pytest.raises(ProfileError, match="not found"):
+        Profile.load(tmp_path / "nope.json")
+
+
+def test_samples_of_unknown_letters_are_refused(tmp_path):
+    d = profile().to_json()
+    d["sample_labels"][0] = "Z"
+    (tmp_path / "p.json").write_text(json.dumps(d))
+    with pytest.raises(ProfileError, match="does not know"):
+        Profile.load(tmp_path / "p.json")
+
+
+def test_profile_for_another_model_is_refused_saying_which():
+    with pytest.raises(ProfileError, match="sha256 " + "a" * 64 + ".*sha256 " + "b" * 64):
+        CalibratedClassifier(ToyClassifier(sha="b" * 64, name="other"), profile())
+    with pytest.raises(ProfileError, match="labels"):
+        CalibratedClassifier(ToyClassifier(labels=["A", "B", "C", "D"]), profile())
+
+
+def test_calibrated_letters_move_and_uncalibrated_letters_keep_the_model_reading():
+    p = profile()
+    clf = CalibratedClassifier(ToyClassifier(), p)
+    q = clf(p.samples[2])  # a sample of B: the model reads A, the profile says B
+    assert clf.labels[int(np.argmax(q))] == "B"
+    far = clf(np.full(4, 50.0))  # nothing like any sample: the model's own reading stands
+    assert clf.labels[int(np.argmax(far))] == "A"
+    assert np.isclose(q.sum(), 1.0) and q.dtype == np.float32
+    assert p.uncalibrated == ["C", "none"]
+    assert "not calibrated" in describe(p) and "C" in describe(p)
+
+
+def test_adapter_without_samples_changes_nothing():
+    ad = Adapter(np.zeros((0, 4)), [], LABELS)
+    probs = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+    assert np.array_equal(ad(probs, np.zeros(4)), probs)
+
+
+def test_session_records_still_frames_only_and_walks_the_letters():
+    s = CalibrationSession(LABELS, per_letter=2, still_s=0.3, gap_s=0.1, pause_s=1.0)
+    assert s.letters == ["A", "B", "C"]  # never asks for the no-letter class
+    f = np.ones(4, np.float32)
+    t = 0.0
+    for _ in range(3):  # moving: no sample
+        t += 0.05
+        assert not s.update(t, f * (1 + t))
+    got = 0
+    while s.letter == "A":
+        t += 0.05
+        got += s.update(t, f)
+    assert got == 2 and s.letter == "B"
+    # right after a letter, the pause keeps the old shape from being recorded as the next letter
+    t += 0.05
+    assert not s.update(t, f)
+    assert s.count("B") == 0
+    s.skip(t)
+    assert s.letter == "C" and s.skipped == ["B"]
+    s.back()
+    assert s.letter == "B" and not s.skipped
+    s.redo()
+    assert s.count() == 0
+    assert s.update(t + 5, None) is False  # no hand: no sample
+
+
+def test_camera_that_disappears_mid_calibration_keeps_what_was_recorded():
+    """A reader that gives frames of a still hand, then fails: the letters recorded so far stay in the session."""
+    from realtime.calibrate import calibrate_camera
+    from realtime.capture import _Reader
+
+    class DyingCamera(_Reader):
+        live = False
+        position_s = None
+
+        def __init__(self):
+            self.n, self.corrupt, self.ended_early = 0, 0, None
+
+        def grab(self):
+            self.n += 1
+            if self.n > 80:
+                raise OSError("camera unplugged")
+            self.position_s = self.n / 30
+            return np.zeros((48, 64, 3), np.uint8)
+
+        def close(self):
+            pass
+
+    hand = SimpleNamespace()
+    rec = SimpleNamespace(labels=LABELS, read=lambda img: ([hand], hand, None),
+                          features=lambda h, img: np.ones((1, 4), np.float32))
+    session, stopped = calibrate_camera(rec, DyingCamera(), per_letter=3, window=None)
+    assert "camera stopped" in stopped and "kept" in stopped
+    assert session.count("A") == 3 and session.letter in ("B", "C")
+    x, y = session.recorded()
+    assert len(x) == len(y) >= 3
+
+
+# --- real images of a person the model never saw ---------------------------------------------------------------
+@pytest.mark.data
+def test_calibration_on_a_held_out_person_raises_their_accuracy(tmp_path, lis_giulia):
+    """lis-letters never saw GIULIA: five photos per letter of hers make it read the rest of her photos better."""
+    from helpers import manifest_rows, small_copy
+
+    from realtime.calibrate import calibrate_images
+    from realtime.pipeline import Recognizer
+    from training.evaluate import evaluate
+
+    lis = lis_giulia[0] / "lis"
+    rows = [r for r in manifest_rows(lis) if r["signer"] == "GIULIA"]
+    rng = np.random.default_rng(0)
+    rng.shuffle(rows)
+    calib, test, seen = [], [], {}
+    for r in rows:
+        if seen.get(r["label"], 0) < 5:
+            seen[r["label"]] = seen.get(r["label"], 0) + 1
+            calib.append(r)
+        else:
+            test.append(r)
+    small_copy(lis, tmp_path / "mine", calib)
+    small_copy(lis, tmp_path / "rest", test[:220])
+    rec = Recognizer("lis-letters", static=True)
+    try:
+        prof, report = calibrate_images(rec, tmp_path / "mine", per_letter=5, progress=False)
+    finally:
+        rec.close()
+    assert not report["unknown_labels"] and len(prof.calibrated) >= 20
+    path = prof.save(tmp_path / "giulia.json")
+    before = evaluate("lis-letters", tmp_path / "rest", json_out=tmp_path / "before.json", progress=False)
+    after = evaluate("lis-letters", tmp_path / "rest", json_out=tmp_path / "after.json", progress=False,
+                     profile=Profile.load(path))
+    assert after["accuracy"] > before["accuracy"] + 0.05, (before["accuracy"], after["accuracy"])
+    a, b = json.loads((tmp_path / "before.json").read_text()), json.loads((tmp_path / "after.json").read_text())
+    assert set(a) == set(b) and b["profile"] == str(path) and a["profile"] is None
+
+
+@pytest.mark.data
+def test_calibrate_and_eval_commands_with_a_profile(tmp_path, asl_small):
+    """`calibrate --data` writes a profile; eval and live accept it; a profile of another model is refused."""
+    from helpers import run_cli, write_spelling_video
+
+    import cv2
+
+    massey = asl_small[0] / "massey"
+    prof = tmp_path / "me.json"
+    r = run_cli("calibrate", "--model", "asl-letters", "--data", str(massey), "--out", str(prof), "--per-letter", "1")
+    assert r.returncode == 0, r.stderr
+    assert "not calibrated" in r.stdout or "samples of" in r.stdout
+    d = json.loads(prof.read_text())
+    assert d["model"] == "asl-letters" and d["sample_labels"]
+    # eval: the same JSON keys with and without a profile
+    for name, extra in (("plain", []), ("calibrated", ["--profile", str(prof)])):
+        r = run_cli("eval", "--model", "asl-letters", "--data", str(massey), "--json", str(tmp_path / f"{name}.json"),
+                    *extra)
+        assert r.returncode == 0, r.stderr
+    assert set(json.loads((tmp_path / "plain.json").read_text())) == \
+        set(json.loads((tmp_path / "calibrated.json").read_text()))
+    # the live path with a profile, on a video of three of the person's letters
+    photos = [cv2.imread(str(next((massey / letter).iterdir()))) for letter in ("W", "H", "Y")]
+    clip = tmp_path / "why.mp4"
+    write_spelling_video(clip, photos)
+    r = run_cli("live", "--no-window", "--source", str(clip), "--model", "asl-letters", "--profile", str(prof))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().startswith("WHY"), r.stdout
+    # a profile made for asl-letters is refused by lis-letters, saying why
+    r = run_cli("eval", "--model", "lis-letters", "--data", str(massey), "--profile", str(prof))
+    assert r.returncode == 2 and "made for asl-letters" in r.stderr
+    prof.write_text("{ not json")
+    r = run_cli("live", "--no-window", "--source", str(clip), "--profile", str(prof))
+    assert r.returncode == 2 and "not a readable profile" in r.stderr

@@ -1,0 +1,228 @@
+"""The calibration protocol (issue 14, part 2): how much a one-minute personal calibration helps a person the model
+never saw.
+
+For each person (each massey signer, each lis signer, each webcam landmark set): take the model trained without
+that person (the new-people runs' held-out models, :mod:`training.new_people`), calibrate on K = 1, 3, 5 samples
+per letter of that person, test on the rest of that person's images. Photos: K random images per letter (3
+seeds). Webcam landmark sets (video frames in recording order): the K samples come from the first half of each
+letter's frames and the test is the second half, so that near-identical neighbouring frames never straddle.
+
+The *own variant* test: a massey signer spells K with the handshape of the digit 3 (thumb, index and middle
+finger out), which no training K shows; after calibration that shape must read as K.
+
+    fingerspell train calibration --doc docs/calibration.md
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realtime.calibration import Adapter
+from training.new_people import LIS_SIGNERS
+from training.train_keypoints import NO_LETTER
+
+KS = (1, 3, 5)
+SEEDS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    model_run: str  # run folder under the new-people out folder: recipe/slug
+    dataset: str
+    signer: str | None  # None: the whole dataset is one person
+    video: bool = False  # rows are video frames in recording order
+
+
+def people() -> list[Person]:
+    out = [Person(f"massey {s}", f"asl-v2/asl-massey-{s}", "massey", s) for s in
+           ("hand1", "hand2", "hand3", "hand4", "hand5")]
+    out.append(Person("asl_webcam_landmarks signer0", "asl-v2/asl-asl_webcam_landmarks", "asl_webcam_landmarks",
+                      None, video=True))
+    out += [Person(f"lis {s}", f"lis-v2/lis-lis-{s}", "lis", s) for s in LIS_SIGNERS]
+    out.append(Person("lis_webcam_landmarks", "lis-v2/lis-lis_webcam_landmarks", "lis_webcam_landmarks", None,
+                      video=True))
+    return out
+
+
+
+
+def ensure_models(runs: Path, datasets_root: str | Path, jobs: int = 1, progress: bool = True) -> None:
+    """Train the held-out model of every person that lacks one (the lis signers other than GIULIA are not part
+    of the new-people table), with the shipped recipe; cached, so a killed run resumes."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from training.new_people import PROTOCOLS
+
+    protos = {f"{p.alphabet}-v2/{p.slug}": p for p in PROTOCOLS}
+    todo = [(run.split("/")[0], protos[run], str(datasets_root), str(runs)) for run in
+            sorted({p.model_run for p in people()}) if not (runs / run / "new_people.json").exists()]
+    if progress and todo:
+        print(f"training {len(todo)} held-out model(s) first")
+    with ProcessPoolExecutor(max(1, jobs)) as pool:
+        list(pool.map(_run_cell, todo))
+
+
+def _run_cell(args):
+    from training.new_people import run_cell
+
+    return run_cell(*args)
+
+
+def person_rows(person: Person, datasets_root: str | Path, labels: list[str]):
+    from training.keypoints import load_keypoints
+
+    kp = load_keypoints(Path(datasets_root) / person.dataset, progress=False)
+    keep = kp.readable & np.isin(kp.labels, labels)
+    if person.signer:
+        keep &= kp.signers == person.signer
+    return kp.subset(np.flatnonzero(keep))
+
+
+def split_calibration(kp, k: int, seed: int, video: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration rows, test rows): K detected rows per letter; photos at random, video from the first half."""
+    rng = np.random.default_rng(seed)
+    calib, test = [], []
+    for label in np.unique(kp.labels):
+        rows = np.flatnonzero(kp.labels == label)
+        if video:
+            first, second = rows[: len(rows) // 2], rows[len(rows) // 2:]
+            pool = first[kp.detected[first]]
+            calib.extend(rng.choice(pool, min(k, len(pool)), replace=False))
+            test.extend(second)
+        else:
+            pool = rows[kp.detected[rows]]
+            pick = rng.choice(pool, min(k, len(pool)), replace=False)
+            calib.extend(pick)
+            test.extend(np.setdiff1d(rows, pick))
+    return np.array(calib, np.int64), np.array(test, np.int64)
+
+
+class TorchModel:
+    """A trained ``model.pt``: input features, probabilities and penultimate embeddings of cached keypoints."""
+
+    def __init__(self, model_pt: Path):
+        from training.train_keypoints import load_trained
+
+        self.model, self.labels, self.spec = load_trained(model_pt)
+
+    def run(self, kp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        import torch
+
+        x = self.spec.compute(kp.landmarks, kp.is_left, kp.image_size.astype(np.float64))
+        x = np.nan_to_num(x)
+        with torch.no_grad():
+            t = torch.from_numpy(x)
+            m = self.model
+            h = m.act(m.fc2(m.act(m.fc1(m.norm(t)))))
+            p = torch.softmax(m.fc3(h), -1)
+        return x, p.numpy(), h.numpy()
+
+
+def _accuracy(probs, labels, truth, detected) -> float:
+    pred = np.array(labels)[probs.argmax(1)]
+    return float(((pred == truth) & detected).mean()) if len(truth) else float("nan")
+
+
+# (method name, embedding: "input" or "penultimate", Adapter kwargs); the first is the shipped choice
+METHODS = (
+    ("knn, input features", "input", dict(method="knn", alpha=6.0, temperature=0.5)),
+    ("knn, input features, alpha 3", "input", dict(method="knn", alpha=3.0, temperature=0.5)),
+    ("knn, input features, alpha 12", "input", dict(method="knn", alpha=12.0, temperature=0.5)),
+    ("knn, input features, T 0.25", "input", dict(method="knn", alpha=6.0, temperature=0.25)),
+    ("prototype, input features", "input", dict(method="prototype", alpha=6.0, temperature=0.5)),
+    ("knn, penultimate embedding", "penultimate", dict(method="knn", alpha=6.0, temperature=0.5)),
+    ("prototype, penultimate embedding", "penultimate", dict(method="prototype", alpha=6.0, temperature=0.5)),
+)
+
+
+def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: bool = False) -> list[dict]:
+    """Rows (person, K, seed, method, accuracy) for one person; ``variant``: massey K signed as the digit 3."""
+    model = TorchModel(runs / person.model_run / "model.pt")
+    letters = [l for l in model.labels if l != NO_LETTER]
+    kp = person_rows(person, datasets_root, letters + (["3"] if variant else []))
+    if variant:
+        kp = kp.subset(np.flatnonzero(kp.labels != "K"))
+        kp.labels = np.where(kp.labels == "3", "K", kp.labels)
+    x, p, h = model.run(kp)
+    truth, det = kp.labels.astype(str), kp.detected
+    rows = []
+    for k in KS:
+        for seed in SEEDS:
+            cal, test = split_calibration(kp, k, seed, person.video)
+            base = {"person": person.name, "k": k, "seed": seed, "variant": variant, "test_images": int(len(test))}
+            rows.append({**base, "method": "uncalibrated", "accuracy": _accuracy(p[test], model.labels, truth[test],
+                                                                                det[test]),
+                         "variant_accuracy": _accuracy(p[test][truth[test] == "K"], model.labels,
+                                                       truth[test][truth[test] == "K"], det[test][truth[test] == "K"])
+                         if variant else None})
+            for name, emb, kw in METHODS:
+                e = x if emb == "input" else h
+                ad = Adapter(e[cal], list(truth[cal]), model.labels, **kw)
+                q = ad(p[test], e[test])
+                is_k = truth[test] == "K"
+                rows.append({**base, "method": name, "accuracy": _accuracy(q, model.labels, truth[test], det[test]),
+                             "variant_accuracy": _accuracy(q[is_k], model.labels, truth[test][is_k], det[test][is_k])
+                             if variant else None})
+    return rows
+
+
+def run_calibration(runs: str | Path, datasets_root: str | Path, out: str | Path = "runs/calibration",
+                    doc: str | Path | None = None, progress: bool = True, jobs: int = 1) -> list[dict]:
+    from tqdm import tqdm
+
+    runs = Path(runs)
+    ensure_models(runs, datasets_root, jobs, progress)
+    todo = [(p, False) for p in people() if (runs / p.model_run / "model.pt").exists()]
+    todo += [(p, True) for p in people() if p.dataset == "massey" and (runs / p.model_run / "model.pt").exists()]
+    missing = [p.name for p in people() if not (runs / p.model_run / "model.pt").exists()]
+    rows = []
+    for person, variant in tqdm(todo, desc="calibration", unit="person", disable=not progress):
+        rows += run_person(person, runs, datasets_root, variant)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "calibration.json").write_text(json.dumps(rows, indent=1))
+    table = calibration_table(rows, missing)
+    if doc:
+        Path(doc).write_text(table)
+    if progress:
+        print(table)
+    return rows
+
+
+def calibration_table(rows: list[dict], missing: list[str] = ()) -> str:
+    methods = ["uncalibrated"] + [m for m, _, _ in METHODS]
+    normal = [r for r in rows if not r["variant"]]
+    lines = ["Accuracy on the rest of each person's images (no hand found counts as wrong), after calibrating on K "
+             "samples per letter of that person; mean over 3 seeds per person, then the mean and the worst person.",
+             ""]
+    lines += ["| method | " + " | ".join(f"K={k} mean | K={k} worst" for k in KS) + " |",
+              "|---|" + "---:|" * (2 * len(KS))]
+    persons = sorted({r["person"] for r in normal})
+    for m in methods:
+        cells = []
+        for k in KS:
+            per = [np.mean([r["accuracy"] for r in normal if r["person"] == p and r["k"] == k and r["method"] == m])
+                   for p in persons]
+            cells.append(f"{np.mean(per):.1%} | {np.min(per):.1%}" if per else " | ")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", f"Per person, K=5, {methods[1]} against uncalibrated:", "",
+              "| person | test images | uncalibrated | calibrated (K=5) |", "|---|---:|---:|---:|"]
+    for p in persons:
+        sel = lambda m: [r for r in normal if r["person"] == p and r["k"] == 5 and r["method"] == m]  # noqa: E731
+        u, c = sel("uncalibrated"), sel(methods[1])
+        lines.append(f"| {p} | {u[0]['test_images']} | {np.mean([r['accuracy'] for r in u]):.1%} | "
+                     f"{np.mean([r['accuracy'] for r in c]):.1%} |")
+    var = [r for r in rows if r["variant"]]
+    if var:
+        lines += ["", "Own variant: each massey signer spells K with the digit-3 handshape (thumb, index, middle "
+                  "out), which no training K shows. Accuracy on those K images, mean over the 5 signers and 3 seeds:",
+                  "", "| method | " + " | ".join(f"K={k}" for k in KS) + " |", "|---|" + "---:|" * len(KS)]
+        for m in methods:
+            cells = [np.mean([r["variant_accuracy"] for r in var if r["k"] == k and r["method"] == m]) for k in KS]
+            lines.append(f"| {m} | " + " | ".join(f"{c:.1%}" for c in cells) + " |")
+    if missing:
+        lines += ["", f"Not run (no held-out model): {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,219 @@
+"""The new-people table: every keypoint recipe judged on people it never saw, by protocols that hold out
+whole people or whole datasets (never one test signer alone), as issue 14 asks.
+
+Protocols (:data:`PROTOCOLS`):
+
+- ASL leave-one-signer-out on massey (5 folds; massey's signers share one studio, so this alone misleads);
+- ASL leave-one-dataset-out for each source: roboflow, kaggle_asl, massey, digits (its O/V/W/F handshapes and
+  the no-letter digits, 218 people), asl_webcam_landmarks (a laptop webcam);
+- LIS leave-one-signer-out on all 11 lis signers (GIULIA is the one the source set aside), lis_webcam_landmarks
+  held out, and the no-letter digits held out.
+
+Per row: accuracy over all test images (no hand found counts as wrong), macro-F1 over the letters, the three
+worst letters, and the false-letter rate: how often a hand that spells nothing (label ``none``) is read as a
+letter with at least :data:`TYPED_CONFIDENCE`, the live speller's threshold. A recipe without the ``none``
+class is scored on the same frames, so before/after compare like with like.
+
+    fingerspell train results --recipes asl-v1,asl-v2,lis-v1,lis-v2 --doc docs/results.md
+"""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from training.experiments import ASL_LABEL_MAP, LIS_LABEL_MAP, RECIPES, recipe_config
+from training.train_keypoints import ASL_LETTERS, LIS_LETTERS, NO_LETTER
+
+LIS_SIGNERS = ("ANTONIA", "EVISA", "FATIMA", "GIANLUCA", "GIULIA", "HUZAIFA", "IBRAHIM", "KENZA", "MARGHERITA",
+               "MIKE", "NOOR")
+TYPED_CONFIDENCE = 0.6  # realtime SpellerConfig.min_confidence: below it nothing is typed
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    alphabet: str  # "asl" or "lis": which recipes it applies to
+    test_dataset: str  # the dataset the test rows come from
+    test_signer: str | None = None  # hold out this signer only (else the whole dataset)
+
+    @property
+    def slug(self) -> str:
+        return f"{self.alphabet}-{self.test_dataset}" + (f"-{self.test_signer}" if self.test_signer else "")
+
+
+PROTOCOLS = (
+    *(Protocol(f"massey hand{k} (leave-one-signer-out)", "asl", "massey", f"hand{k}") for k in range(1, 6)),
+    Protocol("roboflow (leave-one-dataset-out)", "asl", "roboflow"),
+    Protocol("kaggle_asl (leave-one-dataset-out)", "asl", "kaggle_asl"),
+    Protocol("massey (leave-one-dataset-out)", "asl", "massey"),
+    Protocol("digits O/V/W/F + no-letter, 218 people (leave-one-dataset-out)", "asl", "digits"),
+    Protocol("asl_webcam_landmarks (leave-one-dataset-out)", "asl", "asl_webcam_landmarks"),
+    *(Protocol(f"lis {s} (leave-one-signer-out)", "lis", "lis", s) for s in LIS_SIGNERS),
+    Protocol("lis_webcam_landmarks (leave-one-dataset-out)", "lis", "lis_webcam_landmarks"),
+    Protocol("digits no-letter shapes (leave-one-dataset-out)", "lis", "digits"),
+)
+ALPHABET = {"asl": (ASL_LETTERS, ASL_LABEL_MAP), "lis": (LIS_LETTERS, LIS_LABEL_MAP)}
+
+
+def test_rows(protocol: Protocol, datasets_root: str | Path, cache_dir=None):
+    """The held-out rows of a protocol, labels mapped as the shipped recipe maps them (letters and ``none``)."""
+    from training.keypoints import load_keypoints
+    from training.train_keypoints import map_labels
+
+    letters, label_map = ALPHABET[protocol.alphabet]
+    kp = load_keypoints(Path(datasets_root) / protocol.test_dataset, cache_dir=cache_dir, progress=False)
+    kp = map_labels(kp, label_map.get(protocol.test_dataset, {}), letters + [NO_LETTER])
+    kp = kp.subset(np.flatnonzero(kp.readable))
+    if protocol.test_signer:
+        kp = kp.subset(np.flatnonzero(kp.signers == protocol.test_signer))
+    return kp
+
+
+def score(probs: np.ndarray, detected: np.ndarray, truth: np.ndarray, model_labels: list[str], letters: list[str]) -> dict:
+    """Letter accuracy (all images), macro-F1 and worst letters on letter rows; false-letter rate on ``none`` rows."""
+    from training.metrics import classification_report
+
+    pred = np.array([model_labels[k] for k in probs.argmax(1)]) if len(probs) else np.zeros(0, str)
+    conf = probs.max(1) if len(probs) else np.zeros(0)
+    out: dict = {}
+    is_letter = truth != NO_LETTER
+    if is_letter.any():
+        present = [l for l in letters if (truth[is_letter] == l).any()]
+        idx = {l: i for i, l in enumerate(letters)}
+        y = np.array([idx[t] for t in truth[is_letter]])
+        p = np.array([idx.get(str(q), len(letters)) if d else -1 for q, d in zip(pred[is_letter], detected[is_letter])])
+        rep = classification_report(y, np.where(p == len(letters), -2, p), letters)  # -2: read as `none` (wrong)
+        per = {l: rep["per_class"][l]["accuracy"] for l in present}
+        worst = sorted(per, key=lambda l: per[l])[:3]
+        out.update(images=int(is_letter.sum()), detection_rate=float(detected[is_letter].mean()),
+                   accuracy=rep["accuracy"], macro_f1=rep["macro_f1"], per_class=per,
+                   worst=[(l, per[l]) for l in worst], report=rep)
+    nothing = ~is_letter
+    if nothing.any():
+        typed = detected[nothing] & (pred[nothing] != NO_LETTER) & (conf[nothing] >= TYPED_CONFIDENCE)
+        out.update(no_letter_images=int(nothing.sum()), false_letter_rate=float(typed.mean()))
+    return out
+
+
+def evaluate_trained(model_pt: str | Path, kp) -> dict:
+    """A trained keypoint model (``model.pt``) on a :class:`KeypointSet` of test rows -> :func:`score`."""
+    import torch
+
+    from training.train_keypoints import load_trained
+
+    model, labels, spec = load_trained(model_pt)
+    letters = [l for l in labels if l != NO_LETTER]
+    probs = np.zeros((len(kp), len(labels)), np.float32)
+    det = kp.detected.copy()
+    if det.any():
+        x = spec.compute(kp.landmarks[det], kp.is_left[det], kp.image_size[det].astype(np.float64))
+        with torch.no_grad():
+            probs[det] = torch.softmax(model(torch.from_numpy(x)), -1).numpy()
+    return score(probs, det, kp.labels.astype(str), labels, letters)
+
+
+def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epochs: int | None = None,
+             cache_dir=None) -> dict:
+    """Train ``recipe`` with the protocol's people held out (resumable) and score it on them."""
+    from training.train_keypoints import train
+
+    run = Path(out) / recipe / protocol.slug
+    result_file = run / "new_people.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    cfg = recipe_config(recipe, datasets_root, run, cache_dir=cache_dir, **({"epochs": epochs} if epochs else {}))
+    if protocol.test_signer:
+        cfg = replace(cfg, test_signers=[f"{protocol.test_dataset}/{protocol.test_signer}"])
+    elif any(Path(d).name == protocol.test_dataset for d in cfg.data):
+        cfg = replace(cfg, test_datasets=[protocol.test_dataset])
+    train(cfg, progress=False)
+    res = {"recipe": recipe, "protocol": protocol.name, "slug": protocol.slug,
+           **evaluate_trained(run / "model.pt", test_rows(protocol, datasets_root, cache_dir))}
+    res.pop("report", None)
+    result_file.write_text(json.dumps(res, indent=1))
+    return res
+
+
+def _cell(args):
+    return run_cell(*args)
+
+
+def run_new_people(recipes: list[str], datasets_root: str | Path, out: str | Path = "runs/new-people",
+                   doc: str | Path | None = None, jobs: int = 1, epochs: int | None = None,
+                   protocols: tuple[Protocol, ...] = PROTOCOLS, progress: bool = True) -> list[dict]:
+    """Every (recipe, protocol) cell of the same alphabet; cached per cell, so a killed run resumes."""
+    from tqdm import tqdm
+
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        raise ValueError(f"unknown recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
+    cells = [(r, p, str(datasets_root), str(out), epochs) for r in recipes for p in protocols
+             if r.startswith(p.alphabet + "-")]
+    results = []
+    with tqdm(total=len(cells), desc="new-people cells", unit="run", disable=not progress) as bar:
+        if jobs > 1:
+            with ProcessPoolExecutor(jobs) as pool:
+                for res in pool.map(_cell, cells):
+                    results.append(res)
+                    bar.update(1)
+        else:
+            for c in cells:
+                results.append(run_cell(*c))
+                bar.update(1)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "new_people.json").write_text(json.dumps(results, indent=1))
+    table = new_people_table(results, recipes)
+    if doc:
+        Path(doc).parent.mkdir(parents=True, exist_ok=True)
+        Path(doc).write_text(table)
+    if progress:
+        print(table)
+    return results
+
+
+def _fmt(r: dict | None, key: str, pct: bool = True) -> str:
+    if not r or key not in r:
+        return ""
+    return f"{r[key]:.1%}" if pct else f"{r[key]:.3f}"
+
+
+def new_people_table(results: list[dict], recipes: list[str]) -> str:
+    """Markdown: one row per protocol, for each recipe accuracy / macro-F1 / false-letter rate; worst letters of
+    the last recipe of the alphabet; and the mean of the ASL leave-one-dataset-out rows."""
+    by = {(r["recipe"], r["slug"]): r for r in results}
+    lines = ["Accuracy over all test images (no hand found counts as wrong) / macro-F1 over the letters / "
+             f"false-letter rate (a no-letter hand read as a letter with confidence >= {TYPED_CONFIDENCE}).", ""]
+    for alphabet in ("asl", "lis"):
+        rs = [r for r in recipes if r.startswith(alphabet + "-")]
+        if not rs:
+            continue
+        head = " | ".join(f"{r} acc | {r} F1 | {r} false letters" for r in rs)
+        lines += [f"| {alphabet.upper()} protocol (held out) | images | {head} | worst letters ({rs[-1]}) |",
+                  "|---|---:|" + "---:|" * (3 * len(rs)) + "---|"]
+        protos = [p for p in PROTOCOLS if p.alphabet == alphabet]
+        for p in protos:
+            cells = [by.get((r, p.slug)) for r in rs]
+            if not any(cells):
+                continue
+            last = cells[-1] or {}
+            n = last.get("images", 0) + last.get("no_letter_images", 0)
+            vals = " | ".join(f"{_fmt(c, 'accuracy')} | {_fmt(c, 'macro_f1', False)} | {_fmt(c, 'false_letter_rate')}"
+                              for c in cells)
+            worst = ", ".join(f"{l} {a:.0%}" for l, a in last.get("worst", []))
+            lines.append(f"| {p.name} | {n} | {vals} | {worst} |")
+        for label, pick in (("mean of the leave-one-signer-out rows", lambda p: p.test_signer),
+                            ("mean of the leave-one-dataset-out rows", lambda p: not p.test_signer)):
+            means = []
+            for r in rs:
+                accs = [by[(r, p.slug)] for p in protos if pick(p) and (r, p.slug) in by and "accuracy" in by[(r, p.slug)]]
+                means.append((np.mean([a["accuracy"] for a in accs]), np.mean([a["macro_f1"] for a in accs]))
+                             if accs else None)
+            if any(m is not None for m in means):
+                vals = " | ".join(f"**{m[0]:.1%}** | {m[1]:.3f} | " if m else " | | " for m in means)
+                lines.append(f"| {label} | | {vals} |")
+        lines.append("")
+    return "\n".join(lines)
