@@ -251,8 +251,9 @@ def calibrate_camera(recognizer, reader, per_letter: int = 5, mirror: bool = Tru
 
 
 def draw_calibration(frame_bgr: np.ndarray, session: CalibrationSession, t: float, hand=None, mirror: bool = True,
-                     photos: dict | None = None) -> np.ndarray:
-    """The frame (mirrored like a mirror), the hand's landmarks, the letter to sign, its photo and the progress."""
+                     photos: dict | None = None, hint: str | None = "r redo  s skip  b back  q finish") -> np.ndarray:
+    """The frame (mirrored like a mirror), the hand's landmarks, the letter to sign, its photo and the progress.
+    ``hint``: the window's keys (the browser demo, which has buttons instead, passes None)."""
     import cv2
 
     from realtime.overlay import draw_hand
@@ -271,6 +272,6 @@ def draw_calibration(frame_bgr: np.ndarray, session: CalibrationSession, t: floa
         img[80:80 + ph.shape[0], w - ph.shape[1] - 10:w - 10] = ph
     cv2.rectangle(img, (0, h - 36), (w, h), (0, 0, 0), -1)
     cv2.rectangle(img, (10, h - 26), (10 + int((w - 20) * session.progress), h - 10), (0, 200, 0), -1)
-    cv2.putText(img, "r redo  s skip  b back  q finish", (12, h - 44), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    if hint:
+        cv2.putText(img, hint, (12, h - 44), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
     return img

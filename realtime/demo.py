@@ -90,6 +90,10 @@ CSS = """
 .fs-photos {display: flex; flex-wrap: wrap; gap: 6px}
 .fs-photos figure {margin: 0; text-align: center; font: bold 1em monospace}
 .fs-photos img {height: 88px; border-radius: 4px}
+.fs-cal {font-size: 1.1em}
+.fs-cal progress {width: 60%; height: 1em}
+.fs-cal-photo {float: right; margin: 0 0 0 12px; text-align: center; font: bold 1.2em monospace}
+.fs-cal-photo img {height: 120px; border-radius: 4px}
 """
 
 
@@ -196,20 +200,83 @@ class LiveSession:
         self.stage_ms: dict[str, float] = {}
         self._stream_start: float | None = None
         self._last_frame: float | None = None
+        self.profile = None  # this tab's calibration profile (realtime.calibration.Profile), used by the live tab
+        self.profile_note = ""  # why a profile was dropped, shown once in the live tab
+        self.calibration = None  # the calibration being recorded (realtime.calibrate.CalibrationSession)
+        self._calibration_key: tuple | None = None
+        self._profile_dir: str | None = None  # where this tab's profile file is offered for download
 
     def configure(self, settings: Settings):
-        """The recognizer for these settings: rebuilt for another model, hand or hand pipeline (keeping the text),
-        else tuned."""
+        """The recognizer for these settings: rebuilt for another model, hand or hand pipeline (keeping the text
+        and a profile that fits the new model), else tuned."""
         if self.rec is None or self.settings is None or (settings.model, settings.hand, settings.hands) != (
                 self.settings.model, self.settings.hand, self.settings.hands):
             text = self.rec.speller.text if self.rec else ""
-            self.close()
+            self._close_rec()
             self.rec = make_recognizer(settings)
             self.rec.speller.text = text
+            if self.profile is not None:
+                self._apply_profile()
         elif settings != self.settings:
             self.rec.speller.config = settings.speller()
         self.settings = settings
         return self.rec
+
+    # -- personal calibration (the Calibrate tab) --
+
+    def _apply_profile(self) -> None:
+        """Put this tab's profile into the recognizer's classifier stage (or take it out). A profile that does not
+        fit the recognizer's model is dropped, and the live tab says why."""
+        from realtime.calibration import CalibratedClassifier, ProfileError
+
+        if self.rec is None or (self.profile is not None and self.settings is not None
+                                and self.settings.model != self.profile.model):
+            return  # applied when the recognizer is rebuilt for the model now selected (configure)
+        clf = self.rec.classifier
+        base = clf.base if isinstance(clf, CalibratedClassifier) else clf
+        try:
+            self.rec.classifier = CalibratedClassifier(base, self.profile) if self.profile is not None else base
+        except ProfileError as e:
+            self.profile_note = f"The profile was dropped: {e}."
+            self.profile, self.rec.classifier = None, base
+        self.rec.smoother.reset()
+
+    def use_profile(self, profile) -> None:
+        """Use ``profile`` (or none) in the live tab from the next frame on. Check it first (profile_problem): one
+        that does not fit the recognizer's model is dropped, with a note."""
+        with self.lock:
+            self.profile, self.profile_note = profile, ""
+            self._apply_profile()
+
+    def calibration_for(self, model: str, hand: str, per_letter: int, letters: list[str]):
+        """The calibration being recorded for these settings; a new one when the model, hand, samples per letter
+        or letters change."""
+        from realtime.calibrate import CalibrationSession
+
+        key = (model, hand, per_letter, tuple(letters))
+        if self.calibration is None or key != self._calibration_key:
+            self.calibration = CalibrationSession(list(manifest(model)["labels"]), per_letter)
+            self.calibration.letters = list(letters)  # the letters asked for, in the model's order
+            self._calibration_key = key
+        return self.calibration
+
+    def finish_calibration(self) -> str | None:
+        """A profile from what was recorded: used in the live tab from now on, and written to a file for download
+        (its path is returned). None when nothing was recorded."""
+        if self.calibration is None or self.rec is None or not any(self.calibration.samples.values()):
+            return None
+        from realtime.calibration import CalibratedClassifier
+
+        clf = self.rec.classifier
+        base = clf.base if isinstance(clf, CalibratedClassifier) else clf
+        profile = self.calibration.to_profile(base, {"source": "browser demo"})
+        self.profile, self.profile_note = profile, ""
+        self._apply_profile()
+        if self._profile_dir is None:
+            import tempfile
+
+            self._profile_dir = tempfile.mkdtemp(prefix="fingerspell-profile-")
+        return str(profile.save(Path(self._profile_dir) / f"fingerspell-profile-{profile.model}.json"))
 
     def note_stamp(self, stamp: str | None) -> None:
         """Read the page's 'frame id:capture ms:last round trip ms' stamp: count skipped ids, keep the round trip."""
@@ -256,10 +323,20 @@ class LiveSession:
     def text(self) -> str:
         return self.rec.speller.text if self.rec else ""
 
-    def close(self) -> None:
+    def _close_rec(self) -> None:
         if self.rec is not None:
             self.rec.close()
             self.rec = None
+
+    def close(self) -> None:
+        """Free everything this tab holds: its recognizer, its calibration and its profile file."""
+        self._close_rec()
+        self.calibration = self.profile = None
+        if self._profile_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._profile_dir, ignore_errors=True)
+            self._profile_dir = None
 
 
 def latency_markdown(s: LiveSession) -> str:
@@ -275,6 +352,18 @@ def latency_markdown(s: LiveSession) -> str:
             f"{s.processed} processed · "
             f"{s.dropped_stale + s.dropped_busy} stale frames dropped\n\nmilliseconds per stage, last frame:\n\n"
             + head + row)
+
+
+def page_frame_to_bgr(frame: np.ndarray) -> np.ndarray:
+    """A webcam frame as the page sends it (RGB, a selfie view) -> BGR as ``fingerspell live`` sees the hand,
+    downscaled to MAX_STREAM_SIDE."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    if max(h, w) > MAX_STREAM_SIDE:
+        f = MAX_STREAM_SIDE / max(h, w)
+        frame = cv2.resize(frame, (int(w * f), int(h * f)), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(cv2.flip(frame, 1), cv2.COLOR_RGB2BGR)
 
 
 def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
@@ -305,12 +394,8 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
         session.note_stamp(stamp)
         rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands))
         timer = StageTimer()
-        with timer("prepare"):  # the page sends a selfie view: undo it, so the hand is seen as `fingerspell live` sees it
-            h, w = frame.shape[:2]
-            if max(h, w) > MAX_STREAM_SIDE:
-                f = MAX_STREAM_SIDE / max(h, w)
-                frame = cv2.resize(frame, (int(w * f), int(h * f)), interpolation=cv2.INTER_AREA)
-            bgr = cv2.cvtColor(cv2.flip(frame, 1), cv2.COLOR_RGB2BGR)
+        with timer("prepare"):
+            bgr = page_frame_to_bgr(frame)
         result = rec.process(bgr, t_in, timer)
         session.times.append(t_in)
         with timer("overlay"):
@@ -336,6 +421,239 @@ def close_session(session) -> None:
     """Gradio calls this when a tab's state expires: free its MediaPipe graph."""
     if isinstance(session, LiveSession):
         session.close()
+
+
+# -- personal calibration ---------------------------------------------------------------------------------------
+
+
+def calibratable(model: str) -> str | None:
+    """Why ``model`` cannot be calibrated, or None: profiles adapt the keypoint classifiers only."""
+    if manifest(model).get("kind", "keypoint-classifier") == "keypoint-classifier":
+        return None
+    fit = [m for m in available_models() if manifest(m).get("kind", "keypoint-classifier") == "keypoint-classifier"]
+    return f"{model} cannot be calibrated: profiles adapt the keypoint classifiers ({', '.join(fit)})"
+
+
+def profile_problem(profile, model: str) -> str | None:
+    """Why ``profile`` does not fit the shipped ``model`` (another model, other labels or weights), or None."""
+    from realtime.calibration import ProfileError
+
+    why = calibratable(model)
+    if why:
+        return why
+    m = manifest(model)
+    try:
+        profile.check_model(model, m["sha256"], list(m["labels"]))
+    except ProfileError as e:
+        return str(e)
+    return None
+
+
+def parse_letters(text: str | None, model: str) -> list[str]:
+    """The letters to calibrate, from the page's field ('W H Y', 'why', 'A,B'): empty means every letter of
+    ``model`` (its no-letter class is never asked for); returned in the model's order."""
+    import re
+
+    import gradio as gr
+
+    from realtime.classifier import NO_LETTER
+
+    labels = [label for label in manifest(model)["labels"] if label != NO_LETTER]
+    if not (text or "").strip():
+        return labels
+    wanted = set()
+    for token in re.findall(r"[^\s,;]+", text):
+        wanted |= {token.upper()} if token.upper() in labels else set(token.upper())
+    unknown = sorted(wanted - set(labels))
+    if unknown:
+        raise gr.Error(f"{model} does not read {', '.join(unknown)}; its letters are {' '.join(labels)}.")
+    return [label for label in labels if label in wanted]
+
+
+def _per_letter(value) -> int:
+    import gradio as gr
+
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise gr.Error("Samples per letter must be a whole number.") from None
+    if not 1 <= k <= 20:
+        raise gr.Error("Samples per letter must be between 1 and 20.")
+    return k
+
+
+@lru_cache(maxsize=8)
+def reference_images(model: str) -> dict:
+    """letter -> its reference photo (BGR) for the calibration frame; {} without the datasets."""
+    import base64
+
+    import cv2
+
+    out = {}
+    for letter, jpeg in reference_photos(model):
+        img = cv2.imdecode(np.frombuffer(base64.b64decode(jpeg), np.uint8), cv2.IMREAD_COLOR)
+        if img is not None:
+            out[letter] = img
+    return out
+
+
+def calibration_html(session: LiveSession | None, model: str, t: float | None = None, note: str = "") -> str:
+    """The Calibrate tab's panel: the letter to sign with its count (k/K) and reference photo, the progress bar,
+    what was recorded and skipped."""
+    from html import escape
+
+    cal = session.calibration if isinstance(session, LiveSession) else None
+    note = f'<p class="fs-cal-note">{escape(note)}</p>' if note else ""
+    if cal is None:
+        return (f'<div class="fs-cal"><p>Press Record under the camera and sign each letter shown, holding it '
+                f'still until it is counted.</p>{note}</div>')
+    t = session.clock() if t is None else t
+    n, pct = len(cal.letters), round(100 * cal.progress)
+    where = f" · letter {min(cal.index + 1, n)} of {n}" if not cal.done else ""
+    photo = dict(reference_photos(model)).get(cal.letter) if cal.letter else None
+    photo = (f'<figure class="fs-cal-photo"><img src="data:image/jpeg;base64,{photo}" alt="{escape(cal.letter)}">'
+             f'<figcaption>{escape(cal.letter)}</figcaption></figure>' if photo else "")
+    done = [f"{letter} {len(cal.samples[letter])}" for letter in cal.letters if cal.samples.get(letter)]
+    lists = (f"<p>recorded: {escape(', '.join(done) or 'nothing yet')}"
+             + (f" · skipped: {escape(' '.join(cal.skipped))}" if cal.skipped else "") + "</p>")
+    return (f'<div class="fs-cal">{photo}<p class="fs-cal-now"><b>{escape(cal.status(t))}</b>{where}</p>'
+            f'<progress max="100" value="{pct}"></progress> <span class="fs-cal-pct">{pct}%</span>{lists}{note}</div>')
+
+
+def profile_markdown(session: LiveSession | None) -> str:
+    """The live tab's line about the profile in use."""
+    from realtime.classifier import NO_LETTER
+
+    p = session.profile if isinstance(session, LiveSession) else None
+    note = session.profile_note if isinstance(session, LiveSession) else ""
+    if p is None:
+        return (f"**{note}** " if note else "") + "*Not calibrated: the model's own reading. Record or upload a " \
+                                                 "profile in the Calibrate tab.*"
+    letters = [label for label in p.calibrated if label != NO_LETTER]
+    return (f"**calibrated for this tab: {len(letters)} letter{'s' if len(letters) != 1 else ''}** "
+            f"({' '.join(letters)}) · profile for {p.model}")
+
+
+def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
+                    per_letter=5, letters: str = "", hands: str = "mediapipe", time_limit: float | None = None):
+    """One webcam frame of the Calibrate tab -> (annotated frame, panel, profile file, live tab's profile line,
+    session). A still hand is a sample of the letter asked for (realtime.calibrate.CalibrationSession); when every
+    letter is done the profile is made, used in the live tab and offered as a file."""
+    import cv2
+    import gradio as gr
+
+    from realtime.calibrate import draw_calibration
+
+    session = session if isinstance(session, LiveSession) else LiveSession()
+    skip = (gr.skip(), gr.skip(), gr.skip(), gr.skip(), session)
+    if frame is None or not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        return skip
+    if not session.lock.acquire(blocking=False):
+        session.dropped_busy += 1
+        return skip
+    try:
+        t = session.clock()
+        if session.over_time(t, time_limit):
+            return (gr.skip(), calibration_html(session, model, t, f"This stream reached its {_duration(time_limit)} "
+                    "limit. Press Stop, then Record to go on: what was recorded is kept."), gr.skip(), gr.skip(),
+                    session)
+        settings = check_settings(model, hand, hold_s, min_confidence, hands)
+        why = calibratable(settings.model)
+        if why:
+            raise gr.Error(why + ".")
+        cal = session.calibration_for(settings.model, settings.hand, _per_letter(per_letter),
+                                      parse_letters(letters, settings.model))
+        rec = session.configure(settings)
+        was_done = cal.done
+        bgr = page_frame_to_bgr(frame)
+        _, found, _ = rec.read(bgr)
+        cal.update(t, rec.features(found, bgr) if found is not None else None)
+        shown = cv2.cvtColor(draw_calibration(bgr, cal, t, found, mirror=True, photos=reference_images(model),
+                                              hint=None),
+                             cv2.COLOR_BGR2RGB)
+        path = session.finish_calibration() if cal.done and not was_done else None
+        note = ("All letters done: this tab's live recognition now uses the profile. Download it below."
+                if cal.done and session.profile is not None else "")
+        return shown, calibration_html(session, model, t, note), path or gr.skip(), profile_markdown(session), session
+    finally:
+        session.lock.release()
+
+
+CALIBRATION_ACTIONS = ("redo", "skip", "back", "finish", "restart")
+
+
+def calibration_action(action: str, session: LiveSession | None, model: str, hand: str, per_letter=5,
+                       letters: str = ""):
+    """The Calibrate tab's buttons (Redo letter, Skip letter, Back, Finish, Start over) -> (panel, profile file,
+    live tab's profile line, session). They work before Record too (skip the letters you will not sign)."""
+    import gradio as gr
+
+    if action not in CALIBRATION_ACTIONS:
+        raise ValueError(f"action must be one of {CALIBRATION_ACTIONS}, got {action!r}")
+    session = session if isinstance(session, LiveSession) else LiveSession()
+    why = calibratable(model) if model in available_models() else f"No model {model!r}"
+    if why:
+        raise gr.Error(why + ".")
+    hand = "any" if keypoints_for(model) == "j2s" or hand not in HANDS else hand
+    with session.lock:
+        if action == "restart":
+            session.calibration = None
+        cal = session.calibration_for(model, hand, _per_letter(per_letter), parse_letters(letters, model))
+        t, was_done, path, note = session.clock(), cal.done, None, ""
+        if action == "redo":
+            cal.redo()
+        elif action == "skip":
+            cal.skip(t)
+        elif action == "back":
+            cal.back()
+        if action == "finish" or (cal.done and not was_done):
+            path = session.finish_calibration()
+            note = ("The profile is made: this tab's live recognition now uses it. Download it below." if path else
+                    "Nothing recorded yet: sign at least one letter before Finish.")
+        elif action == "restart":
+            note = "Started over."
+    return calibration_html(session, model, t, note), path or gr.skip(), profile_markdown(session), session
+
+
+def load_profile_file(path, session: LiveSession | None, model: str):
+    """An uploaded profile file -> (message, live tab's profile line, session). A corrupt file or a profile for
+    another model gets the reason in the page; a good one is used in the live tab."""
+    from realtime.calibration import Profile, ProfileError
+
+    session = session if isinstance(session, LiveSession) else LiveSession()
+    if not path:
+        return "", profile_markdown(session), session
+    path = str(getattr(path, "name", path))
+    name = Path(path).name
+    try:
+        profile = Profile.load(path)
+        problem = profile_problem(profile, model)
+        if problem:
+            raise ProfileError(problem)
+        session.use_profile(profile)
+    except ProfileError as e:
+        return (f"**{name} cannot be used:** {str(e).replace(path, name)}", profile_markdown(session), session)
+    return (f"**{name}** is used in the live tab.", profile_markdown(session), session)
+
+
+def stop_profile(session: LiveSession | None):
+    """The live tab's 'Stop using the profile' -> (live tab's profile line, session)."""
+    session = session if isinstance(session, LiveSession) else LiveSession()
+    session.use_profile(None)
+    return profile_markdown(session), session
+
+
+def profile_for_model(session: LiveSession | None, model: str):
+    """After the model changed: a profile that does not fit the new model is dropped, saying so -> (live tab's
+    profile line, session)."""
+    if not isinstance(session, LiveSession) or session.profile is None:
+        return profile_markdown(session), session
+    problem = profile_problem(session.profile, model)
+    if problem:
+        old = session.profile.model
+        session.use_profile(None)
+        session.profile_note = f"The profile for {old} was dropped: it does not fit {model} ({problem})."
+    return profile_markdown(session), session
 
 
 # -- uploads ----------------------------------------------------------------------------------------------------
@@ -682,12 +1000,41 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
             with gr.Row():
                 clear = gr.Button("Clear", elem_id="fs-clear", size="sm")
                 backspace = gr.Button("Backspace", elem_id="fs-backspace", size="sm")
+            with gr.Row():
+                profile_line = gr.Markdown(profile_markdown(None), elem_id="fs-profile")
+                profile_off = gr.Button("Stop using the profile", elem_id="fs-profile-off", size="sm", scale=0)
             latency = gr.Markdown("*latency appears here once the stream runs*", elem_id="fs-latency")
             gr.Markdown(f"<small>{max_streams} webcam stream{'s' if max_streams > 1 else ''} at a time: anyone "
                         f"else waits in a queue and sees their place in it on the recognised image. A stream "
                         f"stops after {_duration(time_limit)}: press Stop, then Record to go on.</small>")
             stamp = gr.Textbox(elem_id="fs-stamp", elem_classes=["fs-hidden"], show_label=False, container=False)
             echo = gr.Textbox(elem_id="fs-echo", elem_classes=["fs-hidden"], show_label=False, container=False)
+        with gr.Tab("Calibrate", id="calibrate"):
+            gr.Markdown("Personal calibration for the model selected above: press Record and sign each letter "
+                        "shown, holding it still until it is counted. Then this tab's live recognition reads *you* "
+                        "better. The profile can be downloaded, and uploaded again later.")
+            with gr.Row():
+                cal_k = gr.Slider(1, 20, value=5, step=1, label="Samples per letter", elem_id="fs-cal-k",
+                                  info="more samples, a surer calibration", scale=1)
+                cal_letters = gr.Textbox(label="Letters", placeholder="all of the model's letters",
+                                         info="only these letters, e.g. 'M N R' (empty: all)", elem_id="fs-cal-letters",
+                                         scale=1)
+            with gr.Row():
+                cal_cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
+                                   elem_id="fs-cal-cam", webcam_options=gr.WebcamOptions(mirror=True))
+                cal_out = gr.Image(label="Calibration", show_label=False, format="jpeg", interactive=False,
+                                   elem_id="fs-cal-out")
+            cal_status = gr.HTML(calibration_html(None, default), elem_id="fs-cal-status", padding=False)
+            with gr.Row():
+                cal_buttons = {a: gr.Button(label, elem_id=f"fs-cal-{a}", size="sm",
+                                            variant="primary" if a == "finish" else "secondary")
+                               for a, label in [("redo", "Redo letter"), ("skip", "Skip letter"), ("back", "Back"),
+                                                ("finish", "Finish"), ("restart", "Start over")]}
+            with gr.Row():
+                cal_file = gr.File(label="Your profile (download)", interactive=False, elem_id="fs-cal-file")
+                cal_upload = gr.File(label="Use a profile file", file_count="single", type="filepath",
+                                     file_types=[".json"], elem_id="fs-cal-upload")
+            cal_message = gr.Markdown(elem_id="fs-cal-message")
         with gr.Tab("Upload", id="upload"):
             with gr.Row():
                 upload = gr.File(label="An image or a video", file_count="single", type="filepath",
@@ -712,6 +1059,26 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         clear.click(_friendly(clear_text), inputs=session, outputs=text, queue=False)
         backspace.click(_friendly(backspace_text), inputs=session, outputs=text, queue=False)
         model.change(_friendly(on_model_change), inputs=model, outputs=[hand, chart])
+        model.change(_friendly(profile_for_model), inputs=[session, model], outputs=[profile_line, session],
+                     queue=False)
+
+        def calibration_stream(frame, session, model, hand, hold, min_conf, k, letters):
+            return calibrate_frame(frame, session, model, hand, hold, min_conf, k, letters, hands=hands,
+                                   time_limit=time_limit)
+
+        cal_cam.stream(_friendly(calibration_stream), inputs=[cal_cam, session, *settings, cal_k, cal_letters],
+                       outputs=[cal_out, cal_status, cal_file, profile_line, session], stream_every=stream_every,
+                       time_limit=time_limit, concurrency_limit=max_streams, concurrency_id="live",
+                       show_progress="full", show_progress_on=[cal_out])
+        for action, button in cal_buttons.items():
+            def act(session, model, hand, k, letters, action=action):
+                return calibration_action(action, session, model, hand, k, letters)
+
+            button.click(_friendly(act), inputs=[session, model, hand, cal_k, cal_letters],
+                         outputs=[cal_status, cal_file, profile_line, session], queue=False)
+        cal_upload.upload(_friendly(load_profile_file), inputs=[cal_upload, session, model],
+                          outputs=[cal_message, profile_line, session], queue=False)
+        profile_off.click(_friendly(stop_profile), inputs=session, outputs=[profile_line, session], queue=False)
 
         def run_upload(path, model, hand, hold, min_conf, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
             return analyse_upload(path, model, hand, hold, min_conf, progress=progress, hands=hands)

@@ -18,6 +18,17 @@ def _text(img, s, org, scale=0.5, color=(255, 255, 255), thick=1):
 KEYS_HINT = "c: clear  backspace: delete  q: quit"
 
 
+def draw_hand(img: np.ndarray, hand, color=(0, 220, 0), mirror: bool = False) -> None:
+    """A hand's landmarks and bones, drawn on ``img`` in place (``mirror``: the image is already flipped)."""
+    w = img.shape[1]
+    pts = hand.landmarks[:, :2].astype(np.int32)
+    if mirror:
+        pts[:, 0] = w - 1 - pts[:, 0]
+    cv2.polylines(img, [pts[list(c)] for c in HAND_CONNECTIONS], False, color, 2, cv2.LINE_AA)
+    for p in pts:
+        cv2.circle(img, (int(p[0]), int(p[1])), 3, (0, 0, 255), -1, cv2.LINE_AA)
+
+
 def draw(frame: np.ndarray, result, fps: float = 0.0, mirror: bool = False, show_timing: bool = True,
          hint: str | None = KEYS_HINT) -> np.ndarray:
     """A new image (the frame is not modified). ``mirror`` flips it to a selfie view before the text.
@@ -25,13 +36,7 @@ def draw(frame: np.ndarray, result, fps: float = 0.0, mirror: bool = False, show
     img = cv2.flip(frame, 1) if mirror else frame.copy()
     h, w = img.shape[:2]
     for hand in result.hands:
-        pts = hand.landmarks[:, :2].astype(np.int32)
-        if mirror:
-            pts[:, 0] = w - 1 - pts[:, 0]
-        color = (0, 220, 0) if hand is result.hand else (160, 160, 160)
-        cv2.polylines(img, [pts[list(c)] for c in HAND_CONNECTIONS], False, color, 2, cv2.LINE_AA)
-        for p in pts:
-            cv2.circle(img, (int(p[0]), int(p[1])), 3, (0, 0, 255), -1, cv2.LINE_AA)
+        draw_hand(img, hand, (0, 220, 0) if hand is result.hand else (160, 160, 160), mirror)
     cv2.rectangle(img, (0, 0), (250, 104), (0, 0, 0), -1)
     if result.letter is not None:
         _text(img, result.letter, (14, 66), 2.2, (0, 255, 255), 4)

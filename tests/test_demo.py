@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,74 @@ def test_reference_chart_lists_the_models_letters():
     html = demo.reference_html("asl-letters")
     assert all(f">{c}<" in html for c in "ABCY")
     assert "J, Z" in html
+
+
+# -- calibration -------------------------------------------------------------------------------------------------
+
+
+def calibrate(session, clock, frame, until, fps=10.0, k=2, letters="H W Y", limit=60):
+    """Send ``frame`` to the Calibrate tab until ``until(calibration)`` holds; the last outputs."""
+    for _ in range(limit):
+        clock.t += 1.0 / fps
+        outs = demo.calibrate_frame(frame, session, "asl-letters", "any", 0.5, 0.6, k, letters)
+        if until(session.calibration):
+            return outs
+    raise AssertionError(f"not reached in {limit} frames: {session.calibration.status(clock.t)}")
+
+
+def test_calibrate_tab_records_redoes_goes_back_skips_and_the_live_tab_uses_the_profile(tmp_path):
+    from realtime.calibration import CalibratedClassifier, Profile
+
+    clock = FakeClock()
+    session = demo.LiveSession(clock=clock)
+    w = as_page_sends(place_on_canvas(massey_photos("W")[0]))
+    act = lambda action: demo.calibration_action(action, session, "asl-letters", "any", 2, "h w y")
+    panel, _, line, _ = act("skip")  # before Record: H will not be signed
+    assert "next: W" in panel and "letter 2 of 3" in panel and "skipped: H" in panel and "Not calibrated" in line
+    shown, panel, _, _, _ = calibrate(session, clock, w, lambda c: c.count() == 1)
+    assert "sign W: 1/2" in panel and "<progress" in panel and shown.shape == (480, 640, 3)
+    panel, *_ = act("redo")
+    assert "sign W: 0/2" in panel
+    calibrate(session, clock, w, lambda c: c.letter == "Y")  # W done: Y is asked next
+    panel, *_ = act("back")
+    assert session.calibration.letter == "W" and "recorded: nothing yet" in panel  # back to W, its samples cleared
+    calibrate(session, clock, w, lambda c: c.letter == "Y")
+    panel, path, line, _ = act("skip")  # Y skipped: every letter is done, the profile is made
+    assert "All letters done" not in panel and "The profile is made" in panel
+    profile = Profile.load(path)
+    assert profile.model == "asl-letters" and profile.counts()["W"] == 2 and profile.calibrated == ["W"]
+    assert "calibrated for this tab: 1 letter** (W)" in line
+    demo.live_frame(w, session, "asl-letters", "any", 0.5, 0.6)
+    assert isinstance(session.rec.classifier, CalibratedClassifier)
+    line, _ = demo.stop_profile(session)
+    assert "Not calibrated" in line and not isinstance(session.rec.classifier, CalibratedClassifier)
+
+    message, line, _ = demo.load_profile_file(path, session, "asl-letters")  # the downloaded file, uploaded again
+    assert "is used in the live tab" in message and "calibrated for this tab: 1 letter" in line
+    line, _ = demo.profile_for_model(session, "lis-letters")  # another model: the profile is dropped, saying why
+    assert "The profile for asl-letters was dropped: it does not fit lis-letters" in line and session.profile is None
+    message, _, _ = demo.load_profile_file(path, session, "lis-letters")
+    assert "cannot be used" in message and "made for asl-letters" in message
+    bad = tmp_path / "me.json"
+    bad.write_text('{"kind": "fingerspell-profile", "format": 1')
+    message, line, _ = demo.load_profile_file(str(bad), session, "asl-letters")
+    assert "**me.json cannot be used:** me.json: not a readable profile file" in message and "Not calibrated" in line
+    folder = Path(path).parent
+    session.close()
+    assert not folder.exists()  # the tab's profile file goes with the tab
+
+
+def test_calibration_letters_and_models_that_cannot_be_calibrated():
+    assert demo.parse_letters("", "asl-letters") == [c for c in demo.manifest("asl-letters")["labels"] if c != "none"]
+    assert demo.parse_letters("y, w h", "asl-letters") == ["H", "W", "Y"]
+    with pytest.raises(gr.Error, match="does not read J, Z"):
+        demo.parse_letters("JZ", "asl-letters")
+    assert demo.calibratable("asl-letters") is None
+    assert "lis-j2s cannot be calibrated" in demo.calibratable("lis-j2s")
+    with pytest.raises(gr.Error, match="cannot be calibrated"):
+        demo.calibration_action("skip", None, "lis-letters-image", "any", 1, "")
+    panel, path, _, _ = demo.calibration_action("finish", None, "asl-letters", "any", 1, "")
+    assert "Nothing recorded yet" in panel and path == gr.skip()
 
 
 # -- uploads -----------------------------------------------------------------------------------------------------
@@ -343,24 +412,34 @@ def fake_camera(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(fake_camera):
-    """Headless Debian Chromium whose camera plays the fake-camera video."""
+def chromium():
+    """Playwright with Debian's Chromium: ``chromium(camera)`` starts a headless browser whose fake camera plays the
+    .y4m video ``camera`` (closed with the module)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright: "
                                                                  "pip install -e '.[test]'")
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.skip(f"the browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={fake_camera}"]
-    with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        try:
-            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=args,
-                                                       viewport={"width": 1280, "height": 900})
-        except Exception as e:  # noqa: BLE001 - an unusable browser is a reason to skip, stated
-            pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {str(e).splitlines()[0]}")
-        yield ctx
-        ctx.close()
+    with sync_api.sync_playwright() as p, ExitStack() as stack:
+        def launch(camera: Path):
+            args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-video-capture={camera}"]
+            profile = stack.enter_context(tempfile.TemporaryDirectory())
+            try:
+                ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+                                                           args=args, viewport={"width": 1280, "height": 900})
+            except Exception as e:  # noqa: BLE001 - an unusable browser is a reason to skip, stated
+                pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {str(e).splitlines()[0]}")
+            stack.callback(ctx.close)
+            return ctx
+        yield launch
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, fake_camera):
+    """Headless Chromium whose camera plays the fake-camera video (W, H, Y)."""
+    return chromium(fake_camera)
 
 
 def shot(page, name: str, tmp_path: Path, full_page: bool = True) -> None:
@@ -452,4 +531,53 @@ def test_browser_upload_an_image_a_video_and_a_bad_file(browser, server, tmp_pat
     page.locator("#fs-run").click()
     page.get_by_text("neither an image nor a video").first.wait_for(timeout=15_000)
     assert "Traceback" not in page.content()
+    page.close()
+
+
+def test_browser_calibrate_download_upload_and_the_live_tab_uses_the_profile(chromium, server, tmp_path):
+    """K = 1 for H and W with a camera that shows W only: Skip H before Record, sign W, and the profile is made,
+    downloaded (a valid profile of the model), used by the live tab; a corrupt upload gets the reason in the page."""
+    from realtime.calibration import Profile
+
+    camera = tmp_path / "w.y4m"
+    write_y4m(camera, massey_photos("W"), hold_s=2.0, gap_s=0.0, tail_s=0.0)
+    page = chromium(camera).new_page()
+    page.goto(server)
+    page.get_by_role("tab", name="Calibrate").click()
+    page.locator("#fs-cal-k input[type=number]").fill("1")
+    page.locator("#fs-cal-k input[type=number]").press("Enter")
+    page.locator("#fs-cal-letters textarea, #fs-cal-letters input").first.fill("H W")
+    panel = page.locator("#fs-cal-status")
+    page.locator("#fs-cal-skip").click()  # the camera never shows H
+    page.wait_for_function("() => document.querySelector('#fs-cal-status')?.innerText.includes('skipped: H')",
+                           timeout=10_000)
+    assert "letter 2 of 2" in panel.inner_text()
+    cam = page.locator("#fs-cal-cam")
+    cam.get_by_text("Click to Access Webcam").click()
+    cam.get_by_role("button", name="capture photo").click()  # Record
+    page.wait_for_function("() => document.querySelector('#fs-cal-status')?.innerText.includes('All letters done')",
+                           timeout=30_000)
+    assert "recorded: W 1" in panel.inner_text() and "100%" in panel.inner_text()
+    shot(page, "demo-calibrate.png", tmp_path)
+    cam.get_by_role("button", name="capture photo").click()  # Stop
+    link = page.locator("#fs-cal-file a").first
+    link.wait_for(timeout=10_000)
+    with page.expect_download() as download:
+        link.click()
+    profile = Profile.load(download.value.path())
+    assert profile.model == "asl-letters" and profile.calibrated == ["W"] and profile.meta["skipped"] == ["H"]
+    assert profile.model_sha256 == demo.manifest("asl-letters")["sha256"]
+
+    bad = tmp_path / "corrupt.json"
+    bad.write_text("{ not json")
+    page.locator("#fs-cal-upload input[type=file]").set_input_files(str(bad))
+    page.wait_for_function("() => document.querySelector('#fs-cal-message')?.innerText.includes('cannot be used')",
+                           timeout=15_000)
+    assert "not a readable profile file" in page.locator("#fs-cal-message").inner_text()
+    assert "Traceback" not in page.content()
+    page.get_by_role("tab", name="Live").click()
+    assert "calibrated for this tab: 1 letter" in page.locator("#fs-profile").inner_text()
+    page.locator("#fs-profile-off").click()
+    page.wait_for_function("() => document.querySelector('#fs-profile')?.innerText.includes('Not calibrated')",
+                           timeout=10_000)
     page.close()
