@@ -24,10 +24,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import statistics
 import threading
 import time
 import warnings
+import weakref
 from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -48,6 +50,8 @@ MAX_IMAGE_PIXELS = 50_000_000  # refused above this (a 50-megapixel photo is alr
 MAX_SIDE = 1920  # larger images and video frames are downscaled to this longer side before recognition
 MAX_STREAM_SIDE = 1280  # live frames are downscaled to this: MediaPipe looks at ~256 px anyway
 MAX_VIDEO_FRAMES = 3600  # two minutes at 30 fps; longer videos are cut with a warning
+MIN_SPELL_FPS = 5.0  # below this many processed frames a second the page warns that spelling is unreliable
+IDLE_RELEASE_S = 300.0  # a tab that sent no frame for this long gives its recognizer back (its text stays)
 RESTART_GAP_S = 2.0  # a tab that sent no frame for this long stopped its stream: the next frame starts a new one
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -91,6 +95,9 @@ CSS = """
 .fs-photos figure {margin: 0; text-align: center; font: bold 1em monospace}
 .fs-photos img {height: 88px; border-radius: 4px}
 .fs-cal {font-size: 1.1em}
+.fs-frame {display: block; width: 100%; border-radius: 6px}
+.fs-frame-empty {aspect-ratio: 4 / 3; display: flex; align-items: center; justify-content: center; color: #888;
+                 background: #f3f3f3}
 .fs-cal progress {width: 60%; height: 1em}
 .fs-cal-photo {float: right; margin: 0 0 0 12px; text-align: center; font: bold 1.2em monospace}
 .fs-cal-photo img {height: 120px; border-radius: 4px}
@@ -181,6 +188,9 @@ def make_recognizer(settings: Settings, static: bool = False):
 # -- live stream ------------------------------------------------------------------------------------------------
 
 
+_SESSIONS: weakref.WeakSet = weakref.WeakSet()  # every tab's LiveSession, for the idle sweep
+
+
 class LiveSession:
     """One browser tab's live state: its recognizer and speller, the lock that makes the newest frame win, and
     the counters shown under the video. Gradio keeps one per tab (``gr.State``), so two people never share text."""
@@ -205,13 +215,17 @@ class LiveSession:
         self.calibration = None  # the calibration being recorded (realtime.calibrate.CalibrationSession)
         self._calibration_key: tuple | None = None
         self._profile_dir: str | None = None  # where this tab's profile file is offered for download
+        self._rtt_skip = 0
+        self._kept_text = ""  # the text while the recognizer is released (an idle tab, release_if_idle)
+        self.restarted = False  # the recognizer was released while idle and rebuilt: the page says the text was kept
+        _SESSIONS.add(self)
 
     def configure(self, settings: Settings):
         """The recognizer for these settings: rebuilt for another model, hand or hand pipeline (keeping the text
         and a profile that fits the new model), else tuned."""
         if self.rec is None or self.settings is None or (settings.model, settings.hand, settings.hands) != (
                 self.settings.model, self.settings.hand, self.settings.hands):
-            text = self.rec.speller.text if self.rec else ""
+            text = self.text
             self._close_rec()
             self.rec = make_recognizer(settings)
             self.rec.speller.text = text
@@ -289,7 +303,9 @@ class LiveSession:
         if self._last_id is not None and frame_id > self._last_id:
             self.dropped_stale += frame_id - self._last_id - 1
         self._last_id = frame_id
-        if rtt is not None and 0 <= rtt < 60_000:
+        if self._rtt_skip > 0:  # a new stream: the first echo waited in the queue, the one before is stale
+            self._rtt_skip -= 1
+        elif rtt is not None and 0 <= rtt < 60_000:
             self.round_trip_ms.append(rtt)
 
     def over_time(self, now: float, time_limit: float | None) -> bool:
@@ -298,6 +314,8 @@ class LiveSession:
         Record) starts a new stream; a stream that goes on sending stays over its time."""
         if self._last_frame is None or now - self._last_frame > RESTART_GAP_S:
             self._stream_start = now
+            self._rtt_skip = 2  # the round trips of the first two stamps (see note_stamp)
+            self.times.clear()  # the frame rate of this stream only
         self._last_frame = now
         return time_limit is not None and now - self._stream_start > time_limit
 
@@ -311,32 +329,55 @@ class LiveSession:
         with self.lock:
             if self.rec:
                 self.rec.speller.clear()
+            self._kept_text = ""
             return self.text
 
     def backspace(self) -> str:
         with self.lock:
             if self.rec:
                 self.rec.speller.backspace()
+            self._kept_text = self._kept_text[:-1]
             return self.text
 
     @property
     def text(self) -> str:
-        return self.rec.speller.text if self.rec else ""
+        return self.rec.speller.text if self.rec else self._kept_text
 
     def _close_rec(self) -> None:
         if self.rec is not None:
+            self._kept_text = self.rec.speller.text
             self.rec.close()
             self.rec = None
 
-    def close(self) -> None:
-        """Free everything this tab holds: its recognizer, its calibration and its profile file."""
-        self._close_rec()
-        self.calibration = self.profile = None
-        if self._profile_dir is not None:
-            import shutil
+    def release_if_idle(self, now: float, idle_s: float) -> bool:
+        """Free the recognizer (its MediaPipe graph: tens of MB) of a tab that sent no frame for ``idle_s``; the
+        text, settings and profile stay, and the next frame rebuilds it. Returns True if it was freed."""
+        if self.rec is None or self._last_frame is None or now - self._last_frame < idle_s:
+            return False
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            self._close_rec()
+            self.restarted = True
+            return True
+        finally:
+            self.lock.release()
 
-            shutil.rmtree(self._profile_dir, ignore_errors=True)
-            self._profile_dir = None
+    def close(self) -> None:
+        """Free everything this tab holds (the tab was closed): its recognizer, its calibration and its profile
+        file. Waits for a frame being processed."""
+        got = self.lock.acquire(timeout=10)
+        try:
+            self._close_rec()
+            self.calibration = self.profile = None
+            if self._profile_dir is not None:
+                import shutil
+
+                shutil.rmtree(self._profile_dir, ignore_errors=True)
+                self._profile_dir = None
+        finally:
+            if got:
+                self.lock.release()
 
 
 def latency_markdown(s: LiveSession) -> str:
@@ -345,13 +386,38 @@ def latency_markdown(s: LiveSession) -> str:
            f"on screen, median of the last {len(s.round_trip_ms)})" if s.round_trip_ms else
            "**round trip**: measuring…")
     server = statistics.median(s.server_ms) if s.server_ms else 0.0
-    stages = [k for k in STAGE_ORDER if k in s.stage_ms]
+    stages = STAGE_ORDER  # every column always, "–" for a stage that did not run (no hand): the table never jumps
     head = "| " + " | ".join(stages) + " |\n|" + "---|" * len(stages) + "\n"
-    row = "| " + " | ".join(f"{s.stage_ms[k]:.1f}" for k in stages) + " |"
-    return (f"{rtt}  \n**server** {server:.1f} ms per frame (recognition and overlay) · {s.fps:.1f} frames/s · "
+    row = "| " + " | ".join(f"{s.stage_ms[k]:.1f}" if k in s.stage_ms else "–" for k in stages) + " |"
+    notes = []
+    if s.restarted:
+        notes.append("The recognizer was freed during the pause and restarted: your text is kept.")
+    if len(s.times) >= 10 and s.fps < MIN_SPELL_FPS:
+        notes.append(f"⚠ **{s.fps:.1f} frames/s is too few to spell reliably** (at least {MIN_SPELL_FPS:.0f} are "
+                     "needed: letters may be missed). The server or your connection is busy: close other tabs that "
+                     "stream, or try again later.")
+    head_notes = "".join(f"{n}\n\n" for n in notes)
+    return (f"{head_notes}{rtt}  \n**server** {server:.1f} ms per frame (recognition and overlay) · {s.fps:.1f} frames/s · "
             f"{s.processed} processed · "
             f"{s.dropped_stale + s.dropped_busy} stale frames dropped\n\nmilliseconds per stage, last frame:\n\n"
             + head + row)
+
+
+def frame_html(rgb, quality: int = 80):
+    """An annotated frame (RGB) as an <img> with the JPEG inline: nothing is written to disk (a gr.Image output
+    stores every frame as a file in Gradio's cache, thousands in a few minutes). Anything else (gr.skip()) passes."""
+    import base64
+
+    import cv2
+
+    if rgb is None:
+        return '<div class="fs-frame fs-frame-empty">the recognised frame appears here</div>'
+    if not isinstance(rgb, np.ndarray):
+        return rgb
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        return rgb
+    return f'<img class="fs-frame" alt="recognised frame" src="data:image/jpeg;base64,{base64.b64encode(buf).decode()}">'
 
 
 def page_frame_to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -404,7 +470,9 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
         session.processed += 1
         session.stage_ms = dict(timer.ms)
         session.server_ms.append((session.clock() - t_in) * 1000)
-        return shown, result.text, latency_markdown(session), stamp or "", session
+        latency = latency_markdown(session)
+        session.restarted = False
+        return shown, result.text, latency, stamp or "", session
     finally:
         session.lock.release()
 
@@ -418,9 +486,55 @@ def backspace_text(session: LiveSession | None) -> str:
 
 
 def close_session(session) -> None:
-    """Gradio calls this when a tab's state expires: free its MediaPipe graph."""
+    """Gradio calls this when a tab's state is deleted (the tab closed: free_tab): free its recognizer and files."""
     if isinstance(session, LiveSession):
         session.close()
+
+
+def trim_memory() -> None:
+    """Give freed heap memory back to the system (glibc keeps it otherwise, so the server's RSS would stay at its
+    peak after tabs close)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): the allocator decides
+        pass
+
+
+def free_tab(blocks, session_hash: str | None) -> bool:
+    """A browser tab closed (Gradio's unload event, which fires when the page's heartbeat connection drops): delete
+    its state now, which closes its recognizer (close_session), rather than after the hour Gradio keeps a closed
+    tab's state. Returns True if the tab had state."""
+    holder = getattr(blocks, "state_holder", None)
+    if holder is None or not session_hash or session_hash not in holder:
+        return False
+    holder.delete_state(session_hash)  # calls each gr.State's delete_callback
+    with holder.lock:
+        holder.session_data.pop(session_hash, None)
+        holder.time_last_used.pop(session_hash, None)
+    trim_memory()
+    log.info("tab %s closed: its recognizer is freed; %d tabs hold one", session_hash[:8],
+             sum(1 for s in list(_SESSIONS) if s.rec is not None))
+    return True
+
+
+def release_idle_sessions(idle_s: float) -> int:
+    """Free the recognizers of the tabs that sent no frame for ``idle_s`` (their text stays): how many."""
+    freed = sum(s.release_if_idle(s.clock(), idle_s) for s in list(_SESSIONS))
+    if freed:
+        trim_memory()
+    return freed
+
+
+def _sweep(stop: threading.Event, idle_s: float, every_s: float) -> None:
+    while not stop.wait(every_s):
+        try:
+            release_idle_sessions(idle_s)
+        except Exception:  # the sweep must go on
+            log.exception("idle sweep failed")
 
 
 # -- personal calibration ---------------------------------------------------------------------------------------
@@ -452,8 +566,6 @@ def profile_problem(profile, model: str) -> str | None:
 def parse_letters(text: str | None, model: str) -> list[str]:
     """The letters to calibrate, from the page's field ('W H Y', 'why', 'A,B'): empty means every letter of
     ``model`` (its no-letter class is never asked for); returned in the model's order."""
-    import re
-
     import gradio as gr
 
     from realtime.classifier import NO_LETTER
@@ -954,7 +1066,7 @@ def _duration(seconds: float) -> str:
 
 
 def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, stream_every: float = 0.1,
-              time_limit: float = 600.0, hands: str = "mediapipe"):
+              time_limit: float = 600.0, hands: str = "mediapipe", idle_s: float = IDLE_RELEASE_S):
     """The Gradio page. ``max_streams`` tabs stream at once, ``max_uploads`` uploads run at once; past
     ``queue_size`` waiting requests a new one is refused with a message. Each stream ends after ``time_limit`` s.
     ``hands``: the hand pipeline of every recognizer the page makes (mediapipe, or onnx: ONNX Runtime); it is bound
@@ -979,7 +1091,9 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         gr.Markdown("# fingerspell: fingerspelling, read live\nAllow the camera, press Record under "
                     "the video and sign letters: hold a letter still for the hold time to type it; lower your hand "
                     "to type the same letter twice; keep it out of view for 1.5 s to add a space.")
-        session = gr.State(None, time_to_live=900, delete_callback=close_session)
+        # No time to live: an open tab keeps its text however long it pauses (an idle tab's recognizer is freed by
+        # the sweep below, its text kept); a closed tab's state is deleted at once by the unload event.
+        session = gr.State(None, delete_callback=close_session)
         with gr.Row():
             model = gr.Dropdown(model_choices(), value=default, label="Model", scale=3,
                                 info="the ASL and LIS keypoint classifiers and the J2S image model")
@@ -994,8 +1108,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
             with gr.Row():
                 cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", elem_id="fs-cam",
                                webcam_options=gr.WebcamOptions(mirror=True))
-                live_out = gr.Image(label="Recognised", show_label=False, format="jpeg", interactive=False,
-                                    elem_id="fs-live-out")
+                live_out = gr.HTML(frame_html(None), elem_id="fs-live-out", padding=False)  # no file per frame
             text = gr.Textbox(label="Spelled text", interactive=False, elem_id="fs-text", lines=1, max_lines=3)
             with gr.Row():
                 clear = gr.Button("Clear", elem_id="fs-clear", size="sm")
@@ -1022,8 +1135,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
             with gr.Row():
                 cal_cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
                                    elem_id="fs-cal-cam", webcam_options=gr.WebcamOptions(mirror=True))
-                cal_out = gr.Image(label="Calibration", show_label=False, format="jpeg", interactive=False,
-                                   elem_id="fs-cal-out")
+                cal_out = gr.HTML(frame_html(None), elem_id="fs-cal-out", padding=False)
             cal_status = gr.HTML(calibration_html(None, default), elem_id="fs-cal-status", padding=False)
             with gr.Row():
                 cal_buttons = {a: gr.Button(label, elem_id=f"fs-cal-{a}", size="sm",
@@ -1050,7 +1162,9 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
             chart = gr.HTML(reference_html(default), padding=False)  # Gradio 6's default; True warns in Gradio 5
 
         def stream_frame(frame, session, model, hand, hold, min_conf, stamp):
-            return live_frame(frame, session, model, hand, hold, min_conf, stamp, hands=hands, time_limit=time_limit)
+            shown, *rest = live_frame(frame, session, model, hand, hold, min_conf, stamp, hands=hands,
+                                      time_limit=time_limit)
+            return frame_html(shown), *rest
 
         cam.stream(_friendly(stream_frame), inputs=[cam, session, *settings, stamp],
                    outputs=[live_out, text, latency, echo, session], stream_every=stream_every,
@@ -1063,8 +1177,9 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
                      queue=False)
 
         def calibration_stream(frame, session, model, hand, hold, min_conf, k, letters):
-            return calibrate_frame(frame, session, model, hand, hold, min_conf, k, letters, hands=hands,
-                                   time_limit=time_limit)
+            shown, *rest = calibrate_frame(frame, session, model, hand, hold, min_conf, k, letters, hands=hands,
+                                           time_limit=time_limit)
+            return frame_html(shown), *rest
 
         cal_cam.stream(_friendly(calibration_stream), inputs=[cal_cam, session, *settings, cal_k, cal_letters],
                        outputs=[cal_out, cal_status, cal_file, profile_line, session], stream_every=stream_every,
@@ -1086,13 +1201,70 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         run.click(_friendly(run_upload), inputs=[upload, *settings],
                   outputs=[up_image, up_label, up_text, up_chart, up_summary], concurrency_limit=max_uploads,
                   concurrency_id="upload")
+
+        def release_tab(request):
+            free_tab(app, getattr(request, "session_hash", None))
+
+        release_tab.__annotations__["request"] = gr.Request  # Gradio passes the request by this annotation (a
+        # class, not the string `from __future__ import annotations` would make, which Gradio cannot resolve here)
+        app.unload(release_tab)
     app.queue(max_size=queue_size, default_concurrency_limit=max_uploads)
+    stop = threading.Event()  # the idle sweep: set by launch() when the server stops
+    threading.Thread(target=_sweep, args=(stop, idle_s, min(60.0, idle_s / 4)), daemon=True,
+                     name="fingerspell-idle-sweep").start()
+    app.fs_stop_sweep = stop
     return app
+
+
+class NoOutsideRequests:
+    """ASGI middleware: Gradio's page template loads one script from a CDN (iframe-resizer, used only when the page
+    is embedded in another site's iframe) and preconnects to Google's font hosts, on every page load. Gradio has no
+    setting for either, so they are cut out of the page's HTML here: a page load asks no outside host for anything
+    (offline, it no longer waits for or logs a failed request)."""
+
+    OUTSIDE = re.compile(rb'<script\b[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>\s*'
+                         rb'|<link\b[^>]*\bhref="https?://[^"]*"[^>]*>\s*', re.DOTALL)
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "GET" or scope.get("path", "/") not in ("/", ""):
+            return await self.app(scope, receive, send)
+        start, chunks = None, []
+
+        async def rewrite(message):
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return None
+            if message["type"] != "http.response.body":
+                return await send(message)
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return None
+            body = b"".join(chunks)
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers) and not any(
+                    k.lower() == b"content-encoding" for k, v in headers):
+                body = self.OUTSIDE.sub(b"", body)
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            return await send({"type": "http.response.body", "body": body})
+
+        return await self.app(scope, receive, rewrite)
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, max_file_size: str = "200mb",
            **build_kw) -> None:
     """Serve the page until Ctrl-C. ``share`` asks Gradio for a public link (needs internet)."""
+    if not log.handlers:  # the server's own lines (tabs closed and freed) on stderr
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("fingerspell demo: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     app = build_app(**build_kw)
+    from starlette.middleware import Middleware
+
     app.launch(server_name=host, server_port=port, share=share, show_api=False, ssr_mode=False,
-               max_file_size=max_file_size, show_error=False, inbrowser=False)
+               max_file_size=max_file_size, show_error=False, inbrowser=False,
+               app_kwargs={"middleware": [Middleware(NoOutsideRequests)]})

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -125,6 +126,50 @@ def test_a_stream_stops_being_processed_at_its_time_limit_and_record_again_goes_
     send(1)
     assert session.processed == processed + 10
     session.close()
+
+
+def test_an_idle_tab_frees_its_recognizer_and_keeps_its_text():
+    """A tab that pauses (open, not streaming) gives its recognizer back after IDLE_RELEASE_S; its text stays, Clear
+    and Backspace still work, and the next frame goes on with the same text, saying the recognizer restarted."""
+    clock = FakeClock()
+    session = demo.LiveSession(clock=clock)
+    frames = [as_page_sends(place_on_canvas(p)) for p in massey_photos("W")] * 10
+    _, text, *_ = stream(session, frames, clock)
+    assert text == "W"
+    assert not session.release_if_idle(clock.t + 10, idle_s=60)  # a short pause: kept
+    assert session.release_if_idle(clock.t + 3600, idle_s=60) and session.rec is None
+    assert session.text == "W" and demo.backspace_text(session) == "" and demo.clear_text(session) == ""
+    session._kept_text = "WH"
+    clock.t += 3600
+    _, text, latency, *_ = demo.live_frame(np.zeros((480, 640, 3), np.uint8), session, "asl-letters", "any", 0.5, 0.6)
+    assert text == "WH" and session.rec is not None and "restarted: your text is kept" in latency
+    session.close()
+
+
+def test_stage_table_keeps_its_columns_and_a_new_streams_first_round_trip_is_not_counted():
+    clock = FakeClock()
+    s = demo.LiveSession(clock=clock)
+    s.stage_ms = {"prepare": 1.0, "hands": 5.0, "smoothing": 0.1, "overlay": 1.0}  # no hand: no features, classifier
+    table = demo.latency_markdown(s).split("last frame:")[1]
+    assert all(k in table for k in demo.STAGE_ORDER) and table.count("–") == 2
+    s.over_time(clock(), None)  # Record: a stream starts
+    for stamp in ["1:1000:35", "2:1100:19980", "3:1200:80", "4:1300:90"]:  # 19980: the first echo waited in the queue
+        s.note_stamp(stamp)
+    assert list(s.round_trip_ms) == [80, 90]
+
+
+def test_a_frame_rate_too_low_to_spell_is_told():
+    clock = FakeClock()
+    s = demo.LiveSession(clock=clock)
+    for _ in range(12):
+        clock.t += 0.5  # 2 frames/s
+        s.times.append(clock.t)
+    assert "2.0 frames/s is too few to spell reliably" in demo.latency_markdown(s)
+    s.times.clear()
+    for _ in range(12):
+        clock.t += 0.1
+        s.times.append(clock.t)
+    assert "too few" not in demo.latency_markdown(s)
 
 
 def test_stamps_give_round_trip_and_count_frames_a_newer_one_replaced():
@@ -367,10 +412,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
-    """``fingerspell demo`` on a free port of 127.0.0.1, one stream at a time, for the module's browser tests."""
+def demo_server(tmp_path_factory):
+    """``fingerspell demo`` on a free port of 127.0.0.1, one stream at a time, for the module's browser tests, with
+    its own Gradio cache folder: (url, process, log file, cache folder)."""
     port = free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    cache = tmp_path_factory.mktemp("gradio-cache")
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(cache))
     url = f"http://127.0.0.1:{port}/"
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "demo", "--host", "127.0.0.1", "--port",
@@ -378,13 +425,18 @@ def server():
                                 stderr=subprocess.STDOUT)
         try:
             wait_until_serving(url, proc, log)
-            yield url
+            yield SimpleNamespace(url=url, proc=proc, log=log, cache=cache)
         finally:
             proc.terminate()
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(demo_server):
+    return demo_server.url
 
 
 def wait_until_serving(url: str, proc: subprocess.Popen, log, timeout_s: float = 90) -> None:
@@ -448,8 +500,17 @@ def shot(page, name: str, tmp_path: Path, full_page: bool = True) -> None:
     page.screenshot(path=str(folder / name), full_page=full_page)
 
 
-def test_browser_live_stream_spells_the_word_the_camera_shows(browser, server, tmp_path):
+def files_in(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+def test_browser_live_stream_spells_the_word_the_camera_shows(browser, demo_server, tmp_path):
+    """The page spells the word; it asks no outside host for anything, and the stream writes no file."""
+    server = demo_server.url
     page = browser.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    cached = files_in(demo_server.cache)
     page.goto(server)
     cam = page.locator("#fs-cam")
     cam.get_by_text("Click to Access Webcam").click()
@@ -459,6 +520,9 @@ def test_browser_live_stream_spells_the_word_the_camera_shows(browser, server, t
     page.wait_for_function("w => (document.querySelector('#fs-text textarea')?.value || '').includes(w)",
                            arg=WORD, timeout=45_000)
     assert WORD in text.input_value()
+    outside = [u for u in requests if not u.startswith((server, "data:", "blob:"))]
+    assert not outside, f"the page asked outside hosts: {outside}"
+    assert files_in(demo_server.cache) == cached  # annotated frames travel inline, never as files
     latency = page.locator("#fs-latency").inner_text()
     assert "round trip" in latency and "ms" in latency and "hands" in latency
     rtt = float(latency.split("round trip ")[1].split(" ms")[0])
@@ -581,3 +645,51 @@ def test_browser_calibrate_download_upload_and_the_live_tab_uses_the_profile(chr
     page.wait_for_function("() => document.querySelector('#fs-profile')?.innerText.includes('Not calibrated')",
                            timeout=10_000)
     page.close()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def server_log(demo_server) -> str:
+    with open(f"/proc/self/fd/{demo_server.log.fileno()}", "rb") as f:  # its own offset: the server's is shared
+        return f.read().decode(errors="replace")
+
+
+def test_browser_closed_tabs_give_their_memory_back(browser, demo_server):
+    """Tabs that streamed hold a recognizer each (tens of MB); when they close, the server frees it at once (not an
+    hour later) and its memory returns to where it was with one tab open."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux /proc to read the server's memory")
+    pid, n = demo_server.proc.pid, 3
+    closed_before = server_log(demo_server).count("closed: its recognizer is freed")
+    pages = []
+    for i in range(n + 1):
+        page = browser.new_page()
+        page.goto(demo_server.url)
+        cam = page.locator("#fs-cam")
+        cam.get_by_text("Click to Access Webcam").click()
+        cam.get_by_role("button", name="capture photo").click()  # Record
+        page.wait_for_function("() => (document.querySelector('#fs-latency')?.innerText || '').includes('processed')",
+                               timeout=30_000)
+        cam.get_by_role("button", name="capture photo").click()  # Stop: the next tab's stream may run (one at a time)
+        pages.append(page)
+        if i == 0:
+            time.sleep(1.0)
+            one_tab = rss_mb(pid)
+    time.sleep(1.0)
+    all_tabs = rss_mb(pid)
+    for page in pages:
+        page.close()
+    deadline = time.monotonic() + 30
+    while server_log(demo_server).count("closed: its recognizer is freed") < closed_before + n + 1:
+        assert time.monotonic() < deadline, "the server did not free the closed tabs within 30 s"
+        time.sleep(0.25)
+    time.sleep(0.5)
+    after = rss_mb(pid)
+    print(f"server RSS: one tab {one_tab:.0f} MB, {n + 1} tabs {all_tabs:.0f} MB, all closed {after:.0f} MB")
+    assert after < one_tab + 25, (one_tab, all_tabs, after)
