@@ -5,12 +5,16 @@ state machine that commits letters:
 
 - a letter is committed once it has been the (confident) reading for ``hold_s`` seconds;
 - the same letter twice needs a *release* in between: the hand leaves, or another (or no
-  confident) reading lasts, for at least ``release_s`` (a single dropped frame is not a release);
+  confident) reading lasts, for at least ``release_s``;
+- a change counts once it is on two of the last three frames: a single frame that differs (a
+  dropped frame, a misread shape) is ignored at any frame rate, so a sparse stream neither types
+  a held letter twice nor loses one;
 - a space is added once when the hand has been gone for ``space_after_s`` (never twice, never
   at the start).
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,57 +49,86 @@ class SpellerConfig:
     min_confidence: float = 0.6  # below this the reading counts as 'unsure'
 
 
+_GONE = object()  # the observation 'no hand'
+_START = object()  # no observation yet
+
+
 @dataclass
 class Speller:
     config: SpellerConfig = field(default_factory=SpellerConfig)
     text: str = ""
 
     def __post_init__(self):
-        self._candidate: object = object()  # a sentinel: no reading yet
-        self._since = 0.0
+        self._obs: object = _START  # what the frames show now: a letter, None (unsure) or _GONE
+        self._since = 0.0  # ... since this time (its first frame)
+        self._recent: deque = deque(maxlen=3)  # the last frames: (observation, time)
         self._last: str | None = None  # last committed letter
         self._released = True
-        self._gone_since: float | None = None
         self._spaced = False
 
     def update(self, t: float, letter: str | None, confidence: float = 1.0, hand_present: bool = True) -> str | None:
         """Feed one frame; returns what was committed this frame ('A', ' ') or None.
 
-        A reading (or an absence) lasts from its first frame until the frame that ends it, so
-        durations come out right at any frame rate.
+        A reading (or an absence) lasts from its first frame until the first frame of the next one, so durations
+        come out right at any frame rate. A change counts once the new reading is on two of the last three frames:
+        a single frame that differs (a misread shape, a hand missed once) is a glitch, ignored, whatever the frame
+        rate. At 2 frames/s such a frame lasts 0.5 s, longer than ``release_s``: counted, it would type a held
+        letter twice, or cut it in two halves too short to be typed. A change is dated from its first frame in
+        that window, so no time is lost; until it is confirmed, the current reading counts as lasting only until
+        the first frame that differed.
         """
         c = self.config
         if not hand_present:
-            if self._gone_since is None:
-                self._end_reading(t)
-                self._gone_since = t
-            if (not self._spaced and self.text and not self.text.endswith(" ")
-                    and t - self._gone_since >= c.space_after_s):
+            obs = _GONE
+        else:
+            obs = letter if (letter is not None and confidence >= c.min_confidence) else None
+        self._recent.append((obs, t))
+        committed = None
+        if self._obs is _START:
+            self._obs, self._since = obs, t
+        elif obs != self._obs and sum(o == obs for o, _ in self._recent) >= 2:
+            start = min(ft for o, ft in self._recent if o == obs and ft > self._since)
+            committed = self._tick(start)  # the current reading, held until the change began
+            self._change(obs, start)
+        return self._tick(self._seen_until(t)) or committed
+
+    def _seen_until(self, t: float) -> float:
+        """Until when the current reading is known to last: now, or the first later frame that differed."""
+        if self._recent[-1][0] == self._obs:
+            return t
+        after = None
+        for o, ft in reversed(self._recent):
+            if o == self._obs:
+                break
+            after = ft
+        return max(after, self._since)
+
+    def _change(self, obs, t: float) -> None:
+        """The current observation ends at t and ``obs`` begins. An absence, an unsure shape or another letter that
+        lasted ``release_s`` is a release: the last letter may be typed again."""
+        if self._obs != self._last and t - self._since >= self.config.release_s:
+            self._released = True
+        if obs is not _GONE:
+            self._spaced = False
+        self._obs, self._since = obs, t
+
+    def _tick(self, until: float) -> str | None:
+        """Commit what the current observation, lasting until ``until``, calls for: its letter, or a space."""
+        c = self.config
+        held = until - self._since
+        if self._obs is _GONE:  # a space once the hand is gone long enough, and on the last frames (no glitch)
+            if (not self._spaced and self.text and not self.text.endswith(" ") and held >= c.space_after_s
+                    and all(o is _GONE for o, _ in self._recent)):
                 self.text += " "
                 self._spaced = True
                 return " "
             return None
-        if self._gone_since is not None:  # the hand is back: the absence ends here
-            if t - self._gone_since >= c.release_s:
-                self._released = True
-            self._gone_since = None
-            self._candidate, self._since = object(), t  # no reading carries over a gap
-        self._spaced = False
-        reading = letter if (letter is not None and confidence >= c.min_confidence) else None
-        if reading != self._candidate:
-            self._end_reading(t)
-            self._candidate, self._since = reading, t
-        held = t - self._since
-        if reading is not None and held >= c.hold_s and (reading != self._last or self._released):
-            self.text += reading
-            self._last, self._released = reading, False
-            return reading
+        if self._obs is not None and self._obs is not _START and held >= c.hold_s and (
+                self._obs != self._last or self._released):
+            self.text += self._obs
+            self._last, self._released = self._obs, False
+            return self._obs
         return None
-
-    def _end_reading(self, t: float) -> None:
-        """The current reading ends at t: another letter, or an unsure shape, that lasted release_s is a release."""
-        if self._candidate != self._last and t - self._since >= self.config.release_s:
-            self._released = True
 
     def backspace(self) -> None:
         self.text = self.text[:-1]
