@@ -73,6 +73,20 @@ ROUND_TRIP_JS = """
     }
     return orig.call(this, type, ...rest);
   };
+  // Stop turns Gradio's streaming webcam off: Record again would need "Click to Access Webcam" first. Once a
+  // camera of this page has streamed, it is switched back on by itself, so Stop then Record is one click each.
+  const used = new Set();
+  document.addEventListener("click", (e) => {
+    const cam = e.target.closest?.("#fs-cam, #fs-cal-cam");
+    if (cam && e.target.closest("button[aria-label='capture photo']")) used.add(cam.id);
+  }, true);
+  setInterval(() => {
+    for (const id of used) {
+      const off = [...document.querySelectorAll(`#${id} button`)].find(
+        (b) => (b.innerText || "").includes("Click to Access Webcam"));
+      if (off && off.offsetParent !== null) off.click();
+    }
+  }, 300);
   setInterval(() => {
     const echo = box("fs-echo");
     if (!echo || echo.value === lastEcho) return;
@@ -432,8 +446,51 @@ def page_frame_to_bgr(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.flip(frame, 1), cv2.COLOR_RGB2BGR)
 
 
+class StreamCapacity:
+    """Admits webcam streams by measured load. A running stream costs (its median server milliseconds per frame) x
+    (the frames per second the page sends) of a CPU core; a new stream starts only while the running ones leave
+    room for one more within ``cores`` x ``headroom``. On 2 cores four streams used to run at 1-2.5 frames/s each,
+    too few to spell: now the later ones wait, and see why, until one ends. The milliseconds are measured under the
+    machine's real load, other programs included."""
+
+    def __init__(self, fps: float = 10.0, cores: int | None = None, headroom: float = 0.8,
+                 default_ms: float = 60.0):
+        self.fps, self.cores = fps, cores or os.cpu_count() or 1
+        self.budget, self.default_ms = self.cores * headroom, default_ms
+        self.lock = threading.Lock()
+        self.running: dict[int, LiveSession] = {}
+
+    def ms(self, session: LiveSession) -> float:
+        return statistics.median(session.server_ms) if session.server_ms else self.default_ms
+
+    def load(self, session: LiveSession) -> float:
+        """Cores a stream uses: its seconds per frame x frames per second."""
+        return self.ms(session) / 1000 * self.fps
+
+    def admit(self, session: LiveSession) -> str | None:
+        """None if ``session``'s stream may run now, else the message that says why it waits."""
+        with self.lock:
+            for key, s in list(self.running.items()):  # streams that stopped (no frame for RESTART_GAP_S) leave
+                if s is not session and (s._last_frame is None or s.clock() - s._last_frame > RESTART_GAP_S
+                                         or s.rec is None):
+                    del self.running[key]
+            if id(session) in self.running:
+                return None
+            used = sum(self.load(s) for s in self.running.values())
+            new = (statistics.median(self.ms(s) for s in self.running.values()) if self.running else
+                   self.default_ms) / 1000 * self.fps
+            if self.running and used + new > self.budget:
+                n = len(self.running)
+                return (f"**The server is at capacity:** {n} stream{'s' if n > 1 else ''} use about {used:.1f} of its "
+                        f"{self.cores} CPU cores at {self.fps:.0f} frames/s, and one more would slow every stream "
+                        "below what spelling needs. Yours starts by itself as soon as one ends: keep the camera on.")
+            self.running[id(session)] = session
+            return None
+
+
 def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
-               stamp: str | None = None, hands: str = "mediapipe", time_limit: float | None = None):
+               stamp: str | None = None, hands: str = "mediapipe", time_limit: float | None = None,
+               capacity: StreamCapacity | None = None):
     """One webcam frame (RGB, mirrored by the page) -> (annotated frame, text, latency, stamp echo, session).
     ``hands``: the app's hand pipeline; ``time_limit``: seconds a stream may run (build_app binds both).
 
@@ -457,6 +514,9 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
         if session.over_time(t_in, time_limit):  # frames are no longer processed; the text stays
             return (gr.skip(), gr.skip(), f"**This stream reached its {_duration(time_limit)} limit.** Press Stop, "
                     "then Record to go on: the text is kept.", gr.skip(), session)
+        busy = capacity.admit(session) if capacity is not None else None
+        if busy:  # not processed: a waiting stream costs almost nothing
+            return gr.skip(), gr.skip(), busy, gr.skip(), session
         session.note_stamp(stamp)
         rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands))
         timer = StageTimer()
@@ -647,7 +707,8 @@ def profile_markdown(session: LiveSession | None) -> str:
 
 
 def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
-                    per_letter=5, letters: str = "", hands: str = "mediapipe", time_limit: float | None = None):
+                    per_letter=5, letters: str = "", hands: str = "mediapipe", time_limit: float | None = None,
+                    capacity: StreamCapacity | None = None):
     """One webcam frame of the Calibrate tab -> (annotated frame, panel, profile file, live tab's profile line,
     session). A still hand is a sample of the letter asked for (realtime.calibrate.CalibrationSession); when every
     letter is done the profile is made, used in the live tab and offered as a file."""
@@ -669,6 +730,9 @@ def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, h
             return (gr.skip(), calibration_html(session, model, t, f"This stream reached its {_duration(time_limit)} "
                     "limit. Press Stop, then Record to go on: what was recorded is kept."), gr.skip(), gr.skip(),
                     session)
+        busy = capacity.admit(session) if capacity is not None else None
+        if busy:
+            return gr.skip(), calibration_html(session, model, t, busy.replace("**", "")), gr.skip(), gr.skip(), session
         settings = check_settings(model, hand, hold_s, min_confidence, hands)
         why = calibratable(settings.model)
         if why:
@@ -684,6 +748,7 @@ def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, h
                                               hint=None),
                              cv2.COLOR_BGR2RGB)
         path = session.finish_calibration() if cal.done and not was_done else None
+        session.server_ms.append((session.clock() - t) * 1000)  # this stream's load (StreamCapacity)
         note = ("All letters done: this tab's live recognition now uses the profile. Download it below."
                 if cal.done and session.profile is not None else "")
         return shown, calibration_html(session, model, t, note), path or gr.skip(), profile_markdown(session), session
@@ -1080,6 +1145,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         raise ValueError(f"hands must be one of {HANDS_BACKENDS}, got {hands!r}")
 
     models = available_models()
+    capacity = StreamCapacity(fps=1.0 / stream_every)  # shared by this app's live and calibration streams
     if not models:
         raise RuntimeError(f"no models in {weights_dir()}")
     default = "asl-letters" if "asl-letters" in models else models[0]
@@ -1163,7 +1229,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
 
         def stream_frame(frame, session, model, hand, hold, min_conf, stamp):
             shown, *rest = live_frame(frame, session, model, hand, hold, min_conf, stamp, hands=hands,
-                                      time_limit=time_limit)
+                                      time_limit=time_limit, capacity=capacity)
             return frame_html(shown), *rest
 
         cam.stream(_friendly(stream_frame), inputs=[cam, session, *settings, stamp],
@@ -1178,7 +1244,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
 
         def calibration_stream(frame, session, model, hand, hold, min_conf, k, letters):
             shown, *rest = calibrate_frame(frame, session, model, hand, hold, min_conf, k, letters, hands=hands,
-                                           time_limit=time_limit)
+                                           time_limit=time_limit, capacity=capacity)
             return frame_html(shown), *rest
 
         cal_cam.stream(_friendly(calibration_stream), inputs=[cal_cam, session, *settings, cal_k, cal_letters],

@@ -18,6 +18,24 @@ def _text(img, s, org, scale=0.5, color=(255, 255, 255), thick=1):
 KEYS_HINT = "c: clear  backspace: delete  q: quit"
 
 
+def fit_tail(s: str, width: int, scale: float, thick: int = 1) -> str:
+    """The end of ``s`` that fits ``width`` pixels at this font scale, with '...' in front when it was cut: long
+    text never runs off the frame (40 characters did at 640 pixels)."""
+    def wide(x: str) -> int:
+        return cv2.getTextSize(x, FONT, scale, thick)[0][0]
+
+    if wide(s) <= width:
+        return s
+    lo, hi = 1, len(s)  # the fewest characters to drop so that '...' + the rest fits
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if wide("..." + s[mid:]) <= width:
+            hi = mid
+        else:
+            lo = mid + 1
+    return "..." + s[lo:]
+
+
 def draw_hand(img: np.ndarray, hand, color=(0, 220, 0), mirror: bool = False) -> None:
     """A hand's landmarks and bones, drawn on ``img`` in place (``mirror``: the image is already flipped)."""
     w = img.shape[1]
@@ -47,7 +65,7 @@ def draw(frame: np.ndarray, result, fps: float = 0.0, mirror: bool = False, show
     else:
         _text(img, "no hand" if result.hand is None else "?", (14, 56), 0.9, (180, 180, 180))
     cv2.rectangle(img, (0, h - 44), (w, h), (0, 0, 0), -1)
-    _text(img, (result.text[-40:] or "") + "_", (12, h - 14), 0.9)
+    _text(img, fit_tail(result.text + "_", w - 24, 0.9), (12, h - 14), 0.9)
     if hint:
         _text(img, hint, (w - 300, h - 50), 0.45, (200, 200, 200))
     if show_timing:

@@ -158,6 +158,43 @@ def test_stage_table_keeps_its_columns_and_a_new_streams_first_round_trip_is_not
     assert list(s.round_trip_ms) == [80, 90]
 
 
+def test_streams_are_admitted_by_measured_capacity():
+    """2 cores at 10 frames/s: streams of 50 ms a frame (0.5 core each) fit three (1.5 of the 1.6-core budget); a
+    fourth waits, is told why, costs nothing, and starts once a stream stops."""
+    clock = FakeClock()
+    cap = demo.StreamCapacity(fps=10, cores=2)
+    sessions = [demo.LiveSession(clock=clock) for _ in range(4)]
+    for s in sessions:
+        s.server_ms.extend([50.0] * 5)
+        s.rec = object()  # streaming
+        s.over_time(clock(), None)
+    assert [cap.admit(s) is None for s in sessions] == [True, True, True, False]
+    blank = np.zeros((480, 640, 3), np.uint8)
+    outs = demo.live_frame(blank, sessions[3], "asl-letters", "any", 0.5, 0.6, capacity=cap)
+    assert "at capacity" in outs[2] and "1.5 of its 2 CPU cores" in outs[2] and sessions[3].processed == 0
+    clock.t += demo.RESTART_GAP_S + 1  # the first stream stopped; the others go on
+    for s in sessions[1:]:
+        s.over_time(clock(), None)
+    assert cap.admit(sessions[3]) is None and cap.admit(sessions[0]) is not None
+    for s in sessions:
+        s.rec = None
+
+
+def test_long_text_stays_inside_the_annotated_frame():
+    import cv2
+
+    from realtime.overlay import FONT, draw, fit_tail
+    from realtime.pipeline import FrameResult
+
+    text = "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG " * 3
+    shown = fit_tail(text + "_", 640 - 24, 0.9)
+    assert shown.startswith("...") and shown.endswith("DOG _") and len(shown) < 45
+    assert cv2.getTextSize(shown, FONT, 0.9, 1)[0][0] <= 640 - 24
+    assert fit_tail("WHY_", 616, 0.9) == "WHY_"
+    img = draw(np.zeros((480, 640, 3), np.uint8), FrameResult(0.0, [], None, None, 0.0, None, text), show_timing=False)
+    assert img[-30:, -12:].max() == 0  # the right margin of the text line stays empty
+
+
 def test_a_frame_rate_too_low_to_spell_is_told():
     clock = FakeClock()
     s = demo.LiveSession(clock=clock)
@@ -533,6 +570,12 @@ def test_browser_live_stream_spells_the_word_the_camera_shows(browser, demo_serv
     assert all(c in letters.inner_text() for c in "ABCWY")
     page.wait_for_timeout(300)
     shot(page, "demo-live.png", tmp_path, full_page=True)
+    cam.get_by_role("button", name="capture photo").click()  # Stop
+    time.sleep(1.0)
+    processed = int(page.locator("#fs-latency").inner_text().split(" processed")[0].split("· ")[-1])
+    cam.get_by_role("button", name="capture photo").click()  # Record again: one click, the camera stayed on
+    page.wait_for_function("n => parseInt((document.querySelector('#fs-latency')?.innerText || '')"
+                           ".split(' processed')[0].split('· ').pop()) > n + 5", arg=processed, timeout=15_000)
     cam.get_by_role("button", name="capture photo").click()  # Stop
     time.sleep(1.0)  # let a frame still on its way come back
     page.locator("#fs-clear").click()
