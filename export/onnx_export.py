@@ -15,23 +15,28 @@ from realtime.classifier import MANIFEST, sha256_file
 OPSET = 17
 
 
+EMBEDDING = "embedding"  # the keypoint models' second output: penultimate activations, for personal calibration
+
+
 def export_onnx(model, in_dim: int, path: Path, labels: list[str], metadata: dict | None = None,
-                sample: np.ndarray | None = None) -> float:
-    """Write ``path`` (input ``features`` (batch, in_dim) -> output ``probs`` (batch, n)); returns the parity error.
+                sample: np.ndarray | None = None, embedding: bool = True) -> float:
+    """Write ``path`` (input ``features`` (batch, in_dim) -> output ``probs`` (batch, n) and, with ``embedding``,
+    ``embedding`` (batch, hidden)); returns the parity error.
 
     The parity check runs ONNX Runtime and PyTorch on ``sample`` (real features where the
-    caller has them) and prints the largest absolute difference of the probabilities.
+    caller has them) and prints the largest absolute difference of every output.
     """
     import onnx
     import torch
 
     from training.keypoint_model import WithSoftmax
 
-    wrapped = WithSoftmax(model).eval()
+    wrapped = WithSoftmax(model, embedding=embedding).eval()
+    outputs = ["probs", EMBEDDING] if embedding else ["probs"]
     dummy = torch.zeros(2, in_dim)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(wrapped, (dummy,), str(path), input_names=["features"], output_names=["probs"],
-                      dynamic_axes={"features": {0: "batch"}, "probs": {0: "batch"}}, opset_version=OPSET,
+    torch.onnx.export(wrapped, (dummy,), str(path), input_names=["features"], output_names=outputs,
+                      dynamic_axes={n: {0: "batch"} for n in ["features"] + outputs}, opset_version=OPSET,
                       dynamo=False)
     proto = onnx.load(str(path))
     for k, v in {"labels": json.dumps(labels), **(metadata or {})}.items():
@@ -45,18 +50,20 @@ def export_onnx(model, in_dim: int, path: Path, labels: list[str], metadata: dic
     x = sample if sample is not None else np.random.default_rng(0).normal(size=(64, in_dim))
     x = np.asarray(x, dtype=np.float32)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(["probs"], {"features": x})[0]
+    got = sess.run(outputs, {"features": x})
     with torch.no_grad():
-        want = wrapped(torch.from_numpy(x)).numpy()
-    err = float(np.abs(got - want).max())
-    print(f"ONNX parity on {len(x)} inputs: max |onnxruntime - torch| = {err:.2e}")
+        want = wrapped(torch.from_numpy(x))
+    want = [w.numpy() for w in (want if isinstance(want, tuple) else (want,))]
+    # relative to each output's scale: probabilities are at most 1, embeddings (ReLU activations) reach tens
+    err = max(float(np.abs(g - w).max() / max(1.0, np.abs(w).max())) for g, w in zip(got, want))
+    print(f"ONNX parity on {len(x)} inputs: max |onnxruntime - torch| / max(1, |torch|) = {err:.2e}")
     if err > 1e-4:
         raise RuntimeError(f"ONNX export of {path} differs from PyTorch by {err:.2e}")
     return err
 
 
 def write_manifest(folder: Path, name: str, labels: list[str], features: dict, training: dict, metrics: dict,
-                   file: str = "model.onnx", hands: dict | None = None) -> dict:
+                   file: str = "model.onnx", hands: dict | None = None, embedding_dim: int | None = None) -> dict:
     """manifest.json beside the ONNX file: what the runtime checks, and how the model was made."""
     onnx_path = folder / file
     manifest = {
@@ -70,6 +77,9 @@ def write_manifest(folder: Path, name: str, labels: list[str], features: dict, t
         "input": {"name": "features", "shape": ["batch", features["dim"]], "dtype": "float32"},
         "output": {"name": "probs", "shape": ["batch", len(labels)], "dtype": "float32",
                    "meaning": "class probabilities (softmax), in the order of labels"},
+        **({"embedding": {"name": EMBEDDING, "shape": ["batch", embedding_dim], "dtype": "float32",
+                          "meaning": "penultimate activations, compared by personal calibration (--profile)"}}
+           if embedding_dim else {}),
         "hands": hands or {},
         "training": training,
         "metrics": metrics,
@@ -82,8 +92,12 @@ def write_manifest(folder: Path, name: str, labels: list[str], features: dict, t
 
 
 def export_keypoint_model(model_pt: str | Path, folder: str | Path, name: str | None = None,
-                          extra_training: dict | None = None) -> dict:
-    """A ``model.pt`` from ``fingerspell train keypoints`` (with its metrics.json beside it) -> model folder."""
+                          extra_training: dict | None = None, held_out: dict | None = None) -> dict:
+    """A ``model.pt`` from ``fingerspell train keypoints`` (with its metrics.json beside it) -> model folder.
+
+    ``held_out``: the model's accuracy on people it never saw, as the README reports it (``fingerspell models``
+    shows it); without it, the run's own test split (all its images, no hand found counting as wrong) if it had one.
+    """
     from realtime.hands import StaticSettings
     from training.train_keypoints import load_trained
 
@@ -114,8 +128,16 @@ def export_keypoint_model(model_pt: str | Path, folder: str | Path, name: str | 
         t = summary["test"]
         metrics["test"] = {k: t[k] for k in ("images", "detected", "detection_rate", "accuracy", "accuracy_detected",
                                              "macro_f1")}
+    if held_out is None and "test" in summary:
+        signers = cfg.get("test_signers") or []
+        held_out = {"accuracy": summary["test"]["accuracy"], "images": summary["test"]["images"],
+                    "people": (f"the held-out signer(s) {', '.join(s.split('/')[-1] for s in signers)}" if signers
+                               else summary.get("split")), "how": "cached MediaPipe keypoints of the photos -> features -> "
+                    "classifier (no hand found counts as wrong)", "source": summary.get("command")}
+    if held_out is not None:
+        metrics["held_out"] = held_out
     return write_manifest(folder, name, labels, spec.to_dict(), training, metrics,
-                          hands={"extraction": StaticSettings().to_dict()})
+                          hands={"extraction": StaticSettings().to_dict()}, embedding_dim=model.hidden[1])
 
 
 # --- J2S: image crop in, keypoints and probabilities out -------------------------------------------------------
@@ -230,6 +252,9 @@ def export_j2s_model(model_pt: str | Path, folder: str | Path, name: str | None 
         "input": {"name": "image", "shape": ["batch", 3, size, size], "dtype": "float32"},
         "output": {"name": "probs", "shape": ["batch", len(labels)], "dtype": "float32",
                    "meaning": "class probabilities (softmax), in the order of labels"},
+        **({"embedding": {"name": EMBEDDING, "shape": ["batch", embedding_dim], "dtype": "float32",
+                          "meaning": "penultimate activations, compared by personal calibration (--profile)"}}
+           if embedding_dim else {}),
         "outputs": {"keypoints": "(batch, 21, 2): x, y of MediaPipe's 21 hand joints as fractions of the crop",
                     "probs": "(batch, classes)"},
         "normalisation": summary["normalisation"], "crop": crop, "model": summary["model"],

@@ -2,10 +2,11 @@
 
 A :class:`Profile` belongs to one model (its name, sha256 and labels are recorded and checked) and holds the
 person's samples as the model's input features, with the letter each one means. At load time the profile is
-fitted to the model (under a second on a CPU): the samples' *embeddings* are the features standardised by the
-samples' own spread, and the adaptation (chosen on the calibration protocol, docs/calibration.md) is
+fitted to the model (milliseconds on a CPU): the samples' *embeddings* are the model's penultimate activations
+(its ``embedding`` output), standardised by the samples' own spread, and the adaptation (chosen on the
+calibration protocol, docs/calibration.md, against prototypes and the input features) is
 
-    logits = log p_model(x) + alpha * (nearest-neighbour similarity of x to each calibrated letter's samples)
+    logits = log p_model(x) + alpha * (nearest-neighbour similarity of x's embedding to each calibrated letter's)
 
 i.e. the model's own reading, nudged towards the letters whose samples this hand resembles most. A letter
 without samples keeps the model's reading alone; a letter signed in a person's own variant (a handshape the
@@ -25,6 +26,7 @@ import numpy as np
 
 PROFILE_FORMAT = 1
 METHODS = ("knn", "prototype")
+SPACES = ("embedding", "input")
 
 
 class ProfileError(ValueError):
@@ -41,9 +43,11 @@ class Profile:
     features: dict  # the model's feature spec (FeatureSpec.to_dict())
     samples: np.ndarray  # (N, dim) float32 model input features
     sample_labels: list[str]  # (N,) the letter each sample means
+    # the adaptation chosen on the calibration protocol (docs/calibration.md: best mean at K=5 over 18 people)
     method: str = "knn"
-    alpha: float = 6.0  # weight of the similarity term (a logit bonus of alpha for a perfect match)
-    temperature: float = 0.5  # similarity softness: exp(-d^2 / (2 T^2)) on standardised features
+    alpha: float = 24.0  # weight of the similarity term (a logit bonus of alpha for a perfect match)
+    temperature: float = 0.25  # similarity softness: exp(-d^2 / (2 T^2)) on standardised embeddings
+    space: str = "embedding"  # compare in the model's penultimate activations ("embedding") or its "input" features
     meta: dict = field(default_factory=dict)  # who / when / how recorded (free form)
     path: str | None = None  # the file it was loaded from (not saved)
 
@@ -61,7 +65,7 @@ class Profile:
     def to_json(self) -> dict:
         return {"format": PROFILE_FORMAT, "kind": "fingerspell-profile", "model": self.model,
                 "model_sha256": self.model_sha256, "labels": self.labels, "features": self.features,
-                "method": self.method, "alpha": self.alpha, "temperature": self.temperature,
+                "method": self.method, "alpha": self.alpha, "temperature": self.temperature, "space": self.space,
                 "counts": self.counts(), "uncalibrated": self.uncalibrated, "meta": self.meta,
                 "sample_labels": self.sample_labels,
                 "samples": np.round(np.asarray(self.samples, np.float64), 5).tolist()}
@@ -84,8 +88,9 @@ class Profile:
             samples = np.asarray(d["samples"], np.float32).reshape(len(d["sample_labels"]), -1)
             p = cls(model=str(d["model"]), model_sha256=str(d["model_sha256"]), labels=list(d["labels"]),
                     features=dict(d["features"]), samples=samples, sample_labels=list(d["sample_labels"]),
-                    method=str(d.get("method", "knn")), alpha=float(d.get("alpha", 6.0)),
-                    temperature=float(d.get("temperature", 0.5)), meta=dict(d.get("meta", {})))
+                    method=str(d.get("method", "knn")), alpha=float(d.get("alpha", cls.alpha)),
+                    temperature=float(d.get("temperature", cls.temperature)), space=str(d.get("space", "embedding")),
+                    meta=dict(d.get("meta", {})))
         except (KeyError, TypeError, ValueError) as e:
             raise ProfileError(f"{source}: unreadable or incomplete profile ({type(e).__name__}: {e})") from e
         unknown = sorted(set(p.sample_labels) - set(p.labels))
@@ -93,6 +98,8 @@ class Profile:
             raise ProfileError(f"{source}: samples labelled {unknown}, which the model {p.model} does not know")
         if p.method not in METHODS:
             raise ProfileError(f"{source}: unknown method {p.method!r} (known: {', '.join(METHODS)})")
+        if p.space not in SPACES:
+            raise ProfileError(f"{source}: unknown space {p.space!r} (known: {', '.join(SPACES)})")
         if len(p.samples) and p.samples.shape[1] != int(p.features.get("dim", p.samples.shape[1])):
             raise ProfileError(f"{source}: samples have {p.samples.shape[1]} features but its feature spec says "
                                f"{p.features.get('dim')}")
@@ -127,7 +134,7 @@ class Adapter:
     """The fitted adaptation: model probabilities (+ the input features) -> calibrated probabilities."""
 
     def __init__(self, samples: np.ndarray, sample_labels: list[str], labels: list[str], method: str = "knn",
-                 alpha: float = 6.0, temperature: float = 0.5):
+                 alpha: float = 24.0, temperature: float = 0.25):
         self.labels, self.method, self.alpha, self.temperature = list(labels), method, alpha, temperature
         x = np.asarray(samples, np.float64)
         self.mean = x.mean(0) if len(x) else 0.0
@@ -166,9 +173,6 @@ class Adapter:
         return q[0] if single else q
 
 
-def adapter_for(profile: Profile) -> Adapter:
-    return Adapter(profile.samples, profile.sample_labels, profile.labels, profile.method, profile.alpha,
-                   profile.temperature)
 
 
 def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta: dict | None = None,
@@ -200,15 +204,26 @@ class CalibratedClassifier:
         profile.check_model(manifest.name, manifest.sha256, list(kp.labels))
         if list(classifier.labels) != list(kp.labels):
             raise ProfileError(f"{type(classifier).__name__} orders its labels unlike its keypoint model")
-        self.base, self.profile = classifier, profile
+        self.base, self.profile, self.keypoints = classifier, profile, kp
         self.labels, self.spec = classifier.labels, getattr(classifier, "spec", None)
         self.manifest = getattr(classifier, "manifest", manifest)
-        self.adapter = adapter_for(profile)
+        # the profile keeps the samples' input features; their embeddings come from this very model (same sha256)
+        self._embed = getattr(kp, "probs_and_embedding", None) if profile.space == "embedding" else None
+        refs = self._embed(profile.samples)[1] if self._embed is not None and len(profile.samples) else profile.samples
+        self.adapter = Adapter(refs, profile.sample_labels, profile.labels, profile.method, profile.alpha,
+                               profile.temperature)
 
     def __call__(self, inputs) -> np.ndarray:
         """The keypoint features (or a fused model's (features, crop)) -> adapted probabilities."""
         features = inputs[0] if isinstance(inputs, tuple) else inputs
-        return self.adapter(self.base(inputs), features)
+        if self._embed is None:
+            return self.adapter(self.base(inputs), features)
+        probs, emb = self._embed(features)
+        if self.base is not self.keypoints:  # fused: the reading is the fused one, the embedding the keypoint model's
+            probs = self.base(inputs)
+        elif len(probs) == 1:  # one frame: one row of probabilities, as the classifier stage gives it
+            probs = probs[0]
+        return self.adapter(probs, emb)
 
     def __getattr__(self, name):  # everything else (session, backend, names) is the wrapped classifier's
         return getattr(self.base, name)

@@ -208,7 +208,19 @@ class OnnxClassifier:
             raise ModelError(f"{self.path}: the feature spec inside the ONNX file ({json.loads(meta['features'])}) "
                              f"differs from the manifest's ({m.features.to_dict()})")
 
+    @property
+    def has_embedding(self) -> bool:
+        return "embedding" in self.manifest.raw
+
     def __call__(self, features: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(features, dtype=np.float32).reshape(-1, self.spec.dim)
         probs = self.backend.run({self.manifest.input_name: x})[self.manifest.output_name]
         return probs[0] if len(x) == 1 else probs
+
+    def probs_and_embedding(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features (B, dim) -> (probabilities (B, n), penultimate activations (B, hidden)) in one run; a model
+        exported without the ``embedding`` output gives its input features as the embedding."""
+        x = np.ascontiguousarray(features, dtype=np.float32).reshape(-1, self.spec.dim)
+        out = self.backend.run({self.manifest.input_name: x})
+        emb = out[self.manifest.raw["embedding"]["name"]] if self.has_embedding else x
+        return out[self.manifest.output_name], emb

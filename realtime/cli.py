@@ -377,10 +377,16 @@ def cmd_train_keypoints(args) -> int:
     if args.export:
         from export.onnx_export import export_keypoint_model
 
-        from training.experiments import EVALUATION
+        from training.experiments import EVALUATION, PRESETS
+        from training.new_people import held_out_summary
 
+        held_out = held_out_summary(PRESETS[args.preset]) if args.preset == "asl-letters" else None
+        if args.preset == "asl-letters" and held_out is None:
+            print("note: no new-people results for this recipe in runs/new-people: run 'fingerspell train results' "
+                  "first to record its accuracy on people it never saw in the manifest", file=sys.stderr)
         export_keypoint_model(os.path.join(cfg.out, "model.pt"), args.export, name=args.preset,
-                              extra_training={"evaluation": EVALUATION[args.preset]} if args.preset else None)
+                              extra_training={"evaluation": EVALUATION[args.preset]} if args.preset else None,
+                              held_out=held_out)
         print(f"exported to {args.export}")
     return 0
 

@@ -83,7 +83,7 @@ def _keypoint_module(manifest: Manifest, inits: dict, path: Path):
     if fc3[0] != n:
         raise ModelError(f"{path}: {fc3[0]} outputs but the manifest lists {n} labels")
     dropout = float(((manifest.raw.get("training") or {}).get("config") or {}).get("dropout", 0.0))
-    return WithSoftmax(KeypointClassifier(dim, n, (fc1[0], fc2[0]), dropout))
+    return WithSoftmax(KeypointClassifier(dim, n, (fc1[0], fc2[0]), dropout), embedding="embedding" in manifest.raw)
 
 
 def _j2s_module(manifest: Manifest, inits: dict, path: Path):
@@ -198,7 +198,8 @@ def rebuild(model: str | Path, verify: bool = True) -> RebuiltModel:
     outs = [o.name for o in proto.graph.output]
     if ins != [manifest.input_name]:
         raise ModelError(f"{path}: inputs {ins} but the manifest says [{manifest.input_name!r}]")
-    expected = ["keypoints", "probs"] if manifest.kind == "j2s" else [manifest.output_name]
+    expected = (["keypoints", "probs"] if manifest.kind == "j2s" else
+                [manifest.output_name] + ([manifest.raw["embedding"]["name"]] if "embedding" in manifest.raw else []))
     if outs != expected:
         raise ModelError(f"{path}: outputs {outs}, but the {manifest.kind} architecture gives {expected}")
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)

@@ -80,3 +80,18 @@ def test_augmentation_is_reproducible_from_the_seed():
     a = augment_landmarks(lm, np.random.default_rng(3), **kw)
     b = augment_landmarks(lm, np.random.default_rng(3), **kw)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_half_formed_shapes_blend_two_letters_and_are_labelled_no_letter():
+    from training.train_keypoints import half_formed_shapes
+
+    lm = hands(40)
+    y = np.arange(40) % 4  # letters 0..2, and 3 is the no-letter class
+    out, out_y = half_formed_shapes(lm, np.zeros(40, bool), y, none=3, fraction=1.0, rng=np.random.default_rng(0))
+    changed = np.flatnonzero(out_y != y)
+    assert len(changed) > 10 and (out_y[changed] == 3).all()  # relabelled: never typed
+    assert (y[changed] != 3).all()  # only letters are blended
+    same = np.flatnonzero(out_y == y)
+    assert np.allclose(out[same], lm[same])  # the rest of the batch is untouched
+    assert np.allclose(out[changed, 0], lm[changed, 0])  # the blend stays at the hand's own wrist
+    assert not np.allclose(out[changed], lm[changed])

@@ -12,7 +12,10 @@ import pytest
 from realtime.backends import (CPU_EP, CUDA_EP, TRT_EP, BackendError, BackendFallbackWarning, OrtBackend,
                                TorchBackend, engine_cache_key, engine_dir, engine_path, find_engine, make_backend,
                                select_providers)
-from realtime.classifier import Manifest, ModelError, OnnxClassifier, available_models, sha256_file, weights_dir
+from realtime.classifier import (Manifest, ModelError, OnnxClassifier, available_models, resolve_model, sha256_file,
+                                 weights_dir)
+
+ASL_DIM = Manifest.load(resolve_model("asl-letters")).features.dim  # the shipped model's feature count
 
 SHIPPED = available_models()
 # models PyTorch can be rebuilt from (image classifiers fold their BatchNorms into the ONNX convolutions: their
@@ -95,7 +98,8 @@ def test_the_torch_module_is_the_known_architecture():
     from realtime.torch_from_onnx import rebuild
 
     kp, j2s = rebuild("asl-letters"), rebuild("lis-j2s")
-    assert isinstance(kp.module, WithSoftmax) and kp.module.model.fc3.out_features == 24
+    assert isinstance(kp.module, WithSoftmax) and kp.module.model.fc3.out_features == len(kp.manifest.labels)
+    assert kp.output_names == ["probs", "embedding"] and kp.module.embedding  # the calibration output too
     assert isinstance(j2s.module, J2SExport) and j2s.output_names == ["keypoints", "probs"]
     assert not kp.module.training and kp.opset >= 17
 
@@ -161,8 +165,9 @@ def test_asking_for_cuda_without_it_falls_back_to_the_cpu_and_says_so():
     with pytest.warns(BackendFallbackWarning, match="running on the CPU"):
         b = OrtBackend(path, device="cuda", available=[CPU_EP])
     assert b.detail == CPU_EP and b.device == "cpu" and "CPU" in b.note
-    out = b.run({"features": np.zeros((2, 105), np.float32)})
-    assert out["probs"].shape == (2, 24)
+    m = Manifest.load(resolve_model("asl-letters"))
+    out = b.run({"features": np.zeros((2, m.features.dim), np.float32)})
+    assert out["probs"].shape == (2, len(m.labels))
 
 
 def test_cuda_request_on_this_machine():
@@ -202,7 +207,7 @@ def test_impossible_requests_are_refused():
     with pytest.raises(BackendError, match="not int8"):
         make_backend("torch", "asl-letters", device="cpu", precision="int8")
     with pytest.raises(BackendError, match="inputs"):
-        make_backend("torch", "asl-letters", device="cpu").run({"image": np.zeros((1, 105), np.float32)})
+        make_backend("torch", "asl-letters", device="cpu").run({"image": np.zeros((1, ASL_DIM), np.float32)})
 
 
 def test_torch_cuda_request_without_cuda_is_refused():
@@ -250,8 +255,9 @@ def test_a_model_that_disagrees_with_its_manifest_is_refused(tmp_path):
     from realtime.torch_from_onnx import rebuild
 
     folder = copy_model(tmp_path, "asl-letters")
+    n = len(Manifest.load(folder).labels)
     edit_manifest(folder, lambda m: m.update(labels=m["labels"][:-1]))
-    with pytest.raises(ModelError, match="24 outputs but the manifest lists 23 labels"):
+    with pytest.raises(ModelError, match=f"{n} outputs but the manifest lists {n - 1} labels"):
         rebuild(folder)
     j2s = copy_model(tmp_path, "lis-j2s")
     edit_manifest(j2s, lambda m: m["model"].update(cls_hidden=[128, 64]))

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from realtime.classifier import Manifest, ModelError, OnnxClassifier, available_models, weights_dir
+from realtime.classifier import Manifest, ModelError, OnnxClassifier, available_models, resolve_model, weights_dir
 from realtime.cli import main
 
 SHIPPED = available_models()
@@ -70,7 +70,7 @@ def test_exported_folder_is_a_model_the_runtime_and_the_rebuild_accept(tmp_path,
     assert main(["export", "--model", "asl-letters", "--out", str(out), "--opset", "18"]) == 0
     clf = OnnxClassifier(out, device="cpu")  # sha256, labels, inputs checked against the new manifest
     assert clf.manifest.name == "asl-again" and rebuild(out).opset == 18
-    x = np.random.default_rng(0).normal(size=(3, 105)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(3, clf.spec.dim)).astype(np.float32)
     assert np.abs(clf(x) - OnnxClassifier("asl-letters", device="cpu")(x)).max() < 1e-5
 
 
@@ -172,11 +172,12 @@ def test_check_onnx_file_refuses_what_the_runtime_should_not_get(tmp_path):
 def test_calibration_inputs_from_arrays(tmp_path):
     from export.real_inputs import NoData, calibration_inputs
 
-    x = np.random.default_rng(0).normal(size=(600, 105)).astype(np.float32)
+    dim = Manifest.load(resolve_model("asl-letters")).features.dim
+    x = np.random.default_rng(0).normal(size=(600, dim)).astype(np.float32)
     np.save(tmp_path / "f.npy", x)
     np.savez(tmp_path / "f.npz", features=x[:10])
     got = calibration_inputs("asl-letters", tmp_path / "f.npy", limit=100)
-    assert got.shape == (100, 105) and got.dtype == np.float32
+    assert got.shape == (100, dim) and got.dtype == np.float32
     assert (calibration_inputs("asl-letters", tmp_path / "f.npy", limit=100) == got).all()  # reproducible
     assert {tuple(r) for r in got} <= {tuple(r) for r in x}
     both = calibration_inputs("asl-letters", [tmp_path / "f.npy", tmp_path / "f.npz"], limit=10_000)
@@ -200,7 +201,8 @@ def test_calibration_inputs_from_a_dataset_leave_the_test_signers_out(monkeypatc
     kp = load_keypoints(lis, progress=False)
     want = int((kp.detected & (kp.signers != "GIULIA")).sum())
     x = calibration_inputs("lis-letters", lis, limit=10**6)
-    assert want > 20 and x.shape == (want, 105) and np.isfinite(x).all()
+    assert want > 20 and x.shape == (want, Manifest.load(resolve_model("lis-letters")).features.dim)
+    assert np.isfinite(x).all()
     crops = calibration_inputs("lis-j2s", lis, limit=16)
     assert crops.shape == (16, 3, 64, 64) and abs(float(crops.mean())) < 2  # normalised as in training
 

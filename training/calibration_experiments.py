@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.calibration import Adapter
+from training.experiments import PRESETS
 from training.new_people import LIS_SIGNERS
 from training.train_keypoints import NO_LETTER
 
@@ -38,12 +39,14 @@ class Person:
 
 
 def people() -> list[Person]:
-    out = [Person(f"massey {s}", f"asl-v2/asl-massey-{s}", "massey", s) for s in
+    """Every person of the protocol, with the shipped recipe's model trained without them."""
+    asl, lis = PRESETS["asl-letters"], PRESETS["lis-letters"]
+    out = [Person(f"massey {s}", f"{asl}/asl-massey-{s}", "massey", s) for s in
            ("hand1", "hand2", "hand3", "hand4", "hand5")]
-    out.append(Person("asl_webcam_landmarks signer0", "asl-v2/asl-asl_webcam_landmarks", "asl_webcam_landmarks",
+    out.append(Person("asl_webcam_landmarks signer0", f"{asl}/asl-asl_webcam_landmarks", "asl_webcam_landmarks",
                       None, video=True))
-    out += [Person(f"lis {s}", f"lis-v2/lis-lis-{s}", "lis", s) for s in LIS_SIGNERS]
-    out.append(Person("lis_webcam_landmarks", "lis-v2/lis-lis_webcam_landmarks", "lis_webcam_landmarks", None,
+    out += [Person(f"lis {s}", f"{lis}/lis-lis-{s}", "lis", s) for s in LIS_SIGNERS]
+    out.append(Person("lis_webcam_landmarks", f"{lis}/lis-lis_webcam_landmarks", "lis_webcam_landmarks", None,
                       video=True))
     return out
 
@@ -57,7 +60,7 @@ def ensure_models(runs: Path, datasets_root: str | Path, jobs: int = 1, progress
 
     from training.new_people import PROTOCOLS
 
-    protos = {f"{p.alphabet}-v2/{p.slug}": p for p in PROTOCOLS}
+    protos = {f"{PRESETS[p.alphabet + '-letters']}/{p.slug}": p for p in PROTOCOLS}
     todo = [(run.split("/")[0], protos[run], str(datasets_root), str(runs)) for run in
             sorted({p.model_run for p in people()}) if not (runs / run / "new_people.json").exists()]
     if progress and todo:
@@ -127,20 +130,16 @@ def _accuracy(probs, labels, truth, detected) -> float:
     return float(((pred == truth) & detected).mean()) if len(truth) else float("nan")
 
 
-# (method name, embedding: "input" or "penultimate", Adapter kwargs); the first is the shipped choice
-METHODS = (
-    ("knn, input features", "input", dict(method="knn", alpha=6.0, temperature=0.5)),
-    ("knn, input features, alpha 3", "input", dict(method="knn", alpha=3.0, temperature=0.5)),
-    ("knn, input features, alpha 12", "input", dict(method="knn", alpha=12.0, temperature=0.5)),
-    ("knn, input features, T 0.25", "input", dict(method="knn", alpha=6.0, temperature=0.25)),
-    ("prototype, input features", "input", dict(method="prototype", alpha=6.0, temperature=0.5)),
-    ("knn, penultimate embedding", "penultimate", dict(method="knn", alpha=6.0, temperature=0.5)),
-    ("prototype, penultimate embedding", "penultimate", dict(method="prototype", alpha=6.0, temperature=0.5)),
-)
+# (name, space: "embedding" (the model's penultimate activations) or "input" (its input features), Adapter kwargs)
+METHODS = tuple(
+    (f"{m}, {space}, alpha {a:g}, T {t:g}", space, dict(method=m, alpha=a, temperature=t))
+    for space in ("embedding", "input") for m, a, t in
+    (("knn", 6, 0.5), ("knn", 12, 0.25), ("knn", 24, 0.25), ("knn", 24, 0.5), ("prototype", 24, 0.5)))
 
 
 def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: bool = False) -> list[dict]:
-    """Rows (person, K, seed, method, accuracy) for one person; ``variant``: massey K signed as the digit 3."""
+    """Rows (person, K, seed, method, accuracy) for one person; ``variant``: massey K signed as the digit 3.
+    The model is the same network as the shipped ONNX file's, run in PyTorch: its ``embedding`` output is ``h``."""
     model = TorchModel(runs / person.model_run / "model.pt")
     letters = [l for l in model.labels if l != NO_LETTER]
     kp = person_rows(person, datasets_root, letters + (["3"] if variant else []))
@@ -153,14 +152,16 @@ def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: b
     for k in KS:
         for seed in SEEDS:
             cal, test = split_calibration(kp, k, seed, person.video)
+            if not len(test) or (variant and not (kp.labels[test] == "K").any()):
+                continue  # e.g. massey hand3 / hand4: five photos per letter leave none to test at K=5
             base = {"person": person.name, "k": k, "seed": seed, "variant": variant, "test_images": int(len(test))}
             rows.append({**base, "method": "uncalibrated", "accuracy": _accuracy(p[test], model.labels, truth[test],
                                                                                 det[test]),
                          "variant_accuracy": _accuracy(p[test][truth[test] == "K"], model.labels,
                                                        truth[test][truth[test] == "K"], det[test][truth[test] == "K"])
                          if variant else None})
-            for name, emb, kw in METHODS:
-                e = x if emb == "input" else h
+            for name, space, kw in METHODS:
+                e = x if space == "input" else h
                 ad = Adapter(e[cal], list(truth[cal]), model.labels, **kw)
                 q = ad(p[test], e[test])
                 is_k = truth[test] == "K"
@@ -196,23 +197,28 @@ def calibration_table(rows: list[dict], missing: list[str] = ()) -> str:
     methods = ["uncalibrated"] + [m for m, _, _ in METHODS]
     normal = [r for r in rows if not r["variant"]]
     lines = ["Accuracy on the rest of each person's images (no hand found counts as wrong), after calibrating on K "
-             "samples per letter of that person; mean over 3 seeds per person, then the mean and the worst person.",
-             ""]
+             "samples per letter of that person; mean over 3 seeds per person, then the mean and the worst person. "
+             "A person with no images left to test at some K (massey hand3 and hand4 have five per letter) is left "
+             "out of that K's columns.", ""]
     lines += ["| method | " + " | ".join(f"K={k} mean | K={k} worst" for k in KS) + " |",
               "|---|" + "---:|" * (2 * len(KS))]
     persons = sorted({r["person"] for r in normal})
+    per_person = {(m, k): [np.mean(acc) for p in persons if (acc := [r["accuracy"] for r in normal if r["person"] == p
+                                                                    and r["k"] == k and r["method"] == m])]
+                  for m in methods for k in KS}
+    best = max(methods[1:], key=lambda m: np.mean(per_person[(m, max(KS))]))
     for m in methods:
-        cells = []
-        for k in KS:
-            per = [np.mean([r["accuracy"] for r in normal if r["person"] == p and r["k"] == k and r["method"] == m])
-                   for p in persons]
-            cells.append(f"{np.mean(per):.1%} | {np.min(per):.1%}" if per else " | ")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", f"Per person, K=5, {methods[1]} against uncalibrated:", "",
+        cells = [f"{np.mean(per_person[(m, k)]):.1%} | {np.min(per_person[(m, k)]):.1%}" if per_person[(m, k)]
+                 else " | " for k in KS]
+        lines.append(f"| {m}{' (best at K=' + str(max(KS)) + ')' if m == best else ''} | " + " | ".join(cells) + " |")
+    lines += ["", f"Per person, K=5, {best} against uncalibrated:", "",
               "| person | test images | uncalibrated | calibrated (K=5) |", "|---|---:|---:|---:|"]
     for p in persons:
         sel = lambda m: [r for r in normal if r["person"] == p and r["k"] == 5 and r["method"] == m]  # noqa: E731
-        u, c = sel("uncalibrated"), sel(methods[1])
+        u, c = sel("uncalibrated"), sel(best)
+        if not u:
+            lines.append(f"| {p} | 0 | (too few images to test at K=5) | |")
+            continue
         lines.append(f"| {p} | {u[0]['test_images']} | {np.mean([r['accuracy'] for r in u]):.1%} | "
                      f"{np.mean([r['accuracy'] for r in c]):.1%} |")
     var = [r for r in rows if r["variant"]]
@@ -221,8 +227,8 @@ def calibration_table(rows: list[dict], missing: list[str] = ()) -> str:
                   "out), which no training K shows. Accuracy on those K images, mean over the 5 signers and 3 seeds:",
                   "", "| method | " + " | ".join(f"K={k}" for k in KS) + " |", "|---|" + "---:|" * len(KS)]
         for m in methods:
-            cells = [np.mean([r["variant_accuracy"] for r in var if r["k"] == k and r["method"] == m]) for k in KS]
-            lines.append(f"| {m} | " + " | ".join(f"{c:.1%}" for c in cells) + " |")
+            cells = [[r["variant_accuracy"] for r in var if r["k"] == k and r["method"] == m] for k in KS]
+            lines.append(f"| {m} | " + " | ".join(f"{np.mean(c):.1%}" if c else "" for c in cells) + " |")
     if missing:
         lines += ["", f"Not run (no held-out model): {', '.join(missing)}."]
     return "\n".join(lines) + "\n"

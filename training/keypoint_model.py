@@ -20,12 +20,15 @@ class KeypointClassifier(nn.Module):
         self.act = nn.ReLU()
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Features (B, in_dim) -> logits (B, num_classes)."""
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Features (B, in_dim) -> the penultimate activations (B, hidden[1]): what personal calibration compares."""
         x = self.norm(features)
         x = self.drop(self.act(self.fc1(x)))
-        x = self.drop(self.act(self.fc2(x)))
-        return self.fc3(x)
+        return self.drop(self.act(self.fc2(x)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Features (B, in_dim) -> logits (B, num_classes)."""
+        return self.fc3(self.embed(features))
 
     def config(self) -> dict:
         return {"in_dim": self.in_dim, "num_classes": self.num_classes, "hidden": list(self.hidden),
@@ -33,11 +36,15 @@ class KeypointClassifier(nn.Module):
 
 
 class WithSoftmax(nn.Module):
-    """Wraps a logits model so the exported graph outputs probabilities."""
+    """Wraps a logits model so the exported graph outputs probabilities, and with ``embedding`` also its
+    penultimate activations (output ``embedding``, for personal calibration: realtime/calibration.py)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, embedding: bool = False):
         super().__init__()
-        self.model = model
+        self.model, self.embedding = model, embedding
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(features), dim=-1)
+    def forward(self, features: torch.Tensor):
+        if not self.embedding:
+            return torch.softmax(self.model(features), dim=-1)
+        h = self.model.embed(features)
+        return torch.softmax(self.model.fc3(h), dim=-1), h

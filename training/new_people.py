@@ -175,6 +175,23 @@ def run_new_people(recipes: list[str], datasets_root: str | Path, out: str | Pat
     return results
 
 
+def held_out_summary(recipe: str, out: str | Path = "runs/new-people") -> dict | None:
+    """The README's figure for a shipped model from its recipe's cells: the mean accuracy of the leave-one-dataset-out
+    rows of its alphabet (None when they have not all been run)."""
+    alphabet = recipe.split("-")[0]
+    rows = [p for p in PROTOCOLS if p.alphabet == alphabet and not p.test_signer]
+    files = [Path(out) / recipe / p.slug / "new_people.json" for p in rows]
+    if not all(f.exists() for f in files):
+        return None
+    res = [json.loads(f.read_text()) for f in files]
+    res = [r for r in res if "accuracy" in r]
+    return {"accuracy": float(np.mean([r["accuracy"] for r in res])), "images": int(sum(r["images"] for r in res)),
+            "people": "each dataset held out in turn: " + ", ".join(r["slug"].split("-", 1)[1] for r in res),
+            "how": "the same recipe trained without that dataset; cached MediaPipe keypoints of the photos (landmarks "
+                   "as recorded for the landmark-only sets); mean over the held-out datasets",
+            "source": "docs/results.md, fingerspell train results"}
+
+
 def _fmt(r: dict | None, key: str, pct: bool = True) -> str:
     if not r or key not in r:
         return ""

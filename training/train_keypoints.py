@@ -62,6 +62,7 @@ class TrainConfig:
     flip: float = 0.0  # probability of mirroring a hand (left-handed signers; needs canonical=False to matter)
     canonical: bool = True  # mirror left hands (by MediaPipe's handedness) before the features
     drop_finger: float = 0.1  # probability of zeroing one finger's features
+    half_shapes: float = 0.0  # fraction of each batch replaced by half-formed shapes (two letters blended), as NO_LETTER
     label_map: dict = field(default_factory=dict)  # dataset name -> {its label: label learned}, e.g. digits 0 -> O
     balance: bool = True
     seed: int = 0
@@ -201,6 +202,31 @@ def augment_landmarks(lm: np.ndarray, rng: np.random.Generator, rotate_deg: floa
     return lm if is_left is None else (lm, is_left)
 
 
+def half_formed_shapes(lm: np.ndarray, is_left: np.ndarray, y: np.ndarray, none: int, fraction: float,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Replace about ``fraction`` of a batch by blends of two different letters (t in 0.35..0.65), labelled
+    ``none``: the shapes a hand passes through between letters, which must not be typed. Blended in the
+    wrist-relative, size-normalised frame (the partner mirrored when its handedness differs)."""
+    from realtime.features import hand_size
+
+    rows = np.flatnonzero((rng.random(len(y)) < fraction) & (y != none))
+    if not len(rows):
+        return lm, y
+    lm, y = lm.copy(), y.copy()
+    partners = rng.integers(0, len(y), len(rows))
+    ok = (y[partners] != y[rows]) & (y[partners] != none)
+    rows, partners = rows[ok], partners[ok]
+    rel = lm - lm[:, :1]
+    size = np.maximum(hand_size(lm), 1e-6)[:, None, None]
+    other = rel[partners].copy()
+    other[..., 0] *= np.where(is_left[partners] != is_left[rows], -1.0, 1.0)[:, None]
+    t = rng.uniform(0.35, 0.65, len(rows))[:, None, None]
+    mixed = (1 - t) * rel[rows] / size[rows] + t * other / size[partners]
+    lm[rows] = lm[rows, :1] + mixed * size[rows]
+    y[rows] = none
+    return lm, y
+
+
 def make_features(spec: FeatureSpec, kp: KeypointSet, idx: np.ndarray) -> np.ndarray:
     return spec.compute(kp.landmarks[idx], kp.is_left[idx], kp.image_size[idx].astype(np.float64))
 
@@ -283,12 +309,15 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             lm, left = augment_landmarks(kp.landmarks[idx], rng, cfg.rotate_deg, cfg.scale, cfg.jitter, cfg.yaw_deg,
                                          cfg.pitch_deg, cfg.finger_scale, cfg.flip, kp.is_left[idx])
+            y = data.y[idx]
+            if cfg.half_shapes > 0 and NO_LETTER in cfg.labels:
+                lm, y = half_formed_shapes(lm, left, y, cfg.labels.index(NO_LETTER), cfg.half_shapes, rng)
             feats = spec.compute(lm, left, kp.image_size[idx].astype(np.float64))
             drop = rng.random(len(idx)) < cfg.drop_finger
             for row in np.flatnonzero(drop):
                 feats[row, drop_cols[rng.integers(len(drop_cols))]] = 0.0
             logits = model(torch.from_numpy(feats))
-            loss = loss_fn(logits, torch.from_numpy(data.y[idx]))
+            loss = loss_fn(logits, torch.from_numpy(y))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
