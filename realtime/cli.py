@@ -141,6 +141,9 @@ def cmd_live(args) -> int:
         return _fail("no display to open a window on; use --no-window (with --jsonl FILE to record results)")
     _writable(args.jsonl)
     try:
+        from realtime.pipeline import check_backend
+
+        check_backend(args.keypoints, args.hand, args.hands, args.classifier)  # options that cannot work: say so first
         reader = make_reader(args.source, args.width, args.height, args.fps)  # before any output file or model
         try:
             rec = _recognizer(args)
@@ -396,7 +399,7 @@ def cmd_train_results(args) -> int:
 
     try:
         run_new_people(args.recipes.split(","), _datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs,
-                       epochs=args.epochs)
+                       epochs=args.epochs, layout=args.layout)
     except ValueError as e:
         return _fail(str(e))
     return 0
@@ -704,6 +707,9 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
     rs.add_argument("--doc", default="docs/results.md", help="markdown table to write")
     rs.add_argument("--jobs", type=_int_range(1), default=1, help="cells trained in parallel")
+    rs.add_argument("--layout", choices=("protocols", "recipes"), default="protocols",
+                    help="a row per protocol with the recipes side by side (before / after), or a row per recipe "
+                         "with each protocol's summary (ablations) (default: %(default)s)")
     rs.add_argument("--epochs", type=int, help="override the recipes' epochs (quick checks)")
     rs.set_defaults(func=cmd_train_results)
 

@@ -488,6 +488,21 @@ class StreamCapacity:
             return None
 
 
+def _take_frame(frame, session: LiveSession | None):
+    """(the tab's session, None) with its lock held when this frame is to be processed; else (session, the outputs
+    that skip it): not an image, or the tab's previous frame still running (dropped, never queued)."""
+    import gradio as gr
+
+    session = session if isinstance(session, LiveSession) else LiveSession()
+    skip = (gr.skip(), gr.skip(), gr.skip(), gr.skip(), session)
+    if frame is None or not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        return session, skip
+    if not session.lock.acquire(blocking=False):
+        session.dropped_busy += 1
+        return session, skip
+    return session, None
+
+
 def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
                stamp: str | None = None, hands: str = "mediapipe", time_limit: float | None = None,
                capacity: StreamCapacity | None = None):
@@ -502,12 +517,8 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
 
     from realtime.overlay import draw
 
-    session = session if isinstance(session, LiveSession) else LiveSession()
-    skip = (gr.skip(), gr.skip(), gr.skip(), gr.skip(), session)
-    if frame is None or not isinstance(frame, np.ndarray) or frame.ndim != 3:
-        return skip
-    if not session.lock.acquire(blocking=False):
-        session.dropped_busy += 1
+    session, skip = _take_frame(frame, session)
+    if skip:
         return skip
     try:
         t_in = session.clock()
@@ -717,12 +728,8 @@ def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, h
 
     from realtime.calibrate import draw_calibration
 
-    session = session if isinstance(session, LiveSession) else LiveSession()
-    skip = (gr.skip(), gr.skip(), gr.skip(), gr.skip(), session)
-    if frame is None or not isinstance(frame, np.ndarray) or frame.ndim != 3:
-        return skip
-    if not session.lock.acquire(blocking=False):
-        session.dropped_busy += 1
+    session, skip = _take_frame(frame, session)
+    if skip:
         return skip
     try:
         t = session.clock()

@@ -62,7 +62,8 @@ def test_onnx_matches_pytorch_rebuilt_from_it_on_random_inputs(name):
         got = backend.run(x)
         for k in want:
             assert got[k].shape == want[k].shape and got[k].dtype == np.float32
-            assert np.abs(got[k] - want[k]).max() < 1e-5, f"{name} {k}: torch and onnxruntime differ"
+            scale_k = max(1.0, float(np.abs(want[k]).max()))  # embeddings (ReLU activations) are not bounded by 1
+            assert np.abs(got[k] - want[k]).max() < 1e-5 * scale_k, f"{name} {k}: torch and onnxruntime differ"
         assert (got[m.output_name].argmax(1) == want[m.output_name].argmax(1)).all()
 
 

@@ -46,7 +46,8 @@ def test_export_onnx_of_a_shipped_model(tmp_path, capsys, name):
     assert main(["export", "--model", name, "--format", "onnx", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]  # no external-data file
-    outputs = ["keypoints", "probs"] if src.kind == "j2s" else ["probs"]
+    outputs = ["keypoints", "probs"] if src.kind == "j2s" else ["probs"] + (["embedding"] if "embedding" in src.raw
+                                                                             else [])
     check_file(out / "model.onnx", src.labels, outputs)
     found = parities(printed)
     assert any(what == "random" for _, what, _ in found), printed
@@ -115,9 +116,12 @@ def test_export_onnx_from_a_checkpoint(tmp_path, capsys):
     out = tmp_path / "tiny"
     assert main(["export", "--checkpoint", str(tmp_path / "model.pt"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    check_file(out / "model.onnx", labels, ["probs"])
+    check_file(out / "model.onnx", labels, ["probs", "embedding"])  # the embedding serves personal calibration
     assert parities(printed) and all(err < 1e-4 for *_, err in parities(printed))
-    assert OnnxClassifier(out, device="cpu").labels == labels
+    clf = OnnxClassifier(out, device="cpu")
+    assert clf.labels == labels and clf.has_embedding
+    probs, emb = clf.probs_and_embedding(np.zeros((2, spec.dim), np.float32))
+    assert probs.shape == (2, 5) and emb.shape == (2, 16)
 
 
 def test_export_option_errors(tmp_path, capsys, monkeypatch):

@@ -144,7 +144,10 @@ def _cell(args):
 
 def run_new_people(recipes: list[str], datasets_root: str | Path, out: str | Path = "runs/new-people",
                    doc: str | Path | None = None, jobs: int = 1, epochs: int | None = None,
-                   protocols: tuple[Protocol, ...] = PROTOCOLS, progress: bool = True) -> list[dict]:
+                   protocols: tuple[Protocol, ...] = PROTOCOLS, progress: bool = True,
+                   layout: str = "protocols") -> list[dict]:
+    """``layout``: ``protocols`` (a row per protocol, columns per recipe: before / after) or ``recipes`` (a row per
+    recipe with the protocols' summaries: ablations)."""
     """Every (recipe, protocol) cell of the same alphabet; cached per cell, so a killed run resumes."""
     from tqdm import tqdm
 
@@ -166,13 +169,45 @@ def run_new_people(recipes: list[str], datasets_root: str | Path, out: str | Pat
                 bar.update(1)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "new_people.json").write_text(json.dumps(results, indent=1))
-    table = new_people_table(results, recipes)
+    table = new_people_table(results, recipes) if layout == "protocols" else recipe_table(results, recipes)
     if doc:
         Path(doc).parent.mkdir(parents=True, exist_ok=True)
         Path(doc).write_text(table)
+        if layout == "protocols":
+            write_plots(results, recipes, protocols, datasets_root, out, Path(doc).parent, Path(doc).stem)
     if progress:
         print(table)
     return results
+
+
+def write_plots(results: list[dict], recipes: list[str], protocols, datasets_root, out, folder: Path,
+                stem: str) -> None:
+    """Beside the table: a bar chart per alphabet (each recipe's accuracy per protocol), and the confusion matrix of
+    the last recipe of each alphabet on each leave-one-dataset-out protocol (and GIULIA)."""
+    from training.plots import plot_confusion, plot_recipe_bars
+
+    by = {(r["recipe"], r["slug"]): r for r in results}
+    for alphabet in ("asl", "lis"):
+        rs = [r for r in recipes if r.startswith(alphabet + "-")]
+        rows = [(p.name.split(" (")[0], {r: by[(r, p.slug)]["accuracy"] for r in rs
+                                          if (r, p.slug) in by and "accuracy" in by[(r, p.slug)]})
+                for p in protocols if p.alphabet == alphabet]
+        rows = [row for row in rows if row[1]]
+        if rows:
+            plot_recipe_bars(rows, folder / f"{stem}-{alphabet}.png",
+                             f"{alphabet.upper()}: people never seen in training")
+        if not rs:
+            continue
+        for p in protocols:
+            if p.alphabet != alphabet or (p.test_signer and p.test_signer != "GIULIA"):
+                continue
+            model = Path(out) / rs[-1] / p.slug / "model.pt"
+            if not model.exists():
+                continue
+            res = evaluate_trained(model, test_rows(p, datasets_root))
+            if "report" in res:
+                plot_confusion(res["report"], folder / f"confusion-{rs[-1]}-{p.slug.split('-', 1)[1]}.png",
+                               f"{rs[-1]} on {p.name}: accuracy {res['accuracy']:.1%}")
 
 
 def held_out_summary(recipe: str, out: str | Path = "runs/new-people") -> dict | None:
@@ -198,20 +233,24 @@ def _fmt(r: dict | None, key: str, pct: bool = True) -> str:
     return f"{r[key]:.1%}" if pct else f"{r[key]:.3f}"
 
 
+def _alphabets(results: list[dict], recipes: list[str]):
+    """(alphabet, its recipes, its protocols, (recipe, slug) -> result) for each alphabet that has recipes."""
+    by = {(r["recipe"], r["slug"]): r for r in results}
+    for alphabet in ("asl", "lis"):
+        rs = [r for r in recipes if r.startswith(alphabet + "-")]
+        if rs:
+            yield alphabet, rs, [p for p in PROTOCOLS if p.alphabet == alphabet], by
+
+
 def new_people_table(results: list[dict], recipes: list[str]) -> str:
     """Markdown: one row per protocol, for each recipe accuracy / macro-F1 / false-letter rate; worst letters of
     the last recipe of the alphabet; and the mean of the ASL leave-one-dataset-out rows."""
-    by = {(r["recipe"], r["slug"]): r for r in results}
     lines = ["Accuracy over all test images (no hand found counts as wrong) / macro-F1 over the letters / "
              f"false-letter rate (a no-letter hand read as a letter with confidence >= {TYPED_CONFIDENCE}).", ""]
-    for alphabet in ("asl", "lis"):
-        rs = [r for r in recipes if r.startswith(alphabet + "-")]
-        if not rs:
-            continue
+    for alphabet, rs, protos, by in _alphabets(results, recipes):
         head = " | ".join(f"{r} acc | {r} F1 | {r} false letters" for r in rs)
         lines += [f"| {alphabet.upper()} protocol (held out) | images | {head} | worst letters ({rs[-1]}) |",
                   "|---|---:|" + "---:|" * (3 * len(rs)) + "---|"]
-        protos = [p for p in PROTOCOLS if p.alphabet == alphabet]
         for p in protos:
             cells = [by.get((r, p.slug)) for r in rs]
             if not any(cells):
@@ -232,5 +271,30 @@ def new_people_table(results: list[dict], recipes: list[str]) -> str:
             if any(m is not None for m in means):
                 vals = " | ".join(f"**{m[0]:.1%}** | {m[1]:.3f} | " if m else " | | " for m in means)
                 lines.append(f"| {label} | | {vals} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def recipe_table(results: list[dict], recipes: list[str]) -> str:
+    """Markdown, one row per recipe: mean accuracy of the leave-one-signer-out and leave-one-dataset-out rows, the
+    accuracy on each held-out dataset, and the false-letter rates, so that ablations read side by side."""
+    lines = ["Accuracy over all test images of people never seen (no hand found counts as wrong); false letters: "
+             f"no-letter hands read as a letter with confidence >= {TYPED_CONFIDENCE}.", ""]
+    for alphabet, rs, protos, by in _alphabets(results, recipes):
+        lodo = [p for p in protos if not p.test_signer and any("accuracy" in by.get((r, p.slug), {}) for r in rs)]
+        nothing = [p for p in protos if any("false_letter_rate" in by.get((r, p.slug), {}) for r in rs)]
+        head = ["recipe", "signers held out (mean)"] + [f"{p.test_dataset} held out" for p in lodo] + \
+               ["datasets held out (mean)"] + [f"false letters, {p.test_dataset} held out" for p in nothing]
+        lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+        for r in rs:
+            loso = [by[(r, p.slug)]["accuracy"] for p in protos if p.test_signer and (r, p.slug) in by]
+            cells = [f"{np.mean(loso):.1%}" if loso else ""]
+            accs = [by.get((r, p.slug), {}).get("accuracy") for p in lodo]
+            cells += [f"{a:.1%}" if a is not None else "" for a in accs]
+            have = [a for a in accs if a is not None]
+            cells.append(f"**{np.mean(have):.1%}**" if have else "")
+            cells += [f"{by[(r, p.slug)]['false_letter_rate']:.1%}" if "false_letter_rate" in by.get((r, p.slug), {})
+                      else "" for p in nothing]
+            lines.append(f"| {r} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -110,3 +110,22 @@ def plot_j2s_history(history: list[dict], path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_recipe_bars(rows: list[tuple[str, dict[str, float]]], path: str | Path, title: str = "") -> None:
+    """Grouped bars: one group per protocol (row name), one bar per recipe (its accuracy), recipes in order."""
+    plt = _plt()
+    recipes = list(dict.fromkeys(r for _, accs in rows for r in accs))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.2))
+    width = 0.8 / max(1, len(recipes))
+    for k, recipe in enumerate(recipes):
+        xs = [i + (k - (len(recipes) - 1) / 2) * width for i in range(len(rows))]
+        ys = [100 * accs.get(recipe, np.nan) for _, accs in rows]
+        ax.bar(xs, ys, width, label=recipe)
+    ax.set_xticks(range(len(rows)), [name for name, _ in rows], rotation=35, ha="right", fontsize=8)
+    ax.set(ylabel="accuracy, all images (%)", ylim=(0, 100), title=title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
