@@ -143,20 +143,23 @@ class Adapter:
         y = np.array([self.labels.index(l) for l in sample_labels], np.int64)
         self.classes = np.unique(y)
         if method == "prototype":
-            self.refs = np.stack([z[y == c].mean(0) for c in self.classes]) if len(y) else z
-            self.ref_class = self.classes
+            refs, ref_class = (np.stack([z[y == c].mean(0) for c in self.classes]), self.classes) if len(y) else (z, y)
         else:
-            self.refs, self.ref_class = z, y
+            order = np.argsort(y, kind="stable")  # each letter's samples side by side, for one reduceat per frame
+            refs, ref_class = z[order], y[order]
+        self.refs, self.ref_class = refs, ref_class
+        self._ref_sq = (refs ** 2).sum(1)
+        self._starts = np.flatnonzero(np.r_[True, ref_class[1:] != ref_class[:-1]]) if len(ref_class) else ref_class
 
     def similarity(self, features: np.ndarray) -> np.ndarray:
         """(B, dim) -> (B, n_labels): exp(-d^2 / 2T^2) to the nearest sample of each calibrated letter, 0 elsewhere."""
         f = (np.asarray(features, np.float64).reshape(-1, len(np.atleast_1d(self.scale))) - self.mean) / self.scale
         f /= np.sqrt(f.shape[1])
-        d2 = ((f[:, None, :] - self.refs[None]) ** 2).sum(-1)  # (B, R)
-        sim = np.exp(-d2 / (2 * self.temperature ** 2))
+        d2 = np.maximum((f ** 2).sum(1, keepdims=True) + self._ref_sq[None] - 2.0 * f @ self.refs.T, 0.0)  # (B, R)
         out = np.zeros((len(f), len(self.labels)))
-        for c in self.classes:
-            out[:, c] = sim[:, self.ref_class == c].max(1)
+        if len(self.refs):
+            nearest = np.minimum.reduceat(d2, self._starts, axis=1)  # (B, calibrated letters)
+            out[:, self.classes] = np.exp(-nearest / (2 * self.temperature ** 2))
         return out
 
     def __call__(self, probs: np.ndarray, features: np.ndarray) -> np.ndarray:

@@ -125,6 +125,14 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
 
 
+# every finger's bones, wrist -> MCP -> PIP -> DIP -> tip, finger by finger; and consecutive bone pairs (the bends)
+_CHAINS = [(WRIST,) + joints for joints in FINGERS.values()]
+_BONE_FROM = np.array([c[k] for c in _CHAINS for k in range(4)])
+_BONE_TO = np.array([c[k + 1] for c in _CHAINS for k in range(4)])
+_BEND_A = np.array([4 * f + k for f in range(5) for k in range(3)])
+_TIP_A, _TIP_B = np.array([a for a, _ in TIP_PAIRS]), np.array([b for _, b in TIP_PAIRS])
+
+
 def hand_geometry(landmarks: np.ndarray) -> np.ndarray:
     """View-robust shape descriptors, shape (..., 28): how the hand is bent, not where it points.
 
@@ -132,17 +140,16 @@ def hand_geometry(landmarks: np.ndarray) -> np.ndarray:
     - 10 distances between fingertip pairs over the hand size (3-D), e.g. thumb touching index (ASL F, O);
     - 3 components of the palm's unit normal (wrist, index MCP, pinky MCP) in the canonical frame,
       which tells palm-forward from palm-sideways (ASL G/H vs U).
+
+    Vectorised over all bones at once: it runs on every live frame (all stages after the landmarks share 1 ms).
     """
     lm = _check(landmarks)
-    bends = []
-    for joints in FINGERS.values():
-        chain = (WRIST,) + joints
-        bones = [_unit(lm[..., chain[k + 1], :] - lm[..., chain[k], :]) for k in range(4)]
-        bends.extend((bones[k] * bones[k + 1]).sum(-1) for k in range(3))
-    size = np.maximum(hand_size(lm), 1e-6)
-    dists = [np.linalg.norm(lm[..., a, :] - lm[..., b, :], axis=-1) / size for a, b in TIP_PAIRS]
+    bones = _unit(lm[..., _BONE_TO, :] - lm[..., _BONE_FROM, :])
+    bends = (bones[..., _BEND_A, :] * bones[..., _BEND_A + 1, :]).sum(-1)
+    size = np.maximum(hand_size(lm), 1e-6)[..., None]
+    dists = np.linalg.norm(lm[..., _TIP_A, :] - lm[..., _TIP_B, :], axis=-1) / size
     normal = _unit(np.cross(lm[..., 5, :] - lm[..., WRIST, :], lm[..., 17, :] - lm[..., WRIST, :]))
-    return np.concatenate([np.stack(bends + dists, axis=-1), normal], axis=-1)
+    return np.concatenate([bends, dists, normal], axis=-1)
 
 
 # part name -> (channels per joint, or None for a whole-hand part, total size)

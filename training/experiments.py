@@ -81,6 +81,31 @@ RECIPES.update({
 })
 PRESETS = {"asl-letters": "asl-v3", "lis-letters": "lis-v3"}  # shipped model -> its recipe
 
+RECIPE_NOTES = {  # what each recipe is, for the ablation table
+    "asl-v1": "before: massey + roboflow + kaggle_asl, in-plane rotation only",
+    "asl-v1-view": "v1's data + 3-D views, finger lengths, mirror images",
+    "asl-v2-noview": "v2's data (+ digits, asl_webcam_landmarks, no-letter class), v1's augmentation",
+    "asl-v2-canonical": "v2 with MediaPipe's handedness mirroring instead of random mirror images",
+    "asl-v2": "v2's data + 3-D views, finger lengths, mirror images",
+    "asl-v2-wideview": "v2 with yaw ±45°, pitch ±30°",
+    "asl-v2-half": "v2 + half-formed shapes (two letters blended) as no-letter",
+    "asl-v2-geowide": "v3 with yaw ±45°, pitch ±30°",
+    "asl-v2-geowide-half": "v3 with wider views and half-formed shapes",
+    "asl-v3": "shipped: v2 + geometry features",
+    "lis-v1": "before: lis, in-plane rotation only",
+    "lis-v1-view": "lis + 3-D views, finger lengths, mirror images",
+    "lis-v2-noview": "lis + lis_webcam_landmarks + no-letter class, v1's augmentation",
+    "lis-v2-canonical": "lis-v2 with handedness mirroring instead of random mirror images",
+    "lis-v2-nowebcam": "lis-v2 without lis_webcam_landmarks",
+    "lis-v2": "lis + lis_webcam_landmarks + no-letter class + 3-D views and mirror images",
+    "lis-v3-noview": "lis + lis_webcam_landmarks, v1's augmentation",
+    "lis-v3-mild": "lis + lis_webcam_landmarks, yaw ±15°, pitch ±10°",
+    "lis-v3-mild-none": "lis-v3-mild + no-letter class",
+    "lis-v3-views": "lis + lis_webcam_landmarks, yaw ±30°, pitch ±20°, no mirror images",
+    "lis-v3-geo-none": "lis-v3 + no-letter class",
+    "lis-v3": "shipped: lis-v3-views + geometry features",
+}
+
 EVALUATION = {
     "asl-letters": "trained on all data; its accuracy on new people is estimated by the same recipe with people or "
                    "whole datasets held out: docs/results.md (new-people table)",

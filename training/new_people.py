@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.experiments import ASL_LABEL_MAP, LIS_LABEL_MAP, RECIPES, recipe_config
+from training.experiments import ASL_LABEL_MAP, LIS_LABEL_MAP, RECIPE_NOTES, RECIPES, recipe_config
 from training.train_keypoints import ASL_LETTERS, LIS_LETTERS, NO_LETTER
 
 LIS_SIGNERS = ("ANTONIA", "EVISA", "FATIMA", "GIANLUCA", "GIULIA", "HUZAIFA", "IBRAHIM", "KENZA", "MARGHERITA",
@@ -283,12 +283,12 @@ def recipe_table(results: list[dict], recipes: list[str]) -> str:
     for alphabet, rs, protos, by in _alphabets(results, recipes):
         lodo = [p for p in protos if not p.test_signer and any("accuracy" in by.get((r, p.slug), {}) for r in rs)]
         nothing = [p for p in protos if any("false_letter_rate" in by.get((r, p.slug), {}) for r in rs)]
-        head = ["recipe", "signers held out (mean)"] + [f"{p.test_dataset} held out" for p in lodo] + \
+        head = ["recipe", "what it is", "signers held out (mean)"] + [f"{p.test_dataset} held out" for p in lodo] + \
                ["datasets held out (mean)"] + [f"false letters, {p.test_dataset} held out" for p in nothing]
-        lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+        lines += ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
         for r in rs:
             loso = [by[(r, p.slug)]["accuracy"] for p in protos if p.test_signer and (r, p.slug) in by]
-            cells = [f"{np.mean(loso):.1%}" if loso else ""]
+            cells = [RECIPE_NOTES.get(r, ""), f"{np.mean(loso):.1%}" if loso else ""]
             accs = [by.get((r, p.slug), {}).get("accuracy") for p in lodo]
             cells += [f"{a:.1%}" if a is not None else "" for a in accs]
             have = [a for a in accs if a is not None]
