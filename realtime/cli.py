@@ -57,6 +57,9 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="which hand spells; 'any' takes the largest hand in view (default: %(default)s)")
     p.add_argument("--max-hands", type=_int_range(1, 4), default=2,
                    help="hands MediaPipe tracks at once, 1 to 4 (default: %(default)s)")
+    p.add_argument("--redetect-after", type=_int_range(0), default=5, metavar="FRAMES",
+                   help="when tracking has found no hand for this many frames, look again with the full hand model "
+                        "on the whole frame (every 5 frames until a hand is back); 0 turns it off (default: %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="ONNX Runtime device for the classifier; auto uses CUDA when onnxruntime-gpu has it "
                         "(default: %(default)s)")
@@ -124,7 +127,7 @@ def _recognizer(args):
                      device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
                      keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
                      classifier_kind=args.classifier, image_model=args.image_model, image_weight=args.image_weight,
-                     profile=_profile(args))
+                     profile=_profile(args), redetect_after=args.redetect_after)
     if args.backend != "auto":  # say which backend and provider were chosen
         parts = [rec.classifier.keypoints, rec.classifier.image] if args.classifier == "fused" else [rec.classifier]
         print("classifier: " + "; ".join(c.backend.describe() for c in parts), file=sys.stderr)

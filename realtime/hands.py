@@ -83,7 +83,7 @@ class HandTracker:
                  min_tracking: float = 0.5, mirrored_input: bool = False):
         if model not in ("lite", "full"):
             raise ValueError(f"hand model must be 'lite' or 'full', got {model!r}")
-        self.model, self.mirrored_input = model, mirrored_input
+        self.model, self.mirrored_input, self.max_hands = model, mirrored_input, max_hands
         self._hands = _mp_hands().Hands(
             static_image_mode=False, max_num_hands=max_hands, model_complexity=0 if model == "lite" else 1,
             min_detection_confidence=min_detection, min_tracking_confidence=min_tracking)
@@ -98,6 +98,62 @@ class HandTracker:
 
     def close(self) -> None:
         self._hands.close()
+
+
+class Redetect:
+    """Hands stage around a tracker: when the tracker has found no hand for ``after`` frames in a row, a second,
+    independent detector (MediaPipe's full model on the whole frame, by default) looks again every ``every``
+    frames until a hand is back.
+
+    Why: in tracking mode the lite model can keep missing a hand the full model finds (a soak test lost 12 of
+    186 held letters that way: dropped letters, stray spaces). Counting frames, not seconds, keeps a video's
+    result independent of machine speed. The extra cost falls only on frames with no hand.
+    """
+
+    def __init__(self, tracker, fallback=None, after: int = 5, every: int = 5):
+        if after < 1 or every < 1:
+            raise ValueError(f"re-detection needs after >= 1 and every >= 1 frames, got {after}, {every}")
+        self.tracker, self.after, self.every = tracker, after, every
+        self._fallback = fallback  # built on first need: most sessions never miss a hand long enough
+        self.missed = 0
+        self.redetections = 0  # frames where the fallback found what the tracker did not
+        self.backend = getattr(tracker, "backend", "mediapipe")
+
+    @property
+    def fallback(self):
+        if self._fallback is None:
+            self._fallback = StaticHandDetector(redetect_settings(getattr(self.tracker, "max_hands", 2)),
+                                                mirrored_input=getattr(self.tracker, "mirrored_input", False))
+        return self._fallback
+
+    def __call__(self, frame_bgr: np.ndarray) -> list[Hand]:
+        hands = self.tracker(frame_bgr)
+        if hands:
+            self.missed = 0
+            return hands
+        self.missed += 1
+        if self.missed >= self.after and (self.missed - self.after) % self.every == 0:
+            hands = self.fallback(frame_bgr)
+            if hands:
+                self.redetections += 1
+                self.missed = 0
+        return hands
+
+    def __getattr__(self, name):  # the tracker's own attributes (model, providers, ...) stay visible
+        if name == "tracker":  # not set yet (during construction or unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.tracker, name)
+
+    def close(self) -> None:
+        for stage in (self.tracker, self._fallback):
+            close = getattr(stage, "close", None)
+            if close:
+                close()
+
+
+def redetect_settings(max_hands: int) -> "StaticSettings":
+    """What :class:`Redetect` looks again with: the full model, on the whole frame as it is (no padding views)."""
+    return StaticSettings(model="full", min_detection=0.5, views=((0.0, "constant"),), max_hands=max_hands)
 
 
 # (padding as a fraction of the longer side, OpenCV border mode name) tried in order.

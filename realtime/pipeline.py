@@ -93,13 +93,16 @@ def check_backend(keypoints: str, hand: str, hands: str = "mediapipe", classifie
 
 
 def make_hands_stage(keypoints: str, hand_model: str = "lite", max_hands: int = 2, mirrored_input: bool = False,
-                     static: bool = False, hands: str = "mediapipe", device: str = "auto"):
+                     static: bool = False, hands: str = "mediapipe", device: str = "auto", redetect_after: int = 5):
     """The hands stage of a backend. ``static``: independent photos (``eval``, uploads), detected with the
     keypoint cache's upscale-and-pad cascade and its settings, instead of video tracking. ``hands``: MediaPipe's
-    own graph, or the same models on ONNX Runtime (``onnx``, on ``device``'s providers)."""
+    own graph, or the same models on ONNX Runtime (``onnx``, on ``device``'s providers). ``redetect_after``: a
+    landmark tracker that has found no hand for that many frames is helped by the full model on the whole frame
+    (:class:`realtime.hands.Redetect`; 0 turns it off)."""
+    from realtime.hands import Redetect, StaticSettings, redetect_settings
+
     if hands == "onnx":
         from realtime.backends import select_providers
-        from realtime.hands import StaticSettings
         from realtime.onnx_hands import (
             OnnxHandTracker,
             OnnxPalmDetector,
@@ -113,7 +116,11 @@ def make_hands_stage(keypoints: str, hand_model: str = "lite", max_hands: int = 
                     else OnnxPalmDetector(hand_model, max_hands=max_hands, providers=providers))
         if static:
             return OnnxStaticHandDetector(StaticSettings(), mirrored_input=mirrored_input, providers=providers)
-        return OnnxHandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input, providers=providers)
+        tracker = OnnxHandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input, providers=providers)
+        if not redetect_after:
+            return tracker
+        return Redetect(tracker, OnnxStaticHandDetector(redetect_settings(max_hands), mirrored_input=mirrored_input,
+                                                        providers=providers), after=redetect_after)
     if keypoints == "j2s":
         from realtime.palm import PalmDetector, StaticPalmDetector
 
@@ -122,7 +129,10 @@ def make_hands_stage(keypoints: str, hand_model: str = "lite", max_hands: int = 
 
     if static:
         return StaticHandDetector(mirrored_input=mirrored_input)
-    return HandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input)
+    tracker = HandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input)
+    if not redetect_after:
+        return tracker
+    return Redetect(tracker, None, after=redetect_after)  # MediaPipe's full model, built on first need
 
 
 class Recognizer:
@@ -133,7 +143,7 @@ class Recognizer:
                  mirrored_input: bool = False, hands_stage=None, classifier=None, keypoints: str = "mediapipe",
                  static: bool = False, hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32",
                  classifier_kind: str = "keypoints", image_model: str | None = None, image_weight: float = 0.5,
-                 profile=None):
+                 profile=None, redetect_after: int = 5):
         check_backend(keypoints, hand, hands, classifier_kind)
         if profile is not None and (keypoints != "mediapipe" or classifier_kind == "image"):
             raise ValueError("a calibration profile adapts a keypoint classifier: use it with --keypoints mediapipe "
@@ -168,7 +178,7 @@ class Recognizer:
             self.classifier = CalibratedClassifier(self.classifier, profile)
         self.hands_backend = hands
         self.hands = hands_stage or make_hands_stage(keypoints, hand_model, max_hands, mirrored_input, static, hands,
-                                                     device)
+                                                     device, redetect_after)
         self.labels = self.classifier.labels
         self.smoother = ProbabilitySmoother(smoothing_s)
         self.speller = Speller(speller or SpellerConfig())

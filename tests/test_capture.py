@@ -103,3 +103,28 @@ def test_read_after_close_returns_none(tmp_path):
     assert cap.read() is not None
     cap.close()
     assert cap.read() is None
+
+
+def test_redetect_looks_again_with_the_full_model_only_after_the_tracker_misses():
+    """A tracker that lost the hand is helped by a second detector, after `after` frames, every `every` frames."""
+    from types import SimpleNamespace
+
+    from realtime.hands import Redetect
+
+    hand = SimpleNamespace(area=1.0)
+    seen = {"tracker": [True, False, False, False, False, False, False, False, False], "fallback": []}
+
+    def tracker(frame):
+        return [hand] if seen["tracker"].pop(0) else []
+
+    def fallback(frame):
+        seen["fallback"].append(frame)
+        return [hand] if frame == 7 else []
+
+    stage = Redetect(tracker, fallback, after=3, every=2)
+    got = [bool(stage(i)) for i in range(9)]
+    assert seen["fallback"] == [3, 5, 7]  # after 3 misses, then every 2nd frame, until it finds the hand
+    assert got == [True, False, False, False, False, False, False, True, False]
+    assert stage.redetections == 1 and stage.missed == 1  # found at frame 7; frame 8 missed again
+    with pytest.raises(ValueError):
+        Redetect(tracker, fallback, after=0)
