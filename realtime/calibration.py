@@ -123,15 +123,19 @@ class Profile:
     def check_model(self, name: str, sha256: str, labels: list[str]) -> None:
         """Refuse a profile made for another model, saying what differs."""
         if list(labels) != list(self.labels):
-            raise ProfileError(f"this profile was made for {self.model} with labels {''.join(self.labels) if all(len(l) == 1 for l in self.labels) else self.labels}, "
-                               f"but {name} has labels {list(labels)}: calibrate again for {name}")
+            raise ProfileError(f"this profile was made for {self.model} with labels {_labels(self.labels)}, but {name} "
+                               f"has labels {_labels(labels)}: calibrate again for {name}")
         if sha256 != self.model_sha256:
             raise ProfileError(f"this profile was made for {self.model} (sha256 {self.model_sha256}), but the model "
                                f"loaded is {name} (sha256 {sha256}): calibrate again for this model")
 
 
+def _labels(labels) -> str:
+    return " ".join(labels)
+
+
 class Adapter:
-    """The fitted adaptation: model probabilities (+ the input features) -> calibrated probabilities."""
+    """The fitted adaptation: model probabilities and embeddings -> calibrated probabilities."""
 
     def __init__(self, samples: np.ndarray, sample_labels: list[str], labels: list[str], method: str = "knn",
                  alpha: float = 24.0, temperature: float = 0.25):

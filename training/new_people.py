@@ -14,7 +14,7 @@ worst letters, and the false-letter rate: how often a hand that spells nothing (
 letter with at least :data:`TYPED_CONFIDENCE`, the live speller's threshold. A recipe without the ``none``
 class is scored on the same frames, so before/after compare like with like.
 
-    fingerspell train results --recipes asl-v1,asl-v2,lis-v1,lis-v2 --doc docs/results.md
+    fingerspell train results --recipes asl-v1,asl-v3,lis-v1,lis-v3 --doc docs/results.md   # before / shipped
 """
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.speller import SpellerConfig
 from training.experiments import ASL_LABEL_MAP, LIS_LABEL_MAP, RECIPE_NOTES, RECIPES, recipe_config
 from training.train_keypoints import ASL_LETTERS, LIS_LETTERS, NO_LETTER
 
 LIS_SIGNERS = ("ANTONIA", "EVISA", "FATIMA", "GIANLUCA", "GIULIA", "HUZAIFA", "IBRAHIM", "KENZA", "MARGHERITA",
                "MIKE", "NOOR")
-TYPED_CONFIDENCE = 0.6  # realtime SpellerConfig.min_confidence: below it nothing is typed
+TYPED_CONFIDENCE = SpellerConfig().min_confidence  # the live speller's default: below it nothing is typed
 
 
 @dataclass(frozen=True)
