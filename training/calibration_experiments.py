@@ -188,9 +188,36 @@ def run_calibration(runs: str | Path, datasets_root: str | Path, out: str | Path
     table = calibration_table(rows, missing)
     if doc:
         Path(doc).write_text(table)
+        plot_people(rows, Path(doc).with_suffix(".png"))
     if progress:
         print(table)
     return rows
+
+
+def best_method(rows: list[dict]) -> str:
+    """The adaptation with the best mean over people at the largest K (the one realtime/calibration.py ships)."""
+    normal = [r for r in rows if not r["variant"]]
+    persons = sorted({r["person"] for r in normal})
+    methods = sorted({r["method"] for r in normal} - {"uncalibrated"})
+
+    def mean_at_k(m):
+        per = [np.mean(a) for p in persons if (a := [r["accuracy"] for r in normal if r["person"] == p
+                                                     and r["k"] == max(KS) and r["method"] == m])]
+        return np.mean(per) if per else -1.0
+    return max(methods, key=mean_at_k)
+
+
+def plot_people(rows: list[dict], path: Path) -> None:
+    """Each person before and after calibrating on K=5 samples per letter (the best adaptation)."""
+    from training.plots import plot_recipe_bars
+
+    best, normal = best_method(rows), [r for r in rows if not r["variant"] and r["k"] == max(KS)]
+    bars = []
+    for p in sorted({r["person"] for r in normal}):
+        acc = {label: np.mean([r["accuracy"] for r in normal if r["person"] == p and r["method"] == m])
+               for label, m in (("uncalibrated", "uncalibrated"), (f"calibrated, K={max(KS)}", best))}
+        bars.append((p, acc))
+    plot_recipe_bars(bars, path, f"Personal calibration ({best})")
 
 
 def calibration_table(rows: list[dict], missing: list[str] = ()) -> str:
@@ -206,7 +233,7 @@ def calibration_table(rows: list[dict], missing: list[str] = ()) -> str:
     per_person = {(m, k): [np.mean(acc) for p in persons if (acc := [r["accuracy"] for r in normal if r["person"] == p
                                                                     and r["k"] == k and r["method"] == m])]
                   for m in methods for k in KS}
-    best = max(methods[1:], key=lambda m: np.mean(per_person[(m, max(KS))]))
+    best = best_method(rows)
     for m in methods:
         cells = [f"{np.mean(per_person[(m, k)]):.1%} | {np.min(per_person[(m, k)]):.1%}" if per_person[(m, k)]
                  else " | " for k in KS]
