@@ -303,7 +303,8 @@ class LiveSession:
         if self._profile_dir is None:
             import tempfile
 
-            self._profile_dir = tempfile.mkdtemp(prefix="fingerspell-profile-")
+            self._profile_dir = tempfile.mkdtemp(prefix="fingerspell-profile-",  # in the server's folder
+                                                 dir=_FILES.path if _FILES is not None else None)
         return str(profile.save(Path(self._profile_dir) / f"fingerspell-profile-{profile.model}.json"))
 
     def note_stamp(self, stamp: str | None) -> None:
@@ -604,8 +605,109 @@ def _sweep(stop: threading.Event, idle_s: float, every_s: float) -> None:
     while not stop.wait(every_s):
         try:
             release_idle_sessions(idle_s)
+            if _FILES is not None:
+                _FILES.prune_empty()
         except Exception:  # the sweep must go on
             log.exception("idle sweep failed")
+
+
+# -- the demo's files -------------------------------------------------------------------------------------------
+
+
+FILES_PREFIX = "fingerspell-demo-"  # the name of every folder a demo server makes for its files
+FILES_MARKER = ".fingerspell-demo"  # in that folder: {"pid": the server's process, "started": its start time}
+_FILES: DemoFiles | None = None  # the running server's folder (launch), where a tab's profile files go too
+
+
+def _process_started(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (Linux /proc), which tells a PID reused by another process
+    from the one that wrote a marker; None where /proc has no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (PermissionError): alive
+        pass
+    now = _process_started(pid)
+    return not (started and now and now != started)  # the PID now belongs to a later process
+
+
+def remove_stale_folders(parent: Path) -> list[Path]:
+    """Remove what killed demo servers left in ``parent``: only folders named FILES_PREFIX... that hold a marker
+    written by this user's demo server whose process is gone. Anything else is left alone. The folders removed."""
+    removed = []
+    try:
+        entries = list(Path(parent).iterdir())
+    except OSError:
+        return removed
+    for folder in entries:
+        if not folder.name.startswith(FILES_PREFIX) or folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            if folder.stat().st_uid != os.getuid():
+                continue
+            mark = json.loads((folder / FILES_MARKER).read_text())
+            pid, started = int(mark["pid"]), mark.get("started")
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue  # no marker of ours: not a folder this demo made
+        if pid == os.getpid() or _alive(pid, started):
+            continue
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            removed.append(folder)
+    return removed
+
+
+class DemoFiles:
+    """One folder per demo server for every file its page makes: uploads, the Upload tab's result images, profile
+    files. Gradio is pointed at it (GRADIO_TEMP_DIR); it is removed whole, folders included, when the server stops,
+    and a later server removes what a killed one left (a marker names the server's process). It is made inside
+    ``parent``: $GRADIO_TEMP_DIR as it was, else the system's temp folder."""
+
+    def __init__(self, parent: str | Path | None = None):
+        import tempfile
+
+        parent = Path(parent or os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir())
+        parent.mkdir(parents=True, exist_ok=True)
+        self.stale_removed = remove_stale_folders(parent)
+        self.path = Path(tempfile.mkdtemp(prefix=f"{FILES_PREFIX}{os.getpid()}-", dir=parent))
+        (self.path / FILES_MARKER).write_text(json.dumps({"pid": os.getpid(),
+                                                          "started": _process_started(os.getpid())}))
+
+    def prune_empty(self, min_age_s: float = 60.0) -> int:
+        """Remove the empty folders Gradio's periodic cleanup leaves (it deletes files, not their folders), once
+        they are ``min_age_s`` old (a folder just made is about to get its file): how many."""
+        n, now = 0, time.time()
+        folders = sorted((p for p in self.path.rglob("*") if p.is_dir() and not p.is_symlink()),
+                         key=lambda p: len(p.parts), reverse=True)  # the deepest first
+        ages = {}
+        for folder in folders:  # before any is removed: removing one changes its parent's time
+            try:
+                ages[folder] = now - folder.stat().st_mtime
+            except OSError:
+                pass
+        for folder in folders:
+            try:
+                if ages.get(folder, 0.0) >= min_age_s and not any(folder.iterdir()):
+                    folder.rmdir()
+                    n += 1
+            except OSError:
+                pass
+        return n
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 # -- personal calibration ---------------------------------------------------------------------------------------
@@ -1329,15 +1431,44 @@ class NoOutsideRequests:
 
 def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, max_file_size: str = "200mb",
            **build_kw) -> None:
-    """Serve the page until Ctrl-C. ``share`` asks Gradio for a public link (needs internet)."""
+    """Serve the page until Ctrl-C (or SIGTERM). ``share`` asks Gradio for a public link (needs internet). Every
+    file the page makes goes into one folder of this server's own (DemoFiles), removed when it stops."""
+    global _FILES
     if not log.handlers:  # the server's own lines (tabs closed and freed) on stderr
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("fingerspell demo: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
-    app = build_app(**build_kw)
-    from starlette.middleware import Middleware
+    import atexit
+    import signal
 
-    app.launch(server_name=host, server_port=port, share=share, show_api=False, ssr_mode=False,
-               max_file_size=max_file_size, show_error=False, inbrowser=False,
-               app_kwargs={"middleware": [Middleware(NoOutsideRequests)]})
+    files = _FILES = DemoFiles()
+    for folder in files.stale_removed:
+        log.info("removed %s, left by a demo server that was killed", folder)
+    atexit.register(files.remove)  # also when start-up fails
+    # Gradio reads GRADIO_TEMP_DIR when it makes each component (build_app), and two modules once at import.
+    os.environ["GRADIO_TEMP_DIR"] = str(files.path)
+    import gradio.routes
+    import gradio.screen_recording_utils
+
+    gradio.routes.DEFAULT_TEMP_DIR = gradio.screen_recording_utils.DEFAULT_TEMP_DIR = str(files.path)
+
+    def stop(signum, frame):  # SIGTERM (kill, a service manager) stops the server as Ctrl-C does: files removed
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+    app = None
+    try:
+        app = build_app(**build_kw)
+        from starlette.middleware import Middleware
+
+        app.launch(server_name=host, server_port=port, share=share, show_api=False, ssr_mode=False,
+                   max_file_size=max_file_size, show_error=False, inbrowser=False,
+                   app_kwargs={"middleware": [Middleware(NoOutsideRequests)]})  # returns on Ctrl-C or SIGTERM
+    finally:
+        if app is not None:
+            app.fs_stop_sweep.set()
+            app.close(verbose=False)
+        files.remove()
+        _FILES = None

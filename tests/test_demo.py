@@ -411,6 +411,89 @@ def test_a_large_image_is_downscaled(tmp_path):
     assert max(shown.shape[:2]) == demo.MAX_SIDE and letter == "B"
 
 
+def test_empty_folders_left_by_gradios_cleanup_are_pruned(tmp_path):
+    files = demo.DemoFiles(tmp_path)
+    assert files.path.parent == tmp_path and files.path.name.startswith(demo.FILES_PREFIX)
+    old, new = files.path / "a" / "b", files.path / "c"
+    old.mkdir(parents=True)
+    new.mkdir()
+    (files.path / "d").mkdir()
+    (files.path / "d" / "upload.png").write_bytes(b"x")
+    for folder in (old, old.parent):
+        os.utime(folder, (time.time() - 120, time.time() - 120))
+    assert files.prune_empty(min_age_s=60) == 2  # a/b, then a; c is too new (its file may be on its way)
+    assert {p.name for p in files.path.iterdir()} == {"c", "d", demo.FILES_MARKER}
+    files.remove()
+    assert not files.path.exists() and tmp_path.exists()
+
+
+def start_demo(port: int, env: dict, log) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "demo", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wait_until_serving(f"http://127.0.0.1:{port}/", proc, log)
+    return proc
+
+
+def test_a_server_keeps_its_files_in_its_own_folder_removed_when_it_stops_or_by_the_next_one(tmp_path):
+    """Uploads and the Upload tab's result images go into one folder of the server's own, inside $GRADIO_TEMP_DIR.
+    A killed server (kill -9) leaves it; the next server removes it on start-up, and nothing else: not folders
+    without the demo's marker, nor one whose server is alive. A clean stop (SIGTERM) leaves nothing."""
+    import signal
+
+    import cv2
+    from gradio_client import Client, handle_file
+
+    image, video = tmp_path / "b.png", tmp_path / "why.mp4"
+    cv2.imwrite(str(image), place_on_canvas(massey_photos("B")[0]))
+    write_spelling_video(video, massey_photos(WORD))
+    parent = tmp_path / "gradio"
+    keep = [parent / "fingerspell-demo-notes", parent / "fingerspell-demo-alive", parent / "other"]
+    for folder in keep:
+        folder.mkdir(parents=True)
+        (folder / "note.txt").write_text("not the demo's\n")
+    (keep[1] / demo.FILES_MARKER).write_text(f'{{"pid": {os.getpid()}}}')  # a server that is running
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(parent))
+
+    def recognise(port, path):
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        return client.predict(handle_file(str(path)), "asl-letters", "any", 0.5, 0.6, api_name="/run_upload")
+
+    def own_folder(proc):
+        found = [p for p in parent.iterdir() if p.name.startswith(f"{demo.FILES_PREFIX}{proc.pid}-")]
+        assert len(found) == 1, found
+        return found[0]
+
+    with tempfile.TemporaryFile() as log:
+        port = free_port()
+        first = start_demo(port, env, log)
+        try:
+            assert recognise(port, image)[2] == "B" and recognise(port, video)[2] == WORD
+            folder = own_folder(first)
+            names = {p.name for p in folder.rglob("*") if p.is_file()}
+            assert {"b.png", "why.mp4"} <= names and any(n.endswith((".webp", ".png")) and n != "b.png"
+                                                          for n in names), names  # the result image too
+        finally:
+            first.kill()  # kill -9: no clean-up
+            first.wait(10)
+        assert folder.exists()
+        second = start_demo(port, env, log)
+        try:
+            assert not folder.exists()  # removed on start-up: its server is gone
+            assert all((f / "note.txt").exists() for f in keep)
+            assert recognise(port, image)[2] == "B"
+            mine = own_folder(second)
+            assert any(p.name == "b.png" for p in mine.rglob("*"))
+            second.send_signal(signal.SIGTERM)  # a clean stop
+            assert second.wait(30) == 0
+        finally:
+            if second.poll() is None:
+                second.kill()
+        log.seek(0)
+        assert "left by a demo server that was killed" in log.read().decode(errors="replace")
+    assert sorted(parent.iterdir()) == sorted(keep)  # nothing of the demo's is left
+    assert all((f / "note.txt").exists() for f in keep)
+
+
 def test_cli_demo_without_gradio_says_how_to_install(monkeypatch, capsys):
     from realtime.cli import main
 
