@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 EXIT_BAD_INPUT = 2
@@ -134,6 +135,11 @@ def _recognizer(args):
     return rec
 
 
+def _exit_interrupted(*_) -> None:
+    print("interrupted", file=sys.stderr, flush=True)
+    os._exit(EXIT_INTERRUPTED)
+
+
 def cmd_live(args) -> int:
     from realtime.capture import SourceError, make_reader
     from realtime.classifier import ModelError
@@ -143,6 +149,10 @@ def cmd_live(args) -> int:
     if window and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("win32", "darwin")):
         return _fail("no display to open a window on; use --no-window (with --jsonl FILE to record results)")
     _writable(args.jsonl)
+    # Ctrl-C while the libraries load: a KeyboardInterrupt raised inside a third-party import can come out as
+    # another error (mediapipe turns it into an ImportError) or be swallowed. Nothing is written yet, so leave at
+    # once with 130; run_live installs its own handler (finish the frame, print the text) before it writes a file.
+    previous = signal.signal(signal.SIGINT, _exit_interrupted)
     try:
         from realtime.pipeline import check_backend
 
@@ -157,6 +167,8 @@ def cmd_live(args) -> int:
                        max_frames=args.max_frames)
     except (SourceError, ModelError, OSError, ValueError) as e:
         return _fail(str(e))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     print(run.text)
     if run.why_empty:
         print(run.why_empty, file=sys.stderr)

@@ -126,14 +126,15 @@ def run_live(recognizer: Recognizer, source: str | _Reader, window: bool = True,
         stop["flag"] = True
 
     with ExitStack() as stack:  # releases, in reverse order, whatever was acquired, even if a later step fails
+        # Ctrl-C from here on finishes the frame and leaves cleanly: set before any file is opened
+        stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
+        signal.signal(signal.SIGINT, on_sigint)
         stack.callback(recognizer.close)
         reader = source if isinstance(source, _Reader) else make_reader(source, width, height, folder_fps)
         cap = stack.enter_context(ThreadedCapture(reader))
         out = stack.enter_context(PartialFile(jsonl)) if jsonl else None
         if window:
             stack.callback(cv2.destroyAllWindows)
-        stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
-        signal.signal(signal.SIGINT, on_sigint)
         while not stop["flag"]:
             frame = cap.read(timeout=10.0)
             if frame is None:
