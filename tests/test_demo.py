@@ -7,6 +7,7 @@ Playwright, Chromium or the datasets. Set FINGERSPELL_DEMO_SCREENSHOTS=DIR to ke
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -178,6 +179,97 @@ def test_streams_are_admitted_by_measured_capacity():
     assert cap.admit(sessions[3]) is None and cap.admit(sessions[0]) is not None
     for s in sessions:
         s.rec = None
+
+
+def test_wait_estimate_from_the_streams_running_and_how_long_streams_last():
+    est = demo.estimate_wait
+    recent = [60.0] * 5  # streams here have lasted a minute
+    assert est(0, [30.0], 1, recent, 600) == 30  # first in line: the running stream's expected rest
+    assert est(1, [30.0], 1, recent, 600) == 90  # second: then one typical stream more
+    assert est(0, [30.0, 50.0], 2, recent, 600) == 10  # two places: the one running longer frees first
+    assert est(1, [30.0, 50.0], 2, recent, 600) == 30  # ... and the one ahead takes it
+    assert est(0, [10.0], 2, recent, 600) == 0  # a free place
+    assert est(0, [30.0], 1, [], 600) == 570  # nothing measured yet: up to the time limit
+    assert est(0, [90.0], 1, recent, 600) == 510  # longer than the recent ones: up to the limit
+    assert est(0, [700.0], 1, recent, 600) == demo.OVERRUN_S  # past the limit: told to stop
+    assert est(2, [30.0], 1, [20.0, 40.0, 50.0], 600) == 15 + 40 + 40  # the median of the longer ones, then typical
+
+
+def test_a_stream_waiting_for_room_sees_its_place_and_a_wait_that_moves_and_no_round_trip_of_the_wait():
+    """2 cores fit three 50 ms streams; two more wait in order, each told its place and a wait estimate made from how
+    long the running streams have run and how long streams lasted lately, updated as time passes and the queue
+    moves. Once a waiting stream runs, its first round trips (which carry the wait) are not counted, nor are the
+    frames it sent while waiting counted as dropped."""
+    clock = FakeClock()
+    cap = demo.StreamCapacity(fps=10, cores=2, time_limit=600)
+    cap.recent.extend([60.0] * 5)
+    running = [demo.LiveSession(clock=clock) for _ in range(3)]
+    blank = np.zeros((480, 640, 3), np.uint8)
+
+    def tick(seconds, sessions):  # every session sends a frame a second (the running ones without recognition)
+        for _ in range(int(seconds)):
+            clock.t += 1.0
+            for s in running:
+                if s in sessions:
+                    s.over_time(clock(), 600)
+                    cap.track(s)
+                    assert cap.admit(s) is None
+            outs = [demo.live_frame(blank, s, "asl-letters", "any", 0.5, 0.6, f"{s.n}:{clock.t * 1000:.0f}:19980",
+                                    time_limit=600, capacity=cap) for s in waiting if s in sessions]
+            for s in waiting:
+                s.n += 1
+        return outs
+
+    for s in running:
+        s.server_ms.extend([50.0] * 5)
+        s.rec = object()  # streaming
+    waiting = [demo.LiveSession(clock=clock) for _ in range(2)]
+    for s in waiting:
+        s.n = 1
+        s.server_ms.extend([50.0] * 29)  # as heavy as the others once it runs (the median of the last 30)
+    tick(10, running[:1])
+    tick(10, running[:2])
+    outs = tick(10, running + waiting)  # the first stream has run 30 s, the second 20 s
+    first, second = (o[2] for o in outs)
+    assert "You are 1st in line; expected wait about 30 seconds" in first, first
+    assert "You are 2nd in line; expected wait about 40 seconds" in second, second
+    assert "lasted about 60 seconds lately" in first
+    assert all(s.processed == 0 for s in waiting)
+    outs = tick(10, running + waiting)
+    assert "1st in line; expected wait about 20 seconds" in outs[0][2] and "about 30 seconds" in outs[1][2]
+    tick(3, running[1:] + waiting)  # the first stream stopped (no frame for 2 s): the first in line runs
+    assert waiting[0].processed == 1 and len(cap.recent) == 6 and cap.recent[-1] == 39  # it ran from 101 to 140 s
+    outs = tick(1, running[1:] + waiting)
+    assert "You are 1st in line" in outs[1][2]  # the second moved up
+    assert 19980 not in waiting[0].round_trip_ms  # the round trip its stamps carried while it waited
+    assert waiting[0].dropped_stale == 0  # the frames numbered while it waited are not dropped frames
+    waiting[0].note_stamp(f"{waiting[0].n}:0:75")
+    assert list(waiting[0].round_trip_ms) == [75]
+    for s in running:
+        s.rec = None
+    waiting[0].close()
+
+
+def test_gradios_queue_shows_the_measured_wait_not_the_whole_time_limit():
+    """A tab waiting in Gradio's queue (all --max-streams places taken) gets its place and the estimate above as
+    Gradio's ETA (Gradio's own: none before a stream has ended, then the whole time limit)."""
+    app = demo.build_app(max_streams=1, time_limit=600)
+    try:
+        queue = app._queue
+        for fn in app.fns.values():
+            queue.create_event_queue_for_fn(fn)  # as the server does at start-up
+        group = queue.event_queue_per_concurrency_id["live"]
+        app.fs_capacity.recent.extend([60.0] * 5)
+        stream_fn = next(fn for fn in app.fns.values() if fn.concurrency_id == "live")
+        group.start_times_per_fn[stream_fn].add(time.time() - 30)  # one stream, running for 30 s
+        group.queue.extend([SimpleNamespace(_id="a"), SimpleNamespace(_id="b")])  # two tabs wait
+        sent = []
+        queue.send_message = lambda event, msg: sent.append((event._id, msg.rank, msg.queue_size, msg.rank_eta))
+        queue.broadcast_estimations("live")
+        assert [m[:3] for m in sent] == [("a", 0, 2), ("b", 1, 2)]
+        assert sent[0][3] == pytest.approx(30, abs=1) and sent[1][3] == pytest.approx(90, abs=1)
+    finally:
+        app.fs_stop_sweep.set()
 
 
 def test_long_text_stays_inside_the_annotated_frame():
@@ -679,6 +771,11 @@ def test_browser_a_second_stream_waits_in_the_queue_then_runs(browser, server):
     second.wait_for_function("() => (document.querySelector('#fs-live-out')?.innerText || '').includes('queue: 1/1')",
                              timeout=15_000)
     assert second.locator("#fs-text textarea").input_value() == ""
+    status = second.locator("#fs-live-out").inner_text()
+    print("queued tab sees:", status.replace("\n", " "))
+    # its wait estimate (patch_queue_estimates): 'queue: 1/1 | 0.4/590.2s', at most the stream's time limit left
+    eta = re.search(r"queue: 1/1 \|\s*[\d.]+/([\d.]+)s", status)
+    assert eta and 0 < float(eta[1]) <= 600, status
     first.locator("#fs-cam").get_by_role("button", name="capture photo").click()  # Stop: the queue moves on
     second.wait_for_function("w => [...w].some(c => (document.querySelector('#fs-text textarea')?.value || '')"
                              ".includes(c))", arg=WORD, timeout=30_000)
