@@ -252,9 +252,6 @@ def export_j2s_model(model_pt: str | Path, folder: str | Path, name: str | None 
         "input": {"name": "image", "shape": ["batch", 3, size, size], "dtype": "float32"},
         "output": {"name": "probs", "shape": ["batch", len(labels)], "dtype": "float32",
                    "meaning": "class probabilities (softmax), in the order of labels"},
-        **({"embedding": {"name": EMBEDDING, "shape": ["batch", embedding_dim], "dtype": "float32",
-                          "meaning": "penultimate activations, compared by personal calibration (--profile)"}}
-           if embedding_dim else {}),
         "outputs": {"keypoints": "(batch, 21, 2): x, y of MediaPipe's 21 hand joints as fractions of the crop",
                     "probs": "(batch, classes)"},
         "normalisation": summary["normalisation"], "crop": crop, "model": summary["model"],

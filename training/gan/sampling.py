@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from training.gan.config import GANConfig
+from training.gan.factory import build_models
 from training.gan.pose_maps import pose_maps
 
 
@@ -49,8 +50,6 @@ def read_checkpoint(path: Path, map_location="cpu") -> dict:
 
 def load_generator(path: str | os.PathLike, device: str = "cpu", ema: bool = True) -> LoadedGenerator:
     """A generator from a trainer checkpoint (``checkpoint.pt`` or its folder), or a shipped ``generator.pt``."""
-    from training.gan.trainer import build_models
-
     path = Path(path)
     if path.is_dir():
         path = next((path / f for f in ("checkpoint.pt", "generator.pt") if (path / f).exists()), path / "checkpoint.pt")

@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from training.gan.config import GANConfig
 from training.gan.diffaug import diff_augment
-from training.gan.discriminator import Discriminator
-from training.gan.generator import Generator
+from training.gan.factory import build_models
 from training.gan.losses import d2d_ce, d_hinge, g_hinge
-from training.gan.pose_maps import POSE_KINDS, flip_keypoints, pose_maps
+from training.gan.sampling import read_checkpoint, save_grid
+from training.gan.pose_maps import flip_keypoints, pose_maps
 from training.hand_crops import HandCrops, load_hand_crops
 from training.splits import limit_per_class
 from training.train_j2s import resolve_device
@@ -58,18 +58,6 @@ def training_set(config: GANConfig, datasets=None, cache_dir=None, progress: boo
     if not len(idx):
         raise ValueError(f"no training images left in {config.dataset} after the config's filters")
     return crops.subset(idx)
-
-
-def build_models(config: GANConfig, num_classes: int) -> tuple[Generator, Discriminator]:
-    if config.model == "reacgan":
-        g = Generator(config.size, config.z_dim, config.g_ch, "label", num_classes=num_classes, sn=config.g_sn)
-        d = Discriminator(config.size, config.d_ch, 3, num_classes=num_classes, embed_dim=config.embed_dim)
-    else:
-        pc = POSE_KINDS[config.pose]
-        g = Generator(config.size, config.z_dim, config.g_ch, "pose", pose_channels=pc,
-                      spade_hidden=config.spade_hidden, sn=config.g_sn)
-        d = Discriminator(config.size, config.d_ch, 3 + pc)
-    return g, d
 
 
 def _unwrap(m: nn.Module) -> nn.Module:
@@ -230,7 +218,6 @@ class GANTrainer:
         path = self.out / "checkpoint.pt"
         if not path.exists():
             return False
-        from training.gan.sampling import read_checkpoint
 
         ck = read_checkpoint(path, self.device)
         saved = GANConfig.from_dict(ck["config"])
@@ -262,7 +249,6 @@ class GANTrainer:
     # -- outputs --------------------------------------------------------------------------------------
     @torch.no_grad()
     def sample_grid(self, path: Path) -> None:
-        from training.gan.sampling import save_grid
 
         z, cond, idx = self.fixed
         fake = self.G_ema(z, cond)
