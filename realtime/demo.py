@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import available_models, weights_dir
+from realtime.classifier import NO_LETTER, available_models, weights_dir
 from realtime.pipeline import StageTimer
 from realtime.speller import SpellerConfig
 
@@ -856,7 +856,6 @@ def parse_letters(text: str | None, model: str) -> list[str]:
     ``model`` (its no-letter class is never asked for); returned in the model's order."""
     import gradio as gr
 
-    from realtime.classifier import NO_LETTER
 
     labels = [label for label in manifest(model)["labels"] if label != NO_LETTER]
     if not (text or "").strip():
@@ -922,7 +921,6 @@ def calibration_html(session: LiveSession | None, model: str, t: float | None = 
 
 def profile_markdown(session: LiveSession | None) -> str:
     """The live tab's line about the profile in use."""
-    from realtime.classifier import NO_LETTER
 
     p = session.profile if isinstance(session, LiveSession) else None
     note = session.profile_note if isinstance(session, LiveSession) else ""
@@ -1155,6 +1153,11 @@ def analyse_image(img_rgb: np.ndarray, settings: Settings):
             return shown, None, "", f"**No {which}hand found in this image.** Try a photo where the hand is clearly visible."
         k = int(np.argmax(probs))
         letter, conf = rec.labels[k], float(probs[k])
+        if letter == NO_LETTER:  # the model's no-letter class: a hand that spells nothing
+            result = FrameResult(0.0, hands, hand, None, 0.0, None, "", dict(timer.ms))
+            shown = cv2.cvtColor(draw(bgr, result, show_timing=False, hint=None), cv2.COLOR_BGR2RGB)
+            return shown, top_readings(rec, probs), "", (f"**No letter**: this hand shape spells nothing ({conf:.0%} "
+                                                          "confidence), so nothing would be typed.")
         result = FrameResult(0.0, hands, hand, letter, conf, None, letter, dict(timer.ms))
         shown = cv2.cvtColor(draw(bgr, result, show_timing=False, hint=None), cv2.COLOR_BGR2RGB)
         ms = " · ".join(f"{k} {v:.1f} ms" for k, v in timer.ms.items())
@@ -1281,11 +1284,13 @@ def reference_html(model: str) -> str:
     """The selected model's letters as tiles (letters of the alphabet it cannot read struck through), and a photo
     per letter when the datasets are at hand."""
     m = manifest(model)
-    labels = set(m["labels"])
+    labels = set(m["labels"]) - {NO_LETTER}
     tiles = "".join(f'<span title="recognised">{c}</span>' if c in labels else
                     f'<span class="fs-missing" title="not recognised">{c}</span>' for c in ALPHABET)
-    extra = [x for x in m["labels"] if x not in ALPHABET]
+    extra = [x for x in m["labels"] if x not in ALPHABET and x != NO_LETTER]
     more = f"<p>Also: {' '.join(extra)}</p>" if extra else ""
+    if NO_LETTER in m["labels"]:
+        more += "<p>It also knows hands that spell nothing (other hand signs, such as some digits): those are never typed.</p>"
     missing = "".join(c for c in ALPHABET if c not in labels)
     note = (f"<p>{model} reads {len(labels)} letters. Not read: {', '.join(missing)}"
             " (J and Z are movements, not hand shapes).</p>" if missing else "")

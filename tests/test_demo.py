@@ -435,6 +435,18 @@ def test_upload_an_image(tmp_path):
     assert shown.shape == (480, 640, 3) and "**B**" in summary
 
 
+def test_upload_of_a_hand_that_spells_nothing_says_so(tmp_path):
+    """An open hand (the digit 5 of `digits`) is asl-letters' no-letter class: no letter, and it says why."""
+    import shutil
+
+    from helpers import need_dataset
+
+    src = sorted((need_dataset("digits") / "5").iterdir())[0]
+    shutil.copy(src, tmp_path / "five.jpg")
+    shown, readings, letter, chart, summary = upload(tmp_path / "five.jpg")
+    assert letter == "" and "No letter" in summary and max(readings, key=readings.get) == "none"
+
+
 def test_upload_a_video_gives_transcript_chart_and_progress(tmp_path):
     from matplotlib.figure import Figure
 
