@@ -225,3 +225,24 @@ def test_calibrate_and_eval_commands_with_a_profile(tmp_path, asl_small):
     prof.write_text("{ not json")
     r = run_cli("live", "--no-window", "--source", str(clip), "--profile", str(prof))
     assert r.returncode == 2 and "not a readable profile" in r.stderr
+
+
+def test_a_profile_serves_the_fused_classifier_too():
+    """--classifier fused with a profile: the keypoint model's embedding measures the similarity, added to the fused
+    reading; a sample of a letter then reads as that letter."""
+    from realtime.calibration import make_profile
+    from realtime.classifier import OnnxClassifier
+    from realtime.crop_classifier import FusedClassifier, OnnxImageClassifier
+
+    kp, im = OnnxClassifier("lis-letters"), OnnxImageClassifier("lis-letters-image")
+    fused = FusedClassifier(kp, im)
+    rng = np.random.default_rng(0)
+    samples = rng.normal(size=(len(kp.labels), kp.spec.dim)).astype(np.float32)
+    cal = CalibratedClassifier(fused, make_profile(kp, samples, list(kp.labels)))
+    crop = np.zeros((1, 3, im.size, im.size), np.float32)
+    for i in (0, 5, 11):
+        q = cal((samples[i:i + 1], crop))
+        assert q.shape == (len(kp.labels),) and np.isclose(q.sum(), 1.0, atol=1e-5)
+        assert cal.labels[int(np.argmax(q))] == kp.labels[i]
+    with pytest.raises(ProfileError, match="made for lis-letters"):
+        CalibratedClassifier(OnnxClassifier("asl-letters"), make_profile(kp, samples, list(kp.labels)))
