@@ -63,11 +63,15 @@ def export_image_classifier(run: str | Path, folder: str | Path, name: str | Non
         "output": {"name": "probs", "shape": ["batch", len(clf.labels)], "dtype": "float32",
                    "meaning": "class probabilities (softmax), in the order of labels"},
         "training": {
-            "data": [extra.get("data")] if extra.get("data") else [],
+            "data": (list(extra["data"]) if isinstance(extra.get("data"), (list, tuple))
+                     else [extra["data"]] if extra.get("data") else []),
+            **({"alphabet": extra["alphabet"]} if extra.get("alphabet") else {}),
+            **({"sampling": extra["sampling"]} if extra.get("sampling") else {}),
             "data_sha256": extra.get("data_sha256"),
             "datasets_env": "FINGERSPELL_DATASETS (the datasets are not in the repository; see README)",
             "config": {**{k: v for k, v in config.items() if k != "extra"},
-                       "test_signers": extra.get("test_signers", [])},
+                       "test_signers": extra.get("test_signers", []),
+                       **({"test_datasets": extra["test_datasets"]} if "test_datasets" in extra else {})},
             "strategy": clf.info.get("strategy"),
             "generated": extra.get("generated"),
             "best_epoch": clf.info.get("epoch"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,16 +72,43 @@ def cmd_train_classifier(args) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        root = resolve_dataset(args.data, args.datasets)
-        spec = DATASETS.get(root.name)
-        crop = args.crop or (spec.crop if spec else "hand")
-        test_signers = args.test_signers if args.test_signers is not None else list(spec.test_signers if spec else [])
-        crops = load_hand_crops(root, args.size, crop, labels=_labels(args.labels), cache_dir=args.cache_dir)
+        names = _labels(args.data) or []
+        multi = len(names) > 1 or bool(args.test_datasets)
+        weights = None
+        if multi:
+            from training.image_sets import balanced_weights, load_crop_sets, split_sets
+
+            if args.per_class:
+                raise ValueError("--per-class applies to one dataset (--data NAME)")
+            roots = [resolve_dataset(n, args.datasets) for n in names]
+            crop = args.crop or "hand"
+            alphabet = None if args.alphabet == "none" else (args.alphabet or "asl")
+            sets = load_crop_sets(roots, args.size, crop, alphabet, _labels(args.labels), args.cache_dir)
+            crops = sets.crops
+            test_signers, test_datasets = args.test_signers or [], args.test_datasets or []
+            train, val, test = split_sets(sets, test_datasets, test_signers)
+            weights = balanced_weights(sets.datasets[train], crops.labels[train])
+            data_name, hashes, held = "+".join(sets.names), sets.hashes, test_signers + test_datasets
+        else:
+            root = resolve_dataset(args.data, args.datasets)
+            spec = DATASETS.get(root.name)
+            crop = args.crop or (spec.crop if spec else "hand")
+            test_signers = args.test_signers if args.test_signers is not None else list(spec.test_signers if spec else [])
+            test_datasets = []
+            crops = load_hand_crops(root, args.size, crop, labels=_labels(args.labels), cache_dir=args.cache_dir)
+            alphabet = None if args.alphabet in (None, "none") else args.alphabet
+            if alphabet:
+                from training.image_sets import alphabet as alphabet_of
+                from training.image_sets import map_crop_labels
+
+                letters, label_map = alphabet_of(alphabet)
+                crops = map_crop_labels(crops, label_map.get(root.name, {}), letters)
+            unknown = sorted(set(test_signers) - set(crops.signers.tolist()))
+            if unknown:
+                raise ValueError(f"test signers {unknown} are not in {root.name} (it has {sorted(set(crops.signers))})")
+            train, val, test = held_out_split(crops, test_signers, args.per_class)
+            data_name, hashes, held = root.name, {root.name: crops.data_sha256}, test_signers
         labels = crops.classes
-        unknown = sorted(set(test_signers) - set(crops.signers.tolist()))
-        if unknown:
-            raise ValueError(f"test signers {unknown} are not in {root.name} (it has {sorted(set(crops.signers))})")
-        train, val, test = held_out_split(crops, test_signers, args.per_class)
         strategy = StrategyConfig(args.strategy, args.pretrain_epochs, args.schedule, args.lambda0,
                                   0.1 if args.rate is None else args.rate, args.mixup_alpha)
         generated = None
@@ -99,30 +127,39 @@ def cmd_train_classifier(args) -> int:
                 generated = (generated[0][keep], generated[1][keep])
                 print(f"filtered: kept the top {args.filter_top_k} of each class ({len(keep)} images), "
                       f"mean p(class) {score[keep].mean():.3f} against {score.mean():.3f} before")
-        out = Path(args.out or f"runs/classifier/{root.name}-{args.strategy}")
+        out = Path(args.out or f"runs/classifier/{data_name}-{args.strategy}")
         config = ClassifierConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                  cosine=args.cosine, seed=args.seed, weights=args.weights,
-                                  extra={"data": root.name, "data_sha256": {root.name: crops.data_sha256},
+                                  cosine=args.cosine, augment=args.augment, seed=args.seed, weights=args.weights,
+                                  extra={"data": names if multi else data_name, "data_sha256": hashes,
                                          "crop": crop, "size": args.size,
                                          "test_signers": test_signers, "per_class": args.per_class,
+                                         **({"alphabet": alphabet} if alphabet else {}),
+                                         **({"test_datasets": test_datasets,
+                                             "sampling": "balanced by dataset, then class"} if multi else {}),
                                          "generated": args.generated, "filter_top_k": args.filter_top_k,
                                          "command": " ".join(["fingerspell"] + sys.argv[1:])})
-        print(f"{root.name}: {len(train)} training, {len(val)} validation, {len(test)} test images "
-              f"(test signers {test_signers or 'none'}); strategy {args.strategy}")
+        print(f"{data_name}: {len(train)} training, {len(val)} validation, {len(test)} test images "
+              f"(held out: {held or 'none'}); {len(labels)} classes; strategy {args.strategy}"
+              + ("; batches balanced by dataset, then class" if multi else ""))
+        t0 = time.perf_counter()
         clf = train_with_strategy(crops.images[train], crops.labels[train], crops.images[val], crops.labels[val],
-                                  labels, out, config, strategy, generated, resolve_device(args.device))
+                                  labels, out, config, strategy, generated, resolve_device(args.device),
+                                  sample_weights=weights)
+        seconds = time.perf_counter() - t0
         report = held_out_report(clf, crops.images[test], crops.labels[test], out)
-        report.update(data=root.name, test_signers=test_signers, train_images=int(len(train)),
-                      strategy=strategy.strategy, best_epoch=clf.info["epoch"])
+        report.update(data=data_name, test_signers=test_signers, test_datasets=test_datasets,
+                      train_images=int(len(train)), strategy=strategy.strategy, best_epoch=clf.info["epoch"],
+                      train_seconds=round(seconds, 1))
         (out / "report.json").write_text(json.dumps(report, indent=1))
-        print(f"best epoch {clf.info['epoch']} (val loss {clf.info['val_loss']:.3f}); "
-              + (f"test accuracy {report['accuracy']:.1%} on {len(test)} images of {test_signers}" if len(test)
-                 else "no test signers: no test accuracy"))
+        print(f"best epoch {clf.info['epoch']} (val loss {clf.info['val_loss']:.3f}); {seconds:.0f} s; "
+              + (f"test accuracy {report['accuracy']:.1%} on {len(test)} hand crops of {held}" if len(test)
+                 else "nothing held out: no test accuracy"))
         if args.export:
             from export.image_export import export_image_classifier
 
             export_image_classifier(out, args.export, args.name, crops.images[test] if len(test) else crops.images[val],
-                                    {"test_accuracy": report.get("accuracy"), "test_signers": test_signers})
+                                    {"test_accuracy": report.get("accuracy"), "test_signers": test_signers,
+                                     **({"test_datasets": test_datasets} if multi else {})})
             print(f"exported {args.export}/model.onnx + manifest.json")
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         return _fail(str(e))
@@ -162,6 +199,21 @@ def cmd_classifier_grid(args) -> int:
         results = collect(exp.out)
         if args.doc:
             write_strategies_doc(results, args.doc, exp.out, exp.preset.generated_per_class)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        return _fail(str(e))
+    return 0
+
+
+def cmd_results_fused(args) -> int:
+    from realtime.cli import _datasets_root
+    from training.fused_results import FOLDS, run_fused_results
+
+    try:
+        folds = _labels(args.folds) or list(FOLDS)
+        unknown = sorted(set(folds) - set(FOLDS))
+        if unknown:
+            raise ValueError(f"unknown fold(s) {unknown}; choose from {', '.join(FOLDS)}")
+        run_fused_results(_datasets_root(args.datasets), args.out, args.doc, folds, args.keypoint_runs, args.cache_dir)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         return _fail(str(e))
     return 0
@@ -236,7 +288,14 @@ def register(tsub) -> None:
                     "image mixed with a generated one with probability lambda(t), else with another real one, "
                     "eq. 4-5); lambda(t) starts at --lambda0 and follows --schedule. Test accuracy is on held-out "
                     "signers (GIULIA for lis).", formatter_class=fmt)
-    c.add_argument("--data", default="lis", help="dataset name (under $FINGERSPELL_DATASETS) or folder")
+    c.add_argument("--data", default="lis", help="dataset name (under $FINGERSPELL_DATASETS) or folder; several, "
+                                                 "comma-separated, train one classifier of an --alphabet on all")
+    c.add_argument("--alphabet", choices=("asl", "lis", "none"),
+                   help="map each dataset's labels as that alphabet's keypoint recipe does (asl: digits 0/2/6/9 -> "
+                        "O/V/W/F) and keep only its letters (default: asl with several datasets, none with one)")
+    c.add_argument("--test-datasets", nargs="*", metavar="NAME",
+                   help="several datasets: hold these whole datasets out for the test accuracy (with several "
+                        "datasets, --test-signers take DATASET/SIGNER and default to none)")
     c.add_argument("--strategy", choices=("real", "pretrain", "regularizer", "mixup"), default="real",
                    help="how generated images are used")
     c.add_argument("--generated", metavar="DIR", help="generated image folder from 'fingerspell generate'")
@@ -263,14 +322,32 @@ def register(tsub) -> None:
     c.add_argument("--cosine", action="store_true",
                    help="decay the learning rate to zero over the epochs (the paper keeps it constant; from scratch "
                         "and with few epochs, a higher rate decayed this way converges far sooner)")
+    c.add_argument("--augment", action="store_true",
+                   help="random rotation, scale and shift of the crop, and other light and colour (brightness, "
+                        "contrast, saturation, white balance): for people and cameras the data lacks")
     _lambda_args(c)
     c.add_argument("--seed", type=int, default=0, help="random seed")
-    c.add_argument("--out", help="run folder (default: runs/classifier/DATA-STRATEGY)")
+    c.add_argument("--out", help="run folder (default: runs/classifier/DATA-STRATEGY, DATA the datasets joined by +)")
     c.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json to DIR "
                                                    "(e.g. weights/lis-letters-image)")
     c.add_argument("--name", help="model name in the exported manifest (default: the folder's name)")
     _run_args(c)
     c.set_defaults(func=cmd_train_classifier)
+
+    f = tsub.add_parser(
+        "results-fused", help="ASL: keypoints, the image classifier and fused, each photo dataset held out in turn",
+        description="For each of roboflow, kaggle_asl, massey and digits held out: the shipped keypoint recipe "
+                    "trained without it (the new-people cell, trained if missing), the ASL image classifier trained "
+                    "on the other photo datasets (the CPU preset), and --classifier fused with image weights 0.3 and "
+                    "0.5, scored on all of its photos (no hand found counts as wrong). Cached per fold in --out.",
+        formatter_class=fmt)
+    f.add_argument("--folds", help="comma-separated held-out datasets (default: roboflow,kaggle_asl,massey,digits)")
+    f.add_argument("--out", default="runs/fused", help="per-fold results and image classifiers (resumable)")
+    f.add_argument("--keypoint-runs", default="runs/new-people", help="the keypoint models ('train results' --out)")
+    f.add_argument("--doc", default="docs/results-fused.md", help="markdown page for the table")
+    f.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
+    f.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
+    f.set_defaults(func=cmd_results_fused)
 
     g = tsub.add_parser(
         "classifier-grid", help="paper 000's experiments: strategies x GAN sources x data sizes, tables and plots",

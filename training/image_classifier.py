@@ -114,6 +114,7 @@ class ClassifierConfig:
     eps: float = 1e-6
     flip: bool = True
     cosine: bool = False  # decay the lr to zero over the epochs (the evaluator's recipe; the paper's is constant)
+    augment: bool = False  # new views and light (training.image_classifier.augment_batch): for other people's photos
     seed: int = 0
     weights: str | None = None
     extra: dict = field(default_factory=dict)  # provenance: data, split, command
@@ -165,9 +166,9 @@ class ImageClassifier:
 class _Batches:
     """Random training batches of one set (real or generated), flipped at random, as model inputs."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, index: dict, flip: bool, device):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, index: dict, flip: bool, device, augment: bool = False):
         self.x, self.y = to_input(images), torch.tensor([index[c] for c in labels])
-        self.flip, self.device = flip, device
+        self.flip, self.device, self.augment = flip, device, augment
 
     def __len__(self) -> int:
         return len(self.y)
@@ -177,10 +178,35 @@ class _Batches:
         if self.flip:
             flip = torch.rand(len(xb)).to(self.device) < 0.5
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+        if self.augment:
+            xb = augment_batch(xb)
         return xb, yb
 
     def draw(self, n: int):
         return self.take(torch.randint(len(self.y), (n,)))
+
+
+def augment_batch(x: torch.Tensor, rotate_deg: float = 15.0, scale: float = 0.15, shift: float = 0.1) -> torch.Tensor:
+    """Other framings and other light for a batch (B, 3, S, S) in -1..1: a random rotation, scale and shift of the
+    crop (the border replicated, as the live crop does), then per image brightness, contrast, saturation (a fifth
+    made grey) and a white-balance gain per channel. The landmark framing fixes the hand's place only roughly, and
+    other people's photos differ most in light and camera colour."""
+    b, dev = len(x), x.device
+    u = lambda lo, hi: torch.empty(b, device=dev).uniform_(lo, hi)  # noqa: E731
+    ang = u(-rotate_deg, rotate_deg) * np.pi / 180
+    s = 1 / u(1 - scale, 1 + scale)
+    theta = torch.stack([torch.stack([s * torch.cos(ang), -s * torch.sin(ang), u(-shift, shift) * 2], 1),
+                         torch.stack([s * torch.sin(ang), s * torch.cos(ang), u(-shift, shift) * 2], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    v = (x + 1) / 2  # 0..1
+    grey = (0.299 * v[:, 0] + 0.587 * v[:, 1] + 0.114 * v[:, 2]).unsqueeze(1)
+    sat = torch.where(torch.rand(b, device=dev) < 0.2, torch.zeros(b, device=dev), u(0.5, 1.5))
+    v = grey + (v - grey) * sat[:, None, None, None]
+    mean = v.mean(dim=(1, 2, 3), keepdim=True)
+    v = mean + (v - mean) * u(0.6, 1.4)[:, None, None, None] + u(-0.2, 0.2)[:, None, None, None]
+    v = v * torch.empty(b, 3, 1, 1, device=dev).uniform_(0.85, 1.15)
+    return v.clamp(0, 1) * 2 - 1
 
 
 def _check_labels(names: np.ndarray, labels: list[str], what: str) -> None:
@@ -194,11 +220,13 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
                      config: ClassifierConfig = ClassifierConfig(), device: str = "cpu",
                      progress: bool = True, strategy: StrategyConfig | None = None,
                      generated: tuple[np.ndarray, np.ndarray] | None = None,
-                     init: dict | None = None) -> ImageClassifier:
+                     init: dict | None = None, sample_weights: np.ndarray | None = None) -> ImageClassifier:
     """Train on uint8 crops, keep the epoch with the lowest validation loss in ``out/best.pt``. Resumable.
 
     ``strategy`` REGULARIZER or MIXUP draws on ``generated`` (images, labels) every step (eq. 1-5);
     PRETRAIN is two calls of this function (``train_with_strategy``); ``init`` starts from given weights.
+    ``sample_weights`` (one per training image): each epoch draws as many images as there are, with replacement,
+    with these probabilities (e.g. balanced by dataset and class, ``training.image_sets``); default: each once.
     """
     strategy = strategy or StrategyConfig()
     out = Path(out)
@@ -215,9 +243,13 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
         if generated is None or not len(generated[0]):
             raise ValueError(f"strategy {strategy.strategy!r} needs generated images")
         _check_labels(generated[1], labels, "generated")
+    if sample_weights is not None and (len(sample_weights) != len(train_labels) or not np.all(sample_weights >= 0)
+                                       or not np.sum(sample_weights) > 0):
+        raise ValueError("sample_weights: one non-negative weight per training image, not all zero")
+    draw = None if sample_weights is None else torch.as_tensor(np.asarray(sample_weights, np.float64))
     torch.manual_seed(config.seed)
-    real = _Batches(train_images, train_labels, index, config.flip, device)
-    fake = _Batches(*generated, index, config.flip, device) if mixing else None
+    real = _Batches(train_images, train_labels, index, config.flip, device, config.augment)
+    fake = _Batches(*generated, index, config.flip, device, config.augment) if mixing else None
     xva, yva = to_input(val_images), torch.tensor([index[c] for c in val_labels])
     size = train_images.shape[1]
     model = build_classifier(config.arch, len(labels), config.weights).to(device)
@@ -246,7 +278,8 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
         weight = (regularizer_weight(epoch, strategy.lambda0, strategy.rate, strategy.schedule)
                   if mixing else None)
         total, n = 0.0, 0
-        for idx in torch.randperm(len(real)).split(config.batch_size):
+        order = torch.randperm(len(real)) if draw is None else torch.multinomial(draw, len(real), replacement=True)
+        for idx in order.split(config.batch_size):
             if len(idx) < 2 and n:  # BatchNorm cannot train on one sample (1x1 maps at 32 px): skip that remainder
                 continue
             xb, yb = real.take(idx)
@@ -286,8 +319,10 @@ def _check_resumable(saved: dict | None, now: dict, path: Path) -> None:
     """A checkpoint resumes only the same recipe and data (more epochs allowed): anything else would mix runs."""
     if saved is None:
         return
+    defaults = asdict(ClassifierConfig())
+
     def strip(m):
-        config = {k: v for k, v in m["config"].items() if k != "epochs"}
+        config = {k: v for k, v in {**defaults, **m["config"]}.items() if k != "epochs"}  # older runs lack new keys
         config["extra"] = {k: v for k, v in (config.get("extra") or {}).items() if k != "command"}
         return {**m, "config": config}
 
@@ -299,12 +334,12 @@ def train_with_strategy(train_images: np.ndarray, train_labels: np.ndarray, val_
                         val_labels: np.ndarray, labels: list[str], out: str | os.PathLike,
                         config: ClassifierConfig, strategy: StrategyConfig,
                         generated: tuple[np.ndarray, np.ndarray] | None = None, device: str = "cpu",
-                        progress: bool = True) -> ImageClassifier:
+                        progress: bool = True, sample_weights: np.ndarray | None = None) -> ImageClassifier:
     """One of paper 000's four strategies. PRETRAIN trains ``out/pretrain`` on the generated images (the
     best epoch by loss on the real validation set), then fine-tunes it on the real images in ``out``."""
     if strategy.strategy != "pretrain":
         return train_classifier(train_images, train_labels, val_images, val_labels, labels, out, config, device,
-                                progress, strategy, generated)
+                                progress, strategy, generated, sample_weights=sample_weights)
     if generated is None or not len(generated[0]):
         raise ValueError("strategy 'pretrain' needs generated images")
     out = Path(out)
@@ -312,7 +347,7 @@ def train_with_strategy(train_images: np.ndarray, train_labels: np.ndarray, val_
                              replace(config, epochs=strategy.pretrain_epochs), device, progress,
                              StrategyConfig("real"))
     return train_classifier(train_images, train_labels, val_images, val_labels, labels, out, config, device,
-                            progress, strategy, init=first.model.state_dict())
+                            progress, strategy, init=first.model.state_dict(), sample_weights=sample_weights)
 
 
 @torch.no_grad()
