@@ -613,6 +613,23 @@ def _take_frame(frame, session: LiveSession | None):
     return session, None
 
 
+def _stream_gate(session: LiveSession, t: float, time_limit: float | None, capacity) -> tuple[str | None, str]:
+    """May this stream's frame be processed now? (None, "") yes; ("limit", "") no, it is past its time limit (its
+    room is given back); ("wait", why) no, it waits for room (a waiting stream costs almost nothing)."""
+    over = session.over_time(t, time_limit)
+    if capacity is not None:
+        capacity.track(session)  # how long streams last: the queue's wait estimate
+    if over:
+        if capacity is not None:
+            capacity.release(session)
+        return "limit", ""
+    busy = capacity.admit(session) if capacity is not None else None
+    if busy:
+        session.wait_frame()
+        return "wait", busy
+    return None, ""
+
+
 def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
                stamp: str | None = None, hands: str = "mediapipe", time_limit: float | None = None,
                capacity: StreamCapacity | None = None):
@@ -632,17 +649,11 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
         return skip
     try:
         t_in = session.clock()
-        over = session.over_time(t_in, time_limit)
-        if capacity is not None:
-            capacity.track(session)  # how long streams last: the queue's wait estimate
-        if over:  # frames are no longer processed; the text stays
-            if capacity is not None:
-                capacity.release(session)
+        gate, busy = _stream_gate(session, t_in, time_limit, capacity)
+        if gate == "limit":  # frames are no longer processed; the text stays
             return (gr.skip(), gr.skip(), f"**This stream reached its {_duration(time_limit)} limit.** Press Stop, "
                     "then Record to go on: the text is kept.", gr.skip(), session)
-        busy = capacity.admit(session) if capacity is not None else None
-        if busy:  # not processed: a waiting stream costs almost nothing
-            session.wait_frame()
+        if gate == "wait":
             return gr.skip(), gr.skip(), busy, gr.skip(), session
         session.note_stamp(stamp)
         rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands))
@@ -948,18 +959,12 @@ def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, h
         return skip
     try:
         t = session.clock()
-        over = session.over_time(t, time_limit)
-        if capacity is not None:
-            capacity.track(session)
-        if over:
-            if capacity is not None:
-                capacity.release(session)
+        gate, busy = _stream_gate(session, t, time_limit, capacity)
+        if gate == "limit":
             return (gr.skip(), calibration_html(session, model, t, f"This stream reached its {_duration(time_limit)} "
                     "limit. Press Stop, then Record to go on: what was recorded is kept."), gr.skip(), gr.skip(),
                     session)
-        busy = capacity.admit(session) if capacity is not None else None
-        if busy:
-            session.wait_frame()
+        if gate == "wait":
             return gr.skip(), calibration_html(session, model, t, busy.replace("**", "")), gr.skip(), gr.skip(), session
         settings = check_settings(model, hand, hold_s, min_confidence, hands)
         why = calibratable(settings.model)
