@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import Manifest, ModelError, resolve_model, verify_sha256
+from realtime.manifest import MANIFEST, Manifest, ModelError, resolve_model, verify_sha256
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
 DEVICES = ("auto", "cpu", "cuda")
@@ -591,6 +591,35 @@ class TensorRTBackend(Backend):
 
 
 # --- choosing one -------------------------------------------------------------------------------------------------
+def open_model(model: str | Path, device: str = "auto", verify: bool = True, kind: str | None = None,
+               threads: int = 1):
+    """Resolve, check against the manifest (kind, sha256) and load -> (folder, manifest, onnx path, session)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise ModelError("onnxruntime is not installed: pip install -e '.[cpu]' (or '.[gpu]')") from e
+    folder = resolve_model(model)
+    manifest = Manifest.load(folder)
+    if kind is not None and manifest.kind != kind:
+        hint = {"j2s": "use --keypoints j2s", "image-classifier": "give it as --image-model with --classifier image"
+                }.get(manifest.kind, "use --keypoints mediapipe")
+        raise ModelError(f"{folder.name} is a {manifest.kind} model, not a {kind} ({hint})")
+    path = folder / manifest.file
+    if not path.is_file():
+        raise ModelError(f"{path} is missing (named by {folder / MANIFEST})")
+    if verify:
+        verify_sha256(path, manifest.sha256)
+    providers, _ = select_providers(device, tensorrt=False, strict=True)  # CUDA EP when asked or there, else CPU
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads  # small models: threads cost more than they save
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ModelError(f"{path}: ONNX Runtime cannot load it ({e})") from e
+    return folder, manifest, path, session
+
+
 def make_backend(backend: str, model: str | Path, device: str = "auto", precision: str = "fp32", *,
                  session=None, threads: int = 1, verify: bool = True, cuda_graphs: bool | None = None) -> Backend:
     """The backend ``backend`` for ``model`` (a name or folder; its file is checked against the manifest).
@@ -611,8 +640,6 @@ def make_backend(backend: str, model: str | Path, device: str = "auto", precisio
                                + ("or torch" if precision == "fp16" else "(an INT8 engine)"))
         if session is not None:
             return OrtBackend.from_session(session, path)
-        from realtime.classifier import open_model
-
         return OrtBackend.from_session(open_model(folder, device, verify, threads=threads)[3], path)
     if verify and backend != "tensorrt":  # for_model checks it itself
         verify_sha256(path, manifest.sha256)

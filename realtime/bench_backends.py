@@ -152,7 +152,7 @@ def _calibration_note(model) -> str:
 
 
 def bench_classifier(model: str, v: Variant, es, why_no_data: str, frames: int, threads: int = 1) -> Row:
-    from realtime.classifier import Manifest, ModelError, resolve_model
+    from realtime.manifest import Manifest, ModelError, resolve_model
 
     folder = resolve_model(model)
     m = Manifest.load(folder)
@@ -249,7 +249,7 @@ def bench_hands(source: str, hands: str, device: str, frames: int, size=(640, 48
 
 def _hand_model_bytes(hands: str, model: str) -> int:
     if hands == "onnx":
-        from realtime.classifier import weights_dir
+        from realtime.manifest import weights_dir
 
         folder = weights_dir() / "mediapipe-hands"
         files = [folder / f"palm_detection_{model}.onnx", folder / f"hand_landmark_{model}.onnx"]
@@ -301,7 +301,7 @@ def run_backend_bench(backends: str | list[str] = "all", models: list[str] | Non
                       json_out: str | Path | None = None, csv_out: str | Path | None = None,
                       progress: bool = True, threads: int = 1) -> dict:
     from export.real_inputs import NoData, eval_set
-    from realtime.classifier import available_models
+    from realtime.manifest import available_models
 
     names = list(BACKEND_NAMES) if backends in ("all", ["all"]) else (
         backends.split(",") if isinstance(backends, str) else list(backends))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.calibration import Profile, make_profile
-from realtime.classifier import NO_LETTER
+from realtime.manifest import NO_LETTER
 
 
 @dataclass

@@ -142,7 +142,7 @@ def _exit_interrupted(*_) -> None:
 
 def cmd_live(args) -> int:
     from realtime.capture import SourceError, make_reader
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from realtime.live import run_live
 
     window = not args.no_window
@@ -180,7 +180,7 @@ def cmd_live(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from training.data import DatasetError
     from training.evaluate import evaluate, plot_path
 
@@ -216,7 +216,7 @@ def _bench_options_given(args) -> list[str]:
 def cmd_bench(args) -> int:
     from realtime.bench import run_bench
     from realtime.capture import SourceError
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
 
     _writable(args.json)
     _writable(args.csv)
@@ -247,7 +247,7 @@ def cmd_bench(args) -> int:
 
 def cmd_hands_check(args) -> int:
     from realtime.backends import select_providers
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from realtime.hands_check import check_hands, check_tracking, format_check, format_tracking, write_json
     from training.data import DatasetError
 
@@ -267,7 +267,7 @@ def cmd_hands_check(args) -> int:
 def cmd_models(args) -> int:
     import json
 
-    from realtime.classifier import available_models, held_out_accuracy, weights_dir
+    from realtime.manifest import available_models, held_out_accuracy, weights_dir
 
     print("accuracy: over all images (no hand found counts as wrong) of people the model never saw")
     for name in available_models():
@@ -283,7 +283,7 @@ def cmd_calibrate(args) -> int:
     from realtime.calibrate import calibrate_camera, calibrate_images, describe
     from realtime.calibration import ProfileError
     from realtime.capture import SourceError, make_reader
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from training.data import DatasetError
 
     if args.classifier != "keypoints" or args.keypoints != "mediapipe":

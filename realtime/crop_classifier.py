@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.classifier import NO_LETTER, ModelError, check_io, open_model
+from realtime.backends import open_model
+from realtime.manifest import NO_LETTER, ModelError, check_io
 from realtime.crops import CROP_SCALE, SquareBox, crop_square
 
 CLASSIFIER_KINDS = ("keypoints", "image", "fused")

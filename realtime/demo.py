@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import NO_LETTER, available_models, weights_dir
+from realtime.manifest import NO_LETTER, available_models, weights_dir
 from realtime.pipeline import StageTimer
 from realtime.speller import SpellerConfig
 
@@ -186,7 +186,7 @@ def make_recognizer(settings: Settings, static: bool = False):
     """The pipeline for these settings; ``static`` uses the photo detectors (no tracking between frames)."""
     import gradio as gr
 
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from realtime.pipeline import Recognizer
 
     try:

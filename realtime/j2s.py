@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import ModelError, check_io, open_model
+from realtime.backends import open_model
+from realtime.manifest import ModelError, check_io
 from realtime.hands import Hand
 from realtime.palm import HandBox
 

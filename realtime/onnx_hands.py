@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.backends import CUDA_EP, TRT_EP, OrtBackend, select_providers
-from realtime.classifier import MANIFEST, ModelError, verify_sha256, weights_dir
+from realtime.manifest import MANIFEST, ModelError, verify_sha256, weights_dir
 from realtime.hand_roi import Roi, associate, crop_affine, keep_aspect, landmarks_roi, palm_roi, project_landmarks
 from realtime.hands import Hand, StaticSettings, static_views
 from realtime.palm import HandBox, static_palm_boxes

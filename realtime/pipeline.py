@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.classifier import NO_LETTER, OnnxClassifier
+from realtime.classifier import OnnxClassifier
+from realtime.manifest import NO_LETTER
 from realtime.crop_classifier import CLASSIFIER_KINDS
 from realtime.features import FeatureExtractor
 from realtime.hands import Hand, HandTracker, pick_hand

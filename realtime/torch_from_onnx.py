@@ -11,7 +11,7 @@ initializers' shapes (checked against the manifest), the weights from the initia
   ``Conv`` node's weight and bias go to the next convolution of the module, in forward order.
 
 Every initializer must be used and every parameter filled, with the same shape; anything else is a
-:class:`~realtime.classifier.ModelError` that names the tensor. ``Gemm`` nodes must have ``transB = 1``
+:class:`~realtime.manifest.ModelError` that names the tensor. ``Gemm`` nodes must have ``transB = 1``
 (torch's ``Linear`` layout) and BatchNorm epsilons are taken from the graph. The parity of the result
 against ONNX Runtime is checked by ``tests/test_backends.py`` for every shipped model.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import Manifest, ModelError, resolve_model, verify_sha256
+from realtime.manifest import Manifest, ModelError, resolve_model, verify_sha256
 
 UNUSED_BUFFERS = ("num_batches_tracked", "polar.mean_wrist")  # not in the exported graph (see J2S PolarConversion)
 

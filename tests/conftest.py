@@ -13,7 +13,7 @@ def lis_giulia(tmp_path_factory):
     """(datasets root, cache): lis cut to GIULIA and a few others, with keypoints and 64-px crops made once."""
     from helpers import lis_giulia_copy
 
-    from realtime.classifier import Manifest, weights_dir
+    from realtime.manifest import Manifest, weights_dir
     from training.j2s_data import load_crops
     from training.keypoints import load_keypoints
 

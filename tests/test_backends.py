@@ -12,8 +12,8 @@ import pytest
 from realtime.backends import (CPU_EP, CUDA_EP, TRT_EP, BackendError, BackendFallbackWarning, OrtBackend,
                                TorchBackend, engine_cache_key, engine_dir, engine_path, find_engine, make_backend,
                                select_providers)
-from realtime.classifier import (Manifest, ModelError, OnnxClassifier, available_models, resolve_model, sha256_file,
-                                 weights_dir)
+from realtime.classifier import OnnxClassifier
+from realtime.manifest import Manifest, ModelError, available_models, resolve_model, sha256_file, weights_dir
 
 ASL_DIM = Manifest.load(resolve_model("asl-letters")).features.dim  # the shipped model's feature count
 

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from realtime.classifier import Manifest, ModelError, OnnxClassifier, available_models, resolve_model, weights_dir
+from realtime.classifier import OnnxClassifier
+from realtime.manifest import Manifest, ModelError, available_models, resolve_model, weights_dir
 from realtime.cli import main
 
 SHIPPED = available_models()
@@ -231,7 +232,7 @@ def test_calibration_never_sees_the_evaluation_images(monkeypatch, lis_giulia):
     from helpers import use_small_datasets
 
     from export import real_inputs
-    from realtime.classifier import Manifest
+    from realtime.manifest import Manifest
     from training.keypoints import load_keypoints
 
     use_small_datasets(monkeypatch, *lis_giulia)  # all of GIULIA: the whole held-out set

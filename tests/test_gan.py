@@ -314,7 +314,7 @@ def test_spade_generates_from_another_datasets_poses(tmp_path):
 
 def test_shipped_generator_round_trip_and_sha_check(tmp_path):
     """gan-export writes fp16 EMA weights + manifest; load_generator reads them back and refuses a changed file."""
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from training.gan.sampling import export_generator, generate
 
     data = synthetic_crops(12)

@@ -39,7 +39,7 @@ def test_export_writes_a_checked_manifest_and_matches_torch(exported):
 
 
 def test_a_replaced_model_file_is_refused(exported, tmp_path):
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from realtime.crop_classifier import OnnxImageClassifier
 
     folder = shutil.copytree(exported[0], tmp_path / "m")
@@ -72,7 +72,7 @@ def test_hand_crop_frames_the_landmarks():
 
 
 def test_fusion_averages_probabilities_in_the_keypoint_models_label_order():
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from realtime.crop_classifier import FusedClassifier
 
     class Stub:
@@ -101,7 +101,7 @@ def test_image_and_fused_classifiers_read_real_lis_photos(exported, tmp_path):
 
     src = need_dataset("lis")
     rows = [r for r in manifest_rows(src) if r["signer"] == "GIULIA"][::80][:4]
-    from realtime.classifier import weights_dir
+    from realtime.manifest import weights_dir
 
     have = (weights_dir() / "lis-letters-image" / "manifest.json").is_file()
     image_model = "lis-letters-image" if have else exported[0]
@@ -122,7 +122,7 @@ def test_image_and_fused_classifiers_read_real_lis_photos(exported, tmp_path):
 
 
 def test_the_shipped_image_classifier_loads_and_matches_its_manifest():
-    from realtime.classifier import weights_dir
+    from realtime.manifest import weights_dir
     from realtime.crop_classifier import OnnxImageClassifier
 
     folder = weights_dir() / "lis-letters-image"
@@ -135,7 +135,7 @@ def test_the_shipped_image_classifier_loads_and_matches_its_manifest():
 
 
 def test_image_classifiers_are_refused_by_the_torch_rebuild_with_a_clear_message():
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from realtime.torch_from_onnx import rebuild
 
     with pytest.raises(ModelError, match="only keypoint and J2S models"):

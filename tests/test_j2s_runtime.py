@@ -98,7 +98,7 @@ def test_j2s_model_whose_manifest_lists_other_labels_is_refused(tmp_path):
     than reading letters off the wrong columns (the wrong input size: tests/test_shipped_models.py)."""
     import shutil
 
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from realtime.j2s import J2SClassifier
 
     folder = tmp_path / "lis-j2s"

@@ -204,7 +204,7 @@ def hand_weights():
 
 
 def test_shipped_hand_models_match_their_manifest():
-    from realtime.classifier import available_models, sha256_file
+    from realtime.manifest import available_models, sha256_file
 
     folder = hand_weights()
     m = json.loads((folder / "manifest.json").read_text())
@@ -228,7 +228,7 @@ def test_the_source_tflite_files_are_the_ones_converted():
     """The mediapipe wheel installed here holds the very .tflite files the manifest names (same sha256)."""
     import mediapipe
 
-    from realtime.classifier import sha256_file
+    from realtime.manifest import sha256_file
 
     m = json.loads((hand_weights() / "manifest.json").read_text())
     root = __import__("pathlib").Path(mediapipe.__file__).parent.parent
@@ -257,7 +257,7 @@ def test_conversion_reproduces_the_shipped_file(tmp_path):
     'convert' extra's tflite parser)."""
     pytest.importorskip("tflite", reason="the converter needs the 'tflite' package (pip install -e '.[convert]')")
     from export.mediapipe_hands import convert_one
-    from realtime.classifier import sha256_file
+    from realtime.manifest import sha256_file
 
     m = json.loads((hand_weights() / "manifest.json").read_text())
     entry = m["models"]["palm_detection_lite"]
@@ -274,7 +274,7 @@ def copy_weights(tmp_path):
 
 
 def test_a_corrupt_model_file_is_refused(tmp_path):
-    from realtime.classifier import ModelError
+    from realtime.manifest import ModelError
     from realtime.onnx_hands import OnnxHandTracker
 
     folder = copy_weights(tmp_path)
@@ -287,7 +287,7 @@ def test_a_corrupt_model_file_is_refused(tmp_path):
 
 
 def test_a_model_that_disagrees_with_its_manifest_is_refused(tmp_path):
-    from realtime.classifier import ModelError, sha256_file
+    from realtime.manifest import ModelError, sha256_file
     from realtime.onnx_hands import OnnxHandTracker
 
     folder = copy_weights(tmp_path)

@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from realtime.classifier import ModelError, OnnxClassifier, available_models, sha256_file, weights_dir
+from realtime.classifier import OnnxClassifier
+from realtime.manifest import ModelError, available_models, sha256_file, weights_dir
 from realtime.features import FeatureSpec
 
 SHIPPED = available_models()

@@ -12,7 +12,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,8 @@ from tqdm import tqdm
 
 from realtime.hands import StaticSettings
 from training.data import ImageFolder
+from training.keypoint_set import KeypointSet
+from training.landmark_sets import is_landmark_set, read_landmark_set
 
 FORMAT_VERSION = 1
 CACHE_ENV = "FINGERSPELL_CACHE"
@@ -27,45 +28,6 @@ CACHE_ENV = "FINGERSPELL_CACHE"
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "fingerspell")) / "keypoints"
-
-
-@dataclass
-class KeypointSet:
-    """Landmarks of a whole dataset, aligned with its samples. Undetected rows hold NaN."""
-
-    dataset: np.ndarray  # (N,) str: dataset name
-    rel: np.ndarray  # (N,) str
-    labels: np.ndarray  # (N,) str
-    signers: np.ndarray  # (N,) str
-    source_splits: np.ndarray  # (N,) str
-    landmarks: np.ndarray  # (N, 21, 3) float32
-    is_left: np.ndarray  # (N,) bool
-    hand_score: np.ndarray  # (N,) float32
-    detected: np.ndarray  # (N,) bool
-    readable: np.ndarray  # (N,) bool
-    image_size: np.ndarray  # (N, 2) int32 (width, height)
-
-    FIELDS = ("dataset", "rel", "labels", "signers", "source_splits", "landmarks", "is_left", "hand_score",
-              "detected", "readable", "image_size")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, idx: np.ndarray) -> "KeypointSet":
-        return KeypointSet(**{f: getattr(self, f)[idx] for f in self.FIELDS})
-
-    @classmethod
-    def concat(cls, sets: list["KeypointSet"]) -> "KeypointSet":
-        return cls(**{f: np.concatenate([getattr(s, f) for s in sets]) for f in cls.FIELDS})
-
-    def groups(self) -> np.ndarray:
-        """'dataset/signer' per row: the unit that balanced sampling and signer splits work on."""
-        return np.char.add(np.char.add(self.dataset.astype(str), "/"), self.signers.astype(str))
-
-    def summary(self) -> str:
-        n = len(self)
-        return (f"{n} images, {int((~self.readable).sum())} unreadable, {int(self.detected.sum())} with a hand "
-                f"({self.detected.mean():.1%})" if n else "0 images")
 
 
 def cache_key(dataset: ImageFolder, settings: StaticSettings) -> str:
@@ -205,8 +167,6 @@ def load_keypoints(root: str | os.PathLike, labels=None, cache_dir=None, setting
 
     The cache always covers the whole folder, so filtering by label never forces a re-run.
     """
-    from training.landmark_sets import is_landmark_set, read_landmark_set
-
     if is_landmark_set(root):  # landmark-only datasets feed the cache's format directly
         kp = read_landmark_set(root)
         return kp.subset(np.flatnonzero(np.isin(kp.labels, list(labels)))) if labels is not None else kp

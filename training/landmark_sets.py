@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.keypoint_set import KeypointSet
+
 LANDMARKS_FILE = "landmarks.csv"
 PALM = (0, 1, 5, 9, 13, 17)  # wrist, thumb CMC and the four knuckles: a near-rigid set
 BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (5, 6), (6, 7), (7, 8), (9, 10), (10, 11), (11, 12), (13, 14), (14, 15),
@@ -97,9 +99,7 @@ def recover_aspect(norm: np.ndarray, reference: np.ndarray, grid: int = 41) -> n
 
 
 def read_landmark_set(root: str | Path, reference: np.ndarray | None = None):
-    """A landmark-only dataset folder -> :class:`training.keypoints.KeypointSet` (every row detected)."""
-    from training.keypoints import KeypointSet
-
+    """A landmark-only dataset folder -> :class:`training.keypoint_set.KeypointSet` (every row detected)."""
     root = Path(root).expanduser().resolve()
     fmt = FORMATS.get(root.name)
     if fmt is None:
@@ -131,30 +131,12 @@ def read_landmark_set(root: str | Path, reference: np.ndarray | None = None):
                        image_size=np.tile(np.array(size, np.int32), (n, 1)))
 
 
-# Measured once with `python -m training.landmark_sets --reference` (see main below): the median scale-free
-# profile of PALM_PAIRS distances on massey + roboflow + kaggle_asl photos.
+# The median scale-free profile of PALM_PAIRS distances on the cached keypoints of massey + roboflow + kaggle_asl,
+# measured once with:
+#   python -c "from training.keypoints import KeypointSet, load_keypoints; from training.landmark_sets import *;
+#     kp = KeypointSet.concat([load_keypoints(f'$FINGERSPELL_DATASETS/{d}') for d in ('massey', 'roboflow', 'kaggle_asl')]);
+#     print(reference_palm(kp.landmarks[kp.detected]))"
 REFERENCE = np.array([
     0.9012, 2.1115, 2.0066, 1.8944, 1.8139, 0.8488, 1.5951, 1.6824, 1.7589, 1.875, 0.7463, 0.6158, 0.879, 0.5232,
     1.0022, 1.488, 0.5802, 0.4681, 0.9175, 0.4955, 1.0024, 0.667, 0.4873, 0.8042, 0.5147, 0.6446, 0.4673, 0.6577,
     0.4695, 0.3892])
-
-
-def main(argv=None) -> int:
-    import argparse
-    import os
-
-    p = argparse.ArgumentParser(description="measure the reference palm used to undo per-hand min-max normalisation")
-    p.add_argument("--reference", action="store_true", help="print REFERENCE from the cached ASL photo keypoints")
-    p.add_argument("--datasets", default=os.environ.get("FINGERSPELL_DATASETS"), help="datasets folder")
-    args = p.parse_args(argv)
-    if args.reference:
-        from training.keypoints import KeypointSet, load_keypoints
-
-        kp = KeypointSet.concat([load_keypoints(Path(args.datasets) / d) for d in ("massey", "roboflow", "kaggle_asl")])
-        ref = reference_palm(kp.landmarks[kp.detected])
-        print(np.array2string(ref, precision=4, separator=", "))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

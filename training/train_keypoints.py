@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from realtime.classifier import NO_LETTER  # noqa: F401  (the class of hands that spell nothing; re-exported)
+from realtime.manifest import NO_LETTER  # noqa: F401  (the class of hands that spell nothing; re-exported)
 from realtime.features import FINGERS, FeatureSpec
 from training.keypoint_model import KeypointClassifier
 from training.keypoints import KeypointSet, load_keypoints

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from training.gan.config import GANConfig
-from training.gan.factory import build_models
+from training.gan.models import build_models
 from training.gan.pose_maps import pose_maps
 
 
@@ -68,7 +68,7 @@ def load_generator(path: str | os.PathLike, device: str = "cpu", ema: bool = Tru
 
 def _verify_shipped(path: Path) -> None:
     """A shipped generator (``weights/NAME/generator.pt`` beside a manifest) must be the file its manifest names."""
-    from realtime.classifier import MANIFEST, verify_sha256
+    from realtime.manifest import MANIFEST, verify_sha256
 
     manifest = path.parent / MANIFEST
     if path.name == "generator.pt" and manifest.is_file():
@@ -81,7 +81,7 @@ def export_generator(run: str | os.PathLike, folder: str | os.PathLike, metrics:
                      command: str | None = None) -> dict:
     """Ship a trained generator: its EMA weights in fp16 (``generator.pt``), config and classes, and a manifest
     (sha256, data, step, metrics, the command that made it). ``load_generator(folder)`` reads it back."""
-    from realtime.classifier import MANIFEST, sha256_file
+    from realtime.manifest import MANIFEST, sha256_file
     from training.train_keypoints import _atomic_torch_save
 
     src = Path(run)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from training.gan.config import GANConfig
 from training.gan.diffaug import diff_augment
-from training.gan.factory import build_models
+from training.gan.models import build_models
 from training.gan.losses import d2d_ce, d_hinge, g_hinge
 from training.gan.sampling import read_checkpoint, save_grid
 from training.gan.pose_maps import flip_keypoints, pose_maps

@@ -1,0 +1,46 @@
+"""The keypoints of a dataset, row by row: what the keypoint cache holds for photos and what the landmark-only
+datasets are read into (:mod:`training.keypoints`, :mod:`training.landmark_sets`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class KeypointSet:
+    """Landmarks of a whole dataset, aligned with its samples. Undetected rows hold NaN."""
+
+    dataset: np.ndarray  # (N,) str: dataset name
+    rel: np.ndarray  # (N,) str
+    labels: np.ndarray  # (N,) str
+    signers: np.ndarray  # (N,) str
+    source_splits: np.ndarray  # (N,) str
+    landmarks: np.ndarray  # (N, 21, 3) float32
+    is_left: np.ndarray  # (N,) bool
+    hand_score: np.ndarray  # (N,) float32
+    detected: np.ndarray  # (N,) bool
+    readable: np.ndarray  # (N,) bool
+    image_size: np.ndarray  # (N, 2) int32 (width, height)
+
+    FIELDS = ("dataset", "rel", "labels", "signers", "source_splits", "landmarks", "is_left", "hand_score",
+              "detected", "readable", "image_size")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx: np.ndarray) -> "KeypointSet":
+        return KeypointSet(**{f: getattr(self, f)[idx] for f in self.FIELDS})
+
+    @classmethod
+    def concat(cls, sets: list["KeypointSet"]) -> "KeypointSet":
+        return cls(**{f: np.concatenate([getattr(s, f) for s in sets]) for f in cls.FIELDS})
+
+    def groups(self) -> np.ndarray:
+        """'dataset/signer' per row: the unit that balanced sampling and signer splits work on."""
+        return np.char.add(np.char.add(self.dataset.astype(str), "/"), self.signers.astype(str))
+
+    def summary(self) -> str:
+        n = len(self)
+        return (f"{n} images, {int((~self.readable).sum())} unreadable, {int(self.detected.sum())} with a hand "
+                f"({self.detected.mean():.1%})" if n else "0 images")
