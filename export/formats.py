@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from export.tensorrt_engine import export_engine  # noqa: F401  (the engine target lives there)
-from realtime.classifier import MANIFEST, Manifest, ModelError, sha256_file
+from realtime.manifest import MANIFEST, Manifest, ModelError, sha256_file
 
 MIN_OPSET = 17
 FORMATS = ("onnx", "engine")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from export.formats import MIN_OPSET, export_onnx
-from realtime.classifier import MANIFEST, sha256_file
+from realtime.manifest import MANIFEST, sha256_file
 from realtime.crops import CROP_SCALE
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from export.tflite_to_onnx import OPSET, convert
-from realtime.classifier import MANIFEST, sha256_file
+from realtime.manifest import MANIFEST, sha256_file
 
 MEDIAPIPE_VERSION = "0.10.21"
 KIND = "hand-pipeline"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import MANIFEST, sha256_file
+from realtime.manifest import MANIFEST, sha256_file
 
 OPSET = 17
 

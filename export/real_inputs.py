@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.classifier import Manifest, resolve_model
+from realtime.manifest import Manifest, resolve_model
 
 ENV = "FINGERSPELL_DATASETS"
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from realtime.backends import (DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE, BackendError, engine_cache_key, engine_path,
                                gpu_name, import_tensorrt)
-from realtime.classifier import Manifest, resolve_model, verify_sha256
+from realtime.manifest import Manifest, resolve_model, verify_sha256
 
 
 class CalibrationBatches:
