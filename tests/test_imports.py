@@ -28,3 +28,12 @@ def test_no_loops_between_the_keypoint_cache_and_the_landmark_sets_or_in_the_gan
     assert "training.keypoints" not in imports_of("training.keypoint_set")
     assert "training.gan.trainer" not in imports_of("training.gan.sampling")
     assert "training.gan.trainer" not in imports_of("training.gan.models")
+
+
+def test_training_helpers_are_public_in_one_module():
+    """Atomic saves and the recorded command line live in training/io.py, not as private helpers imported across files."""
+    import re
+
+    for f in list((ROOT / "training").rglob("*.py")) + list((ROOT / "realtime").glob("*.py")):
+        text = f.read_text()
+        assert not re.search(r"import .*\b_(atomic_torch_save|atomic_savez|command_line)\b", text), f

@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from realtime.crops import CROP_SCALE, SquareBox, crop_square
 from training.data import ImageFolder, read_image
-from training.keypoints import _atomic_savez, default_cache_dir, load_keypoints
+from training.io import atomic_savez
+from training.keypoints import default_cache_dir, load_keypoints
 
 CROPS = ("hand", "whole")
 
@@ -88,7 +89,7 @@ def load_hand_crops(root: str | os.PathLike, size: int = 64, crop: str = "hand",
             images[i] = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
             ok[i] = True
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_savez(path, images=images, keypoints=keypoints, ok=ok)
+        atomic_savez(path, images=images, keypoints=keypoints, ok=ok)
     keep = ok.copy()
     if labels is not None:
         unknown = sorted(set(labels) - set(kp.labels.tolist()))

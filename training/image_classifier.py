@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from training.strategies import (StrategyConfig, mixup_batch, regularized_loss, regularizer_weight,
                                  soft_cross_entropy)
-from training.train_keypoints import _atomic_torch_save
+from training.io import atomic_torch_save
 
 ARCHS = ("cnn", "efficientnet_v2_t", "efficientnet_v2_s", "efficientnet_v2_m")
 
@@ -305,10 +305,10 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
         state["history"].append(row)
         if val_loss < state["best_loss"]:
             state["best_loss"] = val_loss
-            _atomic_torch_save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_loss": val_loss,
+            atomic_torch_save({**meta, "model": model.state_dict(), "epoch": epoch + 1, "val_loss": val_loss,
                                 "val_acc": val_acc}, out / "best.pt")
         state["epoch"] = epoch + 1
-        _atomic_torch_save({"meta": meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
+        atomic_torch_save({"meta": meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "scheduler": sched.state_dict(), "state": state, "rng": torch.get_rng_state()}, last)
         bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
     (out / "history.json").write_text(json.dumps(state["history"], indent=1))

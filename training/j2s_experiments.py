@@ -124,11 +124,11 @@ def run_results(data: str | Path, out: str | Path, doc: str | Path = "docs/j2s.m
 
 
 def results_markdown(results: list[dict], overrides: dict) -> str:
-    from training.train_keypoints import _command_line
+    from training.io import command_line
 
     r0 = results[0]
     lines = ["# J2S reproduction (paper 003) on `lis`", "",
-             f"Produced by `{_command_line()}` "
+             f"Produced by `{command_line()}` "
              f"(backbone `{r0['backbone']}`, {r0['epochs']} epochs, learning rate / 10 after "
              f"{round(r0['epochs'] * 90 / 150)}; the paper: 150 and 90). "
              "Ground-truth keypoints are MediaPipe's (the paper used OpenPose); our crops are 64x64, so the EPE is "

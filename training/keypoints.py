@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from realtime.hands import StaticSettings
 from training.data import ImageFolder
+from training.io import atomic_savez
 from training.keypoint_set import KeypointSet
 from training.landmark_sets import is_landmark_set, read_landmark_set
 
@@ -69,11 +70,6 @@ def _process(item: tuple[int, str]):
 
 
 # --- driver ------------------------------------------------------------------------------
-def _atomic_savez(path: Path, **arrays) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
 
 def extract_keypoints(dataset: ImageFolder, cache_dir: str | os.PathLike | None = None,
                       settings: StaticSettings = StaticSettings(), workers: int | None = None,
@@ -138,7 +134,7 @@ def extract_keypoints(dataset: ImageFolder, cache_dir: str | os.PathLike | None 
             bar.update(1)
             since_save += 1
             if since_save >= save_every:
-                _atomic_savez(partial, done=done, **arrays)
+                atomic_savez(partial, done=done, **arrays)
                 since_save = 0
         if pool is not None:
             pool.close()
@@ -148,10 +144,10 @@ def extract_keypoints(dataset: ImageFolder, cache_dir: str | os.PathLike | None 
         if pool is not None:
             pool.terminate()
         if not done.all():
-            _atomic_savez(partial, done=done, **arrays)
+            atomic_savez(partial, done=done, **arrays)
     if not done.all():
         return KeypointSet(**meta, **arrays)  # partial (only when limit was given)
-    _atomic_savez(final, **arrays)
+    atomic_savez(final, **arrays)
     partial.unlink(missing_ok=True)
     kp = KeypointSet(**meta, **arrays)
     if progress:

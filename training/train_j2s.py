@@ -28,7 +28,8 @@ from training.j2s_loss import make_weighting, masked_l2
 from training.j2s_model import J2S, BACKBONES, J2SConfig
 from training.metrics import classification_report, format_report, keypoint_report
 from training.splits import grouped_stratified_indices
-from training.train_keypoints import LIS_LETTERS, _atomic_torch_save, _command_line
+from training.io import atomic_torch_save, command_line
+from training.train_keypoints import LIS_LETTERS
 
 PAPER_INPUT = 256  # the paper's input size: EPE is also reported scaled to it
 
@@ -244,7 +245,7 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
                         "w_cls": m[4], "w_max": w_max, "val_reg": v_reg, "val_cls": v_cls, "val_accuracy": v_acc,
                         "val_epe_median": v_epe, "lr": lr, "seconds": time.time() - t0})
         bar.set_postfix(reg=f"{m[1]:.4f}", cls=f"{m[2]:.3f}", val_acc=f"{v_acc:.3f}", val_epe=f"{v_epe:.2f}px")
-        _atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": c.data_sha256,
+        atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": c.data_sha256,
                             "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "scheduler": sched.state_dict(), "history": history, "epoch": epoch,
                             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
@@ -256,7 +257,7 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
     summary = {"config": asdict(cfg), "model": model.config.to_dict(), "split": data.description,
                "counts": {"train": int(len(data.train)), "val": int(len(data.val)), "test": int(len(data.test))},
                "train_keypoint_coverage": float(c.mask[data.train, 0].mean()) if len(data.train) else 0.0,
-               "data_sha256": {Path(cfg.data).name: c.data_sha256}, "command": _command_line(),
+               "data_sha256": {Path(cfg.data).name: c.data_sha256}, "command": command_line(),
                "normalisation": {"mean": list(MEAN), "std": list(STD), "input": "RGB 0..1"},
                "final_val": history[-1] if history else None}
     if evaluate_test and len(data.test):

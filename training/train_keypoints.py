@@ -12,9 +12,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +27,7 @@ from training.keypoint_model import KeypointClassifier
 from training.keypoints import KeypointSet, load_keypoints
 from training.metrics import classification_report, format_report
 from training.data import source_photo_id
+from training.io import atomic_torch_save, command_line
 from training.splits import grouped_stratified_indices
 
 ASL_LETTERS = list("ABCDEFGHIKLMNOPQRSTUVWXY")  # static ASL letters: A-Y without J and Z
@@ -231,11 +229,6 @@ def make_features(spec: FeatureSpec, kp: KeypointSet, idx: np.ndarray) -> np.nda
     return spec.compute(kp.landmarks[idx], kp.is_left[idx], kp.image_size[idx].astype(np.float64))
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
 
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) -> tuple[float, float, np.ndarray]:
     model.eval()
@@ -329,7 +322,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
         if val_loss < best["val_loss"]:
             best = {"val_loss": val_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         bar.set_postfix(loss=f"{total / steps:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
-        _atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": data.data_hashes,
+        atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": data.data_hashes,
                             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "history": history, "best": best, "epoch": epoch,
                             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt_path)
         if on_epoch_end is not None:
@@ -341,7 +334,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
                "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
                "counts": {"train": int(len(data.train)), "val": int(len(data.val)), "test": int(len(data.test))},
                "train_data": sorted(set(kp.groups()[data.train].tolist())),
-               "data_sha256": data.data_hashes, "command": _command_line()}
+               "data_sha256": data.data_hashes, "command": command_line()}
     if len(data.test):
         pred = np.full(len(data.test), -1, np.int64)
         det = kp.detected[data.test]
@@ -365,13 +358,6 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
     return summary
 
-
-def _command_line() -> str:
-    """The command that is running, as a user would type it (no virtual-environment paths)."""
-    argv = list(sys.argv)
-    if argv and Path(argv[0]).name in ("fingerspell", "cli.py"):
-        argv[0] = "fingerspell"
-    return " ".join(shlex.quote(a) for a in argv)
 
 
 def load_trained(path: str | Path) -> tuple[KeypointClassifier, list[str], FeatureSpec]:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from training.gan.config import GANConfig
 from training.gan.models import build_models
+from training.io import atomic_torch_save
 from training.gan.pose_maps import pose_maps
 
 
@@ -82,7 +83,6 @@ def export_generator(run: str | os.PathLike, folder: str | os.PathLike, metrics:
     """Ship a trained generator: its EMA weights in fp16 (``generator.pt``), config and classes, and a manifest
     (sha256, data, step, metrics, the command that made it). ``load_generator(folder)`` reads it back."""
     from realtime.manifest import MANIFEST, sha256_file
-    from training.train_keypoints import _atomic_torch_save
 
     src = Path(run)
     src = src / "checkpoint.pt" if src.is_dir() else src
@@ -90,7 +90,7 @@ def export_generator(run: str | os.PathLike, folder: str | os.PathLike, metrics:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in ck["G_ema"].items()}
-    _atomic_torch_save({"config": ck["config"], "classes": ck["classes"], "step": ck["step"], "G_ema": state,
+    atomic_torch_save({"config": ck["config"], "classes": ck["classes"], "step": ck["step"], "G_ema": state,
                         "dataset": ck.get("dataset"), "data_sha256": ck.get("data_sha256")}, folder / "generator.pt")
     cfg = ck["config"]
     manifest = {"name": folder.name, "kind": "gan-generator", "file": "generator.pt",

@@ -31,7 +31,7 @@ from training.gan.pose_maps import flip_keypoints, pose_maps
 from training.hand_crops import HandCrops, load_hand_crops
 from training.splits import limit_per_class
 from training.train_j2s import resolve_device
-from training.train_keypoints import _atomic_torch_save
+from training.io import atomic_torch_save
 
 
 def resolve_dataset(name_or_path: str, datasets: str | os.PathLike | None = None) -> Path:
@@ -212,7 +212,7 @@ class GANTrainer:
 
     def save_checkpoint(self) -> None:
         if self.rank == 0:
-            _atomic_torch_save(self.state(), self.out / "checkpoint.pt")
+            atomic_torch_save(self.state(), self.out / "checkpoint.pt")
 
     def load_checkpoint(self) -> bool:
         path = self.out / "checkpoint.pt"
