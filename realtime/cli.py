@@ -7,36 +7,7 @@ import os
 import signal
 import sys
 
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
-ENV_DATASETS = "FINGERSPELL_DATASETS"
-
-
-def _fail(msg: str) -> int:
-    print(f"fingerspell: error: {msg}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
-def _int_range(lo: int, hi: int | None = None):
-    """argparse type: an integer in [lo, hi], with a clear message otherwise."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < lo or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi if hi is not None else 'inf'}")
-        return value
-    return parse
-
-
-def _writable(path: str | None) -> str | None:
-    """Fail before the work, not after it, when an output file cannot be written."""
-    if path:
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            raise SystemExit(_fail(f"cannot write {path}: folder {parent} does not exist"))
-    return path
+from realtime.cli_common import ENV_DATASETS, EXIT_INTERRUPTED, datasets_root, fail, int_range, writable
 
 
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -56,9 +27,9 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "lite is faster, full a little more accurate (default: %(default)s)")
     p.add_argument("--hand", choices=("any", "right", "left"), default="any",
                    help="which hand spells; 'any' takes the largest hand in view (default: %(default)s)")
-    p.add_argument("--max-hands", type=_int_range(1, 4), default=2,
+    p.add_argument("--max-hands", type=int_range(1, 4), default=2,
                    help="hands MediaPipe tracks at once, 1 to 4 (default: %(default)s)")
-    p.add_argument("--redetect-after", type=_int_range(0), default=5, metavar="FRAMES",
+    p.add_argument("--redetect-after", type=int_range(0), default=5, metavar="FRAMES",
                    help="when tracking has found no hand for this many frames, look again with the full hand model "
                         "on the whole frame (every 5 frames until a hand is back); 0 turns it off (default: %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -147,8 +118,8 @@ def cmd_live(args) -> int:
 
     window = not args.no_window
     if window and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("win32", "darwin")):
-        return _fail("no display to open a window on; use --no-window (with --jsonl FILE to record results)")
-    _writable(args.jsonl)
+        return fail("no display to open a window on; use --no-window (with --jsonl FILE to record results)")
+    writable(args.jsonl)
     # Ctrl-C while the libraries load: a KeyboardInterrupt raised inside a third-party import can come out as
     # another error (mediapipe turns it into an ImportError) or be swallowed. Nothing is written yet, so leave at
     # once with 130; run_live installs its own handler (finish the frame, print the text) before it writes a file.
@@ -166,7 +137,7 @@ def cmd_live(args) -> int:
         run = run_live(rec, reader, window=window, jsonl=args.jsonl, mirror=not args.no_mirror,
                        max_frames=args.max_frames)
     except (SourceError, ModelError, OSError, ValueError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     finally:
         signal.signal(signal.SIGINT, previous)
     print(run.text)
@@ -175,7 +146,7 @@ def cmd_live(args) -> int:
     if run.interrupted:
         return EXIT_INTERRUPTED
     if args.strict and run.lost_frames:
-        return _fail(f"--strict: {run.ended_early or f'{run.corrupt} corrupt frames were skipped'}")
+        return fail(f"--strict: {run.ended_early or f'{run.corrupt} corrupt frames were skipped'}")
     return 0
 
 
@@ -184,14 +155,14 @@ def cmd_eval(args) -> int:
     from training.data import DatasetError
     from training.evaluate import evaluate, plot_path
 
-    _writable(args.json)
+    writable(args.json)
     try:
         if args.plots:
             os.makedirs(args.plots, exist_ok=True)
     except OSError as e:
-        return _fail(f"cannot make --plots folder: {e}")
+        return fail(f"cannot make --plots folder: {e}")
     plot = plot_path(args.plot, args.plots, args.json)
-    _writable(plot and str(plot))
+    writable(plot and str(plot))
     if plot is None:
         print("no confusion matrix: give --plots DIR or --json FILE to write one")
     try:
@@ -200,7 +171,7 @@ def cmd_eval(args) -> int:
                  backend=args.backend, precision=args.precision, classifier=args.classifier,
                  image_model=args.image_model, image_weight=args.image_weight, profile=_profile(args))
     except (ModelError, DatasetError, ValueError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
@@ -218,8 +189,8 @@ def cmd_bench(args) -> int:
     from realtime.capture import SourceError
     from realtime.manifest import ModelError
 
-    _writable(args.json)
-    _writable(args.csv)
+    writable(args.json)
+    writable(args.csv)
     given = _bench_options_given(args)
     if args.backends:  # it picks the backends, devices and precisions itself: the live path's options do not apply
         ignored, what = [k for k in given if k not in BENCH_BACKENDS_OPTIONS], "--backends runs its own variants and"
@@ -237,11 +208,11 @@ def cmd_bench(args) -> int:
                               json_out=args.json, csv_out=args.csv)
             return 0
         if not args.source:
-            return _fail("--source is required (or --backends to compare the backends)")
+            return fail("--source is required (or --backends to compare the backends)")
         run_bench(_recognizer(args), args.source, frames=args.frames, size=(args.width, args.height),
                   json_out=args.json)
     except (SourceError, ModelError, ValueError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
@@ -251,13 +222,13 @@ def cmd_hands_check(args) -> int:
     from realtime.hands_check import check_hands, check_tracking, format_check, format_tracking, write_json
     from training.data import DatasetError
 
-    _writable(args.json)
+    writable(args.json)
     try:
         providers, _ = select_providers(args.device, tensorrt=False, strict=True)
         check = check_tracking if args.tracking else check_hands
         report = check(args.data, limit=args.limit, model=args.hands_model, providers=providers)
     except (ModelError, DatasetError, ValueError, OSError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     print(format_tracking(report) if args.tracking else format_check(report))
     if args.json:
         write_json(report, args.json)
@@ -287,9 +258,9 @@ def cmd_calibrate(args) -> int:
     from training.data import DatasetError
 
     if args.classifier != "keypoints" or args.keypoints != "mediapipe":
-        return _fail("calibration records a keypoint classifier's features: use --keypoints mediapipe and "
+        return fail("calibration records a keypoint classifier's features: use --keypoints mediapipe and "
                      "--classifier keypoints (the profile then serves --classifier fused as well)")
-    out = _writable(args.out)
+    out = writable(args.out)
     try:
         if args.data:
             from realtime.pipeline import Recognizer
@@ -306,7 +277,7 @@ def cmd_calibrate(args) -> int:
                           + (" ..." if len(report[key]) > 5 else ""))
         else:
             if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("win32", "darwin")):
-                return _fail("no display for the calibration window; calibrate from photos with --data DIR")
+                return fail("no display for the calibration window; calibrate from photos with --data DIR")
             reader = make_reader(args.camera, args.width, args.height)
             rec = _recognizer(args)
             try:
@@ -318,9 +289,9 @@ def cmd_calibrate(args) -> int:
                 print(stopped, file=sys.stderr)
             profile = session.to_profile(rec.classifier, {"source": f"camera {args.camera}"})
     except (SourceError, ModelError, DatasetError, ProfileError, OSError, ValueError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     if not profile.sample_labels:
-        return _fail("no samples were recorded: no profile written")
+        return fail("no samples were recorded: no profile written")
     profile.save(out)
     print(f"profile for {profile.model}: {describe(profile)}")
     print(f"written to {out}; use it with --profile {out}")
@@ -348,26 +319,17 @@ def cmd_demo(args) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        return _fail("the browser demo needs Gradio: pip install -e '.[demo]'")
+        return fail("the browser demo needs Gradio: pip install -e '.[demo]'")
     if args.time_limit <= 0 or not 0.02 <= args.stream_every <= 5:
-        return _fail("--time-limit must be positive and --stream-every between 0.02 and 5 seconds")
+        return fail("--time-limit must be positive and --stream-every between 0.02 and 5 seconds")
     from realtime.demo import launch
 
     try:
         launch(args.host, args.port, args.share, max_streams=args.max_streams, time_limit=args.time_limit,
                stream_every=args.stream_every, hands=args.hands)
     except OSError as e:  # the port is taken, or the host is not an address of this machine
-        return _fail(f"cannot serve on {args.host}:{args.port}: {e}")
+        return fail(f"cannot serve on {args.host}:{args.port}: {e}")
     return 0
-
-
-def _datasets_root(value: str | None) -> str:
-    root = value or os.environ.get(ENV_DATASETS)
-    if root and not os.path.isdir(root):
-        raise SystemExit(_fail(f"datasets folder {root} does not exist (seen from {os.getcwd()})"))
-    if not root:
-        raise SystemExit(_fail(f"datasets folder not found: give --datasets DIR or set {ENV_DATASETS}"))
-    return root
 
 
 def cmd_train_keypoints(args) -> int:
@@ -383,10 +345,10 @@ def cmd_train_keypoints(args) -> int:
                                    "random_test": args.random_test,
                                    "balance": False if args.no_balance else None}.items() if v is not None}
     if args.preset:
-        cfg = preset(args.preset, _datasets_root(args.datasets), args.out or f"runs/{args.preset}", **overrides)
+        cfg = preset(args.preset, datasets_root(args.datasets), args.out or f"runs/{args.preset}", **overrides)
     else:
         if not args.data or not args.labels:
-            return _fail("give --preset, or --data DIR [DIR ...] and --labels")
+            return fail("give --preset, or --data DIR [DIR ...] and --labels")
         cfg = replace(TrainConfig(data=args.data, labels=args.labels.split(","), out=args.out or "runs/keypoints"),
                       **overrides)
     summary = train(cfg, resume=not args.no_resume)
@@ -413,17 +375,17 @@ def cmd_train_results(args) -> int:
     from training.new_people import run_new_people
 
     try:
-        run_new_people(args.recipes.split(","), _datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs,
+        run_new_people(args.recipes.split(","), datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs,
                        epochs=args.epochs, layout=args.layout)
     except ValueError as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
 def cmd_train_calibration(args) -> int:
     from training.calibration_experiments import run_calibration
 
-    run_calibration(args.runs, _datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs)
+    run_calibration(args.runs, datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs)
     return 0
 
 
@@ -436,16 +398,16 @@ def cmd_train_extract(args) -> int:
             kp = load_keypoints(d, cache_dir=args.cache_dir, workers=args.workers)
             print(f"{d}: {kp.summary()}")
     except DatasetError as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
 def _lis_folder(args) -> str:
     if args.data:
         return args.data
-    path = os.path.join(_datasets_root(args.datasets), "lis")
+    path = os.path.join(datasets_root(args.datasets), "lis")
     if not os.path.isdir(path):
-        raise SystemExit(_fail(f"no lis dataset in {os.path.dirname(path)}"))
+        raise SystemExit(fail(f"no lis dataset in {os.path.dirname(path)}"))
     return path
 
 
@@ -478,7 +440,7 @@ def cmd_train_j2s(args) -> int:
             export_j2s_model(os.path.join(cfg.out, "model.pt"), args.export, data_dir=cfg.data)
             print(f"exported to {args.export}")
     except J2S_ERRORS as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
@@ -486,7 +448,7 @@ def _run_j2s_experiment(run, args) -> int:
     try:
         run(_lis_folder(args), args.out, epochs=args.epochs, doc=args.doc, **_j2s_overrides(args))
     except J2S_ERRORS as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
@@ -506,11 +468,11 @@ def cmd_export(args) -> int:
     from export.formats import run_export  # --format onnx | engine (export/formats.py, export/tensorrt_engine.py)
 
     if args.checkpoint and not os.path.isfile(args.checkpoint):
-        return _fail(f"checkpoint not found: {args.checkpoint}")
+        return fail(f"checkpoint not found: {args.checkpoint}")
     try:
         run_export(args)
     except J2S_ERRORS as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
@@ -536,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--no-mirror", action="store_true", help="show the camera image as is instead of a mirror view")
     live.add_argument("--width", type=int, help="ask the camera for this frame width")
     live.add_argument("--height", type=int, help="ask the camera for this frame height")
-    live.add_argument("--max-frames", type=_int_range(1), help="stop after this many frames")
+    live.add_argument("--max-frames", type=int_range(1), help="stop after this many frames")
     live.add_argument("--fps", type=float, default=30.0,
                       help="frame rate at which an image-folder source is played (its images have no timestamps)")
     live.add_argument("--strict", action="store_true",
@@ -554,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbose(ev)
     ev.add_argument("--data", required=True, help="image-folder dataset (LABEL/image files, optional manifest.csv)")
     ev.add_argument("--signers", nargs="+", help="only these signers (manifest column 'signer'), e.g. GIULIA")
-    ev.add_argument("--limit", type=_int_range(1), help="evaluate a reproducible random subset of this many images")
+    ev.add_argument("--limit", type=int_range(1), help="evaluate a reproducible random subset of this many images")
     ev.add_argument("--json", metavar="OUT", help="write the report as JSON")
     ev.add_argument("--plots", metavar="DIR", help="write the confusion matrix into this folder (made if needed)")
     ev.add_argument("--plot", metavar="PNG", help="confusion-matrix image path (default: beside --json as "
@@ -574,9 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--variants", choices=("default", "edge"), default="default",
                     help="with --backends: every variant, or the edge-GPU one (batch 1, FP16 only)")
     be.add_argument("--csv", metavar="OUT", help="with --backends: write the rows as CSV too")
-    be.add_argument("--frames", type=_int_range(1), default=300, help="frames to time after 10 warm-up frames")
-    be.add_argument("--width", type=_int_range(32), default=640, help="frame width for image folders")
-    be.add_argument("--height", type=_int_range(32), default=480, help="frame height for image folders")
+    be.add_argument("--frames", type=int_range(1), default=300, help="frames to time after 10 warm-up frames")
+    be.add_argument("--width", type=int_range(32), default=640, help="frame width for image folders")
+    be.add_argument("--height", type=int_range(32), default=480, help="frame height for image folders")
     be.add_argument("--json", metavar="OUT", help="write the figures as JSON")
     _add_runtime_options(be)
     _add_profile_option(be)
@@ -590,9 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=fmt)
     de.add_argument("--host", default="127.0.0.1",
                     help="address to serve on; 0.0.0.0 serves every network interface of this machine")
-    de.add_argument("--port", type=_int_range(1, 65535), default=7860, help="TCP port to serve on")
+    de.add_argument("--port", type=int_range(1, 65535), default=7860, help="TCP port to serve on")
     de.add_argument("--share", action="store_true", help="also ask Gradio for a temporary public link (needs internet)")
-    de.add_argument("--max-streams", type=_int_range(1), default=4,
+    de.add_argument("--max-streams", type=int_range(1), default=4,
                     help="webcam streams processed at once; more visitors wait in a queue and see their place")
     de.add_argument("--time-limit", type=float, default=600.0,
                     help="seconds after which a webcam stream stops (press record again to go on)")
@@ -611,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "and fraction of the hand's size) and their handedness agreement.",
                         formatter_class=fmt)
     hc.add_argument("--data", required=True, help="image-folder dataset (LABEL/image files, optional manifest.csv)")
-    hc.add_argument("--limit", type=_int_range(1), default=200,
+    hc.add_argument("--limit", type=int_range(1), default=200,
                     help="check a reproducible random subset of this many photos")
     hc.add_argument("--hands-model", choices=("lite", "full"), default="full",
                     help="which size of MediaPipe's hand models (palm detector and landmark model) both pipelines "
@@ -641,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="record from this camera (default index 0)")
     src.add_argument("--data", metavar="DIR", help="a folder of your own photos, LABEL/image files")
     ca.add_argument("--out", required=True, metavar="PROFILE", help="the profile file to write (JSON)")
-    ca.add_argument("--per-letter", type=_int_range(1, 50), default=5,
+    ca.add_argument("--per-letter", type=int_range(1, 50), default=5,
                     help="samples per letter, K (default: %(default)s)")
     ca.add_argument("--no-mirror", action="store_true", help="show the camera image as is instead of a mirror view")
     ca.add_argument("--width", type=int, help="ask the camera for this frame width")
@@ -666,10 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="engine --int8: real calibration samples, dataset folders (LABEL/file + manifest.csv; the "
                          "held-out signers are left out) or .npy / .npz files")
     ex.add_argument("--workspace", type=float, default=1.0, help="engine: TensorRT builder workspace in GiB")
-    ex.add_argument("--max-batch", type=_int_range(1), default=32, help="engine: largest batch of its profile")
-    ex.add_argument("--opt-batch", type=_int_range(1), default=1,
+    ex.add_argument("--max-batch", type=int_range(1), default=32, help="engine: largest batch of its profile")
+    ex.add_argument("--opt-batch", type=int_range(1), default=1,
                     help="engine: the batch TensorRT optimises for (1: live, one hand per frame)")
-    ex.add_argument("--opset", type=_int_range(17), default=17, help="onnx with --model: ONNX opset (17 or later)")
+    ex.add_argument("--opset", type=int_range(17), default=17, help="onnx with --model: ONNX opset (17 or later)")
     ex.add_argument("--simplify", action="store_true",
                     help="onnx with --model: run onnxsim and keep its graph where it has fewer nodes "
                          "(pip install -e '.[simplify]')")
@@ -721,7 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "the shipped ones are asl-v2 and lis-v2)")
     rs.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
     rs.add_argument("--doc", default="docs/results.md", help="markdown table to write")
-    rs.add_argument("--jobs", type=_int_range(1), default=1, help="cells trained in parallel")
+    rs.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
     rs.add_argument("--layout", choices=("protocols", "recipes"), default="protocols",
                     help="a row per protocol with the recipes side by side (before / after), or a row per recipe "
                          "with each protocol's summary (ablations) (default: %(default)s)")
@@ -738,7 +700,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--runs", default="runs/new-people", help="the held-out models ('train results' --out)")
     ca.add_argument("--out", default="runs/calibration", help="folder for the per-run JSON")
     ca.add_argument("--doc", default="docs/calibration.md", help="markdown table to write")
-    ca.add_argument("--jobs", type=_int_range(1), default=1, help="held-out models trained in parallel")
+    ca.add_argument("--jobs", type=int_range(1), default=1, help="held-out models trained in parallel")
     ca.set_defaults(func=cmd_train_calibration)
 
     def j2s_common(q, out_default):
@@ -749,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "crops), paper (the paper's 256-px geometry), tiny (tests) (default: small)")
         q.add_argument("--out", default=out_default, help="output folder (resumable)")
         q.add_argument("--seed", type=int, help="random seed (default 0)")
-        q.add_argument("--threads", type=_int_range(1), help="torch CPU threads (default: all cores)")
+        q.add_argument("--threads", type=int_range(1), help="torch CPU threads (default: all cores)")
         q.add_argument("--cache-dir", help="keypoint and image cache folder (default: ~/.cache/fingerspell/keypoints)")
         q.add_argument("--device", choices=("auto", "cpu", "cuda"),
                        help="where torch trains: auto takes CUDA when there is a GPU (default: auto)")
@@ -763,10 +725,10 @@ def build_parser() -> argparse.ArgumentParser:
     j2.add_argument("--split", choices=("random", "signer"), default="signer",
                     help="random: the paper's stratified 66/17/17; signer: hold out --test-signers")
     j2.add_argument("--test-signers", nargs="+", help="signers held out with --split signer (default: GIULIA)")
-    j2.add_argument("--epochs", type=_int_range(1), help="epochs; the lr step moves with it (default: 150, the paper's)")
+    j2.add_argument("--epochs", type=int_range(1), help="epochs; the lr step moves with it (default: 150, the paper's)")
     j2.add_argument("--lr", type=float, help="override the preset's learning rate")
     j2.add_argument("--alpha", type=float, help="override the preset's alpha")
-    j2.add_argument("--batch-size", type=_int_range(1), help="batch size (default 128)")
+    j2.add_argument("--batch-size", type=int_range(1), help="batch size (default 128)")
     j2.add_argument("--augment", action="store_true",
                     help="random zoom, shift, rotation, flip, brightness and contrast (not in the paper; used for the "
                          "shipped real-time model, whose crops come from a webcam)")
@@ -779,14 +741,14 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Static: lr in {1e-2, 1e-3, 1e-4} x alpha in {0.3, 0.4, 0.5}; dynamic: lr in "
                                      "{5e-3, 1e-3} x alpha in {0.5, 0.8, 1.0}; a few epochs each on the random split, "
                                      "scored on validation; writes a markdown table.", formatter_class=fmt)
-    jg.add_argument("--epochs", type=_int_range(1), default=5, help="epochs per cell")
+    jg.add_argument("--epochs", type=int_range(1), default=5, help="epochs per cell")
     jg.add_argument("--doc", default="docs/j2s-grid.md", help="markdown table to write")
     j2s_common(jg, "runs/j2s-grid")
     jg.set_defaults(func=cmd_train_j2s_grid)
 
     jr = tsub.add_parser("j2s-results", help="reproduce the J2S paper's tables: static and dynamic, random and "
                                              "signer-independent splits", formatter_class=fmt)
-    jr.add_argument("--epochs", type=_int_range(1), help="epochs per run (default: the paper's 150)")
+    jr.add_argument("--epochs", type=int_range(1), help="epochs per run (default: the paper's 150)")
     jr.add_argument("--doc", default="docs/j2s.md", help="markdown file for the tables (plots go to docs/j2s/)")
     j2s_common(jr, "runs/j2s-results")
     jr.set_defaults(func=cmd_train_j2s_results)

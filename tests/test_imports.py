@@ -37,3 +37,9 @@ def test_training_helpers_are_public_in_one_module():
     for f in list((ROOT / "training").rglob("*.py")) + list((ROOT / "realtime").glob("*.py")):
         text = f.read_text()
         assert not re.search(r"import .*\b_(atomic_torch_save|atomic_savez|command_line)\b", text), f
+
+
+def test_training_commands_use_the_public_cli_helpers_not_the_cli():
+    for module in ("training.classifier_commands", "training.gan.commands"):
+        assert "realtime.cli" not in imports_of(module), module
+    assert "training.gan.commands" not in imports_of("training.classifier_commands")

@@ -10,10 +10,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from realtime.cli import _fail, _int_range
-from training.gan.commands import _Formatter, _labels
+from realtime.cli_common import HelpFormatter, comma_list, datasets_root, fail, int_range
 
-_positive = _int_range(1)
+_positive = int_range(1)
 
 
 def _unit(text: str) -> float:
@@ -72,7 +71,7 @@ def cmd_train_classifier(args) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        names = _labels(args.data) or []
+        names = comma_list(args.data) or []
         multi = len(names) > 1 or bool(args.test_datasets)
         weights = None
         if multi:
@@ -83,7 +82,7 @@ def cmd_train_classifier(args) -> int:
             roots = [resolve_dataset(n, args.datasets) for n in names]
             crop = args.crop or "hand"
             alphabet = None if args.alphabet == "none" else (args.alphabet or "asl")
-            sets = load_crop_sets(roots, args.size, crop, alphabet, _labels(args.labels), args.cache_dir)
+            sets = load_crop_sets(roots, args.size, crop, alphabet, comma_list(args.labels), args.cache_dir)
             crops = sets.crops
             test_signers, test_datasets = args.test_signers or [], args.test_datasets or []
             train, val, test = split_sets(sets, test_datasets, test_signers)
@@ -95,7 +94,7 @@ def cmd_train_classifier(args) -> int:
             crop = args.crop or (spec.crop if spec else "hand")
             test_signers = args.test_signers if args.test_signers is not None else list(spec.test_signers if spec else [])
             test_datasets = []
-            crops = load_hand_crops(root, args.size, crop, labels=_labels(args.labels), cache_dir=args.cache_dir)
+            crops = load_hand_crops(root, args.size, crop, labels=comma_list(args.labels), cache_dir=args.cache_dir)
             alphabet = None if args.alphabet in (None, "none") else args.alphabet
             if alphabet:
                 from training.image_sets import alphabet as alphabet_of
@@ -162,7 +161,7 @@ def cmd_train_classifier(args) -> int:
                                      **({"test_datasets": test_datasets} if multi else {})})
             print(f"exported {args.export}/model.onnx + manifest.json")
     except (FileNotFoundError, ValueError, RuntimeError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
@@ -181,9 +180,9 @@ def cmd_classifier_grid(args) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        regimes = [None if r == "full" else int(r) for r in _labels(args.regimes)]
+        regimes = [None if r == "full" else int(r) for r in comma_list(args.regimes)]
         filtered = {"no": (False,), "yes": (True,), "both": (False, True)}[args.filtered]
-        rows = grid(_labels(args.data), regimes, _labels(args.sources), _labels(args.strategies), filtered,
+        rows = grid(comma_list(args.data), regimes, comma_list(args.sources), comma_list(args.strategies), filtered,
                     tuple(range(args.seeds)), args.schedule)
         preset = PRESETS[args.preset]
         if args.epochs:
@@ -200,22 +199,21 @@ def cmd_classifier_grid(args) -> int:
         if args.doc:
             write_strategies_doc(results, args.doc, exp.out, exp.preset.generated_per_class)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
 def cmd_results_fused(args) -> int:
-    from realtime.cli import _datasets_root
     from training.fused_results import FOLDS, run_fused_results
 
     try:
-        folds = _labels(args.folds) or list(FOLDS)
+        folds = comma_list(args.folds) or list(FOLDS)
         unknown = sorted(set(folds) - set(FOLDS))
         if unknown:
             raise ValueError(f"unknown fold(s) {unknown}; choose from {', '.join(FOLDS)}")
-        run_fused_results(_datasets_root(args.datasets), args.out, args.doc, folds, args.keypoint_runs, args.cache_dir)
+        run_fused_results(datasets_root(args.datasets), args.out, args.doc, folds, args.keypoint_runs, args.cache_dir)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
@@ -278,7 +276,7 @@ def _run_args(q) -> None:
 
 
 def register(tsub) -> None:
-    fmt = _Formatter
+    fmt = HelpFormatter
     c = tsub.add_parser(
         "classifier", help="train an image classifier on hand crops, with or without generated data (paper 000)",
         description="EfficientNetV2 (or the small CNN) on square hand crops framed by the landmarks, Adam with the "
@@ -307,7 +305,7 @@ def register(tsub) -> None:
                    help="efficientnet_v2_s/_m as the paper; _t: the CPU preset (half width, a third of the depth)")
     c.add_argument("--weights", metavar="FILE", help="EfficientNetV2 state dict to start from (e.g. ImageNet weights "
                                                      "obtained elsewhere); default: from scratch")
-    c.add_argument("--size", type=_int_range(16, 512), default=64, help="crop side in pixels")
+    c.add_argument("--size", type=int_range(16, 512), default=64, help="crop side in pixels")
     c.add_argument("--crop", choices=("hand", "whole"), help="hand: framed by the landmarks; whole: the photo "
                                                              "(default: the dataset's, hand for unknown ones)")
     c.add_argument("--labels", help="comma-separated subset of the classes (default: all)")

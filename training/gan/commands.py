@@ -4,20 +4,16 @@ Registered by ``realtime.cli``; every heavy import happens inside the command, s
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
 
-from realtime.cli import _fail, _int_range
+from realtime.cli_common import HelpFormatter, comma_list, fail, int_range
 
-_positive = _int_range(1)
+_positive = int_range(1)
 
-
-def _labels(text: str | None) -> list[str] | None:
-    return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
 
 def cmd_train_gan(args) -> int:
@@ -50,7 +46,7 @@ def cmd_train_gan(args) -> int:
         print(format_metrics(m))
         print(f"total {(time.perf_counter() - t0) / 60:.1f} min; metrics and per-class grid in {out / 'metrics'}")
     except (FileNotFoundError, ValueError, RuntimeError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     return 0
 
 
@@ -81,10 +77,10 @@ def cmd_generate(args) -> int:
         if args.filter_top_k:
             scorer = (ImageClassifier.load(args.evaluator) if args.evaluator
                       else ensure_evaluator(gen.config, args.datasets, args.cache_dir))
-        info = generate_dataset(gen, args.out, args.per_class, _labels(args.labels), args.truncation, poses,
+        info = generate_dataset(gen, args.out, args.per_class, comma_list(args.labels), args.truncation, poses,
                                 args.seed, args.filter_top_k, scorer)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     print(f"wrote {info['per_class']} images for each of {len(info['classes'])} classes to {args.out} "
           f"(manifest.csv, generated.json)")
     return 0
@@ -108,7 +104,7 @@ def cmd_gan_metrics(args) -> int:
         m = evaluate_generator(gen, evaluator, real, args.images, args.truncation, poses, out=out,
                                inception_weights=args.inception_weights)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     print(format_metrics(m))
     print(f"written to {out}/metrics.json and {out}/samples_per_class.png")
     if args.doc:
@@ -134,7 +130,7 @@ def cmd_gan_export(args) -> int:
         manifest = export_generator(ck_path, args.out, metrics,
                                     command=f"fingerspell train gan --config {name}")
     except (FileNotFoundError, ValueError, RuntimeError, KeyError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     print(f"wrote {args.out}/generator.pt ({manifest['bytes'] / 1e6:.1f} MB, fp16, step {manifest['step']}) "
           f"and manifest.json")
     return 0
@@ -167,18 +163,10 @@ def write_doc_section(m: dict, args, grid: Path) -> None:
     print(f"section {name!r} written to {doc}")
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a default only where there is one and the help does not already state it."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False) or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
 
 def register(sub, tsub) -> None:
     """Add ``train gan`` under ``tsub`` and ``generate``, ``gan-metrics`` under ``sub``."""
-    fmt = _Formatter
+    fmt = HelpFormatter
     g = tsub.add_parser(
         "gan", help="train a ReACGAN (label) or SPADE (pose) hand generator from a config (paper 000)",
         description="Trains from a YAML config: a file or a shipped name (lis-reacgan-cpu, the default, trains in "
