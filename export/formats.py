@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.onnx_export import max_relative_error
 from export.tensorrt_engine import export_engine  # noqa: F401  (the engine target lives there)
 from realtime.manifest import MANIFEST, Manifest, ModelError, sha256_file
 
@@ -70,13 +71,6 @@ def check_onnx_file(path: str | Path, labels: list[str] | None = None) -> dict:
             "bytes": path.stat().st_size, "external_data": False}
 
 
-def _max_abs(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    """Largest |a - b| over the outputs, each relative to its own scale max(1, max |b|): probabilities are at most
-    1 (so this is their absolute error), while embeddings and keypoints in pixels reach tens."""
-    return float(max(np.abs(x.astype(np.float64) - y.astype(np.float64)).max() / max(1.0, float(np.abs(y).max()))
-                     for x, y in zip(a, b)))
-
-
 def parity(path: Path, module, inputs: dict[str, np.ndarray], output_names: list[str]) -> float:
     """Largest |onnxruntime - torch| over every output on ``inputs`` (relative to outputs larger than 1)."""
     import onnxruntime as ort
@@ -87,7 +81,7 @@ def parity(path: Path, module, inputs: dict[str, np.ndarray], output_names: list
     with torch.no_grad():
         want = module(*(torch.from_numpy(np.ascontiguousarray(v)) for v in inputs.values()))
     want = [t.numpy() for t in (want if isinstance(want, (tuple, list)) else (want,))]
-    return _max_abs(got, want)
+    return max_relative_error(got, want)
 
 
 def _simplify(path: Path) -> str:

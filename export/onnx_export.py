@@ -15,6 +15,13 @@ from realtime.manifest import MANIFEST, sha256_file
 OPSET = 17
 
 
+def max_relative_error(got: list[np.ndarray], want: list[np.ndarray]) -> float:
+    """Largest |got - want| over the outputs, each relative to its own scale max(1, max |want|): probabilities are at
+    most 1 (so this is their absolute error), while embeddings and keypoints in pixels reach tens."""
+    return float(max(np.abs(g.astype(np.float64) - w.astype(np.float64)).max() / max(1.0, float(np.abs(w).max()))
+                     for g, w in zip(got, want)))
+
+
 EMBEDDING = "embedding"  # the keypoint models' second output: penultimate activations, for personal calibration
 
 
@@ -54,8 +61,7 @@ def export_onnx(model, in_dim: int, path: Path, labels: list[str], metadata: dic
     with torch.no_grad():
         want = wrapped(torch.from_numpy(x))
     want = [w.numpy() for w in (want if isinstance(want, tuple) else (want,))]
-    # relative to each output's scale: probabilities are at most 1, embeddings (ReLU activations) reach tens
-    err = max(float(np.abs(g - w).max() / max(1.0, np.abs(w).max())) for g, w in zip(got, want))
+    err = max_relative_error(got, want)
     print(f"ONNX parity on {len(x)} inputs: max |onnxruntime - torch| = {err:.2e} (relative where an output exceeds 1)")
     if err > 1e-4:
         raise RuntimeError(f"ONNX export of {path} differs from PyTorch by {err:.2e}")

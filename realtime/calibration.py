@@ -225,11 +225,11 @@ class CalibratedClassifier:
         features = inputs[0] if isinstance(inputs, tuple) else inputs
         if self._embed is None:
             return self.adapter(self.base(inputs), features)
-        probs, emb = self._embed(features)
-        if self.base is not self.keypoints:  # fused: the reading is the fused one, the embedding the keypoint model's
-            probs = self.base(inputs)
-        elif len(probs) == 1:  # one frame: one row of probabilities, as the classifier stage gives it
+        probs, emb = self._embed(features)  # one run of the keypoint model gives both
+        if len(probs) == 1:  # one frame: one row of probabilities, as the classifier stage gives it
             probs = probs[0]
+        if self.base is not self.keypoints:  # fused: the image model joins the keypoint reading just computed
+            probs = self.base.fuse(probs, inputs[1])
         return self.adapter(probs, emb)
 
     def __getattr__(self, name):  # everything else (session, backend, names) is the wrapped classifier's

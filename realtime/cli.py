@@ -281,8 +281,10 @@ def cmd_calibrate(args) -> int:
             reader = make_reader(args.camera, args.width, args.height)
             rec = _recognizer(args)
             try:
+                from realtime.demo import reference_images  # one training photo per letter, when the data is here
+
                 session, stopped = calibrate_camera(rec, reader, args.per_letter, mirror=not args.no_mirror,
-                                                    photos=_reference_photos(rec))
+                                                    photos=reference_images(rec.classifier.manifest.name))
             finally:
                 rec.close()
             if stopped:
@@ -296,23 +298,6 @@ def cmd_calibrate(args) -> int:
     print(f"profile for {profile.model}: {describe(profile)}")
     print(f"written to {out}; use it with --profile {out}")
     return 0
-
-
-def _reference_photos(rec) -> dict:
-    """letter -> one training photo (BGR) of it, when $FINGERSPELL_DATASETS has the model's data; else {}."""
-    import base64
-
-    import cv2
-    import numpy as np
-
-    from realtime.demo import reference_photos
-
-    out = {}
-    for letter, jpeg in reference_photos(rec.classifier.manifest.name):
-        img = cv2.imdecode(np.frombuffer(base64.b64decode(jpeg), np.uint8), cv2.IMREAD_COLOR)
-        if img is not None:
-            out[letter] = img
-    return out
 
 
 def cmd_demo(args) -> int:
@@ -372,10 +357,12 @@ def cmd_train_keypoints(args) -> int:
 
 
 def cmd_train_results(args) -> int:
+    from training.experiments import BEFORE_AND_SHIPPED
     from training.new_people import run_new_people
 
     try:
-        run_new_people(args.recipes.split(","), datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs,
+        recipes = args.recipes.split(",") if args.recipes else list(BEFORE_AND_SHIPPED)
+        run_new_people(recipes, datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs,
                        epochs=args.epochs, layout=args.layout)
     except ValueError as e:
         return fail(str(e))
@@ -678,9 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the false-letter rate on hands that spell nothing. Writes a markdown table.",
                          formatter_class=fmt)
     rs.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
-    rs.add_argument("--recipes", default="asl-v1,asl-v2,lis-v1,lis-v2",
-                    help="comma-separated recipes to compare, before and after (training/experiments.py RECIPES; "
-                         "the shipped ones are asl-v2 and lis-v2)")
+    rs.add_argument("--recipes",
+                    help="comma-separated recipes to compare (training/experiments.py RECIPES) (default: the recipe "
+                         "before issue 14 and the shipped one of each alphabet: asl-v1,asl-v3,lis-v1,lis-v3)")
     rs.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
     rs.add_argument("--doc", default="docs/results.md", help="markdown table to write")
     rs.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")

@@ -105,7 +105,10 @@ class FusedClassifier:
 
     def __call__(self, inputs) -> np.ndarray:
         features, crop = inputs
-        p_kp = self.keypoints(features)
+        return self.fuse(self.keypoints(features), crop)
+
+    def fuse(self, p_kp: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        """The keypoint model's probabilities (already computed) and the crop -> the fused probabilities."""
         p_im = np.zeros_like(p_kp)
         p_none = p_kp[..., self._none] if self._none is not None else 0.0
         p_im[..., self._letters] = self.image(crop)[..., self._order] * np.expand_dims(1.0 - p_none, -1)

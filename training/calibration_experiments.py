@@ -22,7 +22,7 @@ import numpy as np
 
 from realtime.calibration import Adapter
 from training.experiments import PRESETS
-from training.new_people import LIS_SIGNERS
+from training.new_people import LIS_SIGNERS, TorchModel
 from training.train_keypoints import NO_LETTER
 
 KS = (1, 3, 5)
@@ -102,27 +102,6 @@ def split_calibration(kp, k: int, seed: int, video: bool) -> tuple[np.ndarray, n
             calib.extend(pick)
             test.extend(np.setdiff1d(rows, pick))
     return np.array(calib, np.int64), np.array(test, np.int64)
-
-
-class TorchModel:
-    """A trained ``model.pt``: input features, probabilities and penultimate embeddings of cached keypoints."""
-
-    def __init__(self, model_pt: Path):
-        from training.train_keypoints import load_trained
-
-        self.model, self.labels, self.spec = load_trained(model_pt)
-
-    def run(self, kp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        import torch
-
-        x = self.spec.compute(kp.landmarks, kp.is_left, kp.image_size.astype(np.float64))
-        x = np.nan_to_num(x)
-        with torch.no_grad():
-            t = torch.from_numpy(x)
-            m = self.model
-            h = m.act(m.fc2(m.act(m.fc1(m.norm(t)))))
-            p = torch.softmax(m.fc3(h), -1)
-        return x, p.numpy(), h.numpy()
 
 
 def _accuracy(probs, labels, truth, detected) -> float:

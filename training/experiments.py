@@ -13,7 +13,9 @@ ASL_SOURCES = ("massey", "roboflow", "kaggle_asl")  # not lsa16: its licence for
 # The shipped recipe adds every dataset that shows ASL handshapes of other people and cameras: the 218 people of
 # `digits` (digits 0/2/6/9 are the handshapes O/V/W/F) and a laptop-webcam landmark set.
 ASL_SOURCES_V2 = ASL_SOURCES + ("digits", "asl_webcam_landmarks")
-LIS_SOURCES_V2 = ("lis", "lis_webcam_landmarks")
+LIS_WEBCAM = ("lis", "lis_webcam_landmarks")
+# lis-v2 also learns the no-letter class from digits and kaggle_asl (only their no-letter rows: LIS_LABEL_MAP)
+LIS_SOURCES_V2 = LIS_WEBCAM + ("digits", "kaggle_asl")
 
 # Hands that spell nothing, learned as the class NO_LETTER: digit shapes that are no letter (3, 5 open hand,
 # 7, 8) and kaggle_asl's own non-letter signs. `nothing` is kaggle_asl's empty background (rarely a hand found).
@@ -24,7 +26,6 @@ ASL_LABEL_MAP = {
 }
 LIS_LABEL_MAP = {"digits": {"3": NO_LETTER, "5": NO_LETTER, "7": NO_LETTER, "8": NO_LETTER, "*": None},
                  "kaggle_asl": {"del": NO_LETTER, "space": NO_LETTER, "nothing": NO_LETTER, "*": None}}
-LIS_SOURCES_V2 = LIS_SOURCES_V2 + ("digits", "kaggle_asl")  # only their no-letter rows are learned (LIS_LABEL_MAP)
 
 # New views and new hands from the cached keypoints: a 3-D rotation about the wrist, mirror images (left-handed
 # signers, hands seen from the back) instead of MediaPipe's handedness, other finger lengths. Chosen on the
@@ -62,11 +63,11 @@ RECIPES.update({
     "lis-v2-nowebcam": (("lis", "digits", "kaggle_asl"), LIS_LETTERS + [NO_LETTER], LIS_LABEL_MAP,
                         VIEW_AUGMENTATION),
     # milder views for LIS, whose 64x64 five-view crops already hold the views (and whose letters differ by them)
-    "lis-v3-mild": (("lis", "lis_webcam_landmarks"), LIS_LETTERS, {}, _MILD_VIEWS),
+    "lis-v3-mild": (LIS_WEBCAM, LIS_LETTERS, {}, _MILD_VIEWS),
     "lis-v3-mild-none": (LIS_SOURCES_V2, LIS_LETTERS + [NO_LETTER], LIS_LABEL_MAP, _MILD_VIEWS),
-    "lis-v3-views": (("lis", "lis_webcam_landmarks"), LIS_LETTERS, {}, {**VIEW_AUGMENTATION, "flip": 0.0,
+    "lis-v3-views": (LIS_WEBCAM, LIS_LETTERS, {}, {**VIEW_AUGMENTATION, "flip": 0.0,
                                                                       "canonical": True}),
-    "lis-v3-noview": (("lis", "lis_webcam_landmarks"), LIS_LETTERS, {}, _V1_VIEWS),
+    "lis-v3-noview": (LIS_WEBCAM, LIS_LETTERS, {}, _V1_VIEWS),
     "lis-v3-geo-none": (LIS_SOURCES_V2, LIS_LETTERS + [NO_LETTER], LIS_LABEL_MAP,
                         {**VIEW_AUGMENTATION, "flip": 0.0, "canonical": True, "features": _GEOMETRY}),
     "lis-v1-view": (("lis",), LIS_LETTERS, {}, VIEW_AUGMENTATION),
@@ -76,10 +77,12 @@ RECIPES.update({
 # on the lis signers (docs/results-ablations.md).
 RECIPES.update({
     "asl-v3": (ASL_SOURCES_V2, ASL_LETTERS + [NO_LETTER], ASL_LABEL_MAP, {**VIEW_AUGMENTATION, "features": _GEOMETRY}),
-    "lis-v3": (("lis", "lis_webcam_landmarks"), LIS_LETTERS, {},
+    "lis-v3": (LIS_WEBCAM, LIS_LETTERS, {},
                {**VIEW_AUGMENTATION, "flip": 0.0, "canonical": True, "features": _GEOMETRY}),
 })
 PRESETS = {"asl-letters": "asl-v3", "lis-letters": "lis-v3"}  # shipped model -> its recipe
+# what `fingerspell train results` compares by default: each alphabet's recipe before issue 14, and the shipped one
+BEFORE_AND_SHIPPED = ("asl-v1", PRESETS["asl-letters"], "lis-v1", PRESETS["lis-letters"])
 
 RECIPE_NOTES = {  # what each recipe is, for the ablation table
     "asl-v1": "before: massey + roboflow + kaggle_asl, in-plane rotation only",

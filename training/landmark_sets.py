@@ -13,12 +13,12 @@ dataset's README) that turns its numbers back into what the keypoint cache holds
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from realtime.manifest import sha256_file
 from training.keypoint_set import KeypointSet
 
 LANDMARKS_FILE = "landmarks.csv"
@@ -51,11 +51,8 @@ def is_landmark_set(root: str | Path) -> bool:
 
 
 def content_hash(root: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(Path(root) / LANDMARKS_FILE, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """sha256 of the landmarks file: what training records, and a changed file never reuses a stale run."""
+    return sha256_file(Path(root) / LANDMARKS_FILE)
 
 
 def _palm_distances(lm: np.ndarray) -> np.ndarray:

@@ -100,21 +100,35 @@ def score(probs: np.ndarray, detected: np.ndarray, truth: np.ndarray, model_labe
     return out
 
 
+class TorchModel:
+    """A trained ``model.pt``: input features, probabilities and penultimate embeddings (the shipped ONNX file's
+    ``embedding`` output) of cached keypoints."""
+
+    def __init__(self, model_pt: str | Path):
+        from training.train_keypoints import load_trained
+
+        self.model, self.labels, self.spec = load_trained(model_pt)
+
+    def run(self, kp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(features, probabilities, embeddings) of every row; rows without a hand give meaningless numbers."""
+        import torch
+
+        x = np.nan_to_num(self.spec.compute(kp.landmarks, kp.is_left, kp.image_size.astype(np.float64)))
+        with torch.no_grad():
+            h = self.model.embed(torch.from_numpy(x))
+            p = torch.softmax(self.model.fc3(h), -1)
+        return x, p.numpy(), h.numpy()
+
+
 def evaluate_trained(model_pt: str | Path, kp) -> dict:
     """A trained keypoint model (``model.pt``) on a :class:`KeypointSet` of test rows -> :func:`score`."""
-    import torch
-
-    from training.train_keypoints import load_trained
-
-    model, labels, spec = load_trained(model_pt)
-    letters = [l for l in labels if l != NO_LETTER]
-    probs = np.zeros((len(kp), len(labels)), np.float32)
+    model = TorchModel(model_pt)
+    letters = [l for l in model.labels if l != NO_LETTER]
+    probs = np.zeros((len(kp), len(model.labels)), np.float32)
     det = kp.detected.copy()
     if det.any():
-        x = spec.compute(kp.landmarks[det], kp.is_left[det], kp.image_size[det].astype(np.float64))
-        with torch.no_grad():
-            probs[det] = torch.softmax(model(torch.from_numpy(x)), -1).numpy()
-    return score(probs, det, kp.labels.astype(str), labels, letters)
+        probs[det] = model.run(kp.subset(np.flatnonzero(det)))[1]
+    return score(probs, det, kp.labels.astype(str), model.labels, letters)
 
 
 def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epochs: int | None = None,
