@@ -193,7 +193,7 @@ def measure_crop(data_dir: str | Path, exclude_signers: list[str], n: int = 300,
     training images make the runtime crop frame the hand as training did.
     """
     from realtime.palm import StaticPalmDetector
-    from training.data import ImageFolder, read_image
+    from realtime.images import ImageFolder, read_image
 
     ds = ImageFolder(data_dir)
     pool = [s for s in ds.samples if s.signer not in set(exclude_signers)]

@@ -65,7 +65,7 @@ def _dataset_folder(root: Path, recorded: str) -> Path:
 
 
 def _check_hash(folder: Path, manifest: Manifest) -> None:
-    from training.data import ImageFolder
+    from realtime.images import ImageFolder
     from training.landmark_sets import content_hash, is_landmark_set
 
     recorded = (manifest.raw.get("training") or {}).get("data_sha256") or {}
@@ -78,7 +78,7 @@ def _check_hash(folder: Path, manifest: Manifest) -> None:
 
 def _keypoints_cached(folder: Path) -> None:
     from realtime.hands import StaticSettings
-    from training.data import ImageFolder
+    from realtime.images import ImageFolder
     from training.keypoints import cache_key, default_cache_dir
     from training.landmark_sets import is_landmark_set
 
@@ -122,7 +122,7 @@ def image_keys(kp) -> np.ndarray:
 
 
 def _j2s_eval_set(manifest: Manifest, root: Path) -> EvalSet:
-    from training.data import ImageFolder
+    from realtime.images import ImageFolder
     from training.j2s_data import load_crops, normalise
     from training.keypoints import default_cache_dir
 
@@ -147,7 +147,7 @@ def _j2s_eval_set(manifest: Manifest, root: Path) -> EvalSet:
 
 def _image_eval_set(manifest: Manifest, root: Path) -> EvalSet:
     """Image classifiers: the landmark-framed hand crops of the held-out signers (cached by training)."""
-    from training.data import ImageFolder
+    from realtime.images import ImageFolder
     from training.hand_crops import images_cache_dir, load_hand_crops
     from training.image_classifier import to_input
 

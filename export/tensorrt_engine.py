@@ -1,4 +1,6 @@
-"""ONNX -> TensorRT engine (TensorRT 10 Python API, imported lazily): FP32, FP16, or INT8 calibrated on real data.
+"""``fingerspell export --format engine``: ONNX -> TensorRT engine, FP32, FP16, or INT8 calibrated on real data.
+The builder and the engine cache are the runtime's (:mod:`realtime.backends.tensorrt`, which also builds fp32 /
+fp16 engines on first use); what is here is the INT8 calibrator and its real samples.
 
     export_engine("asl-letters", half=True)                        # -> weights/asl-letters/model.fp16.<key>.engine
     export_engine("lis-j2s", int8=True, calib="$FINGERSPELL_DATASETS/lis")
@@ -8,7 +10,7 @@ The builder parses the ONNX file (``OnnxParser``), sets the workspace pool limit
 (min, opt, max), the FP16 / INT8 flags, and for INT8 an entropy calibrator (``IInt8EntropyCalibrator2``)
 fed by real samples of the model's own kind (:func:`export.real_inputs.calibration_inputs`). The engine is
 written beside the model (or in the user cache when that folder is read-only), named by
-:func:`realtime.backends.engine_cache_key` (model sha256, GPU name, TensorRT version, precision, profile),
+:func:`realtime.backends.tensorrt.engine_cache_key` (model sha256, GPU name, TensorRT version, precision, profile),
 with a ``.json`` beside it that spells the key out.
 
 INT8 note: TensorRT 10 marks implicit quantisation (calibrators) as deprecated in favour of explicit Q/DQ
@@ -16,15 +18,13 @@ models (NVIDIA ModelOpt); it still works in 10.x, and the calibrator here is the
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
 from pathlib import Path
 
 import numpy as np
 
-from realtime.backends import (DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE, BackendError, engine_cache_key, engine_path,
-                               gpu_name, import_tensorrt)
-from realtime.manifest import Manifest, resolve_model, verify_sha256
+from realtime.backends.base import DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE, BackendError
+from realtime.backends.tensorrt import build_cached_engine, import_tensorrt
+from realtime.manifest import Manifest, resolve_model
 
 
 class CalibrationBatches:
@@ -134,95 +134,35 @@ def make_entropy_calibrator(batches: CalibrationBatches, cache_file: Path):
     return EntropyCalibrator()
 
 
-def build_engine(onnx_path: Path, out: Path, input_shape: dict[str, list[int]], half: bool = False,
-                 int8: bool = False, calibrator=None, workspace: int = DEFAULT_WORKSPACE,
-                 profile: tuple[int, int, int] = (1, 1, DEFAULT_MAX_BATCH)) -> Path:
-    """Parse ``onnx_path``, build with the given precision, workspace and batch profile, write ``out``."""
-    trt = import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(Path(onnx_path).read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise BackendError(f"TensorRT cannot parse {onnx_path}: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace))
-    lo, opt, hi = profile
-    opt_profile = builder.create_optimization_profile()
-    for name, shape in input_shape.items():
-        dims = [int(d) for d in shape]
-        opt_profile.set_shape(name, [lo] + dims, [opt] + dims, [hi] + dims)
-    config.add_optimization_profile(opt_profile)
-    if half:
-        if not getattr(builder, "platform_has_fast_fp16", True):  # deprecated in later TensorRT 10 releases
-            print("TensorRT: this GPU has no fast FP16; building FP16 anyway")
-        config.set_flag(trt.BuilderFlag.FP16)
-    if int8:
-        if calibrator is None:
-            raise BackendError("an INT8 engine needs calibration data (--calib DIR)")
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.set_flag(trt.BuilderFlag.FP16)  # layers INT8 cannot take fall back to FP16, not FP32
-        config.int8_calibrator = calibrator
-        # calibration runs at one fixed shape: a profile of its own, at the calibrator's batch size (without it
-        # TensorRT would calibrate at the inference profile's opt batch and expect batches of that size)
-        n = int(calibrator.get_batch_size())
-        if not lo <= n <= hi:
-            raise BackendError(f"calibration batch {n} is outside the engine's batch profile {lo}..{hi}")
-        calib_profile = builder.create_optimization_profile()
-        for name, shape in input_shape.items():
-            dims = [n] + [int(d) for d in shape]
-            calib_profile.set_shape(name, dims, dims, dims)
-        config.set_calibration_profile(calib_profile)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise BackendError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(bytes(serialized))
-    tmp.replace(out)
-    return out
-
-
 def export_engine(model: str | Path, half: bool = False, int8: bool = False, calib: str | Path | None = None,
                   workspace: int = DEFAULT_WORKSPACE, max_batch: int = DEFAULT_MAX_BATCH, opt_batch: int = 1,
                   calib_batch: int = 32, calib_samples: int = 512, verify: bool = True, force: bool = False) -> Path:
-    """A model (shipped name or folder) -> its cached TensorRT engine for this GPU and TensorRT version."""
-    trt = import_tensorrt()
+    """A model (shipped name or folder) -> its cached TensorRT engine for this GPU and TensorRT version; INT8 is
+    calibrated here on real samples of the model's own kind."""
+    import_tensorrt()
     if int8 and calib is None:
         raise BackendError("--int8 needs --calib DIR: real samples to calibrate the INT8 ranges on")
-    folder = resolve_model(model)
-    manifest = Manifest.load(folder)
-    onnx_path = folder / manifest.file
-    if verify:
-        verify_sha256(onnx_path, manifest.sha256)
     precision = "int8" if int8 else "fp16" if half else "fp32"
     profile = (1, opt_batch, max_batch)
-    gpu = gpu_name()
-    key = engine_cache_key(manifest.sha256, gpu, trt.__version__, precision, profile)
-    out = engine_path(folder, manifest.file, key, precision)
-    if out.is_file() and not force:
-        print(f"engine cached: {out}")
-        return out
-    calibrator = None
+    calibrator = calibration = None
     if int8:
         from export.real_inputs import calibration_inputs
+        from realtime.backends.tensorrt import engine_cache_key, engine_path, gpu_name
 
+        folder = resolve_model(model)
+        manifest = Manifest.load(folder)
+        trt_version = import_tensorrt().__version__
+        out = engine_path(folder, manifest.file, engine_cache_key(manifest.sha256, gpu_name(), trt_version, precision,
+                                                                  profile), precision)
+        if out.is_file() and not force:
+            print(f"engine cached: {out}")
+            return out
         x = calibration_inputs(folder, calib, limit=calib_samples)
         batches = CalibrationBatches({manifest.input_name: x}, min(calib_batch, len(x), max_batch))
         print(f"INT8 calibration on {batches.num_batches} batches of {batches.batch_size} real samples from {calib}")
         table = out.with_suffix(".calib")  # the calibration table belongs to this data: never reuse a stale one
         table.unlink(missing_ok=True)
         calibrator = make_entropy_calibrator(batches, table)
-    shape = [int(d) for d in manifest.raw["input"]["shape"][1:]]
-    build_engine(onnx_path, out, {manifest.input_name: shape}, half=half, int8=int8, calibrator=calibrator,
-                 workspace=workspace, profile=profile)
-    info = {"model": manifest.name, "onnx": manifest.file, "model_sha256": manifest.sha256, "gpu": gpu,
-            "tensorrt": trt.__version__, "precision": precision, "profile": list(profile),
-            "workspace_bytes": int(workspace), "key": key, "bytes": out.stat().st_size,
-            "calibration": [str(c) for c in (calib if isinstance(calib, (list, tuple)) else [calib])] if int8 else None,
-            "calibration_leaves_out": "the held-out signers and the evaluation set's images" if int8 else None,
-            "created": _dt.datetime.now().isoformat(timespec="seconds")}
-    out.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
-    print(f"TensorRT {trt.__version__} {precision} engine for {gpu}: {out} ({info['bytes']} bytes)")
-    return out
+        calibration = {"calibration": [str(c) for c in (calib if isinstance(calib, (list, tuple)) else [calib])],
+                       "calibration_leaves_out": "the held-out signers and the evaluation set's images"}
+    return build_cached_engine(model, precision, calibrator, calibration, workspace, profile, verify, force)

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.backends import BackendError, make_backend, select_providers
+from realtime.backends import BACKENDS, BackendError, make_backend, select_providers
 
 PROFILES = ("default", "edge")
-BACKEND_NAMES = ("onnxruntime", "tensorrt", "torch")
+BACKEND_NAMES = tuple(b for b in BACKENDS if b != "auto")  # "auto" is onnxruntime under another name
 ACCURACY_BATCH = 32  # the default engine profile's largest batch; a backend with a smaller max_batch gets smaller ones
 
 

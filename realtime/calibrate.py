@@ -151,7 +151,7 @@ def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: 
     """
     from tqdm import tqdm
 
-    from training.data import ImageFolder, read_image
+    from realtime.images import ImageFolder, read_image
 
     ds = ImageFolder(folder)
     labels = list(recognizer.labels)

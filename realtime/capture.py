@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import IMAGE_EXTENSIONS, read_image
+from realtime.images import IMAGE_EXTENSIONS, read_image
 
 
 class SourceError(RuntimeError):

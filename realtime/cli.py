@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 
+from realtime.backends import BACKENDS, DEVICES, PRECISIONS
 from realtime.cli_common import ENV_DATASETS, EXIT_INTERRUPTED, datasets_root, fail, int_range, writable
 
 
@@ -32,15 +33,13 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redetect-after", type=int_range(0), default=5, metavar="FRAMES",
                    help="when tracking has found no hand for this many frames, look again with the full hand model "
                         "on the whole frame (every 5 frames until a hand is back); 0 turns it off (default: %(default)s)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    p.add_argument("--device", choices=DEVICES, default="auto",
                    help="ONNX Runtime device for the classifier; auto uses CUDA when onnxruntime-gpu has it "
                         "(default: %(default)s)")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto",
-                   help="what runs the classifier: auto (ONNX Runtime as always: CUDA EP when present, else CPU), "
-                        "onnxruntime (TensorRT EP, then CUDA EP, then CPU, whichever it has; says which), tensorrt "
-                        "(a native engine, built and cached beside the model on first use), torch (the PyTorch "
-                        "module rebuilt from the model's weights); see docs/backends.md (default: %(default)s)")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+    p.add_argument("--backend", choices=tuple(BACKENDS), default="auto",
+                   help="what runs the classifier: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values())
+                        + "; see docs/backends.md (default: %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="classifier precision: fp16 with --backend tensorrt, torch (CUDA) or onnxruntime (TensorRT "
                         "EP); int8 with --backend tensorrt and an engine from 'fingerspell export --int8' "
                         "(default: %(default)s)")
@@ -152,7 +151,7 @@ def cmd_live(args) -> int:
 
 def cmd_eval(args) -> int:
     from realtime.manifest import ModelError
-    from training.data import DatasetError
+    from realtime.images import DatasetError
     from training.evaluate import evaluate, plot_path
 
     writable(args.json)
@@ -220,7 +219,7 @@ def cmd_hands_check(args) -> int:
     from realtime.backends import select_providers
     from realtime.manifest import ModelError
     from realtime.hands_check import check_hands, check_tracking, format_check, format_tracking, write_json
-    from training.data import DatasetError
+    from realtime.images import DatasetError
 
     writable(args.json)
     try:
@@ -255,7 +254,7 @@ def cmd_calibrate(args) -> int:
     from realtime.calibration import ProfileError
     from realtime.capture import SourceError, make_reader
     from realtime.manifest import ModelError
-    from training.data import DatasetError
+    from realtime.images import DatasetError
 
     if args.classifier != "keypoints" or args.keypoints != "mediapipe":
         return fail("calibration records a keypoint classifier's features: use --keypoints mediapipe and "
@@ -377,7 +376,7 @@ def cmd_train_calibration(args) -> int:
 
 
 def cmd_train_extract(args) -> int:
-    from training.data import DatasetError
+    from realtime.images import DatasetError
     from training.keypoints import load_keypoints
 
     try:

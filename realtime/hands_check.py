@@ -39,7 +39,7 @@ def compare_hands(ref: list, got: list) -> dict | None:
 
 
 def sample_paths(data: str | Path, limit: int | None, seed: int = 0) -> list[Path]:
-    from training.data import ImageFolder
+    from realtime.images import ImageFolder
 
     ds = ImageFolder(data)
     paths = [s.path for s in ds.samples]
@@ -54,7 +54,7 @@ def check_hands(data: str | Path, limit: int | None = 200, model: str = "full", 
     """Run both pipelines over a dataset folder (a reproducible random subset of ``limit`` photos)."""
     from realtime.hands import StaticHandDetector, StaticSettings
     from realtime.onnx_hands import OnnxStaticHandDetector
-    from training.data import read_image
+    from realtime.images import read_image
 
     settings = replace(StaticSettings(), model=model)
     paths = sample_paths(data, limit, seed)
@@ -178,7 +178,7 @@ def check_tracking(data: str | Path, limit: int = 6, model: str = "lite", seed: 
     from realtime.hand_roi import Roi
     from realtime.hands import _to_hands
     from realtime.onnx_hands import OnnxHandTracker
-    from training.data import read_image
+    from realtime.images import read_image
 
     frames = []
     for p in sample_paths(data, limit, seed):

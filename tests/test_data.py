@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from training.data import DatasetError, ImageFolder, LabelMap, read_image
+from realtime.images import DatasetError, ImageFolder, read_image
+from training.data import LabelMap
 
 
 def make_folder(tmp_path, with_manifest=True, corrupt=True):

@@ -34,7 +34,7 @@ CHROMIUM = os.environ.get("FINGERSPELL_CHROMIUM") or shutil.which("chromium") or
 
 
 def massey_photos(word: str, signer: str = "hand3") -> list[np.ndarray]:
-    from training.data import read_image
+    from realtime.images import read_image
 
     massey = need_dataset("massey")
     rows = manifest_rows(massey)

@@ -97,7 +97,7 @@ def test_fusion_averages_probabilities_in_the_keypoint_models_label_order():
 def test_image_and_fused_classifiers_read_real_lis_photos(exported, tmp_path):
     """--classifier image and fused on real photos: hands found, probabilities over the model's labels."""
     from realtime.pipeline import Recognizer
-    from training.data import read_image
+    from realtime.images import read_image
 
     src = need_dataset("lis")
     rows = [r for r in manifest_rows(src) if r["signer"] == "GIULIA"][::80][:4]

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.data
 
 def test_keypoint_extraction_caches_resumes_and_invalidates(tmp_path, capsys):
     from realtime.hands import StaticSettings
-    from training.data import ImageFolder
+    from realtime.images import ImageFolder
     from training.keypoints import extract_keypoints
 
     lis = need_dataset("lis")
@@ -44,7 +44,7 @@ def test_hand_tracker_on_a_real_photo():
     import cv2
 
     from realtime.hands import HandTracker
-    from training.data import read_image
+    from realtime.images import read_image
 
     massey = need_dataset("massey")
     row = next(r for r in manifest_rows(massey) if r["label"] == "B")
@@ -89,7 +89,7 @@ def test_eval_reports_labels_the_model_does_not_know(tmp_path):
 
 def test_live_end_to_end_on_a_video_of_an_unseen_signer(tmp_path):
     """A video of real GIULIA photos (a signer lis-letters never saw), one letter after another."""
-    from training.data import read_image
+    from realtime.images import read_image
 
     lis = need_dataset("lis")
     rows = manifest_rows(lis)
@@ -115,7 +115,7 @@ def test_live_end_to_end_on_a_video_of_an_unseen_signer(tmp_path):
 
 
 def test_live_says_when_letters_were_seen_but_not_held_long_enough(tmp_path):
-    from training.data import read_image
+    from realtime.images import read_image
 
     massey = need_dataset("massey")
     row = next(r for r in manifest_rows(massey) if r["label"] == "B")

@@ -40,7 +40,7 @@ def test_palm_detector_and_j2s_find_the_hand_mediapipe_finds():
     """On a real photo of an unseen signer: the regressed keypoints sit on MediaPipe's landmarks."""
     from realtime.hands import HandTracker
     from realtime.pipeline import Recognizer
-    from training.data import read_image
+    from realtime.images import read_image
 
     lis = need_dataset("lis")
     rows = [r for r in manifest_rows(lis) if r["signer"] == "GIULIA" and r["path"].endswith("front.JPG")][::25][:6]

@@ -50,6 +50,34 @@ def test_unknown_landmark_format_is_refused(tmp_path):
         read_landmark_set(folder)
 
 
+def test_excluded_take_is_left_out_and_mislabelled_on_the_real_file():
+    """The lis_webcam_landmarks pilot take is excluded because its labels point at other letters of the main take;
+    the main take itself points at its own labels (so the check can tell the two apart)."""
+    from training.landmark_sets import take_agreement
+
+    root = landmark_root("lis_webcam_landmarks")
+    kept, everything = read_landmark_set(root), read_landmark_set(root, keep_excluded=True)
+    assert set(kept.source_splits) == {"train"} and len(everything) - len(kept) == 300
+    pilot = take_agreement(everything, "test")
+    assert pilot["A"].get("B", 0) > 0.8 and pilot["B"].get("A", 0) > 0.8 and pilot["C"].get("C", 0) < 0.2
+    main = everything.subset(np.flatnonzero(everything.source_splits == "train"))
+    half = main.subset(np.arange(0, len(main), 2))  # even rows against odd rows of the same take
+    half.source_splits = np.array(["even"] * len(half))
+    both = type(main).concat([half, main.subset(np.arange(1, len(main), 2))])
+    own = take_agreement(both, "train", main="even")
+    assert all(own[label].get(label, 0) > 0.9 for label in "ABC")
+
+
+def test_excluded_rows_of_a_declared_take_are_dropped(tmp_path):
+    folder = tmp_path / "lis_webcam_landmarks"
+    write_set(folder, [("A", a_hand()), ("B", a_hand())])
+    text = (folder / "landmarks.csv").read_text().splitlines()
+    text[2] = text[2].replace("B,s1,,", "B,s1,test,")
+    (folder / "landmarks.csv").write_text("\n".join(text) + "\n")
+    assert list(read_landmark_set(folder).labels) == ["A"]
+    assert list(read_landmark_set(folder, keep_excluded=True).labels) == ["A", "B"]
+
+
 def test_landmark_rows_form_blocks_in_splits():
     from training.data import FRAME_BLOCK, source_photo_id
 

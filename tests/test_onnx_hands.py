@@ -404,7 +404,7 @@ def test_landmarks_with_torch_preprocessing_agree_with_the_host_path():
     pytest.importorskip("torch")
     from realtime.hands_check import compare_hands
     from realtime.onnx_hands import OnnxHandTracker
-    from training.data import read_image
+    from realtime.images import read_image
 
     massey = need_dataset("massey")
     cpu = ["CPUExecutionProvider"]
@@ -445,7 +445,7 @@ def test_rois_equal_mediapipes_own():
 
     from realtime.hand_roi import landmarks_roi, palm_roi
     from realtime.onnx_hands import PalmModel
-    from training.data import read_image
+    from realtime.images import read_image
 
     massey = need_dataset("massey")
     graph = SolutionBase(binary_graph_path="mediapipe/modules/hand_landmark/hand_landmark_tracking_cpu.binarypb",
@@ -476,7 +476,7 @@ def test_rois_equal_mediapipes_own():
 
 
 def _still_frames(n=3):
-    from training.data import read_image
+    from realtime.images import read_image
 
     massey = need_dataset("massey")
     row = next(r for r in manifest_rows(massey) if r["label"] == "B")
@@ -554,7 +554,7 @@ def test_tracking_check_open_loop_is_exact():
 def test_live_spells_the_same_word_with_either_hand_pipeline(tmp_path):
     """The README's live path on a video of real photos (massey signer hand1), headless: same text both ways."""
     from helpers import write_spelling_video
-    from training.data import read_image
+    from realtime.images import read_image
 
     massey = need_dataset("massey")
     rows = [r for r in manifest_rows(massey) if r["signer"] == "hand1"]

@@ -27,7 +27,7 @@ def read_generated(folder: str | os.PathLike, size: int, labels: list[str]):
     import cv2
     import numpy as np
 
-    from training.data import ImageFolder, read_image
+    from realtime.images import ImageFolder, read_image
 
     ds = ImageFolder(folder)
     unknown = sorted(set(ds.labels) - set(labels))

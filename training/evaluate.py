@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from realtime.pipeline import Recognizer
-from training.data import ImageFolder, read_image
+from realtime.images import ImageFolder, read_image
 from training.metrics import classification_report, format_report
 
 

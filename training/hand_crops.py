@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from realtime.crops import CROP_SCALE, SquareBox, crop_square
-from training.data import ImageFolder, read_image
+from realtime.images import ImageFolder, read_image
 from training.io import atomic_savez
 from training.keypoints import default_cache_dir, load_keypoints
 

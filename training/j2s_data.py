@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from training.data import ImageFolder, read_image
+from realtime.images import ImageFolder, read_image
 from training.keypoints import default_cache_dir, load_keypoints
 
 MEAN = (0.5, 0.5, 0.5)  # inputs are RGB in 0..1, then (x - MEAN) / STD: the manifest records both

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from realtime.hands import StaticSettings
-from training.data import ImageFolder
+from realtime.images import ImageFolder
 from training.io import atomic_savez
 from training.keypoint_set import KeypointSet
 from training.landmark_sets import is_landmark_set, read_landmark_set
@@ -52,7 +52,7 @@ def _init_worker(settings_dict: dict) -> None:
 
 
 def _process(item: tuple[int, str]):
-    from training.data import read_image
+    from realtime.images import read_image
 
     i, path = item
     img = read_image(path)

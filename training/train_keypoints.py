@@ -87,7 +87,7 @@ class PreparedData:
 
 
 def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
-    from training.data import ImageFolder
+    from realtime.images import ImageFolder
 
     from training.landmark_sets import content_hash, is_landmark_set
 
