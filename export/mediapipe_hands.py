@@ -7,7 +7,7 @@ Converts the four bundled models (palm detection and hand landmarks, lite and fu
 image-like inputs when one is installed (``tflite-runtime`` or ``ai-edge-litert``, the ``convert``
 extra; otherwise the check is skipped and said so), and writes ``manifest.json`` (sources and their
 sha256, the ONNX files' sha256, inputs, normalisation, outputs, the parity figures, the command),
-``PROVENANCE.md`` and the Apache-2.0 licence text beside them. The runtime (:mod:`realtime.onnx_hands`)
+``PROVENANCE.md`` and the Apache-2.0 licence text beside them. The runtime (:mod:`realtime.hands.onnx`)
 needs none of the conversion tools.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ MODELS = {
     "hand_landmark_full": ("hand_landmark", 224, LANDMARK_OUTPUTS),
 }
 # What the runtime does around the models: MediaPipe's graph options (hand_landmark_tracking_cpu and its
-# subgraphs in the wheel), recorded here for reference; realtime/onnx_hands.py implements them.
+# subgraphs in the wheel), recorded here for reference; realtime/hands/onnx.py implements them.
 PIPELINE = {
     "palm_detection": {
         "crop": "whole frame letterboxed to 192x192 (keep aspect ratio), zero border, bilinear",
@@ -170,8 +170,8 @@ Changes from the TFLite graphs, none of which changes the function computed:
   `world_landmarks`.
 
 The pre- and post-processing MediaPipe runs around the models (letterbox, SSD anchors, weighted
-non-maximum suppression, the rotated hand crop, tracking) is re-implemented in `realtime/ssd.py`,
-`realtime/hand_roi.py` and `realtime/onnx_hands.py`.
+non-maximum suppression, the rotated hand crop, tracking) is re-implemented in `realtime/hands/ssd.py`,
+`realtime/hands/roi.py` and `realtime/hands/onnx.py`.
 """
 
 

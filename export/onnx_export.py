@@ -192,7 +192,7 @@ def measure_crop(data_dir: str | Path, exclude_signers: list[str], n: int = 300,
     (image side / ROI side) and of the offset (image centre - ROI centre) / ROI side over ``n``
     training images make the runtime crop frame the hand as training did.
     """
-    from realtime.palm import StaticPalmDetector
+    from realtime.hands.mediapipe import StaticPalmDetector
     from realtime.images import ImageFolder, read_image
 
     ds = ImageFolder(data_dir)

@@ -206,7 +206,7 @@ def bench_classifier(model: str, v: Variant, es, why_no_data: str, frames: int, 
 def bench_hands(source: str, hands: str, device: str, frames: int, size=(640, 480), hand_model: str = "lite") -> Row:
     from realtime.bench import letterbox
     from realtime.capture import ImageFolderReader, make_reader
-    from realtime.pipeline import make_hands_stage
+    from realtime.hands import make_hands_stage
 
     label = {"mediapipe": "mediapipe", "onnx": "onnxruntime"}[hands] + f"-{device}"
     row = Row(f"hands ({hand_model})", "mediapipe-hands", label, device, "fp32")
@@ -220,7 +220,7 @@ def bench_hands(source: str, hands: str, device: str, frames: int, size=(640, 48
         row.status, row.detail = "skipped", "MediaPipe's Python graph runs on the CPU"
         return row
     try:
-        stage = make_hands_stage("mediapipe", hand_model, hands=hands, device=device)
+        stage = make_hands_stage(hands, model=hand_model, device=device)
     except Exception as e:  # the ONNX hand models may be missing or refused
         row.status, row.detail = "skipped", f"{type(e).__name__}: {e}"
         return row

@@ -8,6 +8,7 @@ import signal
 import sys
 
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS
+from realtime.hands import HAND_PIPELINES
 from realtime.cli_common import ENV_DATASETS, EXIT_INTERRUPTED, datasets_root, fail, int_range, writable
 
 
@@ -19,10 +20,9 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="where the hand keypoints come from: MediaPipe's landmark model, or J2S, which regresses "
                         "them from the palm detector's hand crop and classifies in the same network "
                         "(default: %(default)s)")
-    p.add_argument("--hands", choices=("mediapipe", "onnx"), default="mediapipe",
-                   help="hand pipeline: MediaPipe's own graph, or the same models converted to ONNX on ONNX Runtime "
-                        "(weights/mediapipe-hands; on CUDA with --device cuda or auto and the gpu extra) "
-                        "(default: %(default)s)")
+    p.add_argument("--hands", choices=tuple(HAND_PIPELINES), default="mediapipe",
+                   help="hand pipeline: " + "; ".join(f"{h.name}: {h.help}" for h in HAND_PIPELINES.values())
+                        + " (default: %(default)s)")
     p.add_argument("--hands-model", choices=("lite", "full"), default="lite",
                    help="MediaPipe model size (the hand-landmark model; with --keypoints j2s the palm detector): "
                         "lite is faster, full a little more accurate (default: %(default)s)")
@@ -216,16 +216,16 @@ def cmd_bench(args) -> int:
 
 
 def cmd_hands_check(args) -> int:
-    from realtime.backends import select_providers
     from realtime.manifest import ModelError
     from realtime.hands_check import check_hands, check_tracking, format_check, format_tracking, write_json
     from realtime.images import DatasetError
 
     writable(args.json)
     try:
-        providers, _ = select_providers(args.device, tensorrt=False, strict=True)
-        check = check_tracking if args.tracking else check_hands
-        report = check(args.data, limit=args.limit, model=args.hands_model, providers=providers)
+        if args.tracking:
+            report = check_tracking(args.data, limit=args.limit, model=args.hands_model, device=args.device)
+        else:
+            report = check_hands(args.data, limit=args.limit, model=args.hands_model, device=args.device)
     except (ModelError, DatasetError, ValueError, OSError) as e:
         return fail(str(e))
     print(format_tracking(report) if args.tracking else format_check(report))
@@ -546,9 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds after which a webcam stream stops (press record again to go on)")
     de.add_argument("--stream-every", type=float, default=0.1,
                     help="seconds between webcam frames the page sends; the newest frame always wins")
-    de.add_argument("--hands", choices=("mediapipe", "onnx"), default="mediapipe",
-                    help="hand pipeline for every stream and upload: MediaPipe's own graph, or the same models on "
-                         "ONNX Runtime")
+    de.add_argument("--hands", choices=tuple(HAND_PIPELINES), default="mediapipe",
+                    help="hand pipeline for every stream and upload: "
+                         + "; ".join(f"{h.name}: {h.help}" for h in HAND_PIPELINES.values()))
     _add_verbose(de)
     de.set_defaults(func=cmd_demo)
 

@@ -163,10 +163,10 @@ def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, 
     comes from the app (build_app), not from the page."""
     import gradio as gr
 
-    from realtime.pipeline import HANDS_BACKENDS
+    from realtime.hands import HAND_PIPELINES
 
-    if hands not in HANDS_BACKENDS:
-        raise ValueError(f"hands must be one of {HANDS_BACKENDS}, got {hands!r}")
+    if hands not in HAND_PIPELINES:
+        raise ValueError(f"hands must be one of {tuple(HAND_PIPELINES)}, got {hands!r}")
     if model not in available_models():
         raise gr.Error(f"No model {model!r}. Shipped: {', '.join(available_models())}.")
     if hand not in HANDS:
@@ -1379,10 +1379,10 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    from realtime.pipeline import HANDS_BACKENDS
+    from realtime.hands import HAND_PIPELINES
 
-    if hands not in HANDS_BACKENDS:
-        raise ValueError(f"hands must be one of {HANDS_BACKENDS}, got {hands!r}")
+    if hands not in HAND_PIPELINES:
+        raise ValueError(f"hands must be one of {tuple(HAND_PIPELINES)}, got {hands!r}")
 
     models = available_models()
     capacity = StreamCapacity(fps=1.0 / stream_every, time_limit=time_limit)  # this app's live and calibration streams

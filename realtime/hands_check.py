@@ -1,7 +1,8 @@
-"""``fingerspell hands-check``: the ONNX hand pipeline against MediaPipe's own, on real photos.
+"""``fingerspell hands-check``: the ONNX hand pipeline (or another row of :data:`realtime.hands.HAND_PIPELINES`)
+against MediaPipe's own, on real photos; ``--tracking``: the ONNX tracker against MediaPipe's, frame by frame.
 
 Both run in static-image mode with the same settings and the same upscale-and-pad cascade
-(:class:`realtime.hands.StaticHandDetector` and :class:`realtime.onnx_hands.OnnxStaticHandDetector`).
+(:class:`realtime.hands.StaticHandDetector` and :class:`realtime.hands.onnx.OnnxStaticHandDetector`).
 For each photo: did each find a hand; where both did, the distance between their 21 landmarks (the
 best-matching hands when there are several), in pixels and as a fraction of the hand's size (the
 longer side of MediaPipe's landmark box), and whether they call it the same hand (left or right).
@@ -50,15 +51,16 @@ def sample_paths(data: str | Path, limit: int | None, seed: int = 0) -> list[Pat
 
 
 def check_hands(data: str | Path, limit: int | None = 200, model: str = "full", seed: int = 0,
-                providers: list[str] | None = None, progress: bool = True) -> dict:
-    """Run both pipelines over a dataset folder (a reproducible random subset of ``limit`` photos)."""
-    from realtime.hands import StaticHandDetector, StaticSettings
-    from realtime.onnx_hands import OnnxStaticHandDetector
+                device: str = "auto", candidate: str = "onnx", progress: bool = True) -> dict:
+    """Run MediaPipe's pipeline and ``candidate`` (a row of :data:`realtime.hands.HAND_PIPELINES`) over a dataset
+    folder (a reproducible random subset of ``limit`` photos). The report calls the candidate ``onnx``."""
+    from realtime.hands import HAND_PIPELINES, StaticSettings
     from realtime.images import read_image
 
     settings = replace(StaticSettings(), model=model)
     paths = sample_paths(data, limit, seed)
-    mp, ox = StaticHandDetector(settings), OnnxStaticHandDetector(settings, providers=providers)
+    mp = HAND_PIPELINES["mediapipe"].static(settings=settings, mirrored_input=False, device="cpu")
+    ox = HAND_PIPELINES[candidate].static(settings=settings, mirrored_input=False, device=device)
     rows, ms_mp, ms_ox, unreadable = [], [], [], 0
     try:
         for p in tqdm(paths, desc=f"hands-check {Path(data).name}", unit="img", disable=not progress):
@@ -164,8 +166,8 @@ def _mediapipe_tracking_graph(model: str, max_hands: int):
                                  "hand_rects_from_palm_detections"])
 
 
-def check_tracking(data: str | Path, limit: int = 6, model: str = "lite", seed: int = 0,
-                   providers: list[str] | None = None, progress: bool = True) -> dict:
+def check_tracking(data: str | Path, limit: int = 6, model: str = "lite", seed: int = 0, device: str = "auto",
+                   progress: bool = True) -> dict:
     """Both pipelines in video mode (one hand) on a clip made of ``limit`` photos, each moving for 15 frames then
     5 empty ones.
 
@@ -175,11 +177,13 @@ def check_tracking(data: str | Path, limit: int = 6, model: str = "lite", seed: 
     """
     import cv2
 
-    from realtime.hand_roi import Roi
-    from realtime.hands import _to_hands
-    from realtime.onnx_hands import OnnxHandTracker
+    from realtime.hands.roi import Roi
+    from realtime.hands.mediapipe import to_hands
+    from realtime.backends import select_providers
+    from realtime.hands.onnx import OnnxHandTracker
     from realtime.images import read_image
 
+    providers, _ = select_providers(device, tensorrt=False, strict=True)
     frames = []
     for p in sample_paths(data, limit, seed):
         img = read_image(p)
@@ -193,7 +197,7 @@ def check_tracking(data: str | Path, limit: int = 6, model: str = "lite", seed: 
         for f in tqdm(frames, desc=f"hands-check tracking {Path(data).name}", unit="frame", disable=not progress):
             h, w = f.shape[:2]
             res = graph.process(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-            ref, got = _to_hands(res, w, h, mirrored_input=False), ox(f)
+            ref, got = to_hands(res, w, h, mirrored_input=False), ox(f)
             same_count += len(ref) == len(got)
             if ref and got:
                 pair = compare_hands(ref, got)

@@ -16,8 +16,7 @@ import numpy as np
 
 from realtime.backends import open_model
 from realtime.manifest import ModelError, check_io
-from realtime.hands import Hand
-from realtime.palm import HandBox
+from realtime.hands.hand import Hand, HandBox
 
 DEFAULT_MODEL = "lis-j2s"
 

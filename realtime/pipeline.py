@@ -5,9 +5,8 @@
     recognizer = Recognizer(model="asl-letters")
     result = recognizer.process(frame_bgr)     # FrameResult: letter, confidence, text, per-stage ms
 
-Two keypoint backends fill the first three stages (and two hand pipelines the first: ``hands="mediapipe"``,
-MediaPipe's own graph, or ``hands="onnx"``, the same models converted to ONNX on ONNX Runtime,
-:mod:`realtime.onnx_hands`):
+Two keypoint backends fill the first three stages (and the hand pipelines of
+:data:`realtime.hands.HAND_PIPELINES` the first: MediaPipe's own graph, or the same models on ONNX Runtime):
 
 - ``mediapipe``: MediaPipe hands (palm detector + landmark model) -> polar/Cartesian features
   -> a keypoint classifier (``asl-letters``, ``lis-letters``);
@@ -32,7 +31,7 @@ from realtime.classifier import OnnxClassifier
 from realtime.manifest import NO_LETTER
 from realtime.crop_classifier import CLASSIFIER_KINDS
 from realtime.features import FeatureExtractor
-from realtime.hands import Hand, HandTracker, pick_hand
+from realtime.hands import HAND_PIPELINES, Hand, make_hands_stage, pick_hand
 from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
 
 STAGES = ("capture", "hands", "features", "classifier", "smoothing", "overlay")
@@ -72,7 +71,6 @@ class FrameResult:
 
 
 KEYPOINT_BACKENDS = ("mediapipe", "j2s")
-HANDS_BACKENDS = ("mediapipe", "onnx")
 DEFAULT_MODELS = {"mediapipe": "asl-letters", "j2s": "lis-j2s"}
 
 
@@ -87,53 +85,10 @@ def check_backend(keypoints: str, hand: str, hands: str = "mediapipe", classifie
         raise ValueError(f"classifier must be one of {CLASSIFIER_KINDS}, got {classifier_kind!r}")
     if keypoints == "j2s" and classifier_kind != "keypoints":
         raise ValueError("J2S classifies the keypoints it regresses: --classifier image/fused need --keypoints mediapipe")
-    if hands not in HANDS_BACKENDS:
-        raise ValueError(f"hands must be one of {HANDS_BACKENDS}, got {hands!r}")
+    if hands not in HAND_PIPELINES:
+        raise ValueError(f"hands must be one of {tuple(HAND_PIPELINES)}, got {hands!r}")
     if keypoints == "j2s" and hand != "any":
         raise ValueError("the palm detector cannot tell left from right hands: use --hand any with --keypoints j2s")
-
-
-def make_hands_stage(keypoints: str, hand_model: str = "lite", max_hands: int = 2, mirrored_input: bool = False,
-                     static: bool = False, hands: str = "mediapipe", device: str = "auto", redetect_after: int = 5):
-    """The hands stage of a backend. ``static``: independent photos (``eval``, uploads), detected with the
-    keypoint cache's upscale-and-pad cascade and its settings, instead of video tracking. ``hands``: MediaPipe's
-    own graph, or the same models on ONNX Runtime (``onnx``, on ``device``'s providers). ``redetect_after``: a
-    landmark tracker that has found no hand for that many frames is helped by the full model on the whole frame
-    (:class:`realtime.hands.Redetect`; 0 turns it off)."""
-    from realtime.hands import Redetect, StaticSettings, redetect_settings
-
-    if hands == "onnx":
-        from realtime.backends import select_providers
-        from realtime.onnx_hands import (
-            OnnxHandTracker,
-            OnnxPalmDetector,
-            OnnxStaticHandDetector,
-            OnnxStaticPalmDetector,
-        )
-
-        providers, _ = select_providers(device, tensorrt=False, strict=True)
-        if keypoints == "j2s":
-            return (OnnxStaticPalmDetector(providers=providers) if static
-                    else OnnxPalmDetector(hand_model, max_hands=max_hands, providers=providers))
-        if static:
-            return OnnxStaticHandDetector(StaticSettings(), mirrored_input=mirrored_input, providers=providers)
-        tracker = OnnxHandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input, providers=providers)
-        if not redetect_after:
-            return tracker
-        return Redetect(tracker, OnnxStaticHandDetector(redetect_settings(max_hands), mirrored_input=mirrored_input,
-                                                        providers=providers), after=redetect_after)
-    if keypoints == "j2s":
-        from realtime.palm import PalmDetector, StaticPalmDetector
-
-        return StaticPalmDetector() if static else PalmDetector(hand_model, max_hands=max_hands)
-    from realtime.hands import StaticHandDetector
-
-    if static:
-        return StaticHandDetector(mirrored_input=mirrored_input)
-    tracker = HandTracker(hand_model, max_hands=max_hands, mirrored_input=mirrored_input)
-    if not redetect_after:
-        return tracker
-    return Redetect(tracker, None, after=redetect_after)  # MediaPipe's full model, built on first need
 
 
 class Recognizer:
@@ -178,8 +133,9 @@ class Recognizer:
 
             self.classifier = CalibratedClassifier(self.classifier, profile)
         self.hands_backend = hands
-        self.hands = hands_stage or make_hands_stage(keypoints, hand_model, max_hands, mirrored_input, static, hands,
-                                                     device, redetect_after)
+        self.hands = hands_stage or make_hands_stage(hands, palm=keypoints == "j2s", static=static, model=hand_model,
+                                                     max_hands=max_hands, mirrored_input=mirrored_input, device=device,
+                                                     redetect_after=redetect_after)
         self.labels = self.classifier.labels
         self.smoother = ProbabilitySmoother(smoothing_s)
         self.speller = Speller(speller or SpellerConfig())

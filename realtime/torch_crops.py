@@ -3,8 +3,8 @@
 device, and the crops go to ONNX Runtime through IO binding (:meth:`realtime.backends.OrtBackend.run_torch`),
 so no crop crosses the bus.
 
-:class:`realtime.onnx_hands.NumpyCrops` does the same on the host with ``cv2.warpAffine`` (the CPU default).
-Both take the 2x3 maps of :func:`realtime.hand_roi.crop_affine` (frame pixels -> crop pixels):
+:class:`realtime.hands.onnx.NumpyCrops` does the same on the host with ``cv2.warpAffine`` (the CPU default).
+Both take the 2x3 maps of :func:`realtime.hands.roi.crop_affine` (frame pixels -> crop pixels):
 
 - the palm detector's letterbox: the whole frame onto 192x192, zero border;
 - the landmark model's rotated crop: the hand ROI onto 224x224, border replicated.

@@ -11,7 +11,7 @@ def test_cropper_maps_the_crop_back_to_the_frame():
     """A blob far from the box centre lands where the crop's affine says, to a tenth of a pixel, when the
     crop shrinks 4x (the live case); and the crop is area-averaged, not aliased."""
     from realtime.j2s import HandCropper
-    from realtime.palm import HandBox
+    from realtime.hands.mediapipe import HandBox
 
     frame = np.zeros((480, 640, 3), np.uint8)
     frame[196:205, 396:405] = 255  # a 9x9 blob centred at continuous (400.5, 200.5)

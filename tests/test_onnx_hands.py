@@ -13,7 +13,7 @@ from helpers import manifest_rows, need_dataset, place_on_canvas, run_cli
 
 
 def test_palm_anchors_are_mediapipes_2016():
-    from realtime.ssd import ssd_anchors
+    from realtime.hands.ssd import ssd_anchors
 
     a = ssd_anchors()
     assert a.shape == (2016, 4)
@@ -30,7 +30,7 @@ def test_palm_anchors_are_mediapipes_2016():
 
 
 def test_anchor_sizes_without_fixed_size_follow_the_scales():
-    from realtime.ssd import AnchorOptions, ssd_anchors
+    from realtime.hands.ssd import AnchorOptions, ssd_anchors
 
     a = ssd_anchors(AnchorOptions(fixed_anchor_size=False))
     s0, s1 = 0.1484375, 0.1484375 + (0.75 - 0.1484375) / 3  # layers 0 and 1 of 4
@@ -40,7 +40,7 @@ def test_anchor_sizes_without_fixed_size_follow_the_scales():
 
 
 def test_decoding_a_scripted_raw_box():
-    from realtime.ssd import decode_boxes
+    from realtime.hands.ssd import decode_boxes
 
     anchors = np.array([[0.25, 0.75, 1.0, 1.0]], np.float32)
     raw = np.zeros((1, 18), np.float32)
@@ -55,7 +55,7 @@ def test_decoding_a_scripted_raw_box():
 
 
 def test_scores_are_clipped_before_the_sigmoid_and_thresholded():
-    from realtime.ssd import detections, sigmoid_scores
+    from realtime.hands.ssd import detections, sigmoid_scores
 
     s = sigmoid_scores(np.array([-1e4, -100.0, 0.0, 1e4]))
     assert s[0] == s[1] and s[0] < 1e-30 and s[2] == 0.5 and s[3] == pytest.approx(1.0) and not np.isnan(s).any()
@@ -68,13 +68,13 @@ def test_scores_are_clipped_before_the_sigmoid_and_thresholded():
 
 
 def _det(score, box, kp):
-    from realtime.ssd import Detection
+    from realtime.hands.ssd import Detection
 
     return Detection(score, np.array(box, np.float32), np.array(kp, np.float32).reshape(-1, 2))
 
 
 def test_weighted_nms_merges_overlaps_by_score_and_keeps_the_rest():
-    from realtime.ssd import iou, weighted_nms
+    from realtime.hands.ssd import iou, weighted_nms
 
     a = _det(0.9, [0.0, 0.0, 0.4, 0.4], [0.1, 0.1])
     b = _det(0.6, [0.1, 0.0, 0.5, 0.4], [0.2, 0.3])  # IoU with a: 0.12 / 0.20 = 0.6 -> merged into a
@@ -91,8 +91,8 @@ def test_weighted_nms_merges_overlaps_by_score_and_keeps_the_rest():
 
 
 def test_letterbox_removal_maps_the_padded_input_back_to_the_frame():
-    from realtime.hand_roi import Roi, keep_aspect
-    from realtime.ssd import remove_letterbox
+    from realtime.hands.roi import Roi, keep_aspect
+    from realtime.hands.ssd import remove_letterbox
 
     roi, pad = keep_aspect(Roi(320, 240, 640, 480), (192, 192))  # landscape: bands above and below
     assert pad == (0.0, pytest.approx(0.125)) and roi.width == roi.height == 640
@@ -105,7 +105,7 @@ def test_letterbox_removal_maps_the_padded_input_back_to_the_frame():
 
 
 def test_palm_roi_from_scripted_keypoints():
-    from realtime.hand_roi import palm_roi
+    from realtime.hands.roi import palm_roi
 
     size = (400, 300)
     kp = np.zeros((7, 2))
@@ -138,7 +138,7 @@ def _hand(angle=0.0, centre=(300.0, 250.0), scale=1.0):
 
 
 def test_landmarks_roi_turns_with_the_hand():
-    from realtime.hand_roi import landmarks_rect, landmarks_roi, normalize_radians
+    from realtime.hands.roi import landmarks_rect, landmarks_roi, normalize_radians
 
     size = (640, 480)
     up = landmarks_roi(_hand(0.0), size)
@@ -160,7 +160,7 @@ def test_landmarks_roi_turns_with_the_hand():
 def test_crop_then_project_back_is_the_identity():
     import cv2
 
-    from realtime.hand_roi import Roi, crop_affine, project_landmarks, unproject_landmarks
+    from realtime.hands.roi import Roi, crop_affine, project_landmarks, unproject_landmarks
 
     roi = Roi(300.0, 200.0, 180.0, 180.0, 0.7)
     pts = np.random.default_rng(0).uniform(0, 224, (21, 3))
@@ -176,7 +176,7 @@ def test_crop_then_project_back_is_the_identity():
 
 
 def test_association_keeps_the_tracked_hand_over_an_overlapping_palm():
-    from realtime.hand_roi import Roi, associate
+    from realtime.hands.roi import Roi, associate
 
     palm_a, palm_b = Roi(100, 100, 80, 80), Roi(400, 100, 80, 80)
     tracked = Roi(110, 105, 80, 80)  # IoU with palm_a ~0.66 > 0.5
@@ -186,7 +186,7 @@ def test_association_keeps_the_tracked_hand_over_an_overlapping_palm():
 
 
 def test_handedness_follows_realtime_hands_convention():
-    from realtime.onnx_hands import handedness
+    from realtime.hands.onnx import handedness
 
     # the landmark model says 'Left' with p = 0.9 in MediaPipe's selfie convention
     assert handedness(0.9, mirrored_input=True) == ("Left", 0.9)
@@ -198,7 +198,7 @@ def test_handedness_follows_realtime_hands_convention():
 
 
 def hand_weights():
-    from realtime.onnx_hands import hand_models_folder
+    from realtime.hands.onnx import hand_models_folder
 
     return hand_models_folder()
 
@@ -241,7 +241,7 @@ def test_the_source_tflite_files_are_the_ones_converted():
     ("hand_landmark_full", 224, {"landmarks": (63,), "presence": (1,), "handedness": (1,), "world_landmarks": (63,)}),
 ])
 def test_models_run_batched(name, inputs, outputs):
-    from realtime.onnx_hands import open_hand_model
+    from realtime.hands.onnx import open_hand_model
 
     session, _ = open_hand_model(name, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random((2, inputs, inputs, 3), dtype=np.float32)
@@ -275,7 +275,7 @@ def copy_weights(tmp_path):
 
 def test_a_corrupt_model_file_is_refused(tmp_path):
     from realtime.manifest import ModelError
-    from realtime.onnx_hands import OnnxHandTracker
+    from realtime.hands.onnx import OnnxHandTracker
 
     folder = copy_weights(tmp_path)
     data = bytearray((folder / "hand_landmark_lite.onnx").read_bytes())
@@ -288,7 +288,7 @@ def test_a_corrupt_model_file_is_refused(tmp_path):
 
 def test_a_model_that_disagrees_with_its_manifest_is_refused(tmp_path):
     from realtime.manifest import ModelError, sha256_file
-    from realtime.onnx_hands import OnnxHandTracker
+    from realtime.hands.onnx import OnnxHandTracker
 
     folder = copy_weights(tmp_path)
     path = folder / "manifest.json"
@@ -308,7 +308,7 @@ def test_a_model_that_disagrees_with_its_manifest_is_refused(tmp_path):
 
 
 def test_no_hand_in_a_blank_frame_and_bad_arguments():
-    from realtime.onnx_hands import OnnxHandTracker
+    from realtime.hands.onnx import OnnxHandTracker
 
     t = OnnxHandTracker("lite", providers=["CPUExecutionProvider"])
     assert t(np.zeros((480, 640, 3), np.uint8)) == [] and t.palm.calls == 1 and t.landmarks.calls == 0
@@ -340,7 +340,7 @@ def test_torch_crops_sample_where_opencv_does():
     import cv2
     torch = pytest.importorskip("torch")
 
-    from realtime.hand_roi import Roi, crop_affine, keep_aspect
+    from realtime.hands.roi import Roi, crop_affine, keep_aspect
     from realtime.torch_crops import TorchCrops
 
     yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
@@ -362,8 +362,8 @@ def test_torch_crops_match_the_host_crops():
     import cv2
     pytest.importorskip("torch")
 
-    from realtime.hand_roi import Roi, crop_affine, keep_aspect
-    from realtime.onnx_hands import NumpyCrops
+    from realtime.hands.roi import Roi, crop_affine, keep_aspect
+    from realtime.hands.onnx import NumpyCrops
     from realtime.torch_crops import TorchCrops
 
     rng = np.random.default_rng(0)
@@ -385,7 +385,7 @@ def test_torch_crops_match_the_host_crops():
 
 
 def test_preprocessing_stays_on_the_host_unless_the_models_run_on_a_gpu():
-    from realtime.onnx_hands import NumpyCrops, OnnxHandTracker
+    from realtime.hands.onnx import NumpyCrops, OnnxHandTracker
 
     t = OnnxHandTracker("lite", providers=["CPUExecutionProvider"])
     assert isinstance(t.palm.crops, NumpyCrops) and t.landmarks.crops is t.palm.crops  # one frame upload for both
@@ -403,7 +403,7 @@ def test_landmarks_with_torch_preprocessing_agree_with_the_host_path():
     not exactly (the same as between OpenCV on uint8 and on float crops)."""
     pytest.importorskip("torch")
     from realtime.hands_check import compare_hands
-    from realtime.onnx_hands import OnnxHandTracker
+    from realtime.hands.onnx import OnnxHandTracker
     from realtime.images import read_image
 
     massey = need_dataset("massey")
@@ -443,8 +443,8 @@ def test_rois_equal_mediapipes_own():
     import cv2
     from mediapipe.python.solution_base import SolutionBase
 
-    from realtime.hand_roi import landmarks_roi, palm_roi
-    from realtime.onnx_hands import PalmModel
+    from realtime.hands.roi import landmarks_roi, palm_roi
+    from realtime.hands.onnx import PalmModel
     from realtime.images import read_image
 
     massey = need_dataset("massey")
@@ -487,7 +487,7 @@ def _still_frames(n=3):
 @pytest.mark.data
 def test_tracking_reuses_the_roi_and_matches_mediapipe():
     from realtime.hands import HandTracker
-    from realtime.onnx_hands import OnnxHandTracker
+    from realtime.hands.onnx import OnnxHandTracker
 
     frames = _still_frames(3)
     ox, mp = OnnxHandTracker("lite", max_hands=1), HandTracker("lite", max_hands=1)
@@ -510,7 +510,7 @@ def test_tracking_reuses_the_roi_and_matches_mediapipe():
 
 @pytest.mark.data
 def test_onnx_hands_through_the_recognizer_and_the_j2s_palm_path():
-    from realtime.palm import PalmDetector
+    from realtime.hands.mediapipe import PalmDetector
     from realtime.pipeline import Recognizer
 
     frame = _still_frames(1)[0]

@@ -167,7 +167,7 @@ def unproject_landmarks(landmarks_px: np.ndarray, roi: Roi, size: tuple[int, int
 
 
 def iou(a: Roi, b: Roi) -> float:
-    from realtime.ssd import iou as box_iou
+    from realtime.hands.ssd import iou as box_iou
 
     return box_iou(a.box(), b.box())
 

@@ -186,7 +186,7 @@ def weighted_nms(dets: list[Detection], threshold: float = 0.3) -> list[Detectio
 
 def remove_letterbox(det: Detection, padding: tuple[float, float]) -> Detection:
     """DetectionLetterboxRemovalCalculator: fractions of the padded input -> fractions of the frame.
-    ``padding``: (horizontal, vertical) on each side, as fractions (realtime.hand_roi.keep_aspect gives it)."""
+    ``padding``: (horizontal, vertical) on each side, as fractions (realtime.hands.roi.keep_aspect gives it)."""
     px, py = padding
     sx, sy = 1.0 - 2 * px, 1.0 - 2 * py
     box = np.array([(det.box[0] - px) / sx, (det.box[1] - py) / sy, (det.box[2] - px) / sx, (det.box[3] - py) / sy],

@@ -9,7 +9,7 @@ pre- and post-processing and its tracking re-implemented in numpy / OpenCV.
 - :class:`OnnxStaticHandDetector` -- independent photos, with :class:`realtime.hands.StaticHandDetector`'s
   upscale-and-pad cascade (:func:`realtime.hands.static_views`).
 - :class:`OnnxPalmDetector`, :class:`OnnxStaticPalmDetector` -- the palm detector alone, a drop-in for
-  :mod:`realtime.palm`'s (the J2S backend).
+  :mod:`realtime.hands.mediapipe`'s (the J2S backend).
 
 The models are ``weights/mediapipe-hands`` (made by ``python -m export.mediapipe_hands``); each file is
 checked against its sha256 in the manifest before it is loaded. The sessions take the best provider ONNX
@@ -31,10 +31,10 @@ import numpy as np
 
 from realtime.backends import CUDA_EP, TRT_EP, OrtBackend, select_providers
 from realtime.manifest import MANIFEST, ModelError, verify_sha256, weights_dir
-from realtime.hand_roi import Roi, associate, crop_affine, keep_aspect, landmarks_roi, palm_roi, project_landmarks
-from realtime.hands import Hand, StaticSettings, static_views
-from realtime.palm import HandBox, static_palm_boxes
-from realtime.ssd import detections, remove_letterbox, ssd_anchors, weighted_nms
+from realtime.hands.base import StaticSettings, static_palm_boxes, static_views
+from realtime.hands.hand import Hand, HandBox
+from realtime.hands.roi import Roi, associate, crop_affine, keep_aspect, landmarks_roi, palm_roi, project_landmarks
+from realtime.hands.ssd import detections, remove_letterbox, ssd_anchors, weighted_nms
 
 HAND_MODELS = "mediapipe-hands"
 KIND = "hand-pipeline"
@@ -42,7 +42,7 @@ PALM_SIZE = 192
 LANDMARK_SIZE = 224
 NMS_THRESHOLD = 0.3
 ASSOCIATION_THRESHOLD = 0.5
-PALM_GRAPH_MIN_SCORE = 0.5  # the palm subgraph's own decoding threshold (realtime.palm runs it unchanged)
+PALM_GRAPH_MIN_SCORE = 0.5  # the palm subgraph's own decoding threshold (realtime.hands.mediapipe runs it unchanged)
 PREPROCESS = ("auto", "numpy", "torch")
 
 
@@ -212,7 +212,7 @@ class LandmarkModel(_HandModel):
 
 def handedness(left: float, mirrored_input: bool) -> tuple[str, float]:
     """The landmark model's 'Left' probability (MediaPipe's selfie convention) -> (label, score), flipped to the
-    physical hand for an unmirrored image exactly as :func:`realtime.hands._to_hands` does."""
+    physical hand for an unmirrored image exactly as :func:`realtime.hands.mediapipe.to_hands` does."""
     label, score = ("Left", left) if left > 0.5 else ("Right", 1.0 - left)
     if not mirrored_input:
         label = "Left" if label == "Right" else "Right"
@@ -305,7 +305,7 @@ class OnnxStaticHandDetector:
 
 
 class OnnxPalmDetector:
-    """Stage: BGR frame -> list of :class:`~realtime.palm.HandBox`, best first, as :class:`realtime.palm.PalmDetector`
+    """Stage: BGR frame -> list of :class:`~realtime.hands.mediapipe.HandBox`, best first, as :class:`realtime.hands.mediapipe.PalmDetector`
     (MediaPipe's palm subgraph and palm-to-ROI) but on ONNX Runtime."""
 
     backend = "onnx"
@@ -339,7 +339,7 @@ class OnnxPalmDetector:
 
 
 class OnnxStaticPalmDetector(OnnxPalmDetector):
-    """Photos: :class:`realtime.palm.StaticPalmDetector`'s cascade on the ONNX palm detector."""
+    """Photos: :class:`realtime.hands.mediapipe.StaticPalmDetector`'s cascade on the ONNX palm detector."""
 
     def __init__(self, model: str = "full", max_hands: int = 1, min_score: float = 0.5, min_side: int = 256,
                  providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,

@@ -1,0 +1,125 @@
+"""Hand pipelines: frame in, hands out, behind one contract (:mod:`.base`), one module per pipeline, and one
+table, :data:`HAND_PIPELINES`, that ``--hands``, the benchmarks, the demo and ``hands-check`` read.
+
+    stage = make_hands_stage("mediapipe")     # or "onnx"; static=True for photos, palm=True for J2S
+    hands = stage(frame_bgr)                  # list[Hand], in the frame's pixels
+
+- :mod:`.hand`: :class:`Hand`, :class:`HandBox`, :func:`pick_hand` (what every pipeline returns);
+- :mod:`.base`: the :class:`HandsStage` contract, the photo cascade, :class:`Redetect`;
+- :mod:`.mediapipe`: MediaPipe's own graphs (hands, and the palm detector alone);
+- :mod:`.onnx`: the same models converted to ONNX on ONNX Runtime, with :mod:`.ssd` (anchors, NMS) and
+  :mod:`.roi` (rotated hand regions, crops, landmark projection).
+
+Adding a pipeline is one new module with its four stages plus one row of :data:`HAND_PIPELINES`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from realtime.hands.base import (DEFAULT_VIEWS, HandsStage, Redetect, StaticSettings, redetect_settings,
+                                 static_palm_boxes, static_views)
+from realtime.hands.hand import Hand, HandBox, pick_hand
+from realtime.hands.mediapipe import HandTracker, PalmDetector, StaticHandDetector, StaticPalmDetector
+
+__all__ = ["DEFAULT_VIEWS", "HAND_PIPELINES", "Hand", "HandBox", "HandPipeline", "HandTracker", "HandsStage",
+           "PalmDetector", "Redetect", "StaticHandDetector", "StaticPalmDetector", "StaticSettings", "make_hands_stage",
+           "pick_hand", "redetect_settings", "static_palm_boxes", "static_views"]
+
+
+@dataclass(frozen=True)
+class HandPipeline:
+    """One row of :data:`HAND_PIPELINES`: how ``--hands NAME`` builds each of its four stages.
+
+    Each builder takes keyword options (``model``, ``max_hands``, ``mirrored_input``, ``device``, ``settings``)
+    and returns a :class:`HandsStage`: ``tracker`` (video, landmarks), ``static`` (photos, landmarks, with
+    :class:`StaticSettings`), ``palm`` (video, palm boxes only, for J2S) and ``static_palm`` (photos, boxes).
+    """
+
+    name: str
+    help: str
+    tracker: Callable
+    static: Callable
+    palm: Callable
+    static_palm: Callable
+
+
+def _mediapipe_tracker(model, max_hands, mirrored_input, device):
+    return HandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input)
+
+
+def _mediapipe_static(settings, mirrored_input, device):
+    return StaticHandDetector(settings, mirrored_input=mirrored_input)
+
+
+def _mediapipe_palm(model, max_hands, device):
+    return PalmDetector(model, max_hands=max_hands)
+
+
+def _mediapipe_static_palm(device):
+    return StaticPalmDetector()
+
+
+def _onnx_providers(device):
+    from realtime.backends import select_providers
+
+    return select_providers(device, tensorrt=False, strict=True)[0]
+
+
+def _onnx_tracker(model, max_hands, mirrored_input, device):
+    from realtime.hands.onnx import OnnxHandTracker
+
+    return OnnxHandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input, providers=_onnx_providers(device))
+
+
+def _onnx_static(settings, mirrored_input, device):
+    from realtime.hands.onnx import OnnxStaticHandDetector
+
+    return OnnxStaticHandDetector(settings, mirrored_input=mirrored_input, providers=_onnx_providers(device))
+
+
+def _onnx_palm(model, max_hands, device):
+    from realtime.hands.onnx import OnnxPalmDetector
+
+    return OnnxPalmDetector(model, max_hands=max_hands, providers=_onnx_providers(device))
+
+
+def _onnx_static_palm(device):
+    from realtime.hands.onnx import OnnxStaticPalmDetector
+
+    return OnnxStaticPalmDetector(providers=_onnx_providers(device))
+
+
+HAND_PIPELINES: dict[str, HandPipeline] = {p.name: p for p in (
+    HandPipeline("mediapipe", "MediaPipe's own graph", _mediapipe_tracker, _mediapipe_static,
+                 _mediapipe_palm, _mediapipe_static_palm),
+    HandPipeline("onnx", "the same models converted to ONNX on ONNX Runtime (weights/mediapipe-hands; CUDA with "
+                 "--device cuda or auto and the gpu extra)", _onnx_tracker, _onnx_static, _onnx_palm,
+                 _onnx_static_palm),
+)}
+
+
+def make_hands_stage(hands: str = "mediapipe", *, palm: bool = False, static: bool = False, model: str = "lite",
+                     max_hands: int = 2, mirrored_input: bool = False, device: str = "auto",
+                     redetect_after: int = 5) -> HandsStage:
+    """The hands stage of pipeline ``hands`` (a row of :data:`HAND_PIPELINES`).
+
+    ``palm``: boxes only (the palm detector, for J2S). ``static``: independent photos (``eval``, uploads),
+    detected with the keypoint cache's upscale-and-pad cascade and its settings, instead of video tracking.
+    ``redetect_after``: a landmark tracker that has found no hand for that many frames is helped by the same
+    pipeline's full model on the whole frame (:class:`Redetect`; 0 turns it off).
+    """
+    if hands not in HAND_PIPELINES:
+        raise ValueError(f"hands must be one of {tuple(HAND_PIPELINES)}, got {hands!r}")
+    row = HAND_PIPELINES[hands]
+    if palm:
+        return row.static_palm(device=device) if static else row.palm(model=model, max_hands=max_hands, device=device)
+    if static:
+        return row.static(settings=StaticSettings(), mirrored_input=mirrored_input, device=device)
+    tracker = row.tracker(model=model, max_hands=max_hands, mirrored_input=mirrored_input, device=device)
+    if not redetect_after:
+        return tracker
+
+    def fallback():
+        return row.static(settings=redetect_settings(max_hands), mirrored_input=mirrored_input, device=device)
+    return Redetect(tracker, after=redetect_after, build_fallback=fallback)
