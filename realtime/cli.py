@@ -94,7 +94,7 @@ def _recognizer(args):
     from realtime.speller import SpellerConfig
 
     speller = SpellerConfig(args.hold, args.release, args.space_after, args.min_confidence) if hasattr(args, "hold") else None
-    rec = Recognizer(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
+    rec = Recognizer.build(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
                      device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
                      keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
                      classifier_kind=args.classifier, image_model=args.image_model, image_weight=args.image_weight,
@@ -264,7 +264,7 @@ def cmd_calibrate(args) -> int:
         if args.data:
             from realtime.pipeline import Recognizer
 
-            rec = Recognizer(args.model, hand=args.hand, static=True, hands=args.hands, device=args.device)
+            rec = Recognizer.build(args.model, hand=args.hand, static=True, hands=args.hands, device=args.device)
             try:
                 profile, report = calibrate_images(rec, args.data, args.per_letter)
             finally:

@@ -191,9 +191,9 @@ def make_recognizer(settings: Settings, static: bool = False):
 
     try:
         if manifest(settings.model).get("kind") == "image-classifier":  # a hand crop read by an image classifier
-            return Recognizer(hand=settings.hand, speller=settings.speller(), static=static, hands=settings.hands,
+            return Recognizer.build(hand=settings.hand, speller=settings.speller(), static=static, hands=settings.hands,
                               classifier_kind="image", image_model=settings.model)
-        return Recognizer(model=settings.model, hand=settings.hand, keypoints=keypoints_for(settings.model),
+        return Recognizer.build(model=settings.model, hand=settings.hand, keypoints=keypoints_for(settings.model),
                           speller=settings.speller(), static=static, hands=settings.hands)
     except (ModelError, ValueError) as e:
         raise gr.Error(f"Cannot load model {settings.model}: {e}") from None

@@ -2,7 +2,7 @@
 
     hands -> features -> classify -> smooth (+ spell)
 
-    recognizer = Recognizer(model="asl-letters")
+    recognizer = Recognizer.build(model="asl-letters")
     result = recognizer.process(frame_bgr)     # FrameResult: letter, confidence, text, per-stage ms
 
 Two keypoint backends fill the first three stages (and the hand pipelines of
@@ -91,64 +91,123 @@ def check_backend(keypoints: str, hand: str, hands: str = "mediapipe", classifie
         raise ValueError("the palm detector cannot tell left from right hands: use --hand any with --keypoints j2s")
 
 
-class Recognizer:
-    """Frame in, reading and spelled text out. Each stage is a plain callable, swappable in tests."""
+@dataclass
+class PipelineOptions:
+    """Every choice that builds the per-frame path (the options of ``live``, ``eval``, ``bench`` and the demo)."""
 
-    def __init__(self, model: str | None = None, hand_model: str = "lite", hand: str = "any", max_hands: int = 2,
-                 device: str = "auto", speller: SpellerConfig | None = None, smoothing_s: float = 0.15,
-                 mirrored_input: bool = False, hands_stage=None, classifier=None, keypoints: str = "mediapipe",
-                 static: bool = False, hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32",
-                 classifier_kind: str = "keypoints", image_model: str | None = None, image_weight: float = 0.5,
-                 profile=None, redetect_after: int = 5):
-        check_backend(keypoints, hand, hands, classifier_kind)
-        if profile is not None and (keypoints != "mediapipe" or classifier_kind == "image"):
+    model: str | None = None  # the classifier (default: DEFAULT_MODELS[keypoints])
+    keypoints: str = "mediapipe"  # where the keypoints come from: KEYPOINT_BACKENDS
+    classifier_kind: str = "keypoints"  # with mediapipe keypoints: CLASSIFIER_KINDS
+    image_model: str | None = None  # image / fused: the image classifier
+    image_weight: float = 0.5  # fused: weight of the image classifier's probabilities
+    profile: object = None  # a personal calibration (realtime.calibration.Profile)
+    hands: str = "mediapipe"  # a row of realtime.hands.HAND_PIPELINES
+    hand_model: str = "lite"  # lite | full
+    hand: str = "any"  # which hand spells: any | right | left
+    max_hands: int = 2
+    redetect_after: int = 5  # frames without a hand before the full model looks again (0: never)
+    mirrored_input: bool = False  # frames are selfie-flipped
+    static: bool = False  # independent photos, not video
+    device: str = "auto"
+    backend: str = "auto"  # a row of realtime.backends.BACKENDS
+    precision: str = "fp32"
+    smoothing_s: float = 0.15
+    speller: SpellerConfig | None = None
+
+    def check(self) -> None:
+        """Refuse combinations that cannot work, before any model is loaded."""
+        check_backend(self.keypoints, self.hand, self.hands, self.classifier_kind)
+        if self.profile is not None and (self.keypoints != "mediapipe" or self.classifier_kind == "image"):
             raise ValueError("a calibration profile adapts a keypoint classifier: use it with --keypoints mediapipe "
                              "and --classifier keypoints or fused")
-        self.keypoints, self.classifier_kind = keypoints, classifier_kind
-        if keypoints == "j2s":
-            from realtime.j2s import J2SClassifier
 
-            model = model or DEFAULT_MODELS[keypoints]
-            self.classifier = classifier or J2SClassifier(model, device=device, backend=backend, precision=precision)
-            self.features = self.classifier.cropper
-        elif classifier_kind == "keypoints" or classifier is not None:
-            self.classifier = classifier or OnnxClassifier(model or DEFAULT_MODELS[keypoints], device=device,
-                                                           backend=backend, precision=precision)
-            self.features = (FeatureExtractor(self.classifier.spec) if classifier_kind == "keypoints"
-                             else self._image_inputs(self.classifier))
-        else:
-            from realtime.crop_classifier import DEFAULT_IMAGE_MODEL, FusedClassifier, OnnxImageClassifier
 
-            image = OnnxImageClassifier(image_model or DEFAULT_IMAGE_MODEL, device=device, backend=backend,
-                                        precision=precision)
-            if classifier_kind == "image":
-                self.classifier = image
-            else:  # fused: the keypoint model that reads the same alphabet
-                kp = OnnxClassifier(model or FUSED_KEYPOINT_MODELS.get(image.manifest.name, DEFAULT_MODELS[keypoints]),
-                                    device=device, backend=backend, precision=precision)
-                self.classifier = FusedClassifier(kp, image, image_weight)
-            self.features = self._image_inputs(self.classifier)
-        if profile is not None:  # one person's calibration (realtime.calibration), checked against the model
-            from realtime.calibration import CalibratedClassifier
+def build_classifier(o: PipelineOptions):
+    """(features stage, classifier stage) for the options: the keypoint, J2S, image or fused reader, calibrated
+    by the profile when there is one."""
+    if o.keypoints == "j2s":
+        from realtime.j2s import J2SClassifier
 
-            self.classifier = CalibratedClassifier(self.classifier, profile)
-        self.hands_backend = hands
-        self.hands = hands_stage or make_hands_stage(hands, palm=keypoints == "j2s", static=static, model=hand_model,
-                                                     max_hands=max_hands, mirrored_input=mirrored_input, device=device,
-                                                     redetect_after=redetect_after)
+        classifier = J2SClassifier(o.model or DEFAULT_MODELS[o.keypoints], device=o.device, backend=o.backend,
+                                   precision=o.precision)
+        features = classifier.cropper
+    elif o.classifier_kind == "keypoints":
+        classifier = OnnxClassifier(o.model or DEFAULT_MODELS[o.keypoints], device=o.device, backend=o.backend,
+                                    precision=o.precision)
+        features = FeatureExtractor(classifier.spec)
+    else:
+        from realtime.crop_classifier import DEFAULT_IMAGE_MODEL, FusedClassifier, OnnxImageClassifier
+
+        image = OnnxImageClassifier(o.image_model or DEFAULT_IMAGE_MODEL, device=o.device, backend=o.backend,
+                                    precision=o.precision)
+        if o.classifier_kind == "image":
+            classifier = image
+        else:  # fused: the keypoint model that reads the same alphabet
+            kp = OnnxClassifier(o.model or FUSED_KEYPOINT_MODELS.get(image.manifest.name, DEFAULT_MODELS[o.keypoints]),
+                                device=o.device, backend=o.backend, precision=o.precision)
+            classifier = FusedClassifier(kp, image, o.image_weight)
+        features = image_inputs(classifier)
+    if o.profile is not None:  # one person's calibration (realtime.calibration), checked against the model
+        from realtime.calibration import CalibratedClassifier
+
+        classifier = CalibratedClassifier(classifier, o.profile)
+    return features, classifier
+
+
+def build_hands(o: PipelineOptions):
+    return make_hands_stage(o.hands, palm=o.keypoints == "j2s", static=o.static, model=o.hand_model,
+                            max_hands=o.max_hands, mirrored_input=o.mirrored_input, device=o.device,
+                            redetect_after=o.redetect_after)
+
+
+def image_inputs(classifier):
+    """The features stage of an image or fused classifier: the hand crop (and the keypoint features)."""
+    from realtime.crop_classifier import FusedClassifier, FusedInputs
+
+    if isinstance(classifier, FusedClassifier):
+        return FusedInputs(FeatureExtractor(classifier.spec), classifier.image.crop)
+    return classifier.crop
+
+
+class Recognizer:
+    """Frame in, reading and spelled text out, from three stage objects and the two that follow them:
+
+    - ``hands``: frame -> hands (:class:`realtime.hands.HandsStage`);
+    - ``features``: (spelling hand, frame) -> the classifier's input;
+    - ``classifier``: input -> probabilities over ``classifier.labels``;
+    - then a :class:`ProbabilitySmoother` and a :class:`Speller`.
+
+    :meth:`build` makes them from :class:`PipelineOptions`; tests and tools may hand in their own stages.
+    """
+
+    def __init__(self, hands, features, classifier, *, hand: str = "any", smoothing_s: float = 0.15,
+                 speller: SpellerConfig | None = None, options: PipelineOptions | None = None):
+        self.hands, self.features, self.classifier = hands, features, classifier
+        self.options = options or PipelineOptions(hand=hand, smoothing_s=smoothing_s, speller=speller)
+        self.keypoints, self.classifier_kind = self.options.keypoints, self.options.classifier_kind
+        self.hands_backend = self.options.hands
         self.labels = self.classifier.labels
         self.smoother = ProbabilitySmoother(smoothing_s)
         self.speller = Speller(speller or SpellerConfig())
         self.which_hand = hand
 
-    @staticmethod
-    def _image_inputs(classifier):
-        """The features stage of an image or fused classifier: the hand crop (and the keypoint features)."""
-        from realtime.crop_classifier import FusedClassifier, FusedInputs
+    @classmethod
+    def build(cls, model: str | None = None, *, hands_stage=None, classifier=None, **options) -> "Recognizer":
+        """The recognizer of :class:`PipelineOptions` (``options`` are its fields); ``hands_stage`` or
+        ``classifier`` replace what the options would build (a classifier comes with its own features stage)."""
+        o = PipelineOptions(model=model, **options)
+        o.check()
+        if classifier is not None:
+            features = (classifier.cropper if o.keypoints == "j2s" else FeatureExtractor(classifier.spec)
+                        if o.classifier_kind == "keypoints" else image_inputs(classifier))
+            if o.profile is not None:
+                from realtime.calibration import CalibratedClassifier
 
-        if isinstance(classifier, FusedClassifier):
-            return FusedInputs(FeatureExtractor(classifier.spec), classifier.image.crop)
-        return classifier.crop
+                classifier = CalibratedClassifier(classifier, o.profile)
+        else:
+            features, classifier = build_classifier(o)
+        hands = hands_stage or build_hands(o)
+        return cls(hands, features, classifier, hand=o.hand, smoothing_s=o.smoothing_s, speller=o.speller, options=o)
 
     def read(self, frame_bgr: np.ndarray, timer: StageTimer | None = None):
         """hands -> features -> classifier on one frame alone -> (hands, spelling hand or None, probabilities or None)."""

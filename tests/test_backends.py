@@ -134,7 +134,7 @@ def test_j2s_classifier_on_the_torch_backend():
 def test_recognizer_passes_the_backend_to_the_classifier():
     from realtime.pipeline import Recognizer
 
-    rec = Recognizer("asl-letters", device="cpu", backend="torch", hands_stage=lambda frame: [])
+    rec = Recognizer.build("asl-letters", device="cpu", backend="torch", hands_stage=lambda frame: [])
     assert rec.classifier.backend.name == "torch"
     assert rec.process(np.zeros((48, 64, 3), np.uint8), 0.0).letter is None
 

@@ -176,7 +176,7 @@ def test_calibration_on_a_held_out_person_raises_their_accuracy(tmp_path, lis_gi
             test.append(r)
     small_copy(lis, tmp_path / "mine", calib)
     small_copy(lis, tmp_path / "rest", test[:220])
-    rec = Recognizer("lis-letters", static=True)
+    rec = Recognizer.build("lis-letters", static=True)
     try:
         prof, report = calibrate_images(rec, tmp_path / "mine", per_letter=5, progress=False)
     finally:

@@ -108,7 +108,7 @@ def test_image_and_fused_classifiers_read_real_lis_photos(exported, tmp_path):
     for kind in ("image", "fused"):
         if kind == "fused" and not have:
             continue  # the blobs model's labels are not lis-letters' labels
-        rec = Recognizer(static=True, classifier_kind=kind, image_model=image_model, device="cpu")
+        rec = Recognizer.build(static=True, classifier_kind=kind, image_model=image_model, device="cpu")
         try:
             found = 0
             for r in rows:

@@ -45,7 +45,7 @@ def test_palm_detector_and_j2s_find_the_hand_mediapipe_finds():
     lis = need_dataset("lis")
     rows = [r for r in manifest_rows(lis) if r["signer"] == "GIULIA" and r["path"].endswith("front.JPG")][::25][:6]
     tracker = HandTracker("full")
-    rec = Recognizer(keypoints="j2s", hand_model="full")
+    rec = Recognizer.build(keypoints="j2s", hand_model="full")
     distances = []
     for r in rows:
         frame = place_on_canvas(read_image(lis / r["path"]))
@@ -57,7 +57,7 @@ def test_palm_detector_and_j2s_find_the_hand_mediapipe_finds():
             ref = mp_hands[0].landmarks[:, :2]
             size = np.linalg.norm(ref[0] - ref[9])  # wrist to middle-finger base
             distances.append(np.linalg.norm(res.hand.landmarks[:, :2] - ref, axis=1).mean() / size)
-        rec = Recognizer(keypoints="j2s", hand_model="full")  # independent photos: a fresh smoother each
+        rec = Recognizer.build(keypoints="j2s", hand_model="full")  # independent photos: a fresh smoother each
     tracker.close()
     assert len(distances) >= 4
     assert np.median(distances) < 0.35, distances  # within about a third of a palm length on average

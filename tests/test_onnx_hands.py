@@ -514,12 +514,12 @@ def test_onnx_hands_through_the_recognizer_and_the_j2s_palm_path():
     from realtime.pipeline import Recognizer
 
     frame = _still_frames(1)[0]
-    rec = Recognizer(hands="onnx")
+    rec = Recognizer.build(hands="onnx")
     res = rec.process(frame, t=0.0)
     assert res.hand is not None and res.letter in rec.labels and rec.hands.backend == "onnx"
-    ref = Recognizer(hands="mediapipe").process(frame, t=0.0)
+    ref = Recognizer.build(hands="mediapipe").process(frame, t=0.0)
     assert res.letter == ref.letter
-    j2s = Recognizer(keypoints="j2s", hands="onnx")
+    j2s = Recognizer.build(keypoints="j2s", hands="onnx")
     boxes, want = j2s.hands(frame), PalmDetector("lite")(frame)
     assert len(boxes) == len(want) == 1
     assert boxes[0].center == pytest.approx(want[0].center, abs=0.5) and boxes[0].side == pytest.approx(want[0].side, abs=0.5)

@@ -26,7 +26,7 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
              hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32", classifier: str = "keypoints",
              image_model: str | None = None, image_weight: float = 0.5, profile=None) -> dict:
     """``profile``: a personal calibration (:class:`realtime.calibration.Profile`) applied to the classifier."""
-    rec = Recognizer(model, hand=hand, device=device, keypoints=keypoints, static=True, hands=hands, backend=backend,
+    rec = Recognizer.build(model, hand=hand, device=device, keypoints=keypoints, static=True, hands=hands, backend=backend,
                      precision=precision, classifier_kind=classifier, image_model=image_model,
                      image_weight=image_weight, profile=profile)
     clf = rec.classifier
