@@ -9,7 +9,7 @@ import sys
 
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS
 from realtime.hands import HAND_PIPELINES
-from realtime.cli_common import ENV_DATASETS, EXIT_INTERRUPTED, datasets_root, fail, int_range, writable
+from realtime.cli_common import ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, add_verbose, fail, int_range, writable
 
 
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -59,11 +59,6 @@ def _add_profile_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", metavar="PROFILE",
                    help="a personal calibration made by 'fingerspell calibrate' for this --model: reads that person "
                         "better (keypoint and fused classifiers)")
-
-
-def _add_verbose(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--verbose", action="store_true",
-                   help="also show the libraries' own logs (TFLite/MediaPipe, FFmpeg, OpenCV), hidden by default")
 
 
 def _add_speller_options(p: argparse.ArgumentParser) -> None:
@@ -316,140 +311,6 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_train_keypoints(args) -> int:
-    from dataclasses import replace
-
-    from training.experiments import preset
-    from training.train_keypoints import TrainConfig, train
-
-    overrides = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                                   "seed": args.seed, "cache_dir": args.cache_dir, "workers": args.workers,
-                                   "features": args.features.split(",") if args.features else None,
-                                   "test_signers": args.test_signers, "test_datasets": args.test_datasets,
-                                   "random_test": args.random_test,
-                                   "balance": False if args.no_balance else None}.items() if v is not None}
-    if args.preset:
-        cfg = preset(args.preset, datasets_root(args.datasets), args.out or f"runs/{args.preset}", **overrides)
-    else:
-        if not args.data or not args.labels:
-            return fail("give --preset, or --data DIR [DIR ...] and --labels")
-        cfg = replace(TrainConfig(data=args.data, labels=args.labels.split(","), out=args.out or "runs/keypoints"),
-                      **overrides)
-    summary = train(cfg, resume=not args.no_resume)
-    print(f"outputs in {cfg.out}: model.pt, metrics.json, loss_curves.png"
-          + (", confusion_matrix.png, per_class_accuracy.png" if "test" in summary else ""))
-    if args.export:
-        from export.onnx_export import export_keypoint_model
-
-        from training.experiments import EVALUATION, PRESETS
-        from training.new_people import held_out_summary
-
-        held_out = held_out_summary(PRESETS[args.preset]) if args.preset == "asl-letters" else None
-        if args.preset == "asl-letters" and held_out is None:
-            print("note: no new-people results for this recipe in runs/new-people: run 'fingerspell train results' "
-                  "first to record its accuracy on people it never saw in the manifest", file=sys.stderr)
-        export_keypoint_model(os.path.join(cfg.out, "model.pt"), args.export, name=args.preset,
-                              extra_training={"evaluation": EVALUATION[args.preset]} if args.preset else None,
-                              held_out=held_out)
-        print(f"exported to {args.export}")
-    return 0
-
-
-def cmd_train_results(args) -> int:
-    from training.experiments import BEFORE_AND_SHIPPED
-    from training.new_people import run_new_people
-
-    try:
-        recipes = args.recipes.split(",") if args.recipes else list(BEFORE_AND_SHIPPED)
-        run_new_people(recipes, datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs,
-                       epochs=args.epochs, layout=args.layout)
-    except ValueError as e:
-        return fail(str(e))
-    return 0
-
-
-def cmd_train_calibration(args) -> int:
-    from training.calibration_experiments import run_calibration
-
-    run_calibration(args.runs, datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs)
-    return 0
-
-
-def cmd_train_extract(args) -> int:
-    from realtime.images import DatasetError
-    from training.keypoints import load_keypoints
-
-    try:
-        for d in args.data:
-            kp = load_keypoints(d, cache_dir=args.cache_dir, workers=args.workers)
-            print(f"{d}: {kp.summary()}")
-    except DatasetError as e:
-        return fail(str(e))
-    return 0
-
-
-def _lis_folder(args) -> str:
-    if args.data:
-        return args.data
-    path = os.path.join(datasets_root(args.datasets), "lis")
-    if not os.path.isdir(path):
-        raise SystemExit(fail(f"no lis dataset in {os.path.dirname(path)}"))
-    return path
-
-
-# what a J2S run can fail with that is the user's to fix (bad data, settings, a diverged run, no GPU)
-J2S_ERRORS = (ValueError, FloatingPointError, RuntimeError, OSError)
-
-
-def _j2s_overrides(args) -> dict:
-    return {k: v for k, v in {"backbone": args.backbone, "threads": args.threads, "seed": args.seed,
-                              "cache_dir": args.cache_dir, "device": args.device}.items() if v is not None}
-
-
-def cmd_train_j2s(args) -> int:
-    from dataclasses import replace
-
-    from training.j2s_experiments import preset
-    from training.train_j2s import train_j2s
-
-    try:
-        cfg = preset(args.preset, _lis_folder(args), args.out or f"runs/j2s-{args.preset}-{args.split}",
-                     split=args.split, epochs=args.epochs, **_j2s_overrides(args))
-        cfg = replace(cfg, **{k: v for k, v in {"lr": args.lr, "alpha": args.alpha, "batch_size": args.batch_size,
-                                                "test_signers": args.test_signers}.items() if v is not None},
-                      augment=args.augment)
-        train_j2s(cfg, resume=not args.no_resume)
-        print(f"outputs in {cfg.out}: model.pt, metrics.json, loss_curves.png, confusion_matrix.png, pck.png")
-        if args.export:
-            from export.onnx_export import export_j2s_model
-
-            export_j2s_model(os.path.join(cfg.out, "model.pt"), args.export, data_dir=cfg.data)
-            print(f"exported to {args.export}")
-    except J2S_ERRORS as e:
-        return fail(str(e))
-    return 0
-
-
-def _run_j2s_experiment(run, args) -> int:
-    try:
-        run(_lis_folder(args), args.out, epochs=args.epochs, doc=args.doc, **_j2s_overrides(args))
-    except J2S_ERRORS as e:
-        return fail(str(e))
-    return 0
-
-
-def cmd_train_j2s_grid(args) -> int:
-    from training.j2s_experiments import run_grid
-
-    return _run_j2s_experiment(run_grid, args)
-
-
-def cmd_train_j2s_results(args) -> int:
-    from training.j2s_experiments import run_results
-
-    return _run_j2s_experiment(run_results, args)
-
-
 def cmd_export(args) -> int:
     from export.formats import run_export  # --format onnx | engine (export/formats.py, export/tensorrt_engine.py)
 
@@ -457,7 +318,7 @@ def cmd_export(args) -> int:
         return fail(f"checkpoint not found: {args.checkpoint}")
     try:
         run_export(args)
-    except J2S_ERRORS as e:
+    except RUN_ERRORS as e:
         return fail(str(e))
     return 0
 
@@ -490,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--strict", action="store_true",
                       help="exit with code 2 (after printing the text) when the source lost frames: a video that "
                            "ended before its container's frame count, or corrupt frames")
-    _add_verbose(live)
+    add_verbose(live)
     live.set_defaults(func=cmd_live)
 
     ev = sub.add_parser("eval", help="accuracy of the whole per-image path on a labelled image folder",
@@ -499,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "'accuracy'; labels the model does not know are reported and left out.")
     _add_runtime_options(ev)
     _add_profile_option(ev)
-    _add_verbose(ev)
+    add_verbose(ev)
     ev.add_argument("--data", required=True, help="image-folder dataset (LABEL/image files, optional manifest.csv)")
     ev.add_argument("--signers", nargs="+", help="only these signers (manifest column 'signer'), e.g. GIULIA")
     ev.add_argument("--limit", type=int_range(1), help="evaluate a reproducible random subset of this many images")
@@ -528,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", metavar="OUT", help="write the figures as JSON")
     _add_runtime_options(be)
     _add_profile_option(be)
-    _add_verbose(be)
+    add_verbose(be)
     be.set_defaults(func=cmd_bench)
 
     de = sub.add_parser("demo", help="the browser demo: live webcam recognition and uploads in a web page",
@@ -549,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--hands", choices=tuple(HAND_PIPELINES), default="mediapipe",
                     help="hand pipeline for every stream and upload: "
                          + "; ".join(f"{h.name}: {h.help}" for h in HAND_PIPELINES.values()))
-    _add_verbose(de)
+    add_verbose(de)
     de.set_defaults(func=cmd_demo)
 
     hc = sub.add_parser("hands-check", help="compare the ONNX hand pipeline with MediaPipe's on real photos",
@@ -572,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compare the video trackers instead (one hand): each of --limit photos moves for 15 frames, "
                          "then 5 empty frames")
     hc.add_argument("--json", metavar="OUT", help="write the figures and the per-photo rows as JSON")
-    _add_verbose(hc)
+    add_verbose(hc)
     hc.set_defaults(func=cmd_hands_check)
 
     ca = sub.add_parser("calibrate", help="record a personal calibration profile: sign each letter a few times",
@@ -583,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "letter, s skip it, b back one letter, q finish (what was recorded is kept).",
                         formatter_class=fmt)
     _add_runtime_options(ca)
-    _add_verbose(ca)
+    add_verbose(ca)
     src = ca.add_mutually_exclusive_group(required=True)
     src.add_argument("--camera", nargs="?", const="0", metavar="INDEX",
                      help="record from this camera (default index 0)")
@@ -630,123 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="offline work: keypoint extraction, training, the results table")
     tsub = tr.add_subparsers(dest="train_command", required=True, metavar="WHAT")
 
-    kp = tsub.add_parser("keypoints", help="train the keypoint classifier on cached MediaPipe landmarks",
-                         description="Checkpoints every epoch into --out; running the same command again resumes.",
-                         formatter_class=fmt)
-    kp.add_argument("--preset", choices=("asl-letters", "lis-letters"),
-                    help="the recipe of a shipped model (datasets, labels, split)")
-    kp.add_argument("--datasets", help=f"folder holding the datasets a preset names (default: ${ENV_DATASETS})")
-    kp.add_argument("--data", nargs="+", help="dataset folders, without --preset")
-    kp.add_argument("--labels", help="comma-separated labels to learn, without --preset")
-    kp.add_argument("--test-signers", nargs="+", help="hold out these signers for testing ('GIULIA' or 'massey/hand1')")
-    kp.add_argument("--test-datasets", nargs="+", help="hold out whole datasets for testing (by folder name)")
-    kp.add_argument("--random-test", type=float, metavar="FRACTION",
-                    help="also hold out a stratified random fraction for testing (to compare with papers that used "
-                         "a random split; it says little about new signers)")
-    kp.add_argument("--features", help="comma-separated feature parts: j2s_polar, polar_scaled, cart_scaled, geometry "
-                                       "(default: polar_scaled,cart_scaled)")
-    kp.add_argument("--epochs", type=int, help="epochs (preset: 60)")
-    kp.add_argument("--batch-size", type=int, help="batch size (default 256)")
-    kp.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (default 2e-3)")
-    kp.add_argument("--seed", type=int, help="random seed (default 0)")
-    kp.add_argument("--no-balance", action="store_true", help="sample uniformly instead of balancing datasets, signers, classes")
-    kp.add_argument("--out", help="output folder (default: runs/PRESET)")
-    kp.add_argument("--no-resume", action="store_true", help="start from scratch even if --out holds a checkpoint")
-    kp.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json to this folder (e.g. weights/asl-letters)")
-    kp.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints or $FINGERSPELL_CACHE)")
-    kp.add_argument("--workers", type=int, help="processes for keypoint extraction (default: all cores)")
-    kp.set_defaults(func=cmd_train_keypoints)
+    from training.commands import register as register_training_commands  # light: heavy imports are in the commands
 
-    rs = tsub.add_parser("results", help="the new-people table: each recipe trained without the people it is tested on",
-                         description="ASL leave-one-signer-out on massey (5 folds), ASL leave-one-dataset-out for "
-                                     "roboflow, kaggle_asl, massey, digits and asl_webcam_landmarks, LIS on the held-out "
-                                     "signer GIULIA and on lis_webcam_landmarks; accuracy, macro-F1, worst letters and "
-                                     "the false-letter rate on hands that spell nothing. Writes a markdown table.",
-                         formatter_class=fmt)
-    rs.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
-    rs.add_argument("--recipes",
-                    help="comma-separated recipes to compare (training/experiments.py RECIPES) (default: the recipe "
-                         "before issue 14 and the shipped one of each alphabet: asl-v1,asl-v3,lis-v1,lis-v3)")
-    rs.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
-    rs.add_argument("--doc", default="docs/results.md", help="markdown table to write")
-    rs.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
-    rs.add_argument("--layout", choices=("protocols", "recipes"), default="protocols",
-                    help="a row per protocol with the recipes side by side (before / after), or a row per recipe "
-                         "with each protocol's summary (ablations) (default: %(default)s)")
-    rs.add_argument("--epochs", type=int, help="override the recipes' epochs (quick checks)")
-    rs.set_defaults(func=cmd_train_results)
-
-    ca = tsub.add_parser("calibration", help="the calibration table: K = 1, 3, 5 samples per letter of each person",
-                         description="For each massey and lis signer and each webcam landmark set: the shipped recipe "
-                                     "trained without that person, calibrated on K samples per letter of theirs, "
-                                     "tested on the rest; also a person's own variant of a letter. Trains the missing "
-                                     "held-out models first (as 'train results' does).",
-                         formatter_class=fmt)
-    ca.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
-    ca.add_argument("--runs", default="runs/new-people", help="the held-out models ('train results' --out)")
-    ca.add_argument("--out", default="runs/calibration", help="folder for the per-run JSON")
-    ca.add_argument("--doc", default="docs/calibration.md", help="markdown table to write")
-    ca.add_argument("--jobs", type=int_range(1), default=1, help="held-out models trained in parallel")
-    ca.set_defaults(func=cmd_train_calibration)
-
-    def j2s_common(q, out_default):
-        q.add_argument("--data", help="the lis dataset folder (default: $FINGERSPELL_DATASETS/lis)")
-        q.add_argument("--datasets", help=f"folder holding lis (default: ${ENV_DATASETS})")
-        q.add_argument("--backbone", choices=("small", "paper64", "paper", "tiny"),
-                       help="regression backbone: small (CPU, real time), paper64 (the paper's widths on 64-px "
-                            "crops), paper (the paper's 256-px geometry), tiny (tests) (default: small)")
-        q.add_argument("--out", default=out_default, help="output folder (resumable)")
-        q.add_argument("--seed", type=int, help="random seed (default 0)")
-        q.add_argument("--threads", type=int_range(1), help="torch CPU threads (default: all cores)")
-        q.add_argument("--cache-dir", help="keypoint and image cache folder (default: ~/.cache/fingerspell/keypoints)")
-        q.add_argument("--device", choices=("auto", "cpu", "cuda"),
-                       help="where torch trains: auto takes CUDA when there is a GPU (default: auto)")
-
-    j2 = tsub.add_parser("j2s", help="train J2S end to end: image -> keypoints -> polar -> letter (paper 003)",
-                         description="SGD with momentum 0.9, weight decay 5e-5, batch 128, lr / 10 at 60% of the "
-                                     "epochs. Presets: static (lr 0.01, alpha 0.5) and dynamic loss weighting "
-                                     "(lr 0.005, alpha 0.8). Checkpoints every epoch; the same command resumes.",
-                         formatter_class=fmt)
-    j2.add_argument("--preset", choices=("static", "dynamic"), default="dynamic", help="loss weighting and its lr, alpha")
-    j2.add_argument("--split", choices=("random", "signer"), default="signer",
-                    help="random: the paper's stratified 66/17/17; signer: hold out --test-signers")
-    j2.add_argument("--test-signers", nargs="+", help="signers held out with --split signer (default: GIULIA)")
-    j2.add_argument("--epochs", type=int_range(1), help="epochs; the lr step moves with it (default: 150, the paper's)")
-    j2.add_argument("--lr", type=float, help="override the preset's learning rate")
-    j2.add_argument("--alpha", type=float, help="override the preset's alpha")
-    j2.add_argument("--batch-size", type=int_range(1), help="batch size (default 128)")
-    j2.add_argument("--augment", action="store_true",
-                    help="random zoom, shift, rotation, flip, brightness and contrast (not in the paper; used for the "
-                         "shipped real-time model, whose crops come from a webcam)")
-    j2.add_argument("--no-resume", action="store_true", help="start from scratch even if --out holds a checkpoint")
-    j2.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json (e.g. weights/lis-j2s)")
-    j2s_common(j2, None)
-    j2.set_defaults(func=cmd_train_j2s)
-
-    jg = tsub.add_parser("j2s-grid", help="J2S grid search over learning rate and alpha (paper 003 section 4.6)",
-                         description="Static: lr in {1e-2, 1e-3, 1e-4} x alpha in {0.3, 0.4, 0.5}; dynamic: lr in "
-                                     "{5e-3, 1e-3} x alpha in {0.5, 0.8, 1.0}; a few epochs each on the random split, "
-                                     "scored on validation; writes a markdown table.", formatter_class=fmt)
-    jg.add_argument("--epochs", type=int_range(1), default=5, help="epochs per cell")
-    jg.add_argument("--doc", default="docs/j2s-grid.md", help="markdown table to write")
-    j2s_common(jg, "runs/j2s-grid")
-    jg.set_defaults(func=cmd_train_j2s_grid)
-
-    jr = tsub.add_parser("j2s-results", help="reproduce the J2S paper's tables: static and dynamic, random and "
-                                             "signer-independent splits", formatter_class=fmt)
-    jr.add_argument("--epochs", type=int_range(1), help="epochs per run (default: the paper's 150)")
-    jr.add_argument("--doc", default="docs/j2s.md", help="markdown file for the tables (plots go to docs/j2s/)")
-    j2s_common(jr, "runs/j2s-results")
-    jr.set_defaults(func=cmd_train_j2s_results)
-
-    et = tsub.add_parser("extract", help="run MediaPipe over datasets once and cache the landmarks (resumable)",
-                         formatter_class=fmt)
-    et.add_argument("data", nargs="+", help="dataset folders")
-    et.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints)")
-    et.add_argument("--workers", type=int, help="processes (default: all cores)")
-    _add_verbose(et)
-    et.set_defaults(func=cmd_train_extract)
-
+    register_training_commands(tsub)
     from training.gan.commands import register as register_gan_commands  # light: heavy imports are in the commands
 
     register_gan_commands(sub, tsub)

@@ -1,6 +1,6 @@
 """What every ``fingerspell`` command shares: exit codes, one-line errors, argument types, the datasets folder and
-the help layout. The CLI and the training commands registered beside their code (training/classifier_commands.py,
-training/gan/commands.py) import it from here, never from each other."""
+the help layout. The CLI and the training commands registered beside their code (training/commands.py,
+training/classifier_commands.py, training/gan/commands.py) import it from here, never from each other."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,8 @@ import sys
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 ENV_DATASETS = "FINGERSPELL_DATASETS"
+# what a run can fail with that is the user's to fix (bad data, settings, a diverged run, no GPU)
+RUN_ERRORS = (ValueError, FloatingPointError, RuntimeError, OSError)
 
 
 def fail(msg: str) -> int:
@@ -46,6 +48,11 @@ def datasets_root(value: str | None) -> str:
     if not root:
         raise SystemExit(fail(f"datasets folder not found: give --datasets DIR or set {ENV_DATASETS}"))
     return root
+
+
+def add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true",
+                   help="also show the libraries' own logs (TFLite/MediaPipe, FFmpeg, OpenCV), hidden by default")
 
 
 def comma_list(text: str | None) -> list[str] | None:

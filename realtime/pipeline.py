@@ -34,7 +34,8 @@ from realtime.features import FeatureExtractor
 from realtime.hands import HAND_PIPELINES, Hand, make_hands_stage, pick_hand
 from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
 
-STAGES = ("capture", "hands", "features", "classifier", "smoothing", "overlay")
+RECOGNIZER_STAGES = ("hands", "features", "classifier", "smoothing")  # what Recognizer.process times
+STAGES = ("capture", *RECOGNIZER_STAGES, "overlay")  # the live loop's: a frame in, the window drawn
 
 
 class StageTimer:

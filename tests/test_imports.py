@@ -108,6 +108,10 @@ def test_training_helpers_are_public_in_one_module():
 
 
 def test_training_commands_use_the_public_cli_helpers_not_the_cli():
-    for module in ("training.classifier_commands", "training.gan.commands"):
+    """Every training command is registered from beside its training code; the CLI only calls register()."""
+    for module in ("training.commands", "training.classifier_commands", "training.gan.commands"):
         assert "realtime.cli" not in imports_of(module), module
+        assert "realtime.cli_common" in imports_of(module), module
+    cli = ast.parse(MODULES["realtime.cli"].read_text())
+    assert not [f.name for f in cli.body if isinstance(f, ast.FunctionDef) and f.name.startswith("cmd_train")]
     assert "training.gan.commands" not in imports_of("training.classifier_commands")
