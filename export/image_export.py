@@ -5,13 +5,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 
 import numpy as np
 
-from export.formats import MIN_OPSET, export_onnx
-from realtime.manifest import MANIFEST, sha256_file
+from export.onnx_export import MIN_OPSET, export_onnx
+from realtime.manifest import file_fields, write_manifest
 from realtime.crops import CROP_SCALE
 
 
@@ -50,9 +49,7 @@ def export_image_classifier(run: str | Path, folder: str | Path, name: str | Non
     manifest = {
         "name": name,
         "kind": "image-classifier",
-        "file": "model.onnx",
-        "sha256": sha256_file(onnx_path),
-        "bytes": onnx_path.stat().st_size,
+        **file_fields(onnx_path),
         "labels": clf.labels,
         "arch": clf.info.get("arch"),
         "input": {"name": "image", "shape": ["batch", 3, s, s], "dtype": "float32",
@@ -82,5 +79,4 @@ def export_image_classifier(run: str | Path, folder: str | Path, name: str | Non
         "created": _dt.date.today().isoformat(),
         "opset": MIN_OPSET,
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+    return write_manifest(folder, manifest)

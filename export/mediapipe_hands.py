@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from export.tflite_to_onnx import OPSET, convert
-from realtime.manifest import MANIFEST, sha256_file
+from realtime.manifest import file_fields, sha256_file, write_manifest
 
 MEDIAPIPE_VERSION = "0.10.21"
 KIND = "hand-pipeline"
@@ -201,7 +200,7 @@ def export_all(out: str | Path, command: str | None = None) -> dict:
         path = out / f"{key}.onnx"
         path.write_bytes(data)
         models[key] = {
-            "file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
+            **file_fields(path),
             "source": f"mediapipe/modules/{folder}/{key}.tflite", "source_sha256": sha256_file(src),
             "source_bytes": src.stat().st_size,
             "input": {"name": "input", "shape": ["batch", size, size, 3], "dtype": "float32", "layout": "NHWC",
@@ -218,7 +217,7 @@ def export_all(out: str | Path, command: str | None = None) -> dict:
         "command": command, "converter": "export/tflite_to_onnx.py", "opset": OPSET,
         "created": _dt.date.today().isoformat(),
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    write_manifest(out, manifest)
     (out / "PROVENANCE.md").write_text(PROVENANCE.format(version=MEDIAPIPE_VERSION, command=command, opset=OPSET))
     licence = modules.parent.parent / f"mediapipe-{MEDIAPIPE_VERSION}.dist-info" / "LICENSE"
     if licence.is_file():

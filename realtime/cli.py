@@ -9,7 +9,8 @@ import sys
 
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS
 from realtime.hands import HAND_PIPELINES
-from realtime.cli_common import ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, add_verbose, fail, int_range, writable
+from realtime.cli_common import (ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, HelpFormatter, add_verbose, fail, int_range,
+                                 writable)
 
 
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -324,7 +325,7 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     p = argparse.ArgumentParser(prog="fingerspell", description="Real-time fingerspelling recognition from a webcam.",
                                 epilog="Two commands to start: 'fingerspell live' (webcam 0, ASL letters) and "
                                        "'fingerspell live --model lis-letters'. Each subcommand has its own --help.")
@@ -466,9 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "'fingerspell train j2s'")
     ex.add_argument("--model", help="instead of --checkpoint: a shipped model name or a model folder (re-exported "
                                     "from the PyTorch module rebuilt from its weights; the source of an engine)")
-    ex.add_argument("--format", choices=("onnx", "engine"), default="onnx",
-                    help="onnx: model.onnx + manifest.json in --out; engine: a TensorRT engine cached beside the "
-                         "model, for this GPU and TensorRT version")
+    from export.formats import FORMATS  # light: the exporters import torch and onnx when they run
+
+    ex.add_argument("--format", choices=tuple(FORMATS), default="onnx",
+                    help="; ".join(f"{f.name}: {f.help}, written as {f.writes}, run by --backend "
+                                   f"{'/'.join(f.backends)}" for f in FORMATS.values()))
     ex.add_argument("--half", action="store_true", help="engine: FP16")
     ex.add_argument("--int8", action="store_true", help="engine: INT8, calibrated (entropy) on --calib")
     ex.add_argument("--calib", nargs="+", metavar="DIR",

@@ -73,6 +73,22 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_fields(path: Path) -> dict:
+    """What a manifest records of the file it names: ``file``, ``sha256`` and ``bytes``."""
+    path = Path(path)
+    return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def write_manifest(folder: Path, manifest: dict) -> dict:
+    """The one writer of ``manifest.json``, used by every exporter: written whole or not at all (a killed export
+    never leaves half a manifest beside a model)."""
+    path = Path(folder) / MANIFEST
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    tmp.replace(path)
+    return manifest
+
+
 def verify_sha256(path: Path, expected: str, remedy: str = "") -> None:
     """Refuse (:class:`ModelError`) a file whose sha256 is not the one its manifest recorded; ``remedy`` says how
     to get a good file back."""

@@ -42,7 +42,7 @@ def test_export_and_the_demo_give_no_deprecation_warning_left_unexplained(tmp_pa
     pytest.importorskip("gradio")
     from _pytest.config import parse_warning_filter
 
-    from export.onnx_export import export_keypoint_model
+    from export.keypoint_export import export_keypoint_model
     from realtime.demo import build_app
     from realtime.features import FeatureSpec
     from training.keypoint_model import KeypointClassifier

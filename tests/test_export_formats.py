@@ -148,7 +148,7 @@ def test_check_onnx_file_refuses_what_the_runtime_should_not_get(tmp_path):
     import onnx
     import torch
 
-    from export.formats import check_onnx_file
+    from export.onnx_export import check_onnx_file
 
     lin = torch.nn.Linear(4, 3)
 

@@ -104,7 +104,7 @@ def test_augmentation_moves_keypoints_with_the_image():
 
 
 def test_export_matches_pytorch(tmp_path):
-    from export.onnx_export import export_j2s_onnx
+    from export.j2s_export import export_j2s_onnx
 
     torch.manual_seed(0)
     model = J2S(J2SConfig(5, "tiny")).eval()

@@ -106,7 +106,7 @@ def test_recovered_aspect_of_real_hands_min_max_normalised():
 @pytest.mark.data
 def test_a_landmark_only_dataset_end_to_end(tmp_path):
     """asl_webcam_landmarks -> keypoint cache format -> training -> ONNX export -> the runtime classifier."""
-    from export.onnx_export import export_keypoint_model
+    from export.keypoint_export import export_keypoint_model
     from realtime.classifier import OnnxClassifier
     from training.keypoints import load_keypoints
     from training.train_keypoints import TrainConfig, train

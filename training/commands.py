@@ -33,7 +33,7 @@ def cmd_train_keypoints(args) -> int:
     print(f"outputs in {cfg.out}: model.pt, metrics.json, loss_curves.png"
           + (", confusion_matrix.png, per_class_accuracy.png" if "test" in summary else ""))
     if args.export:
-        from export.onnx_export import export_keypoint_model
+        from export.keypoint_export import export_keypoint_model
 
         from training.experiments import EVALUATION, PRESETS
         from training.new_people import held_out_summary
@@ -111,7 +111,7 @@ def cmd_train_j2s(args) -> int:
         train_j2s(cfg, resume=not args.no_resume)
         print(f"outputs in {cfg.out}: model.pt, metrics.json, loss_curves.png, confusion_matrix.png, pck.png")
         if args.export:
-            from export.onnx_export import export_j2s_model
+            from export.j2s_export import export_j2s_model
 
             export_j2s_model(os.path.join(cfg.out, "model.pt"), args.export, data_dir=cfg.data)
             print(f"exported to {args.export}")

@@ -82,7 +82,7 @@ def export_generator(run: str | os.PathLike, folder: str | os.PathLike, metrics:
                      command: str | None = None) -> dict:
     """Ship a trained generator: its EMA weights in fp16 (``generator.pt``), config and classes, and a manifest
     (sha256, data, step, metrics, the command that made it). ``load_generator(folder)`` reads it back."""
-    from realtime.manifest import MANIFEST, sha256_file
+    from realtime.manifest import file_fields, write_manifest
 
     src = Path(run)
     src = src / "checkpoint.pt" if src.is_dir() else src
@@ -93,8 +93,7 @@ def export_generator(run: str | os.PathLike, folder: str | os.PathLike, metrics:
     atomic_torch_save({"config": ck["config"], "classes": ck["classes"], "step": ck["step"], "G_ema": state,
                         "dataset": ck.get("dataset"), "data_sha256": ck.get("data_sha256")}, folder / "generator.pt")
     cfg = ck["config"]
-    manifest = {"name": folder.name, "kind": "gan-generator", "file": "generator.pt",
-                "sha256": sha256_file(folder / "generator.pt"), "bytes": (folder / "generator.pt").stat().st_size,
+    manifest = {"name": folder.name, "kind": "gan-generator", **file_fields(folder / "generator.pt"),
                 "model": cfg["model"], "labels": ck["classes"], "size": cfg["size"], "step": ck["step"],
                 "output": "RGB images in -1..1, (N, 3, size, size)",
                 "training": {"data": [Path(cfg["dataset"]).name], "data_sha256": ck.get("data_sha256"),
@@ -102,8 +101,7 @@ def export_generator(run: str | os.PathLike, folder: str | os.PathLike, metrics:
                              "datasets_env": "FINGERSPELL_DATASETS (the datasets are not in the repository)",
                              "command": command},
                 "metrics": metrics or {}}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+    return write_manifest(folder, manifest)
 
 
 def truncated_normal(n: int, dim: int, truncation: float | None, generator: torch.Generator) -> torch.Tensor:
