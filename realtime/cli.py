@@ -8,7 +8,8 @@ import signal
 import sys
 
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS
-from realtime.hands import HAND_PIPELINES
+from realtime.hands import HAND_PIPELINES, MODEL_SIZES, WHICH_HAND
+from realtime.pipeline import CLASSIFIER_KINDS, KEYPOINT_BACKENDS
 from realtime.cli_common import (ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, HelpFormatter, add_verbose, fail, int_range,
                                  writable)
 
@@ -17,17 +18,17 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model",
                    help="shipped model name (see 'fingerspell models') or a folder with model.onnx + manifest.json "
                         "(default: asl-letters; lis-j2s with --keypoints j2s)")
-    p.add_argument("--keypoints", choices=("mediapipe", "j2s"), default="mediapipe",
+    p.add_argument("--keypoints", choices=KEYPOINT_BACKENDS, default="mediapipe",
                    help="where the hand keypoints come from: MediaPipe's landmark model, or J2S, which regresses "
                         "them from the palm detector's hand crop and classifies in the same network "
                         "(default: %(default)s)")
     p.add_argument("--hands", choices=tuple(HAND_PIPELINES), default="mediapipe",
                    help="hand pipeline: " + "; ".join(f"{h.name}: {h.help}" for h in HAND_PIPELINES.values())
                         + " (default: %(default)s)")
-    p.add_argument("--hands-model", choices=("lite", "full"), default="lite",
+    p.add_argument("--hands-model", choices=MODEL_SIZES, default="lite",
                    help="MediaPipe model size (the hand-landmark model; with --keypoints j2s the palm detector): "
                         "lite is faster, full a little more accurate (default: %(default)s)")
-    p.add_argument("--hand", choices=("any", "right", "left"), default="any",
+    p.add_argument("--hand", choices=WHICH_HAND, default="any",
                    help="which hand spells; 'any' takes the largest hand in view (default: %(default)s)")
     p.add_argument("--max-hands", type=int_range(1, 4), default=2,
                    help="hands MediaPipe tracks at once, 1 to 4 (default: %(default)s)")
@@ -44,7 +45,7 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="classifier precision: fp16 with --backend tensorrt, torch (CUDA) or onnxruntime (TensorRT "
                         "EP); int8 with --backend tensorrt and an engine from 'fingerspell export --int8' "
                         "(default: %(default)s)")
-    p.add_argument("--classifier", choices=("keypoints", "image", "fused"), default="keypoints",
+    p.add_argument("--classifier", choices=CLASSIFIER_KINDS, default="keypoints",
                    help="what reads the letter (with --keypoints mediapipe): keypoints (the landmarks' features and "
                         "--model), image (a square crop framed by the landmarks and --image-model, an EfficientNetV2 "
                         "trained as paper 000), or fused (both, probabilities averaged by --image-weight; "
@@ -423,10 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
     hc.add_argument("--data", required=True, help="image-folder dataset (LABEL/image files, optional manifest.csv)")
     hc.add_argument("--limit", type=int_range(1), default=200,
                     help="check a reproducible random subset of this many photos")
-    hc.add_argument("--hands-model", choices=("lite", "full"), default="full",
+    hc.add_argument("--hands-model", choices=MODEL_SIZES, default="full",
                     help="which size of MediaPipe's hand models (palm detector and landmark model) both pipelines "
                          "run, as --hands-model of live and eval (full is what the keypoint cache and eval use)")
-    hc.add_argument("--model", dest="hands_model", choices=("lite", "full"), default=argparse.SUPPRESS,
+    hc.add_argument("--model", dest="hands_model", choices=MODEL_SIZES, default=argparse.SUPPRESS,
                     help=argparse.SUPPRESS)  # the old spelling, kept working
     hc.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                     help="ONNX Runtime device for the ONNX pipeline")

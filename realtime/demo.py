@@ -39,12 +39,12 @@ from pathlib import Path
 import numpy as np
 
 from realtime.manifest import NO_LETTER, available_models, weights_dir
+from realtime.hands.hand import WHICH_HAND as HANDS
 from realtime.pipeline import RECOGNIZER_STAGES, StageTimer
 from realtime.speller import SpellerConfig
 
 log = logging.getLogger("fingerspell.demo")
 
-HANDS = ("any", "right", "left")
 STAGE_ORDER = ("prepare", *RECOGNIZER_STAGES, "overlay")  # the browser frame decoded instead of captured
 MAX_IMAGE_PIXELS = 50_000_000  # refused above this (a 50-megapixel photo is already far more than a hand needs)
 MAX_SIDE = 1920  # larger images and video frames are downscaled to this longer side before recognition

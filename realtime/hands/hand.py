@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+WHICH_HAND = ("any", "right", "left")  # --hand: which of the hands found spells ("any": the largest)
+MODEL_SIZES = ("lite", "full")  # MediaPipe's two hand-model sizes, which every pipeline runs
+
 
 @dataclass
 class Hand:
@@ -54,7 +57,7 @@ class HandBox:
 
 def pick_hand(hands: list[Hand], which: str = "any") -> Hand | None:
     """The hand that spells: 'right', 'left', or 'any' (the largest in view)."""
-    if which not in ("any", "left", "right"):
+    if which not in WHICH_HAND:
         raise ValueError(f"hand must be any, left or right, got {which!r}")
     if which != "any":
         hands = [h for h in hands if h.handedness.lower() == which]

@@ -29,7 +29,7 @@ import os
 import numpy as np
 
 from realtime.hands.base import StaticSettings, static_palm_boxes, static_views
-from realtime.hands.hand import Hand, HandBox
+from realtime.hands.hand import MODEL_SIZES, Hand, HandBox
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -64,7 +64,7 @@ class HandTracker:
 
     def __init__(self, model: str = "lite", max_hands: int = 2, min_detection: float = 0.5,
                  min_tracking: float = 0.5, mirrored_input: bool = False):
-        if model not in ("lite", "full"):
+        if model not in MODEL_SIZES:
             raise ValueError(f"hand model must be 'lite' or 'full', got {model!r}")
         self.model, self.mirrored_input, self.max_hands = model, mirrored_input, max_hands
         self._hands = mp_hands().Hands(
@@ -145,7 +145,7 @@ class PalmDetector:
     """Stage: BGR frame -> list of :class:`HandBox`, best first. ``model`` is lite or full."""
 
     def __init__(self, model: str = "lite", max_hands: int = 2, min_score: float = 0.5):
-        if model not in ("lite", "full"):
+        if model not in MODEL_SIZES:
             raise ValueError(f"palm model must be 'lite' or 'full', got {model!r}")
         from google.protobuf import text_format
         from mediapipe.framework import calculator_pb2

@@ -32,7 +32,7 @@ import numpy as np
 from realtime.backends import CUDA_EP, TRT_EP, OrtBackend, select_providers
 from realtime.manifest import MANIFEST, ModelError, verify_sha256, weights_dir
 from realtime.hands.base import StaticSettings, static_palm_boxes, static_views
-from realtime.hands.hand import Hand, HandBox
+from realtime.hands.hand import MODEL_SIZES, Hand, HandBox
 from realtime.hands.roi import Roi, associate, crop_affine, keep_aspect, landmarks_roi, palm_roi, project_landmarks
 from realtime.hands.ssd import detections, remove_letterbox, ssd_anchors, weighted_nms
 
@@ -229,7 +229,7 @@ class OnnxHandTracker:
     def __init__(self, model: str = "lite", max_hands: int = 2, min_detection: float = 0.5, min_tracking: float = 0.5,
                  mirrored_input: bool = False, providers: list[str] | None = None, static: bool = False,
                  folder: str | Path | None = None, threads: int = 1, verify: bool = True, preprocess: str = "auto"):
-        if model not in ("lite", "full"):
+        if model not in MODEL_SIZES:
             raise ValueError(f"hand model must be 'lite' or 'full', got {model!r}")
         if max_hands < 1:
             raise ValueError(f"max_hands must be at least 1, got {max_hands}")
@@ -313,7 +313,7 @@ class OnnxPalmDetector:
     def __init__(self, model: str = "lite", max_hands: int = 2, min_score: float = 0.5,
                  providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,
                  preprocess: str = "auto"):
-        if model not in ("lite", "full"):
+        if model not in MODEL_SIZES:
             raise ValueError(f"palm model must be 'lite' or 'full', got {model!r}")
         self.model, self.max_hands, self.min_score = model, max_hands, min_score
         self.palm = PalmModel(model, folder, providers, threads, preprocess=preprocess)
