@@ -145,6 +145,16 @@ def build_engine(onnx_path: Path, out: Path, input_shape: dict[str, list[int]], 
     return out
 
 
+def checked_model(model: str | Path, verify: bool = True) -> tuple[Path, Manifest, Path]:
+    """(folder, manifest, ONNX path) of a model name or folder, its file checked against the manifest's sha256."""
+    folder = resolve_model(model)
+    manifest = Manifest.load(folder)
+    onnx_path = folder / manifest.file
+    if verify:
+        verify_sha256(onnx_path, manifest.sha256)
+    return folder, manifest, onnx_path
+
+
 def build_cached_engine(model: str | Path, precision: str = "fp32", calibrator=None, calibration: dict | None = None,
                         workspace: int = DEFAULT_WORKSPACE, profile: tuple[int, int, int] = (1, 1, DEFAULT_MAX_BATCH),
                         verify: bool = True, force: bool = False) -> Path:
@@ -154,11 +164,7 @@ def build_cached_engine(model: str | Path, precision: str = "fp32", calibrator=N
     trt = import_tensorrt()
     if precision not in PRECISIONS:
         raise BackendError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    folder = resolve_model(model)
-    manifest = Manifest.load(folder)
-    onnx_path = folder / manifest.file
-    if verify:
-        verify_sha256(onnx_path, manifest.sha256)
+    folder, manifest, onnx_path = checked_model(model, verify)
     gpu = gpu_name()
     key = engine_cache_key(manifest.sha256, gpu, trt.__version__, precision, profile)
     out = engine_path(folder, manifest.file, key, precision)
@@ -326,11 +332,7 @@ class TensorRTBackend(Backend):
                   build: bool = True) -> "TensorRTBackend":
         """The cached engine of a model for this GPU and TensorRT, built first if it is missing (fp32, fp16)."""
         trt = import_tensorrt()
-        folder = resolve_model(model)
-        manifest = Manifest.load(folder)
-        onnx_path = folder / manifest.file
-        if verify:
-            verify_sha256(onnx_path, manifest.sha256)
+        folder, manifest, _ = checked_model(model, verify)
         gpu = gpu_name()
         path = find_engine(folder, manifest, precision, gpu, trt.__version__)
         if path is None:
