@@ -315,28 +315,39 @@ def run_backend_bench(backends: str | list[str] = "all", models: list[str] | Non
     except ImportError:
         pass
     info = machine()
-    rows: list[Row] = []
+    report = {"machine": info, "machine_name": machine_name(info), "profile": profile, "frames": frames,
+              "threads": threads, "source": source, "rows": []}
+    if progress:  # each row as soon as it is measured: a long run shows its figures, a crash keeps the ones so far
+        print(format_header(report), flush=True)
+
+    def measure(what: str, stage: str, model: str, label: str, bench, *args, **kwargs) -> None:
+        if progress:
+            print(f"bench: {what} ...", file=sys.stderr, flush=True)
+        try:
+            row = bench(*args, **kwargs)
+        except Exception as e:  # one variant that fails must not lose the others: its row says why
+            row = Row(stage, model, label, status="failed", detail=f"{type(e).__name__}: {e}")
+        report["rows"].append(asdict(row))
+        if progress:
+            print(format_row(row), flush=True)
+
     for model in models or available_models():
         try:
             es, why = eval_set(model), ""
         except NoData as e:
             es, why = None, str(e)
         for v in variants(names, profile):
-            if progress:
-                print(f"bench: {model} {v.label} ...", file=sys.stderr, flush=True)
-            rows.append(bench_classifier(model, v, es, why, frames, threads))
+            measure(f"{model} {v.label}", "classifier", model, v.label, bench_classifier, model, v, es, why, frames,
+                    threads)
     if source:
         for hands, device in (("mediapipe", "cpu"), ("onnx", "cpu"), ("onnx", "cuda")):
             if profile == "edge" and device == "cpu":
                 continue
-            if progress:
-                print(f"bench: hands {hands} {device} ...", file=sys.stderr, flush=True)
-            rows.append(bench_hands(source, hands, device, frames, hand_model=hands_model))
-    report = {"machine": info, "machine_name": machine_name(info), "profile": profile, "frames": frames,
-              "threads": threads, "source": source,
-              "rows": [asdict(r) for r in rows]}
+            label = {"onnx": "onnxruntime"}.get(hands, hands) + f"-{device}"
+            measure(f"hands {hands} {device}", f"hands ({hands_model})", "mediapipe-hands", label,
+                    bench_hands, source, hands, device, frames, hand_model=hands_model)
     if progress:
-        print(format_table(report))
+        print(format_footer(report))
     if json_out:
         Path(json_out).write_text(json.dumps(report, indent=1) + "\n")
     if csv_out:
@@ -370,27 +381,38 @@ def _fmt(v, spec: str) -> str:
 def format_row(r: Row | dict) -> str:
     r = asdict(r) if isinstance(r, Row) else r
     if r["status"] != "ok":
-        return f"{r['stage']:<24}{r['model']:<17}{r['backend']:<24} skipped: {r['detail']}"
+        return f"{r['stage']:<24}{r['model']:<17}{r['backend']:<24} {r['status']}: {r['detail']}"
     acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.2%}"
     return (f"{r['stage']:<24}{r['model']:<17}{r['backend']:<24}{r['device']:<6}{r['batch']:>3}"
             f"{_fmt(r['median_ms'], '.3f'):>11}{_fmt(r['p95_ms'], '.3f'):>10}{_fmt(r['fps'], '.0f'):>9}"
             f"{_fmt(r['size_mb'], '.2f'):>9}{acc:>10}  {r['detail']}")
 
 
-def format_table(report: dict) -> str:
+def format_header(report: dict) -> str:
     m = report["machine"]
-    lines = [f"machine: {report['machine_name']}; onnxruntime {m['onnxruntime']} {m['providers']}, "
-             f"torch {m.get('torch') or '-'}, tensorrt {m.get('tensorrt') or '-'}; profile {report['profile']}, "
-             f"{report['frames']} timed batch-1 calls per row, {report['threads']} CPU thread(s) per model call, "
-             f"load average {m.get('loadavg_1min', '?')} at the start",
-             f"{'stage':<24}{'model':<17}{'backend':<24}{'dev':<6}{'bs':>3}{'median ms':>11}{'p95 ms':>10}"
-             f"{'FPS':>9}{'size MB':>9}{'accuracy':>10}  detail"]
-    lines += [format_row(r) for r in report["rows"]]
+    return "\n".join([
+        f"machine: {report['machine_name']}; onnxruntime {m['onnxruntime']} {m['providers']}, "
+        f"torch {m.get('torch') or '-'}, tensorrt {m.get('tensorrt') or '-'}; profile {report['profile']}, "
+        f"{report['frames']} timed batch-1 calls per row, {report['threads']} CPU thread(s) per model call, "
+        f"load average {m.get('loadavg_1min', '?')} at the start",
+        f"{'stage':<24}{'model':<17}{'backend':<24}{'dev':<6}{'bs':>3}{'median ms':>11}{'p95 ms':>10}"
+        f"{'FPS':>9}{'size MB':>9}{'accuracy':>10}  detail"])
+
+
+def format_footer(report: dict) -> str:
     sets = {}
     for r in report["rows"]:
         if r["eval_set"] and r["status"] == "ok":
             sets.setdefault(r["model"], r["eval_set"])
-    lines += ["", "accuracy on:"] + [f"  {k}: {v}" for k, v in sets.items()]
+    lines = ["", "accuracy on:"] + [f"  {k}: {v}" for k, v in sets.items()]
     if any(r["precision"] == "int8" and r["status"] == "ok" for r in report["rows"]):
         lines.append("INT8 engines are calibrated on the training data with these evaluation images left out")
+    failed = sum(r["status"] == "failed" for r in report["rows"])
+    if failed:
+        lines.append(f"{failed} row(s) failed: each says why")
     return "\n".join(lines)
+
+
+def format_table(report: dict) -> str:
+    """The whole report at once (header, a line per row, footer)."""
+    return "\n".join([format_header(report)] + [format_row(r) for r in report["rows"]] + [format_footer(report)])

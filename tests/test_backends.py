@@ -533,3 +533,49 @@ def test_a_corrupt_engine_is_refused(tmp_path):
     bad.write_bytes(b"not an engine")
     with pytest.raises(BackendError, match="cannot deserialize"):
         TensorRTBackend(bad)
+
+
+def test_bench_backends_prints_each_row_as_measured_and_survives_a_failing_variant(monkeypatch, capsys):
+    """A variant that raises (as lis-j2s fp16 graphs once did on a GPU) becomes a row that says why; the rows
+    measured before and after it are kept, and each row is printed as soon as it is measured."""
+    import realtime.bench_backends as bb
+
+    real = bb.bench_classifier
+    calls = []
+
+    def flaky(model, v, *args, **kwargs):
+        calls.append(v.label)
+        if len(calls) == 1:
+            raise RuntimeError("expected scalar type Float but found Half")
+        return real(model, v, *args, **kwargs)
+
+    monkeypatch.setattr(bb, "bench_classifier", flaky)
+    report = bb.run_backend_bench("onnxruntime,torch", ["asl-letters"], frames=5, progress=True)
+    rows = report["rows"]
+    assert len(rows) == len(calls) >= 2
+    assert rows[0]["status"] == "failed" and "found Half" in rows[0]["detail"]
+    assert any(r["status"] == "ok" and r["median_ms"] for r in rows[1:])
+    out = capsys.readouterr().out
+    assert out.index("failed: RuntimeError") < out.index("accuracy on:")  # printed before the end
+    assert "1 row(s) failed" in out
+
+
+@pytest.mark.parametrize("name", ["asl-letters", "lis-letters", "lis-j2s"])
+def test_rebuilt_modules_run_in_half_precision(name):
+    """The torch backend's fp16 on CUDA casts the module to half; every layer must then stay in half (lis-j2s's
+    polar layer once made float32 features for a half BatchNorm: 'expected scalar type Float but found Half').
+    Checked on the CPU, which runs these layers in half too: same dtype out, close to fp32."""
+    import torch
+
+    from realtime.torch_from_onnx import rebuild
+
+    r32, r16 = rebuild(name), rebuild(name)
+    shape = [2] + [int(d) for d in r32.manifest.raw["input"]["shape"][1:]]
+    x = torch.rand(shape) if r32.manifest.kind == "j2s" else torch.randn(shape)
+    with torch.no_grad():
+        want = r32.module.eval()(x)
+        got = r16.module.half().eval()(x.half())
+    want, got = (w if isinstance(w, (tuple, list)) else (w,) for w in (want, got))
+    for g, w in zip(got, want):
+        assert g.dtype == torch.float16
+        assert float((g.float() - w).abs().max()) < 0.05 * max(1.0, float(w.abs().max()))

@@ -145,7 +145,10 @@ class PolarConversion(nn.Module):
         # clamp: sqrt's gradient at 0 (the wrist itself) would be infinite
         r = torch.sqrt(torch.clamp(dx * dx + dy * dy, min=1e-12)) / math.sqrt(2.0)
         tiny = 1e-6  # arctan(dy/dx) with |dx| kept off zero for a finite gradient; dx == 0 gives +-pi/2 exactly
-        safe_dx = torch.where(dx.abs() < tiny, torch.where(dx < 0, -tiny, tiny) * torch.ones_like(dx), dx)
+        away = torch.where(dx < 0, -tiny, tiny)  # python scalars: the default dtype, float32
+        if away.dtype != dx.dtype:  # fp16 (the torch backend on CUDA): stay in the input's dtype, or the BatchNorm
+            away = away.to(dx.dtype)  # after this layer gets float32 features and half weights and refuses them
+        safe_dx = torch.where(dx.abs() < tiny, away * torch.ones_like(dx), dx)
         theta = torch.where(dx == 0, torch.sign(dy) * (math.pi / 2), torch.atan(dy / safe_dx))
         return torch.stack([r, theta / (2 * math.pi)], dim=-1).flatten(1)
 
