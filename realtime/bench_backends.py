@@ -208,11 +208,16 @@ def bench_hands(source: str, hands: str, device: str, frames: int, size=(640, 48
     from realtime.capture import ImageFolderReader, make_reader
     from realtime.hands import make_hands_stage
 
-    label = {"mediapipe": "mediapipe", "onnx": "onnxruntime"}[hands] + f"-{device}"
+    label = {"onnx": "onnxruntime"}.get(hands, hands) + f"-{device}"
     row = Row(f"hands ({hand_model})", "mediapipe-hands", label, device, "fp32")
-    if hands == "onnx" and device == "cuda":
+    if hands != "mediapipe" and device == "cuda":
+        from realtime.backends import torch_device
+
         try:
-            select_providers("cuda", strict=True, tensorrt=False)
+            if hands == "torch":
+                torch_device("cuda")
+            else:
+                select_providers("cuda", strict=True, tensorrt=False)
         except BackendError as e:
             row.status, row.detail = "skipped", str(e)
             return row
@@ -340,7 +345,9 @@ def run_backend_bench(backends: str | list[str] = "all", models: list[str] | Non
             measure(f"{model} {v.label}", "classifier", model, v.label, bench_classifier, model, v, es, why, frames,
                     threads)
     if source:
-        for hands, device in (("mediapipe", "cpu"), ("onnx", "cpu"), ("onnx", "cuda")):
+        from realtime.hands import HAND_PIPELINES
+
+        for hands, device in [(h, d) for h in HAND_PIPELINES for d in ("cpu", "cuda") if (h, d) != ("mediapipe", "cuda")]:
             if profile == "edge" and device == "cpu":
                 continue
             label = {"onnx": "onnxruntime"}.get(hands, hands) + f"-{device}"

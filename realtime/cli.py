@@ -222,7 +222,8 @@ def cmd_hands_check(args) -> int:
         if args.tracking:
             report = check_tracking(args.data, limit=args.limit, model=args.hands_model, device=args.device)
         else:
-            report = check_hands(args.data, limit=args.limit, model=args.hands_model, device=args.device)
+            report = check_hands(args.data, limit=args.limit, model=args.hands_model, device=args.device,
+                                 candidate=args.hands, reference=args.against)
     except (ModelError, DatasetError, ValueError, OSError) as e:
         return fail(str(e))
     print(format_tracking(report) if args.tracking else format_check(report))
@@ -415,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_verbose(de)
     de.set_defaults(func=cmd_demo)
 
-    hc = sub.add_parser("hands-check", help="compare the ONNX hand pipeline with MediaPipe's on real photos",
+    hc = sub.add_parser("hands-check", help="compare two hand pipelines (ONNX with MediaPipe's by default) on real photos",
                         description="Runs MediaPipe Hands and its ONNX port (both in static-image mode, same "
                                     "settings and cascade) on the photos of a dataset folder and prints how often "
                                     "they agree on finding a hand, the distance between their landmarks (pixels "
@@ -431,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help=argparse.SUPPRESS)  # the old spelling, kept working
     hc.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                     help="ONNX Runtime device for the ONNX pipeline")
+    hc.add_argument("--hands", choices=tuple(HAND_PIPELINES), default="onnx",
+                    help="the pipeline checked (on --device) (default: %(default)s)")
+    hc.add_argument("--against", choices=tuple(HAND_PIPELINES), default="mediapipe",
+                    help="the pipeline it is compared with, on the CPU (default: %(default)s; --hands torch "
+                         "--against onnx checks the torch nets against ONNX Runtime)")
     hc.add_argument("--tracking", action="store_true",
                     help="compare the video trackers instead (one hand): each of --limit photos moves for 15 frames, "
                          "then 5 empty frames")

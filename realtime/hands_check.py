@@ -51,17 +51,21 @@ def sample_paths(data: str | Path, limit: int | None, seed: int = 0) -> list[Pat
 
 
 def check_hands(data: str | Path, limit: int | None = 200, model: str = "full", seed: int = 0,
-                device: str = "auto", candidate: str = "onnx", progress: bool = True) -> dict:
-    """Run MediaPipe's pipeline and ``candidate`` (a row of :data:`realtime.hands.HAND_PIPELINES`) over a dataset
-    folder (a reproducible random subset of ``limit`` photos). The report calls the candidate ``onnx``."""
+                device: str = "auto", candidate: str = "onnx", reference: str = "mediapipe",
+                progress: bool = True) -> dict:
+    """Run two pipelines of :data:`realtime.hands.HAND_PIPELINES` (``reference`` on the CPU, ``candidate`` on
+    ``device``) over a dataset folder (a reproducible random subset of ``limit`` photos) and compare them."""
     from realtime.hands import HAND_PIPELINES, StaticSettings
     from realtime.images import read_image
 
+    for name in (reference, candidate):
+        if name not in HAND_PIPELINES:
+            raise ValueError(f"hand pipeline must be one of {tuple(HAND_PIPELINES)}, got {name!r}")
     settings = replace(StaticSettings(), model=model)
     paths = sample_paths(data, limit, seed)
-    mp = HAND_PIPELINES["mediapipe"].static(settings=settings, mirrored_input=False, device="cpu")
-    ox = HAND_PIPELINES[candidate].static(settings=settings, mirrored_input=False, device=device)
-    rows, ms_mp, ms_ox, unreadable = [], [], [], 0
+    ref_stage = HAND_PIPELINES[reference].static(settings=settings, mirrored_input=False, device="cpu")
+    got_stage = HAND_PIPELINES[candidate].static(settings=settings, mirrored_input=False, device=device)
+    rows, ms_ref, ms_got, unreadable = [], [], [], 0
     try:
         for p in tqdm(paths, desc=f"hands-check {Path(data).name}", unit="img", disable=not progress):
             img = read_image(p)
@@ -69,32 +73,33 @@ def check_hands(data: str | Path, limit: int | None = 200, model: str = "full", 
                 unreadable += 1
                 continue
             t0 = time.perf_counter()
-            ref = mp(img)
+            ref = ref_stage(img)
             t1 = time.perf_counter()
-            got = ox(img)
+            got = got_stage(img)
             t2 = time.perf_counter()
-            ms_mp.append((t1 - t0) * 1000)
-            ms_ox.append((t2 - t1) * 1000)
-            rows.append({"path": str(p), "mediapipe": len(ref), "onnx": len(got), "pair": compare_hands(ref, got)})
+            ms_ref.append((t1 - t0) * 1000)
+            ms_got.append((t2 - t1) * 1000)
+            rows.append({"path": str(p), "reference": len(ref), "candidate": len(got), "pair": compare_hands(ref, got)})
     finally:
-        mp.close()
-        ox.close()
-    return summarise(rows, data=str(data), model=model, unreadable=unreadable, ms_mediapipe=ms_mp, ms_onnx=ms_ox,
-                     providers=ox.tracker.providers)
+        ref_stage.close()
+        got_stage.close()
+    return summarise(rows, data=str(data), model=model, unreadable=unreadable, ms_reference=ms_ref,
+                     ms_candidate=ms_got, reference=reference, candidate=candidate,
+                     providers=getattr(got_stage, "providers", None) or ["cpu"])
 
 
 def summarise(rows: list[dict], **extra) -> dict:
     n = len(rows)
-    both = [r for r in rows if r["mediapipe"] and r["onnx"]]
-    only_mp = sum(1 for r in rows if r["mediapipe"] and not r["onnx"])
-    only_ox = sum(1 for r in rows if r["onnx"] and not r["mediapipe"])
-    neither = n - len(both) - only_mp - only_ox
+    both = [r for r in rows if r["reference"] and r["candidate"]]
+    only_ref = sum(1 for r in rows if r["reference"] and not r["candidate"])
+    only_got = sum(1 for r in rows if r["candidate"] and not r["reference"])
+    neither = n - len(both) - only_ref - only_got
     pairs = [r["pair"] for r in both]
     px = np.array([p["mean_px"] for p in pairs]) if pairs else np.zeros(0)
     frac = np.array([p["mean_frac"] for p in pairs]) if pairs else np.zeros(0)
-    ms_mp, ms_ox = extra.pop("ms_mediapipe", []), extra.pop("ms_onnx", [])
+    ms_ref, ms_got = extra.pop("ms_reference", []), extra.pop("ms_candidate", [])
     rep = {
-        "images": n, "both": len(both), "only_mediapipe": only_mp, "only_onnx": only_ox, "neither": neither,
+        "images": n, "both": len(both), "only_reference": only_ref, "only_candidate": only_got, "neither": neither,
         "detection_agreement": (len(both) + neither) / n if n else float("nan"),
         "landmark_mean_px": float(px.mean()) if len(px) else None,
         "landmark_median_px": float(np.median(px)) if len(px) else None,
@@ -104,8 +109,8 @@ def summarise(rows: list[dict], **extra) -> dict:
         "landmark_worst_frac": float(frac.max()) if len(frac) else None,  # the photo that differs most (mean)
         "landmark_worst_px": float(max(p["max_px"] for p in pairs)) if pairs else None,  # any single landmark
         "handedness_agreement": float(np.mean([p["same_handedness"] for p in pairs])) if pairs else None,
-        "ms_per_image": {"mediapipe": float(np.median(ms_mp)) if ms_mp else None,
-                         "onnx": float(np.median(ms_ox)) if ms_ox else None},
+        "ms_per_image": {"reference": float(np.median(ms_ref)) if ms_ref else None,
+                         "candidate": float(np.median(ms_got)) if ms_got else None},
         **extra, "rows": rows,
     }
     return rep
@@ -118,18 +123,19 @@ def format_check(r: dict) -> str:
     def num(v, f=".2f"):
         return "n/a" if v is None else format(v, f)
 
+    ref, got = r.get("reference", "mediapipe"), r.get("candidate", "onnx")
     lines = [
-        (f"{r.get('data', '')}: {r['images']} photos, hand model {r.get('model', '?')}, ONNX Runtime on "
-         f"{', '.join(r.get('providers') or [])}"),
-        (f"  hand found by both {r['both']}, only MediaPipe {r['only_mediapipe']}, only ONNX {r['only_onnx']}, "
+        (f"{r.get('data', '')}: {r['images']} photos, hand model {r.get('model', '?')}: --hands {got} (on "
+         f"{', '.join(r.get('providers') or [])}) against --hands {ref}"),
+        (f"  hand found by both {r['both']}, only {ref} {r['only_reference']}, only {got} {r['only_candidate']}, "
          f"neither {r['neither']}: detection agreement {pct(r['detection_agreement'])}"),
         (f"  landmark distance where both found one: mean {num(r['landmark_mean_px'], '.3f')} px, median "
          f"{num(r['landmark_median_px'], '.3f')} px, largest {num(r['landmark_worst_px'], '.3f')} px; as a fraction "
          f"of the hand size: mean {pct(r['landmark_mean_frac'], 3)}, median {pct(r['landmark_median_frac'], 3)}, 95th "
          f"percentile {pct(r['landmark_p95_frac'], 3)}, worst photo {pct(r['landmark_worst_frac'], 3)}"),
         f"  same handedness: {pct(r['handedness_agreement'])}",
-        (f"  median time per photo (whole cascade): MediaPipe {num(r['ms_per_image']['mediapipe'], '.1f')} ms, "
-         f"ONNX {num(r['ms_per_image']['onnx'], '.1f')} ms"),
+        (f"  median time per photo (whole cascade): {ref} {num(r['ms_per_image']['reference'], '.1f')} ms, "
+         f"{got} {num(r['ms_per_image']['candidate'], '.1f')} ms"),
     ]
     return "\n".join(lines)
 

@@ -8,7 +8,8 @@ table, :data:`HAND_PIPELINES`, that ``--hands``, the benchmarks, the demo and ``
 - :mod:`.base`: the :class:`HandsStage` contract, the photo cascade, :class:`Redetect`;
 - :mod:`.mediapipe`: MediaPipe's own graphs (hands, and the palm detector alone);
 - :mod:`.onnx`: the same models converted to ONNX on ONNX Runtime, with :mod:`.ssd` (anchors, NMS) and
-  :mod:`.roi` (rotated hand regions, crops, landmark projection).
+  :mod:`.roi` (rotated hand regions, crops, landmark projection);
+- ``torch``: that pipeline with the nets as PyTorch modules (:mod:`.torch_nets`), on the CPU or CUDA.
 
 Adding a pipeline is one new module with its four stages plus one row of :data:`HAND_PIPELINES`.
 """
@@ -90,12 +91,47 @@ def _onnx_static_palm(device):
     return OnnxStaticPalmDetector(providers=_onnx_providers(device))
 
 
+def _torch(device):
+    """(engine options) of the torch pipeline: the nets as torch modules on ``device`` (auto: CUDA when PyTorch
+    sees a GPU), whatever ONNX Runtime build is installed."""
+    from realtime.backends import torch_device
+
+    return {"engine": "torch", "device": torch_device(device)}
+
+
+def _torch_tracker(model, max_hands, mirrored_input, device):
+    from realtime.hands.onnx import OnnxHandTracker
+
+    return OnnxHandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input, **_torch(device))
+
+
+def _torch_static(settings, mirrored_input, device):
+    from realtime.hands.onnx import OnnxStaticHandDetector
+
+    return OnnxStaticHandDetector(settings, mirrored_input=mirrored_input, **_torch(device))
+
+
+def _torch_palm(model, max_hands, device):
+    from realtime.hands.onnx import OnnxPalmDetector
+
+    return OnnxPalmDetector(model, max_hands=max_hands, **_torch(device))
+
+
+def _torch_static_palm(device):
+    from realtime.hands.onnx import OnnxStaticPalmDetector
+
+    return OnnxStaticPalmDetector(**_torch(device))
+
+
 HAND_PIPELINES: dict[str, HandPipeline] = {p.name: p for p in (
     HandPipeline("mediapipe", "MediaPipe's own graph", _mediapipe_tracker, _mediapipe_static,
                  _mediapipe_palm, _mediapipe_static_palm),
     HandPipeline("onnx", "the same models converted to ONNX on ONNX Runtime (weights/mediapipe-hands; CUDA with "
                  "--device cuda or auto and the gpu extra)", _onnx_tracker, _onnx_static, _onnx_palm,
                  _onnx_static_palm),
+    HandPipeline("torch", "the same nets as PyTorch modules (realtime/hands/torch_nets.py), on CUDA with --device "
+                 "cuda or auto when PyTorch sees a GPU, else the CPU", _torch_tracker, _torch_static, _torch_palm,
+                 _torch_static_palm),
 )}
 
 

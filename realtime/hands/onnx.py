@@ -62,13 +62,9 @@ def load_hand_manifest(folder: str | Path | None = None) -> dict:
     return m
 
 
-def open_hand_model(name: str, folder: str | Path | None = None, providers: list[str] | None = None,
-                    threads: int = 1, verify: bool = True):
-    """One of the converted models (``palm_detection_lite``, ``hand_landmark_full``, ...) -> (session, manifest
-    entry), refused with a :class:`ModelError` when its file is missing, its sha256 is not the manifest's, or
-    its inputs and outputs are not what the manifest says."""
-    import onnxruntime as ort
-
+def hand_model_file(name: str, folder: str | Path | None = None, verify: bool = True) -> tuple[Path, dict]:
+    """One of the converted models (``palm_detection_lite``, ``hand_landmark_full``, ...) -> (file, manifest entry),
+    refused with a :class:`ModelError` when it is missing or its sha256 is not the manifest's."""
     folder = hand_models_folder(folder)
     entry = load_hand_manifest(folder)["models"].get(name)
     if entry is None:
@@ -78,6 +74,17 @@ def open_hand_model(name: str, folder: str | Path | None = None, providers: list
         raise ModelError(f"{path} is missing (named by {folder / MANIFEST})")
     if verify:
         verify_sha256(path, entry["sha256"], "python -m export.mediapipe_hands remakes it")
+    return path, entry
+
+
+def open_hand_model(name: str, folder: str | Path | None = None, providers: list[str] | None = None,
+                    threads: int = 1, verify: bool = True):
+    """One of the converted models -> (ONNX Runtime session, manifest entry), refused with a :class:`ModelError`
+    when its file is missing, its sha256 is not the manifest's, or its inputs and outputs are not what the
+    manifest says."""
+    import onnxruntime as ort
+
+    path, entry = hand_model_file(name, folder, verify)
     # the providers asked for (all must be there), else the CUDA EP when ONNX Runtime has it, then the CPU
     providers, _ = select_providers(requested=providers, tensorrt=False)
     opts = ort.SessionOptions()
@@ -124,11 +131,11 @@ class NumpyCrops:
         return to_tensor(np.stack(warped), rgb)
 
 
-def make_crops(preprocess: str, session):
-    """The preprocessing for a session (see the module docstring): NumpyCrops or TorchCrops."""
+def make_crops(preprocess: str, on_gpu: bool):
+    """The preprocessing for models that run on the GPU or not (see the module docstring): NumpyCrops or
+    TorchCrops."""
     if preprocess not in PREPROCESS:
         raise ValueError(f"preprocess must be one of {PREPROCESS}, got {preprocess!r}")
-    on_gpu = session.get_providers()[0] in (CUDA_EP, TRT_EP)
     if preprocess == "numpy" or (preprocess == "auto" and not on_gpu):
         return NumpyCrops()
     try:
@@ -145,17 +152,41 @@ def make_crops(preprocess: str, session):
     return TorchCrops("cuda" if cuda else "cpu")
 
 
-class _HandModel:
-    """A converted model and its preprocessing; host arrays run as usual, torch tensors through IO binding."""
+ENGINES = ("onnxruntime", "torch")  # what runs the converted nets: ONNX Runtime, or realtime.hands.torch_nets
 
-    def __init__(self, name: str, folder, providers, threads: int, verify: bool, preprocess: str):
+
+class _HandModel:
+    """A converted model and its preprocessing. ``engine`` onnxruntime: host arrays run as usual, torch tensors
+    through IO binding; torch: the net as a torch module (:mod:`realtime.hands.torch_nets`) on ``device``."""
+
+    def __init__(self, name: str, folder, providers, threads: int, verify: bool, preprocess: str,
+                 engine: str = "onnxruntime", device: str = "cpu"):
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        self.engine, self.calls = engine, 0  # calls: how often the model ran (tracking skips the palm detector)
+        if engine == "torch":
+            from realtime.hands.torch_nets import hand_net
+
+            path, self.entry = hand_model_file(name, folder, verify)
+            self.device = device
+            self.net = hand_net(path).to(device).eval()
+            self.providers = [f"torch-{device}"]
+            self.crops = make_crops(preprocess, device == "cuda")
+            return
         self.session, self.entry = open_hand_model(name, folder, providers, threads, verify)
-        self.crops = make_crops(preprocess, self.session)
+        self.providers = self.session.get_providers()
+        self.crops = make_crops(preprocess, self.providers[0] in (CUDA_EP, TRT_EP))
         self.io = OrtBackend.from_session(self.session)
-        self.calls = 0  # how often the model ran (tracking skips the palm detector)
 
     def run(self, x, names: list[str]) -> list[np.ndarray]:
         self.calls += 1
+        if self.engine == "torch":
+            import torch
+
+            with torch.inference_mode():
+                t = torch.from_numpy(x).to(self.device) if isinstance(x, np.ndarray) else x.to(self.device)
+                out = dict(zip(self.net.output_names, self.net(t)))
+            return [out[n].float().cpu().numpy() for n in names]  # the small outputs come back to the host
         if not isinstance(x, np.ndarray) and x.device.type == "cpu":  # torch crops made on the CPU (tests)
             x = x.numpy()
         if isinstance(x, np.ndarray):
@@ -168,8 +199,8 @@ class PalmModel(_HandModel):
     """The palm detector: image -> palm detections (score, box, 7 keypoints as fractions of the image)."""
 
     def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
-                 preprocess: str = "auto"):
-        super().__init__(f"palm_detection_{model}", folder, providers, threads, verify, preprocess)
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
+        super().__init__(f"palm_detection_{model}", folder, providers, threads, verify, preprocess, engine, device)
         self.anchors = ssd_anchors()
 
     def __call__(self, image: np.ndarray, rgb: bool, min_score: float, frame=None) -> list:
@@ -195,8 +226,8 @@ class LandmarkModel(_HandModel):
     """The hand-landmark model: image + ROIs -> landmarks in frame pixels, presence and handedness (one batch)."""
 
     def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
-                 preprocess: str = "auto"):
-        super().__init__(f"hand_landmark_{model}", folder, providers, threads, verify, preprocess)
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
+        super().__init__(f"hand_landmark_{model}", folder, providers, threads, verify, preprocess, engine, device)
 
     def __call__(self, image: np.ndarray, rois: list[Roi], rgb: bool, frame=None) -> list[LandmarkResult]:
         if not rois:
@@ -228,17 +259,18 @@ class OnnxHandTracker:
 
     def __init__(self, model: str = "lite", max_hands: int = 2, min_detection: float = 0.5, min_tracking: float = 0.5,
                  mirrored_input: bool = False, providers: list[str] | None = None, static: bool = False,
-                 folder: str | Path | None = None, threads: int = 1, verify: bool = True, preprocess: str = "auto"):
+                 folder: str | Path | None = None, threads: int = 1, verify: bool = True, preprocess: str = "auto",
+                 engine: str = "onnxruntime", device: str = "cpu"):
         if model not in MODEL_SIZES:
             raise ValueError(f"hand model must be 'lite' or 'full', got {model!r}")
         if max_hands < 1:
             raise ValueError(f"max_hands must be at least 1, got {max_hands}")
         self.model, self.max_hands, self.mirrored_input, self.static = model, max_hands, mirrored_input, static
         self.min_detection, self.min_tracking = min_detection, min_tracking
-        self.palm = PalmModel(model, folder, providers, threads, verify, preprocess)
-        self.landmarks = LandmarkModel(model, folder, providers, threads, verify, preprocess)
+        self.palm = PalmModel(model, folder, providers, threads, verify, preprocess, engine, device)
+        self.landmarks = LandmarkModel(model, folder, providers, threads, verify, preprocess, engine, device)
         self.landmarks.crops = self.palm.crops  # one upload of each frame serves both models
-        self.providers = self.palm.session.get_providers()
+        self.providers, self.backend = self.palm.providers, "torch" if engine == "torch" else "onnx"
         self.preprocessing = self.palm.crops.name
         self.tracked: list[Roi] = []  # ROIs for the next frame, from this frame's landmarks
 
@@ -281,15 +313,16 @@ class OnnxStaticHandDetector:
 
     def __init__(self, settings: StaticSettings | None = None, mirrored_input: bool = False,
                  providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,
-                 preprocess: str = "auto"):
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
         settings = settings or StaticSettings()
         self.settings, self.mirrored_input = settings, mirrored_input
         self.model = settings.model
         # MediaPipe's static mode keeps the landmark model's presence threshold at its default, 0.5
         self.tracker = OnnxHandTracker(settings.model, settings.max_hands, settings.min_detection, 0.5,
                                        mirrored_input, providers, static=True, folder=folder, threads=threads,
-                                       preprocess=preprocess)
+                                       preprocess=preprocess, engine=engine, device=device)
         self.providers, self.preprocessing = self.tracker.providers, self.tracker.preprocessing
+        self.backend = self.tracker.backend
 
     def __call__(self, image_bgr: np.ndarray) -> list[Hand]:
         h, w = image_bgr.shape[:2]
@@ -312,12 +345,13 @@ class OnnxPalmDetector:
 
     def __init__(self, model: str = "lite", max_hands: int = 2, min_score: float = 0.5,
                  providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,
-                 preprocess: str = "auto"):
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
         if model not in MODEL_SIZES:
             raise ValueError(f"palm model must be 'lite' or 'full', got {model!r}")
         self.model, self.max_hands, self.min_score = model, max_hands, min_score
-        self.palm = PalmModel(model, folder, providers, threads, preprocess=preprocess)
-        self.providers, self.preprocessing = self.palm.session.get_providers(), self.palm.crops.name
+        self.palm = PalmModel(model, folder, providers, threads, preprocess=preprocess, engine=engine, device=device)
+        self.providers, self.preprocessing = self.palm.providers, self.palm.crops.name
+        self.backend = "torch" if engine == "torch" else "onnx"
 
     def detect(self, image: np.ndarray, rgb: bool) -> list[HandBox]:
         h, w = image.shape[:2]
@@ -343,8 +377,8 @@ class OnnxStaticPalmDetector(OnnxPalmDetector):
 
     def __init__(self, model: str = "full", max_hands: int = 1, min_score: float = 0.5, min_side: int = 256,
                  providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,
-                 preprocess: str = "auto"):
-        super().__init__(model, max_hands, min_score, providers, folder, threads, preprocess)
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
+        super().__init__(model, max_hands, min_score, providers, folder, threads, preprocess, engine, device)
         self.min_side = min_side
 
     def __call__(self, image_bgr: np.ndarray) -> list[HandBox]:
