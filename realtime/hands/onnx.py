@@ -165,13 +165,16 @@ class _HandModel:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.engine, self.calls = engine, 0  # calls: how often the model ran (tracking skips the palm detector)
         if engine == "torch":
+            from realtime.backends.pytorch import TorchBackend
             from realtime.hands.torch_nets import hand_net
 
             path, self.entry = hand_model_file(name, folder, verify)
-            self.device = device
-            self.net = hand_net(path).to(device).eval()
-            self.providers = [f"torch-{device}"]
-            self.crops = make_crops(preprocess, device == "cuda")
+            net = hand_net(path)
+            # the classifier's torch backend: on CUDA the net is captured once per batch size and replayed as a
+            # CUDA graph (its weights are buffers and its shapes folded, so capture works)
+            self.torch = TorchBackend(net, [net.input_name], net.output_names, device, cuda_graphs=device == "cuda")
+            self.providers = [f"torch-{self.torch.device} ({self.torch.detail})"]
+            self.crops = make_crops(preprocess, self.torch.device == "cuda")
             return
         self.session, self.entry = open_hand_model(name, folder, providers, threads, verify)
         self.providers = self.session.get_providers()
@@ -181,11 +184,11 @@ class _HandModel:
     def run(self, x, names: list[str]) -> list[np.ndarray]:
         self.calls += 1
         if self.engine == "torch":
-            import torch
+            if isinstance(x, np.ndarray):
+                import torch
 
-            with torch.inference_mode():
-                t = torch.from_numpy(x).to(self.device) if isinstance(x, np.ndarray) else x.to(self.device)
-                out = dict(zip(self.net.output_names, self.net(t)))
+                x = torch.from_numpy(x)
+            out = self.torch.run_torch({"input": x})  # crops made on the GPU stay there
             return [out[n].float().cpu().numpy() for n in names]  # the small outputs come back to the host
         if not isinstance(x, np.ndarray) and x.device.type == "cpu":  # torch crops made on the CPU (tests)
             x = x.numpy()
