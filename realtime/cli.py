@@ -86,16 +86,27 @@ def _profile(args):
     return Profile.load(args.profile)
 
 
-def _recognizer(args):
-    from realtime.pipeline import Recognizer
+def _options(args):
+    """The runtime options of live, eval and bench -> PipelineOptions."""
+    from realtime.pipeline import PipelineOptions
     from realtime.speller import SpellerConfig
 
     speller = SpellerConfig(args.hold, args.release, args.space_after, args.min_confidence) if hasattr(args, "hold") else None
-    rec = Recognizer.build(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
-                     device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
-                     keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
-                     classifier_kind=args.classifier, image_model=args.image_model, image_weight=args.image_weight,
-                     profile=_profile(args), redetect_after=args.redetect_after)
+    return PipelineOptions(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
+                           device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
+                           keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
+                           classifier_kind=args.classifier, image_model=args.image_model,
+                           image_weight=args.image_weight, profile=_profile(args), redetect_after=args.redetect_after)
+
+
+def _recognizer(args):
+    from dataclasses import fields
+
+    from realtime.pipeline import Recognizer
+
+    o = _options(args)
+    options = {f.name: getattr(o, f.name) for f in fields(o)}  # shallow: the profile and speller stay objects
+    rec = Recognizer.build(options.pop("model"), **options)
     if args.backend != "auto":  # say which backend and provider were chosen
         parts = [rec.classifier.keypoints, rec.classifier.image] if args.classifier == "fused" else [rec.classifier]
         print("classifier: " + "; ".join(c.backend.describe() for c in parts), file=sys.stderr)
@@ -205,6 +216,18 @@ def cmd_bench(args) -> int:
             return 0
         if not args.source:
             return fail("--source is required (or --backends to compare the backends)")
+        if args.streams > 1:  # N cameras through one batched pipeline (realtime/streams.py)
+            import json
+
+            from realtime.streams import format_streams, run_streams_bench
+
+            report = run_streams_bench(_options(args), args.source.split(","), args.streams, frames=args.frames,
+                                       size=(args.width, args.height))
+            print(format_streams(report))
+            if args.json:
+                with open(args.json, "w") as f:
+                    f.write(json.dumps(report, indent=1) + "\n")
+            return 0
         run_bench(_recognizer(args), args.source, frames=args.frames, size=(args.width, args.height),
                   json_out=args.json)
     except (SourceError, ModelError, ValueError) as e:
@@ -387,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --backends: every variant, or the edge-GPU one (batch 1, FP16 only)")
     be.add_argument("--csv", metavar="OUT", help="with --backends: write the rows as CSV too")
     be.add_argument("--frames", type=int_range(1), default=300, help="frames to time after 10 warm-up frames")
+    be.add_argument("--streams", type=int_range(1, 256), default=1,
+                    help="N video streams at once through one batched pipeline (--hands onnx or torch; --source may "
+                         "list several, comma-separated, cycled over the streams): total frames/s and per-frame "
+                         "latency (default: %(default)s)")
     be.add_argument("--width", type=int_range(32), default=640, help="frame width for image folders")
     be.add_argument("--height", type=int_range(32), default=480, help="frame height for image folders")
     be.add_argument("--json", metavar="OUT", help="write the figures as JSON")

@@ -208,13 +208,26 @@ class PalmModel(_HandModel):
 
     def __call__(self, image: np.ndarray, rgb: bool, min_score: float, frame=None) -> list:
         """``frame``: ``self.crops.frame(image, rgb)`` when the caller has it already (one upload per frame)."""
-        h, w = image.shape[:2]
-        roi, padding = keep_aspect(Roi(w / 2, h / 2, float(w), float(h)), (PALM_SIZE, PALM_SIZE))
-        frame = self.crops.frame(image, rgb) if frame is None else frame
-        x = self.crops.crops(frame, [crop_affine(roi, (PALM_SIZE, PALM_SIZE))], PALM_SIZE, replicate=False)
-        raw_boxes, raw_scores = self.run(x, ["boxes", "scores"])
-        dets = weighted_nms(detections(raw_boxes[0], raw_scores[0], self.anchors, min_score), NMS_THRESHOLD)
-        return [remove_letterbox(d, padding) for d in dets]
+        return self.detect_many([image], rgb, min_score, [frame])[0]
+
+    def detect_many(self, images: list[np.ndarray], rgb: bool, min_score: float, frames: list | None = None) -> list:
+        """Several images (e.g. one per camera) through the net in one batch -> their detections, in order."""
+        if not images:
+            return []
+        frames = frames or [None] * len(images)
+        xs, paddings = [], []
+        for image, frame in zip(images, frames):
+            h, w = image.shape[:2]
+            roi, padding = keep_aspect(Roi(w / 2, h / 2, float(w), float(h)), (PALM_SIZE, PALM_SIZE))
+            frame = self.crops.frame(image, rgb) if frame is None else frame
+            xs.append(self.crops.crops(frame, [crop_affine(roi, (PALM_SIZE, PALM_SIZE))], PALM_SIZE, replicate=False))
+            paddings.append(padding)
+        raw_boxes, raw_scores = self.run(_batch(xs), ["boxes", "scores"])
+        out = []
+        for i, padding in enumerate(paddings):
+            dets = weighted_nms(detections(raw_boxes[i], raw_scores[i], self.anchors, min_score), NMS_THRESHOLD)
+            out.append([remove_letterbox(d, padding) for d in dets])
+        return out
 
 
 @dataclass
@@ -233,15 +246,39 @@ class LandmarkModel(_HandModel):
         super().__init__(f"hand_landmark_{model}", folder, providers, threads, verify, preprocess, engine, device)
 
     def __call__(self, image: np.ndarray, rois: list[Roi], rgb: bool, frame=None) -> list[LandmarkResult]:
-        if not rois:
-            return []
+        return self.many([(image, rois, frame)], rgb)[0]
+
+    def many(self, items: list[tuple], rgb: bool) -> list[list[LandmarkResult]]:
+        """(image, ROIs, frame or None) per camera -> each one's results, every ROI of every image in one batch."""
         size = (LANDMARK_SIZE, LANDMARK_SIZE)
-        padded = [keep_aspect(r, size) for r in rois]
-        frame = self.crops.frame(image, rgb) if frame is None else frame
-        x = self.crops.crops(frame, [crop_affine(p, size) for p, _ in padded], LANDMARK_SIZE, replicate=True)
-        lm, presence, handedness = self.run(x, ["landmarks", "presence", "handedness"])
-        return [LandmarkResult(roi, project_landmarks(lm[i], roi, size, pad), float(presence[i, 0]),
-                               float(handedness[i, 0])) for i, (roi, (_, pad)) in enumerate(zip(rois, padded))]
+        xs, jobs = [], []
+        for image, rois, frame in items:
+            padded = [keep_aspect(r, size) for r in rois]
+            if rois:
+                frame = self.crops.frame(image, rgb) if frame is None else frame
+                xs.append(self.crops.crops(frame, [crop_affine(p, size) for p, _ in padded], LANDMARK_SIZE,
+                                           replicate=True))
+            jobs.append((rois, padded))
+        if not xs:
+            return [[] for _ in items]
+        lm, presence, handedness = self.run(_batch(xs), ["landmarks", "presence", "handedness"])
+        out, k = [], 0
+        for rois, padded in jobs:
+            out.append([LandmarkResult(roi, project_landmarks(lm[k + i], roi, size, pad), float(presence[k + i, 0]),
+                                       float(handedness[k + i, 0])) for i, (roi, (_, pad)) in enumerate(zip(rois, padded))])
+            k += len(rois)
+        return out
+
+
+def _batch(xs: list):
+    """Crops of several images (numpy, or torch on the GPU path) -> one batch."""
+    if len(xs) == 1:
+        return xs[0]
+    if isinstance(xs[0], np.ndarray):
+        return np.concatenate(xs)
+    import torch
+
+    return torch.cat(xs)
 
 
 def handedness(left: float, mirrored_input: bool) -> tuple[str, float]:
@@ -279,24 +316,38 @@ class OnnxHandTracker:
 
     def process(self, image: np.ndarray, rgb: bool = False) -> list[Hand]:
         """One image (BGR, or RGB with ``rgb=True``) -> hands in its pixels."""
-        h, w = image.shape[:2]
         tracked = [] if self.static else self.tracked
-        frame = self.palm.crops.frame(image, rgb)  # on the GPU path: the one upload of this frame
-        palms = []
-        if len(tracked) < self.max_hands:
-            dets = self.palm(image, rgb, self.min_detection, frame)[: self.max_hands]
-            palms = [palm_roi(d.box, d.keypoints, (w, h)) for d in dets]
-        rois = associate(palms, tracked, ASSOCIATION_THRESHOLD)
-        hands, nxt = [], []
-        for r in self.landmarks(image, rois, rgb, frame):
-            if r.presence < self.min_tracking:
-                continue
-            label, score = handedness(r.left, self.mirrored_input)
-            hands.append(Hand(r.landmarks, label, score, (w, h)))
-            nxt.append(landmarks_roi(r.landmarks, (w, h)))
+        hands, nxt = self.step([image], [tracked], rgb)
         if not self.static:
-            self.tracked = nxt
-        return hands
+            self.tracked = nxt[0]
+        return hands[0]
+
+    def step(self, images: list[np.ndarray], tracked: list[list[Roi]], rgb: bool = False):
+        """Several cameras' frames, each with the ROIs tracked from its last frame -> (hands of each, next ROIs of
+        each). One palm batch (the cameras that track fewer than ``max_hands``) and one landmark batch (every ROI
+        of every camera): how N streams share one GPU."""
+        frames = [self.palm.crops.frame(im, rgb) for im in images]  # on the GPU path: the one upload of each frame
+        need = [i for i, t in enumerate(tracked) if len(t) < self.max_hands]
+        dets = dict(zip(need, self.palm.detect_many([images[i] for i in need], rgb, self.min_detection,
+                                                    [frames[i] for i in need])))
+        items = []
+        for i, image in enumerate(images):
+            h, w = image.shape[:2]
+            palms = [palm_roi(d.box, d.keypoints, (w, h)) for d in dets.get(i, [])[: self.max_hands]]
+            items.append((image, associate(palms, tracked[i], ASSOCIATION_THRESHOLD), frames[i]))
+        hands, nxt = [], []
+        for (image, _, _), results in zip(items, self.landmarks.many(items, rgb)):
+            h, w = image.shape[:2]
+            found, roi_next = [], []
+            for r in results:
+                if r.presence < self.min_tracking:
+                    continue
+                label, score = handedness(r.left, self.mirrored_input)
+                found.append(Hand(r.landmarks, label, score, (w, h)))
+                roi_next.append(landmarks_roi(r.landmarks, (w, h)))
+            hands.append(found)
+            nxt.append(roi_next)
+        return hands, nxt
 
     def __call__(self, frame_bgr: np.ndarray) -> list[Hand]:
         return self.process(frame_bgr)

@@ -1,0 +1,152 @@
+"""Many cameras, one model: N video streams read letters through one hand pipeline and one classifier.
+
+Each step takes the newest frame of every stream and runs
+
+    hands (one palm batch for the streams that need a detection, one landmark batch for every tracked hand)
+    -> features (per stream) -> classifier (one batch) -> smoothing and spelling (per stream)
+
+so the nets see batches of up to N (palm) and N x hands (landmarks) instead of N separate calls: on a GPU that
+is what turns one camera's launch-bound latency into throughput. Each stream keeps its own tracking, smoother
+and speller. Hand pipelines that can batch: ``onnx`` and ``torch`` (MediaPipe's own graph runs one image at a
+time). ``fingerspell bench --streams N`` measures it.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from realtime.hands import pick_hand
+from realtime.manifest import NO_LETTER
+from realtime.pipeline import FrameResult, PipelineOptions, build_classifier
+from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
+
+BATCHING_HANDS = ("onnx", "torch")
+
+
+class MultiStreamRecognizer:
+    """``process(frames)``: one frame per stream -> one :class:`FrameResult` per stream."""
+
+    def __init__(self, streams: int, options: PipelineOptions):
+        if streams < 1:
+            raise ValueError(f"streams must be at least 1, got {streams}")
+        options.check()
+        if options.hands not in BATCHING_HANDS:
+            raise ValueError(f"--streams batches the hand nets across streams: use --hands {' or '.join(BATCHING_HANDS)}"
+                             f" (not {options.hands})")
+        if options.keypoints != "mediapipe" or options.static:
+            raise ValueError("--streams reads video with MediaPipe's landmarks (--keypoints mediapipe)")
+        from realtime.hands.onnx import OnnxHandTracker
+
+        engine = {"engine": "torch", "device": _torch_device(options.device)} if options.hands == "torch" else {
+            "providers": _providers(options.device)}
+        self.tracker = OnnxHandTracker(options.hand_model, options.max_hands, mirrored_input=options.mirrored_input,
+                                       **engine)
+        self.features, self.classifier = build_classifier(options)
+        self.labels = self.classifier.labels
+        self.options, self.streams = options, streams
+        self.tracked = [[] for _ in range(streams)]
+        self.smoothers = [ProbabilitySmoother(options.smoothing_s) for _ in range(streams)]
+        self.spellers = [Speller(options.speller or SpellerConfig()) for _ in range(streams)]
+
+    def process(self, frames: list[np.ndarray], t: float | None = None) -> list[FrameResult]:
+        if len(frames) != self.streams:
+            raise ValueError(f"{len(frames)} frames for {self.streams} streams")
+        t = time.perf_counter() if t is None else t
+        t0 = time.perf_counter()
+        hands, self.tracked = self.tracker.step(frames, self.tracked)
+        t1 = time.perf_counter()
+        picked = [pick_hand(h, self.options.hand) for h in hands]
+        rows = [i for i, h in enumerate(picked) if h is not None]
+        feats = [np.asarray(self.features(picked[i], frames[i]), np.float32).reshape(1, -1) for i in rows]
+        t2 = time.perf_counter()
+        probs = np.asarray(self.classifier(np.concatenate(feats))).reshape(len(rows), -1) if rows else None
+        t3 = time.perf_counter()
+        out = []
+        for i in range(self.streams):
+            letter, conf = None, 0.0
+            if picked[i] is not None:
+                p = self.smoothers[i](probs[rows.index(i)], t)
+                k = int(np.argmax(p))
+                letter, conf = self.labels[k], float(p[k])
+                if letter == NO_LETTER:
+                    letter, conf = None, 0.0
+            committed = self.spellers[i].update(t, letter, conf, hand_present=picked[i] is not None)
+            out.append(FrameResult(t, hands[i], picked[i], letter, conf, committed, self.spellers[i].text, {}))
+        t4 = time.perf_counter()
+        ms = {"hands": (t1 - t0) * 1000, "features": (t2 - t1) * 1000, "classifier": (t3 - t2) * 1000,
+              "smoothing": (t4 - t3) * 1000}
+        for r in out:
+            r.ms = dict(ms)  # the step's stages, shared by every stream's frame
+        return out
+
+    def close(self) -> None:
+        self.tracker.close()
+
+
+def _torch_device(device: str) -> str:
+    from realtime.backends import torch_device
+
+    return torch_device(device)
+
+
+def _providers(device: str) -> list[str]:
+    from realtime.backends import select_providers
+
+    return select_providers(device, tensorrt=False, strict=True)[0]
+
+
+def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int, frames: int = 200,
+                      warmup: int = 5, size: tuple[int, int] = (640, 480), progress: bool = True) -> dict:
+    """N streams (``sources`` cycled: the same video N times is N cameras showing the same thing) for ``frames``
+    steps: frames/s in total, and the per-frame latency (a frame waits for its whole batched step)."""
+    from tqdm import tqdm
+
+    from realtime.bench import letterbox
+    from realtime.capture import make_reader
+
+    rec = MultiStreamRecognizer(streams, options)
+    readers = [make_reader(sources[i % len(sources)]) for i in range(streams)]
+    steps, ms, stage_ms, letters = [], [], {}, 0
+    try:
+        for step in tqdm(range(warmup + frames), desc=f"bench {streams} streams", unit="step", disable=not progress):
+            batch = []
+            for i, r in enumerate(readers):
+                img = r.grab()
+                if img is None:  # a finished video starts again
+                    r.close()
+                    readers[i] = r = make_reader(sources[i % len(sources)])
+                    img = r.grab()
+                if img is None:
+                    raise ValueError(f"source {sources[i % len(sources)]} gives no frames")
+                batch.append(letterbox(img, size) if img.shape[:2] != (size[1], size[0]) else img)
+            t0 = time.perf_counter()
+            results = rec.process(batch)
+            dt = (time.perf_counter() - t0) * 1000
+            if step >= warmup:
+                ms.append(dt)
+                steps.append(step)
+                letters += sum(r.letter is not None for r in results)
+                for k, v in results[0].ms.items():
+                    stage_ms.setdefault(k, []).append(v)
+    finally:
+        rec.close()
+        for r in readers:
+            r.close()
+    total_s = sum(ms) / 1000
+    report = {"streams": streams, "steps": len(ms), "frames": len(ms) * streams, "hands": options.hands,
+              "backend": options.backend, "device": options.device, "model": rec.classifier.manifest.name
+              if hasattr(rec.classifier, "manifest") else None,
+              "frames_per_s": len(ms) * streams / total_s if total_s else None,
+              "latency_ms": {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95))},
+              "stages_ms": {k: float(np.median(v)) for k, v in stage_ms.items()},
+              "frames_with_a_letter": letters, "sources": sources}
+    return report
+
+
+def format_streams(r: dict) -> str:
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages_ms"].items())
+    return (f"{r['streams']} stream(s), {r['steps']} steps ({r['frames']} frames), --hands {r['hands']} --backend "
+            f"{r['backend']} --device {r['device']}: {r['frames_per_s']:.1f} frames/s in total; per-frame latency "
+            f"median {r['latency_ms']['median']:.2f} ms, p95 {r['latency_ms']['p95']:.2f} ms (a frame waits for its "
+            f"whole batched step); median ms per step: {stages}; frames read as a letter: {r['frames_with_a_letter']}")
