@@ -135,6 +135,8 @@ def cmd_live(args) -> int:
         from realtime.pipeline import check_backend
 
         check_backend(args.keypoints, args.hand, args.hands, args.classifier)  # options that cannot work: say so first
+        if "," in args.source:  # several cameras at once, one batched pipeline (realtime/streams.py)
+            return _live_streams(args, window)
         reader = make_reader(args.source, args.width, args.height, args.fps)  # before any output file or model
         try:
             rec = _recognizer(args)
@@ -154,6 +156,33 @@ def cmd_live(args) -> int:
         return EXIT_INTERRUPTED
     if args.strict and run.lost_frames:
         return fail(f"--strict: {run.ended_early or f'{run.corrupt} corrupt frames were skipped'}")
+    return 0
+
+
+def _live_streams(args, window: bool) -> int:
+    from realtime.capture import make_reader
+    from realtime.live import run_live_streams
+    from realtime.streams import MultiStreamRecognizer
+
+    readers = []
+    try:
+        for source in args.source.split(","):
+            readers.append(make_reader(source.strip(), args.width, args.height, args.fps))
+        rec = MultiStreamRecognizer(len(readers), _options(args))
+    except BaseException:
+        for r in readers:
+            r.close()
+        raise
+    runs = run_live_streams(rec, readers, window=window, jsonl=args.jsonl, mirror=not args.no_mirror,
+                            max_frames=args.max_frames)
+    for i, run in enumerate(runs):
+        print(f"{i}: {run.text}")
+        if run.why_empty:
+            print(f"{i}: {run.why_empty}", file=sys.stderr)
+    if runs and runs[0].interrupted:
+        return EXIT_INTERRUPTED
+    if args.strict and any(r.lost_frames for r in runs):
+        return fail("--strict: " + "; ".join(r.ended_early or f"{r.corrupt} corrupt frames" for r in runs if r.lost_frames))
     return 0
 
 
@@ -360,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Capture -> hands -> features -> classify -> smooth -> show. Keys in the "
                                       "window: c clears, backspace deletes, q or Esc quits; Ctrl-C stops and prints "
                                       "the text so far.")
-    live.add_argument("--source", default="0", help="camera index (0), video file, image folder, or stream URL "
+    live.add_argument("--source", default="0", help="camera index (0), video file, image folder, or stream URL; "
+                                                    "several, comma-separated (0,1 or a.mp4,b.mp4), are read at once "
+                                                    "through one batched pipeline (--hands onnx or torch) "
                                                     "(default: %(default)s)")
     _add_runtime_options(live)
     _add_profile_option(live)

@@ -173,3 +173,68 @@ def run_live(recognizer: Recognizer, source: str | _Reader, window: bool = True,
     text = recognizer.speller.text
     why = stats.why_empty(recognizer.speller.config.hold_s) if not text.strip() else None
     return LiveRun(text, frames, stop["flag"], ended_early, corrupt, why)
+
+
+def run_live_streams(recognizer, readers: list[_Reader], window: bool = True, jsonl: str | Path | None = None,
+                     mirror: bool = True, max_frames: int | None = None, show_timing: bool = True) -> list[LiveRun]:
+    """Several cameras (or files) at once through one :class:`realtime.streams.MultiStreamRecognizer`: each step
+    takes the newest frame of every source, reads them in one batched step, and shows them side by side (or
+    writes JSON lines with a ``stream`` field). Ends when any source ends, 'q' is pressed or Ctrl-C."""
+    import cv2
+    import numpy as np
+
+    from realtime.overlay import draw
+
+    fps = FpsMeter()
+    stats = [ReadingStats(s.config.min_confidence) for s in recognizer.spellers]
+    stop = {"flag": False}
+    t_start = time.perf_counter()
+    corrupt, ended_early = 0, None
+
+    def on_sigint(*_):
+        stop["flag"] = True
+
+    with ExitStack() as stack:
+        stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
+        signal.signal(signal.SIGINT, on_sigint)
+        stack.callback(recognizer.close)
+        caps = [stack.enter_context(ThreadedCapture(r)) for r in readers]
+        out = stack.enter_context(PartialFile(jsonl)) if jsonl else None
+        if window:
+            stack.callback(cv2.destroyAllWindows)
+        while not stop["flag"]:
+            frames = [c.read(timeout=10.0) for c in caps]
+            if any(f is None for f in frames):
+                break
+            t = frames[0].media_t if frames[0].media_t is not None else frames[0].t
+            results = recognizer.process([f.image for f in frames], t)
+            for s, r in zip(stats, results):
+                s.add(r)
+            rate = fps.tick(time.perf_counter())
+            if window:
+                tiles = [draw(f.image, r, rate, mirror=mirror, show_timing=show_timing, hint=None)
+                         for f, r in zip(frames, results)]
+                height = min(tile.shape[0] for tile in tiles)
+                tiles = [cv2.resize(tile, (int(tile.shape[1] * height / tile.shape[0]), height)) for tile in tiles]
+                cv2.imshow("fingerspell", np.hstack(tiles))
+                if (cv2.waitKey(1) & 0xFF) in KEY_QUIT:
+                    break
+            if out:
+                for i, (f, r) in enumerate(zip(frames, results)):
+                    rec = r.to_json()
+                    rec.update(stream=i, frame=f.index, fps=round(rate, 2))
+                    out.write_line(json.dumps(rec))
+            if max_frames and stats[0].frames >= max_frames:
+                break
+        corrupt = sum(c.corrupt for c in caps)
+        ended_early = "; ".join(c.ended_early for c in caps if c.ended_early) or None
+    elapsed = time.perf_counter() - t_start
+    steps = stats[0].frames
+    print(f"{len(caps)} streams, {steps} steps in {elapsed:.1f} s ({len(caps) * steps / max(elapsed, 1e-9):.1f} "
+          f"frames/s in total)", file=sys.stderr)
+    runs = []
+    for speller, s in zip(recognizer.spellers, stats):
+        text = speller.text
+        runs.append(LiveRun(text, s.frames, stop["flag"], ended_early, corrupt,
+                            s.why_empty(speller.config.hold_s) if not text.strip() else None))
+    return runs

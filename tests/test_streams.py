@@ -42,3 +42,25 @@ def test_each_stream_reads_as_it_would_alone():
         assert got.hand is not None and want.hand is not None
         assert np.abs(got.hand.landmarks - want.hand.landmarks).max() < 1e-2
         assert got.letter == want.letter and abs(got.confidence - want.confidence) < 1e-4
+
+
+@pytest.mark.data
+def test_live_spells_two_videos_at_once(tmp_path):
+    """`live --source a.mp4,b.mp4 --hands onnx`: each video's word, and JSON lines that say which stream."""
+    import json
+
+    from helpers import run_cli, write_spelling_video
+    from realtime.images import read_image
+
+    root = need_dataset("massey")
+    photo = {r["label"]: root / r["path"] for r in manifest_rows(root) if r["signer"] == "hand1"}
+    for name, word in (("a.mp4", "LA"), ("b.mp4", "YA")):
+        write_spelling_video(tmp_path / name, [read_image(photo[c]) for c in word])
+    r = run_cli("live", "--source", f"{tmp_path / 'a.mp4'},{tmp_path / 'b.mp4'}", "--hands", "onnx",
+                "--device", "cpu", "--no-window", "--jsonl", str(tmp_path / "out.jsonl"))
+    code, out, err = r.returncode, r.stdout, r.stderr
+    assert code == 0, err
+    texts = dict(line.split(": ", 1) for line in out.strip().splitlines() if line[:1].isdigit())
+    assert texts["0"].strip() == "LA" and texts["1"].strip() == "YA"
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert {x["stream"] for x in lines} == {0, 1} and "2 streams" in err
