@@ -1,0 +1,194 @@
+"""One prepared run of every GPU check, for the lent GPU machine (15 minutes of device time in all, no datasets,
+no mediapipe, CPU-only ONNX Runtime there: only PyTorch reaches the GPU).
+
+Here, with the datasets::
+
+    python -m realtime.gpu_report prepare gpu-check        # a clip spelled from real photos (git-ignored folder)
+
+On the lent machine (``run`` tool, ``carry: ["gpu-check"]``)::
+
+    PYTHONPATH=. python3 -m realtime.gpu_report run gpu-check --out $OUT
+
+``run`` does each step on its own (a step that fails is recorded with its error and the next one runs) and writes
+``$OUT/bench-gpu-<card>.json`` (copy it to docs/):
+
+1. parity of the four torch hand nets on CUDA (TF32 off) with ONNX Runtime on the CPU, on crops of the clip;
+2. the whole ``--hands torch`` pipeline on CUDA against ``--hands onnx`` on the CPU, frame by frame (same hands,
+   landmark distance in pixels);
+3. the live path ``--hands torch --backend torch --device cuda`` on the clip: per-stage ms and FPS;
+4. N streams batched (1, 4, 16): total frames/s and per-frame latency;
+5. each classifier on each backend there (``bench --backends``), batch 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+CLIP = "clip.mp4"
+WORD = "LAVYBW"  # letters massey's hand1 shows clearly, held as a user would
+
+
+def prepare(folder: str | Path, datasets: str | None = None, fps: int = 30) -> Path:
+    """``folder``/clip.mp4: massey hand1 photos spelling :data:`WORD`, each held 1 s, 0.4 s of empty frame between."""
+    import cv2
+
+    from realtime.bench import letterbox
+    from realtime.cli_common import datasets_root
+    from realtime.images import ImageFolder, read_image
+
+    root = Path(datasets_root(datasets)) / "massey"
+    photos = {s.label: s.path for s in ImageFolder(root).samples if s.signer == "hand1"}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(folder / CLIP), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    if not writer.isOpened():
+        raise RuntimeError("OpenCV cannot write mp4v video here")
+    blank = np.zeros((480, 640, 3), np.uint8)
+    for letter in WORD:
+        frame = letterbox(read_image(photos[letter]), (640, 480))
+        for _ in range(fps):
+            writer.write(frame)
+        for _ in range(int(0.4 * fps)):
+            writer.write(blank)
+    writer.release()
+    (folder / "README.md").write_text(f"{CLIP}: massey hand1 spelling {WORD}, made by python -m realtime.gpu_report "
+                                      "prepare; carried to the lent GPU (../shared does not travel).\n")
+    return folder / CLIP
+
+
+def _frames(clip: Path, limit: int = 200) -> list[np.ndarray]:
+    from realtime.capture import make_reader
+
+    reader, out = make_reader(str(clip)), []
+    while len(out) < limit and (img := reader.grab()) is not None:
+        out.append(img)
+    reader.close()
+    return out
+
+
+def net_parity(clip: Path, device: str) -> dict:
+    import cv2
+    import onnxruntime as ort
+    import torch
+
+    from realtime.hands.onnx import hand_model_file
+    from realtime.hands.torch_nets import hand_net
+
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # parity: TF32 would cost 0.1
+    frames = _frames(clip, 60)[::10]
+    out = {}
+    for name in ("palm_detection_lite", "palm_detection_full", "hand_landmark_lite", "hand_landmark_full"):
+        path, _ = hand_model_file(name)
+        size = 192 if name.startswith("palm") else 224
+        x = np.stack([cv2.resize(f, (size, size))[..., ::-1] for f in frames]).astype(np.float32) / 255.0
+        want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})
+        net = hand_net(path).to(device).eval()
+        with torch.no_grad():
+            got = [g.cpu().numpy() for g in net(torch.from_numpy(x).to(device))]
+        out[name] = {"max_abs": [float(np.abs(g - w).max()) for g, w in zip(got, want)], "outputs": net.output_names}
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    return out
+
+
+def pipeline_parity(clip: Path, device: str) -> dict:
+    import torch
+
+    from realtime.hands.onnx import OnnxHandTracker
+
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    gpu = OnnxHandTracker("lite", max_hands=1, engine="torch", device=device)
+    cpu = OnnxHandTracker("lite", max_hands=1, providers=["CPUExecutionProvider"])
+    same, both, worst = 0, 0, 0.0
+    frames = _frames(clip)
+    for f in frames:
+        a, b = cpu(f), gpu(f)
+        same += len(a) == len(b)
+        if a and b:
+            both += 1
+            worst = max(worst, float(np.abs(a[0].landmarks[:, :2] - b[0].landmarks[:, :2]).max()))
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    return {"frames": len(frames), "same_number_of_hands": same, "both_found": both, "worst_landmark_px": worst,
+            "preprocessing": gpu.preprocessing, "tf32": False}
+
+
+def live_path(clip: Path, device: str) -> dict:
+    from realtime.bench import run_bench
+    from realtime.pipeline import Recognizer
+
+    rec = Recognizer.build("asl-letters", hands="torch", backend="torch", device=device)
+    return run_bench(rec, str(clip), frames=300 if device == "cuda" else 30, progress=False)
+
+
+def streams(clip: Path, device: str) -> dict:
+    from realtime.pipeline import PipelineOptions
+    from realtime.streams import run_streams_bench
+
+    return {str(n): run_streams_bench(PipelineOptions(hands="torch", backend="torch", device=device), [str(clip)], n,
+                                      frames=100 if device == "cuda" else 10, progress=False) for n in (1, 4, 16)}
+
+
+def classifiers(clip: Path, device: str) -> dict:
+    from realtime.bench_backends import run_backend_bench
+
+    return run_backend_bench("torch,onnxruntime", frames=200, progress=False)
+
+
+STEPS = (("net_parity", net_parity), ("pipeline_parity", pipeline_parity), ("live_path", live_path),
+         ("streams", streams), ("classifiers", classifiers))
+
+
+def run(folder: str | Path, out: str | Path, device: str = "cuda") -> Path:
+    import torch
+
+    folder, out = Path(folder), Path(out)
+    clip = folder / CLIP
+    if not clip.is_file():
+        raise FileNotFoundError(f"{clip} is missing: make it with python -m realtime.gpu_report prepare {folder}")
+    card = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else f"{device}-dry-run"
+    report = {"card": card, "torch": torch.__version__, "cuda": torch.version.cuda, "numpy": np.__version__,
+              "python": platform.python_version(), "clip": f"{CLIP} ({WORD}, massey hand1)", "steps": {}}
+    for name, step in STEPS:
+        t0 = time.perf_counter()
+        try:
+            result, status = step(clip, device), "ok"
+        except Exception as e:  # record it and go on: one device run must bring back every step it can
+            result, status = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}, "failed"
+        report["steps"][name] = {"status": status, "seconds": round(time.perf_counter() - t0, 1), "result": result}
+        print(f"{name}: {status} in {report['steps'][name]['seconds']} s", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in card.lower()).strip("-")
+    path = out / f"bench-gpu-{slug}.json"
+    path.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m realtime.gpu_report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    pr = sub.add_parser("prepare", help="write the clip the GPU run needs (here, with the datasets)")
+    pr.add_argument("folder", help="a git-ignored folder to carry to the GPU machine, e.g. gpu-check")
+    pr.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
+    ru = sub.add_parser("run", help="every GPU check and benchmark, on the lent machine")
+    ru.add_argument("folder", help="the prepared folder")
+    ru.add_argument("--out", required=True, help="where to write bench-gpu-<card>.json (the device's $OUT)")
+    ru.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                    help="cpu: a dry run of every step here, to find what breaks before device time is spent")
+    args = p.parse_args(argv)
+    if args.what == "prepare":
+        print(prepare(args.folder, args.datasets))
+    else:
+        run(args.folder, args.out, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
