@@ -141,6 +141,29 @@ def cmd_train_j2s_results(args) -> int:
 
 
 
+def cmd_train_stitch(args) -> int:
+    from training.experiments import RECIPES
+    from training.keypoints import load_keypoints
+    from training.stitching import LetterDictionary, write_set
+    from training.train_keypoints import ASL_LETTERS, LIS_LETTERS
+
+    sources = args.data.split(",") if args.data else list(RECIPES[f"{args.alphabet}-v3"][0])
+    letters = ASL_LETTERS if args.alphabet == "asl" else LIS_LETTERS
+    try:
+        root = datasets_root(args.datasets)
+        sets = [load_keypoints(os.path.join(root, d), cache_dir=args.cache_dir) for d in sources]
+        dictionary = LetterDictionary.from_keypoints(args.alphabet, sets, letters)
+        if args.exclude_signers:
+            dictionary = dictionary.without(set(args.exclude_signers))
+        m = write_set(args.out, args.alphabet, dictionary, args.count, seed=args.seed,
+                      fps_range=(args.min_fps, args.max_fps), command=" ".join(["fingerspell"] + sys.argv[1:]))
+    except RUN_ERRORS as e:
+        return fail(str(e))
+    print(f"wrote {args.out}: {m['sequences']} sequences, {m['frames']} frames, letters {''.join(m['letters'])} "
+          f"(motion: {''.join(m['motion_letters']) or 'none'}), from {', '.join(m['dictionary']['sources'])}")
+    return 0
+
+
 def register(tsub) -> None:
     fmt = HelpFormatter
     kp = tsub.add_parser("keypoints", help="train the keypoint classifier on cached MediaPipe landmarks",
@@ -259,3 +282,21 @@ def register(tsub) -> None:
     et.add_argument("--workers", type=int, help="processes (default: all cores)")
     add_verbose(et)
     et.set_defaults(func=cmd_train_extract)
+
+    st = tsub.add_parser("stitch", help="synthetic fingerspelling sequences by sign stitching (paper 002)",
+                         description="Generated words spelled as keypoint sequences from the cached hands of real "
+                                     "people: holds with jitter, bone-wise interpolated transitions, low-pass "
+                                     "filtering, drift, view rotation, repeated-letter bounces, gaps, dropped frames "
+                                     "and missed detections; ASL J and Z as motions. Writes OUT (.npz) and a .json "
+                                     "manifest beside it; the same --seed gives the same set.", formatter_class=fmt)
+    st.add_argument("--alphabet", choices=("asl", "lis"), default="asl", help="whose letters (default: %(default)s)")
+    st.add_argument("--data", help="comma-separated datasets for the dictionary (default: the shipped recipe's)")
+    st.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
+    st.add_argument("--exclude-signers", nargs="+", help="keep these signers' hands out ('massey/hand1', 'lis/GIULIA')")
+    st.add_argument("--count", type=int_range(1), default=1000, help="sequences (default: %(default)s)")
+    st.add_argument("--min-fps", type=float, default=15.0, help="lowest frame rate (default: %(default)s)")
+    st.add_argument("--max-fps", type=float, default=60.0, help="highest frame rate (default: %(default)s)")
+    st.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    st.add_argument("--out", required=True, help="the .npz to write")
+    st.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints)")
+    st.set_defaults(func=cmd_train_stitch)

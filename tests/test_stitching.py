@@ -1,0 +1,90 @@
+"""Sign stitching (paper 002) for fingerspelling: the invariants a sequence model's training data must keep."""
+import numpy as np
+import pytest
+
+from realtime.features import NUM_JOINTS
+from training.stitching import (
+    LetterDictionary,
+    PARENT,
+    interpolate,
+    motion,
+    pronounceable_word,
+    stitch,
+    write_set,
+)
+
+
+def a_hand(curl: float = 0.0, seed: int = 0) -> np.ndarray:
+    """A right hand, wrist at the origin, fingers up (y down), each finger bent by ``curl`` radians per joint."""
+    rng = np.random.default_rng(seed)
+    lm = np.zeros((NUM_JOINTS, 3))
+    for f in range(5):
+        x, y, angle = (f - 2) * 0.25, -1.0, 0.0
+        lm[1 + 4 * f] = (x, y, 0.0)
+        for k in range(1, 4):
+            angle += curl
+            x, y = x, y - 0.3 * np.cos(angle)
+            lm[1 + 4 * f + k] = (x, y, -0.3 * np.sin(angle) * k)
+    return lm + rng.normal(0, 0.01, lm.shape) * (np.arange(NUM_JOINTS) > 0)[:, None]
+
+
+def dictionary() -> LetterDictionary:
+    letters = "ABDEIKLOY"
+    poses = {c: np.stack([a_hand(0.2 * i, seed=j) for j in range(3)]) for i, c in enumerate(letters)}
+    return LetterDictionary("asl", poses, {c: np.array(["s1", "s2", "s3"]) for c in letters}, ["synthetic"])
+
+
+def test_interpolation_ends_at_both_poses_and_keeps_bone_lengths():
+    a, b = a_hand(0.0), a_hand(1.2, seed=1)
+    assert np.allclose(interpolate(a, b, 0.0), a, atol=1e-9) and np.allclose(interpolate(a, b, 1.0), b, atol=1e-9)
+    mid = interpolate(a, b, 0.5)
+    length = lambda p: np.linalg.norm(p - p[PARENT], axis=-1)  # noqa: E731
+    assert np.allclose(length(mid), (length(a) + length(b)) / 2, atol=1e-9)  # fingers bend, they do not shrink
+    linear = (a + b) / 2
+    assert (length(linear)[1:] <= length(mid)[1:] + 1e-9).all()  # a straight blend would shorten bent bones
+
+
+def test_spans_match_the_frames_and_the_text():
+    rng = np.random.default_rng(3)
+    seq = stitch("LOOK ID", dictionary(), rng, fps=30)
+    assert [c for c, _, _ in seq.spans] == list("LOOKID")
+    ends = [0] + [e for _, _, e in seq.spans]
+    assert all(s >= prev for (_, s, _), prev in zip(seq.spans, ends))  # ordered, never overlapping
+    assert all(0 <= s < e <= len(seq.t) for _, s, e in seq.spans)
+    assert seq.landmarks.shape == (len(seq.t), NUM_JOINTS, 3) and len(seq.detected) == len(seq.t)
+    assert np.all(np.diff(seq.t) > 0)  # dropped frames leave gaps in time, never reorder it
+    between = seq.detected[seq.spans[3][2]:seq.spans[4][1]]  # K ... I: the space (no hand), then the hand comes back
+    run = max(len(r) for r in "".join("x" if d else "." for d in between).split("x"))
+    assert run >= int(0.4 * 30 * 0.8)  # at least the shortest gap, less a few dropped frames
+
+
+def test_motion_letters_move_and_static_holds_do_not():
+    base = a_hand(0.0)
+    for letter in ("J", "Z"):
+        path = motion(letter, base, 30)
+        travel = np.linalg.norm(path[-1] - path[0], axis=-1).max()
+        assert travel > 0.4, letter
+    d = dictionary()
+    d.poses["D"] = d.poses["D"]  # Z's base handshape is D, J's is I: both in the dictionary
+    assert {"J", "Z"} <= set(d.letters)
+    seq = stitch("JA", d, np.random.default_rng(0), fps=30, drop=0.0, miss=0.0)
+    (j, s0, e0), (a, s1, e1) = seq.spans
+    hand = seq.landmarks / np.linalg.norm(seq.landmarks[:, 9] - seq.landmarks[:, 0], axis=-1)[:, None, None]
+    assert np.abs(hand[e0 - 1, 20] - hand[s0, 20]).max() > 0.3  # J's little finger travels
+    assert np.abs(hand[e1 - 1, 20] - hand[s1, 20]).max() < 0.3  # A is held
+
+
+def test_stitching_is_reproducible_and_refuses_unknown_letters(tmp_path):
+    d = dictionary()
+    one = stitch("BOIL", d, np.random.default_rng(7))
+    two = stitch("BOIL", d, np.random.default_rng(7))
+    assert np.array_equal(one.landmarks, two.landmarks) and one.spans == two.spans
+    with pytest.raises(ValueError, match="not in the asl dictionary"):
+        stitch("BOX", d, np.random.default_rng(0))
+    words = {pronounceable_word(d.letters, np.random.default_rng(i)) for i in range(30)}
+    assert all(set(w) <= set(d.letters) and 2 <= len(w) <= 7 for w in words) and len(words) > 20
+    m = write_set(tmp_path / "set.npz", "asl", d, 5, seed=2, progress=False)
+    z = np.load(tmp_path / "set.npz")
+    assert m["synthetic"] and m["sequences"] == 5 and z["offsets"][-1] == m["frames"] == len(z["t"])
+    again = write_set(tmp_path / "again.npz", "asl", d, 5, seed=2, progress=False)
+    assert np.array_equal(np.load(tmp_path / "again.npz")["landmarks"], z["landmarks"]) and again == m
