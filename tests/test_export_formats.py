@@ -24,7 +24,7 @@ def parities(text):
 
 
 def check_file(path, labels, outputs):
-    """Independent of export.formats.check_onnx_file: what the issue asks of every exported file."""
+    """Independent of export.onnx_export.check_onnx_file: what the issue asks of every exported file."""
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
