@@ -1,10 +1,11 @@
-"""``fingerspell train keypoints | results | calibration | extract | j2s | j2s-grid | j2s-results``: the keypoint
-and J2S training commands, registered beside the training code they run (as training/classifier_commands.py and
+"""``fingerspell train keypoints | results | calibration | extract | j2s | j2s-grid | j2s-results | stitch | sequence``:
+the keypoint, J2S and sequence training commands, registered beside the training code they run (as training/classifier_commands.py and
 training/gan/commands.py register theirs). Heavy imports happen inside each command."""
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from realtime.cli_common import (ENV_DATASETS, RUN_ERRORS, HelpFormatter, add_verbose, datasets_root, fail,
                                  int_range)
@@ -155,12 +156,32 @@ def cmd_train_stitch(args) -> int:
         dictionary = LetterDictionary.from_keypoints(args.alphabet, sets, letters)
         if args.exclude_signers:
             dictionary = dictionary.without(set(args.exclude_signers))
+        if args.only_signers:  # e.g. a validation set of signers the training set's dictionary left out
+            everyone = {str(s) for v in dictionary.signers.values() for s in v}
+            dictionary = dictionary.without(everyone - set(args.only_signers))
         m = write_set(args.out, args.alphabet, dictionary, args.count, seed=args.seed,
                       fps_range=(args.min_fps, args.max_fps), command=" ".join(["fingerspell"] + sys.argv[1:]))
     except RUN_ERRORS as e:
         return fail(str(e))
     print(f"wrote {args.out}: {m['sequences']} sequences, {m['frames']} frames, letters {''.join(m['letters'])} "
           f"(motion: {''.join(m['motion_letters']) or 'none'}), from {', '.join(m['dictionary']['sources'])}")
+    return 0
+
+
+def cmd_train_sequence(args) -> int:
+    from training.sequence_model import SequenceConfig, train_sequence
+
+    try:
+        import json
+
+        letters = json.loads(Path(args.train).with_suffix(".json").read_text())["letters"]
+        m = train_sequence(args.train, args.val, args.out, SequenceConfig(alphabet=letters, epochs=args.epochs,
+                                                                          seed=args.seed))
+    except (*RUN_ERRORS, KeyError) as e:
+        return fail(str(e))
+    b = m["best"]
+    print(f"best epoch {b['epoch']}: character error rate {b['cer']:.1%}, word accuracy {b['word_accuracy']:.1%} on "
+          f"{b['sequences']} validation sequences (synthetic); model and metrics in {args.out}")
     return 0
 
 
@@ -293,6 +314,7 @@ def register(tsub) -> None:
     st.add_argument("--data", help="comma-separated datasets for the dictionary (default: the shipped recipe's)")
     st.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
     st.add_argument("--exclude-signers", nargs="+", help="keep these signers' hands out ('massey/hand1', 'lis/GIULIA')")
+    st.add_argument("--only-signers", nargs="+", help="only these signers' hands (a held-out validation set)")
     st.add_argument("--count", type=int_range(1), default=1000, help="sequences (default: %(default)s)")
     st.add_argument("--min-fps", type=float, default=15.0, help="lowest frame rate (default: %(default)s)")
     st.add_argument("--max-fps", type=float, default=60.0, help="highest frame rate (default: %(default)s)")
@@ -300,3 +322,16 @@ def register(tsub) -> None:
     st.add_argument("--out", required=True, help="the .npz to write")
     st.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints)")
     st.set_defaults(func=cmd_train_stitch)
+
+    sq = tsub.add_parser("sequence", help="train the continuous-spelling sequence reader on stitched sets (CTC)",
+                         description="A causal temporal convolution over per-frame hand features and velocities, "
+                                     "CTC over the letters, a space and a blank; the best epoch by the validation "
+                                     "set's character error rate is kept. Both sets come from 'train stitch' (build "
+                                     "the validation set from signers kept out of the training set's dictionary).",
+                         formatter_class=fmt)
+    sq.add_argument("--train", required=True, help="stitched training set (.npz with its .json)")
+    sq.add_argument("--val", required=True, help="stitched validation set")
+    sq.add_argument("--epochs", type=int_range(1), default=12, help="epochs (default: %(default)s)")
+    sq.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    sq.add_argument("--out", default="runs/sequence", help="output folder (default: %(default)s)")
+    sq.set_defaults(func=cmd_train_sequence)

@@ -1,0 +1,187 @@
+"""A sequence reader for continuous fingerspelling (issue 17, second step): per-frame hand features and their
+velocities -> a small causal temporal convolution -> letter posteriors with a CTC blank, trained on stitched
+sequences (:mod:`training.stitching`). Causal: each frame's output depends only on the frames before it (a
+bounded look-back of :attr:`SequenceReader.receptive_field` frames), so it can stream. Not yet in the live path.
+
+    fingerspell train sequence --train runs/stitched/asl.npz --val runs/stitched/asl-val.npz --out runs/sequence
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from realtime.features import FeatureSpec
+
+SPEC = FeatureSpec(parts=("polar_scaled", "cart_scaled", "geometry"))  # the static classifier's features
+FRAME = (640.0, 480.0)  # the notional frame stitched sequences are placed in
+BLANK = 0
+
+
+def frame_features(landmarks: np.ndarray, detected: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(T, 21, 3) landmarks, (T,) detected, (T,) seconds -> (T, 2 * dim + 1): features, their change per 1/30 s
+    (velocities, whatever the frame rate), and whether a hand was found (0 features where not)."""
+    x = SPEC.compute(landmarks, False, FRAME)
+    x[~detected] = 0.0
+    dt = np.diff(t, prepend=t[0] - 1 / 30.0) * 30.0
+    v = np.diff(x, axis=0, prepend=x[:1]) / np.maximum(dt, 1e-3)[:, None]
+    both = detected & np.roll(detected, 1)
+    both[0] = False
+    v[~both] = 0.0
+    return np.concatenate([x, np.clip(v, -5, 5), detected[:, None].astype(np.float32)], 1).astype(np.float32)
+
+
+def load_set(path: str | Path):
+    """A stitched set (.npz from ``fingerspell train stitch``) -> (features list, texts, manifest)."""
+    path = Path(path)
+    z = np.load(path)
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    off = z["offsets"]
+    feats = [frame_features(z["landmarks"][a:b], z["detected"][a:b], z["t"][a:b]) for a, b in zip(off[:-1], off[1:])]
+    return feats, [str(s) for s in z["text"]], manifest
+
+
+@dataclass
+class SequenceConfig:
+    alphabet: list[str]  # the letters; the model's classes are blank, the letters, then " "
+    hidden: int = 128
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
+    kernel: int = 3
+    dropout: float = 0.1
+    epochs: int = 15
+    batch_size: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        return ["<blank>"] + list(self.alphabet) + [" "]
+
+
+def _model_class():
+    import torch
+    from torch import nn
+
+    class CausalBlock(nn.Module):
+        def __init__(self, channels: int, kernel: int, dilation: int, dropout: float):
+            super().__init__()
+            self.pad = (kernel - 1) * dilation
+            self.conv = nn.Conv1d(channels, channels, kernel, dilation=dilation)
+            self.norm = nn.BatchNorm1d(channels)
+            self.drop = nn.Dropout(dropout)
+
+        def forward(self, x):
+            y = self.conv(nn.functional.pad(x, (self.pad, 0)))  # left padding only: no frame sees the future
+            return x + self.drop(torch.relu(self.norm(y)))
+
+    class SequenceReader(nn.Module):
+        """(batch, T, features) -> (batch, T, classes) log-probabilities."""
+
+        def __init__(self, in_dim: int, config: SequenceConfig):
+            super().__init__()
+            self.config = config
+            self.inp = nn.Linear(in_dim, config.hidden)
+            self.blocks = nn.Sequential(*[CausalBlock(config.hidden, config.kernel, d, config.dropout)
+                                          for d in config.dilations])
+            self.out = nn.Linear(config.hidden, len(config.classes))
+            self.receptive_field = 1 + sum((config.kernel - 1) * d for d in config.dilations)
+
+        def forward(self, x):
+            h = self.blocks(torch.relu(self.inp(x)).transpose(1, 2)).transpose(1, 2)
+            return torch.log_softmax(self.out(h), -1)
+
+    return SequenceReader
+
+
+def greedy_decode(log_probs: np.ndarray, classes: list[str]) -> str:
+    """Best path: the most likely class per frame, repeats merged, blanks dropped."""
+    best = np.asarray(log_probs).argmax(-1)
+    out, prev = [], BLANK
+    for k in best:
+        if k != prev and k != BLANK:
+            out.append(classes[k])
+        prev = k
+    return "".join(out).strip()
+
+
+def edit_distance(a: str, b: str) -> int:
+    d = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, d[0] = d[0], i
+        for j, cb in enumerate(b, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (ca != cb))
+    return d[-1]
+
+
+def score(model, feats: list[np.ndarray], texts: list[str]) -> dict:
+    """Character error rate (edit distance over reference length) and word accuracy, greedy decoding."""
+    import torch
+
+    model.eval()
+    errors = chars = words = words_right = 0
+    with torch.no_grad():
+        for x, text in zip(feats, texts):
+            got = greedy_decode(model(torch.from_numpy(x)[None])[0].numpy(), model.config.classes)
+            errors += edit_distance(got, text)
+            chars += len(text)
+            ref_words, got_words = text.split(), got.split()
+            words += len(ref_words)
+            words_right += sum(a == b for a, b in zip(ref_words, got_words)) if len(ref_words) == len(got_words) else 0
+    return {"cer": errors / max(chars, 1), "word_accuracy": words_right / max(words, 1), "sequences": len(texts)}
+
+
+def train_sequence(train: str | Path, val: str | Path, out: str | Path, config: SequenceConfig | None = None,
+                   progress: bool = True) -> dict:
+    """CTC training on a stitched set; the best epoch by validation CER is kept (``out``/model.pt, metrics.json)."""
+    import torch
+    from tqdm import tqdm
+
+    from training.io import atomic_torch_save
+
+    feats, texts, manifest = load_set(train)
+    vfeats, vtexts, _ = load_set(val)
+    config = config or SequenceConfig(alphabet=manifest["letters"])
+    torch.manual_seed(config.seed)
+    model = _model_class()(feats[0].shape[1], config)
+    index = {c: i for i, c in enumerate(config.classes)}
+    targets = [torch.tensor([index[c] for c in " ".join(t.split())], dtype=torch.long) for t in texts]
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.epochs * (
+        (len(feats) + config.batch_size - 1) // config.batch_size))
+    ctc = torch.nn.CTCLoss(blank=BLANK, zero_infinity=True)
+    rng = np.random.default_rng(config.seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    history, best = [], None
+    for epoch in tqdm(range(config.epochs), desc="train sequence", unit="epoch", disable=not progress):
+        model.train()
+        order, losses = rng.permutation(len(feats)), []
+        for i in range(0, len(order), config.batch_size):
+            idx = order[i:i + config.batch_size]
+            lengths = torch.tensor([len(feats[j]) for j in idx])
+            x = torch.zeros(len(idx), int(lengths.max()), feats[0].shape[1])
+            for k, j in enumerate(idx):
+                x[k, :len(feats[j])] = torch.from_numpy(feats[j])
+            y = [targets[j] for j in idx]
+            logp = model(x).transpose(0, 1)  # (T, batch, classes) for CTCLoss
+            loss = ctc(logp, torch.cat(y), lengths, torch.tensor([len(t) for t in y]))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        val_score = score(model, vfeats, vtexts)
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **val_score})
+        if best is None or val_score["cer"] < best["cer"]:
+            best = {"epoch": epoch + 1, **val_score}
+            atomic_torch_save({"state": model.state_dict(), "config": asdict(config), "in_dim": feats[0].shape[1]},
+                              out / "model.pt")
+    metrics = {"best": best, "history": history, "train": str(train), "val": str(val),
+               "receptive_field_frames": model.receptive_field, "synthetic_only": True,
+               "train_manifest": {k: manifest[k] for k in ("alphabet", "sequences", "frames", "seed", "dictionary")}}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
