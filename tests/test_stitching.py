@@ -112,6 +112,29 @@ def test_the_sequence_reader_is_causal_and_learns_from_stitched_sequences(tmp_pa
     cfg = SequenceConfig(alphabet=d.letters, hidden=32, dilations=(1, 2, 4), epochs=6, lr=5e-3)
     m = train_sequence(tmp_path / "train.npz", tmp_path / "val.npz", tmp_path / "run", cfg, progress=False)
     assert m["history"][-1]["loss"] < m["history"][0]["loss"] and (tmp_path / "run" / "model.pt").exists()
+    # killed during epoch 4 and started again: the same history as the run that was never stopped
+    import training.sequence_model as sm
+
+    real_score, calls = sm.score, []
+
+    def dies_in_epoch_4(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_score(*args)
+
+    sm.score = dies_in_epoch_4
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_sequence(tmp_path / "train.npz", tmp_path / "val.npz", tmp_path / "cut", cfg, progress=False)
+    finally:
+        sm.score = real_score
+    resumed = train_sequence(tmp_path / "train.npz", tmp_path / "val.npz", tmp_path / "cut", cfg, progress=False)
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in m["history"]], rel=1e-5)
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="other data or settings"):
+        train_sequence(tmp_path / "train.npz", tmp_path / "val.npz", tmp_path / "cut", replace(cfg, lr=1e-3), False)
     assert m["synthetic_only"] and m["receptive_field_frames"] == 1 + 2 * (1 + 2 + 4)
     seq = stitch("BOIL", d, np.random.default_rng(5))
     x = torch.from_numpy(frame_features(seq.landmarks, seq.detected, seq.t))[None]

@@ -134,8 +134,10 @@ def score(model, feats: list[np.ndarray], texts: list[str]) -> dict:
 
 
 def train_sequence(train: str | Path, val: str | Path, out: str | Path, config: SequenceConfig | None = None,
-                   progress: bool = True) -> dict:
-    """CTC training on a stitched set; the best epoch by validation CER is kept (``out``/model.pt, metrics.json)."""
+                   progress: bool = True, resume: bool = True) -> dict:
+    """CTC training on a stitched set; the best epoch by validation CER is kept (``out``/model.pt, metrics.json).
+    Every epoch is checkpointed (``out``/checkpoint.pt): a killed run started again with the same data and
+    settings continues where it stopped; with other settings it is refused rather than mixed."""
     import torch
     from tqdm import tqdm
 
@@ -155,8 +157,23 @@ def train_sequence(train: str | Path, val: str | Path, out: str | Path, config: 
     rng = np.random.default_rng(config.seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    history, best = [], None
-    for epoch in tqdm(range(config.epochs), desc="train sequence", unit="epoch", disable=not progress):
+    history, best, start = [], None, 0
+    same = {"config": asdict(config), "train": str(train), "val": str(val)}
+    ckpt = out / "checkpoint.pt"
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        if state["same"] != same:
+            raise ValueError(f"{ckpt} was made with other data or settings; use another --out, or delete it")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        history, best, start = state["history"], state["best"], len(state["history"])
+        if progress:
+            print(f"resuming {out} after epoch {start}")
+    for epoch in tqdm(range(start, config.epochs), desc="train sequence", unit="epoch", disable=not progress,
+                      initial=start, total=config.epochs):
         model.train()
         order, losses = rng.permutation(len(feats)), []
         for i in range(0, len(order), config.batch_size):
@@ -180,6 +197,9 @@ def train_sequence(train: str | Path, val: str | Path, out: str | Path, config: 
             best = {"epoch": epoch + 1, **val_score}
             atomic_torch_save({"state": model.state_dict(), "config": asdict(config), "in_dim": feats[0].shape[1]},
                               out / "model.pt")
+        atomic_torch_save({"same": same, "model": model.state_dict(), "opt": opt.state_dict(),
+                           "sched": sched.state_dict(), "rng": rng.bit_generator.state,
+                           "torch_rng": torch.get_rng_state(), "history": history, "best": best}, ckpt)
     metrics = {"best": best, "history": history, "train": str(train), "val": str(val),
                "receptive_field_frames": model.receptive_field, "synthetic_only": True,
                "train_manifest": {k: manifest[k] for k in ("alphabet", "sequences", "frames", "seed", "dictionary")}}
