@@ -9,7 +9,7 @@ import sys
 
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS
 from realtime.hands import HAND_PIPELINES, MODEL_SIZES, WHICH_HAND
-from realtime.pipeline import CLASSIFIER_KINDS, KEYPOINT_BACKENDS
+from realtime.pipeline import CLASSIFIER_KINDS, KEYPOINT_BACKENDS, READERS
 from realtime.cli_common import (ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, HelpFormatter, add_verbose, fail, int_range,
                                  writable)
 
@@ -45,6 +45,12 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="classifier precision: fp16 with --backend tensorrt, torch (CUDA) or onnxruntime (TensorRT "
                         "EP); int8 with --backend tensorrt and an engine from 'fingerspell export --int8' "
                         "(default: %(default)s)")
+    p.add_argument("--reader", choices=READERS, default="letters",
+                   help="letters: each letter read from the hand alone, typed once held for --hold; sequence "
+                        "(experimental, trained on synthetic stitched sequences only): a sequence model over the "
+                        "last 63 frames types letters as it recognises them, J and Z included, no hold "
+                        "(default: %(default)s)")
+    p.add_argument("--sequence-model", help="with --reader sequence: the model (default: asl-sequence)")
     p.add_argument("--classifier", choices=CLASSIFIER_KINDS, default="keypoints",
                    help="what reads the letter (with --keypoints mediapipe): keypoints (the landmarks' features and "
                         "--model), image (a square crop framed by the landmarks and --image-model, an EfficientNetV2 "
@@ -96,7 +102,8 @@ def _options(args):
                            device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
                            keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
                            classifier_kind=args.classifier, image_model=args.image_model,
-                           image_weight=args.image_weight, profile=_profile(args), redetect_after=args.redetect_after)
+                           image_weight=args.image_weight, profile=_profile(args), redetect_after=args.redetect_after,
+                           reader=getattr(args, "reader", "letters"), sequence_model=getattr(args, "sequence_model", None))
 
 
 def _recognizer(args):
@@ -191,6 +198,9 @@ def cmd_eval(args) -> int:
     from realtime.images import DatasetError
     from training.evaluate import evaluate, plot_path
 
+    if args.reader == "sequence":
+        return fail("eval reads labelled photos one at a time; --reader sequence reads motion in video (try it with "
+                    "live --source VIDEO, or bench)")
     writable(args.json)
     try:
         if args.plots:

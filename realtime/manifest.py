@@ -16,7 +16,7 @@ from realtime.features import FeatureSpec
 
 MANIFEST = "manifest.json"
 NO_LETTER = "none"  # the label of hands that spell nothing (training.train_keypoints.NO_LETTER): never typed
-KINDS = ("keypoint-classifier", "j2s", "image-classifier")
+KINDS = ("keypoint-classifier", "j2s", "image-classifier", "sequence-reader")
 
 
 class ModelError(RuntimeError):
@@ -29,7 +29,7 @@ def weights_dir() -> Path:
     return Path(weights.__file__).parent
 
 
-NOT_LETTER_MODELS = ("hand-pipeline", "gan-generator")  # weight folders that are not letter models
+NOT_LETTER_MODELS = ("hand-pipeline", "gan-generator", "sequence-reader")  # not static-letter models
 
 
 def _manifest_kind(folder: Path) -> str | None:
@@ -132,7 +132,7 @@ class Manifest:
             kind = d.get("kind", "keypoint-classifier")
             if kind not in KINDS:
                 raise ValueError(f"unknown model kind {kind!r} (known: {', '.join(KINDS)})")
-            features = FeatureSpec.from_dict(d["features"]) if kind == "keypoint-classifier" else None
+            features = FeatureSpec.from_dict(d["features"]) if kind in ("keypoint-classifier", "sequence-reader") else None
             return cls(name=d["name"], file=d["file"], sha256=d["sha256"], labels=list(d["labels"]),
                        features=features, input_name=d["input"]["name"], output_name=d["output"]["name"], raw=d,
                        kind=kind)

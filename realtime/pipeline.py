@@ -72,6 +72,7 @@ class FrameResult:
 
 
 KEYPOINT_BACKENDS = ("mediapipe", "j2s")
+READERS = ("letters", "sequence")
 DEFAULT_MODELS = {"mediapipe": "asl-letters", "j2s": "lis-j2s"}
 
 
@@ -114,10 +115,20 @@ class PipelineOptions:
     precision: str = "fp32"
     smoothing_s: float = 0.15
     speller: SpellerConfig | None = None
+    reader: str = "letters"  # READERS: held static letters, or a sequence model typing as it recognises
+    sequence_model: str | None = None  # --reader sequence: the model (default: asl-sequence)
 
     def check(self) -> None:
         """Refuse combinations that cannot work, before any model is loaded."""
         check_backend(self.keypoints, self.hand, self.hands, self.classifier_kind)
+        if self.reader not in READERS:
+            raise ValueError(f"reader must be one of {READERS}, got {self.reader!r}")
+        if self.reader == "sequence" and (self.keypoints != "mediapipe" or self.classifier_kind != "keypoints"
+                                          or self.profile is not None):
+            raise ValueError("--reader sequence reads MediaPipe's landmarks (--keypoints mediapipe --classifier "
+                             "keypoints, no --profile)")
+        if self.reader == "sequence" and self.static:
+            raise ValueError("--reader sequence reads video (motion between frames), not independent photos")
         if self.profile is not None and (self.keypoints != "mediapipe" or self.classifier_kind == "image"):
             raise ValueError("a calibration profile adapts a keypoint classifier: use it with --keypoints mediapipe "
                              "and --classifier keypoints or fused")
@@ -182,14 +193,15 @@ class Recognizer:
     """
 
     def __init__(self, hands, features, classifier, *, hand: str = "any", smoothing_s: float = 0.15,
-                 speller: SpellerConfig | None = None, options: PipelineOptions | None = None):
+                 speller: SpellerConfig | None = None, options: PipelineOptions | None = None, sequence=None):
         self.hands, self.features, self.classifier = hands, features, classifier
+        self.sequence = sequence  # --reader sequence: it replaces the classifier, smoother and speller
         self.options = options or PipelineOptions(hand=hand, smoothing_s=smoothing_s, speller=speller)
         self.keypoints, self.classifier_kind = self.options.keypoints, self.options.classifier_kind
         self.hands_backend = self.options.hands
         self.labels = self.classifier.labels
         self.smoother = ProbabilitySmoother(smoothing_s)
-        self.speller = Speller(speller or SpellerConfig())
+        self.speller = sequence if sequence is not None else Speller(speller or SpellerConfig())
         self.which_hand = hand
 
     @classmethod
@@ -198,6 +210,12 @@ class Recognizer:
         ``classifier`` replace what the options would build (a classifier comes with its own features stage)."""
         o = PipelineOptions(model=model, **options)
         o.check()
+        if o.reader == "sequence":
+            from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
+
+            reader = SequenceReader(o.sequence_model or DEFAULT_SEQUENCE_MODEL, config=o.speller)
+            return cls(hands_stage or build_hands(o), FeatureExtractor(reader.spec), reader, hand=o.hand,
+                       smoothing_s=o.smoothing_s, speller=o.speller, options=o, sequence=reader)
         if classifier is not None:
             features = (classifier.cropper if o.keypoints == "j2s" else FeatureExtractor(classifier.spec)
                         if o.classifier_kind == "keypoints" else image_inputs(classifier))
@@ -230,6 +248,15 @@ class Recognizer:
     def process(self, frame_bgr: np.ndarray, t: float | None = None, timer: StageTimer | None = None) -> FrameResult:
         t = time.perf_counter() if t is None else t
         timer = timer or StageTimer()
+        if self.sequence is not None:  # every frame goes to the sequence model, with a hand or without
+            with timer("hands"):
+                hands = self.hands(frame_bgr)
+                hand = pick_hand(hands, self.which_hand)
+            with timer("features"):
+                x = self.features(hand, frame_bgr) if hand is not None else None
+            with timer("classifier"):
+                letter, conf, typed = self.sequence.update(x, t)
+            return FrameResult(t, hands, hand, letter, conf, typed, self.sequence.text, dict(timer.ms))
         hands, hand, probs = self.read(frame_bgr, timer)
         letter, conf, committed = None, 0.0, None
         with timer("smoothing"):

@@ -182,6 +182,11 @@ def cmd_train_sequence(args) -> int:
     b = m["best"]
     print(f"best epoch {b['epoch']}: character error rate {b['cer']:.1%}, word accuracy {b['word_accuracy']:.1%} on "
           f"{b['sequences']} validation sequences (synthetic); model and metrics in {args.out}")
+    if args.export:
+        from export.sequence_export import export_sequence_model
+
+        export_sequence_model(args.out, args.export, command=" ".join(["fingerspell"] + sys.argv[1:]))
+        print(f"exported {args.export}/model.onnx + manifest.json")
     return 0
 
 
@@ -334,4 +339,5 @@ def register(tsub) -> None:
     sq.add_argument("--epochs", type=int_range(1), default=12, help="epochs (default: %(default)s)")
     sq.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     sq.add_argument("--out", default="runs/sequence", help="output folder (default: %(default)s)")
+    sq.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json (e.g. weights/asl-sequence)")
     sq.set_defaults(func=cmd_train_sequence)

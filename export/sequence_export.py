@@ -1,0 +1,61 @@
+"""A sequence reader (``fingerspell train sequence``'s ``model.pt``) -> model folder for ``--reader sequence``:
+``model.onnx`` takes the last ``window`` frames (batch, window, features) and gives the letter log-probabilities
+of the newest one (batch, classes), which is all a stream needs; the model is causal, so that is exactly what the
+whole sequence would give for that frame."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+
+import numpy as np
+
+from export.onnx_export import OPSET, export_onnx
+from realtime.manifest import file_fields, write_manifest
+
+
+def export_sequence_model(run: str | Path, folder: str | Path, name: str | None = None,
+                          command: str | None = None) -> dict:
+    import torch
+
+    from training.sequence_model import SPEC, SequenceConfig, _model_class
+
+    run, folder = Path(run), Path(folder)
+    ck = torch.load(run / "model.pt", weights_only=False)
+    config = SequenceConfig(**{**ck["config"], "dilations": tuple(ck["config"]["dilations"])})
+    model = _model_class()(ck["in_dim"], config)
+    model.load_state_dict(ck["state"])
+    model.eval()
+
+    class LastFrame(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, frames):
+            return self.m(frames)[:, -1]
+
+    window = model.receptive_field
+    rng = np.random.default_rng(0)
+    sample = rng.normal(0, 0.5, (16, window, ck["in_dim"])).astype(np.float32)
+    sample[..., -1] = 1.0  # the hand-found flag
+    name = name or folder.name
+    summary = export_onnx(LastFrame(model).eval(), {"frames": sample[:2]}, folder / "model.onnx", ["log_probs"],
+                          {"labels": json.dumps(config.classes), "name": name, "kind": "sequence-reader"},
+                          parity_inputs={"random": {"frames": sample}}, opset=OPSET)
+    metrics = json.loads((run / "metrics.json").read_text())
+    manifest = {
+        "name": name, "kind": "sequence-reader", **file_fields(folder / "model.onnx"), "labels": config.classes,
+        "features": SPEC.to_dict(), "window": window, "blank": 0,
+        "input": {"name": "frames", "shape": ["batch", window, ck["in_dim"]], "dtype": "float32",
+                  "meaning": "per frame: the features, their change per 1/30 s, a hand-found flag (0: all zeros)"},
+        "output": {"name": "log_probs", "shape": ["batch", len(config.classes)], "dtype": "float32",
+                   "meaning": "log-probabilities of blank, the letters and space for the newest frame (CTC)"},
+        "training": {"config": ck["config"], "train": metrics["train"], "val": metrics["val"],
+                     "data": metrics["train_manifest"], "synthetic_only": True,
+                     "command": command or "fingerspell train sequence --train ... --val ... --export ..."},
+        "metrics": {"best": metrics["best"], "onnx_parity_max_abs": summary["parity"]["random"],
+                    "note": "character error rate on stitched (synthetic) sequences of held-out signers"},
+        "created": _dt.date.today().isoformat(), "opset": OPSET,
+    }
+    return write_manifest(folder, manifest)

@@ -1,0 +1,70 @@
+"""``--reader sequence``: letters typed as a sequence model recognises them in the stream of frames, no hold
+needed (issue 17). The model (``asl-sequence``) is causal with a bounded look-back: each frame, the newest
+``window`` frames go through it and the newest frame's posteriors are decoded greedily (CTC: a class that is not
+blank and differs from the last frame's is typed). Trained on stitched, synthetic sequences only.
+
+It stands where the letter path has its classifier, smoother and speller: ``update(features or None, t)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from realtime.backends import open_model
+from realtime.speller import SpellerConfig
+
+DEFAULT_SEQUENCE_MODEL = "asl-sequence"
+
+
+class SequenceReader:
+    """Stage: the spelling hand's features (or None: no hand) and the frame's time -> (letter, confidence,
+    typed this frame or None); ``text``, ``clear()`` and ``backspace()`` as the speller has them."""
+
+    def __init__(self, model: str = DEFAULT_SEQUENCE_MODEL, device: str = "cpu", config: SpellerConfig | None = None):
+        self.folder, self.manifest, self.path, self.session = open_model(model, device, True, "sequence-reader")
+        m = self.manifest
+        self.spec, self.window, self.classes = m.features, int(m.raw["window"]), m.labels
+        self.blank, self.space = int(m.raw.get("blank", 0)), (m.labels.index(" ") if " " in m.labels else None)
+        self.dim = self.spec.dim
+        self.frames = np.zeros((self.window, 2 * self.dim + 1), np.float32)
+        self.config = config or SpellerConfig()
+        self.text, self.prev_k, self.prev_x, self.prev_t = "", self.blank, None, None
+
+    @property
+    def labels(self) -> list[str]:
+        return self.classes
+
+    def row(self, x: np.ndarray | None, t: float) -> np.ndarray:
+        """One frame's input, exactly as :func:`training.sequence_model.frame_features` builds it."""
+        out = np.zeros(2 * self.dim + 1, np.float32)
+        if x is not None:
+            x = np.asarray(x, np.float32).reshape(-1)
+            out[:self.dim], out[-1] = x, 1.0
+            if self.prev_x is not None:
+                dt = max((t - self.prev_t) * 30.0, 1e-3)
+                out[self.dim:2 * self.dim] = np.clip((x - self.prev_x) / dt, -5, 5)
+        self.prev_x, self.prev_t = x, t
+        return out
+
+    def update(self, x: np.ndarray | None, t: float) -> tuple[str | None, float, str | None]:
+        self.frames = np.roll(self.frames, -1, 0)
+        self.frames[-1] = self.row(x, t)
+        logp = self.session.run(None, {self.manifest.input_name: self.frames[None]})[0][0]
+        k = int(np.argmax(logp))
+        typed = None
+        if k != self.blank and k != self.prev_k:
+            if k == self.space:
+                if self.text and not self.text.endswith(" "):
+                    typed = " "
+            else:
+                typed = self.classes[k]
+            if typed:
+                self.text += typed
+        self.prev_k = k
+        letter = None if k in (self.blank, self.space) else self.classes[k]
+        return letter, float(np.exp(logp[k])), typed
+
+    def clear(self) -> None:
+        self.text = ""
+
+    def backspace(self) -> None:
+        self.text = self.text[:-1]
