@@ -144,25 +144,17 @@ def export_engine(model: str | Path, half: bool = False, int8: bool = False, cal
         raise BackendError("--int8 needs --calib DIR: real samples to calibrate the INT8 ranges on")
     precision = "int8" if int8 else "fp16" if half else "fp32"
     profile = (1, opt_batch, max_batch)
-    calibrator = calibration = None
-    if int8:
-        from export.real_inputs import calibration_inputs
-        from realtime.backends.tensorrt import engine_cache_key, engine_path, gpu_name
 
-        folder = resolve_model(model)
-        manifest = Manifest.load(folder)
-        trt_version = import_tensorrt().__version__
-        out = engine_path(folder, manifest.file, engine_cache_key(manifest.sha256, gpu_name(), trt_version, precision,
-                                                                  profile), precision)
-        if out.is_file() and not force:
-            print(f"engine cached: {out}")
-            return out
-        x = calibration_inputs(folder, calib, limit=calib_samples)
+    def calibrate(out: Path, manifest: Manifest):
+        """Called by the builder only when the INT8 engine is not cached: reads the real samples then."""
+        from export.real_inputs import calibration_inputs
+
+        x = calibration_inputs(resolve_model(model), calib, limit=calib_samples)
         batches = CalibrationBatches({manifest.input_name: x}, min(calib_batch, len(x), max_batch))
         print(f"INT8 calibration on {batches.num_batches} batches of {batches.batch_size} real samples from {calib}")
         table = out.with_suffix(".calib")  # the calibration table belongs to this data: never reuse a stale one
         table.unlink(missing_ok=True)
-        calibrator = make_entropy_calibrator(batches, table)
-        calibration = {"calibration": [str(c) for c in (calib if isinstance(calib, (list, tuple)) else [calib])],
-                       "calibration_leaves_out": "the held-out signers and the evaluation set's images"}
-    return build_cached_engine(model, precision, calibrator, calibration, workspace, profile, verify, force)
+        return make_entropy_calibrator(batches, table), {
+            "calibration": [str(c) for c in (calib if isinstance(calib, (list, tuple)) else [calib])],
+            "calibration_leaves_out": "the held-out signers and the evaluation set's images"}
+    return build_cached_engine(model, precision, calibrate if int8 else None, workspace, profile, verify, force)

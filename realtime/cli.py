@@ -107,13 +107,9 @@ def _options(args):
 
 
 def _recognizer(args):
-    from dataclasses import fields
-
     from realtime.pipeline import Recognizer
 
-    o = _options(args)
-    options = {f.name: getattr(o, f.name) for f in fields(o)}  # shallow: the profile and speller stay objects
-    rec = Recognizer.build(options.pop("model"), **options)
+    rec = Recognizer.from_options(_options(args))
     if args.backend != "auto":  # say which backend and provider were chosen
         parts = [rec.classifier.keypoints, rec.classifier.image] if args.classifier == "fused" else [rec.classifier]
         print("classifier: " + "; ".join(c.backend.describe() for c in parts), file=sys.stderr)

@@ -91,6 +91,19 @@ class ReadingStats:
                 f"{hold_s:g} s (--hold)")
 
 
+def finish_on_ctrl_c(stack: ExitStack) -> dict:
+    """From here until ``stack`` closes, Ctrl-C sets ``["flag"]`` (the loop finishes its frame and leaves cleanly,
+    keeping what it wrote) instead of raising; the previous handler comes back when the stack closes."""
+    stop = {"flag": False}
+
+    def on_sigint(*_):
+        stop["flag"] = True
+
+    stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
+    signal.signal(signal.SIGINT, on_sigint)
+    return stop
+
+
 @dataclass
 class LiveRun:
     text: str
@@ -120,15 +133,8 @@ def run_live(recognizer: Recognizer, source: str | _Reader, window: bool = True,
     fps = FpsMeter()
     stats = ReadingStats(recognizer.speller.config.min_confidence)
     t_start = time.perf_counter()
-    stop = {"flag": False}
-
-    def on_sigint(*_):  # finish the frame, then leave cleanly
-        stop["flag"] = True
-
     with ExitStack() as stack:  # releases, in reverse order, whatever was acquired, even if a later step fails
-        # Ctrl-C from here on finishes the frame and leaves cleanly: set before any file is opened
-        stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
-        signal.signal(signal.SIGINT, on_sigint)
+        stop = finish_on_ctrl_c(stack)  # set before any file is opened
         stack.callback(recognizer.close)
         reader = source if isinstance(source, _Reader) else make_reader(source, width, height, folder_fps)
         cap = stack.enter_context(ThreadedCapture(reader))
@@ -187,16 +193,10 @@ def run_live_streams(recognizer, readers: list[_Reader], window: bool = True, js
 
     fps = FpsMeter()
     stats = [ReadingStats(s.config.min_confidence) for s in recognizer.spellers]
-    stop = {"flag": False}
     t_start = time.perf_counter()
     corrupt, ended_early = 0, None
-
-    def on_sigint(*_):
-        stop["flag"] = True
-
     with ExitStack() as stack:
-        stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
-        signal.signal(signal.SIGINT, on_sigint)
+        stop = finish_on_ctrl_c(stack)
         stack.callback(recognizer.close)
         caps = [stack.enter_context(ThreadedCapture(r)) for r in readers]
         out = stack.enter_context(PartialFile(jsonl)) if jsonl else None

@@ -181,6 +181,20 @@ def image_inputs(classifier):
     return classifier.crop
 
 
+def smooth_and_spell(probs, t: float, labels: list[str], smoother: ProbabilitySmoother, speller: Speller):
+    """One frame's probabilities (None: no hand) -> (smoothed letter or None, its confidence, what the speller
+    committed). Across a gap the smoother's time constant fades the old reading out by itself; a hand that
+    spells nothing (the no-letter class) is present but has no reading to type."""
+    letter, conf = None, 0.0
+    if probs is not None:
+        p = smoother(probs, t)
+        k = int(np.argmax(p))
+        letter, conf = labels[k], float(p[k])
+        if letter == NO_LETTER:
+            letter, conf = None, 0.0
+    return letter, conf, speller.update(t, letter, conf, hand_present=probs is not None)
+
+
 class Recognizer:
     """Frame in, reading and spelled text out, from three stage objects and the two that follow them:
 
@@ -208,7 +222,12 @@ class Recognizer:
     def build(cls, model: str | None = None, *, hands_stage=None, classifier=None, **options) -> "Recognizer":
         """The recognizer of :class:`PipelineOptions` (``options`` are its fields); ``hands_stage`` or
         ``classifier`` replace what the options would build (a classifier comes with its own features stage)."""
-        o = PipelineOptions(model=model, **options)
+        return cls.from_options(PipelineOptions(model=model, **options), hands_stage=hands_stage,
+                                classifier=classifier)
+
+    @classmethod
+    def from_options(cls, o: PipelineOptions, hands_stage=None, classifier=None) -> "Recognizer":
+        """The recognizer of ``o``; see :meth:`build`."""
         o.check()
         if o.reader == "sequence":
             from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
@@ -258,15 +277,9 @@ class Recognizer:
                 letter, conf, typed = self.sequence.update(x, t)
             return FrameResult(t, hands, hand, letter, conf, typed, self.sequence.text, dict(timer.ms))
         hands, hand, probs = self.read(frame_bgr, timer)
-        letter, conf, committed = None, 0.0, None
         with timer("smoothing"):
-            if hand is not None:  # across a gap the smoother's time constant fades the old reading out by itself
-                p = self.smoother(probs, t)
-                k = int(np.argmax(p))
-                letter, conf = self.labels[k], float(p[k])
-                if letter == NO_LETTER:  # a hand that spells nothing: present, but no reading to type
-                    letter, conf = None, 0.0
-            committed = self.speller.update(t, letter, conf, hand_present=hand is not None)
+            letter, conf, committed = smooth_and_spell(probs if hand is not None else None, t, self.labels,
+                                                       self.smoother, self.speller)
         return FrameResult(t, hands, hand, letter, conf, committed, self.speller.text, dict(timer.ms))
 
     def close(self) -> None:

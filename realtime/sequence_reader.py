@@ -15,6 +15,21 @@ from realtime.speller import SpellerConfig
 DEFAULT_SEQUENCE_MODEL = "asl-sequence"
 
 
+def sequence_inputs(x: np.ndarray, detected: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(T, dim) per-frame hand features, (T,) hand found, (T,) seconds -> (T, 2 * dim + 1) model inputs: the
+    features (0 where no hand), their change per 1/30 s (velocities, whatever the frame rate; 0 unless both
+    frames have a hand) and the hand-found flag. Training (whole sequences) and streaming (the newest two frames)
+    both build their inputs here."""
+    x = np.where(np.asarray(detected, bool)[:, None], np.asarray(x, np.float32), np.float32(0.0))
+    t = np.asarray(t, np.float64)
+    dt = np.diff(t, prepend=t[0] - 1 / 30.0) * 30.0
+    v = np.diff(x, axis=0, prepend=x[:1]) / np.maximum(dt, 1e-3)[:, None]
+    both = np.asarray(detected, bool) & np.roll(detected, 1)
+    both[0] = False
+    v[~both] = 0.0
+    return np.concatenate([x, np.clip(v, -5, 5), np.asarray(detected, np.float32)[:, None]], 1).astype(np.float32)
+
+
 class SequenceReader:
     """Stage: the spelling hand's features (or None: no hand) and the frame's time -> (letter, confidence,
     typed this frame or None); ``text``, ``clear()`` and ``backspace()`` as the speller has them."""
@@ -34,14 +49,13 @@ class SequenceReader:
         return self.classes
 
     def row(self, x: np.ndarray | None, t: float) -> np.ndarray:
-        """One frame's input, exactly as :func:`training.sequence_model.frame_features` builds it."""
-        out = np.zeros(2 * self.dim + 1, np.float32)
-        if x is not None:
-            x = np.asarray(x, np.float32).reshape(-1)
-            out[:self.dim], out[-1] = x, 1.0
-            if self.prev_x is not None:
-                dt = max((t - self.prev_t) * 30.0, 1e-3)
-                out[self.dim:2 * self.dim] = np.clip((x - self.prev_x) / dt, -5, 5)
+        """One frame's input: :func:`sequence_inputs` of the last frame and this one."""
+        x = None if x is None else np.asarray(x, np.float32).reshape(-1)
+        prev = self.prev_x if self.prev_x is not None else np.zeros(self.dim, np.float32)
+        now = x if x is not None else np.zeros(self.dim, np.float32)
+        prev_t = self.prev_t if self.prev_t is not None else t - 1 / 30.0
+        out = sequence_inputs(np.stack([prev, now]), np.array([self.prev_x is not None, x is not None]),
+                              np.array([prev_t, t]))[-1]
         self.prev_x, self.prev_t = x, t
         return out
 

@@ -7,8 +7,9 @@ Each step takes the newest frame of every stream and runs
 
 so the nets see batches of up to N (palm) and N x hands (landmarks) instead of N separate calls: on a GPU that
 is what turns one camera's launch-bound latency into throughput. Each stream keeps its own tracking, smoother
-and speller. Hand pipelines that can batch: ``onnx`` and ``torch`` (MediaPipe's own graph runs one image at a
-time). ``fingerspell bench --streams N`` measures it.
+and speller. Hand pipelines that can batch are the rows of :data:`realtime.hands.HAND_PIPELINES` marked
+``batches`` (``onnx``, ``torch``; MediaPipe's own graph runs one image at a time). ``fingerspell bench --streams N``
+measures it.
 """
 from __future__ import annotations
 
@@ -16,12 +17,10 @@ import time
 
 import numpy as np
 
-from realtime.hands import pick_hand
-from realtime.manifest import NO_LETTER
-from realtime.pipeline import FrameResult, PipelineOptions, build_classifier
+from realtime.hands import HAND_PIPELINES, pick_hand
+from realtime.pipeline import FrameResult, PipelineOptions, build_classifier, smooth_and_spell
 from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
 
-BATCHING_HANDS = ("onnx", "torch")
 
 
 class MultiStreamRecognizer:
@@ -31,17 +30,16 @@ class MultiStreamRecognizer:
         if streams < 1:
             raise ValueError(f"streams must be at least 1, got {streams}")
         options.check()
-        if options.hands not in BATCHING_HANDS:
-            raise ValueError(f"--streams batches the hand nets across streams: use --hands {' or '.join(BATCHING_HANDS)}"
+        batching = [name for name, row in HAND_PIPELINES.items() if row.batches]
+        if options.hands not in batching:  # MediaPipe's own graph runs one image at a time
+            raise ValueError(f"--streams batches the hand nets across streams: use --hands {' or '.join(batching)}"
                              f" (not {options.hands})")
-        if options.keypoints != "mediapipe" or options.static:
-            raise ValueError("--streams reads video with MediaPipe's landmarks (--keypoints mediapipe)")
-        from realtime.hands.onnx import OnnxHandTracker
-
-        engine = {"engine": "torch", "device": _torch_device(options.device)} if options.hands == "torch" else {
-            "providers": _providers(options.device)}
-        self.tracker = OnnxHandTracker(options.hand_model, options.max_hands, mirrored_input=options.mirrored_input,
-                                       **engine)
+        if options.keypoints != "mediapipe" or options.static or options.reader != "letters":
+            raise ValueError("--streams reads video with MediaPipe's landmarks and the letter reader "
+                             "(--keypoints mediapipe, --reader letters)")
+        self.tracker = HAND_PIPELINES[options.hands].tracker(model=options.hand_model, max_hands=options.max_hands,
+                                                             mirrored_input=options.mirrored_input,
+                                                             device=options.device)
         self.features, self.classifier = build_classifier(options)
         self.labels = self.classifier.labels
         self.options, self.streams = options, streams
@@ -64,14 +62,8 @@ class MultiStreamRecognizer:
         t3 = time.perf_counter()
         out = []
         for i in range(self.streams):
-            letter, conf = None, 0.0
-            if picked[i] is not None:
-                p = self.smoothers[i](probs[rows.index(i)], t)
-                k = int(np.argmax(p))
-                letter, conf = self.labels[k], float(p[k])
-                if letter == NO_LETTER:
-                    letter, conf = None, 0.0
-            committed = self.spellers[i].update(t, letter, conf, hand_present=picked[i] is not None)
+            p = probs[rows.index(i)] if picked[i] is not None else None
+            letter, conf, committed = smooth_and_spell(p, t, self.labels, self.smoothers[i], self.spellers[i])
             out.append(FrameResult(t, hands[i], picked[i], letter, conf, committed, self.spellers[i].text, {}))
         t4 = time.perf_counter()
         ms = {"hands": (t1 - t0) * 1000, "features": (t2 - t1) * 1000, "classifier": (t3 - t2) * 1000,
@@ -82,18 +74,6 @@ class MultiStreamRecognizer:
 
     def close(self) -> None:
         self.tracker.close()
-
-
-def _torch_device(device: str) -> str:
-    from realtime.backends import torch_device
-
-    return torch_device(device)
-
-
-def _providers(device: str) -> list[str]:
-    from realtime.backends import select_providers
-
-    return select_providers(device, tensorrt=False, strict=True)[0]
 
 
 def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int, frames: int = 200,

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.features import FeatureSpec
+from realtime.sequence_reader import sequence_inputs
 
 SPEC = FeatureSpec(parts=("polar_scaled", "cart_scaled", "geometry"))  # the static classifier's features
 FRAME = (640.0, 480.0)  # the notional frame stitched sequences are placed in
@@ -21,16 +22,9 @@ BLANK = 0
 
 
 def frame_features(landmarks: np.ndarray, detected: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """(T, 21, 3) landmarks, (T,) detected, (T,) seconds -> (T, 2 * dim + 1): features, their change per 1/30 s
-    (velocities, whatever the frame rate), and whether a hand was found (0 features where not)."""
-    x = SPEC.compute(landmarks, False, FRAME)
-    x[~detected] = 0.0
-    dt = np.diff(t, prepend=t[0] - 1 / 30.0) * 30.0
-    v = np.diff(x, axis=0, prepend=x[:1]) / np.maximum(dt, 1e-3)[:, None]
-    both = detected & np.roll(detected, 1)
-    both[0] = False
-    v[~both] = 0.0
-    return np.concatenate([x, np.clip(v, -5, 5), detected[:, None].astype(np.float32)], 1).astype(np.float32)
+    """(T, 21, 3) landmarks, (T,) detected, (T,) seconds -> the model's inputs
+    (:func:`realtime.sequence_reader.sequence_inputs`, which the streaming reader uses too)."""
+    return sequence_inputs(SPEC.compute(landmarks, False, FRAME), detected, t)
 
 
 def load_set(path: str | Path):

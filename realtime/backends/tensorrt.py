@@ -155,12 +155,13 @@ def checked_model(model: str | Path, verify: bool = True) -> tuple[Path, Manifes
     return folder, manifest, onnx_path
 
 
-def build_cached_engine(model: str | Path, precision: str = "fp32", calibrator=None, calibration: dict | None = None,
+def build_cached_engine(model: str | Path, precision: str = "fp32", calibrate=None,
                         workspace: int = DEFAULT_WORKSPACE, profile: tuple[int, int, int] = (1, 1, DEFAULT_MAX_BATCH),
                         verify: bool = True, force: bool = False) -> Path:
     """A model (shipped name or folder) -> its engine in the cache for this GPU and TensorRT version, built
     unless cached (``force``: rebuilt), with a ``.json`` beside it that spells the cache key out.
-    ``calibrator`` (int8 only): an ``IInt8EntropyCalibrator2``; ``calibration``: what it was fed, recorded."""
+    ``calibrate`` (int8 only): (engine path, manifest) -> (an ``IInt8EntropyCalibrator2``, what it was fed, to
+    record), called only when the engine is built: a cached engine never reads calibration data."""
     trt = import_tensorrt()
     if precision not in PRECISIONS:
         raise BackendError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -171,6 +172,7 @@ def build_cached_engine(model: str | Path, precision: str = "fp32", calibrator=N
     if out.is_file() and not force:
         print(f"engine cached: {out}")
         return out
+    calibrator, calibration = calibrate(out, manifest) if calibrate is not None else (None, None)
     shape = [int(d) for d in manifest.raw["input"]["shape"][1:]]
     build_engine(onnx_path, out, {manifest.input_name: shape}, half=precision == "fp16", int8=precision == "int8",
                  calibrator=calibrator, workspace=workspace, profile=profile)

@@ -43,6 +43,7 @@ class HandPipeline:
     static: Callable
     palm: Callable
     static_palm: Callable
+    batches: bool = False  # its tracker has step(): several cameras' frames through the nets at once
 
 
 def _mediapipe_tracker(model, max_hands, mirrored_input, device):
@@ -61,77 +62,50 @@ def _mediapipe_static_palm(device):
     return StaticPalmDetector()
 
 
-def _onnx_providers(device):
+def _engine(name: str, device: str) -> dict:
+    """What runs the converted nets of pipeline ``name``: ONNX Runtime on ``device``'s providers, or the nets as
+    torch modules on ``device`` (auto: CUDA when PyTorch sees a GPU), whatever ONNX Runtime build is installed."""
+    if name == "torch":
+        from realtime.backends import torch_device
+
+        return {"engine": "torch", "device": torch_device(device)}
     from realtime.backends import select_providers
 
-    return select_providers(device, tensorrt=False, strict=True)[0]
+    return {"providers": select_providers(device, tensorrt=False, strict=True)[0]}
 
 
-def _onnx_tracker(model, max_hands, mirrored_input, device):
-    from realtime.hands.onnx import OnnxHandTracker
+def _converted(name: str) -> dict:
+    """The four builders of a pipeline on the converted nets (realtime.hands.onnx), run by ``_engine(name)``."""
+    def tracker(model, max_hands, mirrored_input, device):
+        from realtime.hands.onnx import OnnxHandTracker
 
-    return OnnxHandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input, providers=_onnx_providers(device))
+        return OnnxHandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input, **_engine(name, device))
 
+    def static(settings, mirrored_input, device):
+        from realtime.hands.onnx import OnnxStaticHandDetector
 
-def _onnx_static(settings, mirrored_input, device):
-    from realtime.hands.onnx import OnnxStaticHandDetector
+        return OnnxStaticHandDetector(settings, mirrored_input=mirrored_input, **_engine(name, device))
 
-    return OnnxStaticHandDetector(settings, mirrored_input=mirrored_input, providers=_onnx_providers(device))
+    def palm(model, max_hands, device):
+        from realtime.hands.onnx import OnnxPalmDetector
 
+        return OnnxPalmDetector(model, max_hands=max_hands, **_engine(name, device))
 
-def _onnx_palm(model, max_hands, device):
-    from realtime.hands.onnx import OnnxPalmDetector
+    def static_palm(device):
+        from realtime.hands.onnx import OnnxStaticPalmDetector
 
-    return OnnxPalmDetector(model, max_hands=max_hands, providers=_onnx_providers(device))
+        return OnnxStaticPalmDetector(**_engine(name, device))
 
-
-def _onnx_static_palm(device):
-    from realtime.hands.onnx import OnnxStaticPalmDetector
-
-    return OnnxStaticPalmDetector(providers=_onnx_providers(device))
-
-
-def _torch(device):
-    """(engine options) of the torch pipeline: the nets as torch modules on ``device`` (auto: CUDA when PyTorch
-    sees a GPU), whatever ONNX Runtime build is installed."""
-    from realtime.backends import torch_device
-
-    return {"engine": "torch", "device": torch_device(device)}
-
-
-def _torch_tracker(model, max_hands, mirrored_input, device):
-    from realtime.hands.onnx import OnnxHandTracker
-
-    return OnnxHandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input, **_torch(device))
-
-
-def _torch_static(settings, mirrored_input, device):
-    from realtime.hands.onnx import OnnxStaticHandDetector
-
-    return OnnxStaticHandDetector(settings, mirrored_input=mirrored_input, **_torch(device))
-
-
-def _torch_palm(model, max_hands, device):
-    from realtime.hands.onnx import OnnxPalmDetector
-
-    return OnnxPalmDetector(model, max_hands=max_hands, **_torch(device))
-
-
-def _torch_static_palm(device):
-    from realtime.hands.onnx import OnnxStaticPalmDetector
-
-    return OnnxStaticPalmDetector(**_torch(device))
+    return {"tracker": tracker, "static": static, "palm": palm, "static_palm": static_palm}
 
 
 HAND_PIPELINES: dict[str, HandPipeline] = {p.name: p for p in (
     HandPipeline("mediapipe", "MediaPipe's own graph", _mediapipe_tracker, _mediapipe_static,
                  _mediapipe_palm, _mediapipe_static_palm),
     HandPipeline("onnx", "the same models converted to ONNX on ONNX Runtime (weights/mediapipe-hands; CUDA with "
-                 "--device cuda or auto and the gpu extra)", _onnx_tracker, _onnx_static, _onnx_palm,
-                 _onnx_static_palm),
+                 "--device cuda or auto and the gpu extra)", **_converted("onnx"), batches=True),
     HandPipeline("torch", "the same nets as PyTorch modules (realtime/hands/torch_nets.py), on CUDA with --device "
-                 "cuda or auto when PyTorch sees a GPU, else the CPU", _torch_tracker, _torch_static, _torch_palm,
-                 _torch_static_palm),
+                 "cuda or auto when PyTorch sees a GPU, else the CPU", **_converted("torch"), batches=True),
 )}
 
 
