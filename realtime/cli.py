@@ -571,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
     from training.gan.commands import register as register_gan_commands  # light: heavy imports are in the commands
 
     register_gan_commands(sub, tsub)
+    from training.hgan.commands import register as register_hgan_commands
+
+    register_hgan_commands(sub, tsub)
     from training.classifier_commands import register as register_classifier_commands
 
     register_classifier_commands(tsub)

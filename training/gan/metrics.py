@@ -42,7 +42,7 @@ def evaluator_dir(config: GANConfig, root: str | os.PathLike = "runs/evaluators"
 
 
 def ensure_evaluator(config: GANConfig, datasets=None, cache_dir=None, root="runs/evaluators",
-                     epochs: int = 12, progress: bool = True) -> ImageClassifier:
+                     epochs: int = 12, progress: bool = True, seed: int = 0) -> ImageClassifier:
     """The real-data classifier for ``config``'s data: the config's ``evaluator`` if set, else trained once
     (a few minutes on 2 cores) on all the real training crops (never reduced, never the held-out signers)
     and kept in ``root``. Its accuracy on the held-out signers is stored with it."""
@@ -58,9 +58,9 @@ def ensure_evaluator(config: GANConfig, datasets=None, cache_dir=None, root="run
     data = training_set(full, datasets, cache_dir, progress)
     labels = sorted(set(data.labels.tolist()))
     train_idx, val_idx = stratified_indices(data.labels, [0.9, 0.1], seed=0)
+    recipe = ClassifierConfig(arch="cnn", epochs=epochs, lr=1e-3, betas=(0.9, 0.999), cosine=True, seed=seed)
     clf = train_classifier(data.images[train_idx], data.labels[train_idx], data.images[val_idx],
-                           data.labels[val_idx], labels, out, ClassifierConfig(arch="cnn", epochs=epochs, lr=1e-3, betas=(0.9, 0.999), cosine=True),
-                           progress=progress)
+                           data.labels[val_idx], labels, out, recipe, progress=progress)
     report = {"train_images": int(len(train_idx)), "val_images": int(len(val_idx)),
               "val_acc": clf.info.get("val_acc")}
     if config.exclude_signers:

@@ -4,7 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_gan_history(history: list[dict], path: str | Path) -> None:
+GAN_PANELS = (("hinge losses", ("d_adv", "g_adv")), ("D2D-CE (ReACGAN)", ("d_cond", "g_cond")))
+
+
+def plot_gan_history(history: list[dict], path: str | Path, panels=GAN_PANELS) -> None:
+    """One panel per (title, keys) of ``panels``, each key a curve over the steps."""
     if not history:
         return
     import matplotlib
@@ -13,14 +17,11 @@ def plot_gan_history(history: list[dict], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     steps = [h["step"] for h in history]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-    for key in ("d_adv", "g_adv"):
-        ax[0].plot(steps, [h[key] for h in history], label=key)
-    for key in ("d_cond", "g_cond"):
-        ax[1].plot(steps, [h[key] for h in history], label=key)
-    ax[0].set_title("hinge losses")
-    ax[1].set_title("D2D-CE (ReACGAN)")
-    for a in ax:
+    fig, ax = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5))
+    for a, (title, keys) in zip(ax, panels):
+        for key in keys:
+            a.plot(steps, [h[key] for h in history], label=key)
+        a.set_title(title)
         a.set_xlabel("step")
         a.legend()
         a.grid(alpha=0.3)
