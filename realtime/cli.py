@@ -51,6 +51,10 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "last 63 frames types letters as it recognises them, J and Z included, no hold "
                         "(default: %(default)s)")
     p.add_argument("--sequence-model", help="with --reader sequence: the model (default: asl-sequence)")
+    p.add_argument("--lexicon", metavar="FILE",
+                   help="with --reader sequence: a word list (one word a line; realtime/wordlists/en.txt, it.txt "
+                        "ship) that corrects a misread letter inside a known word when the word ends; words not in "
+                        "the list are still spelled")
     p.add_argument("--classifier", choices=CLASSIFIER_KINDS, default="keypoints",
                    help="what reads the letter (with --keypoints mediapipe): keypoints (the landmarks' features and "
                         "--model), image (a square crop framed by the landmarks and --image-model, an EfficientNetV2 "
@@ -103,7 +107,8 @@ def _options(args):
                            keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
                            classifier_kind=args.classifier, image_model=args.image_model,
                            image_weight=args.image_weight, profile=_profile(args), redetect_after=args.redetect_after,
-                           reader=getattr(args, "reader", "letters"), sequence_model=getattr(args, "sequence_model", None))
+                           reader=getattr(args, "reader", "letters"), sequence_model=getattr(args, "sequence_model", None),
+                           lexicon=getattr(args, "lexicon", None))
 
 
 def _recognizer(args):

@@ -176,6 +176,7 @@ def run_live(recognizer: Recognizer, source: str | _Reader, window: bool = True,
     print(f"{frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} FPS); "
           f"{dropped} stale frames dropped, {corrupt} corrupt frames skipped"
           + (f"; {ended_early}" if ended_early else ""), file=sys.stderr)
+    recognizer.speller.finish()
     text = recognizer.speller.text
     why = stats.why_empty(recognizer.speller.config.hold_s) if not text.strip() else None
     return LiveRun(text, frames, stop["flag"], ended_early, corrupt, why)
@@ -234,6 +235,7 @@ def run_live_streams(recognizer, readers: list[_Reader], window: bool = True, js
           f"frames/s in total)", file=sys.stderr)
     runs = []
     for speller, s in zip(recognizer.spellers, stats):
+        speller.finish()
         text = speller.text
         runs.append(LiveRun(text, s.frames, stop["flag"], ended_early, corrupt,
                             s.why_empty(speller.config.hold_s) if not text.strip() else None))

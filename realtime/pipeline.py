@@ -117,6 +117,7 @@ class PipelineOptions:
     speller: SpellerConfig | None = None
     reader: str = "letters"  # READERS: held static letters, or a sequence model typing as it recognises
     sequence_model: str | None = None  # --reader sequence: the model (default: asl-sequence)
+    lexicon: str | None = None  # --reader sequence: a word list that corrects misread letters (realtime.lexicon)
 
     def check(self) -> None:
         """Refuse combinations that cannot work, before any model is loaded."""
@@ -127,6 +128,8 @@ class PipelineOptions:
                                           or self.profile is not None):
             raise ValueError("--reader sequence reads MediaPipe's landmarks (--keypoints mediapipe --classifier "
                              "keypoints, no --profile)")
+        if self.lexicon and self.reader != "sequence":
+            raise ValueError("--lexicon rescores the sequence reader's words: use it with --reader sequence")
         if self.reader == "sequence" and self.static:
             raise ValueError("--reader sequence reads video (motion between frames), not independent photos")
         if self.profile is not None and (self.keypoints != "mediapipe" or self.classifier_kind == "image"):
@@ -232,7 +235,7 @@ class Recognizer:
         if o.reader == "sequence":
             from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
 
-            reader = SequenceReader(o.sequence_model or DEFAULT_SEQUENCE_MODEL, config=o.speller)
+            reader = SequenceReader(o.sequence_model or DEFAULT_SEQUENCE_MODEL, config=o.speller, lexicon=o.lexicon)
             return cls(hands_stage or build_hands(o), FeatureExtractor(reader.spec), reader, hand=o.hand,
                        smoothing_s=o.smoothing_s, speller=o.speller, options=o, sequence=reader)
         if classifier is not None:

@@ -1,7 +1,8 @@
 """``--reader sequence``: letters typed as a sequence model recognises them in the stream of frames, no hold
 needed (issue 17). The model (``asl-sequence``) is causal with a bounded look-back: each frame, the newest
 ``window`` frames go through it and the newest frame's posteriors are decoded greedily (CTC: a class that is not
-blank and differs from the last frame's is typed). Trained on stitched, synthetic sequences only.
+blank and differs from the last frame's is typed). Trained on stitched, synthetic sequences only. With a word list
+(``--lexicon``, ``realtime.lexicon``), each finished word is rescored against the list words near it.
 
 It stands where the letter path has its classifier, smoother and speller: ``update(features or None, t)``.
 """
@@ -34,7 +35,10 @@ class SequenceReader:
     """Stage: the spelling hand's features (or None: no hand) and the frame's time -> (letter, confidence,
     typed this frame or None); ``text``, ``clear()`` and ``backspace()`` as the speller has them."""
 
-    def __init__(self, model: str = DEFAULT_SEQUENCE_MODEL, device: str = "cpu", config: SpellerConfig | None = None):
+    MAX_WORD_FRAMES = 1800  # posteriors kept for the word being spelled (a minute at 30 frames/s)
+
+    def __init__(self, model: str = DEFAULT_SEQUENCE_MODEL, device: str = "cpu", config: SpellerConfig | None = None,
+                 lexicon: str | None = None):
         self.folder, self.manifest, self.path, self.session = open_model(model, device, True, "sequence-reader")
         m = self.manifest
         self.spec, self.window, self.classes = m.features, int(m.raw["window"]), m.labels
@@ -43,6 +47,12 @@ class SequenceReader:
         self.frames = np.zeros((self.window, 2 * self.dim + 1), np.float32)
         self.config = config or SpellerConfig()
         self.text, self.prev_k, self.prev_x, self.prev_t = "", self.blank, None, None
+        self.lexicon = None
+        if lexicon:
+            from realtime.lexicon import Lexicon
+
+            self.lexicon = Lexicon.load(lexicon, [c for c in self.classes if len(c) == 1 and c.isalpha()])
+        self.word_start, self.word_logp = 0, []  # where the word being spelled begins in text, its frames
 
     @property
     def labels(self) -> list[str]:
@@ -69,16 +79,38 @@ class SequenceReader:
             if k == self.space:
                 if self.text and not self.text.endswith(" "):
                     typed = " "
+                    self._end_word()
             else:
                 typed = self.classes[k]
             if typed:
                 self.text += typed
+        if typed != " " and self.lexicon is not None:
+            self.word_logp.append(logp)
+            del self.word_logp[:-self.MAX_WORD_FRAMES]
         self.prev_k = k
         letter = None if k in (self.blank, self.space) else self.classes[k]
         return letter, float(np.exp(logp[k])), typed
 
+    def _end_word(self) -> None:
+        """A word ends: with a lexicon, its frames choose between the word as typed and the list words near it."""
+        if self.lexicon is not None and self.word_start < len(self.text):
+            word = self.text[self.word_start:]
+            fixed = self.lexicon.correct(word, np.asarray(self.word_logp), self.classes, self.blank)
+            self.text = self.text[:self.word_start] + fixed
+        self.word_logp = []
+        self.word_start = len(self.text) + 1  # after the space about to be typed
+
+    def finish(self) -> None:
+        """The input ended: the last word is done (and corrected, with a lexicon)."""
+        if self.text and not self.text.endswith(" "):
+            self._end_word()
+            self.word_start = len(self.text)
+
     def clear(self) -> None:
-        self.text = ""
+        self.text, self.word_start, self.word_logp = "", 0, []
 
     def backspace(self) -> None:
         self.text = self.text[:-1]
+        self.word_start = min(self.word_start, len(self.text))
+        if self.word_start == len(self.text):
+            self.word_logp = []

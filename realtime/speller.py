@@ -137,3 +137,7 @@ class Speller:
     def clear(self) -> None:
         self.text = ""
         self._last, self._released = None, True
+
+    def finish(self) -> None:
+        """The input ended. Nothing is pending here (a letter is typed when held); the sequence reader corrects
+        its last word with a lexicon."""

@@ -1,5 +1,7 @@
 """``--reader sequence`` (experimental): the shipped sequence model, its streaming path against the whole-sequence
 model, and the live path on a video."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,14 @@ def test_live_reads_a_video_with_the_sequence_reader(tmp_path):
     text = r.stdout.strip().splitlines()[-1]
     assert text.replace(" ", "") and set(text) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ ")
     assert text.replace(" ", "").startswith("LA")  # measured: 'LA Y' (the letter reader: 'LA Y' too)
+    words = Path(__file__).parent.parent / "realtime" / "wordlists" / "en.txt"
+    r = run_cli("live", "--reader", "sequence", "--lexicon", str(words), "--source", str(tmp_path / "lavy.mp4"),
+                "--no-window")
+    assert r.returncode == 0, r.stderr
+    assert set(r.stdout.strip().splitlines()[-1]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ ")
+    r = run_cli("live", "--reader", "sequence", "--lexicon", str(tmp_path / "none.txt"), "--source",
+                str(tmp_path / "lavy.mp4"), "--no-window")
+    assert r.returncode != 0 and "no word list at" in r.stderr
     bad = run_cli("eval", "--reader", "sequence", "--data", str(root))
     assert bad.returncode == 2 and "reads motion in video" in bad.stderr
 

@@ -221,6 +221,20 @@ def test_experiment_configs_for_sources_and_presets(tmp_path):
     assert limited.name == "lis-reacgan-cpu-k5"
 
 
+def test_hgan_sources_are_full_data_only_and_need_their_run(tmp_path, monkeypatch):
+    from training.strategy_experiments import PRESETS, Experiment
+
+    assert Row("lis", None, "hgan", "pretrain").folder == "lis/full/hgan-pretrain/seed0"
+    with pytest.raises(ValueError, match="full-data and unfiltered only"):
+        Row("lis", 5, "rendered", "mixup")
+    with pytest.raises(ValueError, match="full-data and unfiltered only"):
+        Row("lis", None, "hgan", "pretrain", filtered=True)
+    monkeypatch.chdir(tmp_path)  # no runs/hgan here
+    exp = Experiment(PRESETS["shipped"], None, tmp_path)
+    with pytest.raises(FileNotFoundError, match="fingerspell train hgan --config lis-hgan-cpu"):
+        exp.rendered("lis", True, ["A"], 2, 0)
+
+
 def test_resume_refuses_another_recipe(tmp_path):
     x, y = blobs(10)
     cfg = ClassifierConfig(arch="cnn", epochs=1, batch_size=8, flip=False)

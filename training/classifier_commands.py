@@ -360,7 +360,8 @@ def register(tsub) -> None:
     g.add_argument("--data", default="lis", help="comma-separated datasets: lis, lsa16, massey")
     g.add_argument("--regimes", default="5,10,20", help="comma-separated K per class, or 'full'")
     g.add_argument("--sources", default="reacgan", help="comma-separated generated sources: reacgan, spade, "
-                                                        "spade@massey, spade@kaggle_asl (multi-source)")
+                                                        "spade@massey, spade@kaggle_asl (multi-source), hgan, rendered "
+                                                        "(paper 001; full regime only)")
     g.add_argument("--strategies", default="pretrain,regularizer,mixup", help="comma-separated strategies besides real")
     g.add_argument("--filtered", choices=("no", "yes", "both"), default="no", help="top-K filtered generated data")
     g.add_argument("--seeds", type=_positive, default=3, help="seeds per row")

@@ -1,7 +1,8 @@
 """Paper 000's experiments on our data: do GAN-generated hands help an image classifier, and how best to use them?
 
 One *row* is one classifier run: a dataset, a training-set size (K real images per class, or all), a source of
-generated images (none, ReACGAN, SPADE, or SPADE trained on another dataset and fed this one's poses), one of
+generated images (none, ReACGAN, SPADE, or SPADE trained on another dataset and fed this one's poses; or hands
+rendered from turned and mirrored poses, translated by H-GAN or not), one of
 the four strategies, filtered or not, and a seed. ``fingerspell train classifier-grid`` runs a grid of rows
 (each resumable, skipped when its ``result.json`` exists) and writes the tables and figures of
 ``docs/strategies.md``.
@@ -73,7 +74,8 @@ DATASETS = {
     "massey": DatasetSpec("hand", ("hand5",)),
 }
 SOURCE_ONLY = {"kaggle_asl": DatasetSpec("hand", ())}  # GAN sources only: one signer, no test split of its own
-SOURCES = ("none", "reacgan", "spade", "spade@massey", "spade@kaggle_asl")
+SOURCES = ("none", "reacgan", "spade", "spade@massey", "spade@kaggle_asl", "hgan", "rendered")
+RENDERED_SOURCES = ("hgan", "rendered")  # paper 001: hands rendered from turned poses, translated by H-GAN or not
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class Row:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if (self.strategy == "real") != (self.source == "none") or (self.filtered and self.strategy == "real"):
             raise ValueError(f"{self}: REAL rows have no generated source; other strategies need one")
+        if self.source in RENDERED_SOURCES and (self.per_class is not None or self.filtered):
+            raise ValueError(f"{self}: the H-GAN sources are full-data and unfiltered only (the H-GAN learned from "
+                             f"every real training crop)")
 
     @property
     def regime(self) -> str:
@@ -231,6 +236,11 @@ class Experiment:
         crops = self.crops(row.dataset)
         train, _, _ = self.split(row.dataset, row.per_class)
         labels = sorted(set(crops.labels[train].tolist()))
+        if model in RENDERED_SOURCES:
+            images, names = self.rendered(row.dataset, model == "hgan", labels, n, row.seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, images=images, labels=names)
+            return images, names
         gen = self.generator(source_ds or row.dataset, model, None if source_ds else row.per_class)
         poses = (PoseSource(crops.keypoints[train], crops.labels[train], f"{row.dataset}-{row.regime}")
                  if model == "spade" else None)
@@ -247,6 +257,27 @@ class Experiment:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, images=images, labels=names)
         return images, names
+
+    def rendered(self, dataset: str, translate: bool, labels: list[str], n: int, seed: int):
+        """``n`` hands per class rendered from the dataset's turned, mirrored training poses (never the test
+        signers'), translated by the preset's H-GAN (``runs/hgan/DATASET-hgan-PRESET``) or left as rendered."""
+        from training.hgan.data import pose_pool, render_settings
+        from training.hgan.render import render_hands
+        from training.hgan.translate import balanced_poses, load_hgan
+
+        run = Path("runs/hgan") / f"{dataset}-hgan-{self.preset.gan_preset or self.preset.name}"
+        if not (run / "checkpoint.pt").exists():
+            raise FileNotFoundError(f"no H-GAN at {run}: train it first with 'fingerspell train hgan --config "
+                                    f"{run.name}'")
+        hgan = load_hgan(run, self.device)
+        held_out = set(DATASETS[dataset].test_signers)
+        if hgan.config.size != self.preset.size or not held_out <= set(hgan.config.exclude_signers):
+            raise ValueError(f"{run} was trained at {hgan.config.size} px without holding out {sorted(held_out)}; "
+                             f"the grid needs {self.preset.size} px and those signers left out")
+        lm, lab = pose_pool(hgan.config, self.root, self.cache_dir, self.progress)
+        lm, lab = balanced_poses(lm, lab, n, hgan.config, seed, labels)
+        r = render_hands(lm, seed, render_settings(hgan.config))
+        return (hgan.translate(r["images"], r["masks"]) if translate else r["images"]), lab
 
     # -- classifiers ----------------------------------------------------------------------------------
     def classifier_config(self, row: Row, n_train: int) -> ClassifierConfig:

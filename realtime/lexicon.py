@@ -1,0 +1,105 @@
+"""``--lexicon FILE``: words from a word list correct a misread letter inside a known word (issue 17).
+
+The sequence reader types letters greedily, frame by frame. When a word ends (a space, or the end of the input),
+the word's frames are rescored: every list word within two edits of the typed one is scored by its CTC
+log-likelihood over those frames' posteriors (the forward algorithm), plus a fixed bonus for being a known word;
+the typed word is scored the same way without the bonus. The best wins. A word outside the list is therefore
+kept unless a list word explains the same frames almost as well: the list corrects, it never forbids.
+
+This is rescoring of the greedy word, not a full prefix beam search: the candidates are the list words near the
+greedy reading, which keeps it well under a millisecond a word on the CPU.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_BONUS = 3.0  # nats: a list word wins over the typed string unless it is e^3 (20x) less likely
+
+
+def ctc_log_likelihood(logp: np.ndarray, target: list[int], blank: int) -> float:
+    """log P(target | frames) under CTC: ``logp`` (T, C) log-posteriors per frame, ``target`` class indices."""
+    logp = np.asarray(logp, np.float64)
+    T = len(logp)
+    ext = [blank]
+    for k in target:
+        ext += [k, blank]
+    S = len(ext)
+    if T == 0:
+        return 0.0 if not target else -np.inf
+    alpha = np.full(S, -np.inf)
+    alpha[0] = logp[0, blank]
+    if S > 1:
+        alpha[1] = logp[0, ext[1]]
+    for t in range(1, T):
+        prev = alpha
+        alpha = np.full(S, -np.inf)
+        for s in range(S):
+            terms = [prev[s]]
+            if s >= 1:
+                terms.append(prev[s - 1])
+            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+                terms.append(prev[s - 2])
+            alpha[s] = np.logaddexp.reduce(terms) + logp[t, ext[s]]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if S > 1 else alpha[-1])
+
+
+def edit_distance(a: str, b: str, limit: int = 2) -> int:
+    """Levenshtein distance, stopping early once every path exceeds ``limit`` (returns limit + 1 then)."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        new = [i]
+        for j, cb in enumerate(b, 1):
+            new.append(min(row[j] + 1, new[j - 1] + 1, row[j - 1] + (ca != cb)))
+        if min(new) > limit:
+            return limit + 1
+        row = new
+    return row[-1]
+
+
+class Lexicon:
+    """A word list (one word a line; ``#`` comments) reduced to the words the model's letters can spell."""
+
+    def __init__(self, words: list[str], letters: list[str], bonus: float = DEFAULT_BONUS, max_edits: int = 2):
+        allowed = set(letters)
+        self.words = sorted({w for w in (x.strip().upper() for x in words) if w and set(w) <= allowed})
+        if not self.words:
+            raise ValueError(f"the word list has no word spelled only with the model's letters {sorted(allowed)}")
+        self.bonus, self.max_edits = bonus, max_edits
+        self.by_length: dict[int, list[str]] = {}
+        for w in self.words:
+            self.by_length.setdefault(len(w), []).append(w)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, letters: list[str], **kw) -> "Lexicon":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no word list at {path}: give a text file with one word a line")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not a UTF-8 text file ({e})") from e
+        return cls([ln.split("#", 1)[0] for ln in lines], letters, **kw)
+
+    def candidates(self, word: str) -> list[str]:
+        out = []
+        for n in range(len(word) - self.max_edits, len(word) + self.max_edits + 1):
+            out += [w for w in self.by_length.get(n, []) if edit_distance(word, w, self.max_edits) <= self.max_edits]
+        return out
+
+    def correct(self, word: str, logp: np.ndarray, classes: list[str], blank: int) -> str:
+        """The best reading of ``word`` (as typed) given its frames' log-posteriors (T, C)."""
+        if not word or len(logp) == 0:
+            return word
+        index = {c: i for i, c in enumerate(classes)}
+        score = lambda w: ctc_log_likelihood(logp, [index[c] for c in w], blank)  # noqa: E731
+        best, best_score = word, score(word)
+        for cand in self.candidates(word):  # the typed word itself, if listed, earns the bonus too
+            s = score(cand) + self.bonus
+            if s > best_score:
+                best, best_score = cand, s
+        return best

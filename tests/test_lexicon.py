@@ -1,0 +1,132 @@
+"""--lexicon: CTC likelihood against brute force, correction on scripted posteriors, words outside the list kept,
+the streaming reader's word boundaries, and bad input."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime.lexicon import Lexicon, ctc_log_likelihood, edit_distance
+
+CLASSES = ["<blank>", "A", "B", "E", "H", "L", "O", "P", " "]
+IDX = {c: i for i, c in enumerate(CLASSES)}
+WORDLISTS = Path(__file__).parent.parent / "realtime" / "wordlists"
+
+
+def collapse(path, blank=0):
+    out, prev = [], None
+    for k in path:
+        if k != prev and k != blank:
+            out.append(k)
+        prev = k
+    return out
+
+
+@pytest.mark.parametrize("target", [[], [1], [1, 1], [1, 2], [2, 1, 2]])
+def test_ctc_likelihood_matches_the_sum_over_every_path(target):
+    rng = np.random.default_rng(len(target))
+    p = rng.dirichlet(np.ones(3), size=5)  # 5 frames, classes blank, 1, 2
+    brute = sum(np.prod([p[t, k] for t, k in enumerate(path)])
+                for path in itertools.product(range(3), repeat=5) if collapse(path) == target)
+    assert np.exp(ctc_log_likelihood(np.log(p), target, 0)) == pytest.approx(brute, rel=1e-9)
+
+
+def test_edit_distance():
+    assert edit_distance("HELLO", "HELLO") == 0
+    assert edit_distance("HELLP", "HELLO") == 1
+    assert edit_distance("HLLO", "HELLO") == 1
+    assert edit_distance("ABCDEFG", "A", limit=2) == 3  # stops early beyond the limit
+
+
+def frames(word_probs: list[dict[str, float]], hold: int = 3) -> np.ndarray:
+    """Log-posteriors: each letter held ``hold`` frames with the given probabilities, blanks between."""
+    rows = []
+    for probs in word_probs:
+        p = np.full(len(CLASSES), 1e-4)
+        for c, v in probs.items():
+            p[IDX[c]] = v
+        rows += [p / p.sum()] * hold
+        b = np.full(len(CLASSES), 1e-4)
+        b[0] = 1.0
+        rows.append(b / b.sum())
+    return np.log(np.array(rows))
+
+
+def test_a_misread_letter_in_a_known_word_is_corrected_and_an_unknown_word_is_kept():
+    lex = Lexicon(["hello", "help", "bell"], [c for c in CLASSES if c.isalpha() and len(c) == 1])
+    unsure = frames([{"H": 0.9}, {"E": 0.9}, {"L": 0.9}, {"L": 0.9}, {"P": 0.5, "O": 0.45}])
+    assert lex.correct("HELLP", unsure, CLASSES, 0) == "HELLO"
+    sure = frames([{"H": 0.9}, {"O": 0.9}, {"P": 0.95}, {"E": 0.9}])
+    assert lex.correct("HOPE", sure, CLASSES, 0) == "HOPE"  # not in the list, clearly signed: stays
+    assert lex.correct("HELP", frames([{"H": 0.9}, {"E": 0.9}, {"L": 0.9}, {"P": 0.9}]), CLASSES, 0) == "HELP"
+
+
+def test_the_word_list_keeps_only_what_the_model_can_spell(tmp_path):
+    f = tmp_path / "w.txt"
+    f.write_text("# comment\nhello\nperché\nhelp  # trailing comment\n\nzzz\n", encoding="utf-8")
+    lex = Lexicon.load(f, ["E", "H", "L", "O", "P"])
+    assert lex.words == ["HELLO", "HELP"]
+    with pytest.raises(FileNotFoundError, match="no word list"):
+        Lexicon.load(tmp_path / "missing.txt", ["A"])
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ValueError, match="not a UTF-8 text file"):
+        Lexicon.load(tmp_path / "bin.txt", ["A"])
+    with pytest.raises(ValueError, match="no word spelled only with"):
+        Lexicon(["zzz"], ["A"])
+
+
+def test_the_shipped_word_lists_load():
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    assert len(Lexicon.load(WORDLISTS / "en.txt", letters).words) > 200
+    assert len(Lexicon.load(WORDLISTS / "it.txt", letters).words) > 150
+
+
+class ScriptedSession:
+    """Stands in for the ONNX sequence model: returns the next scripted row of log-posteriors each frame."""
+
+    def __init__(self, rows):
+        self.rows = list(rows)
+
+    def run(self, _names, _feeds):
+        return [self.rows.pop(0)[None, None][0]]
+
+
+def scripted_reader(rows, lexicon):
+    from realtime.sequence_reader import SequenceReader
+
+    r = SequenceReader.__new__(SequenceReader)  # no model file: the session is scripted
+    r.classes, r.blank, r.space, r.dim, r.window = CLASSES, 0, CLASSES.index(" "), 2, 4
+    r.manifest = type("M", (), {"input_name": "x"})()
+    r.frames = np.zeros((4, 5), np.float32)
+    r.session = ScriptedSession(rows)
+    r.text, r.prev_k, r.prev_x, r.prev_t = "", 0, None, None
+    r.lexicon, r.word_start, r.word_logp = lexicon, 0, []
+    return r
+
+
+def test_the_streaming_reader_corrects_each_word_when_it_ends():
+    lex = Lexicon(["hello", "bell"], [c for c in CLASSES if c.isalpha() and len(c) == 1])
+    word1 = frames([{"H": 0.9}, {"E": 0.9}, {"L": 0.9}, {"L": 0.9}, {"P": 0.5, "O": 0.45}])
+    space = frames([{" ": 0.9}])
+    word2 = frames([{"B": 0.9}, {"O": 0.5, "E": 0.45}, {"L": 0.9}, {"L": 0.9}])  # read BOLL, E nearly as likely
+    rows = list(word1) + list(space) + list(word2)
+    r = scripted_reader(rows, lex)
+    for i in range(len(rows)):
+        r.update(np.zeros(2, np.float32), i / 30)
+    assert r.text == "HELLO BOLL"  # the first word corrected at the space; the second still open
+    r.finish()
+    assert r.text == "HELLO BELL"  # the end of the input ends the word too
+    plain = scripted_reader(rows, None)
+    for i in range(len(rows)):
+        plain.update(np.zeros(2, np.float32), i / 30)
+    plain.finish()
+    assert plain.text == "HELLP BOLL"  # without a lexicon: as read
+
+
+def test_lexicon_needs_the_sequence_reader():
+    from realtime.pipeline import PipelineOptions
+
+    with pytest.raises(ValueError, match="--reader sequence"):
+        PipelineOptions(lexicon=str(WORDLISTS / "en.txt")).check()
