@@ -573,6 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     from training.commands import register as register_training_commands  # light: heavy imports are in the commands
 
     register_training_commands(tsub)
+    from training.commands import register_eval
+
+    register_eval(sub)
     from training.gan.commands import register as register_gan_commands  # light: heavy imports are in the commands
 
     register_gan_commands(sub, tsub)

@@ -20,29 +20,26 @@ DEFAULT_BONUS = 3.0  # nats: a list word wins over the typed string unless it is
 
 
 def ctc_log_likelihood(logp: np.ndarray, target: list[int], blank: int) -> float:
-    """log P(target | frames) under CTC: ``logp`` (T, C) log-posteriors per frame, ``target`` class indices."""
+    """log P(target | frames) under CTC: ``logp`` (T, C) log-posteriors per frame, ``target`` class indices.
+    The forward algorithm over the blank-extended target, one vector step per frame."""
     logp = np.asarray(logp, np.float64)
-    T = len(logp)
-    ext = [blank]
-    for k in target:
-        ext += [k, blank]
-    S = len(ext)
+    ext = np.full(2 * len(target) + 1, blank)
+    ext[1::2] = target
+    S, T = len(ext), len(logp)
     if T == 0:
         return 0.0 if not target else -np.inf
+    skip = np.zeros(S, bool)  # s may come from s-2: a letter that differs from the letter before the blank
+    skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
+    emit = logp[:, ext]  # (T, S)
     alpha = np.full(S, -np.inf)
-    alpha[0] = logp[0, blank]
+    alpha[0] = emit[0, 0]
     if S > 1:
-        alpha[1] = logp[0, ext[1]]
+        alpha[1] = emit[0, 1]
     for t in range(1, T):
-        prev = alpha
-        alpha = np.full(S, -np.inf)
-        for s in range(S):
-            terms = [prev[s]]
-            if s >= 1:
-                terms.append(prev[s - 1])
-            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
-                terms.append(prev[s - 2])
-            alpha[s] = np.logaddexp.reduce(terms) + logp[t, ext[s]]
+        one = np.concatenate([[-np.inf], alpha[:-1]])
+        two = np.full(S, -np.inf)
+        two[2:] = np.where(skip[2:], alpha[:-2], -np.inf)
+        alpha = np.logaddexp(np.logaddexp(alpha, one), two) + emit[t]
     return float(np.logaddexp(alpha[-1], alpha[-2]) if S > 1 else alpha[-1])
 
 

@@ -109,6 +109,12 @@ class SequenceReader:
     def clear(self) -> None:
         self.text, self.word_start, self.word_logp = "", 0, []
 
+    def reset(self) -> None:
+        """A new stream: no frames seen, nothing typed (the model stays loaded)."""
+        self.frames[:] = 0
+        self.prev_k, self.prev_x, self.prev_t = self.blank, None, None
+        self.clear()
+
     def backspace(self) -> None:
         self.text = self.text[:-1]
         self.word_start = min(self.word_start, len(self.text))

@@ -142,3 +142,37 @@ def test_the_sequence_reader_is_causal_and_learns_from_stitched_sequences(tmp_pa
     with torch.no_grad():
         full, cut = model(x), model(x[:, :40])
     assert torch.allclose(full[:, :40], cut, atol=1e-5)  # frame 39's output never saw frame 40: it can stream
+
+
+def test_a_set_of_list_words_spells_only_words_the_dictionary_can_spell(tmp_path):
+    d = dictionary()
+    m = write_set(tmp_path / "w.npz", "asl", d, 8, seed=1, progress=False, words=["bike", "yield", "box", "boil"])
+    texts = [str(t) for t in np.load(tmp_path / "w.npz")["text"]]
+    assert m["words"] == "3 words of a word list"  # the dictionary's letters are ABDEIKLOY: BOX has no X
+    assert {w for t in texts for w in t.split()} <= {"BIKE", "BOIL", "YIELD"}
+    with pytest.raises(ValueError, match="no word of the list"):
+        write_set(tmp_path / "x.npz", "asl", d, 2, words=["xyz"], progress=False)
+
+
+def test_eval_sequences_scores_every_reader_and_writes_json(tmp_path):
+    import json
+
+    from tests.helpers import run_cli
+    from training.sequence_eval import score_texts
+
+    s = score_texts([("HELLO WORLD", "HELLO WORD"), ("BOIL", "BOIL")])
+    assert s["cer"] == pytest.approx(1 / 15) and s["word_accuracy"] == pytest.approx(2 / 3) and s["sequences"] == 2
+    write_set(tmp_path / "set.npz", "asl", dictionary(), 3, seed=0, progress=False, words=["boil", "bike"])
+    words = tmp_path / "words.txt"
+    words.write_text("boil\nbike\n")
+    r = run_cli("eval-sequences", "--data", str(tmp_path / "set.npz"), "--lexicon", str(words), "--json",
+                str(tmp_path / "out.json"))
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "out.json").read_text())
+    assert m["synthetic"] and set(m["readers"]) == {"letters", "sequence", "sequence+lexicon"}
+    for scores in m["readers"].values():
+        assert scores["sequences"] == 3 and scores["cer"] >= 0 and len(scores["examples"]) == 3
+        assert all(ref in ("BOIL", "BIKE", "BOIL BIKE", "BIKE BOIL", "BOIL BOIL", "BIKE BIKE")
+                   for ref, _ in scores["examples"])
+    bad = run_cli("eval-sequences", "--data", str(tmp_path / "set.npz"), "--readers", "guess")
+    assert bad.returncode != 0 and "unknown readers" in bad.stderr

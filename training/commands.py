@@ -159,12 +159,43 @@ def cmd_train_stitch(args) -> int:
         if args.only_signers:  # e.g. a validation set of signers the training set's dictionary left out
             everyone = {str(s) for v in dictionary.signers.values() for s in v}
             dictionary = dictionary.without(everyone - set(args.only_signers))
+        words = None
+        if args.words:
+            from realtime.lexicon import Lexicon
+
+            words = Lexicon.load(args.words, letters).words
         m = write_set(args.out, args.alphabet, dictionary, args.count, seed=args.seed,
-                      fps_range=(args.min_fps, args.max_fps), command=" ".join(["fingerspell"] + sys.argv[1:]))
+                      fps_range=(args.min_fps, args.max_fps), command=" ".join(["fingerspell"] + sys.argv[1:]),
+                      words=words)
     except RUN_ERRORS as e:
         return fail(str(e))
     print(f"wrote {args.out}: {m['sequences']} sequences, {m['frames']} frames, letters {''.join(m['letters'])} "
           f"(motion: {''.join(m['motion_letters']) or 'none'}), from {', '.join(m['dictionary']['sources'])}")
+    return 0
+
+
+def cmd_eval_sequences(args) -> int:
+    import json
+
+    from training.sequence_eval import evaluate_sequences
+
+    readers = args.readers.split(",")
+    if args.lexicon is None:
+        readers = [r for r in readers if r != "sequence+lexicon"]
+    try:
+        m = evaluate_sequences(args.data, readers, args.model, args.sequence_model, args.lexicon, args.limit)
+    except RUN_ERRORS as e:
+        return fail(str(e))
+    m["command"] = " ".join(["fingerspell"] + sys.argv[1:])
+    print(f"{args.data} (synthetic, stitched): {m['readers'][readers[0]]['sequences']} sequences")
+    print(f"{'reader':<18} {'CER':>7} {'word acc':>9}   first example")
+    for name, r in m["readers"].items():
+        ref, got = r["examples"][0] if r["examples"] else ("", "")
+        print(f"{name:<18} {r['cer']:>7.1%} {r['word_accuracy']:>9.1%}   {ref!r} -> {got!r}")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(m, f, indent=1)
     return 0
 
 
@@ -324,6 +355,8 @@ def register(tsub) -> None:
     st.add_argument("--min-fps", type=float, default=15.0, help="lowest frame rate (default: %(default)s)")
     st.add_argument("--max-fps", type=float, default=60.0, help="highest frame rate (default: %(default)s)")
     st.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    st.add_argument("--words", metavar="FILE", help="spell words of this list (one a line, e.g. "
+                                                    "realtime/wordlists/en.txt) instead of generated strings")
     st.add_argument("--out", required=True, help="the .npz to write")
     st.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints)")
     st.set_defaults(func=cmd_train_stitch)
@@ -341,3 +374,23 @@ def register(tsub) -> None:
     sq.add_argument("--out", default="runs/sequence", help="output folder (default: %(default)s)")
     sq.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json (e.g. weights/asl-sequence)")
     sq.set_defaults(func=cmd_train_sequence)
+
+
+def register_eval(sub) -> None:
+    """``fingerspell eval-sequences`` (a top-level command, beside ``eval``)."""
+    es = sub.add_parser("eval-sequences", help="CER and word accuracy of the letter and sequence readers on stitched "
+                                               "sequences",
+                        description="Reads every sequence of a stitched set ('fingerspell train stitch', e.g. with "
+                                    "--only-signers for people the readers never saw and --words for real words) "
+                                    "frame by frame as live would, with the letter reader (held letters), the "
+                                    "sequence reader, and the sequence reader with --lexicon. The sequences are "
+                                    "synthetic.", formatter_class=HelpFormatter)
+    es.add_argument("--data", required=True, help="stitched set (.npz)")
+    es.add_argument("--readers", default="letters,sequence,sequence+lexicon",
+                    help="comma-separated: letters, sequence, sequence+lexicon (needs --lexicon)")
+    es.add_argument("--model", help="keypoint model of the letter reader (default: asl-letters)")
+    es.add_argument("--sequence-model", help="sequence model (default: asl-sequence)")
+    es.add_argument("--lexicon", metavar="FILE", help="word list for the sequence+lexicon reader")
+    es.add_argument("--limit", type=int_range(1), help="read only the first N sequences")
+    es.add_argument("--json", metavar="OUT", help="also write the scores and examples as JSON")
+    es.set_defaults(func=cmd_eval_sequences)

@@ -257,19 +257,27 @@ def stitch(text: str, dictionary: LetterDictionary, rng: np.random.Generator, fp
 
 
 def write_set(path: str | Path, alphabet: str, dictionary: LetterDictionary, count: int, seed: int = 0,
-              fps_range: tuple[float, float] = (15.0, 60.0), progress: bool = True, command: str | None = None) -> dict:
-    """``count`` stitched sequences of generated words -> one .npz (ragged arrays concatenated with offsets) and a
-    .json manifest beside it (alphabet, seed, dictionary sources and signers, the command's settings)."""
+              fps_range: tuple[float, float] = (15.0, 60.0), progress: bool = True, command: str | None = None,
+              words: list[str] | None = None) -> dict:
+    """``count`` stitched sequences of generated words (or of ``words``, a word list) -> one .npz (ragged arrays
+    concatenated with offsets) and a .json manifest beside it (alphabet, seed, dictionary sources and signers, the
+    command's settings)."""
     from tqdm import tqdm
 
     from training.io import atomic_savez
 
     rng = np.random.default_rng(seed)
     letters = dictionary.letters
+    if words is not None:
+        words = sorted({w.upper() for w in words if w and set(w.upper()) <= set(letters)})
+        if not words:
+            raise ValueError(f"no word of the list is spelled with the dictionary's letters {''.join(letters)}")
     seqs = []
     for _ in tqdm(range(count), desc=f"stitch {alphabet}", unit="seq", disable=not progress):
-        words = [pronounceable_word(letters, rng) for _ in range(int(rng.integers(1, 3)))]
-        seqs.append(stitch(" ".join(words), dictionary, rng, fps=float(rng.uniform(*fps_range))))
+        n = int(rng.integers(1, 3))
+        spelled = ([str(w) for w in rng.choice(words, n)] if words is not None
+                   else [pronounceable_word(letters, rng) for _ in range(n)])
+        seqs.append(stitch(" ".join(spelled), dictionary, rng, fps=float(rng.uniform(*fps_range))))
     offsets = np.cumsum([0] + [len(s.t) for s in seqs])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -283,7 +291,8 @@ def write_set(path: str | Path, alphabet: str, dictionary: LetterDictionary, cou
                 "dictionary": {"sources": dictionary.sources,
                                "hands": {k: int(len(v)) for k, v in dictionary.poses.items()},
                                "signers": sorted({str(s) for v in dictionary.signers.values() for s in np.unique(v)})},
-                "words": "generated pronounceable strings (training.stitching.pronounceable_word), no word list",
+                "words": (f"{len(words)} words of a word list" if words is not None else
+                          "generated pronounceable strings (training.stitching.pronounceable_word), no word list"),
                 "synthetic": True, "command": command}
     path.with_suffix(".json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest

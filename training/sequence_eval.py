@@ -1,0 +1,99 @@
+"""``fingerspell eval-sequences``: the letter reader (held letters) beside the sequence reader, with and without a
+lexicon, on stitched keypoint sequences (``fingerspell train stitch``).
+
+Every reader sees the same frames as it would live: the landmarks of one frame at a time (no look-ahead), with
+their times. The letter reader is the default live path after the hand detector (keypoint classifier, smoother,
+speller); the sequence reader is ``--reader sequence`` (and ``--lexicon``). Scores: character error rate (edit
+distance over the reference length) and word accuracy (words right, where the word count matches).
+
+The sequences are synthetic (stitched from real people's hands); say so wherever the figures are quoted.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from realtime.hands import Hand
+from training.sequence_model import FRAME, edit_distance
+
+READERS_EVALUATED = ("letters", "sequence", "sequence+lexicon")
+
+
+def read_sequences(path: str | Path):
+    """(landmarks, detected, t, text) per sequence of a stitched set."""
+    z = np.load(path)
+    off = z["offsets"]
+    for i, (a, b) in enumerate(zip(off[:-1], off[1:])):
+        yield z["landmarks"][a:b], z["detected"][a:b], z["t"][a:b], str(z["text"][i])
+
+
+def letter_reader(model: str | None):
+    """A function (landmarks, detected, t) -> text: the live letter path after the hand detector."""
+    from realtime.pipeline import PipelineOptions, build_classifier, smooth_and_spell
+    from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
+
+    options = PipelineOptions(model=model)
+    features, classifier = build_classifier(options)
+
+    def read(landmarks, detected, t) -> str:
+        smoother, speller = ProbabilitySmoother(options.smoothing_s), Speller(options.speller or SpellerConfig())
+        for lm, found, ti in zip(landmarks, detected, t):
+            probs = classifier(features(Hand(lm.astype(np.float32), "Right", 1.0, FRAME))) if found else None
+            smooth_and_spell(probs, float(ti), classifier.labels, smoother, speller)
+        speller.finish()
+        return speller.text.strip()
+    return read
+
+
+def sequence_reader(model: str | None, lexicon: str | None):
+    """A function (landmarks, detected, t) -> text: ``--reader sequence`` (with ``--lexicon``), a fresh stream each."""
+    from realtime.features import FeatureExtractor
+    from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
+
+    reader = SequenceReader(model or DEFAULT_SEQUENCE_MODEL, lexicon=lexicon)
+    features = FeatureExtractor(reader.spec)
+
+    def read(landmarks, detected, t) -> str:
+        reader.reset()
+        for lm, found, ti in zip(landmarks, detected, t):
+            reader.update(features(Hand(lm.astype(np.float32), "Right", 1.0, FRAME)) if found else None, float(ti))
+        reader.finish()
+        return reader.text.strip()
+    return read
+
+
+def score_texts(pairs: list[tuple[str, str]]) -> dict:
+    errors = chars = words = right = 0
+    for ref, got in pairs:
+        errors += edit_distance(got, ref)
+        chars += len(ref)
+        rw, gw = ref.split(), got.split()
+        words += len(rw)
+        right += sum(a == b for a, b in zip(rw, gw)) if len(rw) == len(gw) else 0
+    return {"cer": errors / max(chars, 1), "word_accuracy": right / max(words, 1), "sequences": len(pairs)}
+
+
+def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str | None = None,
+                       sequence_model: str | None = None, lexicon: str | None = None, limit: int | None = None,
+                       progress: bool = True) -> dict:
+    """Scores per reader on the stitched set at ``path``, and a few examples of what each read."""
+    unknown = sorted(set(readers) - set(READERS_EVALUATED))
+    if unknown:
+        raise ValueError(f"unknown readers {unknown}; choose from {READERS_EVALUATED}")
+    if "sequence+lexicon" in readers and not lexicon:
+        raise ValueError("the sequence+lexicon reader needs --lexicon FILE")
+    fns = {}
+    for name in readers:
+        if name == "letters":
+            fns[name] = letter_reader(model)
+        else:
+            fns[name] = sequence_reader(sequence_model, lexicon if name == "sequence+lexicon" else None)
+    seqs = list(read_sequences(path))[:limit]
+    got = {name: [] for name in readers}
+    for lm, det, t, text in tqdm(seqs, desc="read sequences", unit="seq", disable=not progress):
+        for name, fn in fns.items():
+            got[name].append((text, fn(lm, det, t)))
+    return {"data": str(path), "synthetic": True, "lexicon": lexicon,
+            "readers": {name: {**score_texts(pairs), "examples": pairs[:5]} for name, pairs in got.items()}}
