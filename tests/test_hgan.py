@@ -276,3 +276,37 @@ def test_translate_refuses_a_missing_or_foreign_checkpoint(tmp_path):
     torch.save({"kind": "something else"}, tmp_path / "checkpoint.pt")
     code, text = cli(["translate", "--hgan", str(tmp_path), "--out", str(tmp_path / "o")])
     assert code != 0 and "not an H-GAN checkpoint" in text
+
+
+# -- metrics (the cheap parts; the whole evaluation is 'fingerspell hgan-metrics') -----------------------------------
+
+def test_letter_kept_checks_the_classifier_and_the_crop_size():
+    from realtime.manifest import weights_dir
+    from training.hgan.metrics import letter_kept
+
+    crops = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    r = letter_kept(weights_dir() / "lis-letters-image", crops, np.array(["A", "B", "C", "A", "B", "?"]))
+    assert r["images"] == 5 and 0 <= r["accuracy"] <= 1 and r["classifier"] == "lis-letters-image"
+    with pytest.raises(ValueError, match="reads 32x32 crops"):
+        letter_kept(weights_dir() / "lis-letters-image", np.zeros((1, 64, 64, 3), np.uint8), np.array(["A"]))
+    with pytest.raises(ValueError, match="not an image classifier"):
+        letter_kept(weights_dir() / "lis-letters", crops, np.array(["A"] * 6))
+
+
+def test_the_doc_section_is_replaced_in_place(tmp_path):
+    from training.hgan.metrics import write_doc_section
+
+    fid = {"fid": 1.0, "kid": 0.1}
+    conf = {t: {p: float(t == p) for p in ("real", "rendered", "translated")} for t in ("real", "rendered", "translated")}
+    pose = {"detected": 0.5, "mean_distance": None, "pck_0.05": None, "pck_0.10": None}
+    m = {"config": "run-x", "step": 10, "images": 4, "real_images": 4,
+         "fid_kid": {"real_vs_real": fid, "rendered": fid, "translated": fid},
+         "realism": {"two_way": {"real_called_real": 1.0, "rendered_called_real": 0.0, "translated_called_real": 0.5},
+                     "three_way": {"confusion": conf}},
+         "pose": {"rendered": pose, "translated": pose}}
+    doc = tmp_path / "hgan.md"
+    doc.write_text("# H-GAN\n\nintro\n\n## run-x\n\nold figures\n\n## Later\n\nkept\n")
+    write_doc_section(m, str(doc), tmp_path)
+    text = doc.read_text()
+    assert "old figures" not in text and "intro" in text and "## Later\n\nkept" in text
+    assert text.count("## run-x") == 1 and "| translated vs real | 1.00 | 0.1000 |" in text

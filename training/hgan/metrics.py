@@ -6,7 +6,8 @@
   many it calls real; (b) a classifier that learned real / rendered / translated: how often it takes translated
   hands for real and real for translated (high confusion = similar distributions).
 - Pose kept: MediaPipe's landmarks on the translated crop against the rendered keypoints (mean distance as a
-  fraction of the crop, PCK at 5% and 10% of the crop), with the same figures for the rendered crops.
+  fraction of the crop, PCK at 5% and 10% of the crop), with the same figures for the rendered crops, and for
+  real crops against the landmarks they were framed by (what MediaPipe manages at this size at all).
 - Letter kept: the shipped image classifier's accuracy on translated and on rendered hands.
 
 Every figure uses fresh poses (seed 1), never the ones the GAN trained on.
@@ -139,7 +140,8 @@ def hgan_metrics(run: str | os.PathLike, datasets=None, cache_dir=None, images: 
                      "rendered": fid_kid(rx, sx, extractor), "translated": fid_kid(rx, tx, extractor)}}
     m["realism"] = realism_test(real_u8, rendered, translated, run / "metrics", progress=progress)
     n_pose = min(len(rendered), 300)
-    m["pose"] = {"rendered": pose_kept(rendered[:n_pose], r["keypoints"][:n_pose]),
+    m["pose"] = {"real": pose_kept(real_u8[:n_pose], real.keypoints[pick][:n_pose]),  # the floor at this size
+                 "rendered": pose_kept(rendered[:n_pose], r["keypoints"][:n_pose]),
                  "translated": pose_kept(translated[:n_pose], r["keypoints"][:n_pose]), "images": n_pose}
     if classifier:
         m["letter"] = {"rendered": letter_kept(classifier, rendered, labels),
@@ -168,7 +170,9 @@ def format_hgan_metrics(m: dict) -> str:
     conf = m["realism"]["three_way"]["confusion"]
     lines.append(f"  3-way classifier: translated taken for real {conf['translated']['real']:.1%}, real taken for "
                  f"translated {conf['real']['translated']:.1%}")
-    for k in ("rendered", "translated"):
+    for k in ("real", "rendered", "translated"):
+        if k not in m["pose"]:
+            continue
         p = m["pose"][k]
         lines.append(f"  pose ({k}): MediaPipe finds {p['detected']:.1%}"
                      + (f", mean distance {p['mean_distance']:.3f} of the crop, PCK@0.1 {p['pck_0.10']:.1%}"
@@ -203,9 +207,11 @@ def write_doc_section(m: dict, doc: str, run: Path) -> None:
               for p in DOMAINS]
     lines += ["", "| | MediaPipe finds a hand | mean landmark distance (crop) | PCK@0.05 | PCK@0.10 | letter read |",
               "|---|---:|---:|---:|---:|---:|"]
-    for k in ("rendered", "translated"):
+    for k in ("real", "rendered", "translated"):
+        if k not in m["pose"]:
+            continue
         p = m["pose"][k]
-        letter = f"{m['letter'][k]['accuracy']:.1%}" if "letter" in m else "-"
+        letter = f"{m['letter'][k]['accuracy']:.1%}" if "letter" in m and k in m["letter"] else "-"
         fmt = lambda v, s: "-" if v is None else s.format(v)  # noqa: E731
         lines.append(f"| {k} | {p['detected']:.1%} | {fmt(p['mean_distance'], '{:.3f}')} | "
                      f"{fmt(p['pck_0.05'], '{:.1%}')} | {fmt(p['pck_0.10'], '{:.1%}')} | {letter} |")
