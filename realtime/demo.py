@@ -147,12 +147,24 @@ def keypoints_for(model: str) -> str:
     return "j2s" if manifest(model).get("kind") == "j2s" else "mediapipe"
 
 
+def demo_models() -> list[str]:
+    """The letter models and the sequence models (``--reader sequence``): what the selector offers."""
+    sequence = sorted(p.name for p in weights_dir().iterdir()
+                      if (p / "manifest.json").is_file() and manifest(p.name).get("kind") == "sequence-reader")
+    return available_models() + sequence
+
+
+def is_sequence_model(model: str) -> bool:
+    return manifest(model).get("kind") == "sequence-reader"
+
+
 def model_choices() -> list[tuple[str, str]]:
     """(shown name, model) for the selector: every shipped model, with what it reads."""
     out = []
-    for name in available_models():
+    for name in demo_models():
         m = manifest(name)
-        what = {"j2s": "J2S: image crop", "image-classifier": "image classifier on the hand crop"}.get(
+        what = {"j2s": "J2S: image crop", "image-classifier": "image classifier on the hand crop",
+                "sequence-reader": "continuous: a sequence model, J and Z, no hold; experimental"}.get(
             m.get("kind"), "MediaPipe keypoints")
         out.append((f"{name} ({len(m['labels'])} letters, {what})", name))
     return out
@@ -167,8 +179,8 @@ def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, 
 
     if hands not in HAND_PIPELINES:
         raise ValueError(f"hands must be one of {tuple(HAND_PIPELINES)}, got {hands!r}")
-    if model not in available_models():
-        raise gr.Error(f"No model {model!r}. Shipped: {', '.join(available_models())}.")
+    if model not in demo_models():
+        raise gr.Error(f"No model {model!r}. Shipped: {', '.join(demo_models())}.")
     if hand not in HANDS:
         raise gr.Error(f"Hand must be one of {', '.join(HANDS)}, not {hand!r}.")
     if keypoints_for(model) == "j2s":
@@ -189,6 +201,15 @@ def make_recognizer(settings: Settings, static: bool = False):
     from realtime.manifest import ModelError
     from realtime.pipeline import Recognizer
 
+    if is_sequence_model(settings.model):
+        if static:
+            raise gr.Error(f"{settings.model} reads motion between frames, not single photos: use it in the Live "
+                           "tab or on a video.")
+        try:
+            return Recognizer.build(reader="sequence", sequence_model=settings.model, hand=settings.hand,
+                                    speller=settings.speller(), hands=settings.hands)
+        except (ModelError, ValueError) as e:
+            raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
     try:
         if manifest(settings.model).get("kind") == "image-classifier":  # a hand crop read by an image classifier
             return Recognizer.build(hand=settings.hand, speller=settings.speller(), static=static, hands=settings.hands,
@@ -260,6 +281,10 @@ class LiveSession:
         if self.rec is None or (self.profile is not None and self.settings is not None
                                 and self.settings.model != self.profile.model):
             return  # applied when the recognizer is rebuilt for the model now selected (configure)
+        if self.rec.sequence is not None:  # the sequence reader has no classifier stage for a profile to adapt
+            if self.profile is not None:
+                self.profile_note = "The profile is not used: profiles adapt the keypoint classifiers."
+            return
         clf = self.rec.classifier
         base = clf.base if isinstance(clf, CalibratedClassifier) else clf
         try:
@@ -1001,7 +1026,7 @@ def calibration_action(action: str, session: LiveSession | None, model: str, han
     if action not in CALIBRATION_ACTIONS:
         raise ValueError(f"action must be one of {CALIBRATION_ACTIONS}, got {action!r}")
     session = session if isinstance(session, LiveSession) else LiveSession()
-    why = calibratable(model) if model in available_models() else f"No model {model!r}"
+    why = calibratable(model) if model in demo_models() else f"No model {model!r}"
     if why:
         raise gr.Error(why + ".")
     hand = "any" if keypoints_for(model) == "j2s" or hand not in HANDS else hand
@@ -1289,16 +1314,20 @@ def reference_html(model: str) -> str:
     """The selected model's letters as tiles (letters of the alphabet it cannot read struck through), and a photo
     per letter when the datasets are at hand."""
     m = manifest(model)
-    labels = set(m["labels"]) - {NO_LETTER}
+    not_letters = {NO_LETTER, "<blank>", " "}  # the no-letter class; a sequence model's CTC blank and space
+    labels = set(m["labels"]) - not_letters
     tiles = "".join(f'<span title="recognised">{c}</span>' if c in labels else
                     f'<span class="fs-missing" title="not recognised">{c}</span>' for c in ALPHABET)
-    extra = [x for x in m["labels"] if x not in ALPHABET and x != NO_LETTER]
+    extra = [x for x in m["labels"] if x not in ALPHABET and x not in not_letters]
     more = f"<p>Also: {' '.join(extra)}</p>" if extra else ""
     if NO_LETTER in m["labels"]:
         more += "<p>It also knows hands that spell nothing (other hand signs, such as some digits): those are never typed.</p>"
     missing = "".join(c for c in ALPHABET if c not in labels)
     note = (f"<p>{model} reads {len(labels)} letters. Not read: {', '.join(missing)}"
             " (J and Z are movements, not hand shapes).</p>" if missing else "")
+    if m.get("kind") == "sequence-reader":
+        note += ("<p>A sequence model types letters as it recognises them in the motion, J and Z included, with no "
+                 "hold. Experimental: trained on synthetic stitched sequences only.</p>")
     photos = "".join(f'<figure><img src="data:image/jpeg;base64,{b64}" alt="{c}"><figcaption>{c}</figcaption></figure>'
                      for c, b64 in reference_photos(model))
     if photos:
@@ -1316,9 +1345,12 @@ def reference_photos(model: str, size: int = 88) -> list[tuple[str, str]]:
 
     root = os.environ.get("FINGERSPELL_DATASETS")
     data = (manifest(model).get("training") or {}).get("data") or []
-    if not root or not data:
+    if isinstance(data, dict):  # a sequence model: the datasets its letter dictionary came from
+        data = data.get("dictionary", {}).get("sources", [])
+    folders = [Path(root) / d for d in data if (Path(root) / d / "manifest.csv").is_file()] if root else []
+    if not folders:  # no datasets here, or landmark-only ones (no photos)
         return []
-    folder = Path(root) / data[0]
+    folder = folders[0]
     try:
         with open(folder / "manifest.csv", newline="") as f:
             rows = list(csv.DictReader(f))
@@ -1384,7 +1416,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
     if hands not in HAND_PIPELINES:
         raise ValueError(f"hands must be one of {tuple(HAND_PIPELINES)}, got {hands!r}")
 
-    models = available_models()
+    models = demo_models()
     capacity = StreamCapacity(fps=1.0 / stream_every, time_limit=time_limit)  # this app's live and calibration streams
     if not models:
         raise RuntimeError(f"no models in {weights_dir()}")
@@ -1402,7 +1434,7 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         session = gr.State(None, delete_callback=close_session)
         with gr.Row():
             model = gr.Dropdown(model_choices(), value=default, label="Model", scale=3,
-                                info="the ASL and LIS keypoint classifiers and the J2S image model")
+                                info="the ASL and LIS letter models (keypoints, J2S, image), and the ASL sequence model (continuous)")
             hand = gr.Radio(list(HANDS), value="any", label="Hand", scale=2,
                             info="which hand spells; 'any' takes the largest hand in view")
             hold = gr.Slider(0.1, 2.0, value=0.5, step=0.05, label="Hold time (s)", scale=2,

@@ -932,3 +932,22 @@ def test_browser_closed_tabs_give_their_memory_back(browser, demo_server):
     # The heap does not shrink to the byte (allocator arenas, Gradio's own per-event caches): less than one tab's worth
     # may stay, where a leak would keep all n extra tabs' worth (seen: 545 / 685 / 575 MB on the 2-core CI).
     assert after < one_tab + per_tab, (one_tab, all_tabs, after)
+
+
+@pytest.mark.data
+def test_the_sequence_model_reads_live_and_videos_but_not_photos_or_profiles(tmp_path):
+    assert "asl-sequence" in [name for _, name in demo.model_choices()]
+    assert demo.check_settings("asl-sequence", "any", 0.5, 0.6).model == "asl-sequence"
+    s = demo.LiveSession()
+    rec = s.configure(demo.Settings("asl-sequence"))
+    assert rec.sequence is not None
+    s.close()
+    with pytest.raises(gr.Error, match="reads motion between frames"):
+        demo.make_recognizer(demo.Settings("asl-sequence"), static=True)
+    assert "cannot be calibrated" in demo.calibratable("asl-sequence")
+    _, html = demo.on_model_change("asl-sequence")
+    assert "blank" not in html
+    video = tmp_path / "why.mp4"
+    write_spelling_video(video, massey_photos(WORD))
+    shown, readings, text, chart, summary = upload(video, model="asl-sequence")
+    assert shown is not None and set(text) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ ")
