@@ -3,9 +3,10 @@ per-dataset, per-method configs. Every field has a default; the files in ``confi
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from training.io import config_from_dict, config_to_dict, read_config_yaml
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 MODELS = ("reacgan", "spade")
@@ -69,38 +70,12 @@ class GANConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GANConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown GAN config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "GAN")
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-
-def resolve_config_path(name_or_path: str) -> Path:
-    """A YAML path, or the name of a shipped config (``lis-reacgan-cpu``)."""
-    p = Path(name_or_path)
-    if p.exists():
-        return p
-    shipped = CONFIG_DIR / f"{name_or_path}.yaml"
-    if shipped.exists():
-        return shipped
-    names = sorted(q.stem for q in CONFIG_DIR.glob("*.yaml"))
-    raise FileNotFoundError(f"no GAN config {name_or_path!r}: give a YAML file or one of {names}")
+        return config_to_dict(self)
 
 
 def load_config(name_or_path: str, overrides: dict | None = None) -> GANConfig:
-    import yaml
-
-    path = resolve_config_path(name_or_path)
-    with open(path) as f:
-        d = yaml.safe_load(f) or {}
-    if not isinstance(d, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys")
-    d.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    d.setdefault("name", path.stem)
-    return GANConfig.from_dict(d)
+    """A YAML file, or the name of a shipped config (``lis-reacgan-cpu``)."""
+    return GANConfig.from_dict(read_config_yaml(name_or_path, CONFIG_DIR, "GAN", overrides))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import random
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from training.gan.pose_maps import flip_keypoints, pose_maps
 from training.hand_crops import HandCrops, load_hand_crops
 from training.splits import limit_per_class
 from training.train_j2s import resolve_device
-from training.io import atomic_torch_save
+from training.io import atomic_torch_save, restore_rng, rng_state
 
 
 def resolve_dataset(name_or_path: str, datasets: str | os.PathLike | None = None) -> Path:
@@ -205,9 +204,7 @@ class GANTrainer:
                 "dataset": self.data.dataset, "data_sha256": self.data.data_sha256,
                 "G": _unwrap(self.G).state_dict(), "D": _unwrap(self.D).state_dict(),
                 "G_ema": self.G_ema.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "rng": {"torch": torch.get_rng_state(), "sampler": self.sampler.get_state(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                        "numpy": np.random.get_state(), "python": random.getstate()},
+                "rng": rng_state(self.sampler),
                 "history": self.history}
 
     def save_checkpoint(self) -> None:
@@ -233,13 +230,7 @@ class GANTrainer:
         self.G_ema.load_state_dict(ck["G_ema"])
         self.opt_g.load_state_dict(ck["opt_g"])
         self.opt_d.load_state_dict(ck["opt_d"])
-        rng = ck["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        self.sampler.set_state(rng["sampler"].cpu())
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+        restore_rng(ck["rng"], self.sampler)
         self.step, self.history = ck["step"], ck["history"]
         if self.distributed:  # every rank restored rank 0's RNG; re-split the streams so ranks still differ
             torch.manual_seed(self.config.seed * 1000 + self.rank + 7919 * self.step)

@@ -3,11 +3,11 @@
 initialisation, cycle weight 10, identity 0.5, least squares, the multi-scale perceptual discriminator)."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.hgan.networks import DISCRIMINATORS
+from training.io import config_from_dict, config_to_dict, read_config_yaml
 from training.hgan.render import BACKGROUNDS
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -70,32 +70,12 @@ class HGANConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HGANConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown H-GAN config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "H-GAN")
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
+        return config_to_dict(self)
 
 
 def load_config(name_or_path: str, overrides: dict | None = None) -> HGANConfig:
     """A YAML file, or the name of a shipped config (``lis-hgan-cpu``)."""
-    import yaml
-
-    path = Path(name_or_path)
-    if not path.exists():
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        names = sorted(q.stem for q in CONFIG_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"no H-GAN config {name_or_path!r}: give a YAML file or one of {names}")
-    with open(path) as f:
-        d = yaml.safe_load(f) or {}
-    if not isinstance(d, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys")
-    d.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    d.setdefault("name", path.stem)
-    return HGANConfig.from_dict(d)
+    return HGANConfig.from_dict(read_config_yaml(name_or_path, CONFIG_DIR, "H-GAN", overrides))

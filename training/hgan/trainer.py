@@ -25,7 +25,7 @@ from training.hgan.data import SyntheticHands, real_crops, synthetic_hands
 from training.hgan.losses import cycle_loss, identity_loss, lsgan_d, lsgan_g
 from training.hgan.networks import (FrozenFeatures, HandCNNFeatures, ResnetGenerator, VGG16Features,
                                     build_discriminator, xavier_init)
-from training.io import atomic_torch_save
+from training.io import atomic_torch_save, restore_rng, rng_state
 
 HGAN_PANELS = (("least squares", ("g_adv", "d_real", "d_syn")), ("cycle and identity (L1)", ("cycle", "identity")))
 SAVED_KEYS = ("dataset", "size", "labels", "exclude_signers", "ngf", "blocks", "discriminator", "ndf",
@@ -191,9 +191,7 @@ class HGANTrainer:
                 "G_r": self.G_r.state_dict(), "G_s": self.G_s.state_dict(), "D_r": self.D_r.state_dict(),
                 "D_s": self.D_s.state_dict(), "G_ema": self.G_ema.state_dict(), "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "pools": [self.pool_r.state(), self.pool_s.state()],
-                "rng": {"torch": torch.get_rng_state(), "sampler": self.sampler.get_state(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                        "numpy": np.random.get_state(), "python": random.getstate()},
+                "rng": rng_state(self.sampler),
                 "history": self.history}
 
     def save_checkpoint(self) -> None:
@@ -220,13 +218,7 @@ class HGANTrainer:
         self.opt_d.load_state_dict(ck["opt_d"])
         self.pool_r.load(ck["pools"][0], self.device)
         self.pool_s.load(ck["pools"][1], self.device)
-        rng = ck["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        self.sampler.set_state(rng["sampler"].cpu())
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+        restore_rng(ck["rng"], self.sampler)
         self.step, self.history = ck["step"], ck["history"]
         return True
 
