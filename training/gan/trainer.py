@@ -12,14 +12,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from training.gan.config import GANConfig
 from training.gan.diffaug import diff_augment
@@ -31,6 +29,7 @@ from training.hand_crops import HandCrops, load_hand_crops
 from training.splits import limit_per_class
 from training.train_j2s import resolve_device
 from training.io import atomic_torch_save, restore_rng, rng_state
+from training.steps import run_steps
 
 
 def resolve_dataset(name_or_path: str, datasets: str | os.PathLike | None = None) -> Path:
@@ -256,23 +255,7 @@ class GANTrainer:
         (self.out / "samples").mkdir(exist_ok=True) if self.rank == 0 else None
         if self.rank == 0:
             (self.out / "config.json").write_text(json.dumps(c.to_dict(), indent=1))
-        bar = tqdm(total=c.steps, initial=self.step, desc=f"{c.name} ({c.model})", unit="step",
-                   disable=not self.progress, dynamic_ncols=True)
-        t0 = time.perf_counter()
-        while self.step < c.steps:
-            losses = self.train_step()
-            bar.update(1)
-            if self.step % c.log_every == 0 or self.step == c.steps:
-                if any(not np.isfinite(v) for v in losses.values()):
-                    raise FloatingPointError(f"non-finite loss at step {self.step}: {losses}")
-                self.history.append({"step": self.step, **{k: round(v, 5) for k, v in losses.items()},
-                                     "s": round(time.perf_counter() - t0, 2)})
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-            if self.rank == 0 and (self.step % c.sample_every == 0 or self.step == c.steps):
-                self.sample_grid(self.out / "samples" / f"step{self.step:07d}.png")
-            if self.step % c.checkpoint_every == 0 or self.step == c.steps:
-                self.save_checkpoint()
-        bar.close()
+        run_steps(self, f"{c.name} ({c.model})", is_main=self.rank == 0)
         if self.rank == 0:
             self.save_checkpoint()
             self.sample_grid(self.out / "samples.png")

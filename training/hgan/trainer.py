@@ -11,14 +11,12 @@ import copy
 import json
 import os
 import random
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from training.hgan.config import HGANConfig
 from training.hgan.data import SyntheticHands, real_crops, synthetic_hands
@@ -26,6 +24,7 @@ from training.hgan.losses import cycle_loss, identity_loss, lsgan_d, lsgan_g
 from training.hgan.networks import (FrozenFeatures, HandCNNFeatures, ResnetGenerator, VGG16Features,
                                     build_discriminator, xavier_init)
 from training.io import atomic_torch_save, restore_rng, rng_state
+from training.steps import run_steps
 
 HGAN_PANELS = (("least squares", ("g_adv", "d_real", "d_syn")), ("cycle and identity (L1)", ("cycle", "identity")))
 SAVED_KEYS = ("dataset", "size", "labels", "exclude_signers", "ngf", "blocks", "discriminator", "ndf",
@@ -242,23 +241,7 @@ class HGANTrainer:
         c = self.config
         (self.out / "samples").mkdir(exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(c.to_dict(), indent=1))
-        bar = tqdm(total=c.steps, initial=self.step, desc=f"{c.name} (H-GAN, {c.discriminator})", unit="step",
-                   disable=not self.progress, dynamic_ncols=True)
-        t0 = time.perf_counter()
-        while self.step < c.steps:
-            losses = self.train_step()
-            bar.update(1)
-            if self.step % c.log_every == 0 or self.step == c.steps:
-                if any(not np.isfinite(v) for v in losses.values()):
-                    raise FloatingPointError(f"non-finite loss at step {self.step}: {losses}")
-                self.history.append({"step": self.step, **{k: round(v, 5) for k, v in losses.items()},
-                                     "s": round(time.perf_counter() - t0, 2)})
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-            if self.step % c.sample_every == 0 or self.step == c.steps:
-                self.sample_grid(self.out / "samples" / f"step{self.step:07d}.png")
-            if self.step % c.checkpoint_every == 0 or self.step == c.steps:
-                self.save_checkpoint()
-        bar.close()
+        run_steps(self, f"{c.name} (H-GAN, {c.discriminator})")
         self.save_checkpoint()
         self.sample_grid(self.out / "samples.png")
         from training.gan.plots import plot_gan_history
