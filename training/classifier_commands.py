@@ -240,13 +240,13 @@ def write_strategies_doc(results: list[dict], doc: str, out: str, generated_per_
             for m in [m for m in pre if "filtered" not in m]:
                 name = f"{ds}-{regime}-{m.replace(' ', '-').replace('@', '-at-')}-minus-real.png"
                 if plot_per_class_difference(results, ds, regime, m, figdir / name):
-                    figures.append(f"![{ds} {regime} {m} minus real](strategies/{name})")
+                    figures.append(f"![{ds} {regime} {m} minus real]({figdir.name}/{name})")
             name = f"{ds}-{regime}-generated.png"
             if plot_generated_samples(out, ds, regime, generated_per_class, figdir / name):
-                figures.append(f"![{ds} {regime} generated samples](strategies/{name})")
+                figures.append(f"![{ds} {regime} generated samples]({figdir.name}/{name})")
             name = f"{ds}-{regime}-convergence.png"
             if plot_convergence(results, ds, regime, ["real"] + pre, figdir / name):
-                figures.append(f"![{ds} {regime} convergence](strategies/{name})")
+                figures.append(f"![{ds} {regime} convergence]({figdir.name}/{name})")
     marker = "<!-- results: written by fingerspell train classifier-grid --doc; do not edit below -->"
     head = doc.read_text().split(marker)[0] if doc.exists() else "# GAN-generated hands for image classifiers\n\n"
     body = ["## Test accuracy (%), held-out signers", "", results_table(results), "",
