@@ -1,7 +1,7 @@
 """A sequence reader (``fingerspell train sequence``'s ``model.pt``) -> model folder for ``--reader sequence``:
 ``model.onnx`` takes the last ``window`` frames (batch, window, features) and gives the letter log-probabilities
-of the newest one (batch, classes), which is all a stream needs; the model is causal, so that is exactly what the
-whole sequence would give for that frame."""
+of the newest one (batch, classes), which is all a stream needs; the model is causal, and ``valid`` marks where
+the stream began, so that is exactly what the whole sequence would give for that frame."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -32,23 +32,27 @@ def export_sequence_model(run: str | Path, folder: str | Path, name: str | None 
             super().__init__()
             self.m = m
 
-        def forward(self, frames):
-            return self.m(frames)[:, -1]
+        def forward(self, frames, valid):
+            return self.m(frames, valid)[:, -1]
 
     window = model.receptive_field
     rng = np.random.default_rng(0)
     sample = rng.normal(0, 0.5, (16, window, ck["in_dim"])).astype(np.float32)
     sample[..., -1] = 1.0  # the hand-found flag
+    valid = (np.arange(window)[None, :] >= rng.integers(0, window, (16, 1))).astype(np.float32)  # streams' starts
+    valid[:4] = 1.0
     name = name or folder.name
-    summary = export_onnx(LastFrame(model).eval(), {"frames": sample[:2]}, folder / "model.onnx", ["log_probs"],
-                          {"labels": json.dumps(config.classes), "name": name, "kind": "sequence-reader"},
-                          parity_inputs={"random": {"frames": sample}}, opset=OPSET)
+    summary = export_onnx(LastFrame(model).eval(), {"frames": sample[:2], "valid": valid[:2]}, folder / "model.onnx",
+                          ["log_probs"], {"labels": json.dumps(config.classes), "name": name, "kind": "sequence-reader"},
+                          parity_inputs={"random": {"frames": sample, "valid": valid}}, opset=OPSET)
     metrics = json.loads((run / "metrics.json").read_text())
     manifest = {
         "name": name, "kind": "sequence-reader", **file_fields(folder / "model.onnx"), "labels": config.classes,
         "features": SPEC.to_dict(), "window": window, "blank": 0,
         "input": {"name": "frames", "shape": ["batch", window, ck["in_dim"]], "dtype": "float32",
                   "meaning": "per frame: the features, their change per 1/30 s, a hand-found flag (0: all zeros)"},
+        "stream_mask": {"name": "valid", "shape": ["batch", window], "dtype": "float32",
+                        "meaning": "1 for the frames of the stream, 0 for the window's places before its first frame"},
         "output": {"name": "log_probs", "shape": ["batch", len(config.classes)], "dtype": "float32",
                    "meaning": "log-probabilities of blank, the letters and space for the newest frame (CTC)"},
         "training": {"config": ck["config"], "train": metrics["train"], "val": metrics["val"],

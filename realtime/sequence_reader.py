@@ -1,7 +1,8 @@
 """``--reader sequence``: letters typed as a sequence model recognises them in the stream of frames, no hold
 needed (issue 17). The model (``asl-sequence``) is causal with a bounded look-back: each frame, the newest
 ``window`` frames go through it and the newest frame's posteriors are decoded greedily (CTC: a class that is not
-blank and differs from the last frame's is typed). Trained on stitched, synthetic sequences only. With a word list
+blank and differs from the last frame's is typed). A mask marks where the stream began, so each frame's output is
+exactly the whole sequence's. Trained on stitched, synthetic sequences only. With a word list
 (``--lexicon``, ``realtime.lexicon``), each finished word is rescored against the list words near it.
 
 It stands where the letter path has its classifier, smoother and speller: ``update(features or None, t)``.
@@ -45,6 +46,9 @@ class SequenceReader:
         self.blank, self.space = int(m.raw.get("blank", 0)), (m.labels.index(" ") if " " in m.labels else None)
         self.dim = self.spec.dim
         self.frames = np.zeros((self.window, 2 * self.dim + 1), np.float32)
+        mask = m.raw.get("stream_mask")  # models exported before it: the window's empty places read as zero frames
+        self.mask_name = mask["name"] if mask else None
+        self.seen = 0
         self.config = config or SpellerConfig()
         self.text, self.prev_k, self.prev_x, self.prev_t = "", self.blank, None, None
         self.lexicon = None
@@ -72,7 +76,11 @@ class SequenceReader:
     def update(self, x: np.ndarray | None, t: float) -> tuple[str | None, float, str | None]:
         self.frames = np.roll(self.frames, -1, 0)
         self.frames[-1] = self.row(x, t)
-        logp = self.session.run(None, {self.manifest.input_name: self.frames[None]})[0][0]
+        self.seen = min(self.seen + 1, self.window)
+        feeds = {self.manifest.input_name: self.frames[None]}
+        if self.mask_name:
+            feeds[self.mask_name] = (np.arange(self.window) >= self.window - self.seen).astype(np.float32)[None]
+        logp = self.session.run(None, feeds)[0][0]
         k = int(np.argmax(logp))
         typed = None
         if k != self.blank and k != self.prev_k:
@@ -112,6 +120,7 @@ class SequenceReader:
     def reset(self) -> None:
         """A new stream: no frames seen, nothing typed (the model stays loaded)."""
         self.frames[:] = 0
+        self.seen = 0
         self.prev_k, self.prev_x, self.prev_t = self.blank, None, None
         self.clear()
 

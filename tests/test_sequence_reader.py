@@ -82,3 +82,7 @@ def test_a_window_of_the_receptive_field_gives_the_whole_sequences_output():
         whole = model(x)
         for t in (rf - 1, 100, 149):
             np.testing.assert_allclose(model(x[:, t - rf + 1:t + 1])[0, -1].numpy(), whole[0, t].numpy(), atol=1e-5)
+        for t in (0, 5, rf - 2):  # a stream's first frames: the window's empty places masked as not yet seen
+            window = torch.cat([torch.randn(1, rf - 1 - t, 9), x[:, :t + 1]], 1)
+            valid = (torch.arange(rf) >= rf - 1 - t).float()[None]
+            np.testing.assert_allclose(model(window, valid)[0, -1].numpy(), whole[0, t].numpy(), atol=1e-5)

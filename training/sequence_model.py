@@ -83,9 +83,18 @@ def _model_class():
             self.out = nn.Linear(config.hidden, len(config.classes))
             self.receptive_field = 1 + sum((config.kernel - 1) * d for d in config.dilations)
 
-        def forward(self, x):
-            h = self.blocks(torch.relu(self.inp(x)).transpose(1, 2)).transpose(1, 2)
-            return torch.log_softmax(self.out(h), -1)
+        def forward(self, x, valid=None):
+            """``valid`` (batch, T), 1 for real frames: a stream's window before its first frame is 0 there, and
+            every layer's activations are zeroed at those places, as the zero padding of a whole sequence does,
+            so the newest frame's output is exactly the whole sequence's from the stream's first frame on."""
+            h = torch.relu(self.inp(x)).transpose(1, 2)
+            if valid is None:
+                return torch.log_softmax(self.out(self.blocks(h).transpose(1, 2)), -1)
+            m = valid[:, None, :]
+            h = h * m
+            for block in self.blocks:
+                h = block(h) * m
+            return torch.log_softmax(self.out(h.transpose(1, 2)), -1)
 
     return SequenceReader
 
