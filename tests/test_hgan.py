@@ -310,3 +310,12 @@ def test_the_doc_section_is_replaced_in_place(tmp_path):
     text = doc.read_text()
     assert "old figures" not in text and "intro" in text and "## Later\n\nkept" in text
     assert text.count("## run-x") == 1 and "| translated vs real | 1.00 | 0.1000 |" in text
+
+
+def test_the_gpu_training_check_times_a_config_on_stand_in_data():
+    """What the lent GPU will run (training.gpu_training_check), here on the CPU with one timed step."""
+    from training.gpu_training_check import step_rate
+
+    r = step_rate("hgan", "lis-hgan-cpu", "cpu", steps=1, warmup=0)
+    assert r["s_per_step"] > 0 and r["steps"] == 6000 and r["size"] == 32 and r["peak_gpu_mib"] is None
+    assert r["minutes_for_all_steps"] == pytest.approx(r["s_per_step"] * 6000 / 60, abs=0.1)
