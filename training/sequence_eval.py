@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from realtime.hands import Hand
-from training.sequence_model import FRAME, edit_distance
+from training.sequence_model import FRAME, score_texts
 
 READERS_EVALUATED = ("letters", "sequence", "sequence+lexicon")
 
@@ -62,17 +62,6 @@ def sequence_reader(model: str | None, lexicon: str | None):
         reader.finish()
         return reader.text.strip()
     return read
-
-
-def score_texts(pairs: list[tuple[str, str]]) -> dict:
-    errors = chars = words = right = 0
-    for ref, got in pairs:
-        errors += edit_distance(got, ref)
-        chars += len(ref)
-        rw, gw = ref.split(), got.split()
-        words += len(rw)
-        right += sum(a == b for a, b in zip(rw, gw)) if len(rw) == len(gw) else 0
-    return {"cer": errors / max(chars, 1), "word_accuracy": right / max(words, 1), "sequences": len(pairs)}
 
 
 def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str | None = None,

@@ -119,21 +119,27 @@ def edit_distance(a: str, b: str) -> int:
     return d[-1]
 
 
+def score_texts(pairs: list[tuple[str, str]]) -> dict:
+    """(reference, read) pairs -> character error rate (edit distance over the reference length) and word
+    accuracy (words right, where the word count matches)."""
+    errors = chars = words = right = 0
+    for ref, got in pairs:
+        errors += edit_distance(got, ref)
+        chars += len(ref)
+        rw, gw = ref.split(), got.split()
+        words += len(rw)
+        right += sum(a == b for a, b in zip(rw, gw)) if len(rw) == len(gw) else 0
+    return {"cer": errors / max(chars, 1), "word_accuracy": right / max(words, 1), "sequences": len(pairs)}
+
+
 def score(model, feats: list[np.ndarray], texts: list[str]) -> dict:
-    """Character error rate (edit distance over reference length) and word accuracy, greedy decoding."""
+    """:func:`score_texts` of the model's greedy decoding of each sequence."""
     import torch
 
     model.eval()
-    errors = chars = words = words_right = 0
     with torch.no_grad():
-        for x, text in zip(feats, texts):
-            got = greedy_decode(model(torch.from_numpy(x)[None])[0].numpy(), model.config.classes)
-            errors += edit_distance(got, text)
-            chars += len(text)
-            ref_words, got_words = text.split(), got.split()
-            words += len(ref_words)
-            words_right += sum(a == b for a, b in zip(ref_words, got_words)) if len(ref_words) == len(got_words) else 0
-    return {"cer": errors / max(chars, 1), "word_accuracy": words_right / max(words, 1), "sequences": len(texts)}
+        read = [greedy_decode(model(torch.from_numpy(x)[None])[0].numpy(), model.config.classes) for x in feats]
+    return score_texts(list(zip(texts, read)))
 
 
 def train_sequence(train: str | Path, val: str | Path, out: str | Path, config: SequenceConfig | None = None,

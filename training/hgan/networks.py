@@ -88,9 +88,23 @@ class FrozenFeatures(nn.Module):
     gradients still flow to its input (the generator learns through it)."""
 
     channels: tuple[int, ...]
+    body: nn.Sequential
+    taps: list[int]  # the indices in ``body`` whose outputs are the four scales
 
     def train(self, mode: bool = True):
         return super().train(False)
+
+    def prepare(self, x):
+        """Images in -1..1 -> the network's own input range."""
+        return x
+
+    def forward(self, x):
+        out, x = [], self.prepare(x)
+        for i, m in enumerate(self.body):
+            x = m(x)
+            if i in self.taps:
+                out.append(x)
+        return out
 
 
 class HandCNNFeatures(FrozenFeatures):
@@ -117,14 +131,6 @@ class HandCNNFeatures(FrozenFeatures):
             raise ValueError(f"{path}: the perceptual features need a 'cnn' classifier, got {clf.info.get('arch')}")
         return cls(clf.model.body)
 
-    def forward(self, x):
-        out = []
-        for i, m in enumerate(self.body):
-            x = m(x)
-            if i in self.taps:
-                out.append(x)
-        return out
-
 
 class VGG16Features(FrozenFeatures):
     """ImageNet VGG-16 as in the paper (relu1_2, relu2_2, relu3_3, relu4_3), from a user's own weights file
@@ -147,14 +153,8 @@ class VGG16Features(FrozenFeatures):
         self.requires_grad_(False)
         self.train(False)
 
-    def forward(self, x):
-        x = ((x + 1) / 2 - self.mean) / self.std
-        out = []
-        for i, m in enumerate(self.body):
-            x = m(x)
-            if i in self.taps:
-                out.append(x)
-        return out
+    def prepare(self, x):
+        return ((x + 1) / 2 - self.mean) / self.std
 
 
 class PerceptualDiscriminator(nn.Module):
