@@ -53,6 +53,14 @@ def letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def _describe(classifier) -> str:
+    """What runs the classifier stage: its backend's description, or the stage's own (the sequence reader)."""
+    for obj in (getattr(classifier, "backend", None), classifier):
+        if hasattr(obj, "describe"):
+            return obj.describe()
+    return "?"
+
+
 def run_bench(recognizer: Recognizer, source: str, frames: int = 300, warmup: int = 10,
               size: tuple[int, int] = (640, 480), json_out: str | Path | None = None, progress: bool = True) -> dict:
     from realtime.overlay import draw
@@ -100,8 +108,7 @@ def run_bench(recognizer: Recognizer, source: str, frames: int = 300, warmup: in
         "model": recognizer.classifier.manifest.name, "keypoints": recognizer.keypoints,
         "hand_model": getattr(recognizer.hands, "model", "?"),
         "hands": getattr(recognizer.hands, "backend", "mediapipe"),
-        "classifier_backend": (recognizer.classifier.backend.describe()
-                               if hasattr(getattr(recognizer.classifier, "backend", None), "describe") else "?"),
+        "classifier_backend": _describe(recognizer.classifier),
         "fps": float(1000.0 / np.mean(total_ms)), "end_to_end": {"median_ms": float(np.median(total_ms)),
                                                               "p95_ms": float(np.percentile(total_ms, 95))},
         "after_landmarks": {"median_ms": float(np.median(after)), "p95_ms": float(np.percentile(after, 95))},

@@ -62,6 +62,9 @@ class SequenceReader:
     def labels(self) -> list[str]:
         return self.classes
 
+    def describe(self) -> str:
+        return f"sequence reader on onnxruntime ({', '.join(self.session.get_providers())})"
+
     def row(self, x: np.ndarray | None, t: float) -> np.ndarray:
         """One frame's input: :func:`sequence_inputs` of the last frame and this one."""
         x = None if x is None else np.asarray(x, np.float32).reshape(-1)
