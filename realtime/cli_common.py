@@ -67,3 +67,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False) or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """--datasets and --cache-dir, as every command that reads the datasets takes them."""
+    p.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
+    p.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")

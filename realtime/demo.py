@@ -149,9 +149,7 @@ def keypoints_for(model: str) -> str:
 
 def demo_models() -> list[str]:
     """The letter models and the sequence models (``--reader sequence``): what the selector offers."""
-    sequence = sorted(p.name for p in weights_dir().iterdir()
-                      if (p / "manifest.json").is_file() and manifest(p.name).get("kind") == "sequence-reader")
-    return available_models() + sequence
+    return available_models(also=("sequence-reader",))
 
 
 def is_sequence_model(model: str) -> bool:

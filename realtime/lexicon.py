@@ -43,16 +43,16 @@ def ctc_log_likelihood(logp: np.ndarray, target: list[int], blank: int) -> float
     return float(np.logaddexp(alpha[-1], alpha[-2]) if S > 1 else alpha[-1])
 
 
-def edit_distance(a: str, b: str, limit: int = 2) -> int:
-    """Levenshtein distance, stopping early once every path exceeds ``limit`` (returns limit + 1 then)."""
-    if abs(len(a) - len(b)) > limit:
+def edit_distance(a: str, b: str, limit: int | None = None) -> int:
+    """Levenshtein distance; with ``limit``, stopping early once every path exceeds it (returns limit + 1 then)."""
+    if limit is not None and abs(len(a) - len(b)) > limit:
         return limit + 1
     row = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         new = [i]
         for j, cb in enumerate(b, 1):
             new.append(min(row[j] + 1, new[j - 1] + 1, row[j - 1] + (ca != cb)))
-        if min(new) > limit:
+        if limit is not None and min(new) > limit:
             return limit + 1
         row = new
     return row[-1]

@@ -39,10 +39,12 @@ def _manifest_kind(folder: Path) -> str | None:
         return None  # listed all the same: loading it says what is wrong
 
 
-def available_models() -> list[str]:
-    """The shipped letter models; other weight folders (the hand models, kind hand-pipeline) are not listed."""
-    return sorted(p.name for p in weights_dir().iterdir()
-                  if (p / MANIFEST).is_file() and _manifest_kind(p) not in NOT_LETTER_MODELS)
+def available_models(also: tuple[str, ...] = ()) -> list[str]:
+    """The shipped letter models, then those of the kinds in ``also`` (e.g. ``("sequence-reader",)``); other
+    weight folders (the hand models, kind hand-pipeline) are not listed."""
+    folders = [p for p in weights_dir().iterdir() if (p / MANIFEST).is_file()]
+    letters = sorted(p.name for p in folders if _manifest_kind(p) not in NOT_LETTER_MODELS)
+    return letters + sorted(p.name for p in folders if _manifest_kind(p) in also)
 
 
 def resolve_model(name_or_path: str | Path) -> Path:

@@ -48,6 +48,7 @@ class SequenceReader:
         self.frames = np.zeros((self.window, 2 * self.dim + 1), np.float32)
         mask = m.raw.get("stream_mask")  # models exported before it: the window's empty places read as zero frames
         self.mask_name = mask["name"] if mask else None
+        self.valid = np.zeros((1, self.window), np.float32)  # 1 at the window's places the stream has filled
         self.seen = 0
         self.config = config or SpellerConfig()
         self.text, self.prev_k, self.prev_x, self.prev_t = "", self.blank, None, None
@@ -79,10 +80,12 @@ class SequenceReader:
     def update(self, x: np.ndarray | None, t: float) -> tuple[str | None, float, str | None]:
         self.frames = np.roll(self.frames, -1, 0)
         self.frames[-1] = self.row(x, t)
-        self.seen = min(self.seen + 1, self.window)
+        if self.seen < self.window:
+            self.seen += 1
+            self.valid[0, -self.seen] = 1.0
         feeds = {self.manifest.input_name: self.frames[None]}
         if self.mask_name:
-            feeds[self.mask_name] = (np.arange(self.window) >= self.window - self.seen).astype(np.float32)[None]
+            feeds[self.mask_name] = self.valid
         logp = self.session.run(None, feeds)[0][0]
         k = int(np.argmax(logp))
         typed = None
@@ -123,6 +126,7 @@ class SequenceReader:
     def reset(self) -> None:
         """A new stream: no frames seen, nothing typed (the model stays loaded)."""
         self.frames[:] = 0
+        self.valid[:] = 0
         self.seen = 0
         self.prev_k, self.prev_x, self.prev_t = self.blank, None, None
         self.clear()

@@ -103,7 +103,7 @@ def scripted_reader(rows, lexicon):
     r.session = ScriptedSession(rows)
     r.text, r.prev_k, r.prev_x, r.prev_t = "", 0, None, None
     r.lexicon, r.word_start, r.word_logp = lexicon, 0, []
-    r.mask_name, r.seen = None, 0
+    r.mask_name, r.seen, r.valid = None, 0, np.zeros((1, 4), np.float32)
     return r
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.features import FeatureSpec
+from realtime.lexicon import edit_distance
 from realtime.sequence_reader import sequence_inputs
 
 SPEC = FeatureSpec(parts=("polar_scaled", "cart_scaled", "geometry"))  # the static classifier's features
@@ -108,15 +109,6 @@ def greedy_decode(log_probs: np.ndarray, classes: list[str]) -> str:
             out.append(classes[k])
         prev = k
     return "".join(out).strip()
-
-
-def edit_distance(a: str, b: str) -> int:
-    d = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, d[0] = d[0], i
-        for j, cb in enumerate(b, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (ca != cb))
-    return d[-1]
 
 
 def score_texts(pairs: list[tuple[str, str]]) -> dict:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 
-from realtime.cli_common import HelpFormatter, comma_list, fail, int_range
+from realtime.cli_common import HelpFormatter, add_data_args, comma_list, fail, int_range
 
 _positive = int_range(1)
 
@@ -182,8 +182,7 @@ def register(sub, tsub) -> None:
     g.add_argument("--seed", type=int, help="override the config's seed")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default: the config's, auto)")
     g.add_argument("--threads", type=_positive, help="torch CPU threads (default: all cores)")
-    g.add_argument("--datasets", help="folder holding the config's dataset (default: $FINGERSPELL_DATASETS)")
-    g.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
+    add_data_args(g)
     g.add_argument("--evaluator", help="real-data classifier folder for the metrics (default: trained once into "
                                        "runs/evaluators/)")
     g.add_argument("--inception-weights", metavar="FILE",
@@ -194,8 +193,7 @@ def register(sub, tsub) -> None:
     def pose_args(q):
         q.add_argument("--poses", help="SPADE: dataset (name or folder) whose hand poses to draw from; may differ "
                                        "from the training data (multi-source). Default: the GAN's own dataset")
-        q.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
-        q.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
+        add_data_args(q)
         q.add_argument("--truncation", type=float, help="truncation trick: redraw latent entries beyond +-T "
                                                          "(e.g. 1.0; default: none)")
 

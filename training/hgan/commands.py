@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from realtime.cli_common import HelpFormatter, comma_list, fail, int_range
+from realtime.cli_common import HelpFormatter, add_data_args, comma_list, fail, int_range
 
 _positive = int_range(1)
 
@@ -104,8 +104,7 @@ def register(sub, tsub) -> None:
     g.add_argument("--seed", type=int, help="override the config's seed")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default: the config's, auto)")
     g.add_argument("--threads", type=_positive, help="torch CPU threads (default: all cores)")
-    g.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
-    g.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
+    add_data_args(g)
     g.add_argument("--metrics-images", type=_positive, default=2000, help="translated hands scored at the end")
     g.add_argument("--no-metrics", action="store_true", help="skip the end-of-run metrics")
     g.set_defaults(func=cmd_train_hgan)
@@ -126,8 +125,7 @@ def register(sub, tsub) -> None:
     t.add_argument("--keep-synthetic", action="store_true", help="also write the rendered inputs to OUT/synthetic/")
     t.add_argument("--seed", type=int, default=0, help="random seed for poses and rendering")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the generator runs")
-    t.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
-    t.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell)")
+    add_data_args(t)
     t.set_defaults(func=cmd_translate)
 
     m = sub.add_parser("hgan-metrics", help="FID/KID, realism test, pose and letter kept, for an H-GAN run",
@@ -143,6 +141,5 @@ def register(sub, tsub) -> None:
     m.add_argument("--classifier", default="weights/lis-letters-image",
                    help="shipped image classifier that reads the letters (a weights folder)")
     m.add_argument("--doc", metavar="MD", help="also write the tables and grid into this markdown page")
-    m.add_argument("--datasets", help="folder holding the datasets (default: $FINGERSPELL_DATASETS)")
-    m.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
+    add_data_args(m)
     m.set_defaults(func=cmd_hgan_metrics)

@@ -85,23 +85,23 @@ def pose_kept(images: np.ndarray, keypoints: np.ndarray, upscale: int = 256) -> 
 
 
 def letter_kept(classifier_dir: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy of a shipped image classifier (``weights/NAME``: model.onnx + manifest.json) on uint8 crops."""
-    import onnxruntime as ort
+    """Accuracy of a shipped image classifier (``weights/NAME``, run as the live path runs it) on uint8 crops."""
+    from realtime.crop_classifier import OnnxImageClassifier
+    from realtime.manifest import Manifest
+    from training.image_classifier import to_input
 
-    folder = Path(classifier_dir)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    if manifest.get("kind") != "image-classifier":
-        raise ValueError(f"{folder} is not an image classifier (kind {manifest.get('kind')!r})")
-    size = manifest["input"]["shape"][-1]
-    if images.shape[1] != size:
-        raise ValueError(f"{folder} reads {size}x{size} crops, these are {images.shape[1]}x{images.shape[2]}")
-    sess = ort.InferenceSession(str(folder / manifest["file"]), providers=["CPUExecutionProvider"])
-    x = images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
-    probs = np.concatenate([sess.run(None, {manifest["input"]["name"]: x[i:i + 256]})[0]
-                            for i in range(0, len(x), 256)])
-    pred = np.asarray(manifest["labels"])[probs.argmax(1)]
-    known = np.isin(labels, manifest["labels"])
-    return {"classifier": manifest["name"], "accuracy": float((pred[known] == labels[known]).mean()),
+    kind = Manifest.load(Path(classifier_dir)).kind
+    if kind != "image-classifier":
+        raise ValueError(f"{classifier_dir} is not an image classifier (kind {kind!r})")
+    clf = OnnxImageClassifier(classifier_dir, device="cpu")
+    if images.shape[1] != clf.size:
+        raise ValueError(f"{classifier_dir} reads {clf.size}x{clf.size} crops, these are "
+                         f"{images.shape[1]}x{images.shape[2]}")
+    x = to_input(images).numpy()
+    probs = np.concatenate([clf(x[i:i + 256]).reshape(-1, len(clf.labels)) for i in range(0, len(x), 256)])
+    pred = np.asarray(clf.labels)[probs.argmax(1)]
+    known = np.isin(labels, clf.labels)
+    return {"classifier": clf.manifest.name, "accuracy": float((pred[known] == labels[known]).mean()),
             "images": int(known.sum())}
 
 

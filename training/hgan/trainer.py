@@ -116,8 +116,9 @@ class HGANTrainer:
             m.to(self.device)
         self.G_ema = copy.deepcopy(self.G_r).eval().requires_grad_(False)
         trainable = lambda *ms: [p for m in ms for p in m.parameters() if p.requires_grad]  # noqa: E731
+        self.d_params = trainable(self.D_r, self.D_s)  # not the frozen feature nets, which stay frozen
         self.opt_g = torch.optim.Adam(trainable(self.G_r, self.G_s), lr=config.lr, betas=config.betas)
-        self.opt_d = torch.optim.Adam(trainable(self.D_r, self.D_s), lr=config.lr, betas=config.betas)
+        self.opt_d = torch.optim.Adam(self.d_params, lr=config.lr, betas=config.betas)
         self.pool_r, self.pool_s = ImagePool(config.pool_size), ImagePool(config.pool_size)
         self.sampler = torch.Generator().manual_seed(config.seed)
         random.seed(config.seed)
@@ -149,7 +150,8 @@ class HGANTrainer:
         for m in (self.G_r, self.G_s, self.D_r, self.D_s):
             m.train()
         # generators
-        self.D_r.requires_grad_(False), self.D_s.requires_grad_(False)
+        for p in self.d_params:
+            p.requires_grad_(False)
         fake_r = self.to_real(syn, mask)
         fake_s = self.G_s(real)
         rec_s = self.G_s(fake_r)
@@ -163,9 +165,8 @@ class HGANTrainer:
         loss_g.backward()
         self.opt_g.step()
         # discriminators, on pooled fakes
-        for d in (self.D_r, self.D_s):
-            for p in d.parameters():
-                p.requires_grad_(not _frozen(d, p))
+        for p in self.d_params:
+            p.requires_grad_(True)
         past_r, past_s = self.pool_r.query(fake_r), self.pool_s.query(fake_s)
         d_r = lsgan_d(self.D_r(real), self.D_r(past_r))
         d_s = lsgan_d(self.D_s(syn), self.D_s(past_s))
@@ -249,8 +250,3 @@ class HGANTrainer:
         plot_gan_history(self.history, self.out / "losses.png", HGAN_PANELS)
         return self.out / "checkpoint.pt"
 
-
-def _frozen(d: nn.Module, p: nn.Parameter) -> bool:
-    """Whether ``p`` belongs to ``d``'s frozen feature network (which stays frozen when ``d`` is unfrozen)."""
-    feats = getattr(d, "features", None)
-    return isinstance(feats, FrozenFeatures) and any(p is q for q in feats.parameters())
