@@ -166,11 +166,16 @@ class FeatureSpec:
     parts: tuple[str, ...] = ("polar_scaled", "cart_scaled")
     canonical: bool = True
     mean_wrist: tuple[float, float] | None = None  # only used by j2s_polar
+    # which landmarks it reads: "image" (pixels of the frame) or "world" (MediaPipe's metric world landmarks, which
+    # only MediaPipe's own pipelines give; an experiment of issue 14, see docs/results-ablations.md)
+    points: str = "image"
 
     def __post_init__(self):
         unknown = [p for p in self.parts if p not in PARTS]
         if unknown or not self.parts:
             raise ValueError(f"unknown feature part(s) {unknown}; choose from {sorted(PARTS)}")
+        if self.points not in ("image", "world"):
+            raise ValueError(f"points must be 'image' or 'world', got {self.points!r}")
 
     @property
     def dim(self) -> int:
@@ -217,12 +222,14 @@ class FeatureSpec:
 
     def to_dict(self) -> dict:
         return {"parts": list(self.parts), "canonical": self.canonical,
-                "mean_wrist": list(self.mean_wrist) if self.mean_wrist else None, "dim": self.dim}
+                "mean_wrist": list(self.mean_wrist) if self.mean_wrist else None, "dim": self.dim,
+                **({"points": self.points} if self.points != "image" else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureSpec":
         spec = cls(parts=tuple(d["parts"]), canonical=bool(d.get("canonical", True)),
-                   mean_wrist=tuple(d["mean_wrist"]) if d.get("mean_wrist") else None)
+                   mean_wrist=tuple(d["mean_wrist"]) if d.get("mean_wrist") else None,
+                   points=str(d.get("points", "image")))
         if "dim" in d and int(d["dim"]) != spec.dim:
             raise ValueError(f"feature spec says dim {d['dim']} but its parts give {spec.dim}")
         return spec
@@ -236,5 +243,9 @@ class FeatureExtractor:
 
     def __call__(self, hand, frame=None) -> np.ndarray:
         """``frame`` is unused: the signature every features stage shares (the J2S cropper needs it)."""
+        if self.spec.points == "world":
+            if hand.world is None:
+                raise ValueError("this model reads MediaPipe's world landmarks, which only --hands mediapipe gives")
+            return self.spec.compute(hand.world[None], np.array([hand.is_left]), np.ones((1, 2)))
         w, h = hand.image_size
         return self.spec.compute(hand.landmarks[None], np.array([hand.is_left]), np.array([[w, h]], dtype=np.float64))

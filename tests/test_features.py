@@ -128,6 +128,47 @@ def test_columns_for_joints_and_spec_roundtrip():
         spec.compute(np.zeros((20, 3)))
 
 
+def test_world_points_are_recorded_only_when_used_and_need_world_landmarks():
+    from realtime.features import FeatureExtractor
+    from realtime.hands.hand import Hand
+
+    image = FeatureSpec(("polar_scaled", "cart_scaled"))
+    world = FeatureSpec(("polar_scaled", "cart_scaled"), points="world")
+    assert "points" not in image.to_dict()  # older manifests and checkpoints read the same
+    assert FeatureSpec.from_dict(world.to_dict()) == world and FeatureSpec.from_dict(image.to_dict()) == image
+    with pytest.raises(ValueError, match="points"):
+        FeatureSpec(("polar_scaled",), points="pixels")
+    lm = np.random.default_rng(0).uniform(100, 200, (21, 3)).astype(np.float32)
+    hand = Hand(lm, "Right", 0.9, (640, 480))
+    with pytest.raises(ValueError, match="world landmarks"):
+        FeatureExtractor(world)(hand)
+    metres = (lm - lm.mean(0)) / 1000.0
+    hand.world = metres
+    # the world features are the image features of the world points: both are wrist-relative and scale-free
+    assert np.allclose(FeatureExtractor(world)(hand), image.compute(metres[None] * 1000.0, False, (1.0, 1.0)),
+                       atol=1e-5)
+
+
+def test_keypoint_set_with_world_points():
+    from training.keypoint_set import KeypointSet
+
+    n = 3
+    kp = KeypointSet(dataset=np.array(["a"] * n), rel=np.array(["0", "1", "2"]), labels=np.array(["A", "B", "C"]),
+                     signers=np.array([""] * n), source_splits=np.array([""] * n),
+                     landmarks=np.ones((n, 21, 3), np.float32), is_left=np.zeros(n, bool),
+                     hand_score=np.ones(n, np.float32), detected=np.array([True, True, False]),
+                     readable=np.ones(n, bool), image_size=np.full((n, 2), 64, np.int32))
+    assert np.isnan(kp.world).all()  # a landmark-only dataset has no world landmarks
+    assert not kp.with_points("world").detected.any()  # ... so a world-landmark model finds no hand there
+    kp.world[0] = 0.01
+    w = kp.with_points("world")
+    assert list(w.detected) == [True, False, False] and (w.image_size == 1).all()
+    assert np.array_equal(w.landmarks[0], kp.world[0]) and kp.with_points("image") is kp
+    assert np.isnan(KeypointSet.concat([kp, kp.subset(np.array([2]))]).world[3]).all()
+    with pytest.raises(ValueError):
+        kp.with_points("pixels")
+
+
 def test_empty_batch_and_missing_wrist_through_the_spec():
     spec = FeatureSpec(("j2s_polar", "cart_scaled"), mean_wrist=(0.5, 0.5))
     assert spec.compute(np.zeros((0, 21, 3)), np.zeros(0, bool), np.zeros((0, 2))).shape == (0, spec.dim)

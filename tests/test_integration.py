@@ -35,6 +35,11 @@ def test_keypoint_extraction_caches_resumes_and_invalidates(tmp_path, capsys):
     xy = kp.landmarks[d, :, :2]
     assert np.all(xy > -16) and np.all(xy < 80)  # pixel coordinates of the 64x64 crop (fingers may leave it a little)
     assert np.array_equal(extract_keypoints(ds, cache, workers=1, progress=False).landmarks, kp.landmarks, equal_nan=True)
+    # MediaPipe's world landmarks are kept beside them: metres about the hand's centre, for every hand found
+    assert np.isfinite(kp.world[d]).all() and np.isnan(kp.world[~d]).all()
+    assert 0.005 < np.abs(kp.world[d]).max(axis=(1, 2)).min() and np.abs(kp.world[d]).max() < 0.3
+    world = kp.with_points("world")
+    assert np.array_equal(world.landmarks, kp.world, equal_nan=True) and (world.image_size == 1).all()
     before = set(cache.glob("*.npz"))
     extract_keypoints(ds, cache, StaticSettings(min_detection=0.6), workers=1, progress=False, limit=1)
     assert set(cache.glob("*.npz")) != before  # another setting, another cache entry
@@ -56,6 +61,7 @@ def test_hand_tracker_on_a_real_photo():
     x0, y0, x1, y1 = hands[0].box
     assert 160 <= x0 < x1 <= 480 and 80 <= y0 < y1 <= 400  # inside the placed photo
     assert hands[0].handedness in ("Left", "Right") and hands[0].image_size == (640, 480)
+    assert hands[0].world.shape == (21, 3) and np.abs(hands[0].world).max() < 0.3  # world landmarks, in metres
     assert cv2.countNonZero(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)) > 0
 
 

@@ -176,3 +176,32 @@ def test_eval_sequences_scores_every_reader_and_writes_json(tmp_path):
                    for ref, _ in scores["examples"])
     bad = run_cli("eval-sequences", "--data", str(tmp_path / "set.npz"), "--readers", "guess")
     assert bad.returncode != 0 and "unknown readers" in bad.stderr
+
+
+def test_held_photo_sequences_hold_one_real_hand_per_letter_and_cut(tmp_path):
+    """``--held-photos``: what a video made from photos shows (issue 17's case b): each letter one dictionary hand,
+    unchanged for its whole hold, no frames between letters, a dropped hand between two photos of a repeated
+    letter and for each space; the manifest says these are real hands without real motion."""
+    from training.stitching import hold_photos
+
+    d = dictionary()
+    rng = np.random.default_rng(3)
+    s = hold_photos("BOIL LOOK", d, rng, fps=20.0)
+    assert [c for c, _, _ in s.spans] == list("BOILLOOK")
+    for (c, a, b), (_, a2, _) in zip(s.spans, s.spans[1:] + [(None, len(s.t), None)]):
+        held = s.landmarks[a:b]
+        assert s.detected[a:b].all() and np.ptp(held, axis=0).max() == 0  # one photo, held still
+        assert 16 <= b - a <= 24  # 0.8-1.2 s at 20 frames/s
+        # its hand is one of the letter's dictionary hands, placed in the frame (a scale and a shift)
+        rel = held[0] - held[0][0]
+        assert any(np.allclose(rel / np.linalg.norm(rel[9]), (p - p[0]) / np.linalg.norm(p[9] - p[0]), atol=1e-4)
+                   for p in d.poses[c])
+        gap = s.detected[b:a2]
+        assert not gap.any()  # the next letter follows at once, or after a drop of the hand
+    cuts = [a2 - b for (_, _, b), (_, a2, _) in zip(s.spans, s.spans[1:])]
+    assert cuts == [0, 0, 0, cuts[3], 0, 4, 0] and 32 <= cuts[3] <= 44  # the space; OO's drop of the hand
+    with pytest.raises(ValueError, match="no photo"):
+        hold_photos("BJ", d, rng)  # a motion letter has no photo
+    m = write_set(tmp_path / "h.npz", "asl", d, 3, seed=0, progress=False, held_photos=True)
+    assert m["kind"] == "held-photo-sequences" and not m["synthetic"] and "no real motion" in m["what"]
+    assert m["letters"] == sorted(d.poses)

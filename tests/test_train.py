@@ -108,3 +108,39 @@ def test_resume_refuses_changed_data(tmp_path):
     data.data_hashes = {"toy": "two"}
     with pytest.raises(SystemExit, match="different data"):
         train(cfg(tmp_path, "run", 2), progress=False, data=data)
+
+
+def test_recipes_take_a_seed_and_world_points(tmp_path):
+    from dataclasses import replace
+
+    from training.experiments import recipe_config, recipe_points, split_seed
+    from training.train_keypoints import load_trained
+
+    root = tmp_path / "datasets"
+    for d in ("massey", "roboflow", "kaggle_asl", "digits", "asl_webcam_landmarks"):
+        (root / d).mkdir(parents=True)
+    assert recipe_config("asl-v3", root, tmp_path).seed == 0 and recipe_config("asl-v3@2", root, tmp_path).seed == 2
+    assert split_seed("asl-v3@2") == ("asl-v3", 2) and split_seed("asl-v3") == ("asl-v3", None)
+    assert recipe_points("asl-v3-world@1") == "world" and recipe_points("asl-v3") == "image"
+    with pytest.raises(ValueError, match="unknown recipe"):
+        split_seed("asl-v9@1")
+    with pytest.raises(ValueError, match="whole number"):
+        split_seed("asl-v3@x")
+    # a checkpoint of the image points resumes as before the option existed; world points are another config
+    c = cfg(tmp_path, "run", 2)
+    assert c.fingerprint() != replace(c, points="world").fingerprint()
+    data = synthetic()
+    data.kp.world = data.kp.landmarks / 1000.0  # metres, as MediaPipe gives them
+    data = replace(data, kp=data.kp.with_points("world"))
+    train(replace(c, points="world"), progress=False, data=data)
+    assert load_trained(tmp_path / "run" / "model.pt")[2].points == "world"
+
+
+def test_mirrored_hands_for_test_time_flips():
+    from training.ensembles import mirrored
+
+    kp = synthetic().kp
+    m = mirrored(kp)
+    assert np.array_equal(m.is_left, ~kp.is_left) and np.allclose(m.landmarks[:, 0], kp.landmarks[:, 0])
+    assert np.allclose(m.landmarks[..., 1:], kp.landmarks[..., 1:])
+    assert np.allclose(mirrored(m).landmarks, kp.landmarks, atol=1e-3)

@@ -1,4 +1,4 @@
-"""``fingerspell train keypoints | results | calibration | extract | j2s | j2s-grid | j2s-results | stitch | sequence``:
+"""``fingerspell train keypoints | results | ensembles | calibration | extract | j2s | j2s-grid | j2s-results | stitch | sequence``:
 the keypoint, J2S and sequence training commands, registered beside the training code they run (as training/classifier_commands.py and
 training/gan/commands.py register theirs). Heavy imports happen inside each command."""
 from __future__ import annotations
@@ -58,6 +58,17 @@ def cmd_train_results(args) -> int:
         recipes = args.recipes.split(",") if args.recipes else list(BEFORE_AND_SHIPPED)
         run_new_people(recipes, datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs,
                        epochs=args.epochs, layout=args.layout)
+    except ValueError as e:
+        return fail(str(e))
+    return 0
+
+
+def cmd_train_ensembles(args) -> int:
+    from training.ensembles import run_ensembles
+
+    try:
+        run_ensembles(args.recipes.split(","), datasets_root(args.datasets), args.seeds, args.out, doc=args.doc,
+                      jobs=args.jobs)
     except ValueError as e:
         return fail(str(e))
     return 0
@@ -166,7 +177,7 @@ def cmd_train_stitch(args) -> int:
             words = Lexicon.load(args.words, letters).words
         m = write_set(args.out, args.alphabet, dictionary, args.count, seed=args.seed,
                       fps_range=(args.min_fps, args.max_fps), command=" ".join(["fingerspell"] + sys.argv[1:]),
-                      words=words)
+                      words=words, held_photos=args.held_photos)
     except RUN_ERRORS as e:
         return fail(str(e))
     print(f"wrote {args.out}: {m['sequences']} sequences, {m['frames']} frames, letters {''.join(m['letters'])} "
@@ -187,7 +198,7 @@ def cmd_eval_sequences(args) -> int:
     except RUN_ERRORS as e:
         return fail(str(e))
     m["command"] = " ".join(["fingerspell"] + sys.argv[1:])
-    print(f"{args.data} (synthetic, stitched): {m['readers'][readers[0]]['sequences']} sequences")
+    print(f"{args.data} ({m['what']}): {m['readers'][readers[0]]['sequences']} sequences")
     print(f"{'reader':<18} {'CER':>7} {'word acc':>9}   first example")
     for name, r in m["readers"].items():
         ref, got = r["examples"][0] if r["examples"] else ("", "")
@@ -268,6 +279,19 @@ def register(tsub) -> None:
                          "with each protocol's summary (ablations) (default: %(default)s)")
     rs.add_argument("--epochs", type=int, help="override the recipes' epochs (quick checks)")
     rs.set_defaults(func=cmd_train_results)
+
+    en = tsub.add_parser("ensembles", help="seed ensembles and test-time mirror images on the new-people protocols",
+                         description="Trains each recipe with seeds 0..N-1 on every new-people protocol (cached cells, "
+                                     "as 'train results'), then reads the held-out people with the seed-0 model, "
+                                     "ensembles of 2..N seeds and the seed-0 model plus its mirror image.",
+                         formatter_class=fmt)
+    en.add_argument("--recipes", default="asl-v3,lis-v3", help="comma-separated recipes (default: %(default)s)")
+    en.add_argument("--seeds", type=int_range(2, 10), default=3, help="ensemble members (default: %(default)s)")
+    en.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
+    en.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
+    en.add_argument("--doc", default="docs/results-ensembles.md", help="markdown table to write")
+    en.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
+    en.set_defaults(func=cmd_train_ensembles)
 
     ca = tsub.add_parser("calibration", help="the calibration table: K = 1, 3, 5 samples per letter of each person",
                          description="For each massey and lis signer and each webcam landmark set: the shipped recipe "
@@ -357,6 +381,9 @@ def register(tsub) -> None:
     st.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     st.add_argument("--words", metavar="FILE", help="spell words of this list (one a line, e.g. "
                                                     "realtime/wordlists/en.txt) instead of generated strings")
+    st.add_argument("--held-photos", action="store_true",
+                    help="a test set as a video made from photos shows it: each letter one real photo's hand held "
+                         "still for about a second, cut to the next (no motion, no transitions; static letters only)")
     st.add_argument("--out", required=True, help="the .npz to write")
     st.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints)")
     st.set_defaults(func=cmd_train_stitch)

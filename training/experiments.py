@@ -80,6 +80,15 @@ RECIPES.update({
     "lis-v3": (LIS_WEBCAM, LIS_LETTERS, {},
                {**VIEW_AUGMENTATION, "flip": 0.0, "canonical": True, "features": _GEOMETRY}),
 })
+# MediaPipe's world landmarks (metric 3-D, camera-independent) instead of the image ones: only the photo datasets
+# have them (the landmark-only sets recorded image landmarks), so each is compared with v3 on the same photos.
+_PHOTOS_ASL = tuple(d for d in ASL_SOURCES_V2 if d != "asl_webcam_landmarks")
+RECIPES.update({
+    "asl-v3-photos": (_PHOTOS_ASL, ASL_LETTERS + [NO_LETTER], ASL_LABEL_MAP, RECIPES["asl-v3"][3]),
+    "asl-v3-world": (_PHOTOS_ASL, ASL_LETTERS + [NO_LETTER], ASL_LABEL_MAP, {**RECIPES["asl-v3"][3], "points": "world"}),
+    "lis-v3-photos": (("lis",), LIS_LETTERS, {}, RECIPES["lis-v3"][3]),
+    "lis-v3-world": (("lis",), LIS_LETTERS, {}, {**RECIPES["lis-v3"][3], "points": "world"}),
+})
 PRESETS = {"asl-letters": "asl-v3", "lis-letters": "lis-v3"}  # shipped model -> its recipe
 # what `fingerspell train results` compares by default: each alphabet's recipe before issue 14, and the shipped one
 BEFORE_AND_SHIPPED = ("asl-v1", PRESETS["asl-letters"], "lis-v1", PRESETS["lis-letters"])
@@ -107,7 +116,28 @@ RECIPE_NOTES = {  # what each recipe is, for the ablation table
     "lis-v3-views": "lis + lis_webcam_landmarks, yaw ±30°, pitch ±20°, no mirror images",
     "lis-v3-geo-none": "lis-v3 + no-letter class",
     "lis-v3": "shipped: lis-v3-views + geometry features",
+    "asl-v3-photos": "v3 on the photo datasets only (no asl_webcam_landmarks)",
+    "asl-v3-world": "asl-v3-photos on MediaPipe's world landmarks",
+    "lis-v3-photos": "v3 on lis only (no lis_webcam_landmarks)",
+    "lis-v3-world": "lis-v3-photos on MediaPipe's world landmarks",
 }
+
+
+def split_seed(recipe: str) -> tuple[str, int | None]:
+    """``asl-v3@2`` -> ("asl-v3", 2): a recipe trained with another seed (seed spreads and ensembles); a plain name
+    -> (name, None), the recipe's own seed (0)."""
+    base, _, seed = recipe.partition("@")
+    if base not in RECIPES:
+        raise ValueError(f"unknown recipe {base!r}; choose from {', '.join(RECIPES)} (NAME@SEED for another seed)")
+    if seed and not seed.isdigit():
+        raise ValueError(f"recipe {recipe!r}: the seed after @ must be a whole number")
+    return base, int(seed) if seed else None
+
+
+def recipe_points(recipe: str) -> str:
+    """Which landmarks a recipe's models read ("image" or "world")."""
+    return RECIPES[split_seed(recipe)[0]][3].get("points", "image")
+
 
 EVALUATION = {
     "asl-letters": "trained on all data; its accuracy on new people is estimated by the same recipe with people or "
@@ -118,10 +148,12 @@ EVALUATION = {
 
 
 def recipe_config(recipe: str, datasets_root: str | Path, out: str | Path, **overrides) -> TrainConfig:
-    """The config of a named recipe (``asl-v2``, ...) on the datasets under ``datasets_root``."""
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+    """The config of a named recipe (``asl-v2``, ``asl-v3@1`` with seed 1, ...) on the datasets under
+    ``datasets_root``."""
+    recipe, seed = split_seed(recipe)
     sources, labels, label_map, extra = RECIPES[recipe]
+    if seed is not None:
+        extra = {**extra, "seed": seed}
     root = Path(datasets_root)
     missing = [d for d in sources if not (root / d).is_dir()]
     if missing:

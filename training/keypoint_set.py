@@ -2,9 +2,11 @@
 datasets are read into (:mod:`training.keypoints`, :mod:`training.landmark_sets`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+POINTS = ("image", "world")  # which landmarks a model reads: image pixels, or MediaPipe's metric world landmarks
 
 
 @dataclass
@@ -22,9 +24,16 @@ class KeypointSet:
     detected: np.ndarray  # (N,) bool
     readable: np.ndarray  # (N,) bool
     image_size: np.ndarray  # (N, 2) int32 (width, height)
+    # (N, 21, 3) float32 MediaPipe world landmarks (metres); NaN where no hand was found and for the landmark-only
+    # datasets, which recorded image landmarks only
+    world: np.ndarray | None = None
 
     FIELDS = ("dataset", "rel", "labels", "signers", "source_splits", "landmarks", "is_left", "hand_score",
-              "detected", "readable", "image_size")
+              "detected", "readable", "image_size", "world")
+
+    def __post_init__(self):
+        if self.world is None:
+            self.world = np.full((len(self.labels), 21, 3), np.nan, np.float32)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -35,6 +44,18 @@ class KeypointSet:
     @classmethod
     def concat(cls, sets: list["KeypointSet"]) -> "KeypointSet":
         return cls(**{f: np.concatenate([getattr(s, f) for s in sets]) for f in cls.FIELDS})
+
+    def with_points(self, points: str) -> "KeypointSet":
+        """The set as a model reading ``points`` sees it: ``image`` as it is; ``world``: the world landmarks in place
+        of the image ones (unit image size, so that every feature stays wrist-relative and scale-free), and rows
+        without world landmarks counted as no hand found."""
+        if points not in POINTS:
+            raise ValueError(f"points must be one of {POINTS}, got {points!r}")
+        if points == "image":
+            return self
+        has = np.isfinite(self.world).all(axis=(1, 2))
+        return replace(self, landmarks=self.world, detected=self.detected & has,
+                       image_size=np.ones_like(self.image_size))
 
     def groups(self) -> np.ndarray:
         """'dataset/signer' per row: the unit that balanced sampling and signer splits work on."""

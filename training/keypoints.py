@@ -1,6 +1,7 @@
 """Run MediaPipe over a dataset once and cache the landmarks.
 
-Per image the cache keeps the 21x3 landmarks in the image's pixels, the physical handedness
+Per image the cache keeps the 21x3 landmarks in the image's pixels (and MediaPipe's metric world landmarks), the
+physical handedness
 and its score, whether a hand was found, whether the file could be read, and the image size.
 The cache file name carries a key made of the dataset's content hash (manifest rows and file
 sizes) and the detector settings, so a changed dataset or setting never reuses stale points.
@@ -23,7 +24,7 @@ from training.io import atomic_savez
 from training.keypoint_set import KeypointSet
 from training.landmark_sets import is_landmark_set, read_landmark_set
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: world landmarks kept too
 CACHE_ENV = "FINGERSPELL_CACHE"
 
 
@@ -57,16 +58,16 @@ def _process(item: tuple[int, str]):
     i, path = item
     img = read_image(path)
     if img is None:
-        return i, False, False, None, False, 0.0, 0, 0
+        return i, False, False, None, None, False, 0.0, 0, 0
     h, w = img.shape[:2]
     try:
         hands = _detector(img)
     except Exception:  # a frame MediaPipe chokes on is a miss, not a crash
         hands = []
     if not hands:
-        return i, True, False, None, False, 0.0, w, h
+        return i, True, False, None, None, False, 0.0, w, h
     hand = hands[0]
-    return i, True, True, hand.landmarks, hand.is_left, hand.score, w, h
+    return i, True, True, hand.landmarks, hand.world, hand.is_left, hand.score, w, h
 
 
 # --- driver ------------------------------------------------------------------------------
@@ -98,7 +99,7 @@ def extract_keypoints(dataset: ImageFolder, cache_dir: str | os.PathLike | None 
 
     arrays = dict(landmarks=np.full((n, 21, 3), np.nan, np.float32), is_left=np.zeros(n, bool),
                   hand_score=np.zeros(n, np.float32), detected=np.zeros(n, bool), readable=np.zeros(n, bool),
-                  image_size=np.zeros((n, 2), np.int32))
+                  image_size=np.zeros((n, 2), np.int32), world=np.full((n, 21, 3), np.nan, np.float32))
     done = np.zeros(n, bool)
     if partial.exists():
         with np.load(partial) as z:
@@ -113,10 +114,12 @@ def extract_keypoints(dataset: ImageFolder, cache_dir: str | os.PathLike | None 
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
 
     def store(res) -> None:
-        i, readable, detected, lm, is_left, score, w, h = res
+        i, readable, detected, lm, world, is_left, score, w, h = res
         arrays["readable"][i], arrays["detected"][i], arrays["image_size"][i] = readable, detected, (w, h)
         if detected:
             arrays["landmarks"][i], arrays["is_left"][i], arrays["hand_score"][i] = lm, is_left, score
+            if world is not None:
+                arrays["world"][i] = world
         done[i] = True
 
     bar = tqdm(total=n, initial=int(done.sum()), desc=f"keypoints {dataset.name}", unit="img", disable=not progress)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.speller import SpellerConfig
-from training.experiments import ASL_LABEL_MAP, LIS_LABEL_MAP, RECIPE_NOTES, RECIPES, recipe_config
+from training.experiments import ASL_LABEL_MAP, LIS_LABEL_MAP, RECIPE_NOTES, recipe_config, recipe_points, split_seed
 from training.train_keypoints import ASL_LETTERS, LIS_LETTERS, NO_LETTER
 
 LIS_SIGNERS = ("ANTONIA", "EVISA", "FATIMA", "GIANLUCA", "GIULIA", "HUZAIFA", "IBRAHIM", "KENZA", "MARGHERITA",
@@ -113,6 +113,7 @@ class TorchModel:
         """(features, probabilities, embeddings) of every row; rows without a hand give meaningless numbers."""
         import torch
 
+        kp = kp.with_points(self.spec.points)
         x = np.nan_to_num(self.spec.compute(kp.landmarks, kp.is_left, kp.image_size.astype(np.float64)))
         with torch.no_grad():
             h = self.model.embed(torch.from_numpy(x))
@@ -125,7 +126,7 @@ def evaluate_trained(model_pt: str | Path, kp) -> dict:
     model = TorchModel(model_pt)
     letters = [l for l in model.labels if l != NO_LETTER]
     probs = np.zeros((len(kp), len(model.labels)), np.float32)
-    det = kp.detected.copy()
+    det = kp.with_points(model.spec.points).detected.copy()  # world: rows without world landmarks count as missed
     if det.any():
         probs[det] = model.run(kp.subset(np.flatnonzero(det)))[1]
     return score(probs, det, kp.labels.astype(str), model.labels, letters)
@@ -166,11 +167,13 @@ def run_new_people(recipes: list[str], datasets_root: str | Path, out: str | Pat
     """Every (recipe, protocol) cell of the same alphabet; cached per cell, so a killed run resumes."""
     from tqdm import tqdm
 
-    unknown = [r for r in recipes if r not in RECIPES]
-    if unknown:
-        raise ValueError(f"unknown recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
+    from training.landmark_sets import is_landmark_set
+
+    for r in recipes:
+        split_seed(r)  # an unknown recipe is refused before anything trains
     cells = [(r, p, str(datasets_root), str(out), epochs) for r in recipes for p in protocols
-             if r.startswith(p.alphabet + "-")]
+             if r.startswith(p.alphabet + "-") and not (recipe_points(r) == "world" and
+                                                        is_landmark_set(Path(datasets_root) / p.test_dataset))]
     results = []
     with tqdm(total=len(cells), desc="new-people cells", unit="run", disable=not progress) as bar:
         if jobs > 1:
@@ -297,19 +300,27 @@ def recipe_table(results: list[dict], recipes: list[str]) -> str:
              f"no-letter hands read as a letter with confidence >= {TYPED_CONFIDENCE}.", ""]
     for alphabet, rs, protos, by in _alphabets(results, recipes):
         lodo = [p for p in protos if not p.test_signer and any("accuracy" in by.get((r, p.slug), {}) for r in rs)]
+        # the mean only over the datasets every recipe here was tested on (world-landmark recipes cannot be tested
+        # on the landmark-only sets), so that the means compare like with like
+        common = [p for p in lodo if all("accuracy" in by.get((r, p.slug), {}) for r in rs)]
         nothing = [p for p in protos if any("false_letter_rate" in by.get((r, p.slug), {}) for r in rs)]
         head = ["recipe", "what it is", "signers held out (mean)"] + [f"{p.test_dataset} held out" for p in lodo] + \
                ["datasets held out (mean)"] + [f"false letters, {p.test_dataset} held out" for p in nothing]
         lines += ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
         for r in rs:
             loso = [by[(r, p.slug)]["accuracy"] for p in protos if p.test_signer and (r, p.slug) in by]
-            cells = [RECIPE_NOTES.get(r, ""), f"{np.mean(loso):.1%}" if loso else ""]
+            base, seed = split_seed(r)
+            note = RECIPE_NOTES.get(base, "") + (f" (seed {seed})" if seed is not None else "")
+            cells = [note, f"{np.mean(loso):.1%}" if loso else ""]
             accs = [by.get((r, p.slug), {}).get("accuracy") for p in lodo]
             cells += [f"{a:.1%}" if a is not None else "" for a in accs]
-            have = [a for a in accs if a is not None]
+            have = [a for a, p in zip(accs, lodo) if a is not None and p in common]
             cells.append(f"**{np.mean(have):.1%}**" if have else "")
             cells += [f"{by[(r, p.slug)]['false_letter_rate']:.1%}" if "false_letter_rate" in by.get((r, p.slug), {})
                       else "" for p in nothing]
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
+        if common and len(common) < len(lodo):
+            lines += ["", "The datasets-held-out mean is over " + ", ".join(p.test_dataset for p in common) +
+                      ", the datasets every recipe of this table was tested on."]
         lines.append("")
     return "\n".join(lines)

@@ -1,12 +1,14 @@
 """``fingerspell eval-sequences``: the letter reader (held letters) beside the sequence reader, with and without a
-lexicon, on stitched keypoint sequences (``fingerspell train stitch``).
+lexicon, on stitched keypoint sequences (``fingerspell train stitch``) or held-photo ones (``--held-photos``: real
+photos held still, as a video made from photos shows them).
 
 Every reader sees the same frames as it would live: the landmarks of one frame at a time (no look-ahead), with
 their times. The letter reader is the default live path after the hand detector (keypoint classifier, smoother,
 speller); the sequence reader is ``--reader sequence`` (and ``--lexicon``). Scores: character error rate (edit
 distance over the reference length) and word accuracy (words right, where the word count matches).
 
-The sequences are synthetic (stitched from real people's hands); say so wherever the figures are quoted.
+Stitched sequences are synthetic (made from real people's hands); held-photo ones show real hands but no real
+motion. The result names which (from the set's manifest); say so wherever the figures are quoted.
 """
 from __future__ import annotations
 
@@ -84,5 +86,10 @@ def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str |
     for lm, det, t, text in tqdm(seqs, desc="read sequences", unit="seq", disable=not progress):
         for name, fn in fns.items():
             got[name].append((text, fn(lm, det, t)))
-    return {"data": str(path), "synthetic": True, "lexicon": lexicon,
+    import json
+
+    manifest = Path(path).with_suffix(".json")
+    about = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    return {"data": str(path), "synthetic": about.get("synthetic", True),
+            "what": about.get("what", "synthetic: stitched from real people's static hands"), "lexicon": lexicon,
             "readers": {name: {**score_texts(pairs), "examples": pairs[:5]} for name, pairs in got.items()}}

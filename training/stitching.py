@@ -19,6 +19,11 @@ that writes a reproducible set. The sequence model and the live reader are still
   the frame span of each letter.
 - **Words** (:func:`pronounceable_word`): generated pronounceable strings (consonant-vowel syllables with
   the alphabet's letters), no word list: nothing to license.
+- **Held photos** (:func:`hold_photos`, ``train stitch --held-photos``): the other kind of test set issue 17 asks
+  for, what a video made from real photos shows: each letter one real photo's hand (its MediaPipe landmarks as
+  cached), held still for about a second, cut straight to the next letter's photo; no motion, no transition, no
+  jitter, no view change. Repeated letters take two different photos with a short drop of the hand between them
+  (a photo video cannot bounce); motion letters are left out (no photo shows them).
 """
 from __future__ import annotations
 
@@ -256,18 +261,56 @@ def stitch(text: str, dictionary: LetterDictionary, rng: np.random.Generator, fp
     return Sequence(text, seq[keep].astype(np.float32), detected[keep], t[keep], spans, fps)
 
 
+def hold_photos(text: str, dictionary: LetterDictionary, rng: np.random.Generator, fps: float = 30.0,
+                hold_s: tuple[float, float] = (0.8, 1.2), gap_s: tuple[float, float] = (1.6, 2.2),
+                repeat_gap_s: float = 0.2) -> Sequence:
+    """``text`` as a video made from real photos would show it: each letter one photo's hand, held still, cut to the
+    next; spaces (and the moment between two photos of a repeated letter) without a hand. The holds (about a second)
+    and the gaps between words (1.6-2.2 s) are what the letter reader's defaults ask of a user (a 0.5 s hold, a
+    space after 1.5 s without a hand), so that both readers get a fair test."""
+    unknown = sorted(set(text.replace(" ", "")) - set(dictionary.poses))
+    if unknown:
+        raise ValueError(f"letters {unknown} have no photo in the {dictionary.alphabet} dictionary "
+                         f"({''.join(sorted(dictionary.poses))}; motion letters have none)")
+    scale, centre = rng.uniform(50.0, 110.0), np.array([rng.uniform(220, 420), rng.uniform(200, 300), 0.0])
+    frames, found, spans = [], [], []
+
+    def n_frames(seconds: float) -> int:
+        return max(1, int(round(seconds * fps)))
+
+    def blank(n: int) -> None:
+        frames.append(np.zeros((n, NUM_JOINTS, 3)))
+        found.append(np.zeros(n, bool))
+
+    for i, ch in enumerate(text):
+        if ch == " ":
+            blank(n_frames(rng.uniform(*gap_s)))
+            continue
+        if i > 0 and text[i - 1] == ch:
+            blank(n_frames(repeat_gap_s))
+        n = n_frames(rng.uniform(*hold_s))
+        pose = dictionary.poses[ch][rng.integers(len(dictionary.poses[ch]))]
+        first = sum(len(f) for f in frames)
+        frames.append(np.repeat((pose * scale + centre)[None], n, 0))
+        found.append(np.ones(n, bool))
+        spans.append((ch, first, first + n))
+    lm = np.concatenate(frames).astype(np.float32)
+    return Sequence(text, lm, np.concatenate(found), np.arange(len(lm)) / fps, spans, fps)
+
+
 def write_set(path: str | Path, alphabet: str, dictionary: LetterDictionary, count: int, seed: int = 0,
               fps_range: tuple[float, float] = (15.0, 60.0), progress: bool = True, command: str | None = None,
-              words: list[str] | None = None) -> dict:
+              words: list[str] | None = None, held_photos: bool = False) -> dict:
     """``count`` stitched sequences of generated words (or of ``words``, a word list) -> one .npz (ragged arrays
     concatenated with offsets) and a .json manifest beside it (alphabet, seed, dictionary sources and signers, the
-    command's settings)."""
+    command's settings). ``held_photos``: :func:`hold_photos` sequences instead (real photos held still; the
+    static letters only)."""
     from tqdm import tqdm
 
     from training.io import atomic_savez
 
     rng = np.random.default_rng(seed)
-    letters = dictionary.letters
+    letters = sorted(dictionary.poses) if held_photos else dictionary.letters
     if words is not None:
         words = sorted({w.upper() for w in words if w and set(w.upper()) <= set(letters)})
         if not words:
@@ -277,7 +320,8 @@ def write_set(path: str | Path, alphabet: str, dictionary: LetterDictionary, cou
         n = int(rng.integers(1, 3))
         spelled = ([str(w) for w in rng.choice(words, n)] if words is not None
                    else [pronounceable_word(letters, rng) for _ in range(n)])
-        seqs.append(stitch(" ".join(spelled), dictionary, rng, fps=float(rng.uniform(*fps_range))))
+        make = hold_photos if held_photos else stitch
+        seqs.append(make(" ".join(spelled), dictionary, rng, fps=float(rng.uniform(*fps_range))))
     offsets = np.cumsum([0] + [len(s.t) for s in seqs])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,7 +329,11 @@ def write_set(path: str | Path, alphabet: str, dictionary: LetterDictionary, cou
                  detected=np.concatenate([s.detected for s in seqs]), t=np.concatenate([s.t for s in seqs]),
                  offsets=offsets, text=np.array([s.text for s in seqs]), fps=np.array([s.fps for s in seqs]),
                  spans=np.array([json.dumps(s.spans) for s in seqs]))
-    manifest = {"kind": "stitched-sequences", "alphabet": alphabet, "sequences": count, "frames": int(offsets[-1]),
+    manifest = {"kind": "held-photo-sequences" if held_photos else "stitched-sequences",
+                "what": ("real photos' hands held still, cut from letter to letter (a video made from photos): real "
+                         "hands, no real motion" if held_photos else
+                         "synthetic: stitched from real people's static hands"),
+                "alphabet": alphabet, "sequences": count, "frames": int(offsets[-1]),
                 "seed": seed, "fps_range": list(fps_range), "letters": letters,
                 "motion_letters": [m for m in MOTION_LETTERS.get(alphabet, ()) if m in letters],
                 "dictionary": {"sources": dictionary.sources,
@@ -293,6 +341,6 @@ def write_set(path: str | Path, alphabet: str, dictionary: LetterDictionary, cou
                                "signers": sorted({str(s) for v in dictionary.signers.values() for s in np.unique(v)})},
                 "words": (f"{len(words)} words of a word list" if words is not None else
                           "generated pronounceable strings (training.stitching.pronounceable_word), no word list"),
-                "synthetic": True, "command": command}
+                "synthetic": not held_photos, "command": command}
     path.with_suffix(".json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest

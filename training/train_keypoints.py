@@ -44,6 +44,7 @@ class TrainConfig:
     random_test: float = 0.0  # fraction for a stratified random test split (paper comparisons only)
     val_fraction: float = 0.1
     features: list[str] = field(default_factory=lambda: ["polar_scaled", "cart_scaled"])
+    points: str = "image"  # "world": MediaPipe's metric world landmarks instead of the image ones (photos only)
     epochs: int = 60
     batch_size: int = 256
     lr: float = 2e-3
@@ -72,6 +73,8 @@ class TrainConfig:
         d = asdict(self)
         for k in ("out", "cache_dir", "workers"):
             d.pop(k)
+        if d["points"] == "image":  # the default before world landmarks existed: older checkpoints still resume
+            d.pop("points")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -94,7 +97,7 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
     sets = [map_labels(load_keypoints(d, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress),
                        cfg.label_map.get(Path(d).name, {}), cfg.labels) for d in cfg.data]
     hashes = {Path(d).name: content_hash(d) if is_landmark_set(d) else ImageFolder(d).content_hash() for d in cfg.data}
-    kp = KeypointSet.concat(sets)
+    kp = KeypointSet.concat(sets).with_points(cfg.points)
     kp = kp.subset(np.flatnonzero(kp.readable))  # unreadable files were counted at extraction
     y = np.array([cfg.labels.index(l) for l in kp.labels], dtype=np.int64)
     groups = kp.groups()
@@ -258,7 +261,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
     if "j2s_polar" in cfg.features:  # the paper's missing-wrist fallback: the training set's mean wrist
         frac = kp.landmarks[data.train, 0, :2] / kp.image_size[data.train].astype(np.float64)
         spec_kwargs["mean_wrist"] = tuple(float(v) for v in frac.mean(0))
-    spec = FeatureSpec(parts=tuple(cfg.features), canonical=cfg.canonical, **spec_kwargs)
+    spec = FeatureSpec(parts=tuple(cfg.features), canonical=cfg.canonical, points=cfg.points, **spec_kwargs)
 
     x_val = torch.from_numpy(make_features(spec, kp, data.val))
     y_val = torch.from_numpy(data.y[data.val])

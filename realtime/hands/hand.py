@@ -18,6 +18,9 @@ class Hand:
     handedness: str  # "Left" or "Right" (physical hand, unmirrored image)
     score: float  # handedness classification score
     image_size: tuple[int, int]  # (width, height)
+    # (21, 3) float32 metres about the hand's centre (MediaPipe's world landmarks: camera-independent 3-D), where the
+    # pipeline gives them (MediaPipe's own); None elsewhere
+    world: np.ndarray | None = None
 
     @property
     def is_left(self) -> bool:

@@ -49,13 +49,15 @@ def to_hands(results, width: int, height: int, mirrored_input: bool, scale: floa
     hands: list[Hand] = []
     if not results.multi_hand_landmarks:
         return hands
-    for lms, cls in zip(results.multi_hand_landmarks, results.multi_handedness):
+    worlds = results.multi_hand_world_landmarks or [None] * len(results.multi_hand_landmarks)
+    for lms, cls, wl in zip(results.multi_hand_landmarks, results.multi_handedness, worlds):
         arr = np.array([(p.x * width, p.y * height, p.z * width) for p in lms.landmark], dtype=np.float32)
         arr = (arr - np.array([offset, offset, 0.0], dtype=np.float32)) / scale
+        world = np.array([(p.x, p.y, p.z) for p in wl.landmark], dtype=np.float32) if wl is not None else None
         label = cls.classification[0].label
         if not mirrored_input:
             label = "Left" if label == "Right" else "Right"
-        hands.append(Hand(arr, label, float(cls.classification[0].score), orig_size or (width, height)))
+        hands.append(Hand(arr, label, float(cls.classification[0].score), orig_size or (width, height), world))
     return hands
 
 
