@@ -18,14 +18,12 @@ def export_sequence_model(run: str | Path, folder: str | Path, name: str | None 
                           command: str | None = None) -> dict:
     import torch
 
-    from training.sequence_model import SPEC, SequenceConfig, _model_class
+    from training.sequence_model import SPEC, load_trained_sequence
 
     run, folder = Path(run), Path(folder)
     ck = torch.load(run / "model.pt", weights_only=False)
-    config = SequenceConfig(**{**ck["config"], "dilations": tuple(ck["config"]["dilations"])})
-    model = _model_class()(ck["in_dim"], config)
-    model.load_state_dict(ck["state"])
-    model.eval()
+    model = load_trained_sequence(run / "model.pt")
+    config = model.config
 
     class LastFrame(torch.nn.Module):
         def __init__(self, m):

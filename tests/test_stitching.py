@@ -205,3 +205,39 @@ def test_held_photo_sequences_hold_one_real_hand_per_letter_and_cut(tmp_path):
     m = write_set(tmp_path / "h.npz", "asl", d, 3, seed=0, progress=False, held_photos=True)
     assert m["kind"] == "held-photo-sequences" and not m["synthetic"] and "no real motion" in m["what"]
     assert m["letters"] == sorted(d.poses)
+
+
+def test_joint_training_and_fine_tuning_from_a_pretrained_reader(tmp_path):
+    """Paper 002's variants: several training sets at once (joint), and a pre-trained model fine-tuned; a model
+    whose letters differ cannot be fine-tuned, and a set spelling letters the model lacks is refused."""
+    import torch
+
+    from training.sequence_model import SequenceConfig, set_letters, train_sequence
+
+    d = dictionary()
+    write_set(tmp_path / "stitched.npz", "asl", d, 30, seed=0, progress=False)
+    write_set(tmp_path / "photos.npz", "asl", d, 30, seed=1, progress=False, held_photos=True)
+    write_set(tmp_path / "val.npz", "asl", d, 6, seed=2, progress=False)
+    letters = set_letters([tmp_path / "stitched.npz", tmp_path / "photos.npz"])
+    assert letters == sorted(set(d.letters)) and "J" in letters  # the motion letter J comes from the stitched set
+    cfg = SequenceConfig(alphabet=letters, hidden=16, dilations=(1, 2), epochs=4, lr=5e-3)
+    joint = train_sequence([tmp_path / "stitched.npz", tmp_path / "photos.npz"], tmp_path / "val.npz",
+                           tmp_path / "joint", cfg, progress=False)
+    assert not joint["synthetic_only"] and [m["kind"] for m in joint["train_manifests"]] == [
+        "stitched-sequences", "held-photo-sequences"]
+    pre = tmp_path / "joint" / "model.pt"
+    tuned = train_sequence(tmp_path / "photos.npz", tmp_path / "val.npz", tmp_path / "tuned", cfg, progress=False,
+                           init=pre)
+    assert tuned["init"] == str(pre)
+    # the fine-tuned run started from the pre-trained weights: its first epoch's loss is the pre-trained model's
+    # kind of loss, far below a fresh model's on the same data
+    fresh = train_sequence(tmp_path / "photos.npz", tmp_path / "val.npz", tmp_path / "fresh", cfg, progress=False)
+    assert tuned["history"][0]["loss"] < fresh["history"][0]["loss"]
+    with pytest.raises(ValueError, match="same letters"):
+        train_sequence(tmp_path / "photos.npz", tmp_path / "val.npz", tmp_path / "x",
+                       SequenceConfig(alphabet=letters[:-1] + ["Q"], hidden=16, dilations=(1, 2), epochs=1),
+                       progress=False, init=pre)
+    with pytest.raises(ValueError, match="lack"):
+        train_sequence(tmp_path / "stitched.npz", tmp_path / "val.npz", tmp_path / "y",
+                       SequenceConfig(alphabet=["A", "B"], hidden=16, dilations=(1, 2), epochs=1), progress=False)
+    assert torch.load(pre, weights_only=False)["config"]["alphabet"] == letters

@@ -1,11 +1,11 @@
-"""``fingerspell train keypoints | results | ensembles | calibration | extract | j2s | j2s-grid | j2s-results | stitch | sequence``:
+"""``fingerspell train keypoints | results | ensembles | calibration | extract | j2s | j2s-grid | j2s-results | stitch | sequence |
+sequence-compare``:
 the keypoint, J2S and sequence training commands, registered beside the training code they run (as training/classifier_commands.py and
 training/gan/commands.py register theirs). Heavy imports happen inside each command."""
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from realtime.cli_common import (ENV_DATASETS, RUN_ERRORS, HelpFormatter, add_verbose, datasets_root, fail,
                                  int_range)
@@ -211,24 +211,38 @@ def cmd_eval_sequences(args) -> int:
 
 
 def cmd_train_sequence(args) -> int:
-    from training.sequence_model import SequenceConfig, train_sequence
+    from training.sequence_model import SequenceConfig, set_letters, train_sequence
 
     try:
-        import json
+        import torch
 
-        letters = json.loads(Path(args.train).with_suffix(".json").read_text())["letters"]
-        m = train_sequence(args.train, args.val, args.out, SequenceConfig(alphabet=letters, epochs=args.epochs,
-                                                                          seed=args.seed))
+        letters = torch.load(args.init, weights_only=False)["config"]["alphabet"] if args.init else \
+            set_letters(args.train)
+        config = SequenceConfig(alphabet=letters, epochs=args.epochs, seed=args.seed,
+                                **({"lr": args.lr} if args.lr else {}))
+        train, val = (args.train[0] if len(args.train) == 1 else args.train), \
+            (args.val[0] if len(args.val) == 1 else args.val)
+        m = train_sequence(train, val, args.out, config, init=args.init)
     except (*RUN_ERRORS, KeyError) as e:
         return fail(str(e))
     b = m["best"]
     print(f"best epoch {b['epoch']}: character error rate {b['cer']:.1%}, word accuracy {b['word_accuracy']:.1%} on "
-          f"{b['sequences']} validation sequences (synthetic); model and metrics in {args.out}")
+          f"{b['sequences']} validation sequences; model and metrics in {args.out}")
     if args.export:
         from export.sequence_export import export_sequence_model
 
         export_sequence_model(args.out, args.export, command=" ".join(["fingerspell"] + sys.argv[1:]))
         print(f"exported {args.export}/model.onnx + manifest.json")
+    return 0
+
+
+def cmd_train_sequence_compare(args) -> int:
+    from training.sequence_experiments import run_compare
+
+    try:
+        run_compare(datasets_root(args.datasets), args.out, doc=args.doc)
+    except (*RUN_ERRORS, KeyError) as e:
+        return fail(str(e))
     return 0
 
 
@@ -394,13 +408,27 @@ def register(tsub) -> None:
                                      "set's character error rate is kept. Both sets come from 'train stitch' (build "
                                      "the validation set from signers kept out of the training set's dictionary).",
                          formatter_class=fmt)
-    sq.add_argument("--train", required=True, help="stitched training set (.npz with its .json)")
-    sq.add_argument("--val", required=True, help="stitched validation set")
+    sq.add_argument("--train", required=True, nargs="+",
+                    help="stitched training set(s) (.npz with its .json); several: trained on jointly")
+    sq.add_argument("--val", required=True, nargs="+", help="validation set(s)")
+    sq.add_argument("--init", metavar="MODEL_PT", help="start from this model.pt (pre-trained; fine-tune on --train)")
+    sq.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3)")
     sq.add_argument("--epochs", type=int_range(1), default=12, help="epochs (default: %(default)s)")
     sq.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     sq.add_argument("--out", default="runs/sequence", help="output folder (default: %(default)s)")
     sq.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json (e.g. weights/asl-sequence)")
     sq.set_defaults(func=cmd_train_sequence)
+
+    sc = tsub.add_parser("sequence-compare",
+                         help="paper 002's comparison: synthetic only, held photos only, joint, pre-trained + fine-tuned",
+                         description="Builds stitched and held-photo sets without massey hand1 and hand2, trains the "
+                                     "sequence reader four ways (resumable), chooses each one's best epoch on hand2 "
+                                     "and scores it on hand1's stitched and held-photo sequences. Held photos stand "
+                                     "in for real data: real hands held still, no real motion.", formatter_class=fmt)
+    sc.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
+    sc.add_argument("--out", default="runs/sequence-compare", help="sets and runs (default: %(default)s)")
+    sc.add_argument("--doc", default="docs/sequence-compare.md", help="markdown table to write (default: %(default)s)")
+    sc.set_defaults(func=cmd_train_sequence_compare)
 
 
 def register_eval(sub) -> None:

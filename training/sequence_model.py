@@ -28,6 +28,16 @@ def frame_features(landmarks: np.ndarray, detected: np.ndarray, t: np.ndarray) -
     return sequence_inputs(SPEC.compute(landmarks, False, FRAME), detected, t)
 
 
+def load_sets(paths) -> tuple[list[np.ndarray], list[str], list[dict]]:
+    """One set or several (joint training) -> their features and texts, concatenated, and each one's manifest."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    feats, texts, manifests = [], [], []
+    for p in paths:
+        f, t, m = load_set(p)
+        feats, texts, manifests = feats + f, texts + t, manifests + [m]
+    return feats, texts, manifests
+
+
 def load_set(path: str | Path):
     """A stitched set (.npz from ``fingerspell train stitch``) -> (features list, texts, manifest)."""
     path = Path(path)
@@ -100,6 +110,17 @@ def _model_class():
     return SequenceReader
 
 
+def load_trained_sequence(model_pt: str | Path):
+    """A ``model.pt`` of :func:`train_sequence` -> the model (eval mode), rebuilt from its own config."""
+    import torch
+
+    ck = torch.load(model_pt, weights_only=False)
+    config = SequenceConfig(**{**ck["config"], "dilations": tuple(ck["config"]["dilations"])})
+    model = _model_class()(ck["in_dim"], config)
+    model.load_state_dict(ck["state"])
+    return model.eval()
+
+
 def greedy_decode(log_probs: np.ndarray, classes: list[str]) -> str:
     """Best path: the most likely class per frame, repeats merged, blanks dropped."""
     best = np.asarray(log_probs).argmax(-1)
@@ -134,9 +155,17 @@ def score(model, feats: list[np.ndarray], texts: list[str]) -> dict:
     return score_texts(list(zip(texts, read)))
 
 
-def train_sequence(train: str | Path, val: str | Path, out: str | Path, config: SequenceConfig | None = None,
-                   progress: bool = True, resume: bool = True) -> dict:
-    """CTC training on a stitched set; the best epoch by validation CER is kept (``out``/model.pt, metrics.json).
+def set_letters(paths) -> list[str]:
+    """The letters a model trained on these sets must know: every set's, in alphabet order."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    return sorted({c for p in paths for c in json.loads(Path(p).with_suffix(".json").read_text())["letters"]})
+
+
+def train_sequence(train, val, out: str | Path, config: SequenceConfig | None = None, progress: bool = True,
+                   resume: bool = True, init: str | Path | None = None) -> dict:
+    """CTC training on one stitched set or several (``train``, ``val``: a path or a list: joint training); the best
+    epoch by validation CER is kept (``out``/model.pt, metrics.json). ``init``: a ``model.pt`` to start from
+    (pre-training, then fine-tuning on ``train``); its letters must be the config's.
     Every epoch is checkpointed (``out``/checkpoint.pt): a killed run started again with the same data and
     settings continues where it stopped; with other settings it is refused rather than mixed."""
     import torch
@@ -144,11 +173,20 @@ def train_sequence(train: str | Path, val: str | Path, out: str | Path, config: 
 
     from training.io import atomic_torch_save
 
-    feats, texts, manifest = load_set(train)
-    vfeats, vtexts, _ = load_set(val)
-    config = config or SequenceConfig(alphabet=manifest["letters"])
+    feats, texts, manifests = load_sets(train)
+    vfeats, vtexts, _ = load_sets(val)
+    config = config or SequenceConfig(alphabet=set_letters(train))
+    missing = sorted({c for t in texts for c in t.replace(" ", "")} - set(config.alphabet))
+    if missing:
+        raise ValueError(f"the training sets spell {missing}, which the model's letters {''.join(config.alphabet)} lack")
     torch.manual_seed(config.seed)
     model = _model_class()(feats[0].shape[1], config)
+    if init is not None:
+        start_from = torch.load(init, weights_only=False)
+        if start_from["config"]["alphabet"] != list(config.alphabet):
+            raise ValueError(f"{init} reads the letters {''.join(start_from['config']['alphabet'])}, not "
+                             f"{''.join(config.alphabet)}: fine-tuning needs the same letters")
+        model.load_state_dict(start_from["state"])
     index = {c: i for i, c in enumerate(config.classes)}
     targets = [torch.tensor([index[c] for c in " ".join(t.split())], dtype=torch.long) for t in texts]
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -159,7 +197,7 @@ def train_sequence(train: str | Path, val: str | Path, out: str | Path, config: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     history, best, start = [], None, 0
-    same = {"config": asdict(config), "train": str(train), "val": str(val)}
+    same = {"config": asdict(config), "train": str(train), "val": str(val), **({"init": str(init)} if init else {})}
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -201,8 +239,11 @@ def train_sequence(train: str | Path, val: str | Path, out: str | Path, config: 
         atomic_torch_save({"same": same, "model": model.state_dict(), "opt": opt.state_dict(),
                            "sched": sched.state_dict(), "rng": rng.bit_generator.state,
                            "torch_rng": torch.get_rng_state(), "history": history, "best": best}, ckpt)
-    metrics = {"best": best, "history": history, "train": str(train), "val": str(val),
-               "receptive_field_frames": model.receptive_field, "synthetic_only": True,
-               "train_manifest": {k: manifest[k] for k in ("alphabet", "sequences", "frames", "seed", "dictionary")}}
+    metrics = {"best": best, "history": history, "train": str(train), "val": str(val), "init": same.get("init"),
+               "receptive_field_frames": model.receptive_field,
+               "synthetic_only": all(m.get("synthetic", True) for m in manifests),
+               "train_manifest": {k: manifests[0][k] for k in ("alphabet", "sequences", "frames", "seed", "dictionary")},
+               "train_manifests": [{k: m.get(k) for k in ("kind", "what", "sequences", "frames", "seed", "dictionary")}
+                                   for m in manifests]}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics

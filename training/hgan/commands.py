@@ -93,7 +93,8 @@ def register(sub, tsub) -> None:
                                     "RUN/checkpoint.pt, samples.png, losses.png and, unless --no-metrics, "
                                     "RUN/metrics.json.", formatter_class=fmt)
     g.add_argument("--config", default="lis-hgan-cpu",
-                   help="a YAML file or a shipped config: lis-hgan-cpu (2 CPU cores, under an hour), lis-hgan-gpu")
+                   help="a YAML file or a shipped config: lis-hgan-cpu (2 CPU cores, under an hour), "
+                        "massey-hgan-cpu (about 20 minutes), lis-hgan-gpu")
     g.add_argument("--out", help="run folder (default: runs/hgan/CONFIG)")
     g.add_argument("--steps", type=_positive, help="override the config's steps")
     g.add_argument("--discriminator", choices=("perceptual", "patch", "pixel"), help="override the discriminator")
