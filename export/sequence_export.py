@@ -54,10 +54,12 @@ def export_sequence_model(run: str | Path, folder: str | Path, name: str | None 
         "output": {"name": "log_probs", "shape": ["batch", len(config.classes)], "dtype": "float32",
                    "meaning": "log-probabilities of blank, the letters and space for the newest frame (CTC)"},
         "training": {"config": ck["config"], "train": metrics["train"], "val": metrics["val"],
-                     "data": metrics["train_manifest"], "synthetic_only": True,
+                     "data": metrics.get("train_manifests", metrics["train_manifest"]),
+                     "synthetic_only": metrics.get("synthetic_only", True),
                      "command": command or "fingerspell train sequence --train ... --val ... --export ..."},
         "metrics": {"best": metrics["best"], "onnx_parity_max_abs": summary["parity"]["random"],
-                    "note": "character error rate on stitched (synthetic) sequences of held-out signers"},
+                    "note": "character error rate on the validation sequences of held-out signers (stitched: "
+                            "synthetic; held photos: real hands held still)"},
         "created": _dt.date.today().isoformat(), "opset": OPSET,
     }
     return write_manifest(folder, manifest)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from realtime.cli_common import (ENV_DATASETS, RUN_ERRORS, HelpFormatter, add_verbose, datasets_root, fail,
                                  int_range)
@@ -237,12 +238,22 @@ def cmd_train_sequence(args) -> int:
 
 
 def cmd_train_sequence_compare(args) -> int:
-    from training.sequence_experiments import run_compare
+    from training.sequence_experiments import VARIANTS, run_compare, variant_folder
 
+    if (args.export is None) != (args.export_variant is None):
+        return fail("--export DIR and --export-variant NAME go together")
+    if args.export_variant is not None and args.export_variant not in VARIANTS:
+        return fail(f"unknown variant {args.export_variant!r}; choose from {', '.join(VARIANTS)}")
     try:
         run_compare(datasets_root(args.datasets), args.out, doc=args.doc)
     except (*RUN_ERRORS, KeyError) as e:
         return fail(str(e))
+    if args.export:
+        from export.sequence_export import export_sequence_model
+
+        export_sequence_model(Path(args.out) / variant_folder(args.export_variant), args.export,
+                              command=" ".join(["fingerspell"] + sys.argv[1:]))
+        print(f"exported the {args.export_variant} reader to {args.export}/model.onnx + manifest.json")
     return 0
 
 
@@ -428,6 +439,8 @@ def register(tsub) -> None:
     sc.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
     sc.add_argument("--out", default="runs/sequence-compare", help="sets and runs (default: %(default)s)")
     sc.add_argument("--doc", default="docs/sequence-compare.md", help="markdown table to write (default: %(default)s)")
+    sc.add_argument("--export-variant", metavar="NAME", help="with --export: the variant to export (e.g. 'joint')")
+    sc.add_argument("--export", metavar="DIR", help="export that variant's reader (e.g. weights/asl-sequence)")
     sc.set_defaults(func=cmd_train_sequence_compare)
 
 

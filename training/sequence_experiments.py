@@ -84,8 +84,8 @@ def run_compare(datasets_root=None, out: str | Path = "runs/sequence-compare", d
     tests = {name: load_set(paths[name])[:2] for name in TESTS}
     results = {}
     for variant, (train, start, epochs, lr) in VARIANTS.items():
-        run = out / _folder(variant)
-        init = out / _folder(start) / "model.pt" if start else None
+        run = out / variant_folder(variant)
+        init = out / variant_folder(start) / "model.pt" if start else None
         config = SequenceConfig(alphabet=letters, epochs=epochs, lr=lr)
         if not (run / "metrics.json").exists():
             if progress:
@@ -105,7 +105,7 @@ def run_compare(datasets_root=None, out: str | Path = "runs/sequence-compare", d
     return results
 
 
-def _folder(variant: str) -> str:
+def variant_folder(variant: str) -> str:
     """The folder a variant's run is kept in."""
     return variant.replace(" ", "-").replace(",", "")
 
