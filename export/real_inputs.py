@@ -112,7 +112,7 @@ def _keypoint_eval_set(manifest: Manifest, root: Path) -> EvalSet:
     else:
         rows = data.val
         what = f"validation part of the training recipe ({data.split_description}): {len(rows)} images"
-    x = manifest.features.compute(kp.landmarks[rows], kp.is_left[rows], kp.image_size[rows].astype(np.float64))
+    x = kp.features(manifest.features, rows)
     return EvalSet({manifest.input_name: x}, data.y[rows], what, image_keys(kp)[rows])
 
 
@@ -226,9 +226,9 @@ def _calibration_from(manifest: Manifest, calib: Path, exclude: list[str], limit
         return normalise(crops.images[rows[_pick(len(rows), limit, seed)]])  # normalise only what is kept
     from training.keypoints import load_keypoints
 
-    kp = load_keypoints(calib, labels=None)
+    kp = load_keypoints(calib, labels=None).with_points(manifest.features.points)  # rows with the points it reads
     kp = kp.subset(calibration_rows(kp, exclude, held_out))
-    return manifest.features.compute(kp.landmarks, kp.is_left, kp.image_size.astype(np.float64))
+    return kp.features(manifest.features)
 
 
 def calibration_inputs(model: str | Path, calib: str | Path | list, limit: int = 512, seed: int = 0) -> np.ndarray:

@@ -55,6 +55,7 @@ def export_sequence_model(run: str | Path, folder: str | Path, name: str | None 
                    "meaning": "log-probabilities of blank, the letters and space for the newest frame (CTC)"},
         "training": {"config": ck["config"], "train": metrics["train"], "val": metrics["val"],
                      "data": metrics.get("train_manifests", metrics["train_manifest"]),
+                     "pretrained_on": metrics.get("pretrained_on"),
                      "synthetic_only": metrics.get("synthetic_only", True),
                      "command": command or "fingerspell train sequence --train ... --val ... --export ..."},
         "metrics": {"best": metrics["best"], "onnx_parity_max_abs": summary["parity"]["random"],

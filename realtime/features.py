@@ -167,7 +167,7 @@ class FeatureSpec:
     canonical: bool = True
     mean_wrist: tuple[float, float] | None = None  # only used by j2s_polar
     # which landmarks it reads: "image" (pixels of the frame) or "world" (MediaPipe's metric world landmarks, which
-    # only MediaPipe's own pipelines give; an experiment of issue 14, see docs/results-ablations.md)
+    # only the MediaPipe hand pipeline passes on; an experiment of issue 14, see docs/results-world.md)
     points: str = "image"
 
     def __post_init__(self):
@@ -245,7 +245,7 @@ class FeatureExtractor:
         """``frame`` is unused: the signature every features stage shares (the J2S cropper needs it)."""
         if self.spec.points == "world":
             if hand.world is None:
-                raise ValueError("this model reads MediaPipe's world landmarks, which only --hands mediapipe gives")
+                raise ValueError("this model reads MediaPipe's world landmarks, which only --hands mediapipe passes on")
             return self.spec.compute(hand.world[None], np.array([hand.is_left]), np.ones((1, 2)))
         w, h = hand.image_size
         return self.spec.compute(hand.landmarks[None], np.array([hand.is_left]), np.array([[w, h]], dtype=np.float64))

@@ -247,6 +247,10 @@ class Recognizer:
                 classifier = CalibratedClassifier(classifier, o.profile)
         else:
             features, classifier = build_classifier(o)
+        spec = getattr(features, "spec", None)
+        if getattr(spec, "points", "image") == "world" and o.hands != "mediapipe":
+            raise ValueError(f"the model reads MediaPipe's world landmarks, which only --hands mediapipe passes on "
+                             f"(not --hands {o.hands})")
         hands = hands_stage or build_hands(o)
         return cls(hands, features, classifier, hand=o.hand, smoothing_s=o.smoothing_s, speller=o.speller, options=o)
 

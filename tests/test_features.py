@@ -177,3 +177,13 @@ def test_empty_batch_and_missing_wrist_through_the_spec():
     without = spec.compute(lm, False, (640, 480), wrist_present=False)  # uses the mean wrist (320, 240)
     assert not np.allclose(with_wrist[:42], without[:42])
     np.testing.assert_allclose(without[:42].reshape(21, 2), j2s_polar(lm, (640, 480), False, (0.5, 0.5)), atol=1e-6)
+
+
+def test_a_world_landmark_model_is_refused_up_front_by_pipelines_that_give_none():
+    from types import SimpleNamespace
+
+    from realtime.pipeline import PipelineOptions, Recognizer
+
+    world = SimpleNamespace(spec=FeatureSpec(("polar_scaled",), points="world"), labels=["A"])
+    with pytest.raises(ValueError, match="only --hands mediapipe"):
+        Recognizer.from_options(PipelineOptions(hands="onnx"), classifier=world)

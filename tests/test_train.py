@@ -124,10 +124,17 @@ def test_recipes_take_a_seed_and_world_points(tmp_path):
     assert recipe_points("asl-v3-world@1") == "world" and recipe_points("asl-v3") == "image"
     with pytest.raises(ValueError, match="unknown recipe"):
         split_seed("asl-v9@1")
-    with pytest.raises(ValueError, match="whole number"):
-        split_seed("asl-v3@x")
-    # a checkpoint of the image points resumes as before the option existed; world points are another config
+    for bad in ("asl-v3@x", "asl-v3@", "asl-v3@0"):
+        with pytest.raises(ValueError, match="whole number above 0"):
+            split_seed(bad)
+    # a checkpoint of the image points resumes as before the option existed (the fingerprint of a config without the
+    # field); world points are another config
+    import hashlib
+    from dataclasses import asdict
+
     c = cfg(tmp_path, "run", 2)
+    before = {k: v for k, v in asdict(c).items() if k not in ("out", "cache_dir", "workers", "points")}
+    assert c.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert c.fingerprint() != replace(c, points="world").fingerprint()
     data = synthetic()
     data.kp.world = data.kp.landmarks / 1000.0  # metres, as MediaPipe gives them
@@ -144,3 +151,12 @@ def test_mirrored_hands_for_test_time_flips():
     assert np.array_equal(m.is_left, ~kp.is_left) and np.allclose(m.landmarks[:, 0], kp.landmarks[:, 0])
     assert np.allclose(m.landmarks[..., 1:], kp.landmarks[..., 1:])
     assert np.allclose(mirrored(m).landmarks, kp.landmarks, atol=1e-3)
+    kp.world = kp.landmarks / 1000.0
+    assert np.allclose(mirrored(kp).world, mirrored(kp).landmarks / 1000.0, atol=1e-6)  # world points mirrored too
+    from realtime.features import FeatureSpec
+
+    def features(spec, k):
+        return spec.compute(k.landmarks, k.is_left, k.image_size.astype(np.float64))
+    free, canonical = FeatureSpec(canonical=False), FeatureSpec(canonical=True)
+    assert not np.allclose(features(free, m), features(free, kp), atol=1e-3)  # a real second view for the model
+    assert np.allclose(features(canonical, m), features(canonical, kp), atol=1e-4)  # ... but not for a canonical one

@@ -217,10 +217,13 @@ def cmd_train_sequence(args) -> int:
     try:
         import torch
 
-        letters = torch.load(args.init, weights_only=False)["config"]["alphabet"] if args.init else \
-            set_letters(args.train)
-        config = SequenceConfig(alphabet=letters, epochs=args.epochs, seed=args.seed,
-                                **({"lr": args.lr} if args.lr else {}))
+        if args.init:  # the pre-trained reader's own letters and layers; this run's epochs, seed and lr
+            saved = torch.load(args.init, weights_only=False)["config"]
+            config = SequenceConfig(**{**saved, "dilations": tuple(saved["dilations"]), "epochs": args.epochs,
+                                       "seed": args.seed, **({"lr": args.lr} if args.lr else {})})
+        else:
+            config = SequenceConfig(alphabet=set_letters(args.train), epochs=args.epochs, seed=args.seed,
+                                    **({"lr": args.lr} if args.lr else {}))
         train, val = (args.train[0] if len(args.train) == 1 else args.train), \
             (args.val[0] if len(args.val) == 1 else args.val)
         m = train_sequence(train, val, args.out, config, init=args.init)

@@ -7,7 +7,8 @@ cached, so the seed-0 cell is the one of the new-people table), and its held-out
 - the seed-0 model alone (the shipped recipe as it is);
 - the mean probabilities of the first 2, 3, ... seeds' models (an ensemble costs one classifier run per member);
 - the seed-0 model on the hand and on its mirror image (x reflected about the wrist, handedness swapped), averaged:
-  a test-time flip costs a second run.
+  a test-time flip costs a second run. Not for a model that mirrors left hands itself (``canonical``, as lis-v3):
+  there the mirror image is the same input, so the row would only repeat the seed-0 one.
 
     fingerspell train ensembles --recipes asl-v3,lis-v3 --seeds 3 --jobs 2 --doc docs/results-ensembles.md
 """
@@ -24,9 +25,11 @@ from training.train_keypoints import NO_LETTER
 def mirrored(kp):
     """The same hands seen in a mirror: x reflected about each wrist, handedness swapped."""
     out = kp.subset(np.arange(len(kp)))
-    lm = out.landmarks.copy()
-    lm[..., 0] = 2 * lm[:, :1, 0] - lm[..., 0]
-    out.landmarks, out.is_left = lm, ~out.is_left
+    for name in ("landmarks", "world"):
+        lm = getattr(out, name).copy()
+        lm[..., 0] = 2 * lm[:, :1, 0] - lm[..., 0]
+        setattr(out, name, lm)
+    out.is_left = ~out.is_left
     return out
 
 
@@ -38,8 +41,21 @@ def _probs(model: TorchModel, kp) -> np.ndarray:
     return p
 
 
-def variants(recipe: str, seeds: int) -> list[str]:
-    return ["seed 0 alone"] + [f"ensemble of {k} seeds" for k in range(2, seeds + 1)] + ["seed 0 + mirror image"]
+MIRROR = "seed 0 + mirror image"
+
+
+def variants(seeds: int, mirror: bool) -> list[str]:
+    return ["seed 0 alone"] + [f"ensemble of {k} seeds" for k in range(2, seeds + 1)] + ([MIRROR] if mirror else [])
+
+
+def protocols(recipe: str, datasets_root) -> list:
+    """The new-people protocols a recipe's cells exist for (a world-landmark recipe skips the landmark-only sets)."""
+    from training.experiments import recipe_points
+    from training.landmark_sets import is_landmark_set
+
+    alphabet = recipe.split("-")[0]
+    return [p for p in PROTOCOLS if p.alphabet == alphabet and not (
+        recipe_points(recipe) == "world" and is_landmark_set(Path(datasets_root) / p.test_dataset))]
 
 
 def evaluate_protocol(recipe: str, protocol, seeds: int, datasets_root, out) -> dict[str, dict]:
@@ -53,7 +69,8 @@ def evaluate_protocol(recipe: str, protocol, seeds: int, datasets_root, out) -> 
     probs = [_probs(m, kp) for m in models]
     reads = {"seed 0 alone": probs[0]}
     reads.update({f"ensemble of {k} seeds": np.mean(probs[:k], axis=0) for k in range(2, seeds + 1)})
-    reads["seed 0 + mirror image"] = (probs[0] + _probs(models[0], mirrored(kp))) / 2
+    if not models[0].spec.canonical:
+        reads[MIRROR] = (probs[0] + _probs(models[0], mirrored(kp))) / 2
     truth = kp.labels.astype(str)
     return {name: score(p, det, truth, labels, letters) for name, p in reads.items()}
 
@@ -71,20 +88,23 @@ def run_ensembles(recipes: list[str], datasets_root, seeds: int = 3, out: str | 
              "protocols; false letters: no-letter hands read as a letter with confidence >= 0.6. Per-frame cost: an "
              "ensemble of k runs the classifier k times, the mirror image twice.", ""]
     for recipe in recipes:
-        alphabet = recipe.split("-")[0]
-        protos = [p for p in PROTOCOLS if p.alphabet == alphabet]
+        protos = protocols(recipe, datasets_root)
         rows = {p.slug: evaluate_protocol(recipe, p, seeds, datasets_root, out) for p in protos}
+        mirror = MIRROR in rows[protos[0].slug]
         loso = [p.slug for p in protos if p.test_signer]
         lodo = [p.slug for p in protos if not p.test_signer and "accuracy" in rows[p.slug]["seed 0 alone"]]
         none = [p.slug for p in protos if "false_letter_rate" in rows[p.slug]["seed 0 alone"]]
         head = ["signers held out (mean)", "datasets held out (mean)"] + \
                [f"false letters, {s.split('-', 1)[1]} held out" for s in none]
         table += [f"| {recipe} | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
-        for v in variants(recipe, seeds):
+        for v in variants(seeds, mirror):
             mean = lambda slugs: np.mean([rows[s][v]["accuracy"] for s in slugs]) if slugs else None  # noqa: E731
             cells = [f"{m:.1%}" if m is not None else "" for m in (mean(loso), mean(lodo))]
             cells += [f"{rows[s][v]['false_letter_rate']:.1%}" for s in none]
             table.append(f"| {v} | " + " | ".join(cells) + " |")
+        if not mirror:
+            table += ["", f"{recipe} mirrors left hands itself (canonical features), so a mirror image is the same "
+                      "input: no test-time flip row."]
         table.append("")
     table += ["## Each seed alone (the spread an ensemble averages over)", "", recipe_table(results, members)]
     text = "\n".join(table)

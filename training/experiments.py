@@ -129,8 +129,8 @@ def split_seed(recipe: str) -> tuple[str, int | None]:
     base, _, seed = recipe.partition("@")
     if base not in RECIPES:
         raise ValueError(f"unknown recipe {base!r}; choose from {', '.join(RECIPES)} (NAME@SEED for another seed)")
-    if seed and not seed.isdigit():
-        raise ValueError(f"recipe {recipe!r}: the seed after @ must be a whole number")
+    if "@" in recipe and not (seed.isdigit() and int(seed) > 0):
+        raise ValueError(f"recipe {recipe!r}: the seed after @ must be a whole number above 0 ({base} itself is seed 0)")
     return base, int(seed) if seed else None
 
 

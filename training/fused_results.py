@@ -63,9 +63,9 @@ def keypoint_probs(model_pt: str | Path, kp) -> tuple[np.ndarray, list[str]]:
 
     model, labels, spec = load_trained(model_pt)
     probs = np.zeros((len(kp), len(labels)), np.float32)
-    det = kp.detected
+    det = kp.with_points(spec.points).detected
     if det.any():
-        x = spec.compute(kp.landmarks[det], kp.is_left[det], kp.image_size[det].astype(np.float64))
+        x = kp.features(spec, det)
         with torch.no_grad():
             probs[det] = torch.softmax(model(torch.from_numpy(x)), -1).numpy()
     return probs, labels

@@ -57,6 +57,13 @@ class KeypointSet:
         return replace(self, landmarks=self.world, detected=self.detected & has,
                        image_size=np.ones_like(self.image_size))
 
+    def features(self, spec, rows=None) -> np.ndarray:
+        """The model inputs of ``rows`` (all by default): ``spec`` (a :class:`realtime.features.FeatureSpec`) computed
+        on the points it reads, so that no caller can feed a world-landmark model image points."""
+        kp = self.with_points(spec.points)
+        rows = slice(None) if rows is None else rows
+        return spec.compute(kp.landmarks[rows], kp.is_left[rows], kp.image_size[rows].astype(np.float64))
+
     def groups(self) -> np.ndarray:
         """'dataset/signer' per row: the unit that balanced sampling and signer splits work on."""
         return np.char.add(np.char.add(self.dataset.astype(str), "/"), self.signers.astype(str))

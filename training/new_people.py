@@ -113,8 +113,7 @@ class TorchModel:
         """(features, probabilities, embeddings) of every row; rows without a hand give meaningless numbers."""
         import torch
 
-        kp = kp.with_points(self.spec.points)
-        x = np.nan_to_num(self.spec.compute(kp.landmarks, kp.is_left, kp.image_size.astype(np.float64)))
+        x = np.nan_to_num(kp.features(self.spec))
         with torch.no_grad():
             h = self.model.embed(torch.from_numpy(x))
             p = torch.softmax(self.model.fc3(h), -1)
@@ -319,8 +318,10 @@ def recipe_table(results: list[dict], recipes: list[str]) -> str:
             cells += [f"{by[(r, p.slug)]['false_letter_rate']:.1%}" if "false_letter_rate" in by.get((r, p.slug), {})
                       else "" for p in nothing]
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
-        if common and len(common) < len(lodo):
-            lines += ["", "The datasets-held-out mean is over " + ", ".join(p.test_dataset for p in common) +
-                      ", the datasets every recipe of this table was tested on."]
+        if len(common) < len(lodo):
+            lines += ["", ("The datasets-held-out mean is over " + ", ".join(p.test_dataset for p in common) +
+                           ", the datasets every recipe of this table was tested on." if common else
+                           "No dataset held out was tested with every recipe of this table (world-landmark recipes "
+                           "cannot be tested on the landmark-only sets), so there is no datasets-held-out mean.")]
         lines.append("")
     return "\n".join(lines)

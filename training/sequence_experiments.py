@@ -56,14 +56,17 @@ def build_sets(out: Path, datasets_root, progress: bool = True) -> dict[str, Pat
 
     root = Path(datasets_root)
     paths = {name: out / "sets" / f"{name}.npz" for name in SETS}
-    if all(p.exists() for p in paths.values()):
+    def built(p: Path) -> bool:  # the manifest is written after the arrays: both, or the set is made again
+        return p.exists() and p.with_suffix(".json").exists()
+
+    if all(built(p) for p in paths.values()):
         return paths
     sets = [load_keypoints(root / d, progress=progress) for d in RECIPES["asl-v3"][0]]
     full = LetterDictionary.from_keypoints("asl", sets, ASL_LETTERS)
     everyone = {str(s) for v in full.signers.values() for s in v}
     words = Lexicon.load(WORDS, ASL_LETTERS).words
     for name, (who, held, use_words, count, seed) in SETS.items():
-        if paths[name].exists():
+        if built(paths[name]):
             continue
         d = full.without(set(HELD_OUT)) if who == "train" else full.without(everyone - {who})
         write_set(paths[name], "asl", d, count, seed=seed, progress=False, held_photos=held,

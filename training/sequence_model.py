@@ -181,12 +181,20 @@ def train_sequence(train, val, out: str | Path, config: SequenceConfig | None = 
         raise ValueError(f"the training sets spell {missing}, which the model's letters {''.join(config.alphabet)} lack")
     torch.manual_seed(config.seed)
     model = _model_class()(feats[0].shape[1], config)
+    pretrained_on = None
     if init is not None:
         start_from = torch.load(init, weights_only=False)
-        if start_from["config"]["alphabet"] != list(config.alphabet):
-            raise ValueError(f"{init} reads the letters {''.join(start_from['config']['alphabet'])}, not "
-                             f"{''.join(config.alphabet)}: fine-tuning needs the same letters")
+        arch = ("alphabet", "hidden", "dilations", "kernel")
+        theirs, ours = ({k: list(c[k]) if isinstance(c[k], (list, tuple)) else c[k] for k in arch}
+                        for c in (start_from["config"], asdict(config)))
+        if theirs != ours or start_from["in_dim"] != feats[0].shape[1]:
+            raise ValueError(f"{init} is a reader of another shape ({theirs}, {start_from['in_dim']} inputs) than "
+                             f"this one ({ours}, {feats[0].shape[1]} inputs): fine-tuning needs the same letters "
+                             "and layers")
         model.load_state_dict(start_from["state"])
+        init_metrics = Path(init).parent / "metrics.json"
+        pretrained_on = json.loads(init_metrics.read_text()) if init_metrics.is_file() else {}
+        pretrained_on = {k: pretrained_on.get(k) for k in ("train", "synthetic_only", "train_manifests", "init")}
     index = {c: i for i, c in enumerate(config.classes)}
     targets = [torch.tensor([index[c] for c in " ".join(t.split())], dtype=torch.long) for t in texts]
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -197,7 +205,8 @@ def train_sequence(train, val, out: str | Path, config: SequenceConfig | None = 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     history, best, start = [], None, 0
-    same = {"config": asdict(config), "train": str(train), "val": str(val), **({"init": str(init)} if init else {})}
+    names = lambda p: str(p) if isinstance(p, (str, Path)) else [str(q) for q in p]  # noqa: E731
+    same = {"config": asdict(config), "train": names(train), "val": names(val), **({"init": str(init)} if init else {})}
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -239,9 +248,10 @@ def train_sequence(train, val, out: str | Path, config: SequenceConfig | None = 
         atomic_torch_save({"same": same, "model": model.state_dict(), "opt": opt.state_dict(),
                            "sched": sched.state_dict(), "rng": rng.bit_generator.state,
                            "torch_rng": torch.get_rng_state(), "history": history, "best": best}, ckpt)
-    metrics = {"best": best, "history": history, "train": str(train), "val": str(val), "init": same.get("init"),
-               "receptive_field_frames": model.receptive_field,
-               "synthetic_only": all(m.get("synthetic", True) for m in manifests),
+    metrics = {"best": best, "history": history, "train": same["train"], "val": same["val"], "init": same.get("init"),
+               "pretrained_on": pretrained_on, "receptive_field_frames": model.receptive_field,
+               "synthetic_only": all(m.get("synthetic", True) for m in manifests) and (
+                   pretrained_on is None or pretrained_on.get("synthetic_only") is not False),
                "train_manifest": {k: manifests[0][k] for k in ("alphabet", "sequences", "frames", "seed", "dictionary")},
                "train_manifests": [{k: m.get(k) for k in ("kind", "what", "sequences", "frames", "seed", "dictionary")}
                                    for m in manifests]}

@@ -22,8 +22,8 @@ that writes a reproducible set. The sequence model and the live reader are still
 - **Held photos** (:func:`hold_photos`, ``train stitch --held-photos``): the other kind of test set issue 17 asks
   for, what a video made from real photos shows: each letter one real photo's hand (its MediaPipe landmarks as
   cached), held still for about a second, cut straight to the next letter's photo; no motion, no transition, no
-  jitter, no view change. Repeated letters take two different photos with a short drop of the hand between them
-  (a photo video cannot bounce); motion letters are left out (no photo shows them).
+  jitter, no view change. Repeated letters take two different photos (where the letter has two) with a short drop
+  of the hand between them (a photo video cannot bounce); motion letters are left out (no photo shows them).
 """
 from __future__ import annotations
 
@@ -263,11 +263,12 @@ def stitch(text: str, dictionary: LetterDictionary, rng: np.random.Generator, fp
 
 def hold_photos(text: str, dictionary: LetterDictionary, rng: np.random.Generator, fps: float = 30.0,
                 hold_s: tuple[float, float] = (0.8, 1.2), gap_s: tuple[float, float] = (1.6, 2.2),
-                repeat_gap_s: float = 0.2) -> Sequence:
+                repeat_gap_s: tuple[float, float] = (0.3, 0.5)) -> Sequence:
     """``text`` as a video made from real photos would show it: each letter one photo's hand, held still, cut to the
-    next; spaces (and the moment between two photos of a repeated letter) without a hand. The holds (about a second)
-    and the gaps between words (1.6-2.2 s) are what the letter reader's defaults ask of a user (a 0.5 s hold, a
-    space after 1.5 s without a hand), so that both readers get a fair test."""
+    next; spaces (and the moment between two photos of a repeated letter: another photo where there is one)
+    without a hand. The holds (about a second), the drops of the hand between repeated letters (0.3-0.5 s) and the
+    gaps between words (1.6-2.2 s) are what the letter reader's defaults ask of a user (a 0.5 s hold, 0.2 s without
+    the letter to type it again, a space after 1.5 s without a hand), so that both readers get a fair test."""
     unknown = sorted(set(text.replace(" ", "")) - set(dictionary.poses))
     if unknown:
         raise ValueError(f"letters {unknown} have no photo in the {dictionary.alphabet} dictionary "
@@ -275,21 +276,27 @@ def hold_photos(text: str, dictionary: LetterDictionary, rng: np.random.Generato
     scale, centre = rng.uniform(50.0, 110.0), np.array([rng.uniform(220, 420), rng.uniform(200, 300), 0.0])
     frames, found, spans = [], [], []
 
-    def n_frames(seconds: float) -> int:
-        return max(1, int(round(seconds * fps)))
+    def n_frames(seconds: float) -> int:  # whole frames lasting at least ``seconds``
+        return max(1, int(np.ceil(seconds * fps - 1e-9)))
 
     def blank(n: int) -> None:
         frames.append(np.zeros((n, NUM_JOINTS, 3)))
         found.append(np.zeros(n, bool))
 
+    last = None  # the photo the previous letter showed
     for i, ch in enumerate(text):
         if ch == " ":
             blank(n_frames(rng.uniform(*gap_s)))
             continue
+        photos = len(dictionary.poses[ch])
+        k = int(rng.integers(photos))
         if i > 0 and text[i - 1] == ch:
-            blank(n_frames(repeat_gap_s))
+            blank(n_frames(rng.uniform(*repeat_gap_s)))
+            if photos > 1 and k == last:
+                k = (k + 1 + int(rng.integers(photos - 1))) % photos  # another photo of the same letter
+        last = k
         n = n_frames(rng.uniform(*hold_s))
-        pose = dictionary.poses[ch][rng.integers(len(dictionary.poses[ch]))]
+        pose = dictionary.poses[ch][k]
         first = sum(len(f) for f in frames)
         frames.append(np.repeat((pose * scale + centre)[None], n, 0))
         found.append(np.ones(n, bool))

@@ -229,7 +229,7 @@ def half_formed_shapes(lm: np.ndarray, is_left: np.ndarray, y: np.ndarray, none:
 
 
 def make_features(spec: FeatureSpec, kp: KeypointSet, idx: np.ndarray) -> np.ndarray:
-    return spec.compute(kp.landmarks[idx], kp.is_left[idx], kp.image_size[idx].astype(np.float64))
+    return kp.features(spec, idx)
 
 
 
