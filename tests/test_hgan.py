@@ -319,3 +319,11 @@ def test_the_gpu_training_check_times_a_config_on_stand_in_data():
     r = step_rate("hgan", "lis-hgan-cpu", "cpu", steps=1, warmup=0)
     assert r["s_per_step"] > 0 and r["steps"] == 6000 and r["size"] == 32 and r["peak_gpu_mib"] is None
     assert r["minutes_for_all_steps"] == pytest.approx(r["s_per_step"] * 6000 / 60, abs=0.1)
+
+
+def test_the_letter_metric_needs_a_classifier_of_the_hgans_own_data():
+    """An H-GAN of massey (ASL) is not scored by the LIS classifier: its letters are another alphabet's."""
+    from realtime.manifest import weights_dir
+    from training.hgan.metrics import _classifier_data
+
+    assert _classifier_data(weights_dir() / "lis-letters-image") == ["lis"]

@@ -105,6 +105,12 @@ def letter_kept(classifier_dir: str | os.PathLike, images: np.ndarray, labels: n
             "images": int(known.sum())}
 
 
+def _classifier_data(classifier_dir) -> list[str]:
+    from realtime.manifest import Manifest
+
+    return list(Manifest.load(Path(classifier_dir)).raw.get("training", {}).get("data", []))
+
+
 def hgan_metrics(run: str | os.PathLike, datasets=None, cache_dir=None, images: int = 2000, doc: str | None = None,
                  evaluator: str | None = None, classifier: str | None = "weights/lis-letters-image",
                  progress: bool = True) -> dict:
@@ -143,9 +149,13 @@ def hgan_metrics(run: str | os.PathLike, datasets=None, cache_dir=None, images: 
     m["pose"] = {"real": pose_kept(real_u8[:n_pose], real.keypoints[pick][:n_pose]),  # the floor at this size
                  "rendered": pose_kept(rendered[:n_pose], r["keypoints"][:n_pose]),
                  "translated": pose_kept(translated[:n_pose], r["keypoints"][:n_pose]), "images": n_pose}
-    if classifier:
+    learned = _classifier_data(classifier) if classifier else []
+    if classifier and c.dataset in learned:
         m["letter"] = {"rendered": letter_kept(classifier, rendered, labels),
                        "translated": letter_kept(classifier, translated, labels)}
+    elif classifier:  # e.g. an ASL H-GAN and the LIS classifier: letters of another alphabet, a meaningless figure
+        m["letter_note"] = (f"not measured: {Path(classifier).name} learned {', '.join(learned) or 'unknown data'}, "
+                            f"not {c.dataset}")
     (run / "metrics").mkdir(parents=True, exist_ok=True)
     (run / "metrics.json").write_text(json.dumps(m, indent=1))
     from training.gan.sampling import save_grid
@@ -177,6 +187,8 @@ def format_hgan_metrics(m: dict) -> str:
         lines.append(f"  pose ({k}): MediaPipe finds {p['detected']:.1%}"
                      + (f", mean distance {p['mean_distance']:.3f} of the crop, PCK@0.1 {p['pck_0.10']:.1%}"
                         if p["mean_distance"] is not None else ""))
+    if "letter_note" in m:
+        lines.append(f"  letter read: {m['letter_note']}")
     if "letter" in m:
         lines.append(f"  letter read by {m['letter']['translated']['classifier']}: rendered "
                      f"{m['letter']['rendered']['accuracy']:.1%}, translated {m['letter']['translated']['accuracy']:.1%}")
@@ -215,6 +227,8 @@ def write_doc_section(m: dict, doc: str, run: Path) -> None:
         fmt = lambda v, s: "-" if v is None else s.format(v)  # noqa: E731
         lines.append(f"| {k} | {p['detected']:.1%} | {fmt(p['mean_distance'], '{:.3f}')} | "
                      f"{fmt(p['pck_0.05'], '{:.1%}')} | {fmt(p['pck_0.10'], '{:.1%}')} | {letter} |")
+    if "letter_note" in m:
+        lines += ["", f"Letter read: {m['letter_note']}."]
     lines += ["", f"![rendered, translated, nearest real](hgan/{m['config']}-samples.png)", "",
               f"![losses](hgan/{m['config']}-losses.png)", ""]
     section = "\n".join(lines)
