@@ -19,7 +19,11 @@ def test_shipped_sequence_model_matches_its_manifest():
     assert m.kind == "sequence-reader" and sha256_file(folder / m.file) == m.sha256
     reader = SequenceReader("asl-sequence")
     assert reader.classes[0] == "<blank>" and {"J", "Z", " "} <= set(reader.classes)
-    assert reader.window == m.raw["window"] and m.raw["training"]["synthetic_only"] is True
+    assert reader.window == m.raw["window"]
+    # trained jointly on stitched motion (synthetic) and held photos (real hands): the manifest says both
+    assert m.raw["training"]["synthetic_only"] is False
+    assert [d["kind"] for d in m.raw["training"]["data"]] == ["stitched-sequences", "held-photo-sequences"]
+    assert "sequence-compare --export-variant joint" in m.raw["training"]["command"]
 
 
 def test_streaming_reads_each_frame_as_the_whole_sequence_would():
