@@ -1344,7 +1344,10 @@ def reference_photos(model: str, size: int = 88) -> list[tuple[str, str]]:
     root = os.environ.get("FINGERSPELL_DATASETS")
     data = (manifest(model).get("training") or {}).get("data") or []
     if isinstance(data, dict):  # a sequence model: the datasets its letter dictionary came from
-        data = data.get("dictionary", {}).get("sources", [])
+        data = [data]
+    if any(isinstance(d, dict) for d in data):  # ... or of each set it was trained on (joint training)
+        data = list(dict.fromkeys(s for d in data if isinstance(d, dict)
+                                  for s in (d.get("dictionary") or {}).get("sources", [])))
     folders = [Path(root) / d for d in data if (Path(root) / d / "manifest.csv").is_file()] if root else []
     if not folders:  # no datasets here, or landmark-only ones (no photos)
         return []

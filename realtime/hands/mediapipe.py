@@ -49,7 +49,8 @@ def to_hands(results, width: int, height: int, mirrored_input: bool, scale: floa
     hands: list[Hand] = []
     if not results.multi_hand_landmarks:
         return hands
-    worlds = results.multi_hand_world_landmarks or [None] * len(results.multi_hand_landmarks)
+    # a custom solution graph (hands_check) may not output them
+    worlds = getattr(results, "multi_hand_world_landmarks", None) or [None] * len(results.multi_hand_landmarks)
     for lms, cls, wl in zip(results.multi_hand_landmarks, results.multi_handedness, worlds):
         arr = np.array([(p.x * width, p.y * height, p.z * width) for p in lms.landmark], dtype=np.float32)
         arr = (arr - np.array([offset, offset, 0.0], dtype=np.float32)) / scale
