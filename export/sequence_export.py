@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,8 @@ def export_sequence_model(run: str | Path, folder: str | Path, name: str | None 
     from training.sequence_model import SPEC, load_trained_sequence
 
     run, folder = Path(run), Path(folder)
-    ck = torch.load(run / "model.pt", weights_only=False)
     model = load_trained_sequence(run / "model.pt")
-    config = model.config
+    config, in_dim = model.config, model.inp.in_features
 
     class LastFrame(torch.nn.Module):
         def __init__(self, m):
@@ -35,7 +35,7 @@ def export_sequence_model(run: str | Path, folder: str | Path, name: str | None 
 
     window = model.receptive_field
     rng = np.random.default_rng(0)
-    sample = rng.normal(0, 0.5, (16, window, ck["in_dim"])).astype(np.float32)
+    sample = rng.normal(0, 0.5, (16, window, in_dim)).astype(np.float32)
     sample[..., -1] = 1.0  # the hand-found flag
     valid = (np.arange(window)[None, :] >= rng.integers(0, window, (16, 1))).astype(np.float32)  # streams' starts
     valid[:4] = 1.0
@@ -47,14 +47,14 @@ def export_sequence_model(run: str | Path, folder: str | Path, name: str | None 
     manifest = {
         "name": name, "kind": "sequence-reader", **file_fields(folder / "model.onnx"), "labels": config.classes,
         "features": SPEC.to_dict(), "window": window, "blank": 0,
-        "input": {"name": "frames", "shape": ["batch", window, ck["in_dim"]], "dtype": "float32",
+        "input": {"name": "frames", "shape": ["batch", window, in_dim], "dtype": "float32",
                   "meaning": "per frame: the features, their change per 1/30 s, a hand-found flag (0: all zeros)"},
         "stream_mask": {"name": "valid", "shape": ["batch", window], "dtype": "float32",
                         "meaning": "1 for the frames of the stream, 0 for the window's places before its first frame"},
         "output": {"name": "log_probs", "shape": ["batch", len(config.classes)], "dtype": "float32",
                    "meaning": "log-probabilities of blank, the letters and space for the newest frame (CTC)"},
-        "training": {"config": ck["config"], "train": metrics["train"], "val": metrics["val"],
-                     "data": metrics.get("train_manifests", metrics["train_manifest"]),
+        "training": {"config": asdict(config), "train": metrics["train"], "val": metrics["val"],
+                     "data": metrics.get("train_manifests") or [metrics["train_manifest"]],  # older runs: one set
                      "pretrained_on": metrics.get("pretrained_on"),
                      "synthetic_only": metrics.get("synthetic_only", True),
                      "command": command or "fingerspell train sequence --train ... --val ... --export ..."},

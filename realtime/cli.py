@@ -47,7 +47,8 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     p.add_argument("--reader", choices=READERS, default="letters",
                    help="letters: each letter read from the hand alone, typed once held for --hold; sequence "
-                        "(experimental, trained on synthetic stitched sequences only): a sequence model over the "
+                        "(experimental: trained on synthetic stitched motion and real hands held still, never on real "
+                        "fingerspelling video): a sequence model over the "
                         "last 63 frames types letters as it recognises them, J and Z included, no hold "
                         "(default: %(default)s)")
     p.add_argument("--sequence-model", help="with --reader sequence: the model (default: asl-sequence)")

@@ -1324,8 +1324,10 @@ def reference_html(model: str) -> str:
     note = (f"<p>{model} reads {len(labels)} letters. Not read: {', '.join(missing)}"
             " (J and Z are movements, not hand shapes).</p>" if missing else "")
     if m.get("kind") == "sequence-reader":
+        trained = ("synthetic stitched sequences only" if (m.get("training") or {}).get("synthetic_only", True) else
+                   "synthetic stitched motion and real hands held still, never on real fingerspelling video")
         note += ("<p>A sequence model types letters as it recognises them in the motion, J and Z included, with no "
-                 "hold. Experimental: trained on synthetic stitched sequences only.</p>")
+                 f"hold. Experimental: trained on {trained}.</p>")
     photos = "".join(f'<figure><img src="data:image/jpeg;base64,{b64}" alt="{c}"><figcaption>{c}</figcaption></figure>'
                      for c, b64 in reference_photos(model))
     if photos:

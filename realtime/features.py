@@ -156,6 +156,11 @@ def hand_geometry(landmarks: np.ndarray) -> np.ndarray:
 PARTS = {"j2s_polar": (2, 42), "polar_scaled": (2, 42), "cart_scaled": (3, 63), "geometry": (None, 28)}
 
 
+# which landmarks a model reads: "image" (pixels of the frame) or "world" (MediaPipe's metric world landmarks, which
+# only the MediaPipe hand pipeline passes on; an experiment of issue 14, see docs/results-world.md)
+POINTS = ("image", "world")
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """Which feature parts a model consumes, in order; saved in every model's manifest.
@@ -166,16 +171,14 @@ class FeatureSpec:
     parts: tuple[str, ...] = ("polar_scaled", "cart_scaled")
     canonical: bool = True
     mean_wrist: tuple[float, float] | None = None  # only used by j2s_polar
-    # which landmarks it reads: "image" (pixels of the frame) or "world" (MediaPipe's metric world landmarks, which
-    # only the MediaPipe hand pipeline passes on; an experiment of issue 14, see docs/results-world.md)
-    points: str = "image"
+    points: str = "image"  # one of POINTS
 
     def __post_init__(self):
         unknown = [p for p in self.parts if p not in PARTS]
         if unknown or not self.parts:
             raise ValueError(f"unknown feature part(s) {unknown}; choose from {sorted(PARTS)}")
-        if self.points not in ("image", "world"):
-            raise ValueError(f"points must be 'image' or 'world', got {self.points!r}")
+        if self.points not in POINTS:
+            raise ValueError(f"points must be one of {POINTS}, got {self.points!r}")
 
     @property
     def dim(self) -> int:

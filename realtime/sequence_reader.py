@@ -2,7 +2,9 @@
 needed (issue 17). The model (``asl-sequence``) is causal with a bounded look-back: each frame, the newest
 ``window`` frames go through it and the newest frame's posteriors are decoded greedily (CTC: a class that is not
 blank and differs from the last frame's is typed). A mask marks where the stream began, so each frame's output is
-exactly the whole sequence's. Trained on stitched, synthetic sequences only. With a word list
+exactly the whole sequence's. What it was trained on is in its manifest (``training.data``; the shipped
+``asl-sequence``: stitched, synthetic motion and held photos of real hands, no real fingerspelling video). With a
+word list
 (``--lexicon``, ``realtime.lexicon``), each finished word is rescored against the list words near it.
 
 It stands where the letter path has its classifier, smoother and speller: ``update(features or None, t)``.

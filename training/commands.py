@@ -224,9 +224,7 @@ def cmd_train_sequence(args) -> int:
         else:
             config = SequenceConfig(alphabet=set_letters(args.train), epochs=args.epochs, seed=args.seed,
                                     **({"lr": args.lr} if args.lr else {}))
-        train, val = (args.train[0] if len(args.train) == 1 else args.train), \
-            (args.val[0] if len(args.val) == 1 else args.val)
-        m = train_sequence(train, val, args.out, config, init=args.init)
+        m = train_sequence(args.train, args.val, args.out, config, init=args.init)
     except (*RUN_ERRORS, KeyError) as e:
         return fail(str(e))
     b = m["best"]

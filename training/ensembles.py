@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.new_people import PROTOCOLS, TorchModel, recipe_table, run_new_people, score, test_rows
+from training.new_people import TorchModel, recipe_protocols, recipe_table, run_new_people, score, test_rows
 from training.train_keypoints import NO_LETTER
 
 
@@ -33,29 +33,11 @@ def mirrored(kp):
     return out
 
 
-def _probs(model: TorchModel, kp) -> np.ndarray:
-    p = np.zeros((len(kp), len(model.labels)), np.float32)
-    det = kp.with_points(model.spec.points).detected
-    if det.any():
-        p[det] = model.run(kp.subset(np.flatnonzero(det)))[1]
-    return p
-
-
 MIRROR = "seed 0 + mirror image"
 
 
 def variants(seeds: int, mirror: bool) -> list[str]:
     return ["seed 0 alone"] + [f"ensemble of {k} seeds" for k in range(2, seeds + 1)] + ([MIRROR] if mirror else [])
-
-
-def protocols(recipe: str, datasets_root) -> list:
-    """The new-people protocols a recipe's cells exist for (a world-landmark recipe skips the landmark-only sets)."""
-    from training.experiments import recipe_points
-    from training.landmark_sets import is_landmark_set
-
-    alphabet = recipe.split("-")[0]
-    return [p for p in PROTOCOLS if p.alphabet == alphabet and not (
-        recipe_points(recipe) == "world" and is_landmark_set(Path(datasets_root) / p.test_dataset))]
 
 
 def evaluate_protocol(recipe: str, protocol, seeds: int, datasets_root, out) -> dict[str, dict]:
@@ -65,12 +47,12 @@ def evaluate_protocol(recipe: str, protocol, seeds: int, datasets_root, out) -> 
     models = [TorchModel(Path(out) / n / protocol.slug / "model.pt") for n in names]
     labels = models[0].labels
     letters = [label for label in labels if label != NO_LETTER]
-    det = kp.with_points(models[0].spec.points).detected
-    probs = [_probs(m, kp) for m in models]
+    first, det = models[0].probabilities(kp)  # every seed reads the same points, so finds the same hands
+    probs = [first] + [m.probabilities(kp)[0] for m in models[1:]]
     reads = {"seed 0 alone": probs[0]}
     reads.update({f"ensemble of {k} seeds": np.mean(probs[:k], axis=0) for k in range(2, seeds + 1)})
     if not models[0].spec.canonical:
-        reads[MIRROR] = (probs[0] + _probs(models[0], mirrored(kp))) / 2
+        reads[MIRROR] = (probs[0] + models[0].probabilities(mirrored(kp))[0]) / 2
     truth = kp.labels.astype(str)
     return {name: score(p, det, truth, labels, letters) for name, p in reads.items()}
 
@@ -88,7 +70,7 @@ def run_ensembles(recipes: list[str], datasets_root, seeds: int = 3, out: str | 
              "protocols; false letters: no-letter hands read as a letter with confidence >= 0.6. Per-frame cost: an "
              "ensemble of k runs the classifier k times, the mirror image twice.", ""]
     for recipe in recipes:
-        protos = protocols(recipe, datasets_root)
+        protos = recipe_protocols(recipe, datasets_root)
         rows = {p.slug: evaluate_protocol(recipe, p, seeds, datasets_root, out) for p in protos}
         mirror = MIRROR in rows[protos[0].slug]
         loso = [p.slug for p in protos if p.test_signer]

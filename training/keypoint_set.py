@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-POINTS = ("image", "world")  # which landmarks a model reads: image pixels, or MediaPipe's metric world landmarks
+from realtime.features import POINTS
 
 
 @dataclass

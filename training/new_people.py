@@ -60,6 +60,16 @@ PROTOCOLS = (
 ALPHABET = {"asl": (ASL_LETTERS, ASL_LABEL_MAP), "lis": (LIS_LETTERS, LIS_LABEL_MAP)}
 
 
+def recipe_protocols(recipe: str, datasets_root: str | Path, protocols=PROTOCOLS) -> list[Protocol]:
+    """The protocols a recipe is judged on: those of its alphabet, less the landmark-only test sets for a recipe that
+    reads world landmarks (those sets recorded image landmarks only)."""
+    from training.landmark_sets import is_landmark_set
+
+    world = recipe_points(recipe) == "world"
+    return [p for p in protocols if recipe.startswith(p.alphabet + "-")
+            and not (world and is_landmark_set(Path(datasets_root) / p.test_dataset))]
+
+
 def test_rows(protocol: Protocol, datasets_root: str | Path, cache_dir=None):
     """The held-out rows of a protocol, labels mapped as the shipped recipe maps them (letters and ``none``)."""
     from training.keypoints import load_keypoints
@@ -119,15 +129,21 @@ class TorchModel:
             p = torch.softmax(self.model.fc3(h), -1)
         return x, p.numpy(), h.numpy()
 
+    def probabilities(self, kp) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, hand found) of every row: zeros where the model finds no hand (for a world-landmark model
+        also where there are no world landmarks), which then count as wrong."""
+        probs = np.zeros((len(kp), len(self.labels)), np.float32)
+        det = kp.with_points(self.spec.points).detected.copy()
+        if det.any():
+            probs[det] = self.run(kp.subset(np.flatnonzero(det)))[1]
+        return probs, det
+
 
 def evaluate_trained(model_pt: str | Path, kp) -> dict:
     """A trained keypoint model (``model.pt``) on a :class:`KeypointSet` of test rows -> :func:`score`."""
     model = TorchModel(model_pt)
     letters = [l for l in model.labels if l != NO_LETTER]
-    probs = np.zeros((len(kp), len(model.labels)), np.float32)
-    det = kp.with_points(model.spec.points).detected.copy()  # world: rows without world landmarks count as missed
-    if det.any():
-        probs[det] = model.run(kp.subset(np.flatnonzero(det)))[1]
+    probs, det = model.probabilities(kp)
     return score(probs, det, kp.labels.astype(str), model.labels, letters)
 
 
@@ -166,13 +182,10 @@ def run_new_people(recipes: list[str], datasets_root: str | Path, out: str | Pat
     """Every (recipe, protocol) cell of the same alphabet; cached per cell, so a killed run resumes."""
     from tqdm import tqdm
 
-    from training.landmark_sets import is_landmark_set
-
     for r in recipes:
         split_seed(r)  # an unknown recipe is refused before anything trains
-    cells = [(r, p, str(datasets_root), str(out), epochs) for r in recipes for p in protocols
-             if r.startswith(p.alphabet + "-") and not (recipe_points(r) == "world" and
-                                                        is_landmark_set(Path(datasets_root) / p.test_dataset))]
+    cells = [(r, p, str(datasets_root), str(out), epochs) for r in recipes
+             for p in recipe_protocols(r, datasets_root, protocols)]
     results = []
     with tqdm(total=len(cells), desc="new-people cells", unit="run", disable=not progress) as bar:
         if jobs > 1:

@@ -12,6 +12,7 @@ motion. The result names which (from the set's manifest); say so wherever the fi
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +87,6 @@ def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str |
     for lm, det, t, text in tqdm(seqs, desc="read sequences", unit="seq", disable=not progress):
         for name, fn in fns.items():
             got[name].append((text, fn(lm, det, t)))
-    import json
-
     manifest = Path(path).with_suffix(".json")
     about = json.loads(manifest.read_text()) if manifest.is_file() else {}
     return {"data": str(path), "synthetic": about.get("synthetic", True),

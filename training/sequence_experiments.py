@@ -12,7 +12,7 @@ epoch) uses hand2's sequences, the test uses hand1's, whom no model saw:
 - stitched strings of hand1 (synthetic motion);
 - held photos of hand1, list words and generated strings (real hands, no motion).
 
-    fingerspell train sequence-compare --doc docs/sequence-compare.md      # about 15 minutes on 2 cores
+    fingerspell train sequence-compare --doc docs/sequence-compare.md      # about 17 minutes on 2 cores
 """
 from __future__ import annotations
 
@@ -93,9 +93,7 @@ def run_compare(datasets_root=None, out: str | Path = "runs/sequence-compare", d
         if not (run / "metrics.json").exists():
             if progress:
                 print(f"{variant}: training on {', '.join(train)}" + (f", starting from {start}" if start else ""))
-            train_paths = [paths[t] for t in train]
-            train_sequence(train_paths[0] if len(train_paths) == 1 else train_paths, val, run, config,
-                           progress=progress, init=init)
+            train_sequence([paths[t] for t in train], val, run, config, progress=progress, init=init)
         model = load_trained_sequence(run / "model.pt")
         results[variant] = {name: score(model, feats, texts) for name, (feats, texts) in tests.items()}
         results[variant]["best_epoch"] = json.loads((run / "metrics.json").read_text())["best"]["epoch"]

@@ -205,7 +205,9 @@ def train_sequence(train, val, out: str | Path, config: SequenceConfig | None = 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     history, best, start = [], None, 0
-    names = lambda p: str(p) if isinstance(p, (str, Path)) else [str(q) for q in p]  # noqa: E731
+    def names(p):  # one set: its path, as checkpoints made before joint training record it; several: a list
+        p = [p] if isinstance(p, (str, Path)) else list(p)
+        return str(p[0]) if len(p) == 1 else [str(q) for q in p]
     same = {"config": asdict(config), "train": names(train), "val": names(val), **({"init": str(init)} if init else {})}
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.exists():
@@ -252,7 +254,6 @@ def train_sequence(train, val, out: str | Path, config: SequenceConfig | None = 
                "pretrained_on": pretrained_on, "receptive_field_frames": model.receptive_field,
                "synthetic_only": all(m.get("synthetic", True) for m in manifests) and (
                    pretrained_on is None or pretrained_on.get("synthetic_only") is not False),
-               "train_manifest": {k: manifests[0][k] for k in ("alphabet", "sequences", "frames", "seed", "dictionary")},
                "train_manifests": [{k: m.get(k) for k in ("kind", "what", "sequences", "frames", "seed", "dictionary")}
                                    for m in manifests]}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
