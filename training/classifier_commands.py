@@ -357,7 +357,7 @@ def register(tsub) -> None:
         formatter_class=fmt)
     g.add_argument("--preset", choices=("cpu", "gpu", "shipped"), default="cpu",
                    help="sizes, architecture, epochs, GAN steps; shipped: the recipe of lis-letters-image (lr 1e-3, cosine)")
-    g.add_argument("--data", default="lis", help="comma-separated datasets: lis, lsa16, massey")
+    g.add_argument("--data", default="lis", help="comma-separated protocols: lis (GIULIA held out), lis-b (lis, IBRAHIM, KENZA and NOOR held out), lsa16, massey")
     g.add_argument("--regimes", default="5,10,20", help="comma-separated K per class, or 'full'")
     g.add_argument("--sources", default="reacgan", help="comma-separated generated sources: reacgan, spade, "
                                                         "spade@massey, spade@kaggle_asl (multi-source), hgan, rendered "

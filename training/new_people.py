@@ -177,9 +177,9 @@ def run_new_people(recipes: list[str], datasets_root: str | Path, out: str | Pat
                    doc: str | Path | None = None, jobs: int = 1, epochs: int | None = None,
                    protocols: tuple[Protocol, ...] = PROTOCOLS, progress: bool = True,
                    layout: str = "protocols") -> list[dict]:
-    """``layout``: ``protocols`` (a row per protocol, columns per recipe: before / after) or ``recipes`` (a row per
-    recipe with the protocols' summaries: ablations)."""
-    """Every (recipe, protocol) cell of the same alphabet; cached per cell, so a killed run resumes."""
+    """Every (recipe, protocol) cell of the same alphabet; cached per cell, so a killed run resumes. ``layout``:
+    ``protocols`` (a row per protocol, columns per recipe: before / after) or ``recipes`` (a row per recipe with the
+    protocols' summaries: ablations)."""
     from tqdm import tqdm
 
     for r in recipes:
@@ -301,8 +301,32 @@ def new_people_table(results: list[dict], recipes: list[str]) -> str:
             if any(m is not None for m in means):
                 vals = " | ".join(f"**{m[0]:.1%}** | {m[1]:.3f} | " if m else " | | " for m in means)
                 lines.append(f"| {label} | | {vals} |")
-        lines.append("")
+        lines += ["", *lost_letters_table(rs[-1], protos, by), ""]
     return "\n".join(lines)
+
+
+def lost_letters_table(recipe: str, protos, by: dict) -> list[str]:
+    """Markdown lines: where ``recipe`` loses the letters of each protocol, to the hand detector (no hand found,
+    which no classifier can mend) or to the classifier (a hand found and misread)."""
+    lines = [f"Where {recipe} loses letters: hands MediaPipe found, accuracy on those, and the share of all images "
+             "lost to each cause.", "",
+             "| protocol (held out) | hands found | read right, of the hands found | lost: no hand | lost: misread |",
+             "|---|---:|---:|---:|---:|"]
+    rows = {}
+    for p in protos:
+        r = by.get((recipe, p.slug), {})
+        if "detection_rate" not in r:
+            continue
+        found, acc = r["detection_rate"], r["accuracy"]
+        rows[p.slug] = (p, found, acc / found if found else 0.0, 1 - found, found - acc)
+        lines.append(f"| {p.name} | {found:.1%} | {acc / found if found else 0.0:.1%} | {1 - found:.1%} | "
+                     f"{found - acc:.1%} |")
+    for label, pick in (("mean of the leave-one-signer-out rows", lambda p: p.test_signer),
+                        ("mean of the leave-one-dataset-out rows", lambda p: not p.test_signer)):
+        sel = np.array([v[1:] for v in rows.values() if pick(v[0])])
+        if len(sel):
+            lines.append(f"| {label} | " + " | ".join(f"**{x:.1%}**" for x in sel.mean(0)) + " |")
+    return lines
 
 
 def recipe_table(results: list[dict], recipes: list[str]) -> str:

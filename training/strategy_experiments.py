@@ -66,10 +66,14 @@ PRESETS = {
 class DatasetSpec:
     crop: str  # hand: framed by the landmarks; whole: the photo (gloved lsa16, where detection often fails)
     test_signers: tuple[str, ...]
+    folder: str | None = None  # the dataset's folder when the protocol's name differs (default: the name)
 
 
 DATASETS = {
     "lis": DatasetSpec("hand", ("GIULIA",)),
+    # a second lis protocol, so that a choice made on lis rests on more than one person: three signers drawn
+    # by sorted(np.random.default_rng(0).choice(the ten signers but GIULIA, sorted, 3, replace=False))
+    "lis-b": DatasetSpec("hand", ("IBRAHIM", "KENZA", "NOOR"), folder="lis"),
     "lsa16": DatasetSpec("whole", ("subject9", "subject10")),
     "massey": DatasetSpec("hand", ("hand5",)),
 }
@@ -173,7 +177,8 @@ class Experiment:
             from training.gan.trainer import resolve_dataset
             from training.hand_crops import load_hand_crops
 
-            self._crops[dataset] = load_hand_crops(resolve_dataset(dataset, self.root), self.preset.size,
+            folder = DATASETS[dataset].folder or dataset
+            self._crops[dataset] = load_hand_crops(resolve_dataset(folder, self.root), self.preset.size,
                                                    DATASETS[dataset].crop, cache_dir=self.cache_dir,
                                                    progress=self.progress)
         return self._crops[dataset]
@@ -195,7 +200,8 @@ class Experiment:
         if (CONFIG_DIR / f"{shipped}.yaml").exists():
             cfg = load_config(shipped)
         else:
-            cfg = GANConfig(name=shipped, model=model, dataset=dataset, crop=spec.crop, size=self.preset.size)
+            cfg = GANConfig(name=shipped, model=model, dataset=spec.folder or dataset, crop=spec.crop,
+                            size=self.preset.size)
         cfg = replace(cfg, exclude_signers=list(spec.test_signers), size=self.preset.size)
         if per_class is not None:
             cfg = replace(cfg, name=f"{cfg.name}-k{per_class}", per_class=per_class, steps=self.preset.gan_steps,

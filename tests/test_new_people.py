@@ -1,0 +1,35 @@
+"""The new-people scoring and the table that splits lost letters between the hand detector and the classifier."""
+
+import numpy as np
+
+from training.new_people import PROTOCOLS, lost_letters_table, score
+
+
+def test_score_counts_missing_hands_as_wrong_and_typed_no_letter_hands_as_false_letters():
+    labels = ["A", "B", "none"]
+    truth = np.array(["A", "A", "B", "B", "none", "none"])
+    detected = np.array([True, False, True, True, True, True])
+    probs = np.array([[0.9, 0.1, 0.0],  # A read right
+                      [0.9, 0.1, 0.0],  # no hand found: wrong whatever the classifier says
+                      [0.2, 0.8, 0.0],  # B read right
+                      [0.7, 0.3, 0.0],  # B misread as A
+                      [0.7, 0.2, 0.1],  # a no-letter hand typed as A (confidence 0.7 >= 0.6)
+                      [0.1, 0.1, 0.8]])  # a no-letter hand read as none: not typed
+    out = score(probs, detected, truth, labels, ["A", "B"])
+    assert out["images"] == 4 and out["no_letter_images"] == 2
+    assert out["detection_rate"] == 0.75
+    assert out["accuracy"] == 0.5
+    assert out["false_letter_rate"] == 0.5
+
+
+def test_lost_letters_table_splits_losses_between_detector_and_classifier():
+    signer = next(p for p in PROTOCOLS if p.alphabet == "asl" and p.test_signer)
+    dataset = next(p for p in PROTOCOLS if p.alphabet == "asl" and not p.test_signer)
+    by = {("asl-x", signer.slug): {"detection_rate": 0.8, "accuracy": 0.6},
+          ("asl-x", dataset.slug): {"detection_rate": 1.0, "accuracy": 0.9}}
+    lines = lost_letters_table("asl-x", [signer, dataset], by)
+    row = next(l for l in lines if l.startswith(f"| {signer.name} |"))
+    # 80% found, 75% of those read right, 20% of all images lost to no hand, 20% to misreading
+    assert row.split("|")[2:6] == [" 80.0% ", " 75.0% ", " 20.0% ", " 20.0% "]
+    mean = next(l for l in lines if l.startswith("| mean of the leave-one-dataset-out rows |"))
+    assert "**100.0%** | **90.0%** | **0.0%** | **10.0%**" in mean
