@@ -269,3 +269,24 @@ def test_each_strategy_on_real_lis_crops(tmp_path, strategy):
     hist = json.loads((tmp_path / "clf" / "history.json").read_text())
     assert len(hist) == 2 and all(np.isfinite(h["val_loss"]) for h in hist)
     assert clf.probabilities(to_input(crops.images[:3])).shape == (3, 3)
+
+
+def test_sign_flip_p_is_exact_for_small_samples():
+    from training.strategy_experiments import sign_flip_p
+
+    assert sign_flip_p([1.0, 2.0, 3.0]) == 0.25  # only all-plus and all-minus reach |mean| 2: 2 of 8 flips
+    assert sign_flip_p([1.0, -1.0]) == 1.0
+    assert sign_flip_p([2.0] * 10) == pytest.approx(2 / 1024)
+
+
+def test_pooled_gain_table_pairs_by_protocol_and_seed():
+    from training.strategy_experiments import pooled_gain_table
+
+    def result(ds, method, seed, acc):
+        return {"row": {"dataset": ds, "seed": seed}, "method": method, "regime": "full", "test_acc": acc}
+
+    results = [result("lis", "real", 0, 0.60), result("lis", "hgan regularizer", 0, 0.63),
+               result("massey", "real", 0, 0.70), result("massey", "hgan regularizer", 0, 0.71),
+               result("massey", "hgan regularizer", 1, 0.99)]  # no real run of seed 1: not paired, left out
+    row = next(l for l in pooled_gain_table(results).splitlines() if l.startswith("| hgan regularizer |"))
+    assert "| lis, massey | 2 | +2.0 ± 1.4 | 2/2 | 0.500 |" in row

@@ -226,6 +226,7 @@ def write_strategies_doc(results: list[dict], doc: str, out: str, generated_per_
         plot_convergence,
         plot_generated_samples,
         plot_per_class_difference,
+        pooled_gain_table,
         results_table,
     )
 
@@ -251,6 +252,7 @@ def write_strategies_doc(results: list[dict], doc: str, out: str, generated_per_
     head = doc.read_text().split(marker)[0] if doc.exists() else "# GAN-generated hands for image classifiers\n\n"
     body = ["## Test accuracy (%), held-out signers", "", results_table(results), "",
             "## Gain over real, paired by seed", "", gain_table(results), "",
+            "## Gain over real on all data, pooled over the protocols", "", pooled_gain_table(results), "",
             "## Convergence", "", convergence_table(results), "", "## Figures", "", *figures, ""]
     doc.write_text(head.rstrip() + "\n\n" + marker + "\n\n" + "\n".join(body))
     print(f"wrote {doc} ({len(results)} runs from {out})")
