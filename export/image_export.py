@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,22 @@ def _with_softmax(model):
     import torch
 
     return torch.nn.Sequential(model, torch.nn.Softmax(dim=1)).eval()
+
+
+def generated_summary(folder) -> dict | None:
+    """What a classifier's generated training images were and how they were made, from the folder's
+    ``generated.json`` (written by ``fingerspell generate`` and ``fingerspell translate``)."""
+    if not folder:
+        return None
+    info_path = Path(folder) / "generated.json"
+    if not info_path.is_file():
+        return {"folder": str(folder)}
+    info = json.loads(info_path.read_text())
+    keep = ("model", "step", "per_class", "images", "seed", "pose_datasets", "exclude_signers", "command",
+            "generator_command")
+    return {"folder": str(folder), "generator": info.get("config", {}).get("name"),
+            "generator_held_out": info.get("config", {}).get("exclude_signers"),
+            **{k: info[k] for k in keep if k in info}}
 
 
 def export_image_classifier(run: str | Path, folder: str | Path, name: str | None = None,
@@ -70,7 +87,7 @@ def export_image_classifier(run: str | Path, folder: str | Path, name: str | Non
                        "test_signers": extra.get("test_signers", []),
                        **({"test_datasets": extra["test_datasets"]} if "test_datasets" in extra else {})},
             "strategy": clf.info.get("strategy"),
-            "generated": extra.get("generated"),
+            "generated": generated_summary(extra.get("generated")),
             "best_epoch": clf.info.get("epoch"),
             "command": extra.get("command"),
         },

@@ -9,7 +9,7 @@ import sys
 
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS
 from realtime.hands import HAND_PIPELINES, MODEL_SIZES, WHICH_HAND
-from realtime.pipeline import CLASSIFIER_KINDS, KEYPOINT_BACKENDS, READERS
+from realtime.pipeline import CLASSIFIER_KINDS, DEFAULT_IMAGE_WEIGHT, KEYPOINT_BACKENDS, READERS
 from realtime.cli_common import (ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, HelpFormatter, add_verbose, fail, int_range,
                                  writable)
 
@@ -63,7 +63,7 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "--model defaults to the keypoint model of the image model's alphabet) (default: %(default)s)")
     p.add_argument("--image-model", help="image-classifier model name or folder for --classifier image/fused "
                                          "(default: lis-letters-image)")
-    p.add_argument("--image-weight", type=float, default=0.5,
+    p.add_argument("--image-weight", type=float, default=DEFAULT_IMAGE_WEIGHT,
                    help="--classifier fused: weight of the image classifier's probabilities, 0 to 1 "
                         "(default: %(default)s)")
 

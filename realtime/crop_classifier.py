@@ -22,6 +22,10 @@ from realtime.manifest import NO_LETTER, ModelError, check_io
 from realtime.crops import CROP_SCALE, SquareBox, crop_square
 
 CLASSIFIER_KINDS = ("keypoints", "image", "fused")
+# the image model's weight in the fused reading: chosen among 0.2, 0.3, 0.5 on lis signers IBRAHIM, KENZA and NOOR
+# and confirmed on GIULIA (docs/fused-seeds.md, 'fingerspell train fused-seeds'); at 0.5 the fused reading of those
+# three people fell below the keypoint model's own
+DEFAULT_IMAGE_WEIGHT = 0.3
 DEFAULT_IMAGE_MODEL = "lis-letters-image"
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from realtime.classifier import OnnxClassifier
 from realtime.manifest import NO_LETTER
-from realtime.crop_classifier import CLASSIFIER_KINDS
+from realtime.crop_classifier import CLASSIFIER_KINDS, DEFAULT_IMAGE_WEIGHT
 from realtime.features import FeatureExtractor
 from realtime.hands import HAND_PIPELINES, Hand, make_hands_stage, pick_hand
 from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
@@ -101,7 +101,7 @@ class PipelineOptions:
     keypoints: str = "mediapipe"  # where the keypoints come from: KEYPOINT_BACKENDS
     classifier_kind: str = "keypoints"  # with mediapipe keypoints: CLASSIFIER_KINDS
     image_model: str | None = None  # image / fused: the image classifier
-    image_weight: float = 0.5  # fused: weight of the image classifier's probabilities
+    image_weight: float = DEFAULT_IMAGE_WEIGHT  # fused: weight of the image classifier's probabilities
     profile: object = None  # a personal calibration (realtime.calibration.Profile)
     hands: str = "mediapipe"  # a row of realtime.hands.HAND_PIPELINES
     hand_model: str = "lite"  # lite | full

@@ -327,3 +327,19 @@ def test_the_letter_metric_needs_a_classifier_of_the_hgans_own_data():
     from training.hgan.metrics import _classifier_data
 
     assert _classifier_data(weights_dir() / "lis-letters-image") == ["lis"]
+
+
+def test_classifier_manifest_says_how_its_generated_images_were_made(tmp_path):
+    import json
+
+    from export.image_export import generated_summary
+
+    assert generated_summary(None) is None
+    assert generated_summary(tmp_path / "gone") == {"folder": str(tmp_path / "gone")}
+    (tmp_path / "generated.json").write_text(json.dumps({
+        "model": "hgan", "config": {"name": "lis-hgan-cpu", "exclude_signers": ["GIULIA"]}, "per_class": 50,
+        "seed": 0, "images": 1100, "command": "fingerspell translate --hgan runs/hgan/lis-hgan-cpu --per-class 50",
+        "generator_command": "fingerspell train hgan --config lis-hgan-cpu"}))
+    s = generated_summary(tmp_path)
+    assert s["generator"] == "lis-hgan-cpu" and s["generator_held_out"] == ["GIULIA"]
+    assert s["command"].startswith("fingerspell translate") and s["generator_command"].endswith("lis-hgan-cpu")

@@ -290,3 +290,20 @@ def test_pooled_gain_table_pairs_by_protocol_and_seed():
                result("massey", "hgan regularizer", 1, 0.99)]  # no real run of seed 1: not paired, left out
     row = next(l for l in pooled_gain_table(results).splitlines() if l.startswith("| hgan regularizer |"))
     assert "| lis, massey | 2 | +2.0 ± 1.4 | 2/2 | 0.500 |" in row
+
+
+def test_fused_scores_reorder_the_image_columns_and_count_missing_hands_as_wrong():
+    from training.fused_seeds import fused_scores, fused_seeds_table
+
+    kp_labels, im_labels = ["A", "B"], ["B", "A"]  # the image model's columns in another order
+    truth = np.array(["A", "B", "B"])
+    found = np.array([True, True, False])
+    p_kp = np.array([[0.6, 0.4], [0.6, 0.4], [0.0, 1.0]])  # keypoints: A right, B wrong
+    p_im = np.array([[0.1, 0.9], [0.9, 0.1], [0.9, 0.1]])  # image (B, A order): A right, B right
+    s = fused_scores(p_kp, found, truth, kp_labels, p_im, im_labels, weight=0.5)
+    assert s == {"keypoints": pytest.approx(1 / 3), "image": pytest.approx(2 / 3), "fused": pytest.approx(2 / 3)}
+    assert fused_scores(p_kp, found, truth, kp_labels, p_im, im_labels, weight=0.0)["fused"] == pytest.approx(1 / 3)
+    rows = [{"protocol": "lis", "test_signers": ["X"], "method": m, "seed": 0, "image_weight": 0.3, "images": 3,
+             "keypoints": 0.5, "image": a, "fused": f} for m, a, f in (("real", 0.4, 0.6), ("hgan-regularizer", 0.5, 0.7))]
+    line = next(l for l in fused_seeds_table(rows).splitlines() if "hgan-regularizer" in l)
+    assert "| +10.0 (1/1) | +10.0 (1/1) |" in line

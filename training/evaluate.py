@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from realtime.pipeline import Recognizer
+from realtime.pipeline import DEFAULT_IMAGE_WEIGHT, Recognizer
 from realtime.images import ImageFolder, read_image
 from training.metrics import classification_report, format_report
 
@@ -24,7 +24,7 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
              json_out: str | Path | None = None, plot: str | Path | None = None, device: str = "auto",
              hand: str = "any", progress: bool = True, seed: int = 0, keypoints: str = "mediapipe",
              hands: str = "mediapipe", backend: str = "auto", precision: str = "fp32", classifier: str = "keypoints",
-             image_model: str | None = None, image_weight: float = 0.5, profile=None) -> dict:
+             image_model: str | None = None, image_weight: float = DEFAULT_IMAGE_WEIGHT, profile=None) -> dict:
     """``profile``: a personal calibration (:class:`realtime.calibration.Profile`) applied to the classifier."""
     rec = Recognizer.build(model, hand=hand, device=device, keypoints=keypoints, static=True, hands=hands, backend=backend,
                      precision=precision, classifier_kind=classifier, image_model=image_model,

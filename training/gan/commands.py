@@ -78,7 +78,8 @@ def cmd_generate(args) -> int:
             scorer = (ImageClassifier.load(args.evaluator) if args.evaluator
                       else ensure_evaluator(gen.config, args.datasets, args.cache_dir))
         info = generate_dataset(gen, args.out, args.per_class, comma_list(args.labels), args.truncation, poses,
-                                args.seed, args.filter_top_k, scorer)
+                                args.seed, args.filter_top_k, scorer,
+                                extra={"command": " ".join(["fingerspell"] + sys.argv[1:])})
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         return fail(str(e))
     print(f"wrote {info['per_class']} images for each of {len(info['classes'])} classes to {args.out} "

@@ -201,7 +201,8 @@ def top_k_per_class(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarra
 
 def generate_dataset(gen: LoadedGenerator, out: str | os.PathLike, per_class: int, labels: list[str] | None = None,
                      truncation: float | None = None, poses: PoseSource | None = None, seed: int = 0,
-                     filter_top_k: int | None = None, scorer=None, progress: bool = True) -> dict:
+                     filter_top_k: int | None = None, scorer=None, progress: bool = True,
+                     extra: dict | None = None) -> dict:
     """Write a balanced image folder. With ``filter_top_k``, ``per_class`` images are generated per class and
     the ``filter_top_k`` that ``scorer`` (a real-data classifier) finds most likely to show their class kept."""
     import cv2
@@ -237,6 +238,6 @@ def generate_dataset(gen: LoadedGenerator, out: str | os.PathLike, per_class: in
     info = {"checkpoint": str(gen.path), "step": gen.step, "model": gen.config.model, "config": gen.config.to_dict(),
             "classes": labels, "per_class": filter_top_k or per_class, "generated_per_class": per_class,
             "truncation": truncation, "seed": seed, "pose_source": poses.name if poses else None,
-            "filter_top_k": filter_top_k, "filter_mean_score": kept_scores or None}
+            "filter_top_k": filter_top_k, "filter_mean_score": kept_scores or None, **(extra or {})}
     (out / "generated.json").write_text(json.dumps(info, indent=1))
     return info

@@ -5,6 +5,7 @@ Registered by ``realtime.cli``; every heavy import happens inside the command, s
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def cmd_translate(args) -> int:
         lm, labels = balanced_poses(lm, labels, args.per_class, config, args.seed, classes)
         info = write_translated(hgan, lm, labels, args.out, args.seed, args.keep_synthetic,
                                 extra={"pose_datasets": config.pose_datasets or [config.dataset],
-                                       "exclude_signers": config.exclude_signers})
+                                       "exclude_signers": config.exclude_signers,
+                                       "command": " ".join(["fingerspell"] + sys.argv[1:]),
+                                       "generator_command": f"fingerspell train hgan --config {config.name}"})
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         return fail(str(e))
     print(f"wrote {info['images']} translated hands ({len(info['classes'])} classes x {info['per_class']}) to "
