@@ -89,7 +89,8 @@ class FusedClassifier:
     The keypoints carry the hand's geometry, the crop its appearance (finger contact, thumb position hidden in
     the landmarks' noise); averaging probabilities is the simplest fusion that needs no joint training."""
 
-    def __init__(self, keypoint_classifier, image_classifier: OnnxImageClassifier, weight: float = 0.5):
+    def __init__(self, keypoint_classifier, image_classifier: OnnxImageClassifier,
+                 weight: float = DEFAULT_IMAGE_WEIGHT):
         if not 0 <= weight <= 1:
             raise ValueError(f"the image weight must be within [0, 1], got {weight}")
         kp, im = list(keypoint_classifier.labels), list(image_classifier.labels)

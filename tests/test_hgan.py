@@ -322,11 +322,22 @@ def test_the_gpu_training_check_times_a_config_on_stand_in_data():
 
 
 def test_the_letter_metric_needs_a_classifier_of_the_hgans_own_data():
-    """An H-GAN of massey (ASL) is not scored by the LIS classifier: its letters are another alphabet's."""
+    """An H-GAN of massey (ASL) is not scored by the LIS classifier: its letters are another alphabet's. And the
+    shipped lis-letters-image learned from lis-hgan-cpu's own hands, so it must not grade that H-GAN."""
     from realtime.manifest import weights_dir
-    from training.hgan.metrics import _classifier_data
+    from training.hgan.metrics import _classifier_training
 
-    assert _classifier_data(weights_dir() / "lis-letters-image") == ["lis"]
+    training = _classifier_training(weights_dir() / "lis-letters-image")
+    assert training["data"] == ["lis"]
+    assert training["generated"]["generator"] == "lis-hgan-cpu"
+
+
+def test_translate_records_the_generator_command_the_run_wrote(tmp_path):
+    from training.hgan.commands import COMMAND_FILE, generator_command
+
+    assert "inferred" in generator_command(tmp_path, "lis-hgan-cpu")
+    (tmp_path / COMMAND_FILE).write_text("fingerspell train hgan --config lis-hgan-cpu --steps 10\n")
+    assert generator_command(tmp_path, "lis-hgan-cpu") == "fingerspell train hgan --config lis-hgan-cpu --steps 10"
 
 
 def test_classifier_manifest_says_how_its_generated_images_were_made(tmp_path):

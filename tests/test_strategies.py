@@ -277,6 +277,9 @@ def test_sign_flip_p_is_exact_for_small_samples():
     assert sign_flip_p([1.0, 2.0, 3.0]) == 0.25  # only all-plus and all-minus reach |mean| 2: 2 of 8 flips
     assert sign_flip_p([1.0, -1.0]) == 1.0
     assert sign_flip_p([2.0] * 10) == pytest.approx(2 / 1024)
+    # past 16 pairs it samples flips, and counts the observed pattern too: never 0
+    p = sign_flip_p([2.0] * 20)
+    assert 0 < p <= 3 / 100_001
 
 
 def test_pooled_gain_table_pairs_by_protocol_and_seed():
@@ -307,3 +310,23 @@ def test_fused_scores_reorder_the_image_columns_and_count_missing_hands_as_wrong
              "keypoints": 0.5, "image": a, "fused": f} for m, a, f in (("real", 0.4, 0.6), ("hgan-regularizer", 0.5, 0.7))]
     line = next(l for l in fused_seeds_table(rows).splitlines() if "hgan-regularizer" in l)
     assert "| +10.0 (1/1) | +10.0 (1/1) |" in line
+
+
+def test_fused_scores_keep_the_keypoint_models_no_letter_class():
+    """A keypoint model with 'none' (which the image model lacks) fuses as the live FusedClassifier does."""
+    from training.fused_seeds import fused_scores
+
+    kp_labels, im_labels = ["A", "B", "none"], ["B", "A"]
+    truth = np.array(["A", "none"])
+    found = np.array([True, True])
+    p_kp = np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
+    p_im = np.array([[0.1, 0.9], [0.9, 0.1]])
+    s = fused_scores(p_kp, found, truth, kp_labels, p_im, im_labels, weight=0.3)
+    assert s == {"keypoints": 1.0, "image": 0.5, "fused": 1.0}  # the image model can never say 'none'
+
+
+def test_fused_seeds_refuses_an_unknown_protocol():
+    from training.fused_seeds import run_fused_seeds
+
+    with pytest.raises(ValueError, match="unknown protocol.*lis, lis-b"):
+        run_fused_seeds("/nonexistent", protocols=("massey",))

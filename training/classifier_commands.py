@@ -3,6 +3,7 @@ experiments, ``training.strategy_experiments``). Registered by ``realtime.cli``;
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -15,10 +16,20 @@ from realtime.cli_common import HelpFormatter, comma_list, datasets_root, fail, 
 _positive = int_range(1)
 
 
+# Said above the pooled table: its p values are per row and uncorrected, and a protocol a method was chosen on cannot
+# confirm that method.
+POOLED_CAVEAT = ("Each p is for one row on its own, not corrected for the number of rows, and a protocol on which a "
+                 "method was chosen cannot confirm it: read them as exploratory.")
+
+
 def _unit(text: str) -> float:
-    v = float(text)
+    """A number within [0, 1]; the error names the value (argparse shows it, and so does fused-seeds)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
     if not 0 <= v <= 1:
-        raise ValueError
+        raise argparse.ArgumentTypeError(f"expected a number within [0, 1], got {text!r}")
     return v
 
 
@@ -203,14 +214,17 @@ def cmd_classifier_grid(args) -> int:
     return 0
 
 
-FUSED_SEEDS_HEAD = (
-    "# Image classifiers of the strategy grid, fused with the keypoint model\n\n"
-    "Written by `fingerspell train fused-seeds`. Each `lis-letters-image` recipe run of the shipped-preset grid "
-    "(`runs/strategies/shipped`, every seed) fused with the shipped keypoint recipe `lis-v3` trained without the "
-    "same person, as `--classifier fused` does; accuracy over every photo of the test signers (no hand found counts "
-    "as wrong), mean over seeds; gains over real paired by seed (points, seeds better / seeds). Data: `lis`; "
-    "test signers GIULIA (protocol `lis`) and IBRAHIM, KENZA, NOOR (protocol `lis-b`, keypoint models held out one "
-    "signer at a time).\n\n")
+def fused_seeds_head(grid_out: str, protocols: list[str]) -> str:
+    """The page's opening: what was fused, on which grid folder and which test people."""
+    from training.strategy_experiments import DATASETS
+
+    people = "; ".join(f"{', '.join(DATASETS[p].test_signers)} (protocol `{p}`)" for p in protocols)
+    return ("# Image classifiers of the strategy grid, fused with the keypoint model\n\n"
+            "Written by `fingerspell train fused-seeds`. Each `lis-letters-image` recipe run of the shipped-preset "
+            f"grid (`{grid_out}`, every seed) fused with the shipped keypoint recipe `lis-v3` trained without the "
+            "same person, as `--classifier fused` does; accuracy over every photo of the test signers (no hand found "
+            "counts as wrong), mean over seeds; gains over real paired by seed (points, seeds better / seeds). Data: "
+            f"`lis`; test signers {people}; keypoint models held out one signer at a time.\n\n")
 
 
 def cmd_fused_seeds(args) -> int:
@@ -219,18 +233,18 @@ def cmd_fused_seeds(args) -> int:
     try:
         root = datasets_root(args.datasets)
         weights = [_unit(w) for w in comma_list(args.image_weights)]
-        results = run_fused_seeds(root, args.grid_out, comma_list(args.data), comma_list(args.methods), weights,
-                                  args.cache_dir)
+        protocols = comma_list(args.data)
+        results = run_fused_seeds(root, args.grid_out, protocols, comma_list(args.methods), weights, args.cache_dir)
         if not results:
             raise FileNotFoundError(f"no grid runs of {args.methods} under {args.grid_out}: run "
                                     f"'fingerspell train classifier-grid --preset shipped' first")
         table = fused_seeds_table(results)
-        for path, text in ((args.json, json.dumps(results, indent=1)), (args.doc, FUSED_SEEDS_HEAD + table + "\n")):
+        for path, text in ((args.json, json.dumps(results, indent=1)), (args.doc, fused_seeds_head(args.grid_out, protocols) + table + "\n")):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text)
         print(table)
         print(f"wrote {args.doc} and {args.json}")
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+    except (FileNotFoundError, ValueError, RuntimeError, argparse.ArgumentTypeError) as e:
         return fail(str(e))
     return 0
 
@@ -284,7 +298,7 @@ def write_strategies_doc(results: list[dict], doc: str, out: str, generated_per_
     head = doc.read_text().split(marker)[0] if doc.exists() else "# GAN-generated hands for image classifiers\n\n"
     body = ["## Test accuracy (%), held-out signers", "", results_table(results), "",
             "## Gain over real, paired by seed", "", gain_table(results), "",
-            "## Gain over real on all data, pooled over the protocols", "", pooled_gain_table(results), "",
+            "## Gain over real on all data, pooled over the protocols", "", POOLED_CAVEAT, "", pooled_gain_table(results), "",
             "## Convergence", "", convergence_table(results), "", "## Figures", "", *figures, ""]
     doc.write_text(head.rstrip() + "\n\n" + marker + "\n\n" + "\n".join(body))
     print(f"wrote {doc} ({len(results)} runs from {out})")

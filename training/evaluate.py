@@ -65,8 +65,10 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
     finally:
         rec.close()
     rep = classification_report(np.array(y_true), np.array(y_pred), clf.labels)
-    rep.update(model=name, profile=profile.path if profile is not None else None, classifier=classifier, keypoints=keypoints, hands=hands, data=str(ds.root), signers=signers or "all", unreadable=len(unreadable),
-               unreadable_files=unreadable, unknown_labels=dict(unknown))
+    rep.update(model=name, profile=profile.path if profile is not None else None, classifier=classifier,
+               image_weight=image_weight if classifier == "fused" else None, keypoints=keypoints, hands=hands,
+               data=str(ds.root), signers=signers or "all", unreadable=len(unreadable), unreadable_files=unreadable,
+               unknown_labels=dict(unknown))
     if progress:
         print(format_report(rep, f"{name} on {ds.root}" + (f" signers {signers}" if signers else "")))
         if unknown:

@@ -15,39 +15,45 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.crop_classifier import DEFAULT_IMAGE_WEIGHT, FusedClassifier
+from training.fused_results import _Given
 from training.new_people import PROTOCOLS, TorchModel, run_cell, test_rows
 from training.strategy_experiments import DATASETS, _paired
+
+# the grid protocols with lis signers held out, whose keypoint models this page can train one signer at a time
+FUSED_PROTOCOLS = ("lis", "lis-b")
 
 
 def _signer_protocol(signer: str):
     return next(p for p in PROTOCOLS if p.alphabet == "lis" and p.test_dataset == "lis" and p.test_signer == signer)
 
 
-def person_probabilities(signer: str, datasets_root, recipe: str = "lis-v3", new_people="runs/new-people"):
+def person_probabilities(signer: str, datasets_root, recipe: str = "lis-v3", new_people="runs/new-people",
+                         cache_dir=None):
     """(keypoint probabilities, hand found, truth, rel paths, keypoint labels) of one lis signer's photos, from the
     recipe's model trained without that signer."""
     protocol = _signer_protocol(signer)
-    run_cell(recipe, protocol, str(datasets_root), str(new_people))
+    run_cell(recipe, protocol, str(datasets_root), str(new_people), cache_dir=cache_dir)
     model = TorchModel(Path(new_people) / recipe / protocol.slug / "model.pt")
-    kp = test_rows(protocol, datasets_root)
+    kp = test_rows(protocol, datasets_root, cache_dir)
     probs, found = model.probabilities(kp)
     return probs, found, kp.labels.astype(str), kp.rel.astype(str), list(model.labels)
 
 
-def fused_scores(p_kp, found, truth, kp_labels, p_im, im_labels, weight: float = 0.5) -> dict:
-    """Accuracy of the keypoint model, the image model and their average (``weight`` on the image), over all
-    rows; rows without a hand are wrong for all three (the live path reads no crop without a hand)."""
-    order = [im_labels.index(c) for c in kp_labels]  # the image model's columns in the keypoint model's order
-    p_im = p_im[:, order]
-    names = np.asarray(kp_labels)
+def fused_scores(p_kp, found, truth, kp_labels, p_im, im_labels, weight: float = DEFAULT_IMAGE_WEIGHT) -> dict:
+    """Accuracy of the keypoint model, the image model and the live path's :class:`FusedClassifier` (``weight`` on
+    the image; a keypoint no-letter class keeps its own probability), over all rows; rows without a hand are wrong
+    for all three (the live path reads no crop without a hand)."""
+    fused = FusedClassifier(_Given(kp_labels, "keypoints"), _Given(im_labels, "image"), weight)
 
-    def acc(p):
-        return float(np.mean(found & (names[p.argmax(1)] == truth)))
+    def acc(p, labels):
+        return float(np.mean(found & (np.asarray(labels)[p.argmax(1)] == truth)))
 
-    return {"keypoints": acc(p_kp), "image": acc(p_im), "fused": acc(weight * p_im + (1 - weight) * p_kp)}
+    return {"keypoints": acc(p_kp, kp_labels), "image": acc(p_im, im_labels),
+            "fused": acc(fused((p_kp, p_im)), fused.labels)}
 
 
-def run_fused_seeds(datasets_root, grid_out="runs/strategies/shipped", protocols=("lis", "lis-b"),
+def run_fused_seeds(datasets_root, grid_out="runs/strategies/shipped", protocols=FUSED_PROTOCOLS,
                     methods=("real", "hgan-regularizer", "rendered-regularizer"), weights=(0.3, 0.5),
                     cache_dir=None, progress: bool = True) -> list[dict]:
     """One result per (protocol, method, seed, image weight) that the grid has trained: accuracy over all the
@@ -58,13 +64,22 @@ def run_fused_seeds(datasets_root, grid_out="runs/strategies/shipped", protocols
     from training.hand_crops import load_hand_crops
     from training.image_classifier import ImageClassifier, to_input
 
+    unknown = sorted(set(protocols) - set(FUSED_PROTOCOLS))
+    if unknown:
+        raise ValueError(f"unknown protocol(s) {unknown}: fused-seeds knows {', '.join(FUSED_PROTOCOLS)}")
     results = []
     for name in protocols:
         spec = DATASETS[name]
-        crops = load_hand_crops(resolve_dataset(spec.folder or name, datasets_root), 32, spec.crop,
+        runs = {m: [f for f in sorted(Path(grid_out, "runs", name, "full", m).glob("seed*")) if (f / "best.pt").exists()]
+                for m in methods}
+        if not any(runs.values()):
+            continue
+        # every grid classifier of a protocol has the same crop size: read it from the first
+        size = ImageClassifier.load(next(f for fs in runs.values() for f in fs)).size
+        crops = load_hand_crops(resolve_dataset(spec.folder or name, datasets_root), size, spec.crop,
                                 cache_dir=cache_dir, progress=progress)
         index = {r: i for i, r in enumerate(crops.rel.astype(str))}
-        people = [person_probabilities(s, datasets_root) for s in spec.test_signers]
+        people = [person_probabilities(s, datasets_root, cache_dir=cache_dir) for s in spec.test_signers]
         p_kp = np.concatenate([p[0] for p in people])
         found = np.concatenate([p[1] for p in people])
         truth = np.concatenate([p[2] for p in people])
@@ -73,9 +88,7 @@ def run_fused_seeds(datasets_root, grid_out="runs/strategies/shipped", protocols
         rows = np.where(rows >= 0, rows, 0)
         kp_labels = people[0][4]
         for method in methods:
-            for folder in sorted(Path(grid_out, "runs", name, "full", method).glob("seed*")):
-                if not (folder / "best.pt").exists():
-                    continue
+            for folder in runs[method]:
                 clf = ImageClassifier.load(folder)
                 with torch.no_grad():
                     p_im = clf.probabilities(to_input(crops.images[rows]))

@@ -325,7 +325,9 @@ def lost_letters_table(recipe: str, protos, by: dict) -> list[str]:
                         ("mean of the leave-one-dataset-out rows", lambda p: not p.test_signer)):
         sel = np.array([v[1:] for v in rows.values() if pick(v[0])])
         if len(sel):
-            lines.append(f"| {label} | " + " | ".join(f"**{x:.1%}**" for x in sel.mean(0)) + " |")
+            found, _, no_hand, misread = sel.mean(0)
+            right = (found - misread) / found if found else 0.0  # of the mean's hands found, as the other columns
+            lines.append(f"| {label} | " + " | ".join(f"**{x:.1%}**" for x in (found, right, no_hand, misread)) + " |")
     return lines
 
 

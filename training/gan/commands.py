@@ -15,7 +15,6 @@ from realtime.cli_common import HelpFormatter, add_data_args, comma_list, fail, 
 _positive = int_range(1)
 
 
-
 def cmd_train_gan(args) -> int:
     from training.gan.config import load_config
     from training.gan.metrics import ensure_evaluator, evaluate_generator, format_metrics
@@ -67,6 +66,7 @@ def cmd_generate(args) -> int:
     from training.gan.metrics import ensure_evaluator
     from training.gan.sampling import generate_dataset, load_generator
     from training.image_classifier import ImageClassifier
+    from training.io import command_line
 
     try:
         from training.train_j2s import resolve_device
@@ -79,7 +79,7 @@ def cmd_generate(args) -> int:
                       else ensure_evaluator(gen.config, args.datasets, args.cache_dir))
         info = generate_dataset(gen, args.out, args.per_class, comma_list(args.labels), args.truncation, poses,
                                 args.seed, args.filter_top_k, scorer,
-                                extra={"command": " ".join(["fingerspell"] + sys.argv[1:])})
+                                extra={"command": command_line()})
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         return fail(str(e))
     print(f"wrote {info['per_class']} images for each of {len(info['classes'])} classes to {args.out} "
@@ -142,6 +142,7 @@ def write_doc_section(m: dict, args, grid: Path) -> None:
     import shutil
 
     from training.gan.metrics import metrics_markdown
+    from training.io import command_line
 
     doc = Path(args.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +151,7 @@ def write_doc_section(m: dict, args, grid: Path) -> None:
     img_dir = doc.parent / doc.stem
     img_dir.mkdir(exist_ok=True)
     shutil.copy(grid, img_dir / f"{name}-samples.png")
-    cmd = "fingerspell " + " ".join(sys.argv[1:]) if sys.argv[0].endswith(("fingerspell", "cli.py")) else \
+    cmd = command_line() if Path(sys.argv[0]).name in ("fingerspell", "cli.py") else \
         f"fingerspell gan-metrics --gan {args.gan} --images {args.images} --doc {args.doc}"
     section = metrics_markdown(m, name, cmd, f"{img_dir.name}/{name}-samples.png")
     text = doc.read_text() if doc.exists() else "# GAN metrics\n\nWritten by `fingerspell gan-metrics --doc`.\n\n"

@@ -5,18 +5,28 @@ Registered by ``realtime.cli``; every heavy import happens inside the command, s
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 from realtime.cli_common import HelpFormatter, add_data_args, comma_list, fail, int_range
 
 _positive = int_range(1)
+COMMAND_FILE = "command.txt"  # in an H-GAN run folder: the 'train hgan' command that made it
+
+
+def generator_command(run: Path, config_name: str) -> str:
+    """The command that trained the H-GAN in ``run``: as recorded there, or (runs made before it was recorded) the
+    shipped config's command, marked as inferred."""
+    recorded = run / COMMAND_FILE
+    if recorded.exists():
+        return recorded.read_text().strip()
+    return f"fingerspell train hgan --config {config_name} (inferred from the run's config name)"
 
 
 def cmd_train_hgan(args) -> int:
     from training.hgan.config import load_config
     from training.hgan.trainer import HGANTrainer
+    from training.io import command_line
 
     if args.datasets:
         os.environ["FINGERSPELL_DATASETS"] = args.datasets
@@ -27,6 +37,7 @@ def cmd_train_hgan(args) -> int:
         out = Path(args.out or f"runs/hgan/{config.name}")
         t0 = time.perf_counter()
         trainer = HGANTrainer(config, out, cache_dir=args.cache_dir)
+        (out / COMMAND_FILE).write_text(command_line() + "\n")  # 'translate' records it as the generator's command
         if trainer.resumed:
             print(f"resuming {out / 'checkpoint.pt'} at step {trainer.step}/{config.steps}")
         trainer.train()
@@ -46,6 +57,7 @@ def cmd_translate(args) -> int:
     from training.gan.trainer import resolve_dataset
     from training.hgan.data import pose_pool
     from training.hgan.translate import balanced_poses, load_hgan, write_translated
+    from training.io import command_line
     from training.train_j2s import resolve_device
 
     try:
@@ -66,8 +78,8 @@ def cmd_translate(args) -> int:
         info = write_translated(hgan, lm, labels, args.out, args.seed, args.keep_synthetic,
                                 extra={"pose_datasets": config.pose_datasets or [config.dataset],
                                        "exclude_signers": config.exclude_signers,
-                                       "command": " ".join(["fingerspell"] + sys.argv[1:]),
-                                       "generator_command": f"fingerspell train hgan --config {config.name}"})
+                                       "command": command_line(),
+                                       "generator_command": generator_command(Path(args.hgan), config.name)})
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         return fail(str(e))
     print(f"wrote {info['images']} translated hands ({len(info['classes'])} classes x {info['per_class']}) to "

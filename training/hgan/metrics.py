@@ -105,10 +105,10 @@ def letter_kept(classifier_dir: str | os.PathLike, images: np.ndarray, labels: n
             "images": int(known.sum())}
 
 
-def _classifier_data(classifier_dir) -> list[str]:
+def _classifier_training(classifier_dir) -> dict:
     from realtime.manifest import Manifest
 
-    return list(Manifest.load(Path(classifier_dir)).raw.get("training", {}).get("data", []))
+    return dict(Manifest.load(Path(classifier_dir)).raw.get("training", {}))
 
 
 def hgan_metrics(run: str | os.PathLike, datasets=None, cache_dir=None, images: int = 2000, doc: str | None = None,
@@ -149,8 +149,13 @@ def hgan_metrics(run: str | os.PathLike, datasets=None, cache_dir=None, images: 
     m["pose"] = {"real": pose_kept(real_u8[:n_pose], real.keypoints[pick][:n_pose]),  # the floor at this size
                  "rendered": pose_kept(rendered[:n_pose], r["keypoints"][:n_pose]),
                  "translated": pose_kept(translated[:n_pose], r["keypoints"][:n_pose]), "images": n_pose}
-    learned = _classifier_data(classifier) if classifier else []
-    if classifier and c.dataset in learned:
+    training = _classifier_training(classifier) if classifier else {}
+    learned = list(training.get("data", []))
+    made_by = (training.get("generated") or {}).get("generator")
+    if classifier and made_by == c.name:  # it learned from this H-GAN's own hands: it would grade its own teacher
+        m["letter_note"] = (f"not measured: {Path(classifier).name} was trained with hands translated by {made_by}; "
+                            "pass --classifier a model trained without them")
+    elif classifier and c.dataset in learned:
         m["letter"] = {"rendered": letter_kept(classifier, rendered, labels),
                        "translated": letter_kept(classifier, translated, labels)}
     elif classifier:  # e.g. an ASL H-GAN and the LIS classifier: letters of another alphabet, a meaningless figure
