@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 PROFILE_FORMAT = 1
-METHODS = ("knn", "prototype")
+METHODS = ("knn", "prototype", "head", "knn+head")
 SPACES = ("embedding", "input")
 
 
@@ -48,6 +48,7 @@ class Profile:
     alpha: float = 24.0  # weight of the similarity term (a logit bonus of alpha for a perfect match)
     temperature: float = 0.25  # similarity softness: exp(-d^2 / (2 T^2)) on standardised embeddings
     space: str = "embedding"  # compare in the model's penultimate activations ("embedding") or its "input" features
+    l2: float = 0.05  # the 'head' methods: weight decay of the fitted correction
     meta: dict = field(default_factory=dict)  # who / when / how recorded (free form)
     path: str | None = None  # the file it was loaded from (not saved)
 
@@ -66,6 +67,7 @@ class Profile:
         return {"format": PROFILE_FORMAT, "kind": "fingerspell-profile", "model": self.model,
                 "model_sha256": self.model_sha256, "labels": self.labels, "features": self.features,
                 "method": self.method, "alpha": self.alpha, "temperature": self.temperature, "space": self.space,
+                "l2": self.l2,
                 "counts": self.counts(), "uncalibrated": self.uncalibrated, "meta": self.meta,
                 "sample_labels": self.sample_labels,
                 "samples": np.round(np.asarray(self.samples, np.float64), 5).tolist()}
@@ -90,6 +92,7 @@ class Profile:
                     features=dict(d["features"]), samples=samples, sample_labels=list(d["sample_labels"]),
                     method=str(d.get("method", "knn")), alpha=float(d.get("alpha", cls.alpha)),
                     temperature=float(d.get("temperature", cls.temperature)), space=str(d.get("space", "embedding")),
+                    l2=float(d.get("l2", cls.l2)),
                     meta=dict(d.get("meta", {})))
         except (KeyError, TypeError, ValueError) as e:
             raise ProfileError(f"{source}: unreadable or incomplete profile ({type(e).__name__}: {e})") from e
@@ -134,11 +137,39 @@ def _labels(labels) -> str:
     return " ".join(labels)
 
 
+def fit_residual_head(z: np.ndarray, y: np.ndarray, base_logp: np.ndarray, classes: np.ndarray, l2: float = 0.05,
+                      steps: int = 300, lr: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A linear correction (W, b) of the model's log-probabilities, fitted on one person's samples: softmax(base_logp
+    + z W + b) by full-batch gradient descent on the cross-entropy plus ``l2`` |W|^2 (convex; tens of milliseconds).
+    Only the calibrated ``classes`` get a column, so a letter without samples keeps the model's reading."""
+    n, d = z.shape
+    w, b = np.zeros((d, len(classes))), np.zeros(len(classes))
+    col = {int(c): i for i, c in enumerate(classes)}
+    target = np.array([col[int(c)] for c in y])
+    for _ in range(steps):
+        logits = base_logp.copy()
+        logits[:, classes] += z @ w + b
+        logits -= logits.max(1, keepdims=True)
+        q = np.exp(logits)
+        q /= q.sum(1, keepdims=True)
+        g = q[:, classes].copy()
+        g[np.arange(n), target] -= 1.0
+        g /= n
+        w -= lr * (z.T @ g + l2 * w)
+        b -= lr * g.sum(0)
+    return w, b
+
+
 class Adapter:
-    """The fitted adaptation: model probabilities and embeddings -> calibrated probabilities."""
+    """The fitted adaptation: model probabilities and embeddings -> calibrated probabilities.
+
+    ``knn`` / ``prototype``: a similarity bonus towards the letters whose samples the frame resembles; ``head``: a
+    linear correction of the model's reading fitted on the samples (needs ``sample_probs``, the model's
+    probabilities of the samples); ``knn+head``: both."""
 
     def __init__(self, samples: np.ndarray, sample_labels: list[str], labels: list[str], method: str = "knn",
-                 alpha: float = 24.0, temperature: float = 0.25):
+                 alpha: float = 24.0, temperature: float = 0.25, sample_probs: np.ndarray | None = None,
+                 l2: float = 0.05):
         self.labels, self.method, self.alpha, self.temperature = list(labels), method, alpha, temperature
         x = np.asarray(samples, np.float64)
         self.mean = x.mean(0) if len(x) else 0.0
@@ -151,15 +182,31 @@ class Adapter:
         else:
             order = np.argsort(y, kind="stable")  # each letter's samples side by side, for one reduceat per frame
             refs, ref_class = z[order], y[order]
+            self._sample_pos = np.argsort(order)  # where each sample sits among refs
         self.refs, self.ref_class = refs, ref_class
         self._ref_sq = (refs ** 2).sum(1)
         self._starts = np.flatnonzero(np.r_[True, ref_class[1:] != ref_class[:-1]]) if len(ref_class) else ref_class
+        self.head = None
+        if "head" in method and len(y):
+            if sample_probs is None:
+                raise ValueError("the 'head' calibration needs the model's probabilities of the samples")
+            base = np.log(np.maximum(np.asarray(sample_probs, np.float64).reshape(len(y), -1), 1e-8))
+            if "knn" in method:  # the head corrects what the similarity term leaves wrong
+                base = base + self.alpha * self._similarity_z(z, leave_one_out=True)
+            self.head = fit_residual_head(z, y, base, self.classes, l2)
+
+    def _standardise(self, features: np.ndarray) -> np.ndarray:
+        f = (np.asarray(features, np.float64).reshape(-1, len(np.atleast_1d(self.scale))) - self.mean) / self.scale
+        return f / np.sqrt(f.shape[1])
 
     def similarity(self, features: np.ndarray) -> np.ndarray:
         """(B, dim) -> (B, n_labels): exp(-d^2 / 2T^2) to the nearest sample of each calibrated letter, 0 elsewhere."""
-        f = (np.asarray(features, np.float64).reshape(-1, len(np.atleast_1d(self.scale))) - self.mean) / self.scale
-        f /= np.sqrt(f.shape[1])
+        return self._similarity_z(self._standardise(features))
+
+    def _similarity_z(self, f: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
         d2 = np.maximum((f ** 2).sum(1, keepdims=True) + self._ref_sq[None] - 2.0 * f @ self.refs.T, 0.0)  # (B, R)
+        if leave_one_out:  # f holds the samples themselves, in their own order: none may find itself
+            d2[np.arange(len(f)), self._sample_pos] = np.inf
         out = np.zeros((len(f), len(self.labels)))
         if len(self.refs):
             nearest = np.minimum.reduceat(d2, self._starts, axis=1)  # (B, calibrated letters)
@@ -172,7 +219,11 @@ class Adapter:
         p = p.reshape(1, -1) if single else p
         if len(self.classes) == 0:
             return probs
-        logits = np.log(np.maximum(p, 1e-8)) + self.alpha * self.similarity(features)
+        logits = np.log(np.maximum(p, 1e-8))
+        if self.method != "head":
+            logits = logits + self.alpha * self.similarity(features)
+        if self.head is not None:
+            logits[:, self.classes] += self._standardise(features) @ self.head[0] + self.head[1]
         logits -= logits.max(1, keepdims=True)
         q = np.exp(logits)
         q /= q.sum(1, keepdims=True)
@@ -216,9 +267,14 @@ class CalibratedClassifier:
         self.manifest = getattr(classifier, "manifest", manifest)
         # the profile keeps the samples' input features; their embeddings come from this very model (same sha256)
         self._embed = getattr(kp, "probs_and_embedding", None) if profile.space == "embedding" else None
-        refs = self._embed(profile.samples)[1] if self._embed is not None and len(profile.samples) else profile.samples
+        refs, sample_probs = profile.samples, None
+        if len(profile.samples):
+            if self._embed is not None:
+                sample_probs, refs = self._embed(profile.samples)
+            elif "head" in profile.method:
+                sample_probs = kp.probs_and_embedding(profile.samples)[0]
         self.adapter = Adapter(refs, profile.sample_labels, profile.labels, profile.method, profile.alpha,
-                               profile.temperature)
+                               profile.temperature, sample_probs=sample_probs, l2=profile.l2)
 
     def __call__(self, inputs) -> np.ndarray:
         """The keypoint features (or a fused model's (features, crop)) -> adapted probabilities."""

@@ -95,6 +95,40 @@ def test_adapter_without_samples_changes_nothing():
     assert np.array_equal(ad(probs, np.zeros(4)), probs)
 
 
+def test_head_calibration_corrects_a_systematic_confusion_and_leaves_uncalibrated_letters_alone():
+    """The 'head' adaptation (a linear correction fitted on the samples): a model that always reads B's cluster as A
+    is corrected; a letter without samples gets no column; it needs the samples' probabilities."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 8)) * 3
+
+    def draw(n):
+        y = rng.integers(0, 3, n)
+        return centers[y] + rng.normal(size=(n, 8)), y
+
+    def model(y):  # reads B as A, everything else right
+        p = np.full((len(y), 4), 0.05)
+        p[np.arange(len(y)), np.where(y == 1, 0, y)] = 0.85
+        return p / p.sum(1, keepdims=True)
+
+    xs, ys = draw(30)
+    xt, yt = draw(300)
+    names = [LABELS[i] for i in ys]
+    for method in ("head", "knn+head"):
+        ad = Adapter(xs, names, LABELS, method=method, sample_probs=model(ys))
+        assert (ad(model(yt), xt).argmax(1) == yt).mean() > 0.9 > (model(yt).argmax(1) == yt).mean()
+        assert ad.head[0].shape == (8, 3)  # A, B, C calibrated; 'none' has no column
+    with pytest.raises(ValueError, match="probabilities of the samples"):
+        Adapter(xs, names, LABELS, method="head")
+    only_a = Adapter(xs[ys == 0], [n for n in names if n == "A"], LABELS, method="head", sample_probs=model(ys[ys == 0]))
+    assert only_a.head[0].shape == (8, 1)
+
+
+def test_profile_keeps_its_head_settings(tmp_path):
+    p = profile(method="knn+head", l2=0.01)
+    back = Profile.load(p.save(tmp_path / "p.json"))
+    assert (back.method, back.l2) == ("knn+head", 0.01)
+
+
 def test_session_records_still_frames_only_and_walks_the_letters():
     s = CalibrationSession(LABELS, per_letter=2, still_s=0.3, gap_s=0.1, pause_s=1.0)
     assert s.letters == ["A", "B", "C"]  # never asks for the no-letter class

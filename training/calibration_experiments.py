@@ -113,7 +113,10 @@ def _accuracy(probs, labels, truth, detected) -> float:
 METHODS = tuple(
     (f"{m}, {space}, alpha {a:g}, T {t:g}", space, dict(method=m, alpha=a, temperature=t))
     for space in ("embedding", "input") for m, a, t in
-    (("knn", 6, 0.5), ("knn", 12, 0.25), ("knn", 24, 0.25), ("knn", 24, 0.5), ("prototype", 24, 0.5)))
+    (("knn", 6, 0.5), ("knn", 12, 0.25), ("knn", 24, 0.25), ("knn", 24, 0.5), ("prototype", 24, 0.5))) + tuple(
+    (f"{m}, embedding, {'alpha 24, T 0.25, ' if 'knn' in m else ''}L2 {l2:g}", "embedding",
+     dict(method=m, alpha=24, temperature=0.25, l2=l2))
+    for m, l2 in (("head", 0.01), ("head", 0.05), ("knn+head", 0.01), ("knn+head", 0.05)))
 
 
 def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: bool = False) -> list[dict]:
@@ -141,7 +144,7 @@ def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: b
                          if variant else None})
             for name, space, kw in METHODS:
                 e = x if space == "input" else h
-                ad = Adapter(e[cal], list(truth[cal]), model.labels, **kw)
+                ad = Adapter(e[cal], list(truth[cal]), model.labels, sample_probs=p[cal], **kw)
                 q = ad(p[test], e[test])
                 is_k = truth[test] == "K"
                 rows.append({**base, "method": name, "accuracy": _accuracy(q, model.labels, truth[test], det[test]),
