@@ -135,6 +135,14 @@ def _onnx_target(args) -> dict:
             raise ValueError(f"--opset and --simplify apply to --model; a checkpoint exports at opset {MIN_OPSET}"
                              " (re-export the folder written with --model FOLDER to change them)")
         return export_checkpoint_onnx(args.checkpoint, args.out, name=args.name, data=args.data)
+    if getattr(args, "add_embedding", False):
+        from export.image_export import add_embedding_output
+        from realtime.manifest import resolve_model
+        from training.io import command_line
+
+        if args.opset != MIN_OPSET or args.simplify or args.name:
+            raise ValueError("--add-embedding copies the file as it is: --opset, --simplify and --name do not apply")
+        return add_embedding_output(resolve_model(args.model), args.out, command_line())
     return export_model_onnx(args.model, args.out, opset=args.opset, simplify=args.simplify, name=args.name)
 
 

@@ -1,6 +1,8 @@
 """Export a trained image classifier (``fingerspell train classifier``'s ``best.pt``) as a shipped model folder:
-``model.onnx`` (input ``image`` (batch, 3, S, S) RGB in -1..1, output ``probs``) and a manifest of kind
-``image-classifier`` that the runtime (``realtime.crop_classifier``) checks before use.
+``model.onnx`` (input ``image`` (batch, 3, S, S) RGB in -1..1, outputs ``probs`` and ``embedding``, the pooled
+penultimate activations that personal calibration compares) and a manifest of kind ``image-classifier`` that the
+runtime (``realtime.crop_classifier``) checks before use. :func:`add_embedding_output` gives a file exported
+before the ``embedding`` output existed that output, with its weights untouched.
 """
 from __future__ import annotations
 
@@ -15,11 +17,75 @@ from realtime.manifest import file_fields, write_manifest
 from realtime.crops import CROP_SCALE
 
 
-def _with_softmax(model):
-    """The classifier with a softmax on top: the file outputs probabilities, as every shipped model does."""
+EMBEDDING = "embedding"
+
+
+def _probs_and_embedding(model):
+    """The classifier with a softmax on top (the file outputs probabilities, as every shipped model does), and its
+    pooled penultimate activations as a second output."""
     import torch
 
-    return torch.nn.Sequential(model, torch.nn.Softmax(dim=1)).eval()
+    class ProbsAndEmbedding(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, image):
+            h = self.net.features(image)
+            return torch.softmax(self.net.head(h), dim=1), h
+
+    return ProbsAndEmbedding(model).eval()
+
+
+def _embedding_field(dim) -> dict:
+    return {"name": EMBEDDING, "shape": ["batch", dim], "dtype": "float32",
+            "meaning": "pooled penultimate activations (the classifier layer's input), for personal calibration"}
+
+
+def add_embedding_output(src: str | Path, out: str | Path, command: str | None = None) -> dict:
+    """A shipped image-classifier folder whose ONNX file has only ``probs`` -> ``out`` with the same graph and
+    weights plus the output ``embedding`` (the input of the last Gemm, which feeds the softmax); the manifest is
+    copied with the new file's sha256, the ``embedding`` field and how it was made. Checked: the probabilities of
+    the new file equal the old file's exactly."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    from realtime.manifest import Manifest
+
+    src, out = Path(src), Path(out)
+    m = Manifest.load(src)
+    if m.raw.get("kind") != "image-classifier":
+        raise ValueError(f"{src}: not an image classifier (kind {m.raw.get('kind')!r})")
+    if "embedding" in m.raw:
+        raise ValueError(f"{src}: already has an {EMBEDDING!r} output")
+    model = onnx.load(str(src / m.raw.get("file", "model.onnx")))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    softmax = producers.get(m.output_name)
+    gemm = producers.get(softmax.input[0]) if softmax is not None and softmax.op_type == "Softmax" else None
+    if gemm is None or gemm.op_type != "Gemm":
+        raise ValueError(f"{src}: expected {m.output_name!r} = Softmax(Gemm(features)); cannot find the features")
+    w = next(t for t in model.graph.initializer if t.name == gemm.input[1])
+    dim = int(w.dims[1] if not any(a.name == "transB" and a.i == 0 for a in gemm.attribute) else w.dims[0])
+    model.graph.node.append(helper.make_node("Identity", [gemm.input[0]], [EMBEDDING], name="embedding_output"))
+    model.graph.output.append(helper.make_tensor_value_info(EMBEDDING, onnx.TensorProto.FLOAT, ["batch", dim]))
+    onnx.checker.check_model(model)
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = out / "model.onnx"
+    onnx.save(model, str(onnx_path))
+    x = np.random.default_rng(0).uniform(-1, 1, (8,) + tuple(int(d) for d in m.raw["input"]["shape"][1:]))
+    x = {m.input_name: x.astype(np.float32)}
+    before = ort.InferenceSession(str(src / m.raw.get("file", "model.onnx")), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    p0, (p1, emb) = before.run([m.output_name], x)[0], after.run([m.output_name, EMBEDDING], x)
+    if not np.array_equal(p0, p1) or emb.shape != (8, dim):
+        raise RuntimeError(f"{onnx_path}: the probabilities changed or the embedding is not (batch, {dim})")
+    raw = dict(m.raw)
+    raw.update(file_fields(onnx_path))
+    raw["embedding"] = _embedding_field(dim)
+    raw["post_export"] = {"what": f"output {EMBEDDING!r} added to the file exported from training (same weights)",
+                          "from_sha256": m.sha256, "command": command, "date": _dt.date.today().isoformat()}
+    return write_manifest(out, raw)
 
 
 def generated_summary(folder) -> dict | None:
@@ -59,7 +125,7 @@ def export_image_classifier(run: str | Path, folder: str | Path, name: str | Non
         parity_sets["real"] = {"image": to_input(real_images[np.sort(pick)]).numpy()}
     config = clf.info.get("config", {})
     extra = config.get("extra", {})
-    summary = export_onnx(_with_softmax(clf.model), example, folder / "model.onnx", ["probs"],
+    summary = export_onnx(_probs_and_embedding(clf.model), example, folder / "model.onnx", ["probs", EMBEDDING],
                           {"labels": clf.labels, "name": name, "kind": "image-classifier", "size": s},
                           parity_inputs=parity_sets, opset=MIN_OPSET, tolerance=1e-3)
     onnx_path = folder / "model.onnx"
@@ -76,6 +142,7 @@ def export_image_classifier(run: str | Path, folder: str | Path, name: str | Non
                             "whole: the whole photo squashed to a square"},
         "output": {"name": "probs", "shape": ["batch", len(clf.labels)], "dtype": "float32",
                    "meaning": "class probabilities (softmax), in the order of labels"},
+        "embedding": _embedding_field(int(clf.model.feature_dim)),
         "training": {
             "data": (list(extra["data"]) if isinstance(extra.get("data"), (list, tuple))
                      else [extra["data"]] if extra.get("data") else []),

@@ -32,6 +32,7 @@ class CalibrationSession:
     pause_s: float = 1.2  # after a letter is done, time to form the next one
     still_tolerance: float = 0.06  # mean absolute feature change between frames that still counts as still
     samples: dict = field(default_factory=dict)  # letter -> list of feature vectors
+    crops: dict = field(default_factory=dict)  # letter -> list of hand crops (fused calibration), one per sample
     skipped: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -70,8 +71,9 @@ class CalibrationSession:
             return f"next: {self.letter} in {self._paused_until - t:.1f} s"
         return f"sign {self.letter}: {self.count()}/{self.per_letter}"
 
-    def update(self, t: float, features: np.ndarray | None) -> bool:
-        """One frame: ``features`` of the spelling hand (or None: no hand). Returns True if it became a sample."""
+    def update(self, t: float, features: np.ndarray | None, crop: np.ndarray | None = None) -> bool:
+        """One frame: ``features`` of the spelling hand (or None: no hand), and with a fused classifier its hand
+        ``crop`` (S, S, 3 uint8 RGB), kept with the sample. Returns True if it became a sample."""
         if self.done:
             return False
         if features is None:
@@ -88,6 +90,8 @@ class CalibrationSession:
         if t < self._paused_until or t - self._still_since < self.still_s or t - self._last_sample < self.gap_s:
             return False
         self.samples.setdefault(self.letter, []).append(f)
+        if crop is not None:
+            self.crops.setdefault(self.letter, []).append(np.asarray(crop, np.uint8))
         self._last_sample = t
         if self.count() >= self.per_letter:
             self._advance(t)
@@ -98,14 +102,18 @@ class CalibrationSession:
         self._paused_until = t + self.pause_s
         self._still_since = None
 
+    def _forget(self, letter: str) -> None:
+        self.samples.pop(letter, None)
+        self.crops.pop(letter, None)
+
     def redo(self) -> None:
         if not self.done:
-            self.samples.pop(self.letter, None)
+            self._forget(self.letter)
             self._still_since = None
 
     def skip(self, t: float = 0.0) -> None:
         if not self.done:
-            self.samples.pop(self.letter, None)
+            self._forget(self.letter)
             self.skipped.append(self.letter)
             self._advance(t)
 
@@ -113,7 +121,7 @@ class CalibrationSession:
         if self.index > 0:
             self.index -= 1
             letter = self.letters[self.index]
-            self.samples.pop(letter, None)
+            self._forget(letter)
             if letter in self.skipped:
                 self.skipped.remove(letter)
 
@@ -125,10 +133,32 @@ class CalibrationSession:
                 labels.append(letter)
         return (np.stack(feats) if feats else np.zeros((0, 0), np.float32)), labels
 
+    def recorded_crops(self) -> np.ndarray | None:
+        """The samples' hand crops in :meth:`recorded`'s order, or None unless every sample has one."""
+        crops = [c for letter in self.letters for c in self.crops.get(letter, [])]
+        n = sum(len(self.samples.get(letter, [])) for letter in self.letters)
+        return np.stack(crops) if crops and len(crops) == n else None
+
     def to_profile(self, classifier, meta: dict | None = None) -> Profile:
+        """``classifier``: the keypoint classifier, or a fused one (its image model's crops go into the profile)."""
         x, y = self.recorded()
-        return make_profile(classifier, x, y, {"per_letter": self.per_letter, "skipped": list(self.skipped),
-                                                **(meta or {})})
+        image = getattr(classifier, "image", None)
+        return make_profile(getattr(classifier, "keypoints", classifier), x, y,
+                            {"per_letter": self.per_letter, "skipped": list(self.skipped), **(meta or {})},
+                            crops=self.recorded_crops() if image is not None else None, image_classifier=image)
+
+
+def keypoint_features(recognizer, hand, frame_bgr: np.ndarray) -> np.ndarray:
+    """The keypoint model's input features of the hand (a fused recognizer's stage gives (features, crop))."""
+    f = recognizer.features(hand, frame_bgr)
+    return np.asarray(f[0] if isinstance(f, tuple) else f).reshape(-1)
+
+
+def hand_crop(recognizer, hand, frame_bgr: np.ndarray) -> np.ndarray | None:
+    """The hand crop a fused classifier's image model reads (S, S, 3 uint8 RGB), or None for a keypoint one."""
+    clf = getattr(recognizer, "classifier", None)
+    image = getattr(getattr(clf, "base", clf), "image", None)
+    return image.crop.crop(hand, frame_bgr) if image is not None else None
 
 
 def describe(profile: Profile) -> str:
@@ -157,7 +187,7 @@ def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: 
     labels = list(recognizer.labels)
     unknown = sorted({s.label for s in ds.samples} - set(labels))
     rng = np.random.default_rng(seed)
-    feats, names, unreadable, no_hand = [], [], [], []
+    feats, names, crops, unreadable, no_hand = [], [], [], [], []
     by_label: dict[str, list] = {}
     for s in ds.samples:
         if s.label in labels and s.label != NO_LETTER:
@@ -179,14 +209,17 @@ def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: 
             if hand is None:
                 no_hand.append(s.rel)
                 continue
-            feats.append(np.asarray(recognizer.features(hand, img)).reshape(-1))
+            feats.append(keypoint_features(recognizer, hand, img))
+            crops.append(hand_crop(recognizer, hand, img))
             names.append(label)
             got += 1
             bar.update(1)
     bar.close()
     clf = getattr(recognizer.classifier, "base", recognizer.classifier)
+    image = getattr(clf, "image", None)
     profile = make_profile(getattr(clf, "keypoints", clf), np.stack(feats) if feats else np.zeros((0, 0)), names,
-                           {"source": f"photos in {Path(folder).name}", "per_letter": per_letter})
+                           {"source": f"photos in {Path(folder).name}", "per_letter": per_letter},
+                           crops=np.stack(crops) if image is not None and crops else None, image_classifier=image)
     return profile, {"unknown_labels": unknown, "unreadable": unreadable, "no_hand": no_hand}
 
 
@@ -219,8 +252,8 @@ def calibrate_camera(recognizer, reader, per_letter: int = 5, mirror: bool = Tru
                     break
                 t = frame.media_t if frame.media_t is not None and not cap.live else frame.t
                 hands, hand, _ = recognizer.read(frame.image)
-                feats = recognizer.features(hand, frame.image) if hand is not None else None
-                session.update(t, feats)
+                feats = keypoint_features(recognizer, hand, frame.image) if hand is not None else None
+                session.update(t, feats, hand_crop(recognizer, hand, frame.image) if hand is not None else None)
                 if window is None:
                     continue
                 cv2.imshow(window, draw_calibration(frame.image, session, t, hand, mirror, photos))

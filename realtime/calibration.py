@@ -12,10 +12,15 @@ i.e. the model's own reading, nudged towards the letters whose samples this hand
 without samples keeps the model's reading alone; a letter signed in a person's own variant (a handshape the
 training data never showed for it) is read from its samples, because the similarity term can outvote the model.
 
-The profile file is JSON (human-readable, small: tens of kB), written atomically.
+A profile recorded with ``--classifier fused`` also keeps each sample's hand crop. With the fused classifier, the
+image model's embedding of those crops adds a second similarity term of the same kind: the appearance of the
+person's own hand (finger contact, the thumb), which their noisy landmarks blur.
+
+The profile file is JSON (small: tens of kB, a few hundred with crops), written atomically.
 """
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import json
 import os
@@ -49,6 +54,13 @@ class Profile:
     temperature: float = 0.25  # similarity softness: exp(-d^2 / (2 T^2)) on standardised embeddings
     space: str = "embedding"  # compare in the model's penultimate activations ("embedding") or its "input" features
     l2: float = 0.05  # the 'head' methods: weight decay of the fitted correction
+    # the samples' hand crops (N, S, S, 3) uint8 RGB, recorded with --classifier fused, and the image model they are
+    # for; image_alpha / image_temperature: the image similarity term (docs/calibration.md, fused)
+    crops: np.ndarray | None = None
+    image_model: str | None = None
+    image_model_sha256: str | None = None
+    image_alpha: float = 12.0
+    image_temperature: float = 0.25
     meta: dict = field(default_factory=dict)  # who / when / how recorded (free form)
     path: str | None = None  # the file it was loaded from (not saved)
 
@@ -70,7 +82,14 @@ class Profile:
                 "l2": self.l2,
                 "counts": self.counts(), "uncalibrated": self.uncalibrated, "meta": self.meta,
                 "sample_labels": self.sample_labels,
-                "samples": np.round(np.asarray(self.samples, np.float64), 5).tolist()}
+                "samples": np.round(np.asarray(self.samples, np.float64), 5).tolist(),
+                **({"image": self._image_json()} if self.crops is not None else {})}
+
+    def _image_json(self) -> dict:
+        crops = np.ascontiguousarray(self.crops, np.uint8)
+        return {"model": self.image_model, "model_sha256": self.image_model_sha256, "alpha": self.image_alpha,
+                "temperature": self.image_temperature, "crop_shape": list(crops.shape[1:]),
+                "crops": "base64 of uint8 RGB, sample by sample", "data": base64.b64encode(crops.tobytes()).decode()}
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -94,6 +113,17 @@ class Profile:
                     temperature=float(d.get("temperature", cls.temperature)), space=str(d.get("space", "embedding")),
                     l2=float(d.get("l2", cls.l2)),
                     meta=dict(d.get("meta", {})))
+            if "image" in d:
+                im = d["image"]
+                shape = [len(p.sample_labels)] + [int(v) for v in im["crop_shape"]]
+                raw = base64.b64decode(im["data"], validate=True)
+                if len(shape) != 4 or shape[3] != 3 or len(raw) != int(np.prod(shape)):
+                    raise ValueError(f"image crops: {len(raw)} bytes do not make {len(shape[:1])} crops of "
+                                     f"{shape[1:]}")
+                p.crops = np.frombuffer(raw, np.uint8).reshape(shape).copy()
+                p.image_model, p.image_model_sha256 = str(im["model"]), str(im["model_sha256"])
+                p.image_alpha = float(im.get("alpha", cls.image_alpha))
+                p.image_temperature = float(im.get("temperature", cls.image_temperature))
         except (KeyError, TypeError, ValueError) as e:
             raise ProfileError(f"{source}: unreadable or incomplete profile ({type(e).__name__}: {e})") from e
         unknown = sorted(set(p.sample_labels) - set(p.labels))
@@ -131,6 +161,15 @@ class Profile:
         if sha256 != self.model_sha256:
             raise ProfileError(f"this profile was made for {self.model} (sha256 {self.model_sha256}), but the model "
                                f"loaded is {name} (sha256 {sha256}): calibrate again for this model")
+
+
+    def check_image_model(self, name: str, sha256: str) -> None:
+        """Refuse crops recorded for another image model, saying which."""
+        if sha256 != self.image_model_sha256:
+            raise ProfileError(f"this profile's hand crops were recorded for the image model {self.image_model} "
+                               f"(sha256 {self.image_model_sha256}), but the fused classifier uses {name} (sha256 "
+                               f"{sha256}): calibrate again with --classifier fused for this image model, or use "
+                               "--classifier keypoints")
 
 
 def _labels(labels) -> str:
@@ -234,16 +273,30 @@ class Adapter:
 
 
 def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta: dict | None = None,
-                 method: str = "knn") -> Profile:
-    """A profile of ``samples`` (model input features) for a keypoint ``classifier`` (OnnxClassifier)."""
+                 method: str = "knn", crops: np.ndarray | None = None, image_classifier=None) -> Profile:
+    """A profile of ``samples`` (model input features) for a keypoint ``classifier`` (OnnxClassifier); with
+    ``crops`` (N, S, S, 3 uint8 RGB, one per sample), also for the fused reading with ``image_classifier``."""
     m = classifier.manifest
     unknown = sorted(set(sample_labels) - set(m.labels))
     if unknown:
         raise ProfileError(f"labels {unknown} are not letters of {m.name} ({', '.join(m.labels)})")
     meta = {"created": _dt.datetime.now().isoformat(timespec="seconds"), **(meta or {})}
+    image = {}
+    if crops is not None:
+        crops = np.asarray(crops, np.uint8)
+        if image_classifier is None or len(crops) != len(sample_labels) or crops.ndim != 4:
+            raise ProfileError(f"{len(crops)} crops for {len(sample_labels)} samples (one each, with the image "
+                               "classifier they are for)")
+        image = {"crops": crops, "image_model": image_classifier.manifest.name,
+                 "image_model_sha256": image_classifier.manifest.sha256}
     return Profile(model=m.name, model_sha256=m.sha256, labels=list(m.labels), features=m.features.to_dict(),
                    samples=np.asarray(samples, np.float32).reshape(len(sample_labels), -1),
-                   sample_labels=list(sample_labels), method=method, meta=meta)
+                   sample_labels=list(sample_labels), method=method, meta=meta, **image)
+
+
+def crops_to_input(crops: np.ndarray) -> np.ndarray:
+    """(N, S, S, 3) uint8 RGB -> (N, 3, S, S) float32 in -1..1, as the image classifiers take them."""
+    return (np.asarray(crops, np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0).copy()
 
 
 class CalibratedClassifier:
@@ -275,18 +328,31 @@ class CalibratedClassifier:
                 sample_probs = kp.probs_and_embedding(profile.samples)[0]
         self.adapter = Adapter(refs, profile.sample_labels, profile.labels, profile.method, profile.alpha,
                                profile.temperature, sample_probs=sample_probs, l2=profile.l2)
+        # fused, with the samples' crops: the image model's embedding of them, a second similarity term
+        self.image_adapter, image = None, getattr(classifier, "image", None)
+        if image is not None and profile.crops is not None and len(profile.samples):
+            profile.check_image_model(image.manifest.name, image.manifest.sha256)
+            _, crop_emb = image.probs_and_embedding(crops_to_input(profile.crops))
+            self.image_adapter = Adapter(crop_emb, profile.sample_labels, profile.labels, "knn", profile.image_alpha,
+                                         profile.image_temperature)
 
     def __call__(self, inputs) -> np.ndarray:
         """The keypoint features (or a fused model's (features, crop)) -> adapted probabilities."""
         features = inputs[0] if isinstance(inputs, tuple) else inputs
         if self._embed is None:
-            return self.adapter(self.base(inputs), features)
-        probs, emb = self._embed(features)  # one run of the keypoint model gives both
-        if len(probs) == 1:  # one frame: one row of probabilities, as the classifier stage gives it
-            probs = probs[0]
-        if self.base is not self.keypoints:  # fused: the image model joins the keypoint reading just computed
-            probs = self.base.fuse(probs, inputs[1])
-        return self.adapter(probs, emb)
+            p_kp, emb = self.keypoints(features), features
+        else:
+            p_kp, emb = self._embed(features)  # one run of the keypoint model gives both
+            if len(p_kp) == 1:  # one frame: one row of probabilities, as the classifier stage gives it
+                p_kp = p_kp[0]
+        if self.base is self.keypoints:
+            return self.adapter(p_kp, emb)
+        if self.image_adapter is None:  # fused: the image model joins the keypoint reading just computed
+            return self.adapter(self.base.fuse(p_kp, inputs[1]), emb)
+        p_im, crop_emb = self.base.image.probs_and_embedding(inputs[1])  # one run: probabilities and embedding
+        if len(p_im) == 1 and p_kp.ndim == 1:
+            p_im = p_im[0]
+        return self.image_adapter(self.adapter(self.base.fuse_probs(p_kp, p_im), emb), crop_emb)
 
     def __getattr__(self, name):  # everything else (session, backend, names) is the wrapped classifier's
         return getattr(self.base, name)

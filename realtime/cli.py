@@ -318,15 +318,17 @@ def cmd_calibrate(args) -> int:
     from realtime.manifest import ModelError
     from realtime.images import DatasetError
 
-    if args.classifier != "keypoints" or args.keypoints != "mediapipe":
+    if args.classifier == "image" or args.keypoints != "mediapipe":
         return fail("calibration records a keypoint classifier's features: use --keypoints mediapipe and "
-                     "--classifier keypoints (the profile then serves --classifier fused as well)")
+                     "--classifier keypoints, or --classifier fused to keep each sample's hand crop as well")
     out = writable(args.out)
     try:
         if args.data:
             from realtime.pipeline import Recognizer
 
-            rec = Recognizer.build(args.model, hand=args.hand, static=True, hands=args.hands, device=args.device)
+            rec = Recognizer.build(args.model, hand=args.hand, static=True, hands=args.hands, device=args.device,
+                                   classifier_kind=args.classifier, image_model=args.image_model,
+                                   image_weight=args.image_weight)
             try:
                 profile, report = calibrate_images(rec, args.data, args.per_letter)
             finally:
@@ -345,7 +347,8 @@ def cmd_calibrate(args) -> int:
                 from realtime.demo import reference_images  # one training photo per letter, when the data is here
 
                 session, stopped = calibrate_camera(rec, reader, args.per_letter, mirror=not args.no_mirror,
-                                                    photos=reference_images(rec.classifier.manifest.name))
+                                                    photos=reference_images(
+                                                        getattr(rec.classifier, "keypoints", rec.classifier).manifest.name))
             finally:
                 rec.close()
             if stopped:
@@ -564,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(pip install -e '.[simplify]')")
     ex.add_argument("--data", help="J2S only: the training dataset folder, for the parity check on real crops and the "
                                    "crop framing (default: the folder it was trained from)")
+    ex.add_argument("--add-embedding", action="store_true",
+                    help="onnx with --model: an image classifier exported before the 'embedding' output existed -> "
+                         "the same file and weights plus that output (personal calibration of --classifier fused)")
     ex.add_argument("--out", help="model folder to write (model.onnx + manifest.json); required for --format onnx")
     ex.add_argument("--name", help="model name in the manifest (default: the folder's name)")
     ex.set_defaults(func=cmd_export)

@@ -72,6 +72,20 @@ class OnnxImageClassifier:
         probs = self.backend.run({self.manifest.input_name: x})[self.manifest.output_name]
         return probs[0] if len(x) == 1 else probs
 
+    @property
+    def has_embedding(self) -> bool:
+        return "embedding" in self.manifest.raw
+
+    def probs_and_embedding(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Crops (B, 3, S, S) -> (probabilities (B, n), pooled penultimate activations (B, dim)) in one run; for
+        personal calibration, which needs a model exported with the ``embedding`` output."""
+        if not self.has_embedding:
+            raise ModelError(f"{self.manifest.name} has no 'embedding' output (exported before it existed): "
+                             f"add it with 'fingerspell export --model {self.manifest.name} --add-embedding --out DIR'")
+        x = np.ascontiguousarray(crops, dtype=np.float32).reshape(-1, 3, self.size, self.size)
+        out = self.backend.run({self.manifest.input_name: x})
+        return out[self.manifest.output_name], out[self.manifest.raw["embedding"]["name"]]
+
 
 class FusedInputs:
     """Stage: (hand, frame) -> (keypoint features, hand crop), the inputs of both classifiers."""
@@ -114,9 +128,13 @@ class FusedClassifier:
 
     def fuse(self, p_kp: np.ndarray, crop: np.ndarray) -> np.ndarray:
         """The keypoint model's probabilities (already computed) and the crop -> the fused probabilities."""
+        return self.fuse_probs(p_kp, self.image(crop))
+
+    def fuse_probs(self, p_kp: np.ndarray, p_image: np.ndarray) -> np.ndarray:
+        """Both models' probabilities (each in its own label order) -> the fused probabilities."""
         p_im = np.zeros_like(p_kp)
         p_none = p_kp[..., self._none] if self._none is not None else 0.0
-        p_im[..., self._letters] = self.image(crop)[..., self._order] * np.expand_dims(1.0 - p_none, -1)
+        p_im[..., self._letters] = p_image[..., self._order] * np.expand_dims(1.0 - p_none, -1)
         if self._none is not None:
             p_im[..., self._none] = p_none
         return self.weight * p_im + (1 - self.weight) * p_kp

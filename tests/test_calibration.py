@@ -282,3 +282,95 @@ def test_a_profile_serves_the_fused_classifier_too():
         assert cal.labels[int(np.argmax(q))] == kp.labels[i]
     with pytest.raises(ProfileError, match="made for lis-letters"):
         CalibratedClassifier(OnnxClassifier("asl-letters"), make_profile(kp, samples, list(kp.labels)))
+
+
+def test_a_fused_profile_keeps_the_samples_crops_and_the_image_model_reads_them():
+    """A profile recorded with --classifier fused holds each sample's hand crop; with the fused classifier the image
+    model's embedding of them is a second similarity term: a crop like a sample's reads as that sample's letter even
+    where the keypoints say nothing; crops of another image model are refused, saying which."""
+    from realtime.calibration import make_profile
+    from realtime.classifier import OnnxClassifier
+    from realtime.crop_classifier import FusedClassifier, OnnxImageClassifier
+
+    kp, im = OnnxClassifier("lis-letters"), OnnxImageClassifier("lis-letters-image")
+    rng = np.random.default_rng(0)
+    letters = list(kp.labels)
+    samples = np.repeat(rng.normal(size=(1, kp.spec.dim)), len(letters), 0).astype(np.float32)  # one pose for all
+    crops = rng.integers(0, 256, (len(letters), im.size, im.size, 3), dtype=np.uint8)  # each letter its own look
+    prof = make_profile(kp, samples, letters, crops=crops, image_classifier=im)
+    back = Profile.from_json(json.loads(json.dumps(prof.to_json())))
+    assert np.array_equal(back.crops, crops) and back.image_model == "lis-letters-image"
+    assert back.image_model_sha256 == im.manifest.sha256
+    cal = CalibratedClassifier(FusedClassifier(kp, im), back)
+    from realtime.calibration import crops_to_input
+
+    for i in (0, 7, 15):
+        q = cal((samples[i:i + 1], crops_to_input(crops[i:i + 1])))
+        assert q.shape == (len(letters),) and np.isclose(q.sum(), 1.0, atol=1e-5)
+        assert cal.labels[int(np.argmax(q))] == letters[i]  # the keypoints cannot tell: the crop decides
+    assert CalibratedClassifier(kp, back).image_adapter is None  # keypoints only: the crops are not used
+    other = Profile.from_json({**back.to_json(), "image": {**back.to_json()["image"], "model_sha256": "c" * 64}})
+    with pytest.raises(ProfileError, match="image model lis-letters-image .*sha256 c{64}.*calibrate again"):
+        CalibratedClassifier(FusedClassifier(kp, im), other)
+
+
+def test_corrupt_crops_in_a_profile_are_a_clear_error():
+    d = profile().to_json()
+    d["image"] = {"model": "m", "model_sha256": "a" * 64, "crop_shape": [8, 8, 3], "data": "AAAA"}
+    with pytest.raises(ProfileError, match="unreadable or incomplete profile.*crops"):
+        Profile.from_json(d)
+
+
+def test_session_keeps_a_crop_with_each_sample_and_forgets_it_on_redo():
+    s = CalibrationSession(LABELS, per_letter=1, still_s=0.0, gap_s=0.0, pause_s=0.0)
+    crop = np.zeros((4, 4, 3), np.uint8)
+    f = np.ones(4, np.float32)
+    s.update(0.0, f, crop)
+    assert s.update(0.1, f, crop + 1) and s.letter == "B"
+    s.update(0.2, f * 2, crop)
+    assert s.update(0.3, f * 2, crop + 2)
+    s.back()  # B again: its sample and crop are gone
+    assert s.count("B") == 0 and "B" not in s.crops
+    assert s.recorded_crops().shape == (1, 4, 4, 3) and s.recorded_crops()[0, 0, 0, 0] == 1
+    s.update(0.4, f * 3)  # a frame without a crop: the crops no longer cover every sample
+    s.update(0.5, f * 3)
+    assert s.recorded_crops() is None
+
+
+@pytest.mark.data
+def test_fused_calibration_with_crops_reads_a_held_out_person_better(tmp_path, lis_giulia):
+    """GIULIA, whom lis-letters and lis-letters-image never saw: a profile recorded with --classifier fused (five
+    photos per letter, with their crops) reads the rest of her photos better than the same profile without crops."""
+    from helpers import manifest_rows, small_copy
+
+    from realtime.calibrate import calibrate_images
+    from realtime.pipeline import Recognizer
+    from training.evaluate import evaluate
+
+    lis = lis_giulia[0] / "lis"
+    rows = [r for r in manifest_rows(lis) if r["signer"] == "GIULIA"]
+    rng = np.random.default_rng(0)
+    rng.shuffle(rows)
+    calib, test, seen = [], [], {}
+    for r in rows:
+        if seen.get(r["label"], 0) < 5:
+            seen[r["label"]] = seen.get(r["label"], 0) + 1
+            calib.append(r)
+        else:
+            test.append(r)
+    small_copy(lis, tmp_path / "mine", calib)
+    small_copy(lis, tmp_path / "rest", test[:220])
+    rec = Recognizer.build("lis-letters", static=True, classifier_kind="fused")
+    try:
+        prof, _ = calibrate_images(rec, tmp_path / "mine", per_letter=5, progress=False)
+    finally:
+        rec.close()
+    assert prof.crops is not None and len(prof.crops) == len(prof.sample_labels) >= 100
+    with_crops = Profile.load(prof.save(tmp_path / "giulia-fused.json"))
+    without = Profile.from_json({k: v for k, v in with_crops.to_json().items() if k != "image"})
+    kw = dict(classifier="fused", progress=False)
+    a = evaluate("lis-letters", tmp_path / "rest", profile=without, json_out=tmp_path / "a.json", **kw)
+    b = evaluate("lis-letters", tmp_path / "rest", profile=with_crops, json_out=tmp_path / "b.json", **kw)
+    # 220 photos: 76.4% -> 83.2% here; the protocol (docs/calibration.md, fused) measures +3.6 points for GIULIA
+    assert b["accuracy"] > a["accuracy"] + 0.03, (a["accuracy"], b["accuracy"])
+    assert set(json.loads((tmp_path / "a.json").read_text())) == set(json.loads((tmp_path / "b.json").read_text()))

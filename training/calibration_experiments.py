@@ -10,7 +10,12 @@ letter's frames and the test is the second half, so that near-identical neighbou
 The *own variant* test: a massey signer spells K with the handshape of the digit 3 (thumb, index and middle
 finger out), which no training K shows; after calibration that shape must read as K.
 
-    fingerspell train calibration --doc docs/calibration.md
+*Fused* (``--image-models``): for each lis signer held out of an image classifier, the reading of
+``--classifier fused`` (keypoint model without that person, image model without them), calibrated by the keypoint
+embedding alone (what a keypoint profile does) or by the keypoint and the image embedding together (a profile
+with the hand crops of its samples).
+
+    fingerspell train calibration --doc docs/calibration.md --image-models lis-letters-image,DIR
 """
 from __future__ import annotations
 
@@ -153,8 +158,107 @@ def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: b
     return rows
 
 
+# (name, image similarity weight and temperature, or None: the keypoint embedding alone, as a keypoint profile)
+FUSED_METHODS = (("fused, keypoint kNN (a keypoint profile)", None),
+                 ("fused, keypoint + image kNN, image alpha 12, T 0.25 (a fused profile)", (12, 0.25)),
+                 ("fused, keypoint + image kNN, image alpha 24, T 0.25", (24, 0.25)),
+                 ("fused, keypoint + image kNN, image alpha 24, T 0.5", (24, 0.5)))
+
+
+def image_model_people(image_model: str) -> tuple[list[str], "object"]:
+    """(the lis signers an image classifier was trained without, the classifier), from its manifest."""
+    from realtime.crop_classifier import OnnxImageClassifier
+
+    im = OnnxImageClassifier(image_model, backend="onnxruntime")
+    held = list(im.manifest.raw.get("training", {}).get("config", {}).get("test_signers") or [])
+    if "lis" not in im.manifest.raw.get("training", {}).get("data", []) or not held:
+        raise ValueError(f"{image_model}: not a lis image classifier with held-out signers "
+                         f"(training data {im.manifest.raw.get('training', {}).get('data')}, test signers {held})")
+    return [s for s in held if s in LIS_SIGNERS], im
+
+
+def run_person_fused(signer: str, im, runs: Path, datasets_root: str | Path, cache_dir=None,
+                     weight: float | None = None) -> list[dict]:
+    """Rows (person, K, seed, method, accuracy) of ``--classifier fused`` for one lis signer whom both the keypoint
+    model and the image classifier ``im`` (an OnnxImageClassifier with an ``embedding`` output) never saw."""
+    from realtime.crop_classifier import DEFAULT_IMAGE_WEIGHT, FusedClassifier
+    from training.fused_results import _Given
+    from training.hand_crops import load_hand_crops
+    from training.image_classifier import to_input
+
+    person = next(p for p in people() if p.dataset == "lis" and p.signer == signer)
+    model = TorchModel(runs / person.model_run / "model.pt")
+    kp = person_rows(person, datasets_root, [l for l in model.labels if l != NO_LETTER])
+    _, p_kp, h = model.run(kp)
+    truth = kp.labels.astype(str)
+    crops = load_hand_crops(Path(datasets_root) / "lis", im.size, "hand", im.crop.scale, cache_dir=cache_dir,
+                            progress=False)
+    index = {r: i for i, r in enumerate(crops.rel.astype(str))}
+    at = np.array([index.get(r, -1) for r in kp.rel.astype(str)])
+    found = kp.detected & (at >= 0)  # a crop needs a hand: without one the live path reads nothing
+    x_im = to_input(crops.images[np.where(at >= 0, at, 0)]).numpy()
+    p_im, e_im = (np.concatenate(a) for a in zip(*(im.probs_and_embedding(x_im[i:i + 256])
+                                                   for i in range(0, len(x_im), 256))))
+    fused = FusedClassifier(_Given(model.labels, "keypoints"), _Given(im.labels, "image"),
+                            DEFAULT_IMAGE_WEIGHT if weight is None else weight)
+    p_fused = fused((p_kp, p_im))
+    rows = []
+    for k in KS:
+        for seed in SEEDS:
+            cal, test = split_calibration(kp, k, seed, False)
+            cal = cal[found[cal]]
+            base = {"person": person.name, "k": k, "seed": seed, "test_images": int(len(test)),
+                    "image_model": im.manifest.name,
+                    "image_model_command": im.manifest.raw.get("training", {}).get("command")}
+
+            def score(q):
+                return _accuracy(q, model.labels, truth[test], found[test])
+
+            rows.append({**base, "method": "keypoints, uncalibrated", "accuracy": score(p_kp[test])})
+            rows.append({**base, "method": "fused, uncalibrated", "accuracy": score(p_fused[test])})
+            kp_knn = Adapter(h[cal], list(truth[cal]), model.labels)  # the shipped keypoint profile's settings
+            rows.append({**base, "method": "keypoints, keypoint kNN", "accuracy": score(kp_knn(p_kp[test], h[test]))})
+            for name, image in FUSED_METHODS:
+                logits = np.log(np.maximum(p_fused[test], 1e-8)) + kp_knn.alpha * kp_knn.similarity(h[test])
+                if image is not None:
+                    im_knn = Adapter(e_im[cal], list(truth[cal]), model.labels, alpha=image[0], temperature=image[1])
+                    logits = logits + im_knn.alpha * im_knn.similarity(e_im[test])
+                rows.append({**base, "method": name, "accuracy": score(logits)})
+    return rows
+
+
+def fused_calibration_table(rows: list[dict]) -> str:
+    """Markdown: the fused protocol, per K the mean and worst person, and each person at the largest K."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    persons = list(dict.fromkeys(r["person"] for r in rows))
+    models = ", ".join(f"`{m}` ({', '.join(dict.fromkeys(r['person'] for r in rows if r['image_model'] == m))})"
+                       for m in dict.fromkeys(r["image_model"] for r in rows))
+    per = {(m, k, p): np.mean([r["accuracy"] for r in rows if (r["method"], r["k"], r["person"]) == (m, k, p)])
+           for m in methods for k in KS for p in persons}
+    lines = ["## Fused with the image classifier", "",
+             "`--classifier fused` (image weight 0.3) for the lis signers whom an image classifier never saw: "
+             f"{models}; the keypoint model is the one trained without the same person. Calibrated by the keypoint "
+             "embedding alone (what a keypoint profile does), or by the keypoint and the image classifier's embedding "
+             "of the samples' hand crops. Same splits and seeds as above; no hand found counts as wrong.", "",
+             "| method | " + " | ".join(f"K={k} mean | K={k} worst" for k in KS) + " |",
+             "|---|" + "---:|" * (2 * len(KS))]
+    for m in methods:
+        cells = [f"{np.mean([per[(m, k, p)] for p in persons]):.1%} | {np.min([per[(m, k, p)] for p in persons]):.1%}"
+                 for k in KS]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", f"Per person at K={max(KS)}:", "", "| person | " + " | ".join(methods) + " |",
+              "|---|" + "---:|" * len(methods)]
+    for p in persons:
+        lines.append(f"| {p} | " + " | ".join(f"{per[(m, max(KS), p)]:.1%}" for m in methods) + " |")
+    lines += ["", "How each image model was trained (its manifest's command):", ""]
+    lines += [f"- `{m}`: `{c}`" for m, c in dict.fromkeys((r["image_model"], r.get("image_model_command"))
+                                                          for r in rows)]
+    return "\n".join(lines) + "\n"
+
+
 def run_calibration(runs: str | Path, datasets_root: str | Path, out: str | Path = "runs/calibration",
-                    doc: str | Path | None = None, progress: bool = True, jobs: int = 1) -> list[dict]:
+                    doc: str | Path | None = None, progress: bool = True, jobs: int = 1,
+                    image_models: list[str] = (), cache_dir=None) -> list[dict]:
     from tqdm import tqdm
 
     runs = Path(runs)
@@ -165,9 +269,15 @@ def run_calibration(runs: str | Path, datasets_root: str | Path, out: str | Path
     rows = []
     for person, variant in tqdm(todo, desc="calibration", unit="person", disable=not progress):
         rows += run_person(person, runs, datasets_root, variant)
+    fused_rows = []
+    for image_model in image_models:
+        signers, im = image_model_people(image_model)
+        for s in tqdm(signers, desc=f"fused with {im.manifest.name}", unit="person", disable=not progress):
+            fused_rows += run_person_fused(s, im, runs, datasets_root, cache_dir)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "calibration.json").write_text(json.dumps(rows, indent=1))
-    table = calibration_table(rows, missing)
+    (Path(out) / "calibration-fused.json").write_text(json.dumps(fused_rows, indent=1))
+    table = calibration_table(rows, missing) + ("\n" + fused_calibration_table(fused_rows) if fused_rows else "")
     if doc:
         Path(doc).write_text(table)
         plot_people(rows, Path(doc).with_suffix(".png"))

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from realtime.cli_common import (ENV_DATASETS, RUN_ERRORS, HelpFormatter, add_verbose, datasets_root, fail,
-                                 int_range)
+from realtime.cli_common import (ENV_DATASETS, RUN_ERRORS, HelpFormatter, add_verbose, comma_list, datasets_root,
+                                 fail, int_range)
 
 
 def cmd_train_keypoints(args) -> int:
@@ -78,7 +78,11 @@ def cmd_train_ensembles(args) -> int:
 def cmd_train_calibration(args) -> int:
     from training.calibration_experiments import run_calibration
 
-    run_calibration(args.runs, datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs)
+    try:
+        run_calibration(args.runs, datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs,
+                        image_models=comma_list(args.image_models) or [], cache_dir=args.cache_dir)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        return fail(str(e))
     return 0
 
 
@@ -330,6 +334,10 @@ def register(tsub) -> None:
     ca.add_argument("--out", default="runs/calibration", help="folder for the per-run JSON")
     ca.add_argument("--doc", default="docs/calibration.md", help="markdown table to write")
     ca.add_argument("--jobs", type=int_range(1), default=1, help="held-out models trained in parallel")
+    ca.add_argument("--image-models", default="",
+                    help="comma-separated lis image classifiers (names or folders, exported with the 'embedding' "
+                         "output): also calibrate --classifier fused for the signers each was trained without")
+    ca.add_argument("--cache-dir", help="keypoint and crop cache folder (default: ~/.cache/fingerspell)")
     ca.set_defaults(func=cmd_train_calibration)
 
     def j2s_common(q, out_default):
