@@ -54,11 +54,14 @@ def letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _describe(classifier) -> str:
-    """What runs the classifier stage: its backend's description, or the stage's own (the sequence reader)."""
-    for obj in (getattr(classifier, "backend", None), classifier):
-        if hasattr(obj, "describe"):
-            return obj.describe()
-    return "?"
+    """What runs the classifier stage: its backend's description, or the stage's own (the sequence reader); both
+    models' for the fused classifier."""
+    base = getattr(classifier, "base", classifier)  # a calibrated classifier: the one it wraps
+    parts = [p for p in (getattr(base, "keypoints", None), getattr(base, "image", None)) if p is not None]
+    said = []
+    for part in parts or [classifier]:
+        said += [obj.describe() for obj in (getattr(part, "backend", None), part) if hasattr(obj, "describe")][:1]
+    return "; ".join(said) or "?"
 
 
 def run_bench(recognizer: Recognizer, source: str, frames: int = 300, warmup: int = 10,
@@ -105,7 +108,8 @@ def run_bench(recognizer: Recognizer, source: str, frames: int = 300, warmup: in
     after = [sum(times[s][i] for s in ("features", "classifier", "smoothing", "overlay")) for i in range(frames)]
     report = {
         "source": str(source), "frames": frames, "frames_with_hand": with_hand, "frame_size": list(img.shape[1::-1]),
-        "model": recognizer.classifier.manifest.name, "keypoints": recognizer.keypoints,
+        "model": getattr(recognizer.classifier, "name", None) or recognizer.classifier.manifest.name,
+        "keypoints": recognizer.keypoints,
         "hand_model": getattr(recognizer.hands, "model", "?"),
         "hands": getattr(recognizer.hands, "backend", "mediapipe"),
         "classifier_backend": _describe(recognizer.classifier),

@@ -169,6 +169,8 @@ def describe(profile: Profile) -> str:
     text = f"{len(profile.sample_labels)} samples of {len(done)} letters ({' '.join(done)})"
     if missing:
         text += f"; not calibrated (the model's own reading is kept): {', '.join(missing)}"
+    if profile.crops is not None:
+        text += f"; with each sample's hand crop, for --classifier fused with {profile.image_model}"
     return text
 
 
