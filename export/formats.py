@@ -130,6 +130,9 @@ def _onnx_target(args) -> dict:
         raise ValueError("--half, --int8 and --calib apply to --format engine")
     if not args.out:
         raise ValueError("--format onnx needs --out FOLDER (model.onnx + manifest.json are written there)")
+    if getattr(args, "add_embedding", False) and args.checkpoint:
+        raise ValueError("--add-embedding applies to --model (a folder exported before the output existed); a "
+                         "checkpoint's export already has it")
     if args.checkpoint:
         if args.opset != MIN_OPSET or args.simplify:
             raise ValueError(f"--opset and --simplify apply to --model; a checkpoint exports at opset {MIN_OPSET}"
@@ -147,6 +150,8 @@ def _onnx_target(args) -> dict:
 
 
 def _engine_target(args) -> Path:
+    if getattr(args, "add_embedding", False):
+        raise ValueError("--add-embedding applies to --format onnx")
     if args.int8 and not args.calib:
         raise ValueError("--int8 needs --calib DIR [DIR ...]: real samples (a dataset folder, .npy or .npz)")
     if args.half and args.int8:

@@ -65,8 +65,11 @@ def add_embedding_output(src: str | Path, out: str | Path, command: str | None =
     gemm = producers.get(softmax.input[0]) if softmax is not None and softmax.op_type == "Softmax" else None
     if gemm is None or gemm.op_type != "Gemm":
         raise ValueError(f"{src}: expected {m.output_name!r} = Softmax(Gemm(features)); cannot find the features")
-    w = next(t for t in model.graph.initializer if t.name == gemm.input[1])
-    dim = int(w.dims[1] if not any(a.name == "transB" and a.i == 0 for a in gemm.attribute) else w.dims[0])
+    w = next((t for t in model.graph.initializer if t.name == gemm.input[1]), None)
+    if w is None:
+        raise ValueError(f"{src}: the last Gemm's weight {gemm.input[1]!r} is not a constant of the file")
+    trans_b = next((a.i for a in gemm.attribute if a.name == "transB"), 0)  # ONNX's default: not transposed
+    dim = int(w.dims[1] if trans_b else w.dims[0])
     model.graph.node.append(helper.make_node("Identity", [gemm.input[0]], [EMBEDDING], name="embedding_output"))
     model.graph.output.append(helper.make_tensor_value_info(EMBEDDING, onnx.TensorProto.FLOAT, ["batch", dim]))
     onnx.checker.check_model(model)

@@ -113,6 +113,7 @@ def run_bench(recognizer: Recognizer, source: str, frames: int = 300, warmup: in
         "hand_model": getattr(recognizer.hands, "model", "?"),
         "hands": getattr(recognizer.hands, "backend", "mediapipe"),
         "classifier_backend": _describe(recognizer.classifier),
+        "profile": getattr(getattr(recognizer.classifier, "profile", None), "path", None),
         "fps": float(1000.0 / np.mean(total_ms)), "end_to_end": {"median_ms": float(np.median(total_ms)),
                                                               "p95_ms": float(np.percentile(total_ms, 95))},
         "after_landmarks": {"median_ms": float(np.median(after)), "p95_ms": float(np.percentile(after, 95))},

@@ -143,22 +143,36 @@ class CalibrationSession:
         """``classifier``: the keypoint classifier, or a fused one (its image model's crops go into the profile)."""
         x, y = self.recorded()
         image = getattr(classifier, "image", None)
+        if image is not None and len(y) and self.recorded_crops() is None:
+            import sys
+
+            print("warning: not every sample has its hand crop, so the profile keeps the keypoints only",
+                  file=sys.stderr)
         return make_profile(getattr(classifier, "keypoints", classifier), x, y,
                             {"per_letter": self.per_letter, "skipped": list(self.skipped), **(meta or {})},
                             crops=self.recorded_crops() if image is not None else None, image_classifier=image)
 
 
-def keypoint_features(recognizer, hand, frame_bgr: np.ndarray) -> np.ndarray:
-    """The keypoint model's input features of the hand (a fused recognizer's stage gives (features, crop))."""
+def sample_of(recognizer, hand, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the keypoint model's input features of the hand, its crop as S x S x 3 uint8 RGB or None): a fused
+    recognizer's features stage gives both, the crop as the image model's -1..1 input, turned back to pixels."""
     f = recognizer.features(hand, frame_bgr)
-    return np.asarray(f[0] if isinstance(f, tuple) else f).reshape(-1)
+    if not isinstance(f, tuple):
+        return np.asarray(f).reshape(-1), None
+    crop = np.clip(np.rint((np.asarray(f[1])[0].transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.asarray(f[0]).reshape(-1), crop
 
 
-def hand_crop(recognizer, hand, frame_bgr: np.ndarray) -> np.ndarray | None:
-    """The hand crop a fused classifier's image model reads (S, S, 3 uint8 RGB), or None for a keypoint one."""
+def check_can_record_crops(recognizer) -> None:
+    """A fused recognizer records crops only for an image model with the ``embedding`` output: say so up front."""
     clf = getattr(recognizer, "classifier", None)
     image = getattr(getattr(clf, "base", clf), "image", None)
-    return image.crop.crop(hand, frame_bgr) if image is not None else None
+    if image is not None and not image.has_embedding:
+        from realtime.manifest import ModelError
+
+        raise ModelError(f"{image.manifest.name} has no 'embedding' output, so a profile cannot use its crops: add it "
+                         f"with 'fingerspell export --model {image.manifest.name} --add-embedding --out DIR' and "
+                         "calibrate with --image-model DIR, or calibrate with --classifier keypoints")
 
 
 def describe(profile: Profile) -> str:
@@ -181,6 +195,7 @@ def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: 
     Returns (profile, report) where the report names the labels the model does not know and the unreadable or
     handless photos, so nothing is dropped silently.
     """
+    check_can_record_crops(recognizer)
     from tqdm import tqdm
 
     from realtime.images import ImageFolder, read_image
@@ -211,8 +226,9 @@ def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: 
             if hand is None:
                 no_hand.append(s.rel)
                 continue
-            feats.append(keypoint_features(recognizer, hand, img))
-            crops.append(hand_crop(recognizer, hand, img))
+            f, crop = sample_of(recognizer, hand, img)
+            feats.append(f)
+            crops.append(crop)
             names.append(label)
             got += 1
             bar.update(1)
@@ -232,6 +248,7 @@ def calibrate_camera(recognizer, reader, per_letter: int = 5, mirror: bool = Tru
 
     Returns (session, why it stopped early or None). A camera that fails mid-way keeps what was recorded.
     """
+    check_can_record_crops(recognizer)
     import cv2
     from tqdm import tqdm
 
@@ -254,8 +271,7 @@ def calibrate_camera(recognizer, reader, per_letter: int = 5, mirror: bool = Tru
                     break
                 t = frame.media_t if frame.media_t is not None and not cap.live else frame.t
                 hands, hand, _ = recognizer.read(frame.image)
-                feats = keypoint_features(recognizer, hand, frame.image) if hand is not None else None
-                session.update(t, feats, hand_crop(recognizer, hand, frame.image) if hand is not None else None)
+                session.update(t, *(sample_of(recognizer, hand, frame.image) if hand is not None else (None, None)))
                 if window is None:
                     continue
                 cv2.imshow(window, draw_calibration(frame.image, session, t, hand, mirror, photos))

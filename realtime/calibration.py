@@ -118,7 +118,7 @@ class Profile:
                 shape = [len(p.sample_labels)] + [int(v) for v in im["crop_shape"]]
                 raw = base64.b64decode(im["data"], validate=True)
                 if len(shape) != 4 or shape[3] != 3 or len(raw) != int(np.prod(shape)):
-                    raise ValueError(f"image crops: {len(raw)} bytes do not make {len(shape[:1])} crops of "
+                    raise ValueError(f"image crops: {len(raw)} bytes do not make {shape[0]} crops of "
                                      f"{shape[1:]}")
                 p.crops = np.frombuffer(raw, np.uint8).reshape(shape).copy()
                 p.image_model, p.image_model_sha256 = str(im["model"]), str(im["model_sha256"])
@@ -133,6 +133,11 @@ class Profile:
             raise ProfileError(f"{source}: unknown method {p.method!r} (known: {', '.join(METHODS)})")
         if p.space not in SPACES:
             raise ProfileError(f"{source}: unknown space {p.space!r} (known: {', '.join(SPACES)})")
+        for name, value, low in (("alpha", p.alpha, 0.0), ("temperature", p.temperature, None), ("l2", p.l2, 0.0),
+                                 ("image alpha", p.image_alpha, 0.0), ("image temperature", p.image_temperature, None)):
+            if not np.isfinite(value) or (value < low if low is not None else value <= 0):
+                raise ProfileError(f"{source}: {name} {value} is out of range (a finite number, "
+                                   f"{'at least 0' if low is not None else 'above 0'})")
         if len(p.samples) and p.samples.shape[1] != int(p.features.get("dim", p.samples.shape[1])):
             raise ProfileError(f"{source}: samples have {p.samples.shape[1]} features but its feature spec says "
                                f"{p.features.get('dim')}")
@@ -294,6 +299,13 @@ def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta
                    sample_labels=list(sample_labels), method=method, meta=meta, **image)
 
 
+def _in_batches(run, x: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """``run`` (inputs -> (probabilities, embeddings)) over ``x`` in batches a fixed-profile backend accepts (a
+    TensorRT engine is built for at most 32 rows by default); the samples of a profile can be more."""
+    parts = [run(x[i:i + batch]) for i in range(0, len(x), batch)]
+    return np.concatenate([np.atleast_2d(p) for p, _ in parts]), np.concatenate([np.atleast_2d(e) for _, e in parts])
+
+
 def crops_to_input(crops: np.ndarray) -> np.ndarray:
     """(N, S, S, 3) uint8 RGB -> (N, 3, S, S) float32 in -1..1, as the image classifiers take them."""
     return (np.asarray(crops, np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0).copy()
@@ -320,19 +332,25 @@ class CalibratedClassifier:
         self.manifest = getattr(classifier, "manifest", manifest)
         # the profile keeps the samples' input features; their embeddings come from this very model (same sha256)
         self._embed = getattr(kp, "probs_and_embedding", None) if profile.space == "embedding" else None
+        if "head" in profile.method and classifier is not kp:
+            raise ProfileError("the 'head' calibration is fitted to the keypoint model's reading; use a 'knn' "
+                               "profile with --classifier fused")
         refs, sample_probs = profile.samples, None
         if len(profile.samples):
             if self._embed is not None:
-                sample_probs, refs = self._embed(profile.samples)
+                sample_probs, refs = _in_batches(self._embed, profile.samples)
             elif "head" in profile.method:
-                sample_probs = kp.probs_and_embedding(profile.samples)[0]
+                sample_probs = _in_batches(kp.probs_and_embedding, profile.samples)[0]
         self.adapter = Adapter(refs, profile.sample_labels, profile.labels, profile.method, profile.alpha,
                                profile.temperature, sample_probs=sample_probs, l2=profile.l2)
         # fused, with the samples' crops: the image model's embedding of them, a second similarity term
         self.image_adapter, image = None, getattr(classifier, "image", None)
         if image is not None and profile.crops is not None and len(profile.samples):
             profile.check_image_model(image.manifest.name, image.manifest.sha256)
-            _, crop_emb = image.probs_and_embedding(crops_to_input(profile.crops))
+            if profile.crops.shape[1:] != (image.size, image.size, 3):
+                raise ProfileError(f"this profile's hand crops are {profile.crops.shape[1:]}, but {image.manifest.name} "
+                                   f"reads ({image.size}, {image.size}, 3): calibrate again with --classifier fused")
+            _, crop_emb = _in_batches(image.probs_and_embedding, crops_to_input(profile.crops))
             self.image_adapter = Adapter(crop_emb, profile.sample_labels, profile.labels, "knn", profile.image_alpha,
                                          profile.image_temperature)
 

@@ -342,7 +342,11 @@ def cmd_calibrate(args) -> int:
             if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("win32", "darwin")):
                 return fail("no display for the calibration window; calibrate from photos with --data DIR")
             reader = make_reader(args.camera, args.width, args.height)
-            rec = _recognizer(args)
+            try:
+                rec = _recognizer(args)
+            except BaseException:
+                reader.close()  # the camera is not left open when the models cannot be loaded
+                raise
             try:
                 from realtime.demo import reference_images  # one training photo per letter, when the data is here
 

@@ -304,14 +304,64 @@ def test_a_fused_profile_keeps_the_samples_crops_and_the_image_model_reads_them(
     cal = CalibratedClassifier(FusedClassifier(kp, im), back)
     from realtime.calibration import crops_to_input
 
-    for i in (0, 7, 15):
-        q = cal((samples[i:i + 1], crops_to_input(crops[i:i + 1])))
-        assert q.shape == (len(letters),) and np.isclose(q.sum(), 1.0, atol=1e-5)
-        assert cal.labels[int(np.argmax(q))] == letters[i]  # the keypoints cannot tell: the crop decides
+    keypoints_only = CalibratedClassifier(FusedClassifier(kp, im), Profile.from_json(
+        {k: v for k, v in back.to_json().items() if k != "image"}))
+    noisy = crops_to_input(np.clip(crops.astype(int) + rng.integers(-3, 4, crops.shape), 0, 255))  # not the same pixels
+    q = np.stack([cal((samples[i:i + 1], noisy[i:i + 1])) for i in range(len(letters))])  # frame by frame
+    q0 = np.stack([keypoints_only((samples[i:i + 1], noisy[i:i + 1])) for i in range(len(letters))])
+    assert q.shape == (len(letters), len(letters)) and np.allclose(q.sum(1), 1.0, atol=1e-5)
+    right = np.arange(len(letters))
+    assert (q[right, right] > q0[right, right]).all()  # every letter's own crop pulls towards it
+    # the keypoints cannot tell the samples apart, so the crops decide; an image model very sure of another letter
+    # for a random-pixel crop can still outvote them
+    assert (q.argmax(1) == right).mean() >= 0.8 > (q0.argmax(1) == right).mean()
+    batch = cal((samples, noisy))  # all frames at once, as the streams path runs them
+    assert np.allclose(batch, q, atol=1e-5)
     assert CalibratedClassifier(kp, back).image_adapter is None  # keypoints only: the crops are not used
     other = Profile.from_json({**back.to_json(), "image": {**back.to_json()["image"], "model_sha256": "c" * 64}})
     with pytest.raises(ProfileError, match="image model lis-letters-image .*sha256 c{64}.*calibrate again"):
         CalibratedClassifier(FusedClassifier(kp, im), other)
+    small = make_profile(kp, samples, letters, crops=crops[:, :16, :16], image_classifier=im)
+    with pytest.raises(ProfileError, match=r"crops are \(16, 16, 3\).*reads \(32, 32, 3\)"):
+        CalibratedClassifier(FusedClassifier(kp, im), small)
+
+
+@pytest.mark.parametrize("key, value", [("temperature", 0), ("alpha", float("nan")), ("alpha", -1)])
+def test_profile_settings_out_of_range_are_refused(key, value):
+    with pytest.raises(ProfileError, match=f"{key} .* out of range"):
+        Profile.from_json({**profile().to_json(), key: value})
+
+
+def test_add_embedding_output_finds_the_features_of_the_softmax_layer(tmp_path):
+    """A file exported before image models had the 'embedding' output gets it, with the same probabilities; a Gemm
+    without transB (ONNX's default: not transposed) still gives the right width."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.image_export import add_embedding_output
+    from realtime.manifest import file_fields, write_manifest
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(6, 3)).astype(np.float32)  # (features, classes): transB = 0
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["features"]),
+         helper.make_node("Gemm", ["features", "w", "b"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probs"], axis=1)],
+        "toy", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 6, 4, 4])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 3])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.zeros(3, np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    src = tmp_path / "src"
+    src.mkdir()
+    onnx.save(model, str(src / "model.onnx"))
+    write_manifest(src, {"name": "toy", "kind": "image-classifier", **file_fields(src / "model.onnx"),
+                         "labels": ["A", "B", "C"], "input": {"name": "image", "shape": ["batch", 6, 4, 4]},
+                         "output": {"name": "probs"}})
+    m = add_embedding_output(src, tmp_path / "out", "the test")
+    assert m["embedding"]["shape"] == ["batch", 6] and m["post_export"]["command"] == "the test"
+    with pytest.raises(ValueError, match="already has"):
+        add_embedding_output(tmp_path / "out", tmp_path / "again")
 
 
 def test_corrupt_crops_in_a_profile_are_a_clear_error():

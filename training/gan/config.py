@@ -54,6 +54,9 @@ class GANConfig:
     checkpoint_every: int = 250
     sample_every: int = 500
     log_every: int = 25
+    # stop (sample grid, checkpoint) once this much wall time has passed, even before ``steps``: the short GPU
+    # presets must fit one lent-GPU command; the same command later continues from the checkpoint
+    max_minutes: float | None = None
     evaluator: str | None = None  # real-data classifier folder for the metrics; None: trained when needed
     metrics_samples: int = 2000  # generated images for the end-of-run metrics
 

@@ -55,6 +55,9 @@ class HGANConfig:
     checkpoint_every: int = 200
     sample_every: int = 500
     log_every: int = 25
+    # stop (sample grid, checkpoint) once this much wall time has passed, even before ``steps``: the short GPU
+    # presets must fit one lent-GPU command; the same command later continues from the checkpoint
+    max_minutes: float | None = None
 
     def __post_init__(self):
         if self.discriminator not in DISCRIMINATORS:
