@@ -188,19 +188,13 @@ def test_camera_that_disappears_mid_calibration_keeps_what_was_recorded():
 
 
 # --- real images of a person the model never saw ---------------------------------------------------------------
-@pytest.mark.data
-def test_calibration_on_a_held_out_person_raises_their_accuracy(tmp_path, lis_giulia):
-    """lis-letters never saw GIULIA: five photos per letter of hers make it read the rest of her photos better."""
+def giulia_split(lis, tmp_path) -> None:
+    """GIULIA's photos (lis-letters and lis-letters-image never saw her): five per letter into tmp_path/mine (to
+    calibrate on), 220 of the rest into tmp_path/rest (to test on)."""
     from helpers import manifest_rows, small_copy
 
-    from realtime.calibrate import calibrate_images
-    from realtime.pipeline import Recognizer
-    from training.evaluate import evaluate
-
-    lis = lis_giulia[0] / "lis"
     rows = [r for r in manifest_rows(lis) if r["signer"] == "GIULIA"]
-    rng = np.random.default_rng(0)
-    rng.shuffle(rows)
+    np.random.default_rng(0).shuffle(rows)
     calib, test, seen = [], [], {}
     for r in rows:
         if seen.get(r["label"], 0) < 5:
@@ -210,6 +204,16 @@ def test_calibration_on_a_held_out_person_raises_their_accuracy(tmp_path, lis_gi
             test.append(r)
     small_copy(lis, tmp_path / "mine", calib)
     small_copy(lis, tmp_path / "rest", test[:220])
+
+
+@pytest.mark.data
+def test_calibration_on_a_held_out_person_raises_their_accuracy(tmp_path, lis_giulia):
+    """lis-letters never saw GIULIA: five photos per letter of hers make it read the rest of her photos better."""
+    from realtime.calibrate import calibrate_images
+    from realtime.pipeline import Recognizer
+    from training.evaluate import evaluate
+
+    giulia_split(lis_giulia[0] / "lis", tmp_path)
     rec = Recognizer.build("lis-letters", static=True)
     try:
         prof, report = calibrate_images(rec, tmp_path / "mine", per_letter=5, progress=False)
@@ -391,25 +395,11 @@ def test_session_keeps_a_crop_with_each_sample_and_forgets_it_on_redo():
 def test_fused_calibration_with_crops_reads_a_held_out_person_better(tmp_path, lis_giulia):
     """GIULIA, whom lis-letters and lis-letters-image never saw: a profile recorded with --classifier fused (five
     photos per letter, with their crops) reads the rest of her photos better than the same profile without crops."""
-    from helpers import manifest_rows, small_copy
-
     from realtime.calibrate import calibrate_images
     from realtime.pipeline import Recognizer
     from training.evaluate import evaluate
 
-    lis = lis_giulia[0] / "lis"
-    rows = [r for r in manifest_rows(lis) if r["signer"] == "GIULIA"]
-    rng = np.random.default_rng(0)
-    rng.shuffle(rows)
-    calib, test, seen = [], [], {}
-    for r in rows:
-        if seen.get(r["label"], 0) < 5:
-            seen[r["label"]] = seen.get(r["label"], 0) + 1
-            calib.append(r)
-        else:
-            test.append(r)
-    small_copy(lis, tmp_path / "mine", calib)
-    small_copy(lis, tmp_path / "rest", test[:220])
+    giulia_split(lis_giulia[0] / "lis", tmp_path)
     rec = Recognizer.build("lis-letters", static=True, classifier_kind="fused")
     try:
         prof, _ = calibrate_images(rec, tmp_path / "mine", per_letter=5, progress=False)
