@@ -136,10 +136,33 @@ class Settings:
 # -- models ----------------------------------------------------------------------------------------------------
 
 
+FUSED_SEP = "+"  # "KEYPOINT_MODEL+IMAGE_MODEL": the selector's fused readers (--classifier fused)
+
+
+def split_model(model: str) -> tuple[str, str | None]:
+    """(the keypoint or letter model, the image model fused with it or None) of a selector value."""
+    kp, _, image = model.partition(FUSED_SEP)
+    return kp, image or None
+
+
 @cache
 def manifest(model: str) -> dict:
-    """A shipped model's manifest (labels, kind, training data), read once."""
-    return json.loads((weights_dir() / model / "manifest.json").read_text())
+    """A shipped model's manifest (labels, kind, training data), read once; a fused reader's is its keypoint
+    model's (its labels, and what a calibration profile must match)."""
+    return json.loads((weights_dir() / split_model(model)[0] / "manifest.json").read_text())
+
+
+def fused_models() -> list[str]:
+    """A fused reader for each shipped image classifier and the keypoint model that reads the same letters."""
+    out = []
+    for image in available_models():
+        m = manifest(image)
+        if m.get("kind") != "image-classifier":
+            continue
+        out += [f"{kp}{FUSED_SEP}{image}" for kp in available_models()
+                if manifest(kp).get("kind", "keypoint-classifier") == "keypoint-classifier"
+                and sorted(set(manifest(kp)["labels"]) - {NO_LETTER}) == sorted(m["labels"])]
+    return out
 
 
 def keypoints_for(model: str) -> str:
@@ -148,8 +171,9 @@ def keypoints_for(model: str) -> str:
 
 
 def demo_models() -> list[str]:
-    """The letter models and the sequence models (``--reader sequence``): what the selector offers."""
-    return available_models(also=("sequence-reader",))
+    """The letter models, the fused readers and the sequence models (``--reader sequence``): what the selector
+    offers."""
+    return available_models(also=("sequence-reader",)) + fused_models()
 
 
 def is_sequence_model(model: str) -> bool:
@@ -161,6 +185,10 @@ def model_choices() -> list[tuple[str, str]]:
     out = []
     for name in demo_models():
         m = manifest(name)
+        if split_model(name)[1]:
+            out.append((f"{name} ({len(set(m['labels']) - {NO_LETTER})} letters, keypoints and the hand crop, fused; "
+                        "a profile calibrated here keeps the crops)", name))
+            continue
         what = {"j2s": "J2S: image crop", "image-classifier": "image classifier on the hand crop",
                 "sequence-reader": "continuous: a sequence model, J and Z, no hold; experimental"}.get(
             m.get("kind"), "MediaPipe keypoints")
@@ -209,6 +237,10 @@ def make_recognizer(settings: Settings, static: bool = False):
         except (ModelError, ValueError) as e:
             raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
     try:
+        keypoint_model, image_model = split_model(settings.model)
+        if image_model:  # the keypoint model and the image classifier, fused (--classifier fused)
+            return Recognizer.build(model=keypoint_model, hand=settings.hand, speller=settings.speller(), static=static,
+                                    hands=settings.hands, classifier_kind="fused", image_model=image_model)
         if manifest(settings.model).get("kind") == "image-classifier":  # a hand crop read by an image classifier
             return Recognizer.build(hand=settings.hand, speller=settings.speller(), static=static, hands=settings.hands,
                               classifier_kind="image", image_model=settings.model)
@@ -277,7 +309,7 @@ class LiveSession:
         from realtime.calibration import CalibratedClassifier, ProfileError
 
         if self.rec is None or (self.profile is not None and self.settings is not None
-                                and self.settings.model != self.profile.model):
+                                and split_model(self.settings.model)[0] != self.profile.model):
             return  # applied when the recognizer is rebuilt for the model now selected (configure)
         if self.rec.sequence is not None:  # the sequence reader has no classifier stage for a profile to adapt
             if self.profile is not None:
@@ -879,7 +911,7 @@ def profile_problem(profile, model: str) -> str | None:
         return why
     m = manifest(model)
     try:
-        profile.check_model(model, m["sha256"], list(m["labels"]))
+        profile.check_model(split_model(model)[0], m["sha256"], list(m["labels"]))
     except ProfileError as e:
         return str(e)
     return None
@@ -975,7 +1007,7 @@ def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, h
     import cv2
     import gradio as gr
 
-    from realtime.calibrate import draw_calibration
+    from realtime.calibrate import draw_calibration, sample_of
 
     session, skip = _take_frame(frame, session)
     if skip:
@@ -999,7 +1031,7 @@ def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, h
         was_done = cal.done
         bgr = page_frame_to_bgr(frame)
         _, found, _ = rec.read(bgr)
-        cal.update(t, rec.features(found, bgr) if found is not None else None)
+        cal.update(t, *(sample_of(rec, found, bgr) if found is not None else (None, None)))  # fused: with the crop
         shown = cv2.cvtColor(draw_calibration(bgr, cal, t, found, mirror=True, photos=reference_images(model),
                                               hint=None),
                              cv2.COLOR_BGR2RGB)

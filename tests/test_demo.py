@@ -404,6 +404,41 @@ def test_calibrate_tab_records_redoes_goes_back_skips_and_the_live_tab_uses_the_
     assert not folder.exists()  # the tab's profile file goes with the tab
 
 
+def test_the_fused_reader_is_offered_and_its_calibration_keeps_the_hand_crops():
+    """The selector offers lis-letters + lis-letters-image fused; calibrating it records each sample's hand crop, and
+    the live tab then reads with the keypoint and the image similarity terms."""
+    from realtime.calibration import CalibratedClassifier, Profile
+    from realtime.crop_classifier import FusedClassifier
+    from realtime.images import read_image
+
+    fused = "lis-letters+lis-letters-image"
+    assert fused in [name for _, name in demo.model_choices()] and demo.split_model(fused) == ("lis-letters",
+                                                                                                "lis-letters-image")
+    assert demo.manifest(fused)["labels"] == demo.manifest("lis-letters")["labels"] and demo.calibratable(fused) is None
+    lis = need_dataset("lis")
+    row = next(r for r in manifest_rows(lis) if r["label"] == "A" and r["signer"] == "GIULIA"
+               and r["path"].endswith("front.JPG"))
+    frame = as_page_sends(place_on_canvas(read_image(lis / row["path"])))
+    clock = FakeClock()
+    session = demo.LiveSession(clock=clock)
+    for _ in range(60):
+        clock.t += 0.1
+        _, _, path, _, _ = demo.calibrate_frame(frame, session, fused, "any", 0.5, 0.6, 2, "A")
+        if session.calibration.done:
+            break
+    assert session.calibration.done and isinstance(path, str), session.calibration.status(clock.t)
+    profile = Profile.load(path)
+    assert profile.model == "lis-letters" and profile.image_model == "lis-letters-image"
+    assert profile.crops.shape == (2, 32, 32, 3) and profile.calibrated == ["A"]
+    demo.live_frame(frame, session, fused, "any", 0.5, 0.6)
+    clf = session.rec.classifier
+    assert isinstance(clf, CalibratedClassifier) and isinstance(clf.base, FusedClassifier)
+    assert clf.image_adapter is not None  # the crops are used
+    line, _ = demo.profile_for_model(session, "lis-letters")  # the same keypoint model: the profile stays
+    assert session.profile is profile or session.profile.model == "lis-letters"
+    session.close()
+
+
 def test_calibration_letters_and_models_that_cannot_be_calibrated():
     assert demo.parse_letters("", "asl-letters") == [c for c in demo.manifest("asl-letters")["labels"] if c != "none"]
     assert demo.parse_letters("y, w h", "asl-letters") == ["H", "W", "Y"]
