@@ -152,17 +152,19 @@ def manifest(model: str) -> dict:
     return json.loads((weights_dir() / split_model(model)[0] / "manifest.json").read_text())
 
 
-def fused_models() -> list[str]:
-    """A fused reader for each shipped image classifier and the keypoint model that reads the same letters."""
+@cache
+def fused_models() -> tuple[str, ...]:
+    """A fused reader for each shipped image classifier that has the ``embedding`` output (a profile recorded with
+    it keeps the hand crops) and the keypoint model that reads the same letters; found once (every frame asks)."""
     out = []
     for image in available_models():
         m = manifest(image)
-        if m.get("kind") != "image-classifier":
+        if m.get("kind") != "image-classifier" or "embedding" not in m:
             continue
         out += [f"{kp}{FUSED_SEP}{image}" for kp in available_models()
                 if manifest(kp).get("kind", "keypoint-classifier") == "keypoint-classifier"
                 and sorted(set(manifest(kp)["labels"]) - {NO_LETTER}) == sorted(m["labels"])]
-    return out
+    return tuple(out)
 
 
 def keypoints_for(model: str) -> str:
@@ -173,7 +175,7 @@ def keypoints_for(model: str) -> str:
 def demo_models() -> list[str]:
     """The letter models, the fused readers and the sequence models (``--reader sequence``): what the selector
     offers."""
-    return available_models(also=("sequence-reader",)) + fused_models()
+    return available_models(also=("sequence-reader",)) + list(fused_models())
 
 
 def is_sequence_model(model: str) -> bool:
@@ -360,7 +362,8 @@ class LiveSession:
 
             self._profile_dir = tempfile.mkdtemp(prefix="fingerspell-profile-",  # in the server's folder
                                                  dir=_FILES.path if _FILES is not None else None)
-        return str(profile.save(Path(self._profile_dir) / f"fingerspell-profile-{profile.model}.json"))
+        fused = f"-with-{profile.image_model}" if profile.crops is not None else ""
+        return str(profile.save(Path(self._profile_dir) / f"fingerspell-profile-{profile.model}{fused}.json"))
 
     def note_stamp(self, stamp: str | None) -> None:
         """Read the page's 'frame id:capture ms:last round trip ms' stamp: count skipped ids, keep the round trip."""
@@ -899,7 +902,8 @@ def calibratable(model: str) -> str | None:
     if manifest(model).get("kind", "keypoint-classifier") == "keypoint-classifier":
         return None
     fit = [m for m in available_models() if manifest(m).get("kind", "keypoint-classifier") == "keypoint-classifier"]
-    return f"{model} cannot be calibrated: profiles adapt the keypoint classifiers ({', '.join(fit)})"
+    return (f"{model} cannot be calibrated: profiles adapt the keypoint classifiers ({', '.join(fit)}) and the fused "
+            f"readers ({', '.join(fused_models())})")
 
 
 def profile_problem(profile, model: str) -> str | None:

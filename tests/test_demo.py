@@ -434,8 +434,12 @@ def test_the_fused_reader_is_offered_and_its_calibration_keeps_the_hand_crops():
     clf = session.rec.classifier
     assert isinstance(clf, CalibratedClassifier) and isinstance(clf.base, FusedClassifier)
     assert clf.image_adapter is not None  # the crops are used
+    assert Path(path).name == "fingerspell-profile-lis-letters-with-lis-letters-image.json"
     line, _ = demo.profile_for_model(session, "lis-letters")  # the same keypoint model: the profile stays
-    assert session.profile is profile or session.profile.model == "lis-letters"
+    assert session.profile is not None and "calibrated for this tab: 1 letter" in line
+    demo.live_frame(frame, session, "lis-letters", "any", 0.5, 0.6)  # rebuilt for the keypoint model alone
+    clf = session.rec.classifier
+    assert isinstance(clf, CalibratedClassifier) and clf.image_adapter is None  # its crops are not used there
     session.close()
 
 

@@ -22,7 +22,7 @@ def test_a_folder_that_is_not_a_pack_is_refused(tmp_path):
     from training.gpu_pack import use_pack
 
     with pytest.raises(FileNotFoundError, match="not a GPU pack.*training.gpu_pack"):
-        use_pack(tmp_path)
+        use_pack(tmp_path, tmp_path / "cache")
 
 
 def test_training_stops_at_max_minutes_with_a_checkpoint():
@@ -76,6 +76,9 @@ def test_a_preset_runs_from_the_pack_alone(tmp_path, monkeypatch):
 
     info = make_pack(os.environ["FINGERSPELL_DATASETS"], tmp_path / "pack", every=60, progress=False)
     assert info["images"] > 100 and len(info["signers"]) == 11 and info["hands_found"] > 0.8
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # as on the lent machine: importing it fails
     monkeypatch.setenv("FINGERSPELL_DATASETS", "/nonexistent")  # use_pack must replace it
     monkeypatch.setenv("FINGERSPELL_CACHE", str(tmp_path / "elsewhere"))
     s = run_short(str(tmp_path / "pack"), "classifier", str(tmp_path / "out"), device="cpu", steps=1,
@@ -86,3 +89,5 @@ def test_a_preset_runs_from_the_pack_alone(tmp_path, monkeypatch):
     assert all(f.stat().st_size <= MAX_FILE_MIB * 2 ** 20 for f in (tmp_path / "out").rglob("*") if f.is_file())
     assert not (tmp_path / "elsewhere").exists() or not any((tmp_path / "elsewhere").rglob("*.npz"))
     assert np.isfinite(summary["seconds"])
+    pack_mib = sum(f.stat().st_size for f in (tmp_path / "pack").rglob("*") if f.is_file()) / 2 ** 20
+    assert abs(pack_mib - info["mib"]) < 0.05  # nothing was written into the pack: it stays small enough to carry

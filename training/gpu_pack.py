@@ -8,7 +8,8 @@ here, so that the GPU training presets (:mod:`training.gpu_short`) read real han
 
 The folder holds ``datasets/lis/LABEL/file`` + ``manifest.csv`` (the files copied byte for byte, so the keypoints
 are the full dataset's), ``cache/keypoints/lis-KEY.npz`` and ``PACK.json`` (what is inside and the command).
-Pointing ``FINGERSPELL_DATASETS`` at ``datasets`` and ``FINGERSPELL_CACHE`` at ``cache`` makes every loader find it.
+:func:`use_pack` points ``FINGERSPELL_DATASETS`` at ``datasets`` and ``FINGERSPELL_CACHE`` at a working copy of
+``cache`` (what the loaders write, such as hand crops, stays out of the pack), so every loader finds it.
 """
 from __future__ import annotations
 
@@ -55,8 +56,9 @@ def make_pack(datasets_root: str | os.PathLike, out: str | os.PathLike, dataset:
         raise ValueError(f"--every must be at least 1, got {every}")
     rows = pack_rows(src / "manifest.csv", every)
     dst = out / "datasets" / dataset
-    if dst.exists():
-        shutil.rmtree(dst)  # a pack is made whole: no files of an earlier selection stay behind
+    for old in (dst, out / "cache"):  # a pack is made whole: nothing of an earlier one stays behind
+        if old.exists():
+            shutil.rmtree(old)
     for r in rows:
         (dst / r["path"]).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / r["path"], dst / r["path"])
@@ -68,7 +70,8 @@ def make_pack(datasets_root: str | os.PathLike, out: str | os.PathLike, dataset:
     info = {"dataset": dataset, "source": str(src), "every": every, "images": len(rows),
             "signers": sorted({r["signer"] for r in rows}), "labels": sorted({r["label"] for r in rows}),
             "hands_found": float(kp.detected.mean()), "command": command_line(),
-            "use": "FINGERSPELL_DATASETS=PACK/datasets FINGERSPELL_CACHE=PACK/cache (training.gpu_short sets both)"}
+            "use": "training.gpu_short (training.gpu_pack.use_pack): FINGERSPELL_DATASETS=PACK/datasets and "
+                   "FINGERSPELL_CACHE=a working copy of PACK/cache"}
     info["mib"] = round(folder_mib(out), 2)
     if info["mib"] > max_mib:
         raise ValueError(f"the pack is {info['mib']:.1f} MiB, over --max-mib {max_mib:g} (the working tree that "
@@ -77,14 +80,20 @@ def make_pack(datasets_root: str | os.PathLike, out: str | os.PathLike, dataset:
     return info
 
 
-def use_pack(pack: str | os.PathLike) -> dict:
-    """Point the loaders at a pack (environment variables read at load time); returns its ``PACK.json``."""
-    pack = Path(pack)
+def use_pack(pack: str | os.PathLike, cache: str | os.PathLike) -> dict:
+    """Point the loaders at a pack (environment variables read at load time), with the pack's keypoint cache copied
+    into ``cache``: what the loaders write there (hand crops, tens of MB) stays out of the pack, which must stay
+    small enough to travel. Returns the pack's ``PACK.json``."""
+    pack, cache = Path(pack), Path(cache)
     if not (pack / PACK_FILE).is_file():
         raise FileNotFoundError(f"{pack} is not a GPU pack (no {PACK_FILE}): make one with "
                                 "'python -m training.gpu_pack --out DIR' where the datasets are, and carry it")
+    (cache / "keypoints").mkdir(parents=True, exist_ok=True)
+    for f in (pack / "cache" / "keypoints").glob("*.npz"):
+        if not (cache / "keypoints" / f.name).exists():
+            shutil.copyfile(f, cache / "keypoints" / f.name)
     os.environ["FINGERSPELL_DATASETS"] = str((pack / "datasets").resolve())
-    os.environ["FINGERSPELL_CACHE"] = str((pack / "cache").resolve())
+    os.environ["FINGERSPELL_CACHE"] = str(cache.resolve())
     return json.loads((pack / PACK_FILE).read_text())
 
 

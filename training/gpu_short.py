@@ -133,8 +133,8 @@ def run_short(pack: str, preset: str, out: str, device: str = "cuda", steps: int
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("no CUDA GPU visible to PyTorch: run it on the lent GPU, or --device cpu for a dry run")
     p = PRESETS[preset]
-    pack_info = use_pack(pack)
     work_dir = Path(work or f"runs/gpu-short/{preset}")
+    pack_info = use_pack(pack, work_dir.parent / "cache")
     dest = Path(out) / preset
     t0 = time.perf_counter()
     if device.startswith("cuda"):

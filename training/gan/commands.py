@@ -35,7 +35,10 @@ def cmd_train_gan(args) -> int:
         trainer.train()
         if trainer.rank != 0:
             return 0
-        print(f"trained {config.steps} steps in {(time.perf_counter() - t0) / 60:.1f} min -> {out}")
+        print(f"trained {trainer.step} of {config.steps} steps in {(time.perf_counter() - t0) / 60:.1f} min -> {out}")
+        if not trainer.finished:
+            print("stopped on max_minutes: rerun the same command to continue; no metrics of a part-trained GAN")
+            return 0
         if args.no_metrics:
             return 0
         evaluator = ensure_evaluator(config, cache_dir=args.cache_dir)

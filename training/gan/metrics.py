@@ -42,27 +42,35 @@ def evaluator_dir(config: GANConfig, root: str | os.PathLike = "runs/evaluators"
 
 
 def ensure_evaluator(config: GANConfig, datasets=None, cache_dir=None, root="runs/evaluators",
-                     epochs: int = 12, progress: bool = True, seed: int = 0) -> ImageClassifier:
+                     epochs: int = 12, progress: bool = True, seed: int = 0, device: str = "cpu") -> ImageClassifier:
     """The real-data classifier for ``config``'s data: the config's ``evaluator`` if set, else trained once
     (a few minutes on 2 cores) on all the real training crops (never reduced, never the held-out signers)
-    and kept in ``root``. Its accuracy on the held-out signers is stored with it."""
+    and kept in ``root``, with the data's content hash: other data under the same name (a GPU pack's half of a
+    dataset, say) trains it again. Its accuracy on the held-out signers is stored with it."""
     if config.evaluator:
         return ImageClassifier.load(config.evaluator)
-    from training.gan.trainer import training_set
+    from realtime.images import ImageFolder
+    from training.gan.trainer import resolve_dataset, training_set
     from training.splits import stratified_indices
 
     out = evaluator_dir(config, root)
+    data_hash = ImageFolder(resolve_dataset(config.dataset, datasets)).content_hash()
     if (out / "best.pt").exists() and (out / "report.json").exists():
-        return ImageClassifier.load(out)
+        made_from = json.loads((out / "report.json").read_text()).get("data_sha256")
+        if made_from in (None, data_hash):  # None: kept from before the hash was recorded
+            return ImageClassifier.load(out)
+        (out / "best.pt").unlink()  # trained on other data: train again, from the start
+        for stale in out.glob("*.pt"):
+            stale.unlink()
     full = replace(config, per_class=None, model="reacgan")  # every real crop of the split, posed or not
     data = training_set(full, datasets, cache_dir, progress)
     labels = sorted(set(data.labels.tolist()))
     train_idx, val_idx = stratified_indices(data.labels, [0.9, 0.1], seed=0)
     recipe = ClassifierConfig(arch="cnn", epochs=epochs, lr=1e-3, betas=(0.9, 0.999), cosine=True, seed=seed)
     clf = train_classifier(data.images[train_idx], data.labels[train_idx], data.images[val_idx],
-                           data.labels[val_idx], labels, out, recipe, progress=progress)
+                           data.labels[val_idx], labels, out, recipe, device=device, progress=progress)
     report = {"train_images": int(len(train_idx)), "val_images": int(len(val_idx)),
-              "val_acc": clf.info.get("val_acc")}
+              "val_acc": clf.info.get("val_acc"), "data_sha256": data_hash}
     if config.exclude_signers:
         from training.gan.trainer import resolve_dataset
         from training.hand_crops import load_hand_crops

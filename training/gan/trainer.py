@@ -255,7 +255,7 @@ class GANTrainer:
         (self.out / "samples").mkdir(exist_ok=True) if self.rank == 0 else None
         if self.rank == 0:
             (self.out / "config.json").write_text(json.dumps(c.to_dict(), indent=1))
-        run_steps(self, f"{c.name} ({c.model})", is_main=self.rank == 0)
+        self.finished = run_steps(self, f"{c.name} ({c.model})", is_main=self.rank == 0)  # False: stopped on time
         if self.rank == 0:
             self.save_checkpoint()
             self.sample_grid(self.out / "samples.png")

@@ -41,9 +41,11 @@ def cmd_train_hgan(args) -> int:
         if trainer.resumed:
             print(f"resuming {out / 'checkpoint.pt'} at step {trainer.step}/{config.steps}")
         trainer.train()
-        print(f"trained {config.steps} steps in {(time.perf_counter() - t0) / 60:.1f} min -> {out} "
+        print(f"trained {trainer.step} of {config.steps} steps in {(time.perf_counter() - t0) / 60:.1f} min -> {out} "
               f"(samples.png: rendered / translated / nearest real; losses.png)")
-        if not args.no_metrics:
+        if not trainer.finished:
+            print("stopped on max_minutes: rerun the same command to continue; no metrics of a part-trained H-GAN")
+        elif not args.no_metrics:
             from training.hgan.metrics import hgan_metrics, format_hgan_metrics
 
             m = hgan_metrics(out, datasets=args.datasets, cache_dir=args.cache_dir, images=args.metrics_images)

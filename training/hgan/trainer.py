@@ -31,7 +31,8 @@ SAVED_KEYS = ("dataset", "size", "labels", "exclude_signers", "ngf", "blocks", "
               "patch_layers", "features", "vgg16_weights", "mask_refine", "seed", "synthetic", "background")
 
 
-def perceptual_features(config: HGANConfig, datasets=None, cache_dir=None, progress: bool = True) -> FrozenFeatures:
+def perceptual_features(config: HGANConfig, datasets=None, cache_dir=None, progress: bool = True,
+                        device: str = "cpu") -> FrozenFeatures:
     """The frozen network of the perceptual discriminator: the user's VGG-16 weights, a given 'cnn' classifier, or
     a hand CNN trained once on the real crops (seed 1: a different network from the metrics' evaluator, seed 0)."""
     if config.vgg16_weights:
@@ -43,7 +44,8 @@ def perceptual_features(config: HGANConfig, datasets=None, cache_dir=None, progr
 
     gan_like = GANConfig(dataset=config.dataset, size=config.size, labels=config.labels,
                          exclude_signers=list(config.exclude_signers))
-    clf = ensure_evaluator(gan_like, datasets, cache_dir, root="runs/perceptual", progress=progress, seed=1)
+    clf = ensure_evaluator(gan_like, datasets, cache_dir, root="runs/perceptual", progress=progress, seed=1,
+                           device=device)
     return HandCNNFeatures(clf.model.body)
 
 
@@ -106,7 +108,7 @@ class HGANTrainer:
 
         torch.manual_seed(config.seed)
         if config.discriminator == "perceptual" and features is None:
-            features = perceptual_features(config, datasets, cache_dir, progress)
+            features = perceptual_features(config, datasets, cache_dir, progress, str(self.device))
         self.G_r, self.G_s = (ResnetGenerator(config.ngf, config.blocks) for _ in range(2))
         self.D_r, self.D_s = (build_discriminator(config.discriminator, config.ndf,
                                                   copy.deepcopy(features) if features is not None else None,
@@ -242,7 +244,7 @@ class HGANTrainer:
         c = self.config
         (self.out / "samples").mkdir(exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(c.to_dict(), indent=1))
-        run_steps(self, f"{c.name} (H-GAN, {c.discriminator})")
+        self.finished = run_steps(self, f"{c.name} (H-GAN, {c.discriminator})")  # False: stopped on max_minutes
         self.save_checkpoint()
         self.sample_grid(self.out / "samples.png")
         from training.gan.plots import plot_gan_history
