@@ -525,8 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
                         description="A guided window asks for each letter of --model in turn (with a photo of it when "
                                     f"${ENV_DATASETS} has the training data) and records --per-letter still frames of "
                                     "your hand; or --data takes a folder of your own photos (LABEL/file). Writes one "
-                                    "profile file for --profile on live, eval, bench and the demo. Keys: r redo the "
-                                    "letter, s skip it, b back one letter, q finish (what was recorded is kept).",
+                                    "profile file for --profile on live, eval, bench and the demo. With --classifier "
+                                    "fused the profile also keeps each sample's hand crop, which the fused reader "
+                                    "compares too. Keys: r redo the letter, s skip it, b back one letter, q finish "
+                                    "(what was recorded is kept).",
                         formatter_class=fmt)
     _add_runtime_options(ca)
     add_verbose(ca)
