@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.calibration import Profile, make_profile
+from realtime.crops import input_to_crops
 from realtime.manifest import NO_LETTER
 
 
@@ -142,15 +143,15 @@ class CalibrationSession:
     def to_profile(self, classifier, meta: dict | None = None) -> Profile:
         """``classifier``: the keypoint classifier, or a fused one (its image model's crops go into the profile)."""
         x, y = self.recorded()
-        image = getattr(classifier, "image", None)
-        if image is not None and len(y) and self.recorded_crops() is None:
+        fused, crops = getattr(classifier, "image", None) is not None, self.recorded_crops()
+        if fused and len(y) and crops is None:
             import sys
 
             print("warning: not every sample has its hand crop, so the profile keeps the keypoints only",
                   file=sys.stderr)
-        return make_profile(getattr(classifier, "keypoints", classifier), x, y,
+        return make_profile(classifier, x, y,
                             {"per_letter": self.per_letter, "skipped": list(self.skipped), **(meta or {})},
-                            crops=self.recorded_crops() if image is not None else None, image_classifier=image)
+                            crops=crops if fused else None)
 
 
 def sample_of(recognizer, hand, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -159,8 +160,7 @@ def sample_of(recognizer, hand, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.n
     f = recognizer.features(hand, frame_bgr)
     if not isinstance(f, tuple):
         return np.asarray(f).reshape(-1), None
-    crop = np.clip(np.rint((np.asarray(f[1])[0].transpose(1, 2, 0) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    return np.asarray(f[0]).reshape(-1), crop
+    return np.asarray(f[0]).reshape(-1), input_to_crops(f[1])[0]
 
 
 def check_can_record_crops(recognizer) -> None:
@@ -234,10 +234,9 @@ def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: 
             bar.update(1)
     bar.close()
     clf = getattr(recognizer.classifier, "base", recognizer.classifier)
-    image = getattr(clf, "image", None)
-    profile = make_profile(getattr(clf, "keypoints", clf), np.stack(feats) if feats else np.zeros((0, 0)), names,
+    profile = make_profile(clf, np.stack(feats) if feats else np.zeros((0, 0)), names,
                            {"source": f"photos in {Path(folder).name}", "per_letter": per_letter},
-                           crops=np.stack(crops) if image is not None and crops else None, image_classifier=image)
+                           crops=np.stack(crops) if crops and crops[0] is not None else None)
     return profile, {"unknown_labels": unknown, "unreadable": unreadable, "no_hand": no_hand}
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.crops import crops_to_input  # the image classifiers' input, from the profile's crops
+
 PROFILE_FORMAT = 1
 METHODS = ("knn", "prototype", "head", "knn+head")
 SPACES = ("embedding", "input")
@@ -279,8 +281,11 @@ class Adapter:
 
 def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta: dict | None = None,
                  method: str = "knn", crops: np.ndarray | None = None, image_classifier=None) -> Profile:
-    """A profile of ``samples`` (model input features) for a keypoint ``classifier`` (OnnxClassifier); with
-    ``crops`` (N, S, S, 3 uint8 RGB, one per sample), also for the fused reading with ``image_classifier``."""
+    """A profile of ``samples`` (model input features) for a keypoint ``classifier`` (OnnxClassifier) or a fused one
+    (its keypoint model's); with ``crops`` (N, S, S, 3 uint8 RGB, one per sample), also for the fused reading with
+    ``image_classifier`` (default: the fused classifier's image model)."""
+    image_classifier = image_classifier or getattr(classifier, "image", None)
+    classifier = getattr(classifier, "keypoints", classifier)
     m = classifier.manifest
     unknown = sorted(set(sample_labels) - set(m.labels))
     if unknown:
@@ -299,16 +304,11 @@ def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta
                    sample_labels=list(sample_labels), method=method, meta=meta, **image)
 
 
-def _in_batches(run, x: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def in_batches(run, x: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """``run`` (inputs -> (probabilities, embeddings)) over ``x`` in batches a fixed-profile backend accepts (a
     TensorRT engine is built for at most 32 rows by default); the samples of a profile can be more."""
     parts = [run(x[i:i + batch]) for i in range(0, len(x), batch)]
     return np.concatenate([np.atleast_2d(p) for p, _ in parts]), np.concatenate([np.atleast_2d(e) for _, e in parts])
-
-
-def crops_to_input(crops: np.ndarray) -> np.ndarray:
-    """(N, S, S, 3) uint8 RGB -> (N, 3, S, S) float32 in -1..1, as the image classifiers take them."""
-    return (np.asarray(crops, np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0).copy()
 
 
 class CalibratedClassifier:
@@ -338,9 +338,9 @@ class CalibratedClassifier:
         refs, sample_probs = profile.samples, None
         if len(profile.samples):
             if self._embed is not None:
-                sample_probs, refs = _in_batches(self._embed, profile.samples)
+                sample_probs, refs = in_batches(self._embed, profile.samples)
             elif "head" in profile.method:
-                sample_probs = _in_batches(kp.probs_and_embedding, profile.samples)[0]
+                sample_probs = in_batches(kp.probs_and_embedding, profile.samples)[0]
         self.adapter = Adapter(refs, profile.sample_labels, profile.labels, profile.method, profile.alpha,
                                profile.temperature, sample_probs=sample_probs, l2=profile.l2)
         # fused, with the samples' crops: the image model's embedding of them, a second similarity term
@@ -350,7 +350,7 @@ class CalibratedClassifier:
             if profile.crops.shape[1:] != (image.size, image.size, 3):
                 raise ProfileError(f"this profile's hand crops are {profile.crops.shape[1:]}, but {image.manifest.name} "
                                    f"reads ({image.size}, {image.size}, 3): calibrate again with --classifier fused")
-            _, crop_emb = _in_batches(image.probs_and_embedding, crops_to_input(profile.crops))
+            _, crop_emb = in_batches(image.probs_and_embedding, crops_to_input(profile.crops))
             self.image_adapter = Adapter(crop_emb, profile.sample_labels, profile.labels, "knn", profile.image_alpha,
                                          profile.image_temperature)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from realtime.backends import open_model
 from realtime.manifest import NO_LETTER, ModelError, check_io
-from realtime.crops import CROP_SCALE, SquareBox, crop_square
+from realtime.crops import CROP_SCALE, SquareBox, crop_square, crops_to_input
 
 CLASSIFIER_KINDS = ("keypoints", "image", "fused")
 # the image model's weight in the fused reading: chosen among 0.2, 0.3, 0.5 on lis signers IBRAHIM, KENZA and NOOR
@@ -41,8 +41,7 @@ class HandCrop:
         return cv2.cvtColor(crop_square(frame_bgr, box, self.size), cv2.COLOR_BGR2RGB)
 
     def __call__(self, hand, frame_bgr: np.ndarray) -> np.ndarray:
-        rgb = self.crop(hand, frame_bgr)
-        return (rgb.transpose(2, 0, 1)[None].astype(np.float32) / 127.5 - 1.0).copy()
+        return crops_to_input(self.crop(hand, frame_bgr)[None])
 
 
 class OnnxImageClassifier:

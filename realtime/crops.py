@@ -49,3 +49,13 @@ def crop_square(image: np.ndarray, box: SquareBox, size: int) -> np.ndarray:
         return cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
     return cv2.warpAffine(image, box.affine(size), (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def crops_to_input(crops_rgb: np.ndarray) -> np.ndarray:
+    """(N, S, S, 3) uint8 RGB crops -> (N, 3, S, S) float32 in -1..1, as the image classifiers take them."""
+    return (np.asarray(crops_rgb, np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0).copy()
+
+
+def input_to_crops(x: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`crops_to_input`: (N, 3, S, S) in -1..1 -> (N, S, S, 3) uint8 RGB."""
+    return np.clip(np.rint((np.asarray(x).transpose(0, 2, 3, 1) + 1.0) * 127.5), 0, 255).astype(np.uint8)

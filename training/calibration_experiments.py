@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.calibration import Adapter
+from realtime.calibration import Adapter, in_batches
 from training.experiments import PRESETS
 from training.new_people import LIS_SIGNERS, TorchModel
 from training.train_keypoints import NO_LETTER
@@ -182,7 +182,7 @@ def run_person_fused(signer: str, im, runs: Path, datasets_root: str | Path, cac
     """Rows (person, K, seed, method, accuracy) of ``--classifier fused`` for one lis signer whom both the keypoint
     model and the image classifier ``im`` (an OnnxImageClassifier with an ``embedding`` output) never saw."""
     from realtime.crop_classifier import DEFAULT_IMAGE_WEIGHT, FusedClassifier
-    from training.fused_results import _Given
+    from training.fused_results import GivenProbabilities
     from training.hand_crops import load_hand_crops
     from training.image_classifier import to_input
 
@@ -197,9 +197,8 @@ def run_person_fused(signer: str, im, runs: Path, datasets_root: str | Path, cac
     at = np.array([index.get(r, -1) for r in kp.rel.astype(str)])
     found = kp.detected & (at >= 0)  # a crop needs a hand: without one the live path reads nothing
     x_im = to_input(crops.images[np.where(at >= 0, at, 0)]).numpy()
-    p_im, e_im = (np.concatenate(a) for a in zip(*(im.probs_and_embedding(x_im[i:i + 256])
-                                                   for i in range(0, len(x_im), 256))))
-    fused = FusedClassifier(_Given(model.labels, "keypoints"), _Given(im.labels, "image"),
+    p_im, e_im = in_batches(im.probs_and_embedding, x_im, 256)
+    fused = FusedClassifier(GivenProbabilities(model.labels, "keypoints"), GivenProbabilities(im.labels, "image"),
                             DEFAULT_IMAGE_WEIGHT if weight is None else weight)
     p_fused = fused((p_kp, p_im))
     rows = []
@@ -218,12 +217,12 @@ def run_person_fused(signer: str, im, runs: Path, datasets_root: str | Path, cac
             rows.append({**base, "method": "fused, uncalibrated", "accuracy": score(p_fused[test])})
             kp_knn = Adapter(h[cal], list(truth[cal]), model.labels)  # the shipped keypoint profile's settings
             rows.append({**base, "method": "keypoints, keypoint kNN", "accuracy": score(kp_knn(p_kp[test], h[test]))})
-            for name, image in FUSED_METHODS:
-                logits = np.log(np.maximum(p_fused[test], 1e-8)) + kp_knn.alpha * kp_knn.similarity(h[test])
+            for name, image in FUSED_METHODS:  # chained as CalibratedClassifier does live
+                q = kp_knn(p_fused[test], h[test])
                 if image is not None:
-                    im_knn = Adapter(e_im[cal], list(truth[cal]), model.labels, alpha=image[0], temperature=image[1])
-                    logits = logits + im_knn.alpha * im_knn.similarity(e_im[test])
-                rows.append({**base, "method": name, "accuracy": score(logits)})
+                    q = Adapter(e_im[cal], list(truth[cal]), model.labels, alpha=image[0],
+                                temperature=image[1])(q, e_im[test])
+                rows.append({**base, "method": name, "accuracy": score(q)})
     return rows
 
 

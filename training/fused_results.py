@@ -44,7 +44,7 @@ def image_command(out: str | Path, test_dataset: str | None = None, data=IMAGE_D
     return args + list(extra)
 
 
-class _Given:
+class GivenProbabilities:
     """A classifier stand-in that returns the probabilities it is given (already computed for every row), so that the
     fusion is the live path's :class:`FusedClassifier` itself."""
 
@@ -130,7 +130,7 @@ def run_fold(dataset: str, datasets_root: str | Path, out: str | Path = "runs/fu
                        "image": score(p_im, det, truth, im_labels, letters)}}
     res_probs = {}
     for w in weights:
-        fused = FusedClassifier(_Given(kp_labels, "keypoints", spec=None), _Given(im_labels, "image"), w)
+        fused = FusedClassifier(GivenProbabilities(kp_labels, "keypoints", spec=None), GivenProbabilities(im_labels, "image"), w)
         res_probs[w] = fused((p_kp, p_im))
         res["methods"][f"fused {w:g}"] = score(res_probs[w], det, truth, fused.labels, letters)
     probs = {"keypoints": (p_kp, kp_labels), "image": (p_im, im_labels)}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.crop_classifier import DEFAULT_IMAGE_WEIGHT, FusedClassifier
-from training.fused_results import _Given
+from training.fused_results import GivenProbabilities
 from training.new_people import PROTOCOLS, TorchModel, run_cell, test_rows
 from training.strategy_experiments import DATASETS, _paired
 
@@ -44,7 +44,7 @@ def fused_scores(p_kp, found, truth, kp_labels, p_im, im_labels, weight: float =
     """Accuracy of the keypoint model, the image model and the live path's :class:`FusedClassifier` (``weight`` on
     the image; a keypoint no-letter class keeps its own probability), over all rows; rows without a hand are wrong
     for all three (the live path reads no crop without a hand)."""
-    fused = FusedClassifier(_Given(kp_labels, "keypoints"), _Given(im_labels, "image"), weight)
+    fused = FusedClassifier(GivenProbabilities(kp_labels, "keypoints"), GivenProbabilities(im_labels, "image"), weight)
 
     def acc(p, labels):
         return float(np.mean(found & (np.asarray(labels)[p.argmax(1)] == truth)))
