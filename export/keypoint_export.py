@@ -66,7 +66,7 @@ def export_keypoint_model(model_pt: str | Path, folder: str | Path, name: str | 
     ``held_out``: the model's accuracy on people it never saw, as the README reports it (``fingerspell models``
     shows it); without it, the run's own test split (all its images, no hand found counting as wrong) if it had one.
     """
-    from realtime.hands import StaticSettings
+    from realtime.hands import TRAINING_VIEWS, StaticSettings
     from training.train_keypoints import load_trained
 
     model_pt, folder = Path(model_pt), Path(folder)
@@ -105,6 +105,9 @@ def export_keypoint_model(model_pt: str | Path, folder: str | Path, name: str | 
     if held_out is not None:
         metrics["held_out"] = held_out
     return keypoint_manifest(folder, name, labels, spec.to_dict(), training, metrics,
-                             hands={"extraction": StaticSettings().to_dict()}, embedding_dim=model.hidden[1])
+                             hands={"extraction": StaticSettings().to_dict(), "training_views": TRAINING_VIEWS,
+                                    "training_views_why": "the model learned only from hands the first "
+                                    f"{TRAINING_VIEWS} views of the extraction found; the rest read new photos"},
+                             embedding_dim=model.hidden[1])
 
 

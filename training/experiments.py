@@ -89,6 +89,10 @@ RECIPES.update({
     "lis-v3-photos": (("lis",), LIS_LETTERS, {}, RECIPES["lis-v3"][3]),
     "lis-v3-world": (("lis",), LIS_LETTERS, {}, {**RECIPES["lis-v3"][3], "points": "world"}),
 })
+# The photo cascade (realtime.hands.base): the shipped recipes learn from hands its first four views found and read
+# photos with all six; the cascade before (four views to learn and to read), and learning from all six
+RECIPES.update({f"{r}-{name}": (*RECIPES[r][:3], {**RECIPES[r][3], **over}) for r in ("asl-v3", "lis-v3")
+                for name, over in (("read4", {"read_views": 4}), ("learn6", {"training_views": 6}))})
 PRESETS = {"asl-letters": "asl-v3", "lis-letters": "lis-v3"}  # shipped model -> its recipe
 # what `fingerspell train results` compares by default: each alphabet's recipe before issue 14, and the shipped one
 BEFORE_AND_SHIPPED = ("asl-v1", PRESETS["asl-letters"], "lis-v1", PRESETS["lis-letters"])
@@ -120,6 +124,10 @@ RECIPE_NOTES = {  # what each recipe is, for the ablation table
     "asl-v3-world": "asl-v3-photos on MediaPipe's world landmarks",
     "lis-v3-photos": "v3 on lis only (no lis_webcam_landmarks)",
     "lis-v3-world": "lis-v3-photos on MediaPipe's world landmarks",
+    "asl-v3-read4": "asl-v3 reading photos with the first four views only (the cascade before)",
+    "asl-v3-learn6": "asl-v3 learning from hands all six views found",
+    "lis-v3-read4": "lis-v3 reading photos with the first four views only (the cascade before)",
+    "lis-v3-learn6": "lis-v3 learning from hands all six views found",
 }
 
 

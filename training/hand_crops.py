@@ -4,7 +4,7 @@
 live use) and keeps only images where a hand was found. ``crop="whole"`` squashes the whole image to a square
 (datasets that are hand crops already and where detection often fails, e.g. gloved ``lsa16``); keypoints are
 then given where detected. Decoding thousands of photos takes minutes, so the crops are cached as one ``.npz``
-per dataset, size and framing, keyed by the dataset's content hash.
+per dataset, size and framing, keyed by the keypoint cache's key (dataset content and detector settings).
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from tqdm import tqdm
 from realtime.crops import CROP_SCALE, SquareBox, crop_square
 from realtime.images import ImageFolder, read_image
 from training.io import atomic_savez
-from training.keypoints import default_cache_dir, load_keypoints
+from realtime.hands.base import StaticSettings
+from training.keypoints import cache_key, default_cache_dir, load_keypoints
 
 CROPS = ("hand", "whole")
 
@@ -61,7 +62,9 @@ def load_hand_crops(root: str | os.PathLike, size: int = 64, crop: str = "hand",
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     ds = ImageFolder(root)
     kp = load_keypoints(root, cache_dir=cache_dir, progress=progress)
-    path = images_cache_dir(cache_dir) / f"{ds.name}-{ds.content_hash()[:16]}-{crop}{size}-s{scale:g}.npz"
+    # the crops follow the landmarks, so their file is named by the keypoint cache's key (data and detector settings)
+    key = cache_key(ds, StaticSettings())
+    path = images_cache_dir(cache_dir) / f"{ds.name}-{key}-{crop}{size}-s{scale:g}.npz"
     if path.exists():
         with np.load(path) as z:
             images, keypoints, ok = z["images"], z["keypoints"], z["ok"]

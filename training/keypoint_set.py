@@ -27,13 +27,18 @@ class KeypointSet:
     # (N, 21, 3) float32 MediaPipe world landmarks (metres); NaN where no hand was found and for the landmark-only
     # datasets, which recorded image landmarks only
     world: np.ndarray | None = None
+    # (N,) int8: which view of the photo cascade (realtime.hands.DEFAULT_VIEWS) found the hand, -1 where none did;
+    # 0 for the landmark-only datasets, which recorded the frame itself
+    view: np.ndarray | None = None
 
     FIELDS = ("dataset", "rel", "labels", "signers", "source_splits", "landmarks", "is_left", "hand_score",
-              "detected", "readable", "image_size", "world")
+              "detected", "readable", "image_size", "world", "view")
 
     def __post_init__(self):
         if self.world is None:
             self.world = np.full((len(self.labels), 21, 3), np.nan, np.float32)
+        if self.view is None:
+            self.view = np.where(self.detected, 0, -1).astype(np.int8)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -56,6 +61,14 @@ class KeypointSet:
         has = np.isfinite(self.world).all(axis=(1, 2))
         return replace(self, landmarks=self.world, detected=self.detected & has,
                        image_size=np.ones_like(self.image_size))
+
+    def found_by_first(self, views: int) -> "KeypointSet":
+        """The set as a photo cascade of only its first ``views`` views would have read it: hands that a later view
+        found count as not found (the cascade stops at the first view that finds a hand, so the rest are the same)."""
+        later = self.view >= views
+        return replace(self, detected=self.detected & ~later, view=np.where(later, -1, self.view).astype(np.int8),
+                       landmarks=np.where(later[:, None, None], np.nan, self.landmarks).astype(np.float32),
+                       world=np.where(later[:, None, None], np.nan, self.world).astype(np.float32))
 
     def features(self, spec, rows=None) -> np.ndarray:
         """The model inputs of ``rows`` (all by default): ``spec`` (a :class:`realtime.features.FeatureSpec`) computed

@@ -2,7 +2,8 @@
 
 Per image the cache keeps the 21x3 landmarks in the image's pixels (and MediaPipe's metric world landmarks), the
 physical handedness
-and its score, whether a hand was found, whether the file could be read, and the image size.
+and its score, whether a hand was found and by which view of the photo cascade (training learns only from hands the
+first ``realtime.hands.TRAINING_VIEWS`` views found), whether the file could be read, and the image size.
 The cache file name carries a key made of the dataset's content hash (manifest rows and file
 sizes) and the detector settings, so a changed dataset or setting never reuses stale points.
 Extraction saves a partial file every few hundred images; run it again and it resumes.
@@ -24,7 +25,7 @@ from training.io import atomic_savez
 from training.keypoint_set import KeypointSet
 from training.landmark_sets import is_landmark_set, read_landmark_set
 
-FORMAT_VERSION = 2  # 2: world landmarks kept too
+FORMAT_VERSION = 3  # 2: world landmarks kept too; 3: which view of the cascade found the hand
 CACHE_ENV = "FINGERSPELL_CACHE"
 
 
@@ -58,16 +59,16 @@ def _process(item: tuple[int, str]):
     i, path = item
     img = read_image(path)
     if img is None:
-        return i, False, False, None, None, False, 0.0, 0, 0
+        return i, False, False, None, None, False, 0.0, 0, 0, -1
     h, w = img.shape[:2]
     try:
-        hands = _detector(img)
+        hands, view = _detector.detect_with_view(img)
     except Exception:  # a frame MediaPipe chokes on is a miss, not a crash
-        hands = []
+        hands, view = [], -1
     if not hands:
-        return i, True, False, None, None, False, 0.0, w, h
+        return i, True, False, None, None, False, 0.0, w, h, -1
     hand = hands[0]
-    return i, True, True, hand.landmarks, hand.world, hand.is_left, hand.score, w, h
+    return i, True, True, hand.landmarks, hand.world, hand.is_left, hand.score, w, h, view
 
 
 # --- driver ------------------------------------------------------------------------------
@@ -99,7 +100,8 @@ def extract_keypoints(dataset: ImageFolder, cache_dir: str | os.PathLike | None 
 
     arrays = dict(landmarks=np.full((n, 21, 3), np.nan, np.float32), is_left=np.zeros(n, bool),
                   hand_score=np.zeros(n, np.float32), detected=np.zeros(n, bool), readable=np.zeros(n, bool),
-                  image_size=np.zeros((n, 2), np.int32), world=np.full((n, 21, 3), np.nan, np.float32))
+                  image_size=np.zeros((n, 2), np.int32), world=np.full((n, 21, 3), np.nan, np.float32),
+                  view=np.full(n, -1, np.int8))
     done = np.zeros(n, bool)
     if partial.exists():
         with np.load(partial) as z:
@@ -114,8 +116,9 @@ def extract_keypoints(dataset: ImageFolder, cache_dir: str | os.PathLike | None 
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
 
     def store(res) -> None:
-        i, readable, detected, lm, world, is_left, score, w, h = res
+        i, readable, detected, lm, world, is_left, score, w, h, view = res
         arrays["readable"][i], arrays["detected"][i], arrays["image_size"][i] = readable, detected, (w, h)
+        arrays["view"][i] = view
         if detected:
             arrays["landmarks"][i], arrays["is_left"][i], arrays["hand_score"][i] = lm, is_left, score
             if world is not None:

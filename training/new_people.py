@@ -162,8 +162,11 @@ def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epoc
     elif any(Path(d).name == protocol.test_dataset for d in cfg.data):
         cfg = replace(cfg, test_datasets=[protocol.test_dataset])
     train(cfg, progress=False)
+    test = test_rows(protocol, datasets_root, cache_dir)
+    if cfg.read_views is not None:
+        test = test.found_by_first(cfg.read_views)
     res = {"recipe": recipe, "protocol": protocol.name, "slug": protocol.slug,
-           **evaluate_trained(run / "model.pt", test_rows(protocol, datasets_root, cache_dir))}
+           **evaluate_trained(run / "model.pt", test)}
     res.pop("report", None)
     result_file.write_text(json.dumps(res, indent=1))
     return res

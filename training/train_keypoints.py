@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from realtime.manifest import NO_LETTER  # noqa: F401  (the class of hands that spell nothing; re-exported)
 from realtime.features import FINGERS, FeatureSpec
+from realtime.hands.base import TRAINING_VIEWS
 from training.keypoint_model import KeypointClassifier
 from training.keypoints import KeypointSet, load_keypoints
 from training.metrics import classification_report, format_report
@@ -65,6 +66,10 @@ class TrainConfig:
     label_map: dict = field(default_factory=dict)  # dataset name -> {its label: label learned}, e.g. digits 0 -> O
     balance: bool = True
     seed: int = 0
+    # photos: learn only from hands the first N views of the cascade found (realtime.hands.base says why), and read
+    # every photo, training and test, with the first N views only (None: all of them; ablations of the cascade)
+    training_views: int = TRAINING_VIEWS
+    read_views: int | None = None
     cache_dir: str | None = None
     workers: int | None = None
 
@@ -99,6 +104,8 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
     hashes = {Path(d).name: content_hash(d) if is_landmark_set(d) else ImageFolder(d).content_hash() for d in cfg.data}
     kp = KeypointSet.concat(sets).with_points(cfg.points)
     kp = kp.subset(np.flatnonzero(kp.readable))  # unreadable files were counted at extraction
+    if cfg.read_views is not None:
+        kp = kp.found_by_first(cfg.read_views)
     y = np.array([cfg.labels.index(l) for l in kp.labels], dtype=np.int64)
     groups = kp.groups()
     is_test = np.isin(kp.dataset, cfg.test_datasets)
@@ -121,7 +128,9 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
         pool = pool[rest]
         descr.append(f"stratified random {cfg.random_test:.0%} test")
     test = np.flatnonzero(is_test)
-    pool = pool[kp.detected[pool]]  # training needs landmarks; undetected test images count as wrong
+    # training needs landmarks, and only those of the first views of the photo cascade (realtime.hands.base says
+    # why); test images are read with every view, and those with no hand found count as wrong
+    pool = pool[kp.detected[pool] & (kp.view[pool] < cfg.training_views)]
     tr, va = grouped_stratified_indices(kp.labels[pool], photos[pool], (1 - cfg.val_fraction, cfg.val_fraction),
                                         cfg.seed + 1)
     return PreparedData(kp, pool[tr], pool[va], test, y, "; ".join(descr) or "no test split (all data trains)", hashes)

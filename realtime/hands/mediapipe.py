@@ -96,14 +96,19 @@ class StaticHandDetector:
             model_complexity=0 if settings.model == "lite" else 1, min_detection_confidence=settings.min_detection)
 
     def __call__(self, image_bgr: np.ndarray) -> list[Hand]:
+        return self.detect_with_view(image_bgr)[0]
+
+    def detect_with_view(self, image_bgr: np.ndarray) -> tuple[list[Hand], int]:
+        """(hands, index in ``settings.views`` of the view that found them); ([], -1) when none did. The keypoint
+        cache keeps the index: training learns only from hands the first views found (training.keypoints)."""
         h, w = image_bgr.shape[:2]
-        for view, scale, pad in static_views(image_bgr, self.settings.min_side, self.settings.views):
+        for k, (view, scale, pad) in enumerate(static_views(image_bgr, self.settings.min_side, self.settings.views)):
             vh, vw = view.shape[:2]
             hands = to_hands(self._hands.process(view), vw, vh, self.mirrored_input, scale=scale,
                               offset=pad, orig_size=(w, h))
             if hands:
-                return hands
-        return []
+                return hands, k
+        return [], -1
 
     def close(self) -> None:
         self._hands.close()
