@@ -79,6 +79,7 @@ def export_keypoint_model(model_pt: str | Path, folder: str | Path, name: str | 
     err = export_keypoint_onnx(model, spec.dim, folder / "model.onnx", labels,
                                {"name": name, "features": spec.to_dict()}, sample)
     cfg = summary.get("config", {})
+    learned_views = cfg.get("training_views", TRAINING_VIEWS)
     training = {
         "data": [Path(d).name for d in cfg.get("data", [])],
         "data_sha256": summary.get("data_sha256"),
@@ -105,9 +106,9 @@ def export_keypoint_model(model_pt: str | Path, folder: str | Path, name: str | 
     if held_out is not None:
         metrics["held_out"] = held_out
     return keypoint_manifest(folder, name, labels, spec.to_dict(), training, metrics,
-                             hands={"extraction": StaticSettings().to_dict(), "training_views": TRAINING_VIEWS,
+                             hands={"extraction": StaticSettings().to_dict(), "training_views": learned_views,
                                     "training_views_why": "the model learned only from hands the first "
-                                    f"{TRAINING_VIEWS} views of the extraction found; the rest read new photos"},
+                                    f"{learned_views} views of the extraction found; all of them read new photos"},
                              embedding_dim=model.hidden[1])
 
 

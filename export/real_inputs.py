@@ -148,7 +148,7 @@ def _j2s_eval_set(manifest: Manifest, root: Path) -> EvalSet:
 def _image_eval_set(manifest: Manifest, root: Path) -> EvalSet:
     """Image classifiers: the landmark-framed hand crops of the held-out signers (cached by training)."""
     from realtime.images import ImageFolder
-    from training.hand_crops import images_cache_dir, load_hand_crops
+    from training.hand_crops import hand_crops_path, load_hand_crops
     from training.image_classifier import to_input
 
     cfg = (manifest.raw.get("training") or {}).get("config") or {}
@@ -160,7 +160,7 @@ def _image_eval_set(manifest: Manifest, root: Path) -> EvalSet:
     _check_hash(folder, manifest)
     size = int(manifest.raw["input"]["shape"][-1])
     ds = ImageFolder(folder)
-    if not any(images_cache_dir().glob(f"{ds.name}-{ds.content_hash()[:16]}-hand{size}-*.npz")):
+    if not hand_crops_path(ds, size, "hand").exists():
         raise NoData(f"the {size}-px hand crops of {folder.name} are not cached (fingerspell train classifier "
                      f"makes them)")
     crops = load_hand_crops(folder, size, "hand", labels=manifest.labels, progress=False)

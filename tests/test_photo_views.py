@@ -1,7 +1,7 @@
 """The photo cascade's views: the wider views find hands in tight crops the first four miss, the keypoint cache records
 which view found each hand, and training learns only from the first four (realtime.hands.base says why).
 
-Real lis photos of GIULIA (the lis_giulia fixture); skipped without the datasets."""
+The data-backed tests use real lis photos of GIULIA (the lis_giulia fixture) and skip without the datasets."""
 import numpy as np
 
 from realtime.hands import DEFAULT_VIEWS, TRAINING_VIEWS, StaticHandDetector, StaticSettings
@@ -38,14 +38,12 @@ def test_wider_views_find_hands_the_first_four_miss(lis_giulia, monkeypatch):
         four.close(), six.close()
 
 
-def test_training_learns_only_from_the_first_views_and_tests_on_all(lis_giulia, monkeypatch):
+def test_the_held_out_person_is_read_with_every_view(lis_giulia, monkeypatch):
     root, _ = giulia_keypoints(lis_giulia, monkeypatch)
     labels = Manifest.load(weights_dir() / "lis-letters").labels
     cfg = TrainConfig(data=[str(root / "lis")], labels=[l for l in labels if l != "none"], out="unused",
                       test_signers=["GIULIA"])
     data = prepare_data(cfg, progress=False)
-    learn = np.concatenate([data.train, data.val])
-    assert np.all(data.kp.detected[learn]) and np.all(data.kp.view[learn] < TRAINING_VIEWS)
     test_wide = data.kp.detected[data.test] & (data.kp.view[data.test] >= TRAINING_VIEWS)
     assert test_wide.sum() >= 5, "the held-out person is read with every view"
 
@@ -66,3 +64,49 @@ def test_reading_with_fewer_views_loses_only_the_later_views_hands():
     assert kp.detected.tolist() == [True, True, True, False], "the set itself is unchanged"
     no_view = KeypointSet(**{f: getattr(kp, f) for f in KeypointSet.FIELDS if f != "view"})
     assert no_view.view.tolist() == [0, 0, 0, -1], "landmark-only rows count as found by the first view"
+
+
+def toy_views(monkeypatch, views):
+    """prepare_data over a made-up photo set whose hands were found by ``views`` (two signers, A and B)."""
+    import training.landmark_sets as landmark_sets
+    import training.train_keypoints as train_keypoints
+    from training.keypoint_set import KeypointSet
+
+    n = len(views)
+    rng = np.random.default_rng(0)
+    kp = KeypointSet(dataset=np.array(["toy"] * n), rel=np.array([f"{i}.png" for i in range(n)]),
+                     labels=np.array(list("AB" * (n // 2))), signers=np.array(["s1"] * (n - 4) + ["s2"] * 4),
+                     source_splits=np.array([""] * n), landmarks=rng.normal(100, 20, (n, 21, 3)).astype(np.float32),
+                     is_left=np.zeros(n, bool), hand_score=np.ones(n, np.float32), detected=np.array(views) >= 0,
+                     readable=np.ones(n, bool), image_size=np.tile([64, 64], (n, 1)), view=np.array(views, np.int8))
+    monkeypatch.setattr(train_keypoints, "load_keypoints", lambda *a, **k: kp)
+    monkeypatch.setattr(landmark_sets, "is_landmark_set", lambda d: True)
+    monkeypatch.setattr(landmark_sets, "content_hash", lambda d: "toy")
+
+
+def test_prepare_data_learns_from_the_training_views_and_tests_on_every_view(monkeypatch, tmp_path):
+    views = [0, 1, 5, 4, 0, 2, 3, 0, 0, 0, 0, 0] + [0, 5, -1, 4]  # the last four rows are the held-out signer s2
+    toy_views(monkeypatch, views)
+    cfg = TrainConfig(data=["toy"], labels=["A", "B"], out=str(tmp_path), test_signers=["s2"], val_fraction=0.25)
+    data = prepare_data(cfg, progress=False)
+    learned = set(np.concatenate([data.train, data.val]).tolist())
+    assert learned == {0, 1, 4, 5, 6, 7, 8, 9, 10, 11}, "rows 2 and 3 were found by the wide views only"
+    assert sorted(data.test.tolist()) == [12, 13, 14, 15] and data.kp.detected[data.test].sum() == 3
+
+    six = prepare_data(TrainConfig(**{**cfg.__dict__, "training_views": 6}), progress=False)
+    assert set(np.concatenate([six.train, six.val]).tolist()) == learned | {2, 3}
+
+    four = prepare_data(TrainConfig(**{**cfg.__dict__, "read_views": 4}), progress=False)
+    assert four.kp.detected[four.test].sum() == 1 and not four.kp.detected[[2, 3]].any()
+
+
+def test_a_new_people_cell_of_another_cascade_is_made_again(tmp_path):
+    import json
+
+    from training.new_people import cached_cell, photo_cascade
+
+    assert cached_cell(tmp_path) is None
+    (tmp_path / "new_people.json").write_text(json.dumps({"accuracy": 0.9}))  # before the cascade was recorded
+    assert cached_cell(tmp_path) is None
+    (tmp_path / "new_people.json").write_text(json.dumps({"accuracy": 0.9, "photo_cascade": photo_cascade()}))
+    assert cached_cell(tmp_path)["accuracy"] == 0.9

@@ -63,11 +63,11 @@ def ensure_models(runs: Path, datasets_root: str | Path, jobs: int = 1, progress
     of the new-people table), with the shipped recipe; cached, so a killed run resumes."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from training.new_people import PROTOCOLS
+    from training.new_people import PROTOCOLS, cached_cell
 
     protos = {f"{PRESETS[p.alphabet + '-letters']}/{p.slug}": p for p in PROTOCOLS}
     todo = [(run.split("/")[0], protos[run], str(datasets_root), str(runs)) for run in
-            sorted({p.model_run for p in people()}) if not (runs / run / "new_people.json").exists()]
+            sorted({p.model_run for p in people()}) if cached_cell(runs / run) is None]
     if progress and todo:
         print(f"training {len(todo)} held-out model(s) first")
     with ProcessPoolExecutor(max(1, jobs)) as pool:

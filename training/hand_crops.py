@@ -52,6 +52,14 @@ def images_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir) if cache_dir else default_cache_dir().parent / "images"
 
 
+def hand_crops_path(dataset: ImageFolder, size: int, crop: str = "hand", scale: float = CROP_SCALE,
+                    cache_dir: str | os.PathLike | None = None) -> Path:
+    """The crop cache file of a dataset: named by the keypoint cache's key, because the crops follow the landmarks
+    (a changed dataset or detector setting never reuses stale crops)."""
+    key = cache_key(dataset, StaticSettings())
+    return images_cache_dir(cache_dir) / f"{dataset.name}-{key}-{crop}{size}-s{scale:g}.npz"
+
+
 def load_hand_crops(root: str | os.PathLike, size: int = 64, crop: str = "hand", scale: float = CROP_SCALE,
                     labels: list[str] | None = None, cache_dir: str | os.PathLike | None = None,
                     progress: bool = True) -> HandCrops:
@@ -62,9 +70,7 @@ def load_hand_crops(root: str | os.PathLike, size: int = 64, crop: str = "hand",
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     ds = ImageFolder(root)
     kp = load_keypoints(root, cache_dir=cache_dir, progress=progress)
-    # the crops follow the landmarks, so their file is named by the keypoint cache's key (data and detector settings)
-    key = cache_key(ds, StaticSettings())
-    path = images_cache_dir(cache_dir) / f"{ds.name}-{key}-{crop}{size}-s{scale:g}.npz"
+    path = hand_crops_path(ds, size, crop, scale, cache_dir)
     if path.exists():
         with np.load(path) as z:
             images, keypoints, ok = z["images"], z["keypoints"], z["ok"]

@@ -147,15 +147,39 @@ def evaluate_trained(model_pt: str | Path, kp) -> dict:
     return score(probs, det, kp.labels.astype(str), model.labels, letters)
 
 
+def photo_cascade() -> dict:
+    """What a cell's landmarks came from: the photo cascade's settings and the keypoint cache format."""
+    from realtime.hands import StaticSettings
+    from training.keypoints import FORMAT_VERSION
+
+    return {"settings": StaticSettings().to_dict(), "cache_format": FORMAT_VERSION}
+
+
+def cached_cell(run: str | Path) -> dict | None:
+    """A cell's stored result; None when there is none, or when it was made with another photo cascade (its model
+    learned from and was scored on other landmarks, so the cell must be made again)."""
+    result_file = Path(run) / "new_people.json"
+    if not result_file.exists():
+        return None
+    res = json.loads(result_file.read_text())
+    return res if res.get("photo_cascade") == photo_cascade() else None
+
+
 def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epochs: int | None = None,
              cache_dir=None) -> dict:
     """Train ``recipe`` with the protocol's people held out (resumable) and score it on them."""
+    import shutil
+
     from training.train_keypoints import train
 
     run = Path(out) / recipe / protocol.slug
     result_file = run / "new_people.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
+    cached = cached_cell(run)
+    if cached is not None:
+        return cached
+    if result_file.exists():  # made with another photo cascade: trained again from scratch
+        print(f"{run}: made with another photo cascade; training it again")
+        shutil.rmtree(run)
     cfg = recipe_config(recipe, datasets_root, run, cache_dir=cache_dir, **({"epochs": epochs} if epochs else {}))
     if protocol.test_signer:
         cfg = replace(cfg, test_signers=[f"{protocol.test_dataset}/{protocol.test_signer}"])
@@ -166,7 +190,7 @@ def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epoc
     if cfg.read_views is not None:
         test = test.found_by_first(cfg.read_views)
     res = {"recipe": recipe, "protocol": protocol.name, "slug": protocol.slug,
-           **evaluate_trained(run / "model.pt", test)}
+           **evaluate_trained(run / "model.pt", test), "photo_cascade": photo_cascade()}
     res.pop("report", None)
     result_file.write_text(json.dumps(res, indent=1))
     return res

@@ -87,7 +87,8 @@ class HandTracker:
 
 
 class StaticHandDetector:
-    """Photo -> list of :class:`Hand` (static-image mode, upscale + pad cascade)."""
+    """Photo -> list of :class:`Hand` (static-image mode, upscale + pad cascade); :meth:`detect_with_view` also says
+    which view of the cascade found them."""
 
     def __init__(self, settings: StaticSettings = StaticSettings(), mirrored_input: bool = False):
         self.settings, self.mirrored_input = settings, mirrored_input
