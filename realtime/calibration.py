@@ -50,7 +50,8 @@ class Profile:
     features: dict  # the model's feature spec (FeatureSpec.to_dict())
     samples: np.ndarray  # (N, dim) float32 model input features
     sample_labels: list[str]  # (N,) the letter each sample means
-    # the adaptation chosen on the calibration protocol (docs/calibration.md: best mean at K=5 over 18 people)
+    # the adaptation chosen on the calibration protocol (docs/calibration.md: kNN on the embedding; fitting a head on
+    # top gained 0.2 points at K=5 over 18 people, too little for a fit)
     method: str = "knn"
     alpha: float = 24.0  # weight of the similarity term (a logit bonus of alpha for a perfect match)
     temperature: float = 0.25  # similarity softness: exp(-d^2 / (2 T^2)) on standardised embeddings

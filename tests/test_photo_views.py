@@ -103,10 +103,11 @@ def test_prepare_data_learns_from_the_training_views_and_tests_on_every_view(mon
 def test_a_new_people_cell_of_another_cascade_is_made_again(tmp_path):
     import json
 
-    from training.new_people import cached_cell, photo_cascade
+    from training.keypoints import extraction_record
+    from training.new_people import cached_cell
 
     assert cached_cell(tmp_path) is None
     (tmp_path / "new_people.json").write_text(json.dumps({"accuracy": 0.9}))  # before the cascade was recorded
     assert cached_cell(tmp_path) is None
-    (tmp_path / "new_people.json").write_text(json.dumps({"accuracy": 0.9, "photo_cascade": photo_cascade()}))
+    (tmp_path / "new_people.json").write_text(json.dumps({"accuracy": 0.9, "photo_cascade": extraction_record()}))
     assert cached_cell(tmp_path)["accuracy"] == 0.9

@@ -20,12 +20,12 @@ with the hand crops of its samples).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from realtime.calibration import Adapter, in_batches
+from realtime.calibration import Adapter, Profile, in_batches
 from training.experiments import PRESETS
 from training.new_people import LIS_SIGNERS, TorchModel
 from training.train_keypoints import NO_LETTER
@@ -285,8 +285,9 @@ def run_calibration(runs: str | Path, datasets_root: str | Path, out: str | Path
     return rows
 
 
-# what realtime/calibration.py does (a profile's reading): its row is the one shown per person and in the plot
-SHIPPED_METHOD = "knn, embedding, alpha 24, T 0.25"
+# what realtime/calibration.py does (a profile's defaults), named as in METHODS: the row shown per person and plotted
+_P = {f.name: f.default for f in fields(Profile)}
+SHIPPED_METHOD = f"{_P['method']}, {_P['space']}, alpha {_P['alpha']:g}, T {_P['temperature']:g}"
 
 
 def best_method(rows: list[dict]) -> str:
@@ -307,13 +308,13 @@ def plot_people(rows: list[dict], path: Path) -> None:
     """Each person before and after calibrating on K=5 samples per letter (the shipped adaptation)."""
     from training.plots import plot_recipe_bars
 
-    best, normal = SHIPPED_METHOD, [r for r in rows if not r["variant"] and r["k"] == max(KS)]
+    normal = [r for r in rows if not r["variant"] and r["k"] == max(KS)]
     bars = []
     for p in sorted({r["person"] for r in normal}):
         acc = {label: np.mean([r["accuracy"] for r in normal if r["person"] == p and r["method"] == m])
-               for label, m in (("uncalibrated", "uncalibrated"), (f"calibrated, K={max(KS)}", best))}
+               for label, m in (("uncalibrated", "uncalibrated"), (f"calibrated, K={max(KS)}", SHIPPED_METHOD))}
         bars.append((p, acc))
-    plot_recipe_bars(bars, path, f"Personal calibration ({best})")
+    plot_recipe_bars(bars, path, f"Personal calibration ({SHIPPED_METHOD})")
 
 
 def calibration_table(rows: list[dict], missing: list[str] = ()) -> str:
@@ -335,12 +336,11 @@ def calibration_table(rows: list[dict], missing: list[str] = ()) -> str:
                  else " | " for k in KS]
         marks = [w for w, hit in (("shipped", m == SHIPPED_METHOD), (f"best at K={max(KS)}", m == best)) if hit]
         lines.append(f"| {m}{' (' + ', '.join(marks) + ')' if marks else ''} | " + " | ".join(cells) + " |")
-    best = SHIPPED_METHOD
-    lines += ["", f"Per person, K=5, {best} (shipped) against uncalibrated:", "",
+    lines += ["", f"Per person, K=5, {SHIPPED_METHOD} (shipped) against uncalibrated:", "",
               "| person | test images | uncalibrated | calibrated (K=5) |", "|---|---:|---:|---:|"]
     for p in persons:
         sel = lambda m: [r for r in normal if r["person"] == p and r["k"] == 5 and r["method"] == m]  # noqa: E731
-        u, c = sel("uncalibrated"), sel(best)
+        u, c = sel("uncalibrated"), sel(SHIPPED_METHOD)
         if not u:
             lines.append(f"| {p} | 0 | (too few images to test at K=5) | |")
             continue

@@ -16,9 +16,9 @@ import numpy as np
 from tqdm import tqdm
 
 from realtime.crops import CROP_SCALE, SquareBox, crop_square
+from realtime.hands.base import StaticSettings
 from realtime.images import ImageFolder, read_image
 from training.io import atomic_savez
-from realtime.hands.base import StaticSettings
 from training.keypoints import cache_key, default_cache_dir, load_keypoints
 
 CROPS = ("hand", "whole")

@@ -33,9 +33,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "fingerspell")) / "keypoints"
 
 
+def extraction_record(settings: StaticSettings = StaticSettings()) -> dict:
+    """What cached landmarks come from, besides the data: the detector settings and the cache format."""
+    return {"settings": settings.to_dict(), "format": FORMAT_VERSION}
+
+
 def cache_key(dataset: ImageFolder, settings: StaticSettings) -> str:
-    payload = json.dumps({"data": dataset.content_hash(), "settings": settings.to_dict(), "format": FORMAT_VERSION},
-                         sort_keys=True)
+    payload = json.dumps({"data": dataset.content_hash(), **extraction_record(settings)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

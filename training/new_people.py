@@ -147,22 +147,16 @@ def evaluate_trained(model_pt: str | Path, kp) -> dict:
     return score(probs, det, kp.labels.astype(str), model.labels, letters)
 
 
-def photo_cascade() -> dict:
-    """What a cell's landmarks came from: the photo cascade's settings and the keypoint cache format."""
-    from realtime.hands import StaticSettings
-    from training.keypoints import FORMAT_VERSION
-
-    return {"settings": StaticSettings().to_dict(), "cache_format": FORMAT_VERSION}
-
-
 def cached_cell(run: str | Path) -> dict | None:
     """A cell's stored result; None when there is none, or when it was made with another photo cascade (its model
     learned from and was scored on other landmarks, so the cell must be made again)."""
     result_file = Path(run) / "new_people.json"
     if not result_file.exists():
         return None
+    from training.keypoints import extraction_record
+
     res = json.loads(result_file.read_text())
-    return res if res.get("photo_cascade") == photo_cascade() else None
+    return res if res.get("photo_cascade") == extraction_record() else None
 
 
 def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epochs: int | None = None,
@@ -170,6 +164,7 @@ def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epoc
     """Train ``recipe`` with the protocol's people held out (resumable) and score it on them."""
     import shutil
 
+    from training.keypoints import extraction_record
     from training.train_keypoints import train
 
     run = Path(out) / recipe / protocol.slug
@@ -190,7 +185,7 @@ def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epoc
     if cfg.read_views is not None:
         test = test.found_by_first(cfg.read_views)
     res = {"recipe": recipe, "protocol": protocol.name, "slug": protocol.slug,
-           **evaluate_trained(run / "model.pt", test), "photo_cascade": photo_cascade()}
+           **evaluate_trained(run / "model.pt", test), "photo_cascade": extraction_record()}
     res.pop("report", None)
     result_file.write_text(json.dumps(res, indent=1))
     return res

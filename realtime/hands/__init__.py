@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from realtime.hands.base import (DEFAULT_VIEWS, TRAINING_VIEWS, HandsStage, Redetect, StaticSettings, redetect_settings,
-                                 static_palm_boxes, static_views)
+from realtime.hands.base import (DEFAULT_VIEWS, TRAINING_VIEWS, HandsStage, Redetect, StaticSettings,
+                                 redetect_settings, static_palm_boxes, static_views)
 from realtime.hands.hand import MODEL_SIZES, WHICH_HAND, Hand, HandBox, pick_hand
 from realtime.hands.mediapipe import HandTracker, PalmDetector, StaticHandDetector, StaticPalmDetector
 
