@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from training.new_people import PROTOCOLS, lost_letters_table, score
+from helpers import manifest_rows, need_dataset
+from training.new_people import LIS_VIEWS, PROTOCOLS, lis_view, lost_letters_table, score
 
 
 def test_score_counts_missing_hands_as_wrong_and_typed_no_letter_hands_as_false_letters():
@@ -33,3 +34,10 @@ def test_lost_letters_table_splits_losses_between_detector_and_classifier():
     assert row.split("|")[2:6] == [" 80.0% ", " 75.0% ", " 20.0% ", " 20.0% "]
     mean = next(l for l in lines if l.startswith("| mean of the leave-one-dataset-out rows |"))
     assert "**100.0%** | **90.0%** | **0.0%** | **10.0%**" in mean
+
+
+def test_every_lis_photo_names_its_camera():
+    assert lis_view("A/a_ANTONIA_13_left.JPG") == "left" and lis_view("B/b_MIKE_2_Front.png") == "front"
+    assert lis_view("A/a_left_hand.JPG") is None  # a view word that is not the suffix names no camera
+    views = [lis_view(r["path"]) for r in manifest_rows(need_dataset("lis"))]
+    assert None not in views and sorted(set(views)) == sorted(LIS_VIEWS)

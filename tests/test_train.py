@@ -133,7 +133,8 @@ def test_recipes_take_a_seed_and_world_points(tmp_path):
     from dataclasses import asdict
 
     c = cfg(tmp_path, "run", 2)
-    before = {k: v for k, v in asdict(c).items() if k not in ("out", "cache_dir", "workers", "points")}
+    before = {k: v for k, v in asdict(c).items() if k not in ("out", "cache_dir", "workers", "points", "mixup",
+                                                               "group_adversary")}
     assert c.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert c.fingerprint() != replace(c, points="world").fingerprint()
     data = synthetic()
@@ -160,3 +161,55 @@ def test_mirrored_hands_for_test_time_flips():
     free, canonical = FeatureSpec(canonical=False), FeatureSpec(canonical=True)
     assert not np.allclose(features(free, m), features(free, kp), atol=1e-3)  # a real second view for the model
     assert np.allclose(features(canonical, m), features(canonical, kp), atol=1e-4)  # ... but not for a canonical one
+
+
+def test_feature_mixup_blends_pairs_and_keeps_the_larger_share_on_the_rows_own_label():
+    from training.train_keypoints import mix_feature_pairs
+
+    rng = np.random.default_rng(0)
+    feats = np.eye(8, dtype=np.float32)  # row i is one-hot at i: the blend weights can be read back
+    y = np.arange(8)
+    mixed, y_own, y_partner, lam = mix_feature_pairs(feats, y, 0.4, rng)
+    assert (y_own == y).all() and (lam >= 0.5).all() and (lam <= 1).all()
+    for i in range(8):
+        if y_partner[i] != i:
+            assert mixed[i, i] == pytest.approx(lam[i], abs=1e-6)
+            assert mixed[i, y_partner[i]] == pytest.approx(1 - lam[i], abs=1e-6)
+        assert mixed[i].sum() == pytest.approx(1.0)
+
+
+def test_reversed_gradient_flips_the_sign_and_ramps_up():
+    from training.train_keypoints import _ReverseGradient, dann_scale
+
+    x = torch.ones(3, requires_grad=True)
+    _ReverseGradient.apply(x, 0.5).sum().backward()
+    assert torch.equal(x.grad, torch.full((3,), -0.5))
+    assert dann_scale(0.0) == 0.0 and 0.99 < dann_scale(1.0) <= 1.0 and dann_scale(0.2) < dann_scale(0.5)
+
+
+def test_regularisers_train_resume_and_leave_older_checkpoints_resumable(tmp_path):
+    import hashlib
+    from dataclasses import asdict
+
+    data = synthetic()
+    # two groups among the training rows for the adversary to tell apart
+    data.kp.dataset = np.where(np.arange(len(data.kp)) % 2 == 0, "toy2", data.kp.dataset)
+
+    plain = asdict(cfg(tmp_path, "plain", 2))  # off: the fingerprint is what checkpoints made before them recorded
+    older = {k: v for k, v in plain.items() if k not in ("out", "cache_dir", "workers", "points", "mixup",
+                                                          "group_adversary")}
+    assert cfg(tmp_path, "plain", 2).fingerprint() == hashlib.sha256(
+        json.dumps(older, sort_keys=True).encode()).hexdigest()[:16]
+    reg = cfg(tmp_path, "reg", 4)
+    reg.mixup, reg.group_adversary = 0.4, 0.3
+    assert reg.fingerprint() != cfg(tmp_path, "reg", 4).fingerprint()
+
+    def kill_after_second(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(reg, progress=False, data=data, on_epoch_end=kill_after_second)
+    assert "group_head" in torch.load(tmp_path / "reg" / "checkpoint.pt", weights_only=False)
+    s = train(reg, progress=False, data=data)  # resumes with the group head and its optimizer state
+    assert s["test"]["accuracy"] > 0.9

@@ -93,6 +93,11 @@ RECIPES.update({
 # photos with all six; the cascade before (four views to learn and to read), and learning from all six
 RECIPES.update({f"{r}-{name}": (*RECIPES[r][:3], {**RECIPES[r][3], **over}) for r in ("asl-v3", "lis-v3")
                 for name, over in (("read4", {"read_views": 4}), ("learn6", {"training_views": 6}))})
+# Training-only regularisers for people never seen (the exported model is the same MLP): feature mixup, and a
+# group adversary through a reversed gradient that makes the penultimate features say less about whose hand it is
+RECIPES.update({f"{r}-{name}": (*RECIPES[r][:3], {**RECIPES[r][3], **over}) for r in ("asl-v3", "lis-v3")
+                for name, over in (("mixup", {"mixup": 0.4}), ("dann", {"group_adversary": 0.3}),
+                                   ("jitter", {"jitter": 0.04}))})
 PRESETS = {"asl-letters": "asl-v3", "lis-letters": "lis-v3"}  # shipped model -> its recipe
 # what `fingerspell train results` compares by default: each alphabet's recipe before issue 14, and the shipped one
 BEFORE_AND_SHIPPED = ("asl-v1", PRESETS["asl-letters"], "lis-v1", PRESETS["lis-letters"])
@@ -128,6 +133,9 @@ RECIPE_NOTES = {  # what each recipe is, for the ablation table
     "asl-v3-learn6": "asl-v3 learning from hands all six views found",
     "lis-v3-read4": "lis-v3 reading photos with the first four views only (the cascade before)",
     "lis-v3-learn6": "lis-v3 learning from hands all six views found",
+    **{f"{r}-mixup": f"{r} + feature mixup (Beta 0.4)" for r in ("asl-v3", "lis-v3")},
+    **{f"{r}-dann": f"{r} + a group (dataset/signer) adversary, weight 0.3, reversed gradient" for r in ("asl-v3", "lis-v3")},
+    **{f"{r}-jitter": f"{r} with landmark noise 0.04 of the hand size (0.02)" for r in ("asl-v3", "lis-v3")},
 }
 
 

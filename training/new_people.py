@@ -19,6 +19,7 @@ class is scored on the same frames, so before/after compare like with like.
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -227,6 +228,11 @@ def run_new_people(recipes: list[str], datasets_root: str | Path, out: str | Pat
         Path(doc).write_text(table)
         if layout == "protocols":
             write_plots(results, recipes, protocols, datasets_root, out, Path(doc).parent, Path(doc).stem)
+            lis = [r for r in recipes if r.startswith("lis-")]
+            views = lis_views_table(lis[-1], datasets_root, out) if lis else []
+            if views:
+                table += "\n" + "\n".join(views) + "\n"
+                Path(doc).write_text(table)
     if progress:
         print(table)
     return results
@@ -260,6 +266,48 @@ def write_plots(results: list[dict], recipes: list[str], protocols, datasets_roo
             if "report" in res:
                 plot_confusion(res["report"], folder / f"confusion-{rs[-1]}-{p.slug.split('-', 1)[1]}.png",
                                f"{rs[-1]} on {p.name}: accuracy {res['accuracy']:.1%}")
+
+
+LIS_VIEWS = ("front", "left", "right", "top", "bottom")  # the five cameras of the lis photos, named in each file name
+
+
+def lis_view(rel: str) -> str | None:
+    """The camera a ``lis`` photo was taken from, by its file name (``a_ANTONIA_13_left.JPG`` -> "left")."""
+    m = re.search(r"_(" + "|".join(LIS_VIEWS) + r")\.[^.]+$", str(rel), re.IGNORECASE)
+    return m.group(1).lower() if m else None
+
+
+def lis_views_table(recipe: str, datasets_root: str | Path, out: str | Path) -> list[str]:
+    """Markdown lines: ``recipe`` on the lis signers held out, per camera view (every signer's held-out model on
+    that signer's photos from that camera), with how many of the hands found MediaPipe called left hands and how
+    those read; empty when the cells have not been run."""
+    # per view: images, hands found, read right, hands called left, those read right
+    counts = {v: np.zeros(5, np.int64) for v in LIS_VIEWS}
+    for p in PROTOCOLS:
+        model = Path(out) / recipe / p.slug / "model.pt"
+        if p.test_dataset != "lis" or not p.test_signer or not model.exists():
+            continue
+        kp = test_rows(p, datasets_root)
+        tm = TorchModel(model)
+        probs, det = tm.probabilities(kp)
+        right = det & (np.array(tm.labels)[probs.argmax(1)] == kp.labels.astype(str))
+        left = det & kp.is_left
+        views = np.array([lis_view(r) for r in kp.rel])
+        for v in LIS_VIEWS:
+            sel = views == v
+            counts[v] += (int(sel.sum()), int(det[sel].sum()), int(right[sel].sum()), int(left[sel].sum()),
+                          int((right & left)[sel].sum()))
+    if not any(c[0] for c in counts.values()):
+        return []
+    lines = [f"{recipe} on the lis signers held out, by the camera each photo was taken from (all 11 signers; the "
+             "view is in the file name), and the hands MediaPipe called left hands:", "",
+             "| camera | images | hands found | read right | read right, of the hands found | hands found called "
+             "left | read right, of those |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for v, (n, found, right, left, left_right) in counts.items():
+        if n:
+            lines.append(f"| {v} | {n} | {found / n:.1%} | {right / n:.1%} | {right / max(found, 1):.1%} | "
+                         f"{left / max(found, 1):.1%} | {left_right / max(left, 1):.1%} |")
+    return lines
 
 
 def held_out_summary(recipe: str, out: str | Path = "runs/new-people") -> dict | None:

@@ -63,6 +63,10 @@ class TrainConfig:
     canonical: bool = True  # mirror left hands (by MediaPipe's handedness) before the features
     drop_finger: float = 0.1  # probability of zeroing one finger's features
     half_shapes: float = 0.0  # fraction of each batch replaced by half-formed shapes (two letters blended), as NO_LETTER
+    mixup: float = 0.0  # alpha of Beta(alpha, alpha): pairs of feature vectors and their labels blended (0: off)
+    # weight of a head that tries to tell the training group (dataset/signer) from the penultimate features, through a
+    # reversed gradient (DANN): features that do not say whose hand it is (0: off)
+    group_adversary: float = 0.0
     label_map: dict = field(default_factory=dict)  # dataset name -> {its label: label learned}, e.g. digits 0 -> O
     balance: bool = True
     seed: int = 0
@@ -80,6 +84,9 @@ class TrainConfig:
             d.pop(k)
         if d["points"] == "image":  # the default before world landmarks existed: older checkpoints still resume
             d.pop("points")
+        for k in ("mixup", "group_adversary"):  # likewise options added later, at their default (off)
+            if not d[k]:
+                d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -241,6 +248,34 @@ def make_features(spec: FeatureSpec, kp: KeypointSet, idx: np.ndarray) -> np.nda
     return kp.features(spec, idx)
 
 
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient times -scale backward (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx, x, scale: float):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.scale * grad, None
+
+
+def dann_scale(progress: float) -> float:
+    """DANN's ramp of the reversed gradient from 0 to 1 over training (progress in 0..1): the group head learns
+    before it pushes back on the features."""
+    return float(2.0 / (1.0 + np.exp(-10.0 * progress)) - 1.0)
+
+
+def mix_feature_pairs(feats: np.ndarray, y: np.ndarray, alpha: float, rng: np.random.Generator):
+    """Blend each row with a random partner of the batch: (features, y, partner's y, weight of y per row)."""
+    lam = rng.beta(alpha, alpha, len(y))
+    lam = np.maximum(lam, 1 - lam)  # the row's own label stays the larger share
+    perm = rng.permutation(len(y))
+    mixed = lam[:, None] * feats + (1 - lam[:, None]) * feats[perm]
+    return mixed.astype(feats.dtype), y, y[perm], lam.astype(np.float32)
+
+
 
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) -> tuple[float, float, np.ndarray]:
     model.eval()
@@ -281,6 +316,18 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     weights = balanced_weights(kp, data.train) if cfg.balance else np.full(len(data.train), 1 / len(data.train))
     drop_cols = [spec.columns_for_joints(j) for j in FINGERS.values()]
+    group_names, group_of_row = np.unique(kp.groups()[data.train], return_inverse=True)
+    group_id = np.full(len(kp), -1, np.int64)
+    group_id[data.train] = group_of_row
+    group_head = None
+    if cfg.group_adversary > 0 and len(group_names) < 2:
+        print(f"group_adversary {cfg.group_adversary}: the training rows hold one group ({group_names[0]}), "
+              "nothing to tell apart; training without the adversary")
+    if cfg.group_adversary > 0 and len(group_names) > 1:
+        group_head = nn.Sequential(nn.Linear(model.hidden[1], 64), nn.ReLU(), nn.Linear(64, len(group_names)))
+        opt.add_param_group({"params": group_head.parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay})
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[cfg.lr, cfg.lr], total_steps=cfg.epochs * max(
+            1, int(np.ceil(len(data.train) / cfg.batch_size))), pct_start=0.1)
 
     history: list[dict] = []
     best = {"val_loss": float("inf"), "epoch": -1, "state": None}
@@ -294,6 +341,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
             raise SystemExit(f"{ckpt_path} was made from different data (dataset content changed); "
                              "use a new --out or --no-resume")
         model.load_state_dict(ck["model"])
+        if group_head is not None:
+            group_head.load_state_dict(ck["group_head"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         history, best, start_epoch = ck["history"], ck["best"], ck["epoch"] + 1
@@ -321,8 +370,24 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
             drop = rng.random(len(idx)) < cfg.drop_finger
             for row in np.flatnonzero(drop):
                 feats[row, drop_cols[rng.integers(len(drop_cols))]] = 0.0
-            logits = model(torch.from_numpy(feats))
-            loss = loss_fn(logits, torch.from_numpy(y))
+            if cfg.mixup > 0:
+                feats, y, y_partner, lam = mix_feature_pairs(feats, y, cfg.mixup, rng)
+            emb = model.embed(torch.from_numpy(feats))
+            logits = model.fc3(emb)
+            if cfg.mixup > 0:
+                lam_t = torch.from_numpy(lam)
+                per_row = nn.functional.cross_entropy(logits, torch.from_numpy(y), reduction="none",
+                                                      label_smoothing=cfg.label_smoothing)
+                per_partner = nn.functional.cross_entropy(logits, torch.from_numpy(y_partner), reduction="none",
+                                                          label_smoothing=cfg.label_smoothing)
+                loss = (lam_t * per_row + (1 - lam_t) * per_partner).mean()
+            else:
+                loss = loss_fn(logits, torch.from_numpy(y))
+            if group_head is not None:
+                scale = dann_scale((epoch * steps + s) / (cfg.epochs * steps))
+                group_logits = group_head(_ReverseGradient.apply(emb, scale))
+                loss = loss + cfg.group_adversary * nn.functional.cross_entropy(
+                    group_logits, torch.from_numpy(group_id[idx]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -335,7 +400,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
             best = {"val_loss": val_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         bar.set_postfix(loss=f"{total / steps:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
         atomic_torch_save({"fingerprint": cfg.fingerprint(), "data_sha256": data.data_hashes,
-                            "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "history": history, "best": best, "epoch": epoch,
+                            "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            **({"group_head": group_head.state_dict()} if group_head is not None else {}),
+                            "scheduler": sched.state_dict(), "history": history, "best": best, "epoch": epoch,
                             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt_path)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
