@@ -198,7 +198,7 @@ def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: 
     check_can_record_crops(recognizer)
     from tqdm import tqdm
 
-    from realtime.images import ImageFolder, read_image
+    from realtime.images import DatasetError, ImageFolder, read_image
 
     ds = ImageFolder(folder)
     labels = list(recognizer.labels)
@@ -233,11 +233,17 @@ def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: 
             got += 1
             bar.update(1)
     bar.close()
+    report = {"unknown_labels": unknown, "unreadable": unreadable, "no_hand": no_hand}
+    if not feats:
+        raise DatasetError(f"no photo in {folder} gave a sample, so no profile was made: {len(unknown)} label "
+                           f"folder(s) the model does not know ({', '.join(unknown[:5]) or 'none'}), {len(unreadable)} "
+                           f"unreadable file(s), {len(no_hand)} photo(s) without a hand found; the model's letters: "
+                           f"{', '.join(l for l in labels if l != NO_LETTER)}")
     clf = getattr(recognizer.classifier, "base", recognizer.classifier)
     profile = make_profile(clf, np.stack(feats) if feats else np.zeros((0, 0)), names,
                            {"source": f"photos in {Path(folder).name}", "per_letter": per_letter},
                            crops=np.stack(crops) if crops and crops[0] is not None else None)
-    return profile, {"unknown_labels": unknown, "unreadable": unreadable, "no_hand": no_hand}
+    return profile, report
 
 
 def calibrate_camera(recognizer, reader, per_letter: int = 5, mirror: bool = True, photos: dict | None = None,

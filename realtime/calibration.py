@@ -98,8 +98,12 @@ class Profile:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json()))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(self.to_json()))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # no half-written file beside the path
+            raise
         return path
 
     @classmethod
@@ -141,6 +145,10 @@ class Profile:
             if not np.isfinite(value) or (value < low if low is not None else value <= 0):
                 raise ProfileError(f"{source}: {name} {value} is out of range (a finite number, "
                                    f"{'at least 0' if low is not None else 'above 0'})")
+        if not np.isfinite(p.samples).all():
+            bad = sorted({p.sample_labels[i] for i in np.flatnonzero(~np.isfinite(p.samples).all(1))})
+            raise ProfileError(f"{source}: samples of {bad} hold values that are not numbers (NaN, infinite or "
+                               "null): the file was damaged; calibrate again")
         if len(p.samples) and p.samples.shape[1] != int(p.features.get("dim", p.samples.shape[1])):
             raise ProfileError(f"{source}: samples have {p.samples.shape[1]} features but its feature spec says "
                                f"{p.features.get('dim')}")
@@ -285,6 +293,8 @@ def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta
     """A profile of ``samples`` (model input features) for a keypoint ``classifier`` (OnnxClassifier) or a fused one
     (its keypoint model's); with ``crops`` (N, S, S, 3 uint8 RGB, one per sample), also for the fused reading with
     ``image_classifier`` (default: the fused classifier's image model)."""
+    if not len(sample_labels):
+        raise ProfileError("no samples were recorded: no profile written")
     image_classifier = image_classifier or getattr(classifier, "image", None)
     classifier = getattr(classifier, "keypoints", classifier)
     m = classifier.manifest

@@ -209,7 +209,10 @@ def cmd_eval(args) -> int:
             os.makedirs(args.plots, exist_ok=True)
     except OSError as e:
         return fail(f"cannot make --plots folder: {e}")
-    plot = plot_path(args.plot, args.plots, args.json)
+    try:
+        plot = plot_path(args.plot, args.plots, args.json)
+    except ValueError as e:
+        return fail(str(e))
     writable(plot and str(plot))
     if plot is None:
         print("no confusion matrix: give --plots DIR or --json FILE to write one")
@@ -218,7 +221,7 @@ def cmd_eval(args) -> int:
                  plot=plot, device=args.device, hand=args.hand, keypoints=args.keypoints, hands=args.hands,
                  backend=args.backend, precision=args.precision, classifier=args.classifier,
                  image_model=args.image_model, image_weight=args.image_weight, profile=_profile(args))
-    except (ModelError, DatasetError, ValueError) as e:
+    except (ModelError, DatasetError, ValueError, OSError) as e:
         return fail(str(e))
     return 0
 
@@ -257,6 +260,10 @@ def cmd_bench(args) -> int:
             return 0
         if not args.source:
             return fail("--source is required (or --backends to compare the backends)")
+        from realtime.capture import make_reader
+
+        for src in args.source.split(",") if args.streams > 1 else [args.source]:
+            make_reader(src).close()  # a missing or unreadable source is refused before the models load
         if args.streams > 1:  # N cameras through one batched pipeline (realtime/streams.py)
             import json
 
@@ -271,7 +278,7 @@ def cmd_bench(args) -> int:
             return 0
         run_bench(_recognizer(args), args.source, frames=args.frames, size=(args.width, args.height),
                   json_out=args.json)
-    except (SourceError, ModelError, ValueError) as e:
+    except (SourceError, ModelError, ValueError, OSError) as e:
         return fail(str(e))
     return 0
 
@@ -360,9 +367,16 @@ def cmd_calibrate(args) -> int:
             profile = session.to_profile(rec.classifier, {"source": f"camera {args.camera}"})
     except (SourceError, ModelError, DatasetError, ProfileError, OSError, ValueError) as e:
         return fail(str(e))
-    if not profile.sample_labels:
-        return fail("no samples were recorded: no profile written")
-    profile.save(out)
+    try:
+        profile.save(out)
+    except OSError as e:  # the recording is not lost: it goes where it can be written
+        import tempfile
+        import time
+
+        fallback = os.path.join(tempfile.gettempdir(), f"fingerspell-profile-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        profile.save(fallback)
+        print(f"cannot write {out} ({e}); the profile was saved to {fallback} instead", file=sys.stderr)
+        out = fallback
     print(f"profile for {profile.model}: {describe(profile)}")
     print(f"written to {out}; use it with --profile {out}")
     return 0

@@ -38,6 +38,10 @@ def writable(path: str | None) -> str | None:
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             raise SystemExit(fail(f"cannot write {path}: folder {parent} does not exist"))
+        if os.path.isdir(path):
+            raise SystemExit(fail(f"cannot write {path}: it is a folder; give a file path"))
+        if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            raise SystemExit(fail(f"cannot write {path}: no permission to write there"))
     return path
 
 

@@ -59,8 +59,13 @@ class ImageFolder:
             missing = {"path", "label"} - set(reader.fieldnames or [])
             if missing:
                 raise DatasetError(f"{manifest} lacks column(s) {sorted(missing)}")
-            return [Sample(self.root / r["path"], r["path"], r["label"], (r.get("signer") or "").strip(),
-                           (r.get("source_split") or "").strip(), self.name) for r in reader]
+            rows = list(reader)
+        for line, r in enumerate(rows, start=2):
+            if not (r.get("path") or "").strip() or not (r.get("label") or "").strip() or None in r:
+                raise DatasetError(f"{manifest}, row {line}: no path or no label, or more fields than columns "
+                                   f"(an unclosed quote or a stray comma?): {dict(r)}")
+        return [Sample(self.root / r["path"], r["path"], r["label"], (r.get("signer") or "").strip(),
+                       (r.get("source_split") or "").strip(), self.name) for r in rows]
 
     def _scan(self) -> list[Sample]:
         out = []

@@ -49,10 +49,14 @@ class PartialFile:
 
     def close(self) -> None:
         self._f.close()
-        if self.lines:
-            os.replace(self.tmp, self.path)
-        else:
+        if not self.lines:
             self.tmp.unlink()
+            return
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:  # the lines are kept where they were written, and the message says where
+            raise OSError(f"cannot move the results into {self.path} ({e.strerror}); they are kept in "
+                          f"{self.tmp}") from e
 
     def __enter__(self) -> "PartialFile":
         return self

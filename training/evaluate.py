@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from realtime.pipeline import DEFAULT_IMAGE_WEIGHT, Recognizer
-from realtime.images import ImageFolder, read_image
+from realtime.images import DatasetError, ImageFolder, read_image
 from training.metrics import classification_report, format_report
 
 
@@ -64,6 +64,9 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
             y_pred.append(-1 if h is None else int(np.argmax(probs)))
     finally:
         rec.close()
+    if not y_true:
+        raise DatasetError(f"none of the {len(samples)} images of {ds.root} could be read "
+                           f"({unreadable_note(unreadable)}): nothing to evaluate")
     rep = classification_report(np.array(y_true), np.array(y_pred), clf.labels)
     rep.update(model=name, profile=profile.path if profile is not None else None, classifier=classifier,
                image_weight=image_weight if classifier == "fused" else None, keypoints=keypoints, hands=hands,
@@ -75,16 +78,16 @@ def evaluate(model: str | None, data: str | Path, signers: list[str] | None = No
             print(f"left out {sum(unknown.values())} images of labels the model does not know: {dict(unknown)}")
         if unreadable:
             print(unreadable_note(unreadable))
+    if json_out:  # the figures first: a plot that fails must not lose them
+        Path(json_out).write_text(json.dumps(rep, indent=1))
+        if progress:
+            print(f"report: {json_out}")
     if plot:
         from training.plots import plot_confusion
 
         plot_confusion(rep, plot, title=f"{clf.manifest.name} on {ds.name}: accuracy {rep['accuracy']:.1%}")
         if progress:
             print(f"confusion matrix: {plot}")
-    if json_out:
-        Path(json_out).write_text(json.dumps(rep, indent=1))
-        if progress:
-            print(f"report: {json_out}")
     return rep
 
 
@@ -99,6 +102,12 @@ def plot_path(plot: str | None, plots_dir: str | None, json_out: str | None) -> 
     """Where the confusion matrix goes: --plot as given, else into --plots DIR, else beside --json; never
     unasked into the current folder."""
     if plot:
+        from matplotlib.figure import Figure
+
+        kinds = Figure().canvas.get_supported_filetypes()
+        if Path(plot).suffix.lower().lstrip(".") not in kinds:
+            raise ValueError(f"--plot {plot}: a confusion matrix is written as one of "
+                             f"{', '.join('.' + k for k in sorted(kinds))}")
         return Path(plot)
     if plots_dir:
         return Path(plots_dir) / "confusion_matrix.png"
