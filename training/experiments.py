@@ -89,15 +89,18 @@ RECIPES.update({
     "lis-v3-photos": (("lis",), LIS_LETTERS, {}, RECIPES["lis-v3"][3]),
     "lis-v3-world": (("lis",), LIS_LETTERS, {}, {**RECIPES["lis-v3"][3], "points": "world"}),
 })
-# The photo cascade (realtime.hands.base): the shipped recipes learn from hands its first four views found and read
-# photos with all six; the cascade before (four views to learn and to read), and learning from all six
+# Variants of the shipped recipes, each one change: the photo cascade (realtime.hands.base; the shipped recipes learn
+# from hands its first four views found and read photos with all six), and training-only regularisers for people never
+# seen (the exported model is the same MLP). Name -> (config change, what it is).
+V3_VARIANTS = {
+    "read4": ({"read_views": 4}, "reading photos with the first four views only (the cascade before)"),
+    "learn6": ({"training_views": 6}, "learning from hands all six views found"),
+    "mixup": ({"mixup": 0.4}, "+ feature mixup (Beta 0.4)"),
+    "dann": ({"group_adversary": 0.3}, "+ a group (dataset/signer) adversary, weight 0.3, reversed gradient"),
+    "jitter": ({"jitter": 0.04}, "with landmark noise 0.04 of the hand size (0.02)"),
+}
 RECIPES.update({f"{r}-{name}": (*RECIPES[r][:3], {**RECIPES[r][3], **over}) for r in ("asl-v3", "lis-v3")
-                for name, over in (("read4", {"read_views": 4}), ("learn6", {"training_views": 6}))})
-# Training-only regularisers for people never seen (the exported model is the same MLP): feature mixup, and a
-# group adversary through a reversed gradient that makes the penultimate features say less about whose hand it is
-RECIPES.update({f"{r}-{name}": (*RECIPES[r][:3], {**RECIPES[r][3], **over}) for r in ("asl-v3", "lis-v3")
-                for name, over in (("mixup", {"mixup": 0.4}), ("dann", {"group_adversary": 0.3}),
-                                   ("jitter", {"jitter": 0.04}))})
+                for name, (over, _) in V3_VARIANTS.items()})
 PRESETS = {"asl-letters": "asl-v3", "lis-letters": "lis-v3"}  # shipped model -> its recipe
 # what `fingerspell train results` compares by default: each alphabet's recipe before issue 14, and the shipped one
 BEFORE_AND_SHIPPED = ("asl-v1", PRESETS["asl-letters"], "lis-v1", PRESETS["lis-letters"])
@@ -129,13 +132,7 @@ RECIPE_NOTES = {  # what each recipe is, for the ablation table
     "asl-v3-world": "asl-v3-photos on MediaPipe's world landmarks",
     "lis-v3-photos": "v3 on lis only (no lis_webcam_landmarks)",
     "lis-v3-world": "lis-v3-photos on MediaPipe's world landmarks",
-    "asl-v3-read4": "asl-v3 reading photos with the first four views only (the cascade before)",
-    "asl-v3-learn6": "asl-v3 learning from hands all six views found",
-    "lis-v3-read4": "lis-v3 reading photos with the first four views only (the cascade before)",
-    "lis-v3-learn6": "lis-v3 learning from hands all six views found",
-    **{f"{r}-mixup": f"{r} + feature mixup (Beta 0.4)" for r in ("asl-v3", "lis-v3")},
-    **{f"{r}-dann": f"{r} + a group (dataset/signer) adversary, weight 0.3, reversed gradient" for r in ("asl-v3", "lis-v3")},
-    **{f"{r}-jitter": f"{r} with landmark noise 0.04 of the hand size (0.02)" for r in ("asl-v3", "lis-v3")},
+    **{f"{r}-{name}": f"{r} {what}" for r in ("asl-v3", "lis-v3") for name, (_, what) in V3_VARIANTS.items()},
 }
 
 

@@ -222,17 +222,19 @@ def run_new_people(recipes: list[str], datasets_root: str | Path, out: str | Pat
                 bar.update(1)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "new_people.json").write_text(json.dumps(results, indent=1))
-    table = new_people_table(results, recipes) if layout == "protocols" else recipe_table(results, recipes)
+    if layout == "protocols":
+        table = new_people_table(results, recipes)
+        lis = [r for r in recipes if r.startswith("lis-")]
+        views = lis_views_table(lis[-1], datasets_root, out) if lis else []
+        if views:
+            table += "\n" + "\n".join(views) + "\n"
+    else:
+        table = recipe_table(results, recipes)
     if doc:
         Path(doc).parent.mkdir(parents=True, exist_ok=True)
         Path(doc).write_text(table)
         if layout == "protocols":
             write_plots(results, recipes, protocols, datasets_root, out, Path(doc).parent, Path(doc).stem)
-            lis = [r for r in recipes if r.startswith("lis-")]
-            views = lis_views_table(lis[-1], datasets_root, out) if lis else []
-            if views:
-                table += "\n" + "\n".join(views) + "\n"
-                Path(doc).write_text(table)
     if progress:
         print(table)
     return results

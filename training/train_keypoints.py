@@ -310,12 +310,6 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
     x_val = torch.from_numpy(make_features(spec, kp, data.val))
     y_val = torch.from_numpy(data.y[data.val])
     model = KeypointClassifier(spec.dim, len(cfg.labels), tuple(cfg.hidden), cfg.dropout)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * max(
-        1, int(np.ceil(len(data.train) / cfg.batch_size))), pct_start=0.1)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    weights = balanced_weights(kp, data.train) if cfg.balance else np.full(len(data.train), 1 / len(data.train))
-    drop_cols = [spec.columns_for_joints(j) for j in FINGERS.values()]
     group_names, group_of_row = np.unique(kp.groups()[data.train], return_inverse=True)
     group_id = np.full(len(kp), -1, np.int64)
     group_id[data.train] = group_of_row
@@ -323,11 +317,15 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
     if cfg.group_adversary > 0 and len(group_names) < 2:
         print(f"group_adversary {cfg.group_adversary}: the training rows hold one group ({group_names[0]}), "
               "nothing to tell apart; training without the adversary")
-    if cfg.group_adversary > 0 and len(group_names) > 1:
+    elif cfg.group_adversary > 0:
         group_head = nn.Sequential(nn.Linear(model.hidden[1], 64), nn.ReLU(), nn.Linear(64, len(group_names)))
-        opt.add_param_group({"params": group_head.parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay})
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[cfg.lr, cfg.lr], total_steps=cfg.epochs * max(
-            1, int(np.ceil(len(data.train) / cfg.batch_size))), pct_start=0.1)
+    params = list(model.parameters()) + (list(group_head.parameters()) if group_head is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * max(
+        1, int(np.ceil(len(data.train) / cfg.batch_size))), pct_start=0.1)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    weights = balanced_weights(kp, data.train) if cfg.balance else np.full(len(data.train), 1 / len(data.train))
+    drop_cols = [spec.columns_for_joints(j) for j in FINGERS.values()]
 
     history: list[dict] = []
     best = {"val_loss": float("inf"), "epoch": -1, "state": None}
