@@ -95,3 +95,32 @@ def test_half_formed_shapes_blend_two_letters_and_are_labelled_no_letter():
     assert np.allclose(out[same], lm[same])  # the rest of the batch is untouched
     assert np.allclose(out[changed, 0], lm[changed, 0])  # the blend stays at the hand's own wrist
     assert not np.allclose(out[changed], lm[changed])
+
+
+def test_letter_aware_views_turn_only_the_letters_not_defined_by_orientation():
+    from training.train_keypoints import TrainConfig, view_ranges
+
+    cfg = TrainConfig(data=[], labels=["A", "H", "U", "M"], out="x", rotate_deg=15, yaw_deg=30, pitch_deg=20)
+    y = np.array([0, 1, 2, 3])
+    assert view_ranges(cfg, y) == (15, 30, 20)  # off: one range for all, as the shipped recipes were trained
+    wide = TrainConfig(**{**cfg.__dict__, "free_views": [90.0, 60.0, 45.0], "oriented_letters": ["H", "U"]})
+    roll, yaw, pitch = view_ranges(wide, y)
+    assert roll.tolist() == [90, 15, 15, 90] and yaw.tolist() == [60, 30, 30, 60] and pitch.tolist() == [45, 20, 20, 45]
+
+    lm = hands(4)  # a range of 0 leaves a hand as it was, a wide one turns it; bones keep their lengths
+    out = augment_landmarks(lm, np.random.default_rng(0), np.array([0.0, 90.0, 0.0, 90.0]), 0.0, 0.0,
+                            np.array([0.0, 60.0, 0.0, 60.0]), np.array([0.0, 45.0, 0.0, 45.0]))
+    assert np.allclose(out[[0, 2]], lm[[0, 2]]) and not np.allclose(out[1], lm[1]) and not np.allclose(out[3], lm[3])
+    assert np.allclose(bone_lengths(out), bone_lengths(lm))
+
+
+def test_letter_aware_views_refuse_letters_the_model_does_not_learn():
+    import pytest
+
+    from training.train_keypoints import TrainConfig, view_ranges
+
+    cfg = TrainConfig(data=[], labels=["A", "B"], out="x", free_views=[45.0, 45.0, 45.0], oriented_letters=["Z"])
+    with pytest.raises(ValueError, match="oriented_letters"):
+        view_ranges(cfg, np.array([0, 1]))
+    with pytest.raises(ValueError, match="roll, yaw, pitch"):
+        view_ranges(TrainConfig(data=[], labels=["A"], out="x", free_views=[45.0]), np.array([0]))

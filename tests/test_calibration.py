@@ -414,3 +414,40 @@ def test_fused_calibration_with_crops_reads_a_held_out_person_better(tmp_path, l
     # 220 photos: 76.4% -> 83.2% here; the protocol (docs/calibration.md, fused) measures +3.6 points for GIULIA
     assert b["accuracy"] > a["accuracy"] + 0.03, (a["accuracy"], b["accuracy"])
     assert set(json.loads((tmp_path / "a.json").read_text())) == set(json.loads((tmp_path / "b.json").read_text()))
+
+
+def test_calibration_splits_with_a_reserve_test_every_k_on_the_same_photos():
+    """The one-camera protocol: K = 1, 3, 5 samples per letter, all tested on the photos left after drawing 5."""
+    from types import SimpleNamespace
+
+    from training.calibration_experiments import split_calibration
+
+    labels = np.repeat(np.array(["A", "B", "C"]), 9)
+    detected = np.ones(len(labels), bool)
+    detected[[0, 1, 10]] = False  # photos without a hand are never samples
+    kp = SimpleNamespace(labels=labels, detected=detected)
+    splits = {k: split_calibration(kp, k, seed=1, video=False, reserve=5) for k in (1, 3, 5)}
+    for k, (cal, test) in splits.items():
+        assert np.array_equal(test, splits[5][1])  # one test set for every K
+        assert set(cal) <= set(splits[5][0]) and not set(cal) & set(test) and detected[cal].all()
+        assert sorted(np.unique(labels[cal], return_counts=True)[1]) == [k, k, k]
+    assert len(splits[5][1]) == len(labels) - 15
+    without = split_calibration(kp, 1, seed=1, video=False)[1]  # the mixed protocol tests all but the K samples
+    assert len(without) == len(labels) - 3
+
+
+def test_one_camera_table_marks_the_shipped_and_the_best_method():
+    from training.calibration_experiments import KS, SHIPPED_METHOD, camera_calibration_table
+    from training.new_people import LIS_VIEWS
+
+    def rows(method_acc, camera=True):
+        return [{"person": p, "k": k, "seed": 0, "method": m, "accuracy": a, "hands_found": 0.9,
+                 **({"camera": v} if camera else {"variant": False})}
+                for p in ("lis A", "lis B") for k in KS for m, a in method_acc.items()
+                for v in (LIS_VIEWS if camera else [None])]
+    one = rows({"uncalibrated": 0.7, SHIPPED_METHOD: 0.85, "knn, input, alpha 48, T 0.25": 0.9})
+    mixed = rows({"uncalibrated": 0.72, SHIPPED_METHOD: 0.8, "knn, input, alpha 48, T 0.25": 0.75}, camera=False)
+    table = camera_calibration_table(one, mixed)
+    assert "| one camera | knn, input, alpha 48, T 0.25 (best at K=5) | 90.0% |" in table
+    assert f"| cameras mixed | {SHIPPED_METHOD} (shipped, best at K=5) | 80.0% |" in table
+    assert all(f"| {v} | 70.0% | 85.0% | 90.0% |" in table for v in LIS_VIEWS)

@@ -197,12 +197,15 @@ def test_regularisers_train_resume_and_leave_older_checkpoints_resumable(tmp_pat
 
     plain = asdict(cfg(tmp_path, "plain", 2))  # off: the fingerprint is what checkpoints made before them recorded
     older = {k: v for k, v in plain.items() if k not in ("out", "cache_dir", "workers", "points", "mixup",
-                                                          "group_adversary")}
+                                                          "group_adversary", "free_views", "oriented_letters")}
     assert cfg(tmp_path, "plain", 2).fingerprint() == hashlib.sha256(
         json.dumps(older, sort_keys=True).encode()).hexdigest()[:16]
     reg = cfg(tmp_path, "reg", 4)
     reg.mixup, reg.group_adversary = 0.4, 0.3
     assert reg.fingerprint() != cfg(tmp_path, "reg", 4).fingerprint()
+    turned = cfg(tmp_path, "turned", 4)
+    turned.free_views, turned.oriented_letters = [45.0, 45.0, 45.0], []
+    assert turned.fingerprint() != cfg(tmp_path, "turned", 4).fingerprint()
 
     def kill_after_second(epoch):
         if epoch == 1:

@@ -90,8 +90,15 @@ def person_rows(person: Person, datasets_root: str | Path, labels: list[str]):
     return kp.subset(np.flatnonzero(keep))
 
 
-def split_calibration(kp, k: int, seed: int, video: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(calibration rows, test rows): K detected rows per letter; photos at random, video from the first half."""
+def split_calibration(kp, k: int, seed: int, video: bool, reserve: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration rows, test rows): K detected rows per letter; photos at random, video from the first half.
+    Photos with ``reserve`` (>= K): the first K of ``reserve`` drawn rows calibrate and none of them is tested, so
+    every K of a seed is tested on the same photos."""
+    if reserve is not None and not video:
+        cal, test = split_calibration(kp, reserve, seed, video)
+        first = np.concatenate([cal[kp.labels[cal] == label][:k] for label in np.unique(kp.labels[cal])]) \
+            if len(cal) else cal
+        return first.astype(np.int64), test
     rng = np.random.default_rng(seed)
     calib, test = [], []
     for label in np.unique(kp.labels):
@@ -118,7 +125,8 @@ def _accuracy(probs, labels, truth, detected) -> float:
 METHODS = tuple(
     (f"{m}, {space}, alpha {a:g}, T {t:g}", space, dict(method=m, alpha=a, temperature=t))
     for space in ("embedding", "input") for m, a, t in
-    (("knn", 6, 0.5), ("knn", 12, 0.25), ("knn", 24, 0.25), ("knn", 24, 0.5), ("prototype", 24, 0.5))) + tuple(
+    (("knn", 6, 0.5), ("knn", 12, 0.25), ("knn", 24, 0.25), ("knn", 24, 0.5), ("knn", 48, 0.25),
+     ("prototype", 24, 0.5))) + tuple(
     (f"{m}, embedding, {'alpha 24, T 0.25, ' if 'knn' in m else ''}L2 {l2:g}", "embedding",
      dict(method=m, alpha=24, temperature=0.25, l2=l2))
     for m, l2 in (("head", 0.01), ("head", 0.05), ("knn+head", 0.01), ("knn+head", 0.05)))
@@ -141,7 +149,8 @@ def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: b
             cal, test = split_calibration(kp, k, seed, person.video)
             if not len(test) or (variant and not (kp.labels[test] == "K").any()):
                 continue  # e.g. massey hand3 / hand4: five photos per letter leave none to test at K=5
-            base = {"person": person.name, "k": k, "seed": seed, "variant": variant, "test_images": int(len(test))}
+            base = {"person": person.name, "k": k, "seed": seed, "variant": variant, "test_images": int(len(test)),
+                    "hands_found": float(det[test].mean())}
             rows.append({**base, "method": "uncalibrated", "accuracy": _accuracy(p[test], model.labels, truth[test],
                                                                                 det[test]),
                          "variant_accuracy": _accuracy(p[test][truth[test] == "K"], model.labels,
@@ -156,6 +165,78 @@ def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: b
                              "variant_accuracy": _accuracy(q[is_k], model.labels, truth[test][is_k], det[test][is_k])
                              if variant else None})
     return rows
+
+
+def run_person_by_camera(person: Person, runs: Path, datasets_root: str | Path) -> list[dict]:
+    """Rows (person, camera, K, seed, method, accuracy) for a lis signer calibrated as a webcam user is: K samples
+    per letter from one of the five cameras, tested on that camera's other photos (the protocol above mixes the
+    cameras, so most test photos come from a view no sample showed). Uncalibrated and every method of METHODS."""
+    from training.new_people import LIS_VIEWS, lis_view
+
+    model = TorchModel(runs / person.model_run / "model.pt")
+    kp = person_rows(person, datasets_root, [l for l in model.labels if l != NO_LETTER])
+    x, p, h = model.run(kp)
+    truth, det = kp.labels.astype(str), kp.detected
+    views = np.array([lis_view(r) for r in kp.rel.astype(str)])
+    rows = []
+    for view in LIS_VIEWS:
+        at = np.flatnonzero(views == view)
+        for k in KS:
+            for seed in SEEDS:
+                cal, test = (at[i] for i in split_calibration(kp.subset(at), k, seed, False, reserve=max(KS)))
+                if not len(test):
+                    continue
+                base = {"person": person.name, "camera": view, "k": k, "seed": seed, "test_images": int(len(test)),
+                        "hands_found": float(det[test].mean())}
+                rows.append({**base, "method": "uncalibrated",
+                             "accuracy": _accuracy(p[test], model.labels, truth[test], det[test])})
+                for name, space, kw in METHODS:
+                    e = x if space == "input" else h
+                    q = Adapter(e[cal], list(truth[cal]), model.labels, sample_probs=p[cal], **kw)(p[test], e[test])
+                    rows.append({**base, "method": name, "accuracy": _accuracy(q, model.labels, truth[test], det[test])})
+    return rows
+
+
+def camera_calibration_table(rows: list[dict], mixed: list[dict]) -> str:
+    """Markdown: the lis signers calibrated and tested on one camera, beside the same signers with the cameras
+    mixed (``mixed``: run_person's rows); uncalibrated, the shipped method and the best of each protocol at K=5."""
+    from training.new_people import LIS_VIEWS
+
+    persons = sorted({r["person"] for r in rows})
+    best = {name: best_method([{**r, "variant": False} for r in rs]) for name, rs in (("one camera", rows),
+                                                                                      ("cameras mixed", mixed))}
+    methods = list(dict.fromkeys(("uncalibrated", SHIPPED_METHOD, *best.values())))
+
+    def person_means(rs, m, k, view=None):  # mean over seeds (and cameras) per person
+        return [np.mean(a) for p in persons if (a := [r["accuracy"] for r in rs if r["person"] == p and r["k"] == k
+                                                      and r["method"] == m and view in (None, r.get("camera"))])]
+    lines = ["## One camera per person (the lis signers)", "",
+             "A webcam user calibrates and spells in front of the same camera. Here each lis signer is calibrated on "
+             "K samples per letter from one of the five cameras and tested on that camera's other photos, for each "
+             "camera (mean over cameras and 3 seeds per person, then the mean and the worst person); every K of a seed is "
+             f"tested on the same photos (those left after drawing {max(KS)} per letter). Beside it the protocol above "
+             "for the same signers, whose samples and test photos mix the cameras.", "",
+             "| protocol | method | " + " | ".join(f"K={k} mean | K={k} worst" for k in KS) + " |",
+             "|---|---|" + "---:|" * (2 * len(KS))]
+    for name, rs in (("one camera", rows), ("cameras mixed", mixed)):
+        for m in methods:
+            cells = [f"{np.mean(v):.1%} | {np.min(v):.1%}" if (v := person_means(rs, m, k)) else " | " for k in KS]
+            marks = [w for w, hit in (("shipped", m == SHIPPED_METHOD), (f"best at K={max(KS)}", m == best[name]))
+                     if hit]
+            lines.append(f"| {name} | {m}{' (' + ', '.join(marks) + ')' if marks else ''} | " + " | ".join(cells)
+                         + " |")
+    k = max(KS)
+    found = {name: np.mean([r["hands_found"] for r in rs if r["k"] == k and "hands_found" in r])
+             for name, rs in (("one camera", rows), ("cameras mixed", mixed))}
+    lines += ["", f"At K={k} MediaPipe found a hand in {found['one camera']:.1%} of the one-camera test photos and "
+              f"{found['cameras mixed']:.1%} of the mixed ones (the samples are drawn from photos with a hand, and a "
+              "camera has few photos per letter), so compare each protocol's gain over its own uncalibrated row.",
+              "", f"One camera, K={k}, by camera (mean over the signers):", "",
+              "| camera | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+    for view in LIS_VIEWS:
+        lines.append(f"| {view} | " + " | ".join(f"{np.mean(person_means(rows, m, k, view)):.1%}" for m in methods)
+                     + " |")
+    return "\n".join(lines) + "\n"
 
 
 # (name, image similarity weight and temperature, or None: the keypoint embedding alone, as a keypoint profile)
@@ -268,6 +349,10 @@ def run_calibration(runs: str | Path, datasets_root: str | Path, out: str | Path
     rows = []
     for person, variant in tqdm(todo, desc="calibration", unit="person", disable=not progress):
         rows += run_person(person, runs, datasets_root, variant)
+    camera_rows = []
+    for person in tqdm([p for p, v in todo if p.dataset == "lis" and not v], desc="calibration, one camera",
+                       unit="person", disable=not progress):
+        camera_rows += run_person_by_camera(person, runs, datasets_root)
     fused_rows = []
     for image_model in image_models:
         signers, im = image_model_people(image_model)
@@ -276,7 +361,13 @@ def run_calibration(runs: str | Path, datasets_root: str | Path, out: str | Path
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "calibration.json").write_text(json.dumps(rows, indent=1))
     (Path(out) / "calibration-fused.json").write_text(json.dumps(fused_rows, indent=1))
-    table = calibration_table(rows, missing) + ("\n" + fused_calibration_table(fused_rows) if fused_rows else "")
+    (Path(out) / "calibration-camera.json").write_text(json.dumps(camera_rows, indent=1))
+    table = calibration_table(rows, missing)
+    if camera_rows:
+        lis_names = {r["person"] for r in camera_rows}
+        table += "\n" + camera_calibration_table(camera_rows, [r for r in rows if r["person"] in lis_names
+                                                               and not r["variant"]])
+    table += "\n" + fused_calibration_table(fused_rows) if fused_rows else ""
     if doc:
         Path(doc).write_text(table)
         plot_people(rows, Path(doc).with_suffix(".png"))

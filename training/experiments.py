@@ -101,6 +101,18 @@ V3_VARIANTS = {
 }
 RECIPES.update({f"{r}-{name}": (*RECIPES[r][:3], {**RECIPES[r][3], **over}) for r in ("asl-v3", "lis-v3")
                 for name, (over, _) in V3_VARIANTS.items()})
+# Letter-aware views: the letters that are another letter pointing elsewhere keep v3's views, all others turn much
+# further (a new person's M may point down with the back of the hand to the camera; a turned H would be a U). The
+# Italian manual alphabet follows the international one but for S (it.wikipedia.org/wiki/Dattilologia). Not shipped:
+# docs/results-free-views.md.
+ORIENTED_LETTERS = {"asl": ["G", "H", "K", "P", "Q", "U"], "lis": ["H", "K", "P", "Q", "U"]}
+FREE_VIEW_VARIANTS = {
+    "free45": ([45.0, 45.0, 45.0], "with roll, yaw and pitch ±45° for the letters not defined by orientation"),
+    "free90": ([90.0, 60.0, 90.0], "with roll ±90°, yaw ±60°, pitch ±90° for the letters not defined by orientation"),
+}
+RECIPES.update({f"{r}-{name}": (*RECIPES[r][:3], {**RECIPES[r][3], "free_views": views,
+                                                  "oriented_letters": ORIENTED_LETTERS[r.split("-")[0]]})
+                for r in ("asl-v3", "lis-v3") for name, (views, _) in FREE_VIEW_VARIANTS.items()})
 PRESETS = {"asl-letters": "asl-v3", "lis-letters": "lis-v3"}  # shipped model -> its recipe
 # what `fingerspell train results` compares by default: each alphabet's recipe before issue 14, and the shipped one
 BEFORE_AND_SHIPPED = ("asl-v1", PRESETS["asl-letters"], "lis-v1", PRESETS["lis-letters"])
@@ -132,7 +144,8 @@ RECIPE_NOTES = {  # what each recipe is, for the ablation table
     "asl-v3-world": "asl-v3-photos on MediaPipe's world landmarks",
     "lis-v3-photos": "v3 on lis only (no lis_webcam_landmarks)",
     "lis-v3-world": "lis-v3-photos on MediaPipe's world landmarks",
-    **{f"{r}-{name}": f"{r} {what}" for r in ("asl-v3", "lis-v3") for name, (_, what) in V3_VARIANTS.items()},
+    **{f"{r}-{name}": f"{r} {what}" for r in ("asl-v3", "lis-v3")
+       for name, (_, what) in {**V3_VARIANTS, **FREE_VIEW_VARIANTS}.items()},
 }
 
 

@@ -60,6 +60,11 @@ class TrainConfig:
     jitter: float = 0.02  # std of landmark noise, as a fraction of the hand size
     finger_scale: float = 0.0  # each finger's bones scaled by U(1 - f, 1 + f): other people's hand shapes
     flip: float = 0.0  # probability of mirroring a hand (left-handed signers; needs canonical=False to matter)
+    # wider views for the letters whose meaning does not depend on where the hand points: [roll, yaw, pitch] in degrees
+    # for every label not in `oriented_letters` (ASL H is U pointing sideways, P is K pointing down); [] keeps the
+    # ranges above for all
+    free_views: list[float] = field(default_factory=list)
+    oriented_letters: list[str] = field(default_factory=list)
     canonical: bool = True  # mirror left hands (by MediaPipe's handedness) before the features
     drop_finger: float = 0.1  # probability of zeroing one finger's features
     half_shapes: float = 0.0  # fraction of each batch replaced by half-formed shapes (two letters blended), as NO_LETTER
@@ -84,7 +89,7 @@ class TrainConfig:
             d.pop(k)
         if d["points"] == "image":  # the default before world landmarks existed: older checkpoints still resume
             d.pop("points")
-        for k in ("mixup", "group_adversary"):  # likewise options added later, at their default (off)
+        for k in ("mixup", "group_adversary", "free_views", "oriented_letters"):  # added later, at their default (off)
             if not d[k]:
                 d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -189,6 +194,7 @@ def augment_landmarks(lm: np.ndarray, rng: np.random.Generator, rotate_deg: floa
     - the other hand: a mirror image (``flip``), which also swaps ``is_left``;
     - noise scaled to the hand.
 
+    The three angle ranges are degrees, each one number or one per hand (letter-aware views).
     Returns the landmarks, or (landmarks, is_left) when ``is_left`` is given.
     """
     from realtime.features import FINGERS, hand_size
@@ -203,7 +209,10 @@ def augment_landmarks(lm: np.ndarray, rng: np.random.Generator, rotate_deg: floa
             lm[:, list(joints[1:])] = base[:, None] + np.cumsum(bones, axis=1)
     wrist = lm[:, :1, :].copy()
     rel = lm - wrist
-    ang = lambda d: np.deg2rad(rng.uniform(-d, d, b)) if d > 0 else np.zeros(b)  # noqa: E731
+    def ang(d):
+        if np.ndim(d) == 0:  # one range for all (the draws the shipped recipes were trained with)
+            return np.deg2rad(rng.uniform(-d, d, b)) if d > 0 else np.zeros(b)
+        return np.deg2rad(rng.uniform(-1.0, 1.0, b) * np.asarray(d, np.float64))
     rot = rotation_matrices(ang(rotate_deg), ang(yaw_deg), ang(pitch_deg))
     k = rng.uniform(1 - scale, 1 + scale, b)[:, None, None]
     rel = np.einsum("bij,bnj->bni", rot, rel) * k
@@ -217,6 +226,21 @@ def augment_landmarks(lm: np.ndarray, rng: np.random.Generator, rotate_deg: floa
         size = hand_size(lm)[:, None, None]
         lm += rng.normal(0, 1, lm.shape) * jitter * size
     return lm if is_left is None else (lm, is_left)
+
+
+def view_ranges(cfg: TrainConfig, y: np.ndarray):
+    """(roll, yaw, pitch) ranges in degrees for a batch with label ids ``y``: the config's, or with ``free_views``
+    one range per hand, wide for the letters not in ``oriented_letters``."""
+    if not cfg.free_views:
+        return cfg.rotate_deg, cfg.yaw_deg, cfg.pitch_deg
+    unknown = sorted(set(cfg.oriented_letters) - set(cfg.labels))
+    if unknown:
+        raise ValueError(f"oriented_letters {unknown} are not among the labels")
+    if len(cfg.free_views) != 3:
+        raise ValueError(f"free_views must be [roll, yaw, pitch] in degrees, got {cfg.free_views}")
+    free = ~np.isin(y, [cfg.labels.index(c) for c in cfg.oriented_letters])
+    return tuple(np.where(free, wide, narrow) for wide, narrow in
+                 zip(cfg.free_views, (cfg.rotate_deg, cfg.yaw_deg, cfg.pitch_deg)))
 
 
 def half_formed_shapes(lm: np.ndarray, is_left: np.ndarray, y: np.ndarray, none: int, fraction: float,
@@ -359,9 +383,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
         total = 0.0
         for s in range(steps):
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            lm, left = augment_landmarks(kp.landmarks[idx], rng, cfg.rotate_deg, cfg.scale, cfg.jitter, cfg.yaw_deg,
-                                         cfg.pitch_deg, cfg.finger_scale, cfg.flip, kp.is_left[idx])
             y = data.y[idx]
+            roll, yaw, pitch = view_ranges(cfg, y)
+            lm, left = augment_landmarks(kp.landmarks[idx], rng, roll, cfg.scale, cfg.jitter, yaw, pitch,
+                                         cfg.finger_scale, cfg.flip, kp.is_left[idx])
             if cfg.half_shapes > 0 and NO_LETTER in cfg.labels:
                 lm, y = half_formed_shapes(lm, left, y, cfg.labels.index(NO_LETTER), cfg.half_shapes, rng)
             feats = spec.compute(lm, left, kp.image_size[idx].astype(np.float64))
