@@ -451,3 +451,22 @@ def test_one_camera_table_marks_the_shipped_and_the_best_method():
     assert "| one camera | knn, input, alpha 48, T 0.25 (best at K=5) | 90.0% |" in table
     assert f"| cameras mixed | {SHIPPED_METHOD} (shipped, best at K=5) | 80.0% |" in table
     assert all(f"| {v} | 70.0% | 85.0% | 90.0% |" in table for v in LIS_VIEWS)
+
+
+def test_one_camera_splits_keep_samples_and_test_photos_on_one_camera():
+    from types import SimpleNamespace
+
+    from training.calibration_experiments import KS, SEEDS, calibration_splits
+    from training.new_people import LIS_VIEWS, lis_view
+
+    class Rows(SimpleNamespace):
+        def subset(self, idx):
+            return Rows(labels=self.labels[idx], detected=self.detected[idx], rel=self.rel[idx])
+
+    rel = np.array([f"{l}/{l.lower()}_ANNA_{i}_{v}.JPG" for l in "AB" for v in LIS_VIEWS for i in range(8)])
+    kp = Rows(labels=np.array([r[0] for r in rel]), detected=np.ones(len(rel), bool), rel=rel)
+    splits = list(calibration_splits(kp, video=False, by_camera=True))
+    assert len(splits) == len(LIS_VIEWS) * len(KS) * len(SEEDS)
+    for camera, k, _, cal, test in splits:
+        assert {lis_view(r) for r in rel[np.r_[cal, test]]} == {camera}
+        assert len(cal) == 2 * k and len(test) == 2 * (8 - max(KS))

@@ -132,8 +132,30 @@ METHODS = tuple(
     for m, l2 in (("head", 0.01), ("head", 0.05), ("knn+head", 0.01), ("knn+head", 0.05)))
 
 
-def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: bool = False) -> list[dict]:
-    """Rows (person, K, seed, method, accuracy) for one person; ``variant``: massey K signed as the digit 3.
+def calibration_splits(kp, video: bool, by_camera: bool = False):
+    """(camera, K, seed, calibration rows, test rows) of a person's protocol. ``by_camera`` (lis photos): samples
+    and test from one of the five cameras at a time, as a webcam user calibrates and spells in front of one camera
+    (otherwise most test photos show a view no sample did); every K of a seed is then tested on the same photos."""
+    if not by_camera:
+        for k in KS:
+            for seed in SEEDS:
+                yield (None, k, seed, *split_calibration(kp, k, seed, video))
+        return
+    from training.new_people import LIS_VIEWS, lis_view
+
+    views = np.array([lis_view(r) for r in kp.rel.astype(str)])
+    for view in LIS_VIEWS:
+        at = np.flatnonzero(views == view)
+        for k in KS:
+            for seed in SEEDS:
+                cal, test = split_calibration(kp.subset(at), k, seed, False, reserve=max(KS))
+                yield view, k, seed, at[cal], at[test]
+
+
+def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: bool = False,
+               by_camera: bool = False) -> list[dict]:
+    """Rows (person, camera, K, seed, method, accuracy) for one person; ``variant``: massey K signed as the digit 3;
+    ``by_camera``: the one-camera protocol (:func:`calibration_splits`).
     The model is the same network as the shipped ONNX file's, run in PyTorch: its ``embedding`` output is ``h``."""
     model = TorchModel(runs / person.model_run / "model.pt")
     letters = [l for l in model.labels if l != NO_LETTER]
@@ -144,56 +166,23 @@ def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: b
     x, p, h = model.run(kp)
     truth, det = kp.labels.astype(str), kp.detected
     rows = []
-    for k in KS:
-        for seed in SEEDS:
-            cal, test = split_calibration(kp, k, seed, person.video)
-            if not len(test) or (variant and not (kp.labels[test] == "K").any()):
-                continue  # e.g. massey hand3 / hand4: five photos per letter leave none to test at K=5
-            base = {"person": person.name, "k": k, "seed": seed, "variant": variant, "test_images": int(len(test)),
-                    "hands_found": float(det[test].mean())}
-            rows.append({**base, "method": "uncalibrated", "accuracy": _accuracy(p[test], model.labels, truth[test],
-                                                                                det[test]),
-                         "variant_accuracy": _accuracy(p[test][truth[test] == "K"], model.labels,
-                                                       truth[test][truth[test] == "K"], det[test][truth[test] == "K"])
+    for camera, k, seed, cal, test in calibration_splits(kp, person.video, by_camera):
+        if not len(test) or (variant and not (kp.labels[test] == "K").any()):
+            continue  # e.g. massey hand3 / hand4: five photos per letter leave none to test at K=5
+        base = {"person": person.name, "k": k, "seed": seed, "variant": variant, "test_images": int(len(test)),
+                "hands_found": float(det[test].mean()), **({"camera": camera} if by_camera else {})}
+        is_k = truth[test] == "K"
+        rows.append({**base, "method": "uncalibrated", "accuracy": _accuracy(p[test], model.labels, truth[test],
+                                                                            det[test]),
+                     "variant_accuracy": _accuracy(p[test][is_k], model.labels, truth[test][is_k], det[test][is_k])
+                     if variant else None})
+        for name, space, kw in METHODS:
+            e = x if space == "input" else h
+            ad = Adapter(e[cal], list(truth[cal]), model.labels, sample_probs=p[cal], **kw)
+            q = ad(p[test], e[test])
+            rows.append({**base, "method": name, "accuracy": _accuracy(q, model.labels, truth[test], det[test]),
+                         "variant_accuracy": _accuracy(q[is_k], model.labels, truth[test][is_k], det[test][is_k])
                          if variant else None})
-            for name, space, kw in METHODS:
-                e = x if space == "input" else h
-                ad = Adapter(e[cal], list(truth[cal]), model.labels, sample_probs=p[cal], **kw)
-                q = ad(p[test], e[test])
-                is_k = truth[test] == "K"
-                rows.append({**base, "method": name, "accuracy": _accuracy(q, model.labels, truth[test], det[test]),
-                             "variant_accuracy": _accuracy(q[is_k], model.labels, truth[test][is_k], det[test][is_k])
-                             if variant else None})
-    return rows
-
-
-def run_person_by_camera(person: Person, runs: Path, datasets_root: str | Path) -> list[dict]:
-    """Rows (person, camera, K, seed, method, accuracy) for a lis signer calibrated as a webcam user is: K samples
-    per letter from one of the five cameras, tested on that camera's other photos (the protocol above mixes the
-    cameras, so most test photos come from a view no sample showed). Uncalibrated and every method of METHODS."""
-    from training.new_people import LIS_VIEWS, lis_view
-
-    model = TorchModel(runs / person.model_run / "model.pt")
-    kp = person_rows(person, datasets_root, [l for l in model.labels if l != NO_LETTER])
-    x, p, h = model.run(kp)
-    truth, det = kp.labels.astype(str), kp.detected
-    views = np.array([lis_view(r) for r in kp.rel.astype(str)])
-    rows = []
-    for view in LIS_VIEWS:
-        at = np.flatnonzero(views == view)
-        for k in KS:
-            for seed in SEEDS:
-                cal, test = (at[i] for i in split_calibration(kp.subset(at), k, seed, False, reserve=max(KS)))
-                if not len(test):
-                    continue
-                base = {"person": person.name, "camera": view, "k": k, "seed": seed, "test_images": int(len(test)),
-                        "hands_found": float(det[test].mean())}
-                rows.append({**base, "method": "uncalibrated",
-                             "accuracy": _accuracy(p[test], model.labels, truth[test], det[test])})
-                for name, space, kw in METHODS:
-                    e = x if space == "input" else h
-                    q = Adapter(e[cal], list(truth[cal]), model.labels, sample_probs=p[cal], **kw)(p[test], e[test])
-                    rows.append({**base, "method": name, "accuracy": _accuracy(q, model.labels, truth[test], det[test])})
     return rows
 
 
@@ -259,9 +248,10 @@ def image_model_people(image_model: str) -> tuple[list[str], "object"]:
 
 
 def run_person_fused(signer: str, im, runs: Path, datasets_root: str | Path, cache_dir=None,
-                     weight: float | None = None) -> list[dict]:
-    """Rows (person, K, seed, method, accuracy) of ``--classifier fused`` for one lis signer whom both the keypoint
-    model and the image classifier ``im`` (an OnnxImageClassifier with an ``embedding`` output) never saw."""
+                     weight: float | None = None, by_camera: bool = False) -> list[dict]:
+    """Rows (person, camera, K, seed, method, accuracy) of ``--classifier fused`` for one lis signer whom both the
+    keypoint model and the image classifier ``im`` (an OnnxImageClassifier with an ``embedding`` output) never saw;
+    ``by_camera``: the one-camera protocol (:func:`calibration_splits`)."""
     from realtime.crop_classifier import DEFAULT_IMAGE_WEIGHT, FusedClassifier
     from training.fused_results import GivenProbabilities
     from training.hand_crops import load_hand_crops
@@ -283,50 +273,68 @@ def run_person_fused(signer: str, im, runs: Path, datasets_root: str | Path, cac
                             DEFAULT_IMAGE_WEIGHT if weight is None else weight)
     p_fused = fused((p_kp, p_im))
     rows = []
-    for k in KS:
-        for seed in SEEDS:
-            cal, test = split_calibration(kp, k, seed, False)
-            cal = cal[found[cal]]
-            base = {"person": person.name, "k": k, "seed": seed, "test_images": int(len(test)),
-                    "image_model": im.manifest.name,
-                    "image_model_command": im.manifest.raw.get("training", {}).get("command")}
+    for camera, k, seed, cal, test in calibration_splits(kp, False, by_camera):
+        cal = cal[found[cal]]
+        base = {"person": person.name, "k": k, "seed": seed, "test_images": int(len(test)),
+                "image_model": im.manifest.name, **({"camera": camera} if by_camera else {}),
+                "image_model_command": im.manifest.raw.get("training", {}).get("command")}
 
-            def score(q):
-                return _accuracy(q, model.labels, truth[test], found[test])
+        def score(q):
+            return _accuracy(q, model.labels, truth[test], found[test])
 
-            rows.append({**base, "method": "keypoints, uncalibrated", "accuracy": score(p_kp[test])})
-            rows.append({**base, "method": "fused, uncalibrated", "accuracy": score(p_fused[test])})
-            kp_knn = Adapter(h[cal], list(truth[cal]), model.labels)  # the shipped keypoint profile's settings
-            rows.append({**base, "method": "keypoints, keypoint kNN", "accuracy": score(kp_knn(p_kp[test], h[test]))})
-            for name, image in FUSED_METHODS:  # chained as CalibratedClassifier does live
-                q = kp_knn(p_fused[test], h[test])
-                if image is not None:
-                    q = Adapter(e_im[cal], list(truth[cal]), model.labels, alpha=image[0],
-                                temperature=image[1])(q, e_im[test])
-                rows.append({**base, "method": name, "accuracy": score(q)})
+        rows.append({**base, "method": "keypoints, uncalibrated", "accuracy": score(p_kp[test])})
+        rows.append({**base, "method": "fused, uncalibrated", "accuracy": score(p_fused[test])})
+        kp_knn = Adapter(h[cal], list(truth[cal]), model.labels)  # the shipped keypoint profile's settings
+        rows.append({**base, "method": "keypoints, keypoint kNN", "accuracy": score(kp_knn(p_kp[test], h[test]))})
+        for name, image in FUSED_METHODS:  # chained as CalibratedClassifier does live
+            q = kp_knn(p_fused[test], h[test])
+            if image is not None:
+                q = Adapter(e_im[cal], list(truth[cal]), model.labels, alpha=image[0],
+                            temperature=image[1])(q, e_im[test])
+            rows.append({**base, "method": name, "accuracy": score(q)})
     return rows
 
 
-def fused_calibration_table(rows: list[dict]) -> str:
-    """Markdown: the fused protocol, per K the mean and worst person, and each person at the largest K."""
+def _per_person(rows: list[dict]) -> dict:
+    """(method, K, person) -> mean accuracy over the seeds (and cameras)."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault((r["method"], r["k"], r["person"]), []).append(r["accuracy"])
+    return {key: float(np.mean(v)) for key, v in out.items()}
+
+
+def _mean_worst_lines(rows: list[dict]) -> list[str]:
+    """Markdown table lines: per method, each K's mean and worst person."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     persons = list(dict.fromkeys(r["person"] for r in rows))
-    models = ", ".join(f"`{m}` ({', '.join(dict.fromkeys(r['person'] for r in rows if r['image_model'] == m))})"
-                       for m in dict.fromkeys(r["image_model"] for r in rows))
-    per = {(m, k, p): np.mean([r["accuracy"] for r in rows if (r["method"], r["k"], r["person"]) == (m, k, p)])
-           for m in methods for k in KS for p in persons}
-    lines = ["## Fused with the image classifier", "",
-             "`--classifier fused` (image weight 0.3) for the lis signers whom an image classifier never saw: "
-             f"{models}; the keypoint model is the one trained without the same person. Calibrated by the keypoint "
-             "embedding alone (what a keypoint profile does), or by the keypoint and the image classifier's embedding "
-             "of the samples' hand crops. Same splits and seeds as above; no hand found counts as wrong.", "",
-             "| method | " + " | ".join(f"K={k} mean | K={k} worst" for k in KS) + " |",
+    per = _per_person(rows)
+    lines = ["| method | " + " | ".join(f"K={k} mean | K={k} worst" for k in KS) + " |",
              "|---|" + "---:|" * (2 * len(KS))]
     for m in methods:
         cells = [f"{np.mean([per[(m, k, p)] for p in persons]):.1%} | {np.min([per[(m, k, p)] for p in persons]):.1%}"
                  for k in KS]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", f"Per person at K={max(KS)}:", "", "| person | " + " | ".join(methods) + " |",
+    return lines
+
+
+def fused_calibration_table(rows: list[dict], camera_rows: list[dict] = ()) -> str:
+    """Markdown: the fused protocol, per K the mean and worst person, and each person at the largest K; with
+    ``camera_rows`` also the one-camera protocol."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    persons = list(dict.fromkeys(r["person"] for r in rows))
+    models = ", ".join(f"`{m}` ({', '.join(dict.fromkeys(r['person'] for r in rows if r['image_model'] == m))})"
+                       for m in dict.fromkeys(r["image_model"] for r in rows))
+    per = _per_person(rows)
+    lines = ["## Fused with the image classifier", "",
+             "`--classifier fused` (image weight 0.3) for the lis signers whom an image classifier never saw: "
+             f"{models}; the keypoint model is the one trained without the same person. Calibrated by the keypoint "
+             "embedding alone (what a keypoint profile does), or by the keypoint and the image classifier's embedding "
+             "of the samples' hand crops. Same splits and seeds as above; no hand found counts as wrong.", "",
+             *_mean_worst_lines(rows)]
+    if camera_rows:
+        lines += ["", "The same on one camera (samples and test photos from one camera at a time, as in \"One camera "
+                  "per person\" above):", "", *_mean_worst_lines(list(camera_rows))]
+    lines += ["", f"Per person at K={max(KS)}, cameras mixed:", "", "| person | " + " | ".join(methods) + " |",
               "|---|" + "---:|" * len(methods)]
     for p in persons:
         lines.append(f"| {p} | " + " | ".join(f"{per[(m, max(KS), p)]:.1%}" for m in methods) + " |")
@@ -352,22 +360,24 @@ def run_calibration(runs: str | Path, datasets_root: str | Path, out: str | Path
     camera_rows = []
     for person in tqdm([p for p, v in todo if p.dataset == "lis" and not v], desc="calibration, one camera",
                        unit="person", disable=not progress):
-        camera_rows += run_person_by_camera(person, runs, datasets_root)
-    fused_rows = []
+        camera_rows += run_person(person, runs, datasets_root, by_camera=True)
+    fused_rows, fused_camera_rows = [], []
     for image_model in image_models:
         signers, im = image_model_people(image_model)
         for s in tqdm(signers, desc=f"fused with {im.manifest.name}", unit="person", disable=not progress):
             fused_rows += run_person_fused(s, im, runs, datasets_root, cache_dir)
+            fused_camera_rows += run_person_fused(s, im, runs, datasets_root, cache_dir, by_camera=True)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "calibration.json").write_text(json.dumps(rows, indent=1))
     (Path(out) / "calibration-fused.json").write_text(json.dumps(fused_rows, indent=1))
     (Path(out) / "calibration-camera.json").write_text(json.dumps(camera_rows, indent=1))
+    (Path(out) / "calibration-fused-camera.json").write_text(json.dumps(fused_camera_rows, indent=1))
     table = calibration_table(rows, missing)
     if camera_rows:
         lis_names = {r["person"] for r in camera_rows}
         table += "\n" + camera_calibration_table(camera_rows, [r for r in rows if r["person"] in lis_names
                                                                and not r["variant"]])
-    table += "\n" + fused_calibration_table(fused_rows) if fused_rows else ""
+    table += "\n" + fused_calibration_table(fused_rows, fused_camera_rows) if fused_rows else ""
     if doc:
         Path(doc).write_text(table)
         plot_people(rows, Path(doc).with_suffix(".png"))
