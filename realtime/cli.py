@@ -214,8 +214,6 @@ def cmd_eval(args) -> int:
     except ValueError as e:
         return fail(str(e))
     writable(plot and str(plot))
-    if plot is None:
-        print("no confusion matrix: give --plots DIR or --json FILE to write one")
     try:
         evaluate(args.model, args.data, signers=args.signers, limit=args.limit, json_out=args.json,
                  plot=plot, device=args.device, hand=args.hand, keypoints=args.keypoints, hands=args.hands,
@@ -223,6 +221,8 @@ def cmd_eval(args) -> int:
                  image_model=args.image_model, image_weight=args.image_weight, profile=_profile(args))
     except (ModelError, DatasetError, ValueError, OSError) as e:
         return fail(str(e))
+    if plot is None:  # said after the results, not before an unrelated error
+        print("no confusion matrix: give --plots DIR or --json FILE to write one")
     return 0
 
 

@@ -40,6 +40,8 @@ def test_eval_refuses_a_plot_format_before_the_work_and_a_folder_of_unreadable_i
     r = run_cli("eval", "--data", str(junk_folder), "--json", str(tmp_path / "e.json"))
     assert r.returncode == 2 and "none of the 2 images" in r.stderr and "x.jpg" in r.stderr
     assert not (tmp_path / "e.json").exists()
+    r = run_cli("eval", "--data", str(junk_folder))  # no plot asked for: that note never precedes an error
+    assert r.returncode == 2 and "none of the 2 images" in r.stderr and "no confusion matrix" not in r.stdout
 
 
 def test_calibrate_from_photos_that_give_no_sample_says_why(tmp_path, junk_folder):
