@@ -355,7 +355,8 @@ def cmd_calibrate(args) -> int:
                 reader.close()  # the camera is not left open when the models cannot be loaded
                 raise
             try:
-                from realtime.demo import reference_images  # one training photo per letter, when the data is here
+                # one training photo per letter, when the data is here
+                from realtime.demo_calibration import reference_images
 
                 session, stopped = calibrate_camera(rec, reader, args.per_letter, mirror=not args.no_mirror,
                                                     photos=reference_images(

@@ -26,7 +26,7 @@ from helpers import manifest_rows, need_dataset, place_on_canvas, write_spelling
 
 gr = pytest.importorskip("gradio", reason="the demo needs Gradio: pip install -e '.[demo]'")
 
-from realtime import demo
+from realtime import demo, demo_calibration, demo_capacity, demo_files, demo_session, demo_uploads
 
 REPO = Path(__file__).resolve().parent.parent
 WORD = "WHY"  # three letters the shipped asl-letters model reads surely on massey's hand3 photos
@@ -61,7 +61,7 @@ def stream(session, frames, clock, fps=10.0, model="asl-letters", hand="any", ho
     outs = None
     for i, f in enumerate(frames):
         clock.t += 1.0 / fps
-        outs = demo.live_frame(f, session, model, hand, hold, min_conf, f"{i + 1}:{clock.t * 1000:.0f}:")
+        outs = demo_session.live_frame(f, session, model, hand, hold, min_conf, f"{i + 1}:{clock.t * 1000:.0f}:")
     return outs
 
 
@@ -75,7 +75,7 @@ def test_live_frames_spell_a_word_and_sessions_do_not_share_text():
     for p in photos:
         frames += [as_page_sends(place_on_canvas(p))] * 10 + [blank] * 5  # 1 s per letter, 0.5 s without a hand
     clock = FakeClock()
-    session = demo.LiveSession(clock=clock)
+    session = demo_session.LiveSession(clock=clock)
     shown, text, latency, echo, out_session = stream(session, frames, clock)
     assert out_session is session
     assert text == WORD
@@ -84,38 +84,38 @@ def test_live_frames_spell_a_word_and_sessions_do_not_share_text():
     assert "hands" in latency and "processed" in latency
     assert echo.startswith(f"{len(frames)}:")
 
-    other = demo.LiveSession(clock=clock)  # a second tab starts from nothing and leaves the first alone
+    other = demo_session.LiveSession(clock=clock)  # a second tab starts from nothing and leaves the first alone
     _, text2, *_ = stream(other, frames[:12], clock)
     assert text2 == WORD[0] and session.rec.speller.text == WORD
-    assert demo.backspace_text(session) == WORD[:-1]
-    assert demo.clear_text(session) == ""
+    assert demo_session.backspace_text(session) == WORD[:-1]
+    assert demo_session.clear_text(session) == ""
     assert other.rec.speller.text == WORD[0]
     session.close()
     other.close()
 
 
 def test_a_frame_that_arrives_while_one_is_processed_is_dropped_not_queued():
-    session = demo.LiveSession()
+    session = demo_session.LiveSession()
     frame = np.zeros((480, 640, 3), np.uint8)
     with session.lock:  # a frame of this tab is being processed
-        outs = demo.live_frame(frame, session, "asl-letters", "any", 0.5, 0.6, "1:0:")
+        outs = demo_session.live_frame(frame, session, "asl-letters", "any", 0.5, 0.6, "1:0:")
     assert all(o == gr.skip() for o in outs[:4])  # nothing in the page changes
     assert outs[4] is session and session.dropped_busy == 1 and session.processed == 0
-    outs = demo.live_frame(frame, session, "asl-letters", "any", 0.5, 0.6, "2:0:")
+    outs = demo_session.live_frame(frame, session, "asl-letters", "any", 0.5, 0.6, "2:0:")
     assert session.processed == 1 and outs[1] == ""
     session.close()
 
 
 def test_a_stream_stops_being_processed_at_its_time_limit_and_record_again_goes_on():
     clock = FakeClock()
-    session = demo.LiveSession(clock=clock)
+    session = demo_session.LiveSession(clock=clock)
     frame = np.zeros((480, 640, 3), np.uint8)
 
     def send(seconds, fps=10):
         outs = None
         for _ in range(int(seconds * fps)):
             clock.t += 1 / fps
-            outs = demo.live_frame(frame, session, "asl-letters", "any", 0.5, 0.6, time_limit=20)
+            outs = demo_session.live_frame(frame, session, "asl-letters", "any", 0.5, 0.6, time_limit=20)
         return outs
 
     send(19)
@@ -133,26 +133,27 @@ def test_an_idle_tab_frees_its_recognizer_and_keeps_its_text():
     """A tab that pauses (open, not streaming) gives its recognizer back after IDLE_RELEASE_S; its text stays, Clear
     and Backspace still work, and the next frame goes on with the same text, saying the recognizer restarted."""
     clock = FakeClock()
-    session = demo.LiveSession(clock=clock)
+    session = demo_session.LiveSession(clock=clock)
     frames = [as_page_sends(place_on_canvas(p)) for p in massey_photos("W")] * 10
     _, text, *_ = stream(session, frames, clock)
     assert text == "W"
     assert not session.release_if_idle(clock.t + 10, idle_s=60)  # a short pause: kept
     assert session.release_if_idle(clock.t + 3600, idle_s=60) and session.rec is None
-    assert session.text == "W" and demo.backspace_text(session) == "" and demo.clear_text(session) == ""
+    assert session.text == "W" and demo_session.backspace_text(session) == "" and demo_session.clear_text(session) == ""
     session._kept_text = "WH"
     clock.t += 3600
-    _, text, latency, *_ = demo.live_frame(np.zeros((480, 640, 3), np.uint8), session, "asl-letters", "any", 0.5, 0.6)
+    _, text, latency, *_ = demo_session.live_frame(np.zeros((480, 640, 3), np.uint8), session, "asl-letters", "any",
+                                                   0.5, 0.6)
     assert text == "WH" and session.rec is not None and "restarted: your text is kept" in latency
     session.close()
 
 
 def test_stage_table_keeps_its_columns_and_a_new_streams_first_round_trip_is_not_counted():
     clock = FakeClock()
-    s = demo.LiveSession(clock=clock)
+    s = demo_session.LiveSession(clock=clock)
     s.stage_ms = {"prepare": 1.0, "hands": 5.0, "smoothing": 0.1, "overlay": 1.0}  # no hand: no features, classifier
-    table = demo.latency_markdown(s).split("last frame:")[1]
-    assert all(k in table for k in demo.STAGE_ORDER) and table.count("–") == 2
+    table = demo_session.latency_markdown(s).split("last frame:")[1]
+    assert all(k in table for k in demo_session.STAGE_ORDER) and table.count("–") == 2
     s.over_time(clock(), None)  # Record: a stream starts
     for stamp in ["1:1000:35", "2:1100:19980", "3:1200:80", "4:1300:90"]:  # 19980: the first echo waited in the queue
         s.note_stamp(stamp)
@@ -163,17 +164,17 @@ def test_streams_are_admitted_by_measured_capacity():
     """2 cores at 10 frames/s: streams of 50 ms a frame (0.5 core each) fit three (1.5 of the 1.6-core budget); a
     fourth waits, is told why, costs nothing, and starts once a stream stops."""
     clock = FakeClock()
-    cap = demo.StreamCapacity(fps=10, cores=2)
-    sessions = [demo.LiveSession(clock=clock) for _ in range(4)]
+    cap = demo_capacity.StreamCapacity(fps=10, cores=2)
+    sessions = [demo_session.LiveSession(clock=clock) for _ in range(4)]
     for s in sessions:
         s.server_ms.extend([50.0] * 5)
         s.rec = object()  # streaming
         s.over_time(clock(), None)
     assert [cap.admit(s) is None for s in sessions] == [True, True, True, False]
     blank = np.zeros((480, 640, 3), np.uint8)
-    outs = demo.live_frame(blank, sessions[3], "asl-letters", "any", 0.5, 0.6, capacity=cap)
+    outs = demo_session.live_frame(blank, sessions[3], "asl-letters", "any", 0.5, 0.6, capacity=cap)
     assert "at capacity" in outs[2] and "1.5 of its 2 CPU cores" in outs[2] and sessions[3].processed == 0
-    clock.t += demo.RESTART_GAP_S + 1  # the first stream stopped; the others go on
+    clock.t += demo_session.RESTART_GAP_S + 1  # the first stream stopped; the others go on
     for s in sessions[1:]:
         s.over_time(clock(), None)
     assert cap.admit(sessions[3]) is None and cap.admit(sessions[0]) is not None
@@ -182,7 +183,7 @@ def test_streams_are_admitted_by_measured_capacity():
 
 
 def test_wait_estimate_from_the_streams_running_and_how_long_streams_last():
-    est = demo.estimate_wait
+    est = demo_capacity.estimate_wait
     recent = [60.0] * 5  # streams here have lasted a minute
     assert est(0, [30.0], 1, recent, 600) == 30  # first in line: the running stream's expected rest
     assert est(1, [30.0], 1, recent, 600) == 90  # second: then one typical stream more
@@ -191,7 +192,7 @@ def test_wait_estimate_from_the_streams_running_and_how_long_streams_last():
     assert est(0, [10.0], 2, recent, 600) == 0  # a free place
     assert est(0, [30.0], 1, [], 600) == 570  # nothing measured yet: up to the time limit
     assert est(0, [90.0], 1, recent, 600) == 510  # longer than the recent ones: up to the limit
-    assert est(0, [700.0], 1, recent, 600) == demo.OVERRUN_S  # past the limit: told to stop
+    assert est(0, [700.0], 1, recent, 600) == demo_capacity.OVERRUN_S  # past the limit: told to stop
     assert est(2, [30.0], 1, [20.0, 40.0, 50.0], 600) == 15 + 40 + 40  # the median of the longer ones, then typical
 
 
@@ -201,9 +202,9 @@ def test_a_stream_waiting_for_room_sees_its_place_and_a_wait_that_moves_and_no_r
     moves. Once a waiting stream runs, its first round trips (which carry the wait) are not counted, nor are the
     frames it sent while waiting counted as dropped."""
     clock = FakeClock()
-    cap = demo.StreamCapacity(fps=10, cores=2, time_limit=600)
+    cap = demo_capacity.StreamCapacity(fps=10, cores=2, time_limit=600)
     cap.recent.extend([60.0] * 5)
-    running = [demo.LiveSession(clock=clock) for _ in range(3)]
+    running = [demo_session.LiveSession(clock=clock) for _ in range(3)]
     blank = np.zeros((480, 640, 3), np.uint8)
 
     def tick(seconds, sessions):  # every session sends a frame a second (the running ones without recognition)
@@ -214,8 +215,9 @@ def test_a_stream_waiting_for_room_sees_its_place_and_a_wait_that_moves_and_no_r
                     s.over_time(clock(), 600)
                     cap.track(s)
                     assert cap.admit(s) is None
-            outs = [demo.live_frame(blank, s, "asl-letters", "any", 0.5, 0.6, f"{s.n}:{clock.t * 1000:.0f}:19980",
-                                    time_limit=600, capacity=cap) for s in waiting if s in sessions]
+            outs = [demo_session.live_frame(blank, s, "asl-letters", "any", 0.5, 0.6,
+                                            f"{s.n}:{clock.t * 1000:.0f}:19980", time_limit=600, capacity=cap)
+                    for s in waiting if s in sessions]
             for s in waiting:
                 s.n += 1
         return outs
@@ -223,7 +225,7 @@ def test_a_stream_waiting_for_room_sees_its_place_and_a_wait_that_moves_and_no_r
     for s in running:
         s.server_ms.extend([50.0] * 5)
         s.rec = object()  # streaming
-    waiting = [demo.LiveSession(clock=clock) for _ in range(2)]
+    waiting = [demo_session.LiveSession(clock=clock) for _ in range(2)]
     for s in waiting:
         s.n = 1
         s.server_ms.extend([50.0] * 29)  # as heavy as the others once it runs (the median of the last 30)
@@ -289,46 +291,46 @@ def test_long_text_stays_inside_the_annotated_frame():
 
 def test_a_frame_rate_too_low_to_spell_is_told():
     clock = FakeClock()
-    s = demo.LiveSession(clock=clock)
+    s = demo_session.LiveSession(clock=clock)
     for _ in range(12):
         clock.t += 0.5  # 2 frames/s
         s.times.append(clock.t)
-    assert "2.0 frames/s is too few to spell reliably" in demo.latency_markdown(s)
+    assert "2.0 frames/s is too few to spell reliably" in demo_session.latency_markdown(s)
     s.times.clear()
     for _ in range(12):
         clock.t += 0.1
         s.times.append(clock.t)
-    assert "too few" not in demo.latency_markdown(s)
+    assert "too few" not in demo_session.latency_markdown(s)
 
 
 def test_stamps_give_round_trip_and_count_frames_a_newer_one_replaced():
-    s = demo.LiveSession()
+    s = demo_session.LiveSession()
     for stamp in ["1:1000:", "2:1100:80", "6:1500:90", "7:1600:70", "garbage", None]:
         s.note_stamp(stamp)
     assert s.dropped_stale == 3  # frames 3, 4 and 5 were replaced before the server took them
     assert list(s.round_trip_ms) == [80, 90, 70]
-    assert "round trip 80 ms" in demo.latency_markdown(s)
+    assert "round trip 80 ms" in demo_session.latency_markdown(s)
 
 
 def test_settings_tune_in_place_and_a_new_model_keeps_the_text():
-    s = demo.LiveSession()
-    rec = s.configure(demo.Settings("asl-letters"))
+    s = demo_session.LiveSession()
+    rec = s.configure(demo_session.Settings("asl-letters"))
     rec.speller.text = "AB"
-    assert s.configure(demo.Settings("asl-letters", hold_s=1.0, min_confidence=0.8)) is rec
+    assert s.configure(demo_session.Settings("asl-letters", hold_s=1.0, min_confidence=0.8)) is rec
     assert rec.speller.config.hold_s == 1.0 and rec.speller.config.min_confidence == 0.8
-    rec2 = s.configure(demo.Settings("lis-letters", hold_s=1.0, min_confidence=0.8))
+    rec2 = s.configure(demo_session.Settings("lis-letters", hold_s=1.0, min_confidence=0.8))
     assert rec2 is not rec and rec2.speller.text == "AB" and "Q" in rec2.labels and "S" not in rec2.labels
     s.close()
 
 
 def test_j2s_models_run_as_j2s_with_any_hand():
-    assert demo.keypoints_for("lis-j2s") == "j2s" and demo.keypoints_for("asl-letters") == "mediapipe"
-    assert demo.check_settings("lis-j2s", "left", 0.5, 0.6).hand == "any"
+    assert demo_session.keypoints_for("lis-j2s") == "j2s" and demo_session.keypoints_for("asl-letters") == "mediapipe"
+    assert demo_session.check_settings("lis-j2s", "left", 0.5, 0.6).hand == "any"
     hand, html = demo.on_model_change("lis-j2s")
     assert hand["value"] == "any" and hand["interactive"] is False
     assert "fs-missing" in html and ">S<" in html  # S is not in the LIS models
-    s = demo.LiveSession()
-    outs = demo.live_frame(np.zeros((480, 640, 3), np.uint8), s, "lis-j2s", "left", 0.5, 0.6)
+    s = demo_session.LiveSession()
+    outs = demo_session.live_frame(np.zeros((480, 640, 3), np.uint8), s, "lis-j2s", "left", 0.5, 0.6)
     assert s.rec.keypoints == "j2s" and outs[1] == ""
     s.close()
 
@@ -340,7 +342,7 @@ def test_j2s_models_run_as_j2s_with_any_hand():
 ])
 def test_bad_settings_get_a_message(args, message):
     with pytest.raises(gr.Error, match=message):
-        demo.check_settings(*args)
+        demo_session.check_settings(*args)
 
 
 def test_reference_chart_lists_the_models_letters():
@@ -356,7 +358,7 @@ def calibrate(session, clock, frame, until, fps=10.0, k=2, letters="H W Y", limi
     """Send ``frame`` to the Calibrate tab until ``until(calibration)`` holds; the last outputs."""
     for _ in range(limit):
         clock.t += 1.0 / fps
-        outs = demo.calibrate_frame(frame, session, "asl-letters", "any", 0.5, 0.6, k, letters)
+        outs = demo_calibration.calibrate_frame(frame, session, "asl-letters", "any", 0.5, 0.6, k, letters)
         if until(session.calibration):
             return outs
     raise AssertionError(f"not reached in {limit} frames: {session.calibration.status(clock.t)}")
@@ -366,9 +368,9 @@ def test_calibrate_tab_records_redoes_goes_back_skips_and_the_live_tab_uses_the_
     from realtime.calibration import CalibratedClassifier, Profile
 
     clock = FakeClock()
-    session = demo.LiveSession(clock=clock)
+    session = demo_session.LiveSession(clock=clock)
     w = as_page_sends(place_on_canvas(massey_photos("W")[0]))
-    act = lambda action: demo.calibration_action(action, session, "asl-letters", "any", 2, "h w y")
+    act = lambda action: demo_calibration.calibration_action(action, session, "asl-letters", "any", 2, "h w y")
     panel, _, line, _ = act("skip")  # before Record: H will not be signed
     assert "next: W" in panel and "letter 2 of 3" in panel and "skipped: H" in panel and "Not calibrated" in line
     shown, panel, _, _, _ = calibrate(session, clock, w, lambda c: c.count() == 1)
@@ -384,20 +386,22 @@ def test_calibrate_tab_records_redoes_goes_back_skips_and_the_live_tab_uses_the_
     profile = Profile.load(path)
     assert profile.model == "asl-letters" and profile.counts()["W"] == 2 and profile.calibrated == ["W"]
     assert "calibrated for this tab: 1 letter** (W)" in line
-    demo.live_frame(w, session, "asl-letters", "any", 0.5, 0.6)
+    demo_session.live_frame(w, session, "asl-letters", "any", 0.5, 0.6)
     assert isinstance(session.rec.classifier, CalibratedClassifier)
-    line, _ = demo.stop_profile(session)
+    line, _ = demo_calibration.stop_profile(session)
     assert "Not calibrated" in line and not isinstance(session.rec.classifier, CalibratedClassifier)
 
-    message, line, _ = demo.load_profile_file(path, session, "asl-letters")  # the downloaded file, uploaded again
+    # the downloaded file, uploaded again
+    message, line, _ = demo_calibration.load_profile_file(path, session, "asl-letters")
     assert "is used in the live tab" in message and "calibrated for this tab: 1 letter" in line
-    line, _ = demo.profile_for_model(session, "lis-letters")  # another model: the profile is dropped, saying why
+    # another model: the profile is dropped, saying why
+    line, _ = demo_calibration.profile_for_model(session, "lis-letters")
     assert "The profile for asl-letters was dropped: it does not fit lis-letters" in line and session.profile is None
-    message, _, _ = demo.load_profile_file(path, session, "lis-letters")
+    message, _, _ = demo_calibration.load_profile_file(path, session, "lis-letters")
     assert "cannot be used" in message and "made for asl-letters" in message
     bad = tmp_path / "me.json"
     bad.write_text('{"kind": "fingerspell-profile", "format": 1')
-    message, line, _ = demo.load_profile_file(str(bad), session, "asl-letters")
+    message, line, _ = demo_calibration.load_profile_file(str(bad), session, "asl-letters")
     assert "**me.json cannot be used:** me.json: not a readable profile file" in message and "Not calibrated" in line
     folder = Path(path).parent
     session.close()
@@ -412,47 +416,49 @@ def test_the_fused_reader_is_offered_and_its_calibration_keeps_the_hand_crops():
     from realtime.images import read_image
 
     fused = "lis-letters+lis-letters-image"
-    assert fused in [name for _, name in demo.model_choices()] and demo.split_model(fused) == ("lis-letters",
-                                                                                                "lis-letters-image")
-    assert demo.manifest(fused)["labels"] == demo.manifest("lis-letters")["labels"] and demo.calibratable(fused) is None
+    assert fused in [name for _, name in demo_session.model_choices()]
+    assert demo_session.split_model(fused) == ("lis-letters", "lis-letters-image")
+    assert demo_session.manifest(fused)["labels"] == demo_session.manifest("lis-letters")["labels"]
+    assert demo_calibration.calibratable(fused) is None
     lis = need_dataset("lis")
     row = next(r for r in manifest_rows(lis) if r["label"] == "A" and r["signer"] == "GIULIA"
                and r["path"].endswith("front.JPG"))
     frame = as_page_sends(place_on_canvas(read_image(lis / row["path"])))
     clock = FakeClock()
-    session = demo.LiveSession(clock=clock)
+    session = demo_session.LiveSession(clock=clock)
     for _ in range(60):
         clock.t += 0.1
-        _, _, path, _, _ = demo.calibrate_frame(frame, session, fused, "any", 0.5, 0.6, 2, "A")
+        _, _, path, _, _ = demo_calibration.calibrate_frame(frame, session, fused, "any", 0.5, 0.6, 2, "A")
         if session.calibration.done:
             break
     assert session.calibration.done and isinstance(path, str), session.calibration.status(clock.t)
     profile = Profile.load(path)
     assert profile.model == "lis-letters" and profile.image_model == "lis-letters-image"
     assert profile.crops.shape == (2, 32, 32, 3) and profile.calibrated == ["A"]
-    demo.live_frame(frame, session, fused, "any", 0.5, 0.6)
+    demo_session.live_frame(frame, session, fused, "any", 0.5, 0.6)
     clf = session.rec.classifier
     assert isinstance(clf, CalibratedClassifier) and isinstance(clf.base, FusedClassifier)
     assert clf.image_adapter is not None  # the crops are used
     assert Path(path).name == "fingerspell-profile-lis-letters-with-lis-letters-image.json"
-    line, _ = demo.profile_for_model(session, "lis-letters")  # the same keypoint model: the profile stays
+    line, _ = demo_calibration.profile_for_model(session, "lis-letters")  # the same keypoint model: the profile stays
     assert session.profile is not None and "calibrated for this tab: 1 letter" in line
-    demo.live_frame(frame, session, "lis-letters", "any", 0.5, 0.6)  # rebuilt for the keypoint model alone
+    demo_session.live_frame(frame, session, "lis-letters", "any", 0.5, 0.6)  # rebuilt for the keypoint model alone
     clf = session.rec.classifier
     assert isinstance(clf, CalibratedClassifier) and clf.image_adapter is None  # its crops are not used there
     session.close()
 
 
 def test_calibration_letters_and_models_that_cannot_be_calibrated():
-    assert demo.parse_letters("", "asl-letters") == [c for c in demo.manifest("asl-letters")["labels"] if c != "none"]
-    assert demo.parse_letters("y, w h", "asl-letters") == ["H", "W", "Y"]
+    labels = demo_session.manifest("asl-letters")["labels"]
+    assert demo_calibration.parse_letters("", "asl-letters") == [c for c in labels if c != "none"]
+    assert demo_calibration.parse_letters("y, w h", "asl-letters") == ["H", "W", "Y"]
     with pytest.raises(gr.Error, match="does not read J, Z"):
-        demo.parse_letters("JZ", "asl-letters")
-    assert demo.calibratable("asl-letters") is None
-    assert "lis-j2s cannot be calibrated" in demo.calibratable("lis-j2s")
+        demo_calibration.parse_letters("JZ", "asl-letters")
+    assert demo_calibration.calibratable("asl-letters") is None
+    assert "lis-j2s cannot be calibrated" in demo_calibration.calibratable("lis-j2s")
     with pytest.raises(gr.Error, match="cannot be calibrated"):
-        demo.calibration_action("skip", None, "lis-letters-image", "any", 1, "")
-    panel, path, _, _ = demo.calibration_action("finish", None, "asl-letters", "any", 1, "")
+        demo_calibration.calibration_action("skip", None, "lis-letters-image", "any", 1, "")
+    panel, path, _, _ = demo_calibration.calibration_action("finish", None, "asl-letters", "any", 1, "")
     assert "Nothing recorded yet" in panel and path == gr.skip()
 
 
@@ -461,7 +467,7 @@ def test_calibration_letters_and_models_that_cannot_be_calibrated():
 
 def upload(path, **kw):
     args = {"model": "asl-letters", "hand": "any", "hold_s": 0.5, "min_confidence": 0.6} | kw
-    return demo.analyse_upload(str(path), **args)
+    return demo_uploads.analyse_upload(str(path), **args)
 
 
 def test_upload_an_image(tmp_path):
@@ -517,7 +523,7 @@ def test_upload_a_file_that_is_neither_image_nor_video(tmp_path):
     with pytest.raises(gr.Error, match="neither an image nor a video"):
         upload(path)
     with pytest.raises(gr.Error, match="Choose an image"):
-        demo.analyse_upload(None, "asl-letters", "any", 0.5, 0.6)
+        demo_uploads.analyse_upload(None, "asl-letters", "any", 0.5, 0.6)
 
 
 def test_upload_a_huge_image_is_refused_before_decoding(tmp_path):
@@ -551,12 +557,12 @@ def test_a_large_image_is_downscaled(tmp_path):
     cv2.imwrite(str(path), cv2.resize(place_on_canvas(massey_photos("B")[0]), (3200, 2400)))
     with pytest.warns(UserWarning, match="downscaled to at most 1920"):  # gr.Warning, outside a page
         shown, _, letter, _, _ = upload(path)
-    assert max(shown.shape[:2]) == demo.MAX_SIDE and letter == "B"
+    assert max(shown.shape[:2]) == demo_uploads.MAX_SIDE and letter == "B"
 
 
 def test_empty_folders_left_by_gradios_cleanup_are_pruned(tmp_path):
-    files = demo.DemoFiles(tmp_path)
-    assert files.path.parent == tmp_path and files.path.name.startswith(demo.FILES_PREFIX)
+    files = demo_files.DemoFiles(tmp_path)
+    assert files.path.parent == tmp_path and files.path.name.startswith(demo_files.FILES_PREFIX)
     old, new = files.path / "a" / "b", files.path / "c"
     old.mkdir(parents=True)
     new.mkdir()
@@ -565,7 +571,7 @@ def test_empty_folders_left_by_gradios_cleanup_are_pruned(tmp_path):
     for folder in (old, old.parent):
         os.utime(folder, (time.time() - 120, time.time() - 120))
     assert files.prune_empty(min_age_s=60) == 2  # a/b, then a; c is too new (its file may be on its way)
-    assert {p.name for p in files.path.iterdir()} == {"c", "d", demo.FILES_MARKER}
+    assert {p.name for p in files.path.iterdir()} == {"c", "d", demo_files.FILES_MARKER}
     files.remove()
     assert not files.path.exists() and tmp_path.exists()
 
@@ -594,7 +600,7 @@ def test_a_server_keeps_its_files_in_its_own_folder_removed_when_it_stops_or_by_
     for folder in keep:
         folder.mkdir(parents=True)
         (folder / "note.txt").write_text("not the demo's\n")
-    (keep[1] / demo.FILES_MARKER).write_text(f'{{"pid": {os.getpid()}}}')  # a server that is running
+    (keep[1] / demo_files.FILES_MARKER).write_text(f'{{"pid": {os.getpid()}}}')  # a server that is running
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(parent))
 
     def recognise(port, path):
@@ -602,7 +608,7 @@ def test_a_server_keeps_its_files_in_its_own_folder_removed_when_it_stops_or_by_
         return client.predict(handle_file(str(path)), "asl-letters", "any", 0.5, 0.6, api_name="/run_upload")
 
     def own_folder(proc):
-        found = [p for p in parent.iterdir() if p.name.startswith(f"{demo.FILES_PREFIX}{proc.pid}-")]
+        found = [p for p in parent.iterdir() if p.name.startswith(f"{demo_files.FILES_PREFIX}{proc.pid}-")]
         assert len(found) == 1, found
         return found[0]
 
@@ -904,7 +910,7 @@ def test_browser_calibrate_download_upload_and_the_live_tab_uses_the_profile(chr
         link.click()
     profile = Profile.load(download.value.path())
     assert profile.model == "asl-letters" and profile.calibrated == ["W"] and profile.meta["skipped"] == ["H"]
-    assert profile.model_sha256 == demo.manifest("asl-letters")["sha256"]
+    assert profile.model_sha256 == demo_session.manifest("asl-letters")["sha256"]
 
     bad = tmp_path / "corrupt.json"
     bad.write_text("{ not json")
@@ -975,15 +981,15 @@ def test_browser_closed_tabs_give_their_memory_back(browser, demo_server):
 
 @pytest.mark.data
 def test_the_sequence_model_reads_live_and_videos_but_not_photos_or_profiles(tmp_path):
-    assert "asl-sequence" in [name for _, name in demo.model_choices()]
-    assert demo.check_settings("asl-sequence", "any", 0.5, 0.6).model == "asl-sequence"
-    s = demo.LiveSession()
-    rec = s.configure(demo.Settings("asl-sequence"))
+    assert "asl-sequence" in [name for _, name in demo_session.model_choices()]
+    assert demo_session.check_settings("asl-sequence", "any", 0.5, 0.6).model == "asl-sequence"
+    s = demo_session.LiveSession()
+    rec = s.configure(demo_session.Settings("asl-sequence"))
     assert rec.sequence is not None
     s.close()
     with pytest.raises(gr.Error, match="reads motion between frames"):
-        demo.make_recognizer(demo.Settings("asl-sequence"), static=True)
-    assert "cannot be calibrated" in demo.calibratable("asl-sequence")
+        demo_session.make_recognizer(demo_session.Settings("asl-sequence"), static=True)
+    assert "cannot be calibrated" in demo_calibration.calibratable("asl-sequence")
     _, html = demo.on_model_change("asl-sequence")
     assert "blank" not in html
     video = tmp_path / "why.mp4"

@@ -575,23 +575,24 @@ def test_live_spells_the_same_word_with_either_hand_pipeline(tmp_path):
 
 def test_the_demo_builds_its_recognizers_with_the_chosen_hand_pipeline():
     pytest.importorskip("gradio", reason="the browser demo needs the 'demo' extra")
-    from realtime import demo
+    from realtime import demo, demo_session
 
     def tracker(rec):  # live tracking is wrapped in Redetect (the full model looks again when the hand is lost)
         return type(getattr(rec.hands, "tracker", rec.hands)).__name__
 
-    onnx_live = demo.make_recognizer(demo.Settings("asl-letters", hands="onnx"))
+    onnx_live = demo_session.make_recognizer(demo_session.Settings("asl-letters", hands="onnx"))
     assert tracker(onnx_live) == "OnnxHandTracker" and type(onnx_live.hands.fallback).__name__ == "OnnxStaticHandDetector"
-    assert tracker(demo.make_recognizer(demo.Settings("lis-j2s", hands="onnx"), static=True)) == "OnnxStaticPalmDetector"
-    assert tracker(demo.make_recognizer(demo.Settings("asl-letters"))) == "HandTracker"
+    static_j2s = demo_session.make_recognizer(demo_session.Settings("lis-j2s", hands="onnx"), static=True)
+    assert tracker(static_j2s) == "OnnxStaticPalmDetector"
+    assert tracker(demo_session.make_recognizer(demo_session.Settings("asl-letters"))) == "HandTracker"
     with pytest.raises(ValueError, match="hands must be"):
         demo.build_app(hands="tflite")
     # the pipeline is bound into each app's handlers: an onnx app beside a mediapipe one changes nothing global
     demo.build_app(hands="onnx")
     demo.build_app(hands="mediapipe")
-    session = demo.LiveSession()
-    demo.live_frame(np.zeros((480, 640, 3), np.uint8), session, "asl-letters", "any", 0.5, 0.6, hands="onnx")
+    session = demo_session.LiveSession()
+    demo_session.live_frame(np.zeros((480, 640, 3), np.uint8), session, "asl-letters", "any", 0.5, 0.6, hands="onnx")
     assert tracker(session.rec) == "OnnxHandTracker"
-    demo.live_frame(np.zeros((480, 640, 3), np.uint8), session, "asl-letters", "any", 0.5, 0.6)
+    demo_session.live_frame(np.zeros((480, 640, 3), np.uint8), session, "asl-letters", "any", 0.5, 0.6)
     assert tracker(session.rec) == "HandTracker"  # another pipeline: a new recognizer
     session.close()

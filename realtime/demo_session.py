@@ -1,0 +1,565 @@
+"""One browser tab of the demo (``fingerspell demo``): its settings, its recognizer and its live stream.
+
+- the settings the page's controls choose (:class:`Settings`), checked (:func:`check_settings`), the models the
+  selector offers, and the :class:`~realtime.pipeline.Recognizer` made for them (:func:`make_recognizer`);
+- :class:`LiveSession`: a tab's recognizer and speller, the lock that makes the newest frame win, its calibration
+  and profile, and the counters shown under the video (:func:`latency_markdown`);
+- the live tab's handlers (:func:`live_frame`, Clear, Backspace) and what frees a tab's recognizer: a closed tab
+  (:func:`free_tab`) and the idle sweep (:func:`release_idle_sessions`).
+
+Kept apart from the page (realtime.demo) so that the handlers can be called, and tested, without building it;
+the capacity, calibration and upload modules build on this one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from realtime import demo_files
+from realtime.manifest import NO_LETTER, available_models, weights_dir
+from realtime.hands.hand import WHICH_HAND as HANDS
+from realtime.pipeline import RECOGNIZER_STAGES, StageTimer
+from realtime.speller import SpellerConfig
+
+log = logging.getLogger("fingerspell.demo")
+
+STAGE_ORDER = ("prepare", *RECOGNIZER_STAGES, "overlay")  # the browser frame decoded instead of captured
+MAX_STREAM_SIDE = 1280  # live frames are downscaled to this: MediaPipe looks at ~256 px anyway
+MIN_SPELL_FPS = 5.0  # below this many processed frames a second the page warns that spelling is unreliable
+IDLE_RELEASE_S = 300.0  # a tab that sent no frame for this long gives its recognizer back (its text stays)
+RESTART_GAP_S = 2.0  # a tab that sent no frame for this long stopped its stream: the next frame starts a new one
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the page's controls choose, and the server's hand pipeline (``fingerspell demo --hands``, fixed per app);
+    a new model, hand or hand pipeline means a new recognizer, the rest is changed in place."""
+
+    model: str
+    hand: str = "any"
+    hold_s: float = 0.5
+    min_confidence: float = 0.6
+    hands: str = "mediapipe"  # mediapipe, or onnx (the same models on ONNX Runtime)
+
+    def speller(self) -> SpellerConfig:
+        return SpellerConfig(hold_s=self.hold_s, min_confidence=self.min_confidence)
+
+
+# -- models ----------------------------------------------------------------------------------------------------
+
+
+FUSED_SEP = "+"  # "KEYPOINT_MODEL+IMAGE_MODEL": the selector's fused readers (--classifier fused)
+
+
+def split_model(model: str) -> tuple[str, str | None]:
+    """(the keypoint or letter model, the image model fused with it or None) of a selector value."""
+    kp, _, image = model.partition(FUSED_SEP)
+    return kp, image or None
+
+
+@cache
+def manifest(model: str) -> dict:
+    """A shipped model's manifest (labels, kind, training data), read once; a fused reader's is its keypoint
+    model's (its labels, and what a calibration profile must match)."""
+    return json.loads((weights_dir() / split_model(model)[0] / "manifest.json").read_text())
+
+
+@cache
+def fused_models() -> tuple[str, ...]:
+    """A fused reader for each shipped image classifier that has the ``embedding`` output (a profile recorded with
+    it keeps the hand crops) and the keypoint model that reads the same letters; found once (every frame asks)."""
+    out = []
+    for image in available_models():
+        m = manifest(image)
+        if m.get("kind") != "image-classifier" or "embedding" not in m:
+            continue
+        out += [f"{kp}{FUSED_SEP}{image}" for kp in available_models()
+                if manifest(kp).get("kind", "keypoint-classifier") == "keypoint-classifier"
+                and sorted(set(manifest(kp)["labels"]) - {NO_LETTER}) == sorted(m["labels"])]
+    return tuple(out)
+
+
+def keypoints_for(model: str) -> str:
+    """The Recognizer backend a model needs: J2S models read image crops, the others MediaPipe keypoints."""
+    return "j2s" if manifest(model).get("kind") == "j2s" else "mediapipe"
+
+
+def demo_models() -> list[str]:
+    """The letter models, the fused readers and the sequence models (``--reader sequence``): what the selector
+    offers."""
+    return available_models(also=("sequence-reader",)) + list(fused_models())
+
+
+def is_sequence_model(model: str) -> bool:
+    return manifest(model).get("kind") == "sequence-reader"
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(shown name, model) for the selector: every shipped model, with what it reads."""
+    out = []
+    for name in demo_models():
+        m = manifest(name)
+        if split_model(name)[1]:
+            out.append((f"{name} ({len(set(m['labels']) - {NO_LETTER})} letters, keypoints and the hand crop, fused; "
+                        "a profile calibrated here keeps the crops)", name))
+            continue
+        what = {"j2s": "J2S: image crop", "image-classifier": "image classifier on the hand crop",
+                "sequence-reader": "continuous: a sequence model, J and Z, no hold; experimental"}.get(
+            m.get("kind"), "MediaPipe keypoints")
+        out.append((f"{name} ({len(m['labels'])} letters, {what})", name))
+    return out
+
+
+def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, hands: str = "mediapipe") -> Settings:
+    """Validated settings; a request from outside the page (the API) gets a message, not a stack trace. ``hands``
+    comes from the app (build_app), not from the page."""
+    import gradio as gr
+
+    from realtime.hands import HAND_PIPELINES
+
+    if hands not in HAND_PIPELINES:
+        raise ValueError(f"hands must be one of {tuple(HAND_PIPELINES)}, got {hands!r}")
+    if model not in demo_models():
+        raise gr.Error(f"No model {model!r}. Shipped: {', '.join(demo_models())}.")
+    if hand not in HANDS:
+        raise gr.Error(f"Hand must be one of {', '.join(HANDS)}, not {hand!r}.")
+    if keypoints_for(model) == "j2s":
+        hand = "any"  # the palm detector cannot tell left from right
+    try:
+        hold_s, min_confidence = float(hold_s), float(min_confidence)
+    except (TypeError, ValueError):
+        raise gr.Error("Hold time and confidence threshold must be numbers.") from None
+    if not (0.0 < hold_s <= 5.0 and 0.0 <= min_confidence <= 1.0):
+        raise gr.Error("Hold time must be in (0, 5] seconds and the confidence threshold in [0, 1].")
+    return Settings(model, hand, hold_s, min_confidence, hands)
+
+
+def make_recognizer(settings: Settings, static: bool = False):
+    """The pipeline for these settings; ``static`` uses the photo detectors (no tracking between frames)."""
+    import gradio as gr
+
+    from realtime.manifest import ModelError
+    from realtime.pipeline import Recognizer
+
+    if is_sequence_model(settings.model):
+        if static:
+            raise gr.Error(f"{settings.model} reads motion between frames, not single photos: use it in the Live "
+                           "tab or on a video.")
+        try:
+            return Recognizer.build(reader="sequence", sequence_model=settings.model, hand=settings.hand,
+                                    speller=settings.speller(), hands=settings.hands)
+        except (ModelError, ValueError) as e:
+            raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
+    try:
+        keypoint_model, image_model = split_model(settings.model)
+        if image_model:  # the keypoint model and the image classifier, fused (--classifier fused)
+            return Recognizer.build(model=keypoint_model, hand=settings.hand, speller=settings.speller(), static=static,
+                                    hands=settings.hands, classifier_kind="fused", image_model=image_model)
+        if manifest(settings.model).get("kind") == "image-classifier":  # a hand crop read by an image classifier
+            return Recognizer.build(hand=settings.hand, speller=settings.speller(), static=static, hands=settings.hands,
+                              classifier_kind="image", image_model=settings.model)
+        return Recognizer.build(model=settings.model, hand=settings.hand, keypoints=keypoints_for(settings.model),
+                          speller=settings.speller(), static=static, hands=settings.hands)
+    except (ModelError, ValueError) as e:
+        raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
+
+
+# -- live stream ------------------------------------------------------------------------------------------------
+
+
+_SESSIONS: weakref.WeakSet = weakref.WeakSet()  # every tab's LiveSession, for the idle sweep
+
+
+class LiveSession:
+    """One browser tab's live state: its recognizer and speller, the lock that makes the newest frame win, and
+    the counters shown under the video. Gradio keeps one per tab (``gr.State``), so two people never share text."""
+
+    def __init__(self, clock=time.perf_counter):
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.rec = None
+        self.settings: Settings | None = None
+        self.processed = 0
+        self.dropped_busy = 0  # arrived while another frame of this tab was being processed
+        self.dropped_stale = 0  # sent by the page but replaced by a newer frame before the server took it
+        self._last_id: int | None = None
+        self.round_trip_ms: deque[float] = deque(maxlen=30)
+        self.server_ms: deque[float] = deque(maxlen=30)
+        self.times: deque[float] = deque(maxlen=30)
+        self.stage_ms: dict[str, float] = {}
+        self._stream_start: float | None = None
+        self._last_frame: float | None = None
+        self.profile = None  # this tab's calibration profile (realtime.calibration.Profile), used by the live tab
+        self.profile_note = ""  # why a profile was dropped, shown once in the live tab
+        self.calibration = None  # the calibration being recorded (realtime.calibrate.CalibrationSession)
+        self._calibration_key: tuple | None = None
+        self._profile_dir: str | None = None  # where this tab's profile file is offered for download
+        self._rtt_skip = 0
+        self._kept_text = ""  # the text while the recognizer is released (an idle tab, release_if_idle)
+        self.restarted = False  # the recognizer was released while idle and rebuilt: the page says the text was kept
+        _SESSIONS.add(self)
+
+    def configure(self, settings: Settings):
+        """The recognizer for these settings: rebuilt for another model, hand or hand pipeline (keeping the text
+        and a profile that fits the new model), else tuned."""
+        if self.rec is None or self.settings is None or (settings.model, settings.hand, settings.hands) != (
+                self.settings.model, self.settings.hand, self.settings.hands):
+            text = self.text
+            self._close_rec()
+            self.rec = make_recognizer(settings)
+            self.rec.speller.text = text
+            if self.profile is not None:
+                self._apply_profile()
+        elif settings != self.settings:
+            self.rec.speller.config = settings.speller()
+        self.settings = settings
+        return self.rec
+
+    # -- personal calibration (the Calibrate tab) --
+
+    def _apply_profile(self) -> None:
+        """Put this tab's profile into the recognizer's classifier stage (or take it out). A profile that does not
+        fit the recognizer's model is dropped, and the live tab says why."""
+        from realtime.calibration import CalibratedClassifier, ProfileError
+
+        if self.rec is None or (self.profile is not None and self.settings is not None
+                                and split_model(self.settings.model)[0] != self.profile.model):
+            return  # applied when the recognizer is rebuilt for the model now selected (configure)
+        if self.rec.sequence is not None:  # the sequence reader has no classifier stage for a profile to adapt
+            if self.profile is not None:
+                self.profile_note = "The profile is not used: profiles adapt the keypoint classifiers."
+            return
+        clf = self.rec.classifier
+        base = clf.base if isinstance(clf, CalibratedClassifier) else clf
+        try:
+            self.rec.classifier = CalibratedClassifier(base, self.profile) if self.profile is not None else base
+        except ProfileError as e:
+            self.profile_note = f"The profile was dropped: {e}."
+            self.profile, self.rec.classifier = None, base
+        self.rec.smoother.reset()
+
+    def use_profile(self, profile) -> None:
+        """Use ``profile`` (or none) in the live tab from the next frame on. Check it first (profile_problem): one
+        that does not fit the recognizer's model is dropped, with a note."""
+        with self.lock:
+            self.profile, self.profile_note = profile, ""
+            self._apply_profile()
+
+    def calibration_for(self, model: str, hand: str, per_letter: int, letters: list[str]):
+        """The calibration being recorded for these settings; a new one when the model, hand, samples per letter
+        or letters change."""
+        from realtime.calibrate import CalibrationSession
+
+        key = (model, hand, per_letter, tuple(letters))
+        if self.calibration is None or key != self._calibration_key:
+            self.calibration = CalibrationSession(list(manifest(model)["labels"]), per_letter)
+            self.calibration.letters = list(letters)  # the letters asked for, in the model's order
+            self._calibration_key = key
+        return self.calibration
+
+    def finish_calibration(self) -> str | None:
+        """A profile from what was recorded: used in the live tab from now on, and written to a file for download
+        (its path is returned). None when nothing was recorded."""
+        if self.calibration is None or self.rec is None or not any(self.calibration.samples.values()):
+            return None
+        from realtime.calibration import CalibratedClassifier
+
+        clf = self.rec.classifier
+        base = clf.base if isinstance(clf, CalibratedClassifier) else clf
+        profile = self.calibration.to_profile(base, {"source": "browser demo"})
+        self.profile, self.profile_note = profile, ""
+        self._apply_profile()
+        if self._profile_dir is None:
+            import tempfile
+
+            self._profile_dir = tempfile.mkdtemp(prefix="fingerspell-profile-",  # in the server's folder
+                                                 dir=demo_files.current.path
+                                                 if demo_files.current is not None else None)
+        fused = f"-with-{profile.image_model}" if profile.crops is not None else ""
+        return str(profile.save(Path(self._profile_dir) / f"fingerspell-profile-{profile.model}{fused}.json"))
+
+    def note_stamp(self, stamp: str | None) -> None:
+        """Read the page's 'frame id:capture ms:last round trip ms' stamp: count skipped ids, keep the round trip."""
+        try:
+            parts = (stamp or "").split(":")
+            frame_id = int(parts[0])
+            rtt = float(parts[2]) if len(parts) > 2 and parts[2] else None
+        except (ValueError, IndexError):
+            return  # no stamp (an API client, or a page without the script): no round trip, no stale count
+        if self._last_id is not None and frame_id > self._last_id:
+            self.dropped_stale += frame_id - self._last_id - 1
+        self._last_id = frame_id
+        if self._rtt_skip > 0:  # a new stream: the first echo waited in the queue, the one before is stale
+            self._rtt_skip -= 1
+        elif rtt is not None and 0 <= rtt < 60_000:
+            self.round_trip_ms.append(rtt)
+
+    def over_time(self, now: float, time_limit: float | None) -> bool:
+        """Whether this tab's stream has run past ``time_limit``. Gradio's own stream time limit does not stop a
+        webcam stream (one ran 45 s of 20), so it is counted here. A pause of ``RESTART_GAP_S`` (Stop, then
+        Record) starts a new stream; a stream that goes on sending stays over its time."""
+        if self._last_frame is None or now - self._last_frame > RESTART_GAP_S:
+            self._stream_start = now
+            self._rtt_skip = 2  # the round trips of the first two stamps (see note_stamp)
+            self._last_id = None  # the frames the page numbered before this stream are not its dropped frames
+            self.times.clear()  # the frame rate of this stream only
+        self._last_frame = now
+        return time_limit is not None and now - self._stream_start > time_limit
+
+    def wait_frame(self) -> None:
+        """A frame of a stream that waits for room (StreamCapacity): not processed, and neither a dropped frame nor
+        a round trip (the first frames once it runs carry the wait: note_stamp skips them)."""
+        self._last_id = None
+        self._rtt_skip = 2
+
+    @property
+    def fps(self) -> float:
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
+
+    def clear(self) -> str:
+        with self.lock:
+            if self.rec:
+                self.rec.speller.clear()
+            self._kept_text = ""
+            return self.text
+
+    def backspace(self) -> str:
+        with self.lock:
+            if self.rec:
+                self.rec.speller.backspace()
+            self._kept_text = self._kept_text[:-1]
+            return self.text
+
+    @property
+    def text(self) -> str:
+        return self.rec.speller.text if self.rec else self._kept_text
+
+    def _close_rec(self) -> None:
+        if self.rec is not None:
+            self._kept_text = self.rec.speller.text
+            self.rec.close()
+            self.rec = None
+
+    def release_if_idle(self, now: float, idle_s: float) -> bool:
+        """Free the recognizer (its MediaPipe graph: tens of MB) of a tab that sent no frame for ``idle_s``; the
+        text, settings and profile stay, and the next frame rebuilds it. Returns True if it was freed."""
+        if self.rec is None or self._last_frame is None or now - self._last_frame < idle_s:
+            return False
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            self._close_rec()
+            self.restarted = True
+            return True
+        finally:
+            self.lock.release()
+
+    def close(self) -> None:
+        """Free everything this tab holds (the tab was closed): its recognizer, its calibration and its profile
+        file. Waits for a frame being processed."""
+        got = self.lock.acquire(timeout=10)
+        try:
+            self._close_rec()
+            self.calibration = self.profile = None
+            if self._profile_dir is not None:
+                import shutil
+
+                shutil.rmtree(self._profile_dir, ignore_errors=True)
+                self._profile_dir = None
+        finally:
+            if got:
+                self.lock.release()
+
+
+def latency_markdown(s: LiveSession) -> str:
+    """The numbers under the live video: round trip, server time per frame, per-stage milliseconds, drops."""
+    rtt = (f"**round trip {statistics.median(s.round_trip_ms):.0f} ms** (capture → server → annotated frame "
+           f"on screen, median of the last {len(s.round_trip_ms)})" if s.round_trip_ms else
+           "**round trip**: measuring…")
+    server = statistics.median(s.server_ms) if s.server_ms else 0.0
+    stages = STAGE_ORDER  # every column always, "–" for a stage that did not run (no hand): the table never jumps
+    head = "| " + " | ".join(stages) + " |\n|" + "---|" * len(stages) + "\n"
+    row = "| " + " | ".join(f"{s.stage_ms[k]:.1f}" if k in s.stage_ms else "–" for k in stages) + " |"
+    notes = []
+    if s.restarted:
+        notes.append("The recognizer was freed during the pause and restarted: your text is kept.")
+    if len(s.times) >= 10 and s.fps < MIN_SPELL_FPS:
+        notes.append(f"⚠ **{s.fps:.1f} frames/s is too few to spell reliably** (at least {MIN_SPELL_FPS:.0f} are "
+                     "needed: letters may be missed). The server or your connection is busy: close other tabs that "
+                     "stream, or try again later.")
+    head_notes = "".join(f"{n}\n\n" for n in notes)
+    return (f"{head_notes}{rtt}  \n**server** {server:.1f} ms per frame (recognition and overlay) · {s.fps:.1f} frames/s · "
+            f"{s.processed} processed · "
+            f"{s.dropped_stale + s.dropped_busy} stale frames dropped\n\nmilliseconds per stage, last frame:\n\n"
+            + head + row)
+
+
+def page_frame_to_bgr(frame: np.ndarray) -> np.ndarray:
+    """A webcam frame as the page sends it (RGB, a selfie view) -> BGR as ``fingerspell live`` sees the hand,
+    downscaled to MAX_STREAM_SIDE."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    if max(h, w) > MAX_STREAM_SIDE:
+        f = MAX_STREAM_SIDE / max(h, w)
+        frame = cv2.resize(frame, (int(w * f), int(h * f)), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(cv2.flip(frame, 1), cv2.COLOR_RGB2BGR)
+
+
+def duration_words(seconds: float) -> str:
+    """A time limit as the page says it: '20 seconds', '10 minutes'."""
+    return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} seconds"
+
+
+def take_frame(frame, session: LiveSession | None):
+    """(the tab's session, None) with its lock held when this frame is to be processed; else (session, the outputs
+    that skip it): not an image, or the tab's previous frame still running (dropped, never queued)."""
+    import gradio as gr
+
+    session = session if isinstance(session, LiveSession) else LiveSession()
+    skip = (gr.skip(), gr.skip(), gr.skip(), gr.skip(), session)
+    if frame is None or not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        return session, skip
+    if not session.lock.acquire(blocking=False):
+        session.dropped_busy += 1
+        return session, skip
+    return session, None
+
+
+def stream_gate(session: LiveSession, t: float, time_limit: float | None, capacity) -> tuple[str | None, str]:
+    """May this stream's frame be processed now? (None, "") yes; ("limit", "") no, it is past its time limit (its
+    room is given back); ("wait", why) no, it waits for room (a waiting stream costs almost nothing)."""
+    over = session.over_time(t, time_limit)
+    if capacity is not None:
+        capacity.track(session)  # how long streams last: the queue's wait estimate
+    if over:
+        if capacity is not None:
+            capacity.release(session)
+        return "limit", ""
+    busy = capacity.admit(session) if capacity is not None else None
+    if busy:
+        session.wait_frame()
+        return "wait", busy
+    return None, ""
+
+
+def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
+               stamp: str | None = None, hands: str = "mediapipe", time_limit: float | None = None,
+               capacity=None):
+    """One webcam frame (RGB, mirrored by the page) -> (annotated frame, text, latency, stamp echo, session).
+    ``hands``: the app's hand pipeline; ``time_limit``: seconds a stream may run; ``capacity``: the app's
+    realtime.demo_capacity.StreamCapacity, or None (build_app binds all three).
+
+    A frame that arrives while this tab's previous one is still being processed is dropped (every output
+    skipped), so a slow frame never builds a queue.
+    """
+    import cv2
+    import gradio as gr
+
+    from realtime.overlay import draw
+
+    session, skip = take_frame(frame, session)
+    if skip:
+        return skip
+    try:
+        t_in = session.clock()
+        gate, busy = stream_gate(session, t_in, time_limit, capacity)
+        if gate == "limit":  # frames are no longer processed; the text stays
+            return (gr.skip(), gr.skip(), f"**This stream reached its {duration_words(time_limit)} limit.** Press Stop, "
+                    "then Record to go on: the text is kept.", gr.skip(), session)
+        if gate == "wait":
+            return gr.skip(), gr.skip(), busy, gr.skip(), session
+        session.note_stamp(stamp)
+        rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands))
+        timer = StageTimer()
+        with timer("prepare"):
+            bgr = page_frame_to_bgr(frame)
+        result = rec.process(bgr, t_in, timer)
+        session.times.append(t_in)
+        with timer("overlay"):
+            shown = draw(bgr, result, session.fps, mirror=True, show_timing=False, hint=None)
+            shown = cv2.cvtColor(shown, cv2.COLOR_BGR2RGB)
+        session.processed += 1
+        session.stage_ms = dict(timer.ms)
+        session.server_ms.append((session.clock() - t_in) * 1000)
+        latency = latency_markdown(session)
+        session.restarted = False
+        return shown, result.text, latency, stamp or "", session
+    finally:
+        session.lock.release()
+
+
+def clear_text(session: LiveSession | None) -> str:
+    return session.clear() if isinstance(session, LiveSession) else ""
+
+
+def backspace_text(session: LiveSession | None) -> str:
+    return session.backspace() if isinstance(session, LiveSession) else ""
+
+
+def close_session(session) -> None:
+    """Gradio calls this when a tab's state is deleted (the tab closed: free_tab): free its recognizer and files."""
+    if isinstance(session, LiveSession):
+        session.close()
+
+
+def trim_memory() -> None:
+    """Give freed heap memory back to the system (glibc keeps it otherwise, so the server's RSS would stay at its
+    peak after tabs close)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): the allocator decides
+        pass
+
+
+def free_tab(blocks, session_hash: str | None) -> bool:
+    """A browser tab closed (Gradio's unload event, which fires when the page's heartbeat connection drops): delete
+    its state now, which closes its recognizer (close_session), rather than after the hour Gradio keeps a closed
+    tab's state. Returns True if the tab had state."""
+    holder = getattr(blocks, "state_holder", None)
+    if holder is None or not session_hash or session_hash not in holder:
+        return False
+    holder.delete_state(session_hash)  # calls each gr.State's delete_callback
+    with holder.lock:
+        holder.session_data.pop(session_hash, None)
+        holder.time_last_used.pop(session_hash, None)
+    trim_memory()
+    log.info("tab %s closed: its recognizer is freed; %d tabs hold one", session_hash[:8],
+             sum(1 for s in list(_SESSIONS) if s.rec is not None))
+    return True
+
+
+def release_idle_sessions(idle_s: float) -> int:
+    """Free the recognizers of the tabs that sent no frame for ``idle_s`` (their text stays): how many."""
+    freed = sum(s.release_if_idle(s.clock(), idle_s) for s in list(_SESSIONS))
+    if freed:
+        trim_memory()
+    return freed
+
+
+def idle_sweep(stop: threading.Event, idle_s: float, every_s: float) -> None:
+    """The idle sweep (a thread of build_app's, until ``stop`` is set): every ``every_s`` frees the idle tabs'
+    recognizers and prunes the empty folders in the server's files."""
+    while not stop.wait(every_s):
+        try:
+            release_idle_sessions(idle_s)
+            if demo_files.current is not None:
+                demo_files.current.prune_empty()
+        except Exception:  # the sweep must go on
+            log.exception("idle sweep failed")
