@@ -76,19 +76,23 @@ def run_bench(recognizer: Recognizer, source: str, frames: int = 300, warmup: in
     t_frame = 0.0
     bar = tqdm(total=frames + warmup, desc="bench", unit="frame", disable=not progress)
     n = 0
+    def capture(timer):
+        with timer("capture"):
+            img = reader.grab()
+            return letterbox(img, size) if folder and img is not None else img
+
     while n < frames + warmup:
         timer = StageTimer()
         t0 = time.perf_counter()
-        with timer("capture"):
-            img = reader.grab()
-            if img is None:  # loop the source
-                reader.close()
-                reader = make_reader(source)
-                img = reader.grab()
-                if img is None:
-                    raise SourceError(f"{source!r} has no readable frames")
-            if folder:
-                img = letterbox(img, size)
+        img = capture(timer)
+        if img is None:  # loop the source; reopening it is not a frame's capture time, so the frame starts after
+            reader.close()
+            reader = make_reader(source)
+            timer = StageTimer()
+            t0 = time.perf_counter()
+            img = capture(timer)
+            if img is None:
+                raise SourceError(f"{source!r} has no readable frames")
         t_frame += 1 / 30  # pretend 30 FPS so the speller sees realistic timing
         result = recognizer.process(img, t_frame, timer)
         with timer("overlay"):

@@ -12,10 +12,12 @@ while it was copied or recorded) says so in ``ended_early``: partial text is nev
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -24,6 +26,14 @@ from realtime.images import IMAGE_EXTENSIONS, read_image
 
 class SourceError(RuntimeError):
     """The source cannot be opened (no camera, missing file, unreachable stream)."""
+
+
+class SourceTimeout(SourceError):
+    """No frame came within the time asked for (a stalled camera or stream); the caller may wait again."""
+
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif")
+LIVE_GRACE_S = 2.0  # a camera or stream may fail to deliver for this long (a USB hiccup) before it counts as lost
 
 
 @dataclass
@@ -56,10 +66,10 @@ class _Reader:
 
 class VideoReader(_Reader):
     def __init__(self, spec: str | int, live: bool, width: int | None = None, height: int | None = None,
-                 max_failures: int = 30):
+                 max_failures: int = 30, grace_s: float = LIVE_GRACE_S):
         import cv2
 
-        self.spec, self.live, self.max_failures = spec, live, max_failures
+        self.spec, self.live, self.max_failures, self.grace_s = spec, live, max_failures, grace_s
         self.cap = cv2.VideoCapture(spec)
         if not self.cap.isOpened():
             kind = "camera" if isinstance(spec, int) else ("stream" if live else "video")
@@ -71,7 +81,8 @@ class VideoReader(_Reader):
         if height:
             self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else 0
-        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
+        fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
+        self.fps = fps if 0 < fps < 1000 else 0.0  # some containers report nonsense (NaN, 90000, negative)
         self.corrupt = 0
         self.good = 0  # frames decoded
         self._first = None
@@ -102,27 +113,35 @@ class VideoReader(_Reader):
     def _read(self) -> np.ndarray | None:
         import cv2
 
-        failures = 0
+        failures, since = 0, time.monotonic()
         while True:
             ok, img = self.cap.read()
             if ok and _valid(img):
                 self.corrupt += failures  # failures followed by a good frame were corrupt frames
                 self.good += 1
                 if not self.live:
-                    ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
-                    if ms > 0 or self.position_s is None:  # some backends report 0 for frames they cannot place
-                        self.position_s = ms / 1000.0
+                    self.position_s = self._media_time(cv2.CAP_PROP_POS_MSEC)
                 return img
             pos = int(self.cap.get(cv2.CAP_PROP_POS_FRAMES))
             if not self.live and (self.frame_count <= 0 or pos >= self.frame_count):
                 return None  # end of file
             failures += 1
-            if failures >= self.max_failures:
-                if self.live:
-                    raise SourceError(f"{self.spec!r} stopped delivering frames ({failures} failures in a row)")
-                return None  # a truncated file: its header promised more frames than it holds
-            if self.live:
+            if self.live:  # a camera or stream: lost only after failing for grace_s, not after one hiccup
+                if time.monotonic() - since >= self.grace_s and failures >= self.max_failures:
+                    raise SourceError(f"{self.spec!r} stopped delivering frames (none for {self.grace_s:g} s)")
                 time.sleep(0.01)
+            elif failures >= self.max_failures:
+                return None  # a truncated file: its header promised more frames than it holds
+
+    def _media_time(self, prop: int) -> float:
+        """The decoded frame's time in the file, always increasing: where the container gives none, a negative or
+        a repeated one (raw MJPEG, some streams saved to disk), one frame period after the last frame's."""
+        t = self.cap.get(prop) / 1000.0
+        if self.position_s is None:
+            return t if np.isfinite(t) and t >= 0 else 0.0
+        if np.isfinite(t) and t > self.position_s:
+            return t
+        return self.position_s + 1.0 / (self.fps or 30.0)
 
     def close(self) -> None:
         self.cap.release()
@@ -132,15 +151,26 @@ class ImageFolderReader(_Reader):
     """Every image under a folder (recursively, sorted by path); unreadable files are skipped and counted."""
 
     def __init__(self, folder: Path, fps: float = 30.0):
-        self.files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        self.files = sorted((p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS), key=natural_key)
         if not self.files:
             raise SourceError(f"no images in folder {str(folder)!r}")
+        if not fps > 0:
+            raise SourceError(f"an image folder plays at a frame rate above 0, not {fps}")
         self._i = 0
         self._good = 0
         self.corrupt = 0
         self.fps = fps  # nominal: image k is shown at k / fps, however fast the machine is
+        self._first = self._next()  # a folder of unreadable files is a bad source, not an empty result
+        if self._first is None:
+            raise SourceError(f"none of the {len(self.files)} images in folder {str(folder)!r} can be read")
 
     def grab(self) -> np.ndarray | None:
+        if self._first is not None:
+            img, self._first = self._first, None
+            return img
+        return self._next()
+
+    def _next(self) -> np.ndarray | None:
         while self._i < len(self.files):
             img = read_image(self.files[self._i])
             self._i += 1
@@ -152,14 +182,23 @@ class ImageFolderReader(_Reader):
         return None
 
 
+def natural_key(path: Path) -> list:
+    """Sort key that puts frame2 before frame10 (numbers compared as numbers): how people number frames."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
+
+
 def make_reader(source: str | int, width: int | None = None, height: int | None = None,
                 folder_fps: float = 30.0) -> _Reader:
-    """Camera index ('0'), video file, image folder or stream URL -> a reader; SourceError if it cannot open."""
-    s = str(source)
+    """Camera index ('0'), video file, image folder or stream URL -> a reader; SourceError if it cannot open.
+    A URL that names a video file (``http://host/clip.mp4``) is read as a file: every frame, in order."""
+    s = str(source).strip()
+    if not s:
+        raise SourceError("empty source: give a camera index, a video file, an image folder or a URL")
     if s.isdigit():
         return VideoReader(int(s), live=True, width=width, height=height)
     if "://" in s:
-        return VideoReader(s, live=True)
+        is_file = urlsplit(s).path.lower().endswith(VIDEO_EXTENSIONS)
+        return VideoReader(s, live=not is_file)
     p = Path(s).expanduser()
     if p.is_dir():
         return ImageFolderReader(p, folder_fps)
@@ -231,7 +270,7 @@ class ThreadedCapture:
             while self._frame is None and not self._done:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise SourceError(f"no frame from the source for {timeout:.0f} s")
+                    raise SourceTimeout(f"no frame from the source for {timeout:g} s")
                 self._cond.wait(left)
             frame, self._frame = self._frame, None
             self._cond.notify_all()
@@ -248,7 +287,10 @@ class ThreadedCapture:
             self._cond.notify_all()
         self._thread.join(timeout=2.0)
         with self._cond:
-            if self._thread.is_alive():  # blocked inside grab(): releasing under it is undefined in OpenCV
+            # still inside grab() (releasing under it is undefined in OpenCV): the thread releases the reader when it
+            # returns. Decided on _done, which the thread sets under this lock as it reads the flag, never on
+            # is_alive(): a thread past that point but not yet exited would release nothing.
+            if not self._done:
                 self._release_in_thread = True
                 return
         self.reader.close()

@@ -10,8 +10,8 @@ import sys
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS
 from realtime.hands import HAND_PIPELINES, MODEL_SIZES, WHICH_HAND
 from realtime.pipeline import CLASSIFIER_KINDS, DEFAULT_IMAGE_WEIGHT, KEYPOINT_BACKENDS, READERS
-from realtime.cli_common import (ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, HelpFormatter, add_verbose, fail, int_range,
-                                 writable)
+from realtime.cli_common import (ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, HelpFormatter, add_verbose, fail,
+                                 float_range, int_range, window_problem, writable)
 
 
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -63,7 +63,7 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "--model defaults to the keypoint model of the image model's alphabet) (default: %(default)s)")
     p.add_argument("--image-model", help="image-classifier model name or folder for --classifier image/fused "
                                          "(default: lis-letters-image)")
-    p.add_argument("--image-weight", type=float, default=DEFAULT_IMAGE_WEIGHT,
+    p.add_argument("--image-weight", type=float_range(0.0, 1.0), default=DEFAULT_IMAGE_WEIGHT,
                    help="--classifier fused: weight of the image classifier's probabilities, 0 to 1 "
                         "(default: %(default)s)")
 
@@ -76,15 +76,15 @@ def _add_profile_option(p: argparse.ArgumentParser) -> None:
 
 def _add_speller_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("spelling")
-    g.add_argument("--hold", type=float, default=0.5, help="seconds a letter must stay stable to be committed (default: %(default)s)")
-    g.add_argument("--release", type=float, default=0.2,
+    g.add_argument("--hold", type=float_range(0.0), default=0.5, help="seconds a letter must stay stable to be committed (default: %(default)s)")
+    g.add_argument("--release", type=float_range(0.0), default=0.2,
                    help="seconds of another or no confident reading before the same letter can be committed again "
                         "(default: %(default)s)")
-    g.add_argument("--space-after", type=float, default=1.5,
+    g.add_argument("--space-after", type=float_range(0.0, above=True), default=1.5,
                    help="seconds without a hand after which a space is added (default: %(default)s)")
-    g.add_argument("--min-confidence", type=float, default=0.6,
+    g.add_argument("--min-confidence", type=float_range(0.0, 1.0), default=0.6,
                    help="smoothed probability below which a reading counts as unsure (default: %(default)s)")
-    g.add_argument("--smoothing", type=float, default=0.15,
+    g.add_argument("--smoothing", type=float_range(0.0), default=0.15,
                    help="time constant in seconds of the probability smoothing; 0 turns it off (default: %(default)s)")
 
 
@@ -133,8 +133,9 @@ def cmd_live(args) -> int:
     from realtime.live import run_live
 
     window = not args.no_window
-    if window and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("win32", "darwin")):
-        return fail("no display to open a window on; use --no-window (with --jsonl FILE to record results)")
+    problem = window_problem() if window else None
+    if problem:
+        return fail(f"{problem}; use --no-window (with --jsonl FILE to record results)")
     writable(args.jsonl)
     # Ctrl-C while the libraries load: a KeyboardInterrupt raised inside a third-party import can come out as
     # another error (mediapipe turns it into an ImportError) or be swallowed. Nothing is written yet, so leave at
@@ -163,6 +164,8 @@ def cmd_live(args) -> int:
         print(run.why_empty, file=sys.stderr)
     if run.interrupted:
         return EXIT_INTERRUPTED
+    if run.error:  # the source failed mid-run: the text so far is printed above, then the error
+        return fail(run.error)
     if args.strict and run.lost_frames:
         return fail(f"--strict: {run.ended_early or f'{run.corrupt} corrupt frames were skipped'}")
     return 0
@@ -190,6 +193,8 @@ def _live_streams(args, window: bool) -> int:
             print(f"{i}: {run.why_empty}", file=sys.stderr)
     if runs and runs[0].interrupted:
         return EXIT_INTERRUPTED
+    if runs and runs[0].error:
+        return fail(runs[0].error)
     if args.strict and any(r.lost_frames for r in runs):
         return fail("--strict: " + "; ".join(r.ended_early or f"{r.corrupt} corrupt frames" for r in runs if r.lost_frames))
     return 0
@@ -346,8 +351,9 @@ def cmd_calibrate(args) -> int:
                     print(f"{len(report[key])} {what}: {', '.join(report[key][:5])}"
                           + (" ..." if len(report[key]) > 5 else ""))
         else:
-            if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("win32", "darwin")):
-                return fail("no display for the calibration window; calibrate from photos with --data DIR")
+            problem = window_problem()
+            if problem:
+                return fail(f"{problem} for the calibration window; calibrate from photos with --data DIR")
             reader = make_reader(args.camera, args.width, args.height)
             try:
                 rec = _recognizer(args)
@@ -434,10 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame: time, hands, letter, confidence, "
                                                       "committed text, per-stage milliseconds")
     live.add_argument("--no-mirror", action="store_true", help="show the camera image as is instead of a mirror view")
-    live.add_argument("--width", type=int, help="ask the camera for this frame width")
-    live.add_argument("--height", type=int, help="ask the camera for this frame height")
+    live.add_argument("--width", type=int_range(1), help="ask the camera for this frame width")
+    live.add_argument("--height", type=int_range(1), help="ask the camera for this frame height")
     live.add_argument("--max-frames", type=int_range(1), help="stop after this many frames")
-    live.add_argument("--fps", type=float, default=30.0,
+    live.add_argument("--fps", type=float_range(0.0, 1000.0, above=True), default=30.0,
                       help="frame rate at which an image-folder source is played (its images have no timestamps)")
     live.add_argument("--strict", action="store_true",
                       help="exit with code 2 (after printing the text) when the source lost frames: a video that "
@@ -478,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--streams", type=int_range(1, 256), default=1,
                     help="N video streams at once through one batched pipeline (--hands onnx or torch; --source may "
                          "list several, comma-separated, cycled over the streams): total frames/s and per-frame "
-                         "latency (default: %(default)s)")
+                         "latency of the recognition steps (decoding and drawing are not timed) (default: %(default)s)")
     be.add_argument("--width", type=int_range(32), default=640, help="frame width for image folders")
     be.add_argument("--height", type=int_range(32), default=480, help="frame height for image folders")
     be.add_argument("--json", metavar="OUT", help="write the figures as JSON")
@@ -498,9 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--share", action="store_true", help="also ask Gradio for a temporary public link (needs internet)")
     de.add_argument("--max-streams", type=int_range(1), default=4,
                     help="webcam streams processed at once; more visitors wait in a queue and see their place")
-    de.add_argument("--time-limit", type=float, default=600.0,
+    de.add_argument("--time-limit", type=float_range(0.0, above=True), default=600.0,
                     help="seconds after which a webcam stream stops (press record again to go on)")
-    de.add_argument("--stream-every", type=float, default=0.1,
+    de.add_argument("--stream-every", type=float_range(0.0, above=True), default=0.1,
                     help="seconds between webcam frames the page sends; the newest frame always wins")
     de.add_argument("--hands", choices=tuple(HAND_PIPELINES), default="mediapipe",
                     help="hand pipeline for every stream and upload: "
@@ -555,8 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--per-letter", type=int_range(1, 50), default=5,
                     help="samples per letter, K (default: %(default)s)")
     ca.add_argument("--no-mirror", action="store_true", help="show the camera image as is instead of a mirror view")
-    ca.add_argument("--width", type=int, help="ask the camera for this frame width")
-    ca.add_argument("--height", type=int, help="ask the camera for this frame height")
+    ca.add_argument("--width", type=int_range(1), help="ask the camera for this frame width")
+    ca.add_argument("--height", type=int_range(1), help="ask the camera for this frame height")
     ca.set_defaults(func=cmd_calibrate)
 
     mo = sub.add_parser("models", help="list the shipped models and their measured accuracy")

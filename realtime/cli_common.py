@@ -32,6 +32,47 @@ def int_range(lo: int, hi: int | None = None):
     return parse
 
 
+def float_range(lo: float, hi: float | None = None, above: bool = False):
+    """argparse type: a finite number in [lo, hi] (``above``: strictly more than lo), with a clear message
+    otherwise (nan, inf and negative seconds or rates would run and quietly give nonsense)."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < lo or (above and value == lo) or (hi is not None and value > hi):
+            low = f"more than {lo:g}" if above else f"at least {lo:g}"
+            raise argparse.ArgumentTypeError(f"{text} must be a finite number, {low}"
+                                             + (f" and at most {hi:g}" if hi is not None else ""))
+        return value
+    return parse
+
+
+def window_problem() -> str | None:
+    """Why no OpenCV window can open here, or None. Without a display variable that is known at once; with one
+    that points nowhere (an ssh session's stale DISPLAY) Qt aborts the whole process instead of raising, so a
+    child process tries first."""
+    import subprocess
+
+    if sys.platform in ("win32", "darwin"):
+        return None
+    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if not display:
+        return "no display to open a window on"
+    probe = ("import cv2, numpy as np; cv2.namedWindow('fingerspell'); cv2.imshow('fingerspell', np.zeros((8, 8, 3), "
+             "np.uint8)); cv2.waitKey(1); cv2.destroyAllWindows()")
+    try:
+        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return f"opening a window on display {display} did not finish in 30 s"
+    if r.returncode != 0:
+        said = [line for line in r.stderr.splitlines() if line.strip()]
+        return f"cannot open a window on display {display}" + (f" ({said[-1].strip()})" if said else "")
+    return None
+
+
 def writable(path: str | None) -> str | None:
     """Fail before the work, not after it, when an output file cannot be written."""
     if path:

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.capture import ThreadedCapture, _Reader, make_reader
+from realtime.capture import SourceError, SourceTimeout, ThreadedCapture, _Reader, make_reader
 from realtime.pipeline import Recognizer, StageTimer
 
 KEY_QUIT = {ord("q"), 27}
@@ -95,17 +95,37 @@ class ReadingStats:
                 f"{hold_s:g} s (--hold)")
 
 
+# Ctrl-C, and the signals of `kill`, `timeout` and a closed terminal: each ends the run the same clean way
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def finish_on_ctrl_c(stack: ExitStack) -> dict:
-    """From here until ``stack`` closes, Ctrl-C sets ``["flag"]`` (the loop finishes its frame and leaves cleanly,
-    keeping what it wrote) instead of raising; the previous handler comes back when the stack closes."""
+    """From here until ``stack`` closes, Ctrl-C (or SIGTERM, SIGHUP) sets ``["flag"]`` (the loop finishes its frame
+    and leaves cleanly, keeping what it wrote and printing the text) instead of killing the process; the previous
+    handlers come back when the stack closes."""
     stop = {"flag": False}
 
-    def on_sigint(*_):
+    def on_signal(*_):
         stop["flag"] = True
 
-    stack.callback(signal.signal, signal.SIGINT, signal.getsignal(signal.SIGINT))
-    signal.signal(signal.SIGINT, on_sigint)
+    for sig in STOP_SIGNALS:
+        stack.callback(signal.signal, sig, signal.getsignal(sig))
+        signal.signal(sig, on_signal)
     return stop
+
+
+def next_frame(cap: ThreadedCapture, stop: dict, timeout: float = 10.0, poll: float = 0.2):
+    """The next frame, or None when the source ended or a stop signal came. Waits in short slices, so that Ctrl-C
+    is seen at once even while a camera or stream is stalled; SourceError after ``timeout`` s without a frame."""
+    waited = 0.0
+    while not stop["flag"]:
+        try:
+            return cap.read(timeout=min(poll, timeout - waited))
+        except SourceTimeout:
+            waited += poll
+            if waited >= timeout:
+                raise SourceTimeout(f"no frame from the source for {timeout:g} s") from None
+    return None
 
 
 @dataclass
@@ -116,6 +136,7 @@ class LiveRun:
     ended_early: str | None = None  # the file stopped before the end its container promised
     corrupt: int = 0
     why_empty: str | None = None  # set when text is empty
+    error: str | None = None  # the source failed mid-run (a camera unplugged, a stream that stalled); text is kept
 
     @property
     def lost_frames(self) -> bool:
@@ -145,8 +166,13 @@ def run_live(recognizer: Recognizer, source: str | _Reader, window: bool = True,
         out = stack.enter_context(PartialFile(jsonl)) if jsonl else None
         if window:
             stack.callback(cv2.destroyAllWindows)
+        error = None
         while not stop["flag"]:
-            frame = cap.read(timeout=10.0)
+            try:
+                frame = next_frame(cap, stop)
+            except SourceError as e:  # what was spelled so far is still the result, and is printed
+                error = str(e)
+                break
             if frame is None:
                 break
             timer = StageTimer()
@@ -183,14 +209,15 @@ def run_live(recognizer: Recognizer, source: str | _Reader, window: bool = True,
     recognizer.speller.finish()
     text = recognizer.speller.text
     why = stats.why_empty(recognizer.speller.config.hold_s) if not text.strip() else None
-    return LiveRun(text, frames, stop["flag"], ended_early, corrupt, why)
+    return LiveRun(text, frames, stop["flag"], ended_early, corrupt, why, error)
 
 
 def run_live_streams(recognizer, readers: list[_Reader], window: bool = True, jsonl: str | Path | None = None,
                      mirror: bool = True, max_frames: int | None = None, show_timing: bool = True) -> list[LiveRun]:
     """Several cameras (or files) at once through one :class:`realtime.streams.MultiStreamRecognizer`: each step
     takes the newest frame of every source, reads them in one batched step, and shows them side by side (or
-    writes JSON lines with a ``stream`` field). Ends when any source ends, 'q' is pressed or Ctrl-C."""
+    writes JSON lines with a ``stream`` field). Each stream is timed by its own clock (a file by its own media
+    time). Ends when any source ends (which it says), 'q' is pressed or Ctrl-C."""
     import cv2
     import numpy as np
 
@@ -207,12 +234,22 @@ def run_live_streams(recognizer, readers: list[_Reader], window: bool = True, js
         out = stack.enter_context(PartialFile(jsonl)) if jsonl else None
         if window:
             stack.callback(cv2.destroyAllWindows)
+        error = None
         while not stop["flag"]:
-            frames = [c.read(timeout=10.0) for c in caps]
-            if any(f is None for f in frames):
+            try:
+                frames = [next_frame(c, stop) for c in caps]
+            except SourceError as e:
+                error = str(e)
                 break
-            t = frames[0].media_t if frames[0].media_t is not None else frames[0].t
-            results = recognizer.process([f.image for f in frames], t)
+            if stop["flag"]:
+                break
+            if any(f is None for f in frames):
+                ended = [i for i, f in enumerate(frames) if f is None]
+                print(f"stream {', '.join(map(str, ended))} ended after {stats[ended[0]].frames} frames; the run stops "
+                      "when any source ends", file=sys.stderr)
+                break
+            results = recognizer.process([f.image for f in frames],
+                                         [f.media_t if f.media_t is not None else f.t for f in frames])
             for s, r in zip(stats, results):
                 s.add(r)
             rate = fps.tick(time.perf_counter())
@@ -242,5 +279,5 @@ def run_live_streams(recognizer, readers: list[_Reader], window: bool = True, js
         speller.finish()
         text = speller.text
         runs.append(LiveRun(text, s.frames, stop["flag"], ended_early, corrupt,
-                            s.why_empty(speller.config.hold_s) if not text.strip() else None))
+                            s.why_empty(speller.config.hold_s) if not text.strip() else None, error))
     return runs

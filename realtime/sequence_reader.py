@@ -39,6 +39,9 @@ class SequenceReader:
     typed this frame or None); ``text``, ``clear()`` and ``backspace()`` as the speller has them."""
 
     MAX_WORD_FRAMES = 1800  # posteriors kept for the word being spelled (a minute at 30 frames/s)
+    # this many frames in a row without a hand are the detector missing it, not the signer pausing: the blank the
+    # model reads there does not separate two readings of the held letter (else a held A types AA)
+    DROPOUT_FRAMES = 2
 
     def __init__(self, model: str = DEFAULT_SEQUENCE_MODEL, device: str = "cpu", config: SpellerConfig | None = None,
                  lexicon: str | None = None):
@@ -54,6 +57,7 @@ class SequenceReader:
         self.seen = 0
         self.config = config or SpellerConfig()
         self.text, self.prev_k, self.prev_x, self.prev_t = "", self.blank, None, None
+        self.missing = 0  # frames in a row without a hand
         self.lexicon = None
         if lexicon:
             from realtime.lexicon import Lexicon
@@ -90,6 +94,8 @@ class SequenceReader:
             feeds[self.mask_name] = self.valid
         logp = self.session.run(None, feeds)[0][0]
         k = int(np.argmax(logp))
+        self.missing = self.missing + 1 if x is None else 0
+        dropout = 0 < self.missing <= self.DROPOUT_FRAMES
         typed = None
         if k != self.blank and k != self.prev_k:
             if k == self.space:
@@ -103,7 +109,8 @@ class SequenceReader:
         if typed != " " and self.lexicon is not None:
             self.word_logp.append(logp)
             del self.word_logp[:-self.MAX_WORD_FRAMES]
-        self.prev_k = k
+        if not (dropout and k == self.blank):
+            self.prev_k = k
         letter = None if k in (self.blank, self.space) else self.classes[k]
         return letter, float(np.exp(logp[k])), typed
 
@@ -130,7 +137,7 @@ class SequenceReader:
         self.frames[:] = 0
         self.valid[:] = 0
         self.seen = 0
-        self.prev_k, self.prev_x, self.prev_t = self.blank, None, None
+        self.prev_k, self.prev_x, self.prev_t, self.missing = self.blank, None, None, 0
         self.clear()
 
     def backspace(self) -> None:

@@ -87,7 +87,9 @@ class Speller:
         if self._obs is _START:
             self._obs, self._since = obs, t
         elif obs != self._obs and sum(o == obs for o, _ in self._recent) >= 2:
-            start = min(ft for o, ft in self._recent if o == obs and ft > self._since)
+            # frames with the same time as the current reading's first (a source without timestamps) date the
+            # change from there
+            start = min((ft for o, ft in self._recent if o == obs and ft > self._since), default=self._since)
             committed = self._tick(start)  # the current reading, held until the change began
             self._change(obs, start)
         return self._tick(self._seen_until(t)) or committed
@@ -132,11 +134,17 @@ class Speller:
 
     def backspace(self) -> None:
         self.text = self.text[:-1]
-        self._last, self._released = None, True
+        self._used_now()
 
     def clear(self) -> None:
         self.text = ""
-        self._last, self._released = None, True
+        self._used_now()
+
+    def _used_now(self) -> None:
+        """After a deletion, the letter still held counts as typed: it is typed again only after a release (the
+        user deleted it because it was wrong, and is still showing it); any other letter types as usual."""
+        held = self._obs if isinstance(self._obs, str) else None
+        self._last, self._released = held, held is None
 
     def finish(self) -> None:
         """The input ended. Nothing is pending here (a letter is typed when held); the sequence reader corrects

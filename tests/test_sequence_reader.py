@@ -90,3 +90,25 @@ def test_a_window_of_the_receptive_field_gives_the_whole_sequences_output():
             window = torch.cat([torch.randn(1, rf - 1 - t, 9), x[:, :t + 1]], 1)
             valid = (torch.arange(rf) >= rf - 1 - t).float()[None]
             np.testing.assert_allclose(model(window, valid)[0, -1].numpy(), whole[0, t].numpy(), atol=1e-5)
+
+
+def test_a_hand_missed_for_a_frame_or_two_does_not_type_the_held_letter_twice():
+    """The model reads blank on a frame without a hand; a detector's one- or two-frame miss is not the pause that
+    separates a double letter, a longer absence is."""
+    from realtime.sequence_reader import SequenceReader
+
+    reader = SequenceReader("asl-sequence")
+    a = reader.classes.index("A")
+
+    class Scripted:  # the model's reading: A while a hand is seen, blank when the newest frame has none
+        def run(self, _, feeds):
+            logp = np.full(len(reader.classes), -9.0, np.float32)
+            logp[a if feeds[reader.manifest.input_name][0, -1, -1] > 0 else reader.blank] = 0.0
+            return [logp[None]]
+
+    reader.session = Scripted()
+    hand = np.zeros(reader.dim, np.float32)
+    frames = [hand] * 10 + [None] + [hand] * 10 + [None, None] + [hand] * 10 + [None] * 3 + [hand] * 5
+    for i, x in enumerate(frames):
+        reader.update(x, i / 30)
+    assert reader.text == "AA"  # the gaps of one and two frames bridged; three frames without a hand separate

@@ -164,7 +164,8 @@ def open_model(model: str | Path, device: str = "auto", verify: bool = True, kin
     folder = resolve_model(model)
     manifest = Manifest.load(folder)
     if kind is not None and manifest.kind != kind:
-        hint = {"j2s": "use --keypoints j2s", "image-classifier": "give it as --image-model with --classifier image"
+        hint = {"j2s": "use --keypoints j2s", "image-classifier": "give it as --image-model with --classifier image",
+                "sequence-reader": f"use --reader sequence --sequence-model {folder.name}"
                 }.get(manifest.kind, "use --keypoints mediapipe")
         raise ModelError(f"{folder.name} is a {manifest.kind} model, not a {kind} ({hint})")
     path = folder / manifest.file

@@ -1,0 +1,178 @@
+"""The live path when things go wrong (found by a review): a source that fails or stalls mid-run keeps the text, a
+stop signal is seen while a source is stalled, sources without timestamps, a deletion while the letter is still
+held, option values that would run and give nonsense, several streams each on their own clock."""
+import os
+import signal
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import run_cli
+from realtime.capture import SourceError, _Reader, make_reader, natural_key
+from realtime.live import run_live
+from realtime.pipeline import FrameResult
+from realtime.speller import Speller, SpellerConfig
+
+
+class ReadsA:
+    """A recognizer that reads every frame as a held A (the loop's control flow, without models)."""
+
+    def __init__(self):
+        self.speller = Speller(SpellerConfig())
+
+    def process(self, image, t, timer=None):
+        committed = self.speller.update(t, "A", 0.99)
+        return FrameResult(t, [], None, "A", 0.99, committed, self.speller.text, {})
+
+    def close(self):
+        pass
+
+
+class Frames(_Reader):
+    """``n`` frames at 30 per second, then ``then()``: raise, block, or end."""
+
+    def __init__(self, n, then=lambda: None):
+        self.n, self.i, self.then = n, 0, then
+
+    def grab(self):
+        if self.i >= self.n:
+            return self.then()
+        self.position_s = self.i / 30
+        self.i += 1
+        return np.zeros((48, 64, 3), np.uint8)
+
+
+def test_a_source_that_fails_mid_run_keeps_the_text_and_says_why():
+    def unplugged():
+        raise SourceError("camera 0 stopped delivering frames (none for 2 s)")
+
+    run = run_live(ReadsA(), Frames(30, unplugged), window=False)
+    assert run.text == "A" and run.error and "stopped delivering" in run.error and not run.interrupted
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_is_seen_while_the_source_is_stalled(sig):
+    stalled = threading.Event()
+
+    def stall():
+        stalled.set()
+        threading.Event().wait(30)  # a camera that stopped answering
+        return None
+
+    threading.Timer(1.0, lambda: stalled.wait(10) and os.kill(os.getpid(), sig)).start()
+    t0 = time.monotonic()
+    run = run_live(ReadsA(), Frames(30, stall), window=False)
+    assert run.interrupted and run.text == "A" and run.error is None
+    assert time.monotonic() - t0 < 6  # not the 10 s read timeout
+
+
+def test_equal_frame_times_do_not_crash_the_speller():
+    s = Speller()
+    for c in "AABB":
+        s.update(1.0, c, 0.9)
+    for i in range(40):
+        s.update(1.0 + i / 30, "C", 0.9)
+    assert s.text == "C"
+
+
+def test_a_deleted_letter_still_held_is_not_typed_again_until_released():
+    s = Speller()
+    for i in range(30):
+        s.update(i / 30, "A", 0.9)
+    assert s.text == "A"
+    s.backspace()
+    for i in range(30, 60):
+        s.update(i / 30, "A", 0.9)
+    assert s.text == ""  # still the same held A
+    for i in range(60, 75):
+        s.update(i / 30, None, 0.0, hand_present=False)  # the hand drops (a release)
+    for i in range(75, 100):
+        s.update(i / 30, "A", 0.9)
+    assert s.text == "A"
+    s.clear()
+    for i in range(100, 120):
+        s.update(i / 30, "B", 0.9)  # another letter types as usual after a clear
+    assert s.text == "B"
+
+
+def test_a_video_without_timestamps_plays_at_its_frame_rate(tmp_path):
+    """Raw MJPEG (JPEG frames back to back) has no timestamps: the frames still get increasing times."""
+    path = tmp_path / "raw.mjpeg"
+    with open(path, "wb") as f:
+        for i in range(12):
+            f.write(cv2.imencode(".jpg", np.full((48, 64, 3), 20 * i, np.uint8))[1].tobytes())
+    reader = make_reader(str(path))
+    times = []
+    while reader.grab() is not None:
+        times.append(reader.position_s)
+    reader.close()
+    assert len(times) >= 10 and all(b > a for a, b in zip(times, times[1:])) and times[0] >= 0
+
+
+def test_image_folders_play_in_numeric_order_and_bad_folders_are_refused(tmp_path):
+    assert sorted(["f10.png", "f9.png", "f1.png"], key=lambda n: natural_key(n)) == ["f1.png", "f9.png", "f10.png"]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.jpg").write_bytes(b"not an image")
+    with pytest.raises(SourceError, match="none of the 1 images"):
+        make_reader(str(tmp_path / "bad"))
+    for empty in ("", "  "):
+        with pytest.raises(SourceError, match="empty source"):
+            make_reader(empty)
+
+
+def test_a_video_file_over_http_is_read_as_a_file_not_a_live_stream(tmp_path):
+    path = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for i in range(20):
+        w.write(np.full((48, 64, 3), 10 * i, np.uint8))
+    w.release()
+    handler = lambda *a: SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        reader = make_reader(f"http://127.0.0.1:{server.server_address[1]}/clip.avi")
+        frames = 0
+        while reader.grab() is not None:
+            frames += 1
+        reader.close()
+    finally:
+        server.shutdown()
+    assert not reader.live and frames == 20
+
+
+@pytest.mark.parametrize("option,value", [("--fps", "0"), ("--fps", "nan"), ("--hold", "-1"), ("--hold", "inf"),
+                                          ("--min-confidence", "2"), ("--space-after", "0"), ("--release", "-0.1")])
+def test_option_values_that_would_give_nonsense_are_refused(option, value):
+    r = run_cli("live", "--no-window", "--source", "nowhere", option, value)
+    assert r.returncode == 2 and f"argument {option}" in r.stderr, r.stderr
+
+
+def test_a_window_that_cannot_open_is_said_before_the_work(monkeypatch):
+    from realtime.cli_common import window_problem
+
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert window_problem() == "no display to open a window on"
+    monkeypatch.setenv("DISPLAY", ":97")  # no X server there: Qt would abort the process, the probe says why
+    assert "display :97" in window_problem()
+
+
+def test_several_streams_keep_their_own_clocks_and_refuse_the_fused_reader():
+    from realtime.pipeline import PipelineOptions
+    from realtime.streams import MultiStreamRecognizer
+
+    with pytest.raises(ValueError, match="keypoint classifier only"):
+        MultiStreamRecognizer(2, PipelineOptions(hands="onnx", classifier_kind="fused"))
+    rec = MultiStreamRecognizer(2, PipelineOptions(hands="onnx"))
+    try:
+        blank = np.zeros((240, 320, 3), np.uint8)
+        results = rec.process([blank, blank], [1.0, 7.5])
+        assert [r.t for r in results] == [1.0, 7.5]
+        with pytest.raises(ValueError, match="frame times"):
+            rec.process([blank, blank], [1.0])
+    finally:
+        rec.close()
