@@ -34,7 +34,8 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="hands MediaPipe tracks at once, 1 to 4 (default: %(default)s)")
     p.add_argument("--redetect-after", type=int_range(0), default=5, metavar="FRAMES",
                    help="when tracking has found no hand for this many frames, look again with the full hand model "
-                        "on the whole frame (every 5 frames until a hand is back); 0 turns it off (default: %(default)s)")
+                        "on the whole frame (every 5 frames until a hand is back); 0 turns it off; one source only "
+                        "(several streams track without it) (default: %(default)s)")
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="ONNX Runtime device for the classifier; auto uses CUDA when onnxruntime-gpu has it "
                         "(default: %(default)s)")

@@ -84,13 +84,17 @@ class ReadingStats:
         if reading is not None and (self.longest is None or result.t - self._since > self.longest[1]):
             self.longest = (reading, result.t - self._since)
 
-    def why_empty(self, hold_s: float) -> str:
+    def why_empty(self, hold_s: float | None) -> str:
+        """Why nothing was typed; ``hold_s`` None: a reader that needs no hold (the sequence reader)."""
         if not self.hand_frames:
             return f"no text: no hand was seen in any of the {self.frames} frames"
         if self.longest is None:
             return (f"no text: a hand was seen in {self.hand_frames} of {self.frames} frames, but no letter was read "
                     f"with confidence {self.min_confidence:g} or more (--min-confidence)")
         letter, held = self.longest
+        if hold_s is None:
+            return (f"no text: letters were seen (the longest, {letter}, for {held:.2f} s), but the sequence reader "
+                    "typed none of them")
         return (f"no text: letters were seen (the longest, {letter}, for {held:.2f} s), but none was held for "
                 f"{hold_s:g} s (--hold)")
 
@@ -126,6 +130,13 @@ def next_frame(cap: ThreadedCapture, stop: dict, timeout: float = 10.0, poll: fl
             if waited >= timeout:
                 raise SourceTimeout(f"no frame from the source for {timeout:g} s") from None
     return None
+
+
+def hold_needed(speller) -> float | None:
+    """The seconds a letter must be held to be typed, or None for a reader that types without a hold."""
+    from realtime.speller import Speller
+
+    return speller.config.hold_s if isinstance(speller, Speller) else None
 
 
 @dataclass
@@ -208,7 +219,7 @@ def run_live(recognizer: Recognizer, source: str | _Reader, window: bool = True,
           + (f"; {ended_early}" if ended_early else ""), file=sys.stderr)
     recognizer.speller.finish()
     text = recognizer.speller.text
-    why = stats.why_empty(recognizer.speller.config.hold_s) if not text.strip() else None
+    why = stats.why_empty(hold_needed(recognizer.speller)) if not text.strip() else None
     return LiveRun(text, frames, stop["flag"], ended_early, corrupt, why, error)
 
 

@@ -176,3 +176,14 @@ def test_several_streams_keep_their_own_clocks_and_refuse_the_fused_reader():
             rec.process([blank, blank], [1.0])
     finally:
         rec.close()
+
+
+def test_an_empty_result_of_the_sequence_reader_does_not_blame_the_hold():
+    from realtime.live import ReadingStats, hold_needed
+
+    stats = ReadingStats(0.6)
+    for i in range(5):
+        stats.add(FrameResult(i / 30, [], object(), "A", 0.9, None, "", {}))
+    assert "--hold" in stats.why_empty(hold_needed(Speller()))
+    assert "sequence reader typed none" in stats.why_empty(hold_needed(object())) and "--hold" not in \
+        stats.why_empty(None)

@@ -134,7 +134,7 @@ def test_recipes_take_a_seed_and_world_points(tmp_path):
 
     c = cfg(tmp_path, "run", 2)
     before = {k: v for k, v in asdict(c).items() if k not in ("out", "cache_dir", "workers", "points", "mixup",
-                                                               "group_adversary")}
+                                                               "group_adversary", "free_views", "oriented_letters")}
     assert c.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert c.fingerprint() != replace(c, points="world").fingerprint()
     data = synthetic()
