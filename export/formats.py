@@ -25,7 +25,7 @@ import numpy as np
 
 from export.onnx_export import MIN_OPSET, check_onnx_file, export_onnx, parity
 from export.tensorrt_engine import export_engine
-from realtime.manifest import MANIFEST, Manifest, ModelError, file_fields, write_manifest
+from realtime.manifest import MANIFEST, Manifest, ModelError, file_fields, staged_folder, write_manifest
 
 def random_inputs(manifest: Manifest, n: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
     shape = [int(d) for d in manifest.raw["input"]["shape"][1:]]
@@ -68,19 +68,20 @@ def export_model_onnx(model: str | Path, out: str | Path, opset: int = MIN_OPSET
         sets = {"real": real, **sets}
     else:
         print(f"parity on real inputs skipped: {why}")
-    summary = export_onnx(r.module, sets["random"], out / "model.onnx", r.output_names, meta, sets, opset, simplify)
-    manifest = json.loads((src_folder / MANIFEST).read_text())
-    path = out / "model.onnx"
-    manifest.update(name=meta["name"], **file_fields(path), opset=summary["opset"],
-                    created=_dt.date.today().isoformat())
-    manifest.setdefault("metrics", {})["onnx_parity_max_abs"] = max(summary["parity"].values())
-    manifest["exported_from"] = {"model": m.name, "sha256": m.sha256, "via": "PyTorch module rebuilt from the ONNX "
-                                 "weights (realtime/torch_from_onnx.py)", "simplified": summary["simplified"]}
-    write_manifest(out, manifest)
-    for extra in ("LICENSE.md", "PROVENANCE.md"):
-        if (src_folder / extra).is_file():
-            shutil.copy(src_folder / extra, out / extra)
-    print(f"wrote {path} ({summary['bytes']} bytes, opset {summary['opset']}) and {out / MANIFEST}")
+    with staged_folder(out) as stage:  # into out only when all of it succeeded
+        summary = export_onnx(r.module, sets["random"], stage / "model.onnx", r.output_names, meta, sets, opset,
+                              simplify)
+        manifest = json.loads((src_folder / MANIFEST).read_text())
+        manifest.update(name=meta["name"], **file_fields(stage / "model.onnx"), opset=summary["opset"],
+                        created=_dt.date.today().isoformat())
+        manifest.setdefault("metrics", {})["onnx_parity_max_abs"] = max(summary["parity"].values())
+        manifest["exported_from"] = {"model": m.name, "sha256": m.sha256, "via": "PyTorch module rebuilt from the "
+                                     "ONNX weights (realtime/torch_from_onnx.py)", "simplified": summary["simplified"]}
+        write_manifest(stage, manifest)
+        for extra in ("LICENSE.md", "PROVENANCE.md"):
+            if (src_folder / extra).is_file():
+                shutil.copy(src_folder / extra, stage / extra)
+    print(f"wrote {out / 'model.onnx'} ({summary['bytes']} bytes, opset {summary['opset']}) and {out / MANIFEST}")
     return summary
 
 
@@ -94,9 +95,14 @@ def export_checkpoint_onnx(checkpoint: str | Path, out: str | Path, name: str | 
 
     try:
         ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
-        is_j2s = "backbone" in ck.get("config", {})
     except Exception as e:  # torch raises several types for a file that is not a checkpoint
         raise ModelError(f"{checkpoint} is not a model.pt checkpoint ({type(e).__name__}: {e})") from e
+    config = ck.get("config") if isinstance(ck, dict) else None
+    is_j2s = isinstance(config, dict) and "backbone" in config
+    if not is_j2s and not (isinstance(config, dict) and "in_dim" in config and "state_dict" in ck):
+        raise ModelError(f"{checkpoint} is not the model.pt of a keypoint or J2S training run; a training run's "
+                         "checkpoint.pt is not a model, and image classifiers and sequence readers are exported by "
+                         "their own training command's --export")
     if is_j2s:
         manifest = export_j2s_model(checkpoint, out, name=name, data_dir=data)
     else:

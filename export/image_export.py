@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from export.onnx_export import MIN_OPSET, export_onnx
-from realtime.manifest import file_fields, write_manifest
+from realtime.manifest import file_fields, staged_folder, verify_sha256, write_manifest
 from realtime.crops import CROP_SCALE
 
 
@@ -46,7 +46,13 @@ def add_embedding_output(src: str | Path, out: str | Path, command: str | None =
     """A shipped image-classifier folder whose ONNX file has only ``probs`` -> ``out`` with the same graph and
     weights plus the output ``embedding`` (the input of the last Gemm, which feeds the softmax); the manifest is
     copied with the new file's sha256, the ``embedding`` field and how it was made. Checked: the probabilities of
-    the new file equal the old file's exactly."""
+    the new file equal the old file's exactly. The files go into ``out`` only when all of it succeeded."""
+    with staged_folder(out) as stage:
+        return _add_embedding_output(src, stage, command)
+
+
+def _add_embedding_output(src: str | Path, out: str | Path, command: str | None = None) -> dict:
+    """The edit itself, into ``out`` (the staging folder of the public function)."""
     import onnx
     import onnxruntime as ort
     from onnx import helper
@@ -59,7 +65,10 @@ def add_embedding_output(src: str | Path, out: str | Path, command: str | None =
         raise ValueError(f"{src}: not an image classifier (kind {m.raw.get('kind')!r})")
     if "embedding" in m.raw:
         raise ValueError(f"{src}: already has an {EMBEDDING!r} output")
-    model = onnx.load(str(src / m.raw.get("file", "model.onnx")))
+    verify_sha256(src / m.file, m.sha256, "export it again from its training run")
+    model = onnx.load(str(src / m.file))
+    if any(o.name == EMBEDDING for o in model.graph.output):
+        raise ValueError(f"{src / m.file}: the file already has an {EMBEDDING!r} output its manifest does not name")
     producers = {o: n for n in model.graph.node for o in n.output}
     softmax = producers.get(m.output_name)
     gemm = producers.get(softmax.input[0]) if softmax is not None and softmax.op_type == "Softmax" else None
@@ -112,7 +121,16 @@ def export_image_classifier(run: str | Path, folder: str | Path, name: str | Non
     """``run`` (a classifier folder with best.pt) -> ``folder``/model.onnx + manifest.json.
 
     ``real_images`` (N, S, S, 3) uint8 RGB crops: the parity check's real inputs (random ones are always used).
+
+    The files go into ``folder`` only when the whole export succeeded (:func:`realtime.manifest.staged_folder`).
     """
+    with staged_folder(folder) as stage:
+        return _export_image_classifier(run, stage, name or Path(folder).name, real_images, metrics)
+
+
+def _export_image_classifier(run: str | Path, folder: str | Path, name: str | None = None,
+                             real_images: np.ndarray | None = None, metrics: dict | None = None) -> dict:
+    """The export itself, into ``folder`` (the staging folder of the public function)."""
     from training.image_classifier import ImageClassifier, to_input
 
     clf = ImageClassifier.load(run)

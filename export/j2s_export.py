@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from export.onnx_export import OPSET, export_onnx
-from realtime.manifest import file_fields, write_manifest
+from realtime.manifest import file_fields, staged_folder, write_manifest
 
 
 def export_j2s_onnx(model, path: Path, labels: list[str], metadata: dict, sample: np.ndarray) -> float:
@@ -65,7 +65,16 @@ def export_j2s_model(model_pt: str | Path, folder: str | Path, name: str | None 
 
     ``data_dir`` (default: the dataset the model was trained on) supplies real crops for the parity
     check and the crop framing (:func:`measure_crop`).
+
+    The files go into ``folder`` only when the whole export succeeded (:func:`realtime.manifest.staged_folder`).
     """
+    with staged_folder(folder) as stage:
+        return _export_j2s_model(model_pt, stage, name or Path(folder).name, data_dir, extra_training)
+
+
+def _export_j2s_model(model_pt: str | Path, folder: str | Path, name: str | None = None,
+                      data_dir: str | Path | None = None, extra_training: dict | None = None) -> dict:
+    """The export itself, into ``folder`` (the staging folder of the public function)."""
     from training.j2s_data import load_crops, normalise
     from training.train_j2s import load_j2s
 

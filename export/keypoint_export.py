@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from export.onnx_export import OPSET, export_onnx
-from realtime.manifest import file_fields, write_manifest
+from realtime.manifest import file_fields, staged_folder, write_manifest
 
 EMBEDDING = "embedding"  # the keypoint models' second output: penultimate activations, for personal calibration
 
@@ -65,7 +65,16 @@ def export_keypoint_model(model_pt: str | Path, folder: str | Path, name: str | 
 
     ``held_out``: the model's accuracy on people it never saw, as the README reports it (``fingerspell models``
     shows it); without it, the run's own test split (all its images, no hand found counting as wrong) if it had one.
+
+    The files go into ``folder`` only when the whole export succeeded (:func:`realtime.manifest.staged_folder`).
     """
+    with staged_folder(folder) as stage:
+        return _export_keypoint_model(model_pt, stage, name or Path(folder).name, extra_training, held_out)
+
+
+def _export_keypoint_model(model_pt: str | Path, folder: str | Path, name: str | None = None,
+                           extra_training: dict | None = None, held_out: dict | None = None) -> dict:
+    """The export itself, into ``folder`` (the staging folder of the public function)."""
     from realtime.hands import TRAINING_VIEWS, StaticSettings
     from training.train_keypoints import load_trained
 

@@ -12,11 +12,19 @@ from pathlib import Path
 import numpy as np
 
 from export.onnx_export import OPSET, export_onnx
-from realtime.manifest import file_fields, write_manifest
+from realtime.manifest import file_fields, staged_folder, write_manifest
 
 
 def export_sequence_model(run: str | Path, folder: str | Path, name: str | None = None,
                           command: str | None = None) -> dict:
+    """A sequence model's run (``model.pt`` and ``metrics.json``) -> model folder for ``--reader sequence``. The
+    files go into ``folder`` only when the whole export succeeded (:func:`realtime.manifest.staged_folder`)."""
+    with staged_folder(folder) as stage:
+        return _export_sequence_model(run, stage, name or Path(folder).name, command)
+
+
+def _export_sequence_model(run: str | Path, folder: str | Path, name: str | None = None,
+                           command: str | None = None) -> dict:
     import torch
 
     from training.sequence_model import SPEC, load_trained_sequence

@@ -316,11 +316,15 @@ def cmd_models(args) -> int:
 
     print("accuracy: over all images (no hand found counts as wrong) of people the model never saw")
     for name in available_models():
-        m = json.loads((weights_dir() / name / "manifest.json").read_text())
-        crop = "image crop " + "x".join(str(v) for v in m["input"]["shape"][2:])
-        inputs = {"j2s": f"{crop} (--keypoints j2s)", "image-classifier": f"hand {crop} (--classifier image)"}.get(
-            m.get("kind")) or "features " + "+".join(m["features"]["parts"])
-        print(f"{name:<18}{len(m['labels']):>3} labels  {inputs}  accuracy {held_out_accuracy(m)}")
+        try:
+            m = json.loads((weights_dir() / name / "manifest.json").read_text())
+            crop = "image crop " + "x".join(str(v) for v in m["input"]["shape"][2:])
+            inputs = {"j2s": f"{crop} (--keypoints j2s)", "image-classifier": f"hand {crop} (--classifier image)",
+                      "sequence-reader": f"{m.get('window')} frames (--reader sequence)"}.get(
+                m.get("kind")) or "features " + "+".join(m["features"]["parts"])
+            print(f"{name:<18}{len(m['labels']):>3} labels  {inputs}  accuracy {held_out_accuracy(m)}")
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:  # one broken folder: said, the rest listed
+            print(f"{name:<18}unreadable manifest ({type(e).__name__}: {e})")
     return 0
 
 

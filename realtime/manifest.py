@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +92,24 @@ def write_manifest(folder: Path, manifest: dict) -> dict:
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     tmp.replace(path)
     return manifest
+
+
+@contextmanager
+def staged_folder(folder: str | Path):
+    """An export writes its files into a hidden folder beside ``folder`` (yielded); only when the whole export
+    succeeded are they moved into ``folder``, the manifest last. A failed, interrupted or killed export leaves the
+    model that was there and its manifest as they were (never a new file beside an old manifest)."""
+    folder = Path(folder)
+    stage = folder.parent / f".{folder.name}.export-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in sorted(stage.iterdir(), key=lambda f: f.name == MANIFEST):  # the manifest last
+            os.replace(f, folder / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def verify_sha256(path: Path, expected: str, remedy: str = "") -> None:

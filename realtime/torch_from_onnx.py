@@ -17,6 +17,7 @@ against ONNX Runtime is checked by ``tests/test_backends.py`` for every shipped 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,6 +180,10 @@ def rebuild(model: str | Path, verify: bool = True) -> RebuiltModel:
     """A shipped model name or model folder -> the PyTorch module that computes what its ONNX file computes."""
     folder = resolve_model(model)
     manifest = Manifest.load(folder)
+    if manifest.kind == "sequence-reader":
+        raise ModelError(f"{folder.name}: a sequence reader cannot be rebuilt in PyTorch from its ONNX weights (only "
+                         "keypoint and J2S models can); export it from its training run ('fingerspell train sequence "
+                         "--export DIR')")
     if manifest.kind == "image-classifier":  # BatchNorms folded into convolutions: the weights no longer map back
         raise ModelError(f"{folder.name}: only keypoint and J2S models can be rebuilt in PyTorch from their ONNX "
                          "weights; run image classifiers with --backend onnxruntime or tensorrt, and export them "
@@ -189,6 +194,10 @@ def rebuild(model: str | Path, verify: bool = True) -> RebuiltModel:
     if verify:
         verify_sha256(path, manifest.sha256)
     proto = load_onnx(path)
+    embedded = {p.key: p.value for p in proto.metadata_props}.get("labels")
+    if embedded is not None and json.loads(embedded) != manifest.labels:  # as the runtime refuses it
+        raise ModelError(f"{path}: the labels inside the ONNX file differ from the manifest's (file: "
+                         f"{json.loads(embedded)}, manifest: {manifest.labels})")
     inits = _initializers(proto)
     module = _j2s_module(manifest, inits, path) if manifest.kind == "j2s" else _keypoint_module(manifest, inits, path)
     _fold_missing_batchnorms(module, inits)

@@ -5,6 +5,7 @@ import torch
 
 from helpers import need_dataset
 from realtime.features import j2s_polar
+from training.io import CheckpointError
 from training.j2s_loss import DynamicWeighting, StaticWeighting, masked_l2
 from training.j2s_model import BACKBONES, J2S, J2SConfig, PolarConversion
 
@@ -166,5 +167,5 @@ def test_real_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     a = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["state_dict"]
     b = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    with pytest.raises(SystemExit, match="different configuration"):
+    with pytest.raises(CheckpointError, match="different configuration"):
         train_j2s(replace(cfg2, lr=0.5), progress=False, data=data)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from training.io import CheckpointError
 from training.keypoints import KeypointSet
 from training.train_keypoints import PreparedData, TrainConfig, augment_landmarks, balanced_weights, train
 
@@ -72,7 +73,7 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     train(cfg(tmp_path, "run", 2), progress=False, data=data)
     other = cfg(tmp_path, "run", 2)
     other.lr = 0.5
-    with pytest.raises(SystemExit, match="different configuration"):
+    with pytest.raises(CheckpointError, match="different configuration"):
         train(other, progress=False, data=data)
 
 
@@ -106,7 +107,7 @@ def test_resume_refuses_changed_data(tmp_path):
     data.data_hashes = {"toy": "one"}
     train(cfg(tmp_path, "run", 2), progress=False, data=data)
     data.data_hashes = {"toy": "two"}
-    with pytest.raises(SystemExit, match="different data"):
+    with pytest.raises(CheckpointError, match="different data"):
         train(cfg(tmp_path, "run", 2), progress=False, data=data)
 
 

@@ -63,11 +63,13 @@ def ensure_models(runs: Path, datasets_root: str | Path, jobs: int = 1, progress
     of the new-people table), with the shipped recipe; cached, so a killed run resumes."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from training.new_people import PROTOCOLS, cached_cell
+    from training.new_people import PROTOCOLS, cached_cell, cell_config
 
     protos = {f"{PRESETS[p.alphabet + '-letters']}/{p.slug}": p for p in PROTOCOLS}
     todo = [(run.split("/")[0], protos[run], str(datasets_root), str(runs)) for run in
-            sorted({p.model_run for p in people()}) if cached_cell(runs / run) is None]
+            sorted({p.model_run for p in people()})
+            if cached_cell(runs / run, cell_config(run.split("/")[0], protos[run], datasets_root,
+                                                    runs / run).fingerprint()) is None]
     if progress and todo:
         print(f"training {len(todo)} held-out model(s) first")
     with ProcessPoolExecutor(max(1, jobs)) as pool:

@@ -171,7 +171,7 @@ def cmd_train_classifier(args) -> int:
                                     {"test_accuracy": report.get("accuracy"), "test_signers": test_signers,
                                      **({"test_datasets": test_datasets} if multi else {})})
             print(f"exported {args.export}/model.onnx + manifest.json")
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+    except (OSError, ValueError, RuntimeError) as e:
         return fail(str(e))
     return 0
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from realtime.cli_common import (ENV_DATASETS, RUN_ERRORS, HelpFormatter, add_verbose, comma_list, datasets_root,
-                                 fail, int_range)
+                                 fail, float_range, int_range, writable)
 
 
 def cmd_train_keypoints(args) -> int:
@@ -24,30 +24,38 @@ def cmd_train_keypoints(args) -> int:
                                    "test_signers": args.test_signers, "test_datasets": args.test_datasets,
                                    "random_test": args.random_test,
                                    "balance": False if args.no_balance else None}.items() if v is not None}
-    if args.preset:
-        cfg = preset(args.preset, datasets_root(args.datasets), args.out or f"runs/{args.preset}", **overrides)
-    else:
-        if not args.data or not args.labels:
-            return fail("give --preset, or --data DIR [DIR ...] and --labels")
-        cfg = replace(TrainConfig(data=args.data, labels=args.labels.split(","), out=args.out or "runs/keypoints"),
-                      **overrides)
-    summary = train(cfg, resume=not args.no_resume)
-    print(f"outputs in {cfg.out}: model.pt, metrics.json, loss_curves.png"
-          + (", confusion_matrix.png, per_class_accuracy.png" if "test" in summary else ""))
-    if args.export:
-        from export.keypoint_export import export_keypoint_model
+    from realtime.images import DatasetError
 
-        from training.experiments import EVALUATION, PRESETS
-        from training.new_people import held_out_summary
+    if args.preset and (args.data or args.labels):  # a preset names its own datasets and labels
+        return fail(f"--preset {args.preset} trains on its own datasets and labels: give --preset, or --data and "
+                    "--labels, not both")
+    try:
+        if args.preset:
+            cfg = preset(args.preset, datasets_root(args.datasets), args.out or f"runs/{args.preset}", **overrides)
+        else:
+            if not args.data or not args.labels:
+                return fail("give --preset, or --data DIR [DIR ...] and --labels")
+            cfg = replace(TrainConfig(data=args.data, labels=args.labels.split(","), out=args.out or "runs/keypoints"),
+                          **overrides)
+        summary = train(cfg, resume=not args.no_resume)
+        print(f"outputs in {cfg.out}: model.pt, metrics.json, loss_curves.png"
+              + (", confusion_matrix.png, per_class_accuracy.png" if "test" in summary else ""))
+        if args.export:
+            from export.keypoint_export import export_keypoint_model
 
-        held_out = held_out_summary(PRESETS[args.preset]) if args.preset == "asl-letters" else None
-        if args.preset == "asl-letters" and held_out is None:
-            print("note: no new-people results for this recipe in runs/new-people: run 'fingerspell train results' "
-                  "first to record its accuracy on people it never saw in the manifest", file=sys.stderr)
-        export_keypoint_model(os.path.join(cfg.out, "model.pt"), args.export, name=args.preset,
-                              extra_training={"evaluation": EVALUATION[args.preset]} if args.preset else None,
-                              held_out=held_out)
-        print(f"exported to {args.export}")
+            from training.experiments import EVALUATION, PRESETS
+            from training.new_people import held_out_summary
+
+            held_out = held_out_summary(PRESETS[args.preset]) if args.preset == "asl-letters" else None
+            if args.preset == "asl-letters" and held_out is None:
+                print("note: no new-people results for this recipe in runs/new-people: run 'fingerspell train "
+                      "results' first to record its accuracy on people it never saw in the manifest", file=sys.stderr)
+            export_keypoint_model(os.path.join(cfg.out, "model.pt"), args.export, name=args.preset,
+                                  extra_training={"evaluation": EVALUATION[args.preset]} if args.preset else None,
+                                  held_out=held_out)
+            print(f"exported to {args.export}")
+    except (DatasetError, *RUN_ERRORS) as e:
+        return fail(str(e))
     return 0
 
 
@@ -78,6 +86,7 @@ def cmd_train_ensembles(args) -> int:
 def cmd_train_calibration(args) -> int:
     from training.calibration_experiments import run_calibration
 
+    writable(args.doc)  # before minutes of work, not after
     try:
         run_calibration(args.runs, datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs,
                         image_models=comma_list(args.image_models) or [], cache_dir=args.cache_dir)
@@ -224,21 +233,21 @@ def cmd_train_sequence(args) -> int:
         if args.init:  # the pre-trained reader's own letters and layers; this run's epochs, seed and lr
             saved = torch.load(args.init, weights_only=False)["config"]
             config = SequenceConfig(**{**saved, "dilations": tuple(saved["dilations"]), "epochs": args.epochs,
-                                       "seed": args.seed, **({"lr": args.lr} if args.lr else {})})
+                                       "seed": args.seed, **({"lr": args.lr} if args.lr is not None else {})})
         else:
             config = SequenceConfig(alphabet=set_letters(args.train), epochs=args.epochs, seed=args.seed,
-                                    **({"lr": args.lr} if args.lr else {}))
+                                    **({"lr": args.lr} if args.lr is not None else {}))
         m = train_sequence(args.train, args.val, args.out, config, init=args.init)
+        b = m["best"]
+        print(f"best epoch {b['epoch']}: character error rate {b['cer']:.1%}, word accuracy {b['word_accuracy']:.1%} "
+              f"on {b['sequences']} validation sequences; model and metrics in {args.out}")
+        if args.export:
+            from export.sequence_export import export_sequence_model
+
+            export_sequence_model(args.out, args.export, command=" ".join(["fingerspell"] + sys.argv[1:]))
+            print(f"exported {args.export}/model.onnx + manifest.json")
     except (*RUN_ERRORS, KeyError) as e:
         return fail(str(e))
-    b = m["best"]
-    print(f"best epoch {b['epoch']}: character error rate {b['cer']:.1%}, word accuracy {b['word_accuracy']:.1%} on "
-          f"{b['sequences']} validation sequences; model and metrics in {args.out}")
-    if args.export:
-        from export.sequence_export import export_sequence_model
-
-        export_sequence_model(args.out, args.export, command=" ".join(["fingerspell"] + sys.argv[1:]))
-        print(f"exported {args.export}/model.onnx + manifest.json")
     return 0
 
 
@@ -274,21 +283,22 @@ def register(tsub) -> None:
     kp.add_argument("--labels", help="comma-separated labels to learn, without --preset")
     kp.add_argument("--test-signers", nargs="+", help="hold out these signers for testing ('GIULIA' or 'massey/hand1')")
     kp.add_argument("--test-datasets", nargs="+", help="hold out whole datasets for testing (by folder name)")
-    kp.add_argument("--random-test", type=float, metavar="FRACTION",
+    kp.add_argument("--random-test", type=float_range(0.0, 0.9), metavar="FRACTION",
                     help="also hold out a stratified random fraction for testing (to compare with papers that used "
                          "a random split; it says little about new signers)")
     kp.add_argument("--features", help="comma-separated feature parts: j2s_polar, polar_scaled, cart_scaled, geometry "
                                        "(default: polar_scaled,cart_scaled)")
-    kp.add_argument("--epochs", type=int, help="epochs (preset: 60)")
-    kp.add_argument("--batch-size", type=int, help="batch size (default 256)")
-    kp.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (default 2e-3)")
+    kp.add_argument("--epochs", type=int_range(1), help="epochs (preset: 60)")
+    kp.add_argument("--batch-size", type=int_range(2), help="batch size (default 256)")
+    kp.add_argument("--lr", type=float_range(0.0, above=True),
+                    help="peak learning rate of the one-cycle schedule (default 2e-3)")
     kp.add_argument("--seed", type=int, help="random seed (default 0)")
     kp.add_argument("--no-balance", action="store_true", help="sample uniformly instead of balancing datasets, signers, classes")
     kp.add_argument("--out", help="output folder (default: runs/PRESET)")
     kp.add_argument("--no-resume", action="store_true", help="start from scratch even if --out holds a checkpoint")
     kp.add_argument("--export", metavar="DIR", help="also export model.onnx + manifest.json to this folder (e.g. weights/asl-letters)")
     kp.add_argument("--cache-dir", help="keypoint cache folder (default: ~/.cache/fingerspell/keypoints or $FINGERSPELL_CACHE)")
-    kp.add_argument("--workers", type=int, help="processes for keypoint extraction (default: all cores)")
+    kp.add_argument("--workers", type=int_range(1), help="processes for keypoint extraction (default: all cores)")
     kp.set_defaults(func=cmd_train_keypoints)
 
     rs = tsub.add_parser("results", help="the new-people table: each recipe trained without the people it is tested on",
@@ -363,7 +373,7 @@ def register(tsub) -> None:
                     help="random: the paper's stratified 66/17/17; signer: hold out --test-signers")
     j2.add_argument("--test-signers", nargs="+", help="signers held out with --split signer (default: GIULIA)")
     j2.add_argument("--epochs", type=int_range(1), help="epochs; the lr step moves with it (default: 150, the paper's)")
-    j2.add_argument("--lr", type=float, help="override the preset's learning rate")
+    j2.add_argument("--lr", type=float_range(0.0, above=True), help="override the preset's learning rate")
     j2.add_argument("--alpha", type=float, help="override the preset's alpha")
     j2.add_argument("--batch-size", type=int_range(1), help="batch size (default 128)")
     j2.add_argument("--augment", action="store_true",
@@ -432,7 +442,8 @@ def register(tsub) -> None:
                     help="stitched training set(s) (.npz with its .json); several: trained on jointly")
     sq.add_argument("--val", required=True, nargs="+", help="validation set(s)")
     sq.add_argument("--init", metavar="MODEL_PT", help="start from this model.pt (pre-trained; fine-tune on --train)")
-    sq.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3)")
+    sq.add_argument("--lr", type=float_range(0.0, above=True),
+                    help="peak learning rate (default: 2e-3; with --init, the pre-trained run's)")
     sq.add_argument("--epochs", type=int_range(1), default=12, help="epochs (default: %(default)s)")
     sq.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     sq.add_argument("--out", default="runs/sequence", help="output folder (default: %(default)s)")

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from training.strategies import (StrategyConfig, mixup_batch, regularized_loss, regularizer_weight,
                                  soft_cross_entropy)
-from training.io import atomic_torch_save
+from training.io import atomic_torch_save, load_checkpoint
 
 ARCHS = ("cnn", "efficientnet_v2_t", "efficientnet_v2_s", "efficientnet_v2_m")
 
@@ -264,13 +264,15 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
     state = {"epoch": 0, "best_loss": float("inf"), "history": []}
     last = out / "last.pt"
     if last.exists():
-        ck = torch.load(last, map_location=device, weights_only=False)
+        ck = load_checkpoint(last, needs=("model", "optimizer", "scheduler", "state", "rng"), map_location=device)
         _check_resumable(ck.get("meta"), meta, last)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         state = ck["state"]
         torch.set_rng_state(ck["rng"].cpu())
+        if progress:
+            print(f"resuming from epoch {state['epoch']} ({last})")
     bar = tqdm(range(state["epoch"], config.epochs), desc=f"train {config.arch} ({strategy.strategy})", unit="epoch",
                disable=not progress, initial=state["epoch"], total=config.epochs)
     for epoch in bar:
@@ -316,9 +318,16 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
 
 
 def _check_resumable(saved: dict | None, now: dict, path: Path) -> None:
-    """A checkpoint resumes only the same recipe and data (more epochs allowed): anything else would mix runs."""
+    """A checkpoint resumes only the same recipe and data: anything else would mix runs. More epochs are allowed at
+    a constant learning rate (the run goes on as it was); with ``--cosine`` the epochs set the schedule, so they
+    must match; fewer epochs than the checkpoint holds would report a best epoch past the end."""
     if saved is None:
         return
+    done, asked = saved["config"]["epochs"], now["config"]["epochs"]
+    if asked < done or (asked != done and now["config"].get("cosine")):
+        why = "its cosine schedule spans" if now["config"].get("cosine") else "it was made for"
+        raise ValueError(f"{path}: {why} {done} epochs, not {asked}; give --epochs {done} to resume it, or use "
+                         "another output folder")
     defaults = asdict(ClassifierConfig())
 
     def strip(m):

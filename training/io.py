@@ -20,6 +20,28 @@ def atomic_torch_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint in the output folder cannot be read (cut off, another kind of file, not a checkpoint)."""
+
+
+def load_checkpoint(path: Path, needs: tuple[str, ...] = (), map_location="cpu") -> dict:
+    """torch.load of a run's checkpoint, with a message that names the file and the way out when it is damaged
+    (a copy cut off, a disk that filled) or is another run's kind of checkpoint (``needs``: keys it must hold)."""
+    import torch
+
+    path = Path(path)
+    try:
+        ck = torch.load(path, weights_only=False, map_location=map_location)
+    except Exception as e:  # torch raises many types (OSError, RuntimeError, UnpicklingError, EOFError, ...)
+        raise CheckpointError(f"{path} cannot be read ({type(e).__name__}: {e}); it is damaged: delete it to start "
+                              "again, or give --no-resume / another output folder") from e
+    missing = [k for k in needs if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise CheckpointError(f"{path} is not a checkpoint of this kind of run (it lacks {', '.join(missing)}); "
+                              "use another output folder")
+    return ck
+
+
 def atomic_savez(path: Path, **arrays) -> None:
     """np.savez, written beside ``path`` and moved into place (the keypoint and crop caches)."""
     path = Path(path)

@@ -148,16 +148,49 @@ def evaluate_trained(model_pt: str | Path, kp) -> dict:
     return score(probs, det, kp.labels.astype(str), model.labels, letters)
 
 
-def cached_cell(run: str | Path) -> dict | None:
-    """A cell's stored result; None when there is none, or when it was made with another photo cascade (its model
-    learned from and was scored on other landmarks, so the cell must be made again)."""
+def cached_cell(run: str | Path, fingerprint: str | None = None) -> dict | None:
+    """A cell's stored result; None when there is none, when it was made with another photo cascade (its model
+    learned from and was scored on other landmarks), or, given the ``fingerprint`` of the config it should have
+    been trained with, when it was trained with another (a quick run with other --epochs, an older recipe): such a
+    cell must be made again, never reused in a table."""
     result_file = Path(run) / "new_people.json"
     if not result_file.exists():
         return None
     from training.keypoints import extraction_record
 
     res = json.loads(result_file.read_text())
-    return res if res.get("photo_cascade") == extraction_record() else None
+    if res.get("photo_cascade") != extraction_record():
+        return None
+    if fingerprint is not None and cell_fingerprint(run, res) != fingerprint:
+        return None
+    return res
+
+
+def cell_fingerprint(run: str | Path, res: dict) -> str | None:
+    """The config fingerprint a cell was trained with: recorded in its result, or (cells made before it was) in its
+    checkpoint."""
+    if res.get("fingerprint"):
+        return res["fingerprint"]
+    ckpt = Path(run) / "checkpoint.pt"
+    if not ckpt.exists():
+        return None
+    import torch
+
+    try:
+        return torch.load(ckpt, weights_only=False, map_location="cpu").get("fingerprint")
+    except Exception:  # a damaged checkpoint: the cell is made again
+        return None
+
+
+def cell_config(recipe: str, protocol: Protocol, datasets_root: str | Path, run: str | Path, epochs: int | None = None,
+                cache_dir=None):
+    """The TrainConfig of one cell: the recipe with the protocol's people held out."""
+    cfg = recipe_config(recipe, datasets_root, run, cache_dir=cache_dir, **({"epochs": epochs} if epochs else {}))
+    if protocol.test_signer:
+        return replace(cfg, test_signers=[f"{protocol.test_dataset}/{protocol.test_signer}"])
+    if any(Path(d).name == protocol.test_dataset for d in cfg.data):
+        return replace(cfg, test_datasets=[protocol.test_dataset])
+    return cfg
 
 
 def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epochs: int | None = None,
@@ -170,23 +203,20 @@ def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epoc
 
     run = Path(out) / recipe / protocol.slug
     result_file = run / "new_people.json"
-    cached = cached_cell(run)
+    cfg = cell_config(recipe, protocol, datasets_root, run, epochs, cache_dir)
+    cached = cached_cell(run, cfg.fingerprint())
     if cached is not None:
         return cached
-    if result_file.exists():  # made with another photo cascade: trained again from scratch
-        print(f"{run}: made with another photo cascade; training it again")
+    if result_file.exists():  # made with another photo cascade or other settings: trained again from scratch
+        print(f"{run}: made with another photo cascade or other settings (--epochs?); training it again")
         shutil.rmtree(run)
-    cfg = recipe_config(recipe, datasets_root, run, cache_dir=cache_dir, **({"epochs": epochs} if epochs else {}))
-    if protocol.test_signer:
-        cfg = replace(cfg, test_signers=[f"{protocol.test_dataset}/{protocol.test_signer}"])
-    elif any(Path(d).name == protocol.test_dataset for d in cfg.data):
-        cfg = replace(cfg, test_datasets=[protocol.test_dataset])
     train(cfg, progress=False)
     test = test_rows(protocol, datasets_root, cache_dir)
     if cfg.read_views is not None:
         test = test.found_by_first(cfg.read_views)
     res = {"recipe": recipe, "protocol": protocol.name, "slug": protocol.slug,
-           **evaluate_trained(run / "model.pt", test), "photo_cascade": extraction_record()}
+           **evaluate_trained(run / "model.pt", test), "photo_cascade": extraction_record(),
+           "fingerprint": cfg.fingerprint()}
     res.pop("report", None)
     result_file.write_text(json.dumps(res, indent=1))
     return res

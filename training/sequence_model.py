@@ -15,6 +15,7 @@ import numpy as np
 
 from realtime.features import FeatureSpec
 from realtime.lexicon import edit_distance
+from realtime.manifest import sha256_file
 from realtime.sequence_reader import sequence_inputs
 
 SPEC = FeatureSpec(parts=("polar_scaled", "cart_scaled", "geometry"))  # the static classifier's features
@@ -171,7 +172,7 @@ def train_sequence(train, val, out: str | Path, config: SequenceConfig | None = 
     import torch
     from tqdm import tqdm
 
-    from training.io import atomic_torch_save
+    from training.io import atomic_torch_save, load_checkpoint
 
     feats, texts, manifests = load_sets(train)
     vfeats, vtexts, _ = load_sets(val)
@@ -205,15 +206,23 @@ def train_sequence(train, val, out: str | Path, config: SequenceConfig | None = 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     history, best, start = [], None, 0
+    def set_paths(p):
+        return [Path(p)] if isinstance(p, (str, Path)) else [Path(q) for q in p]
+
     def names(p):  # one set: its path, as checkpoints made before joint training record it; several: a list
         p = [p] if isinstance(p, (str, Path)) else list(p)
         return str(p[0]) if len(p) == 1 else [str(q) for q in p]
-    same = {"config": asdict(config), "train": names(train), "val": names(val), **({"init": str(init)} if init else {})}
+    same = {"config": asdict(config), "train": names(train), "val": names(val), **({"init": str(init)} if init else {}),
+            # the sets' content too: a set written again under the same name is other data
+            "data_sha256": {str(q): sha256_file(q) for q in set_paths(train) + set_paths(val)}}
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        if state["same"] != same:
-            raise ValueError(f"{ckpt} was made with other data or settings; use another --out, or delete it")
+        state = load_checkpoint(ckpt, needs=("same", "model", "opt", "sched"))
+        saved = state.get("same") or {}
+        now = same if "data_sha256" in saved else {k: v for k, v in same.items() if k != "data_sha256"}  # older runs
+        if saved != now:
+            what = "other data" if saved.get("data_sha256") not in (None, same["data_sha256"]) else "other data or settings"
+            raise ValueError(f"{ckpt} was made with {what}; use another --out, or delete it")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])

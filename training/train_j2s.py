@@ -28,7 +28,7 @@ from training.j2s_loss import make_weighting, masked_l2
 from training.j2s_model import J2S, BACKBONES, J2SConfig
 from training.metrics import classification_report, format_report, keypoint_report
 from training.splits import grouped_stratified_indices
-from training.io import atomic_torch_save, command_line
+from training.io import CheckpointError, atomic_torch_save, command_line, load_checkpoint
 from training.train_keypoints import LIS_LETTERS
 
 PAPER_INPUT = 256  # the paper's input size: EPE is also reported scaled to it
@@ -195,9 +195,10 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
     start = 0
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.exists():
-        ck = torch.load(ckpt, weights_only=False, map_location=device)
+        ck = load_checkpoint(ckpt, needs=("fingerprint", "data_sha256", "model", "optimizer"), map_location=device)
         if ck["fingerprint"] != cfg.fingerprint() or ck["data_sha256"] != c.data_sha256:
-            raise SystemExit(f"{ckpt} was made with a different configuration or data; use a new --out or --no-resume")
+            raise CheckpointError(f"{ckpt} was made with a different configuration or data; use a new --out or "
+                                  "--no-resume")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])

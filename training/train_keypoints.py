@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from training.keypoint_model import KeypointClassifier
 from training.keypoints import KeypointSet, load_keypoints
 from training.metrics import classification_report, format_report
 from training.data import source_photo_id
-from training.io import atomic_torch_save, command_line
+from training.io import CheckpointError, atomic_torch_save, command_line, load_checkpoint
 from training.splits import grouped_stratified_indices
 
 ASL_LETTERS = list("ABCDEFGHIKLMNOPQRSTUVWXY")  # static ASL letters: A-Y without J and Z
@@ -116,6 +117,9 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
     hashes = {Path(d).name: content_hash(d) if is_landmark_set(d) else ImageFolder(d).content_hash() for d in cfg.data}
     kp = KeypointSet.concat(sets).with_points(cfg.points)
     kp = kp.subset(np.flatnonzero(kp.readable))  # unreadable files were counted at extraction
+    if not len(kp):
+        raise ValueError(f"none of the labels {', '.join(cfg.labels)} is in {', '.join(Path(d).name for d in cfg.data)}"
+                         " (after its label map)")
     if cfg.read_views is not None:
         kp = kp.found_by_first(cfg.read_views)
     y = np.array([cfg.labels.index(l) for l in kp.labels], dtype=np.int64)
@@ -143,6 +147,12 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
     # training needs landmarks, and only those of the first views of the photo cascade (realtime.hands.base says
     # why); test images are read with every view, and those with no hand found count as wrong
     pool = pool[kp.detected[pool] & (kp.view[pool] < cfg.training_views)]
+    if not len(pool):
+        raise ValueError(f"no training rows with a hand in {', '.join(Path(d).name for d in cfg.data)} for the labels "
+                         f"{', '.join(cfg.labels)} (after the held-out split: {'; '.join(descr) or 'none'})")
+    unseen = [l for i, l in enumerate(cfg.labels) if not (y[pool] == i).any()]
+    if unseen:  # a class the model can never predict right: said, not trained silently
+        print(f"warning: no training rows for the label(s) {', '.join(unseen)}", file=sys.stderr)
     tr, va = grouped_stratified_indices(kp.labels[pool], photos[pool], (1 - cfg.val_fraction, cfg.val_fraction),
                                         cfg.seed + 1)
     return PreparedData(kp, pool[tr], pool[va], test, y, "; ".join(descr) or "no test split (all data trains)", hashes)
@@ -356,11 +366,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
     start_epoch = 0
     ckpt_path = out / "checkpoint.pt"
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
+        ck = load_checkpoint(ckpt_path, needs=("fingerprint", "model", "optimizer", "scheduler"))
         if ck["fingerprint"] != cfg.fingerprint():
-            raise SystemExit(f"{ckpt_path} was made with a different configuration; use a new --out or --no-resume")
+            raise CheckpointError(f"{ckpt_path} was made with a different configuration; use a new --out or "
+                                  "--no-resume")
         if ck.get("data_sha256") != data.data_hashes:
-            raise SystemExit(f"{ckpt_path} was made from different data (dataset content changed); "
+            raise CheckpointError(f"{ckpt_path} was made from different data (dataset content changed); "
                              "use a new --out or --no-resume")
         model.load_state_dict(ck["model"])
         if group_head is not None:
