@@ -194,10 +194,6 @@ def rebuild(model: str | Path, verify: bool = True) -> RebuiltModel:
     if verify:
         verify_sha256(path, manifest.sha256)
     proto = load_onnx(path)
-    embedded = {p.key: p.value for p in proto.metadata_props}.get("labels")
-    if embedded is not None and json.loads(embedded) != manifest.labels:  # as the runtime refuses it
-        raise ModelError(f"{path}: the labels inside the ONNX file differ from the manifest's (file: "
-                         f"{json.loads(embedded)}, manifest: {manifest.labels})")
     inits = _initializers(proto)
     module = _j2s_module(manifest, inits, path) if manifest.kind == "j2s" else _keypoint_module(manifest, inits, path)
     _fold_missing_batchnorms(module, inits)
@@ -211,5 +207,9 @@ def rebuild(model: str | Path, verify: bool = True) -> RebuiltModel:
                 [manifest.output_name] + ([manifest.raw["embedding"]["name"]] if "embedding" in manifest.raw else []))
     if outs != expected:
         raise ModelError(f"{path}: outputs {outs}, but the {manifest.kind} architecture gives {expected}")
+    embedded = {p.key: p.value for p in proto.metadata_props}.get("labels")
+    if embedded is not None and json.loads(embedded) != manifest.labels:  # same count, other order: as the runtime
+        raise ModelError(f"{path}: the labels inside the ONNX file differ from the manifest's (file: "  # refuses it
+                         f"{json.loads(embedded)}, manifest: {manifest.labels})")
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
     return RebuiltModel(module, manifest, path, ins, outs, opset)
