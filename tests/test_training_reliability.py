@@ -123,3 +123,21 @@ def test_train_keypoints_refuses_labels_no_dataset_has(tmp_path):
     r = run_cli("train", "keypoints", "--data", str(d), "--labels", "QQ,RR", "--out", str(tmp_path / "o"),
                 "--epochs", "1")
     assert r.returncode == 2 and "none of the labels QQ, RR" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_models_lists_a_broken_or_mismatched_folder_as_such(tmp_path, monkeypatch, capsys):
+    import realtime.manifest as manifest
+    from realtime.cli import cmd_models
+
+    for name in ("asl-letters", "lis-letters"):
+        shutil.copytree(weights_dir() / name, tmp_path / name)
+    (tmp_path / "lis-letters" / "manifest.json").write_text('{"name": "lis-le')  # cut off
+    (tmp_path / "asl-letters" / "model.onnx").write_bytes(b"replaced")
+    (tmp_path / "fine").mkdir()
+    shutil.copytree(weights_dir() / "lis-j2s", tmp_path / "lis-j2s")
+    monkeypatch.setattr(manifest, "weights_dir", lambda: tmp_path)
+    assert cmd_models(None) == 0
+    out = capsys.readouterr().out
+    assert "asl-letters" in out and "does not match its manifest's sha256" in out
+    assert "lis-letters" in out and "unreadable manifest" in out
+    assert "lis-j2s            22 labels" in out  # the good one is listed as before

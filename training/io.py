@@ -42,6 +42,14 @@ def load_checkpoint(path: Path, needs: tuple[str, ...] = (), map_location="cpu")
     return ck
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """A text file (metrics, history) written beside ``path`` and moved into place: never half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def atomic_savez(path: Path, **arrays) -> None:
     """np.savez, written beside ``path`` and moved into place (the keypoint and crop caches)."""
     path = Path(path)

@@ -198,6 +198,7 @@ def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epoc
     """Train ``recipe`` with the protocol's people held out (resumable) and score it on them."""
     import shutil
 
+    from training.io import atomic_write_text
     from training.keypoints import extraction_record
     from training.train_keypoints import train
 
@@ -218,7 +219,7 @@ def run_cell(recipe: str, protocol: Protocol, datasets_root: str, out: str, epoc
            **evaluate_trained(run / "model.pt", test), "photo_cascade": extraction_record(),
            "fingerprint": cfg.fingerprint()}
     res.pop("report", None)
-    result_file.write_text(json.dumps(res, indent=1))
+    atomic_write_text(result_file, json.dumps(res, indent=1))  # the mark of a finished cell: whole or absent
     return res
 
 

@@ -28,7 +28,7 @@ from training.j2s_loss import make_weighting, masked_l2
 from training.j2s_model import J2S, BACKBONES, J2SConfig
 from training.metrics import classification_report, format_report, keypoint_report
 from training.splits import grouped_stratified_indices
-from training.io import CheckpointError, atomic_torch_save, command_line, load_checkpoint
+from training.io import CheckpointError, atomic_torch_save, atomic_write_text, command_line, load_checkpoint
 from training.train_keypoints import LIS_LETTERS
 
 PAPER_INPUT = 256  # the paper's input size: EPE is also reported scaled to it
@@ -276,10 +276,10 @@ def train_j2s(cfg: J2STrainConfig, resume: bool = True, progress: bool = True, d
                   f"AUC {k['auc']:.3f}")
     if history:
         plot_j2s_history(history, out / "loss_curves.png")
-    torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict(), "labels": cfg.labels,
-                "normalisation": summary["normalisation"]}, out / "model.pt")
-    (out / "history.json").write_text(json.dumps(history, indent=1))
-    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    atomic_torch_save({"config": model.config.to_dict(), "state_dict": model.state_dict(), "labels": cfg.labels,
+                       "normalisation": summary["normalisation"]}, out / "model.pt")
+    atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+    atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
     return summary
 
 

@@ -29,7 +29,7 @@ from training.keypoint_model import KeypointClassifier
 from training.keypoints import KeypointSet, load_keypoints
 from training.metrics import classification_report, format_report
 from training.data import source_photo_id
-from training.io import CheckpointError, atomic_torch_save, command_line, load_checkpoint
+from training.io import CheckpointError, atomic_torch_save, atomic_write_text, command_line, load_checkpoint
 from training.splits import grouped_stratified_indices
 
 ASL_LETTERS = list("ABCDEFGHIKLMNOPQRSTUVWXY")  # static ASL letters: A-Y without J and Z
@@ -465,10 +465,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
     _, val_acc, _ = _evaluate(model, x_val, y_val, loss_fn)
     summary["val_accuracy"] = val_acc
     plot_history(history, out / "loss_curves.png")
-    torch.save({"config": model.config(), "state_dict": model.state_dict(), "labels": cfg.labels,
-                "features": spec.to_dict()}, out / "model.pt")
-    (out / "history.json").write_text(json.dumps(history, indent=1))
-    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    atomic_torch_save({"config": model.config(), "state_dict": model.state_dict(), "labels": cfg.labels,
+                       "features": spec.to_dict()}, out / "model.pt")
+    atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+    atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
     return summary
 
 
