@@ -10,7 +10,7 @@ state machine that commits letters:
   dropped frame, a misread shape) is ignored at any frame rate, so a sparse stream neither types
   a held letter twice nor loses one;
 - a space is added once when the hand has been gone for ``space_after_s`` (never twice, never
-  at the start).
+  at the start), also when that absence is a single frame held that long (a variable-frame-rate source).
 """
 from __future__ import annotations
 
@@ -84,6 +84,14 @@ class Speller:
             obs = letter if (letter is not None and confidence >= c.min_confidence) else None
         self._recent.append((obs, t))
         committed = None
+        if self._long_absence(t):  # one frame without a hand that lasted a space (a variable-frame-rate source)
+            committed = self._tick(self._recent[-2][1])
+            self._change(_GONE, self._recent[-2][1])
+            if not self._spaced and self.text and not self.text.endswith(" "):
+                self.text += " "
+                self._spaced, committed = True, " "
+            self._change(obs, t)
+            return self._tick(t) or committed
         if self._obs is _START:
             self._obs, self._since = obs, t
         elif obs != self._obs and sum(o == obs for o, _ in self._recent) >= 2:
@@ -93,6 +101,17 @@ class Speller:
             committed = self._tick(start)  # the current reading, held until the change began
             self._change(obs, start)
         return self._tick(self._seen_until(t)) or committed
+
+    def _long_absence(self, t: float) -> bool:
+        """The frame before this one showed no hand, alone (its neighbours show one), and lasted ``space_after_s``
+        until this frame: not a glitch to ignore, whatever the two-of-three rule says (a GIF or a stream that sends
+        a frame only when something changes holds one blank frame for seconds)."""
+        if len(self._recent) < 2 or self._obs is _GONE or self._obs is _START:
+            return False
+        gone, t_gone = self._recent[-2]
+        before = self._recent[-3][0] if len(self._recent) >= 3 else None
+        return (gone is _GONE and before is not _GONE and self._recent[-1][0] is not _GONE
+                and t - t_gone >= self.config.space_after_s)
 
     def _seen_until(self, t: float) -> float:
         """Until when the current reading is known to last: now, or the first later frame that differed."""

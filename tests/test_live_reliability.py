@@ -187,3 +187,22 @@ def test_an_empty_result_of_the_sequence_reader_does_not_blame_the_hold():
     assert "--hold" in stats.why_empty(hold_needed(Speller()))
     assert "sequence reader typed none" in stats.why_empty(hold_needed(object())) and "--hold" not in \
         stats.why_empty(None)
+
+
+def test_one_blank_frame_that_lasts_seconds_is_a_space_and_a_release():
+    """A GIF or a stream that sends a frame only on change holds one frame without a hand for seconds: that is a
+    space, not a glitch; at 2 frames/s a single blank frame (0.5 s) is still a glitch."""
+    s = Speller()
+    for i in range(10):
+        s.update(i / 10, "L", 0.9)
+    s.update(1.0, None, 0.0, hand_present=False)
+    for i in range(10):
+        s.update(3.0 + i / 10, "L", 0.9)
+    assert s.text == "L L"
+    slow = Speller()
+    for i in range(4):
+        slow.update(i / 2, "L", 0.9)
+    slow.update(2.0, None, 0.0, hand_present=False)
+    for i in range(4):
+        slow.update(2.5 + i / 2, "L", 0.9)
+    assert slow.text == "L"
