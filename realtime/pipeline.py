@@ -238,7 +238,8 @@ class Recognizer:
         if o.reader == "sequence":
             from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
 
-            reader = SequenceReader(o.sequence_model or DEFAULT_SEQUENCE_MODEL, config=o.speller, lexicon=o.lexicon)
+            reader = SequenceReader(o.sequence_model or DEFAULT_SEQUENCE_MODEL, device=o.device, config=o.speller,
+                                    lexicon=o.lexicon)
             return cls(hands_stage or build_hands(o), FeatureExtractor(reader.spec), reader, hand=o.hand,
                        smoothing_s=o.smoothing_s, speller=o.speller, options=o, sequence=reader)
         if classifier is not None:
