@@ -189,20 +189,20 @@ def test_an_empty_result_of_the_sequence_reader_does_not_blame_the_hold():
         stats.why_empty(None)
 
 
+def spell_with_one_blank_frame(step_s: float, frames: int, gap_s: float) -> str:
+    """L at one frame every ``step_s``, one frame without a hand, the next frame ``gap_s`` later, L again."""
+    s = Speller()
+    for i in range(frames):
+        s.update(i * step_s, "L", 0.9)
+    t = frames * step_s
+    s.update(t, None, 0.0, hand_present=False)
+    for i in range(frames):
+        s.update(t + gap_s + i * step_s, "L", 0.9)
+    return s.text
+
+
 def test_one_blank_frame_that_lasts_seconds_is_a_space_and_a_release():
     """A GIF or a stream that sends a frame only on change holds one frame without a hand for seconds: that is a
     space, not a glitch; at 2 frames/s a single blank frame (0.5 s) is still a glitch."""
-    s = Speller()
-    for i in range(10):
-        s.update(i / 10, "L", 0.9)
-    s.update(1.0, None, 0.0, hand_present=False)
-    for i in range(10):
-        s.update(3.0 + i / 10, "L", 0.9)
-    assert s.text == "L L"
-    slow = Speller()
-    for i in range(4):
-        slow.update(i / 2, "L", 0.9)
-    slow.update(2.0, None, 0.0, hand_present=False)
-    for i in range(4):
-        slow.update(2.5 + i / 2, "L", 0.9)
-    assert slow.text == "L"
+    assert spell_with_one_blank_frame(0.1, 10, 2.0) == "L L"
+    assert spell_with_one_blank_frame(0.5, 4, 0.5) == "L"
