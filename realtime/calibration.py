@@ -169,14 +169,20 @@ class Profile:
         profile.path = str(path)
         return profile
 
-    def check_model(self, name: str, sha256: str, labels: list[str]) -> None:
-        """Refuse a profile made for another model, saying what differs."""
+    def check_model(self, name: str, sha256: str, labels: list[str], features: dict | None = None) -> None:
+        """Refuse a profile made for another model, saying what differs (``features``: the model's feature spec,
+        which the samples must have been computed with)."""
         if list(labels) != list(self.labels):
             raise ProfileError(f"this profile was made for {self.model} with labels {_labels(self.labels)}, but {name} "
                                f"has labels {_labels(labels)}: calibrate again for {name}")
         if sha256 != self.model_sha256:
             raise ProfileError(f"this profile was made for {self.model} (sha256 {self.model_sha256}), but the model "
                                f"loaded is {name} (sha256 {sha256}): calibrate again for this model")
+        dims = {int(features.get("dim", -1)), int(self.features.get("dim", -1))} if features is not None else set()
+        if features is not None and (len(dims) > 1 or self.samples.shape[1:] != (int(features.get("dim", -1)),)):
+            raise ProfileError(f"this profile's samples have {self.samples.shape[1]} features (its spec says "
+                               f"{self.features.get('dim')}), but {name} reads {features.get('dim')}: the profile is "
+                               f"damaged; calibrate again for {name}")
 
 
     def check_image_model(self, name: str, sha256: str) -> None:
@@ -335,7 +341,8 @@ class CalibratedClassifier:
         if manifest is None or getattr(manifest, "kind", "") != "keypoint-classifier":
             raise ProfileError("profiles calibrate keypoint classifiers (--classifier keypoints or fused); "
                                f"{getattr(manifest, 'name', type(classifier).__name__)} is not one")
-        profile.check_model(manifest.name, manifest.sha256, list(kp.labels))
+        profile.check_model(manifest.name, manifest.sha256, list(kp.labels),
+                            manifest.raw.get("features") if hasattr(manifest, "raw") else None)
         if list(classifier.labels) != list(kp.labels):
             raise ProfileError(f"{type(classifier).__name__} orders its labels unlike its keypoint model")
         self.base, self.profile, self.keypoints = classifier, profile, kp

@@ -42,7 +42,7 @@ def profile_problem(profile, model: str) -> str | None:
         return why
     m = manifest(model)
     try:
-        profile.check_model(split_model(model)[0], m["sha256"], list(m["labels"]))
+        profile.check_model(split_model(model)[0], m["sha256"], list(m["labels"]), m.get("features"))
     except ProfileError as e:
         return str(e)
     return None
@@ -80,13 +80,18 @@ def _per_letter(value) -> int:
 
 def reference_photos(model: str, size: int = 88) -> list[tuple[str, str]]:
     """(letter, base64 JPEG) for one photo per letter from the model's first training dataset, when
-    $FINGERSPELL_DATASETS holds it: the datasets are not shipped, so without them the chart is letters only."""
+    $FINGERSPELL_DATASETS holds it: the datasets are not shipped, so without them the chart is letters only.
+    Made once per model (a calibration frame asks for them every frame)."""
+    return list(_reference_photos(model, size, os.environ.get("FINGERSPELL_DATASETS")))
+
+
+@lru_cache(maxsize=16)
+def _reference_photos(model: str, size: int, root: str | None) -> tuple[tuple[str, str], ...]:
     import base64
     import csv
 
     import cv2
 
-    root = os.environ.get("FINGERSPELL_DATASETS")
     data = (manifest(model).get("training") or {}).get("data") or []
     if isinstance(data, dict):  # a sequence model: the datasets its letter dictionary came from
         data = [data]
@@ -95,13 +100,13 @@ def reference_photos(model: str, size: int = 88) -> list[tuple[str, str]]:
                                   for s in (d.get("dictionary") or {}).get("sources", [])))
     folders = [Path(root) / d for d in data if (Path(root) / d / "manifest.csv").is_file()] if root else []
     if not folders:  # no datasets here, or landmark-only ones (no photos)
-        return []
+        return ()
     folder = folders[0]
     try:
         with open(folder / "manifest.csv", newline="") as f:
             rows = list(csv.DictReader(f))
     except OSError:
-        return []
+        return ()
     out = []
     for label in manifest(model)["labels"]:
         row = next((r for r in rows if r.get("label") == label), None)
@@ -110,7 +115,7 @@ def reference_photos(model: str, size: int = 88) -> list[tuple[str, str]]:
             ok, buf = cv2.imencode(".jpg", fit_image(img, size), [cv2.IMWRITE_JPEG_QUALITY, 85])
             if ok:
                 out.append((label, base64.b64encode(buf.tobytes()).decode("ascii")))
-    return out
+    return tuple(out)
 
 
 @lru_cache(maxsize=8)

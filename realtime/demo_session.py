@@ -217,7 +217,10 @@ class LiveSession:
             text = self.text
             self._close_rec()
             self.rec = make_recognizer(settings)
-            self.rec.speller.text = text
+            if hasattr(self.rec.speller, "resume"):  # the letter still held is not typed again
+                self.rec.speller.resume(text)
+            else:  # the sequence reader
+                self.rec.speller.text = text
             if self.profile is not None:
                 self._apply_profile()
         elif settings != self.settings:
@@ -419,8 +422,10 @@ def page_frame_to_bgr(frame: np.ndarray) -> np.ndarray:
 
 
 def duration_words(seconds: float) -> str:
-    """A time limit as the page says it: '20 seconds', '10 minutes'."""
-    return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} seconds"
+    """A time limit as the page says it: '20 seconds', '10 minutes', '2.5 minutes', '0.5 seconds'."""
+    if seconds >= 120:
+        return f"{seconds / 60:g} minutes" if (seconds / 60) % 0.5 == 0 else f"{seconds:.0f} seconds"
+    return f"{seconds:g} seconds" if seconds < 10 else f"{seconds:.0f} seconds"
 
 
 def take_frame(frame, session: LiveSession | None):

@@ -55,6 +55,13 @@ def load_image(path: str | Path) -> np.ndarray | None:
         w, h = im.size
         if w * h > MAX_IMAGE_PIXELS:
             raise gr.Error(f"{name} is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); {limit}")
+        if max(w, h) > MAX_ASPECT * max(min(w, h), 1):
+            raise gr.Error(f"{name} is {w}×{h} pixels: a strip that thin cannot hold a hand. Upload a photo of the "
+                           f"hand (at most {MAX_ASPECT}:1).")
+        if getattr(im, "n_frames", 1) > 1:  # an animated GIF or WebP: a video, not one photo
+            if im.format == "GIF":
+                return None  # read frame by frame as a video
+            gr.Warning(f"{name} is animated; only its first frame was read.")
         try:
             img = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos: their saved rotation
         except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt
@@ -63,6 +70,9 @@ def load_image(path: str | Path) -> np.ndarray | None:
         gr.Warning(f"{name} is {w}×{h} pixels: downscaled to at most {MAX_SIDE} pixels a side for recognition.")
         img = fit_image(img)
     return img
+
+
+MAX_ASPECT = 12  # a longer side more than this many times the shorter: no hand fits, refused
 
 
 def video_container(path: str | Path) -> str | None:
@@ -88,6 +98,8 @@ def video_container(path: str | Path) -> str | None:
         return "mpeg-ts"
     if head.startswith(b"YUV4MPEG2"):
         return "y4m"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"  # animated: OpenCV reads its frames
     return None
 
 
@@ -170,7 +182,8 @@ def analyse_video(path: str | Path, settings: Settings, progress=None, max_frame
             if progress is not None and (len(frames) % 5 == 0 or len(frames) == total):
                 progress(len(frames), max(total, len(frames)))
         truncated = reader.grab() is not None if len(frames) >= max_frames else False
-        return frames, rec.speller.text, shown, truncated
+        damaged = reader.ended_early or (f"{reader.corrupt} corrupt frames were skipped" if reader.corrupt else None)
+        return frames, rec.speller.text, shown, truncated, damaged
 
 
 def confidence_chart(frames: list[VideoFrame], min_confidence: float):
@@ -220,13 +233,15 @@ def analyse_upload(path, model: str, hand: str, hold_s: float, min_confidence: f
     if video_container(path) is None:
         raise not_media
     try:
-        frames, text, shown, truncated = analyse_video(
+        frames, text, shown, truncated, damaged = analyse_video(
             path, settings, progress=(lambda i, n: progress((i, n), desc="frames", unit="frames")) if progress else None)
-    except SourceError:
-        raise not_media from None
+    except SourceError as e:  # a video container that cannot be read: say why, as `fingerspell live` does
+        raise gr.Error(f"{name} cannot be read as a video: {e}. Is it cut off or empty?") from None
     with_hand = sum(f.hand for f in frames)
     if truncated:
         gr.Warning(f"Only the first {len(frames)} frames of {name} were processed.")
+    if damaged:
+        gr.Warning(f"{name}: {damaged}")
     if with_hand == 0:
         return None, None, "", None, (f"**No hand found in {len(frames)} frames** of {name}. Film the hand so that "
                                       f"it is clearly visible, from the wrist up.")

@@ -159,6 +159,13 @@ class Speller:
         self.text = ""
         self._used_now()
 
+    def resume(self, text: str) -> None:
+        """Go on from ``text`` typed by another speller (the recognizer was rebuilt for another model or hand): its
+        last letter counts as just typed, so the letter still held is not typed again until it is released."""
+        self.text = text
+        self._last = text[-1] if text and not text.endswith(" ") else None
+        self._released = self._last is None
+
     def _used_now(self) -> None:
         """After a deletion, the letter still held counts as typed: it is typed again only after a release (the
         user deleted it because it was wrong, and is still showing it); any other letter types as usual."""

@@ -55,6 +55,9 @@ class StaticSettings:
                 "views": [list(v) for v in self.views], "max_hands": self.max_hands, "mediapipe": "0.10.21"}
 
 
+MAX_UPSCALED_SIDE = 2048  # photos' cascade: upscaling stops where the long side reaches this
+
+
 def static_views(image_bgr: np.ndarray, min_side: int, views=DEFAULT_VIEWS):
     """The cascade for photos: yields (RGB view, scale, pad). A view's pixel p maps back to the photo's
     (p - pad) / scale. Small photos are upscaled to ``min_side`` first, then padded as ``views`` say."""
@@ -62,6 +65,8 @@ def static_views(image_bgr: np.ndarray, min_side: int, views=DEFAULT_VIEWS):
 
     h, w = image_bgr.shape[:2]
     scale = min_side / min(h, w) if min(h, w) < min_side else 1.0
+    # a thin strip (a 1920x40 banner) must not be blown up to gigabytes: never upscale past MAX_UPSCALED_SIDE
+    scale = min(scale, max(1.0, MAX_UPSCALED_SIDE / max(h, w)))
     base = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC) if scale != 1.0 else image_bgr
     base = cv2.cvtColor(base, cv2.COLOR_BGR2RGB)
     for pad_frac, border in views:
