@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -273,8 +273,15 @@ class LiveSession:
     def finish_calibration(self) -> str | None:
         """A profile from what was recorded: used in the live tab from now on, and written to a file for download
         (its path is returned). None when nothing was recorded."""
-        if self.calibration is None or self.rec is None or not any(self.calibration.samples.values()):
+        if self.calibration is None or not any(self.calibration.samples.values()):
             return None
+        model, hand = self._calibration_key[:2]
+        if self.settings is None:
+            return None
+        if self.rec is None or (self.settings.model, self.settings.hand) != (model, hand):
+            # the samples are the calibration model's features: the profile is made with that model, also when the
+            # Live tab used another since, or the idle sweep released the recognizer
+            self.configure(replace(self.settings, model=model, hand=hand))
         from realtime.calibration import CalibratedClassifier
 
         clf = self.rec.classifier

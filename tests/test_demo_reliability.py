@@ -74,3 +74,22 @@ def test_a_profile_whose_samples_do_not_fit_the_model_is_refused():
     prof.samples = prof.samples[:, :10]
     prof.features = {**prof.features, "dim": 10}
     assert "damaged" in profile_problem(prof, "asl-letters")
+
+
+def test_finish_makes_the_profile_with_the_calibration_model_whatever_the_live_tab_used_since():
+    from realtime.demo_session import LiveSession, check_settings
+
+    session = LiveSession()
+    try:
+        asl = check_settings("asl-letters", "any", 0.5, 0.6)
+        session.configure(asl)
+        cal = session.calibration_for("asl-letters", "any", 2, ["W"])
+        dim = session.rec.classifier.spec.dim
+        cal.samples["W"] = [np.zeros(dim, np.float32), np.ones(dim, np.float32)]
+        session.configure(check_settings("lis-letters", "any", 0.5, 0.6))  # the Live tab streamed another model
+        path = session.finish_calibration()
+        assert path and "asl-letters" in path and session.profile.model == "asl-letters"
+        session._close_rec()  # the idle sweep released the recognizer: what was recorded still makes a profile
+        assert session.finish_calibration() is not None
+    finally:
+        session.close()
