@@ -312,14 +312,16 @@ def cmd_hands_check(args) -> int:
 def cmd_models(args) -> int:
     import json
 
-    from realtime.manifest import available_models, held_out_accuracy, sha256_file, weights_dir
+    from realtime.manifest import ModelError, available_models, held_out_accuracy, verify_sha256, weights_dir
 
     print("accuracy: over all images (no hand found counts as wrong) of people the model never saw")
     for name in available_models():
         try:
             m = json.loads((weights_dir() / name / "manifest.json").read_text())
             file = weights_dir() / name / m.get("file", "model.onnx")
-            if not file.is_file() or sha256_file(file) != m.get("sha256"):  # listed, but as what it is
+            try:  # listed, but as what it is
+                verify_sha256(file, m.get("sha256"))
+            except (ModelError, OSError):
                 print(f"{name:<18}{file.name} is missing or does not match its manifest's sha256: it will be refused")
                 continue
             crop = "image crop " + "x".join(str(v) for v in m["input"]["shape"][2:])

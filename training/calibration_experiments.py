@@ -193,14 +193,14 @@ def camera_calibration_table(rows: list[dict], mixed: list[dict]) -> str:
     mixed (``mixed``: run_person's rows); uncalibrated, the shipped method and the best of each protocol at K=5."""
     from training.new_people import LIS_VIEWS
 
-    persons = sorted({r["person"] for r in rows})
-    best = {name: best_method([{**r, "variant": False} for r in rs]) for name, rs in (("one camera", rows),
-                                                                                      ("cameras mixed", mixed))}
+    protocols = {"one camera": rows, "cameras mixed": mixed}
+    best = {name: best_method([{**r, "variant": False} for r in rs]) for name, rs in protocols.items()}
     methods = list(dict.fromkeys(("uncalibrated", SHIPPED_METHOD, *best.values())))
+    per = {name: _per_person(rs) for name, rs in protocols.items()}  # (method, K, person) -> mean over seeds, cameras
+    per_view = {view: _per_person([r for r in rows if r.get("camera") == view]) for view in LIS_VIEWS}
 
-    def person_means(rs, m, k, view=None):  # mean over seeds (and cameras) per person
-        return [np.mean(a) for p in persons if (a := [r["accuracy"] for r in rs if r["person"] == p and r["k"] == k
-                                                      and r["method"] == m and view in (None, r.get("camera"))])]
+    def person_means(table, m, k):
+        return [v for (method, kk, _), v in table.items() if (method, kk) == (m, k)]
     lines = ["## One camera per person (the lis signers)", "",
              "A webcam user calibrates and spells in front of the same camera. Here each lis signer is calibrated on "
              "K samples per letter from one of the five cameras and tested on that camera's other photos, for each "
@@ -209,24 +209,25 @@ def camera_calibration_table(rows: list[dict], mixed: list[dict]) -> str:
              "for the same signers, whose samples and test photos mix the cameras.", "",
              "| protocol | method | " + " | ".join(f"K={k} mean | K={k} worst" for k in KS) + " |",
              "|---|---|" + "---:|" * (2 * len(KS))]
-    for name, rs in (("one camera", rows), ("cameras mixed", mixed)):
+    for name in protocols:
         for m in methods:
-            cells = [f"{np.mean(v):.1%} | {np.min(v):.1%}" if (v := person_means(rs, m, k)) else " | " for k in KS]
+            cells = [f"{np.mean(v):.1%} | {np.min(v):.1%}" if (v := person_means(per[name], m, k)) else " | "
+                     for k in KS]
             marks = [w for w, hit in (("shipped", m == SHIPPED_METHOD), (f"best at K={max(KS)}", m == best[name]))
                      if hit]
             lines.append(f"| {name} | {m}{' (' + ', '.join(marks) + ')' if marks else ''} | " + " | ".join(cells)
                          + " |")
     k = max(KS)
     found = {name: np.mean([r["hands_found"] for r in rs if r["k"] == k and "hands_found" in r])
-             for name, rs in (("one camera", rows), ("cameras mixed", mixed))}
+             for name, rs in protocols.items()}
     lines += ["", f"At K={k} MediaPipe found a hand in {found['one camera']:.1%} of the one-camera test photos and "
               f"{found['cameras mixed']:.1%} of the mixed ones (the samples are drawn from photos with a hand, and a "
               "camera has few photos per letter), so compare each protocol's gain over its own uncalibrated row.",
               "", f"One camera, K={k}, by camera (mean over the signers):", "",
               "| camera | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
     for view in LIS_VIEWS:
-        lines.append(f"| {view} | " + " | ".join(f"{np.mean(person_means(rows, m, k, view)):.1%}" for m in methods)
-                     + " |")
+        lines.append(f"| {view} | " + " | ".join(f"{np.mean(person_means(per_view[view], m, k)):.1%}"
+                                                  for m in methods) + " |")
     return "\n".join(lines) + "\n"
 
 
