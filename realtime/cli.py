@@ -9,7 +9,8 @@ import sys
 
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS
 from realtime.hands import HAND_PIPELINES, MODEL_SIZES, WHICH_HAND
-from realtime.pipeline import CLASSIFIER_KINDS, DEFAULT_IMAGE_WEIGHT, KEYPOINT_BACKENDS, READERS
+from realtime.pipeline import CLASSIFIER_KINDS, DEFAULT_IMAGE_WEIGHT, KEYPOINT_BACKENDS, READERS, PipelineOptions
+from realtime.speller import SpellerConfig
 from realtime.cli_common import (ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, HelpFormatter, add_verbose, fail,
                                  float_range, int_range, window_problem, writable)
 
@@ -32,10 +33,11 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="which hand spells; 'any' takes the largest hand in view (default: %(default)s)")
     p.add_argument("--max-hands", type=int_range(1, 4), default=2,
                    help="hands MediaPipe tracks at once, 1 to 4 (default: %(default)s)")
-    p.add_argument("--redetect-after", type=int_range(0), default=5, metavar="FRAMES",
+    p.add_argument("--redetect-after", type=int_range(0), metavar="FRAMES",
                    help="when tracking has found no hand for this many frames, look again with the full hand model "
-                        "on the whole frame (every 5 frames until a hand is back); 0 turns it off; one source only "
-                        "(several streams track without it) (default: %(default)s)")
+                        "on the whole frame (every 5 frames until a hand is back); 0 turns it off; several streams: "
+                        "each on its own; refused where nothing is tracked: photos (eval, calibrate --data) and "
+                        "--keypoints j2s (the palm detector alone) (default: 5)")
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="ONNX Runtime device for the classifier; auto uses CUDA when onnxruntime-gpu has it "
                         "(default: %(default)s)")
@@ -50,7 +52,8 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="letters: each letter read from the hand alone, typed once held for --hold; sequence "
                         "(experimental: trained on synthetic stitched motion and real hands held still, never on real "
                         "fingerspelling video): a sequence model over the "
-                        "last 63 frames types letters as it recognises them, J and Z included, no hold "
+                        "last 63 frames types letters as it recognises them, J and Z included, no hold (so --hold, "
+                        "--release, --space-after and --smoothing are refused with it; --min-confidence applies) "
                         "(default: %(default)s)")
     p.add_argument("--sequence-model", help="with --reader sequence: the model (default: asl-sequence)")
     p.add_argument("--lexicon", metavar="FILE",
@@ -76,17 +79,49 @@ def _add_profile_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_speller_options(p: argparse.ArgumentParser) -> None:
+    # no argparse defaults (None: not given; _options fills in SpellerConfig's), so that --reader sequence can
+    # refuse the ones it has no use for instead of ignoring them
+    d = SpellerConfig()
     g = p.add_argument_group("spelling")
-    g.add_argument("--hold", type=float_range(0.0), default=0.5, help="seconds a letter must stay stable to be committed (default: %(default)s)")
-    g.add_argument("--release", type=float_range(0.0), default=0.2,
+    g.add_argument("--hold", type=float_range(0.0),
+                   help=f"seconds a letter must stay stable to be committed (default: {d.hold_s:g})")
+    g.add_argument("--release", type=float_range(0.0),
                    help="seconds of another or no confident reading before the same letter can be committed again "
-                        "(default: %(default)s)")
-    g.add_argument("--space-after", type=float_range(0.0, above=True), default=1.5,
-                   help="seconds without a hand after which a space is added (default: %(default)s)")
-    g.add_argument("--min-confidence", type=float_range(0.0, 1.0), default=0.6,
-                   help="smoothed probability below which a reading counts as unsure (default: %(default)s)")
-    g.add_argument("--smoothing", type=float_range(0.0), default=0.15,
-                   help="time constant in seconds of the probability smoothing; 0 turns it off (default: %(default)s)")
+                        f"(default: {d.release_s:g})")
+    g.add_argument("--space-after", type=float_range(0.0, above=True),
+                   help=f"seconds without a hand after which a space is added (default: {d.space_after_s:g})")
+    g.add_argument("--min-confidence", type=float_range(0.0, 1.0),
+                   help="smoothed probability below which a reading counts as unsure and is not typed (default: "
+                        f"{d.min_confidence:g}; with --reader sequence, its model's probability, default 0: it reads "
+                        "right letters at 0.4 to 0.6)")
+    g.add_argument("--smoothing", type=float_range(0.0),
+                   help="time constant in seconds of the probability smoothing; 0 turns it off (default: "
+                        f"{PipelineOptions.smoothing_s:g})")
+
+
+# the spelling options the sequence reader has no use for: it types a letter on the frame its model reads it (a letter
+# often peaks for a frame or two), and its model types the spaces
+NOT_FOR_SEQUENCE = ("hold", "release", "space_after", "smoothing")
+
+
+def _unused_option(args) -> str | None:
+    """Why an option given on the command line would do nothing on the path the other options choose, or None:
+    said and refused, not silently ignored."""
+    if getattr(args, "redetect_after", None) is not None:
+        if args.command == "eval" or (args.command == "calibrate" and args.data):
+            return ("--redetect-after helps tracking in video; photos are read one at a time, each with the full "
+                    "model (no tracking)")
+        if args.keypoints == "j2s":
+            return ("--redetect-after helps MediaPipe's landmark tracker; --keypoints j2s tracks with the palm "
+                    "detector alone")
+    if getattr(args, "reader", "letters") == "sequence":
+        given = ["--" + k.replace("_", "-") for k in NOT_FOR_SEQUENCE if getattr(args, k, None) is not None]
+        if given:
+            return (f"--reader sequence types a letter on the frame its model reads it (a letter often peaks for a "
+                    f"frame or two) and its model types the spaces: no hold, release, timed space or smoothing, so "
+                    f"{', '.join(given)} would do nothing; they apply to --reader letters (--min-confidence "
+                    f"applies to both)")
+    return None
 
 
 def _profile(args):
@@ -99,18 +134,24 @@ def _profile(args):
 
 
 def _options(args):
-    """The runtime options of live, eval and bench -> PipelineOptions."""
-    from realtime.pipeline import PipelineOptions
-    from realtime.speller import SpellerConfig
-
-    speller = SpellerConfig(args.hold, args.release, args.space_after, args.min_confidence) if hasattr(args, "hold") else None
+    """The runtime options of live, eval and bench -> PipelineOptions; an option not given (None) takes
+    SpellerConfig's or PipelineOptions' default."""
+    speller, smoothing, sure = None, getattr(args, "smoothing", None), getattr(args, "min_confidence", None)
+    if hasattr(args, "hold"):
+        given = {"hold_s": args.hold, "release_s": args.release, "space_after_s": args.space_after,
+                 "min_confidence": args.min_confidence}
+        speller = SpellerConfig(**{k: v for k, v in given.items() if v is not None})
+    redetect = args.redetect_after
     return PipelineOptions(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
-                           device=args.device, speller=speller, smoothing_s=getattr(args, "smoothing", 0.15),
+                           device=args.device, speller=speller,
+                           smoothing_s=PipelineOptions.smoothing_s if smoothing is None else smoothing,
                            keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
                            classifier_kind=args.classifier, image_model=args.image_model,
-                           image_weight=args.image_weight, profile=_profile(args), redetect_after=args.redetect_after,
+                           image_weight=args.image_weight, profile=_profile(args),
+                           redetect_after=PipelineOptions.redetect_after if redetect is None else redetect,
                            reader=getattr(args, "reader", "letters"), sequence_model=getattr(args, "sequence_model", None),
-                           lexicon=getattr(args, "lexicon", None))
+                           lexicon=getattr(args, "lexicon", None),
+                           sequence_min_confidence=PipelineOptions.sequence_min_confidence if sure is None else sure)
 
 
 def _recognizer(args):
@@ -133,6 +174,9 @@ def cmd_live(args) -> int:
     from realtime.manifest import ModelError
     from realtime.live import run_live
 
+    unused = _unused_option(args)
+    if unused:
+        return fail(unused)
     window = not args.no_window
     problem = window_problem() if window else None
     if problem:
@@ -209,6 +253,9 @@ def cmd_eval(args) -> int:
     if args.reader == "sequence":
         return fail("eval reads labelled photos one at a time; --reader sequence reads motion in video (try it with "
                     "live --source VIDEO, or bench)")
+    unused = _unused_option(args)
+    if unused:
+        return fail(unused)
     writable(args.json)
     try:
         if args.plots:
@@ -266,6 +313,9 @@ def cmd_bench(args) -> int:
             return 0
         if not args.source:
             return fail("--source is required (or --backends to compare the backends)")
+        unused = _unused_option(args)
+        if unused:
+            return fail(unused)
         from realtime.capture import make_reader
 
         for src in args.source.split(",") if args.streams > 1 else [args.source]:
@@ -344,6 +394,9 @@ def cmd_calibrate(args) -> int:
     if args.classifier == "image" or args.keypoints != "mediapipe":
         return fail("calibration records a keypoint classifier's features: use --keypoints mediapipe and "
                      "--classifier keypoints, or --classifier fused to keep each sample's hand crop as well")
+    unused = _unused_option(args)
+    if unused:
+        return fail(unused)
     out = writable(args.out)
     try:
         if args.data:
@@ -595,7 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--calib", nargs="+", metavar="DIR",
                     help="engine --int8: real calibration samples, dataset folders (LABEL/file + manifest.csv; the "
                          "held-out signers are left out) or .npy / .npz files")
-    ex.add_argument("--workspace", type=float, default=1.0, help="engine: TensorRT builder workspace in GiB")
+    ex.add_argument("--workspace", type=float_range(0.0, 1024.0, above=True), default=1.0,
+                    help="engine: TensorRT builder workspace in GiB, more than 0 and at most 1024")
     ex.add_argument("--max-batch", type=int_range(1), default=32, help="engine: largest batch of its profile")
     ex.add_argument("--opt-batch", type=int_range(1), default=1,
                     help="engine: the batch TensorRT optimises for (1: live, one hand per frame)")

@@ -89,8 +89,9 @@ class ReadingStats:
         if not self.hand_frames:
             return f"no text: no hand was seen in any of the {self.frames} frames"
         if self.longest is None:
-            return (f"no text: a hand was seen in {self.hand_frames} of {self.frames} frames, but no letter was read "
-                    f"with confidence {self.min_confidence:g} or more (--min-confidence)")
+            return (f"no text: a hand was seen in {self.hand_frames} of {self.frames} frames, but no letter was read"
+                    + (f" with confidence {self.min_confidence:g} or more (--min-confidence)" if self.min_confidence
+                       else ""))
         letter, held = self.longest
         if hold_s is None:
             return (f"no text: letters were seen (the longest, {letter}, for {held:.2f} s), but the sequence reader "
@@ -139,6 +140,13 @@ def hold_needed(speller) -> float | None:
     return speller.config.hold_s if isinstance(speller, Speller) else None
 
 
+def confidence_needed(speller) -> float:
+    """The probability a reading needs to count (--min-confidence): the speller's, or the sequence reader's own
+    (``min_confidence``, 0 by default), which its ``config`` does not hold."""
+    own = getattr(speller, "min_confidence", None)
+    return own if own is not None else speller.config.min_confidence
+
+
 @dataclass
 class LiveRun:
     text: str
@@ -167,7 +175,7 @@ def run_live(recognizer: Recognizer, source: str | _Reader, window: bool = True,
     from realtime.overlay import draw
 
     fps = FpsMeter()
-    stats = ReadingStats(recognizer.speller.config.min_confidence)
+    stats = ReadingStats(confidence_needed(recognizer.speller))
     t_start = time.perf_counter()
     with ExitStack() as stack:  # releases, in reverse order, whatever was acquired, even if a later step fails
         stop = finish_on_ctrl_c(stack)  # set before any file is opened

@@ -118,6 +118,9 @@ class PipelineOptions:
     reader: str = "letters"  # READERS: held static letters, or a sequence model typing as it recognises
     sequence_model: str | None = None  # --reader sequence: the model (default: asl-sequence)
     lexicon: str | None = None  # --reader sequence: a word list that corrects misread letters (realtime.lexicon)
+    # --reader sequence: --min-confidence, its own (default 0: the model reads right letters at 0.4 to 0.6; the
+    # letter reader's threshold is speller.min_confidence); see realtime.sequence_reader.SequenceReader
+    sequence_min_confidence: float = 0.0
 
     def check(self) -> None:
         """Refuse combinations that cannot work, before any model is loaded."""
@@ -239,7 +242,7 @@ class Recognizer:
             from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
 
             reader = SequenceReader(o.sequence_model or DEFAULT_SEQUENCE_MODEL, device=o.device, config=o.speller,
-                                    lexicon=o.lexicon)
+                                    lexicon=o.lexicon, min_confidence=o.sequence_min_confidence)
             return cls(hands_stage or build_hands(o), FeatureExtractor(reader.spec), reader, hand=o.hand,
                        smoothing_s=o.smoothing_s, speller=o.speller, options=o, sequence=reader)
         if classifier is not None:

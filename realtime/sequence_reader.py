@@ -42,9 +42,18 @@ class SequenceReader:
     # this many frames in a row without a hand are the detector missing it, not the signer pausing: the blank the
     # model reads there does not separate two readings of the held letter (else a held A types AA)
     DROPOUT_FRAMES = 2
+    min_confidence = 0.0  # --min-confidence (see __init__); every class the model reads is typed by default
 
     def __init__(self, model: str = DEFAULT_SEQUENCE_MODEL, device: str = "cpu", config: SpellerConfig | None = None,
-                 lexicon: str | None = None):
+                 lexicon: str | None = None, min_confidence: float = 0.0):
+        """``min_confidence`` (``--min-confidence``): a class the model reads with a lower probability is unsure, not
+        typed until a later frame reads it surely. Its own default is 0, not the letter reader's 0.6: this model's
+        posteriors are spread over the frames around a letter, and it reads right letters at 0.4 to 0.6 (a massey
+        video: X 0.39, D 0.47, N 0.48, C 0.51, H 0.54), which 0.6 would drop. ``config`` is kept for the speller's
+        interface only: there is no hold (a letter often peaks for a frame or two)."""
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in 0..1, got {min_confidence}")
+        self.min_confidence = min_confidence
         self.folder, self.manifest, self.path, self.session = open_model(model, device, True, "sequence-reader")
         m = self.manifest
         self.spec, self.window, self.classes = m.features, int(m.raw["window"]), m.labels
@@ -94,10 +103,14 @@ class SequenceReader:
             feeds[self.mask_name] = self.valid
         logp = self.session.run(None, feeds)[0][0]
         k = int(np.argmax(logp))
+        conf = float(np.exp(logp[k]))
         self.missing = self.missing + 1 if x is None else 0
         dropout = 0 < self.missing <= self.DROPOUT_FRAMES
+        # --min-confidence: an unsure reading types nothing and is not yet the last reading, so the same class read
+        # surely a frame later is typed then, once
+        unsure = k != self.blank and conf < self.min_confidence
         typed = None
-        if k != self.blank and k != self.prev_k:
+        if k != self.blank and k != self.prev_k and not unsure:
             if k == self.space:
                 if self.text and not self.text.endswith(" "):
                     typed = " "
@@ -109,10 +122,10 @@ class SequenceReader:
         if typed != " " and self.lexicon is not None:
             self.word_logp.append(logp)
             del self.word_logp[:-self.MAX_WORD_FRAMES]
-        if not (dropout and k == self.blank):
+        if not (dropout and k == self.blank) and not unsure:
             self.prev_k = k
         letter = None if k in (self.blank, self.space) else self.classes[k]
-        return letter, float(np.exp(logp[k])), typed
+        return letter, conf, typed
 
     def _end_word(self) -> None:
         """A word ends: with a lexicon, its frames choose between the word as typed and the list words near it."""

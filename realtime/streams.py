@@ -7,9 +7,10 @@ Each step takes the newest frame of every stream and runs
 
 so the nets see batches of up to N (palm) and N x hands (landmarks) instead of N separate calls: on a GPU that
 is what turns one camera's launch-bound latency into throughput. Each stream keeps its own tracking, smoother
-and speller. Hand pipelines that can batch are the rows of :data:`realtime.hands.HAND_PIPELINES` marked
-``batches`` (``onnx``, ``torch``; MediaPipe's own graph runs one image at a time). ``fingerspell bench --streams N``
-measures it.
+and speller, and its own count of frames without a hand for ``--redetect-after``
+(:meth:`MultiStreamRecognizer.redetect`). Hand pipelines that can batch are the rows of
+:data:`realtime.hands.HAND_PIPELINES` marked ``batches`` (``onnx``, ``torch``; MediaPipe's own graph runs one image
+at a time). ``fingerspell bench --streams N`` measures it.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import time
 
 import numpy as np
 
-from realtime.hands import HAND_PIPELINES, pick_hand
+from realtime.hands import HAND_PIPELINES, Redetect, pick_hand, redetect_settings
 from realtime.pipeline import FrameResult, PipelineOptions, build_classifier, smooth_and_spell
 from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
 
@@ -47,6 +48,11 @@ class MultiStreamRecognizer:
         self.labels = self.classifier.labels
         self.options, self.streams = options, streams
         self.tracked = [[] for _ in range(streams)]
+        self._fallback = None  # the full model on the whole frame, built on first need, shared by the streams
+        # --redetect-after per stream, as one camera has it (realtime.hands.Redetect): each stream's wrapper reads
+        # the hands the batched step found for it, and asks the shared fallback only on that stream's empty frames
+        self.redetects = [Redetect(_StepHands(), after=options.redetect_after, build_fallback=self._build_fallback)
+                          for _ in range(streams)] if options.redetect_after else None
         self.smoothers = [ProbabilitySmoother(options.smoothing_s) for _ in range(streams)]
         self.spellers = [Speller(options.speller or SpellerConfig()) for _ in range(streams)]
 
@@ -60,6 +66,7 @@ class MultiStreamRecognizer:
             raise ValueError(f"{len(times)} frame times for {self.streams} streams")
         t0 = time.perf_counter()
         hands, self.tracked = self.tracker.step(frames, self.tracked)
+        hands = self.redetect(frames, hands)
         t1 = time.perf_counter()
         picked = [pick_hand(h, self.options.hand) for h in hands]
         rows = [i for i, h in enumerate(picked) if h is not None]
@@ -79,8 +86,40 @@ class MultiStreamRecognizer:
             r.ms = dict(ms)  # the step's stages, shared by every stream's frame
         return out
 
+    def redetect(self, frames: list[np.ndarray], hands: list[list]) -> list[list]:
+        """``--redetect-after`` on each stream: where the tracker has found no hand in a stream for that many frames,
+        the full model looks at that stream's frame again (every 5 frames until a hand is back). Without it, several
+        streams would read differently from one camera with the same options: the lite tracker can keep missing a
+        hand the full model finds. Only the empty frames pay for it, one stream at a time."""
+        if self.redetects is None:
+            return hands
+        out = []
+        for stage, frame, found in zip(self.redetects, frames, hands):
+            stage.tracker.hands = found
+            out.append(stage(frame))
+        return out
+
+    def _build_fallback(self):
+        if self._fallback is None:
+            o = self.options
+            self._fallback = HAND_PIPELINES[o.hands].static(settings=redetect_settings(o.max_hands),
+                                                             mirrored_input=o.mirrored_input, device=o.device)
+        return self._fallback
+
     def close(self) -> None:
         self.tracker.close()
+        close = getattr(self._fallback, "close", None)  # shared by the streams' Redetect wrappers: closed once here
+        if close:
+            close()
+
+
+class _StepHands:
+    """What :class:`Redetect` wraps for one stream: the hands the batched step found there this step."""
+
+    hands: list = []
+
+    def __call__(self, frame: np.ndarray) -> list:
+        return self.hands
 
 
 def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int, frames: int = 200,

@@ -206,3 +206,111 @@ def test_one_blank_frame_that_lasts_seconds_is_a_space_and_a_release():
     space, not a glitch; at 2 frames/s a single blank frame (0.5 s) is still a glitch."""
     assert spell_with_one_blank_frame(0.1, 10, 2.0) == "L L"
     assert spell_with_one_blank_frame(0.5, 4, 0.5) == "L"
+
+
+class NoHands:
+    """A batched tracker that never finds a hand (the lite tracker missing one the full model would find)."""
+
+    def step(self, frames, tracked):
+        return [[] for _ in frames], tracked
+
+    def close(self):
+        pass
+
+
+class FindsAHand:
+    """The full model on the whole frame: finds a hand, and counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, frame):
+        from realtime.hands import Hand
+
+        self.calls += 1
+        lm = np.random.default_rng(0).uniform(60, 180, (21, 3)).astype(np.float32)
+        return [Hand(lm, "Right", 0.9, (frame.shape[1], frame.shape[0]))]
+
+
+def test_several_streams_look_again_with_the_full_model_as_one_camera_does():
+    """--redetect-after reached one camera only: with several sources (live --source a,b, bench --streams) a
+    stream whose tracker kept missing the hand was never looked at again."""
+    from realtime.pipeline import PipelineOptions
+    from realtime.streams import MultiStreamRecognizer
+
+    blank = np.zeros((240, 320, 3), np.uint8)
+    rec = MultiStreamRecognizer(2, PipelineOptions(hands="onnx", device="cpu", redetect_after=3))
+    try:
+        rec.tracker, full = NoHands(), FindsAHand()
+        rec._fallback = full
+        found = [[r.hand is not None for r in rec.process([blank, blank], [i / 30] * 2)] for i in range(4)]
+        assert found == [[False, False], [False, False], [True, True], [False, False]]  # the 3rd empty frame
+        assert full.calls == 2  # once per stream, only on the frame that needed it
+    finally:
+        rec.close()
+    off = MultiStreamRecognizer(2, PipelineOptions(hands="onnx", device="cpu", redetect_after=0))
+    try:
+        off.tracker, off._fallback = NoHands(), FindsAHand()
+        for i in range(6):
+            assert [r.hand for r in off.process([blank, blank], [i / 30] * 2)] == [None, None]
+        assert off._fallback.calls == 0
+    finally:
+        off.close()
+
+
+def test_redetect_after_is_refused_where_nothing_is_tracked_and_reaches_the_sequence_reader(tmp_path, capsys):
+    from realtime.cli import main
+    from realtime.hands import Redetect
+    from realtime.pipeline import Recognizer
+
+    for argv, why in ((["eval", "--data", str(tmp_path)], "photos are read one at a time"),
+                      (["calibrate", "--data", str(tmp_path), "--out", str(tmp_path / "p.json")],
+                       "photos are read one at a time"),
+                      (["live", "--no-window", "--source", "nowhere", "--keypoints", "j2s"], "palm detector alone")):
+        assert main([*argv, "--redetect-after", "3"]) == 2
+        err = capsys.readouterr().err
+        assert "--redetect-after" in err and why in err, err
+    rec = Recognizer.build(reader="sequence", hands="onnx", device="cpu", redetect_after=3)
+    try:
+        assert isinstance(rec.hands, Redetect) and rec.hands.after == 3
+    finally:
+        rec.close()
+
+
+@pytest.mark.parametrize("option", ["--hold", "--release", "--space-after", "--smoothing"])
+def test_the_sequence_reader_refuses_the_spelling_options_it_has_no_use_for(option, capsys):
+    """It types a letter on the frame its model reads it: a --hold (or release, timed space, smoothing) would be
+    silently ignored."""
+    from realtime.cli import main
+
+    assert main(["live", "--no-window", "--source", "nowhere", "--reader", "sequence", option, "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{option} would do nothing" in err and "--reader letters" in err, err
+
+
+def test_the_sequence_reader_types_a_letter_only_once_it_is_read_with_min_confidence():
+    from realtime.cli import _options, build_parser
+    from realtime.live import confidence_needed
+    from realtime.pipeline import Recognizer
+
+    o = _options(build_parser().parse_args(["live", "--reader", "sequence", "--min-confidence", "0.7"]))
+    assert o.sequence_min_confidence == 0.7
+    reader = Recognizer.from_options(o, hands_stage=object()).sequence
+    assert reader.min_confidence == 0.7 and confidence_needed(reader) == 0.7
+    a = reader.classes.index("A")
+    readings = iter([0.5] * 3 + [0.9] * 3 + [None] * 4 + [0.5] * 5 + [None] * 4 + [0.9] * 2)
+
+    class Scripted:  # the model's reading: A with the next probability, or blank (None)
+        def run(self, _, feeds):
+            p = next(readings)
+            logp = np.full(len(reader.classes), np.log(1e-4), np.float32)
+            logp[a if p is not None else reader.blank] = np.log(p if p is not None else 0.99)
+            return [logp[None]]
+
+    reader.session = Scripted()
+    hand = np.zeros(reader.dim, np.float32)
+    typed = [reader.update(hand, i / 30)[2] for i in range(21)]
+    assert typed.index("A") == 3  # the first sure frame, once; the run that is never sure types nothing
+    assert reader.text == "AA" and typed.count("A") == 2
+    default = _options(build_parser().parse_args(["live", "--reader", "sequence"]))
+    assert default.sequence_min_confidence == 0.0 and default.speller.min_confidence == 0.6

@@ -141,3 +141,43 @@ def test_models_lists_a_broken_or_mismatched_folder_as_such(tmp_path, monkeypatc
     assert "asl-letters" in out and "does not match its manifest's sha256" in out
     assert "lis-letters" in out and "unreadable manifest" in out
     assert "lis-j2s            22 labels" in out  # the good one is listed as before
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_export_refuses_a_workspace_that_is_not_a_positive_size(value, capsys):
+    from realtime.cli import build_parser
+
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["export", "--format", "engine", "--workspace", value])
+    assert e.value.code == 2 and "argument --workspace" in capsys.readouterr().err
+
+
+def test_an_image_classifier_refuses_another_kind_of_runs_folder_and_writes_its_history_whole(tmp_path, monkeypatch,
+                                                                                             capsys):
+    """--out at a keypoint run's folder overwrote that run's history.json: refused before anything is written."""
+    import numpy as np
+
+    import training.image_classifier as ic
+    from realtime.cli import main
+
+    run = tmp_path / "keypoints"
+    run.mkdir()
+    tiny_model_pt(run / "model.pt")
+    (run / "history.json").write_text('[{"epoch": 0, "val_loss": 1.0}]')
+    (run / "metrics.json").write_text("{}")
+    before = {f.name: f.read_bytes() for f in run.iterdir()}
+    x = np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    y = np.array(list("AB") * 6)
+    cfg = ic.ClassifierConfig(epochs=1, batch_size=4)
+    with pytest.raises(ValueError, match="another kind of training run"):
+        ic.train_classifier(x, y, x[:4], y[:4], ["A", "B"], run, cfg, progress=False)
+    with pytest.raises(ValueError, match="another kind of training run"):
+        ic.train_with_strategy(x, y, x[:4], y[:4], ["A", "B"], run, cfg, ic.StrategyConfig("pretrain"), (x, y),
+                               progress=False)
+    assert main(["train", "classifier", "--data", str(tmp_path / "none"), "--out", str(run)]) == 2
+    assert "another kind of training run" in capsys.readouterr().err  # before the crops would be loaded
+    assert {f.name: f.read_bytes() for f in run.iterdir()} == before
+    written = []
+    monkeypatch.setattr(ic, "atomic_write_text", lambda path, text: written.append(path.name) or path.write_text(text))
+    ic.train_classifier(x, y, x[:4], y[:4], ["A", "B"], tmp_path / "image", cfg, progress=False)
+    assert written == ["history.json"] and len(json.loads((tmp_path / "image" / "history.json").read_text())) == 1

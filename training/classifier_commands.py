@@ -69,15 +69,19 @@ def cmd_train_classifier(args) -> int:
     from training.image_classifier import (
         ClassifierConfig,
         ImageClassifier,
+        check_run_folder,
         held_out_report,
         to_input,
         train_with_strategy,
     )
+    from training.io import atomic_write_text
     from training.strategies import StrategyConfig
     from training.strategy_experiments import DATASETS, held_out_split
     from training.train_j2s import resolve_device
 
     try:
+        if args.out:  # another kind of run's folder is refused before the crops are loaded (minutes), not after
+            check_run_folder(args.out)
         if args.threads:
             import torch
 
@@ -160,7 +164,7 @@ def cmd_train_classifier(args) -> int:
         report.update(data=data_name, test_signers=test_signers, test_datasets=test_datasets,
                       train_images=int(len(train)), strategy=strategy.strategy, best_epoch=clf.info["epoch"],
                       train_seconds=round(seconds, 1))
-        (out / "report.json").write_text(json.dumps(report, indent=1))
+        atomic_write_text(out / "report.json", json.dumps(report, indent=1))
         print(f"best epoch {clf.info['epoch']} (val loss {clf.info['val_loss']:.3f}); {seconds:.0f} s; "
               + (f"test accuracy {report['accuracy']:.1%} on {len(test)} hand crops of {held}" if len(test)
                  else "nothing held out: no test accuracy"))

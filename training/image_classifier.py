@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from training.strategies import (StrategyConfig, mixup_batch, regularized_loss, regularizer_weight,
                                  soft_cross_entropy)
-from training.io import atomic_torch_save, load_checkpoint
+from training.io import atomic_torch_save, atomic_write_text, load_checkpoint
 
 ARCHS = ("cnn", "efficientnet_v2_t", "efficientnet_v2_s", "efficientnet_v2_m")
 
@@ -209,6 +209,24 @@ def augment_batch(x: torch.Tensor, rotate_deg: float = 15.0, scale: float = 0.15
     return v.clamp(0, 1) * 2 - 1
 
 
+# what the other trainers leave in their run folders and this one never writes: the keypoint, J2S and sequence
+# trainers' checkpoint.pt, model.pt and metrics.json, the GANs' checkpoint.pt (training.io, each trainer's train())
+OTHER_RUN_FILES = ("checkpoint.pt", "model.pt", "metrics.json")
+
+
+def check_run_folder(out: str | os.PathLike) -> None:
+    """Refuse ``out`` when it holds another kind of training run, before anything is written there: this run's
+    history.json (and best.pt, report.json, plots) would go over that run's and leave a folder of two runs' records,
+    one of them half overwritten. A folder of this kind's run (last.pt, best.pt) resumes or is refused by
+    :func:`_check_resumable`."""
+    out = Path(out)
+    found = [f for f in OTHER_RUN_FILES if (out / f).exists()]
+    if found:
+        raise ValueError(f"{out} holds another kind of training run ({', '.join(found)}: a keypoint, J2S, sequence "
+                         "or GAN run); an image classifier would write its history.json over that run's: give --out "
+                         "a folder of its own")
+
+
 def _check_labels(names: np.ndarray, labels: list[str], what: str) -> None:
     unknown = sorted(set(np.unique(names).tolist()) - set(labels))
     if unknown:
@@ -230,6 +248,7 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
     """
     strategy = strategy or StrategyConfig()
     out = Path(out)
+    check_run_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     index = {c: i for i, c in enumerate(labels)}
     _check_labels(train_labels, labels, "training")
@@ -313,7 +332,7 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray, val_ima
         atomic_torch_save({"meta": meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "scheduler": sched.state_dict(), "state": state, "rng": torch.get_rng_state()}, last)
         bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
-    (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+    atomic_write_text(out / "history.json", json.dumps(state["history"], indent=1))
     return ImageClassifier.load(out, device)
 
 
@@ -352,6 +371,7 @@ def train_with_strategy(train_images: np.ndarray, train_labels: np.ndarray, val_
     if generated is None or not len(generated[0]):
         raise ValueError("strategy 'pretrain' needs generated images")
     out = Path(out)
+    check_run_folder(out)  # before out/pretrain is made in it
     first = train_classifier(generated[0], generated[1], val_images, val_labels, labels, out / "pretrain",
                              replace(config, epochs=strategy.pretrain_epochs), device, progress,
                              StrategyConfig("real"))
