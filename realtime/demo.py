@@ -50,20 +50,21 @@ log = logging.getLogger("fingerspell.demo")
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-# Numbers each webcam frame, stamps it with its capture time and the last round trip, and measures the round
-# trip when the server's echo of a stamp comes back with the annotated frame. Gradio's streaming webcam encodes
-# each frame with canvas.toDataURL("image/jpeg"), so that call marks the moment of capture.
+# Numbers each webcam frame, stamps it with its capture time, the last round trip and how many times Record was
+# pressed, and measures the round trip when the server's echo of a stamp comes back with the annotated frame.
+# Gradio's streaming webcam encodes each frame with canvas.toDataURL("image/jpeg"), so that call marks the moment of
+# capture. The Record count tells the server a new stream, however soon after Stop (demo_session.stream_of).
 ROUND_TRIP_JS = """
 <script>
 (() => {
-  let n = 0, lastEcho = "", rtt = "";
+  let n = 0, lastEcho = "", rtt = "", records = 0;
   const box = (id) => document.querySelector(`#${id} textarea, #${id} input`);
   const orig = HTMLCanvasElement.prototype.toDataURL;
   HTMLCanvasElement.prototype.toDataURL = function (type, ...rest) {
     const stamp = box("fs-stamp");
     if (type === "image/jpeg" && stamp) {
       n += 1;
-      stamp.value = `${n}:${Date.now()}:${rtt}`;
+      stamp.value = `${n}:${Date.now()}:${rtt}:${records}`;
       stamp.dispatchEvent(new Event("input", {bubbles: true}));
     }
     return orig.call(this, type, ...rest);
@@ -71,11 +72,21 @@ ROUND_TRIP_JS = """
   // Stop turns Gradio's streaming webcam off: Record again would need "Click to Access Webcam" first. Once a
   // camera of this page has streamed, it is switched back on by itself, so Stop then Record is one click each.
   const used = new Set();
+  const button = (cam) => cam?.querySelector("button[aria-label='capture photo']");
   document.addEventListener("click", (e) => {
     const cam = e.target.closest?.("#fs-cam, #fs-cal-cam");
-    if (cam && e.target.closest("button[aria-label='capture photo']")) used.add(cam.id);
+    const record = cam && e.target.closest("button[aria-label='capture photo']");
+    if (!record) return;
+    used.add(cam.id);
+    if (record.querySelector("[title='start recording']")) records += 1;  // Record, not Stop: a new stream
   }, true);
   setInterval(() => {
+    // A stream left running in a tab the user moved away from (Live, Calibrate) is stopped: it would hold one of
+    // the server's stream places and its CPU for nothing. Record goes on with the same text.
+    for (const cam of document.querySelectorAll("#fs-cam, #fs-cal-cam")) {
+      const on = button(cam)?.querySelector("[title='stop recording'], [title='spinner']");
+      if (on && cam.offsetParent === null) button(cam).click();
+    }
     for (const id of used) {
       const off = [...document.querySelectorAll(`#${id} button`)].find(
         (b) => (b.innerText || "").includes("Click to Access Webcam"));
@@ -248,7 +259,8 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
             gr.Markdown(f"<small>{max_streams} webcam stream{'s' if max_streams > 1 else ''} at a time: anyone "
                         f"else waits in a queue and sees their place in it and the expected wait (in seconds) on "
                         f"the recognised image. A stream "
-                        f"stops after {duration_words(time_limit)}: press Stop, then Record to go on.</small>")
+                        f"stops after {duration_words(time_limit)} (the time it waited is not counted), and when you "
+                        f"switch to another tab: press Stop, then Record to go on.</small>")
             stamp = gr.Textbox(elem_id="fs-stamp", elem_classes=["fs-hidden"], show_label=False, container=False)
             echo = gr.Textbox(elem_id="fs-echo", elem_classes=["fs-hidden"], show_label=False, container=False)
         with gr.Tab("Calibrate", id="calibrate"):
@@ -305,12 +317,12 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         model.change(_friendly(profile_for_model), inputs=[session, model], outputs=[profile_line, session],
                      queue=False)
 
-        def calibration_stream(frame, session, model, hand, hold, min_conf, k, letters):
+        def calibration_stream(frame, session, model, hand, hold, min_conf, k, letters, stamp):
             shown, *rest = calibrate_frame(frame, session, model, hand, hold, min_conf, k, letters, hands=hands,
-                                           time_limit=time_limit, capacity=capacity)
+                                           time_limit=time_limit, capacity=capacity, stamp=stamp)
             return frame_html(shown), *rest
 
-        cal_cam.stream(_friendly(calibration_stream), inputs=[cal_cam, session, *settings, cal_k, cal_letters],
+        cal_cam.stream(_friendly(calibration_stream), inputs=[cal_cam, session, *settings, cal_k, cal_letters, stamp],
                        outputs=[cal_out, cal_status, cal_file, profile_line, session], stream_every=stream_every,
                        time_limit=time_limit, concurrency_limit=max_streams, concurrency_id="live",
                        show_progress="full", show_progress_on=[cal_out])

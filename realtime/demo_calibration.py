@@ -18,7 +18,8 @@ import numpy as np
 
 from realtime.demo_capacity import StreamCapacity
 from realtime.demo_session import (LiveSession, check_settings, demo_models, duration_words, fused_models,
-                                   keypoints_for, manifest, page_frame_to_bgr, split_model, stream_gate, take_frame)
+                                   keypoints_for, manifest, page_frame_to_bgr, past_recorded, split_model, stream_error,
+                                   stream_gate, stream_of, take_frame)
 from realtime.demo_uploads import fit_image
 from realtime.hands.hand import WHICH_HAND as HANDS
 from realtime.manifest import NO_LETTER, available_models
@@ -146,6 +147,7 @@ def calibration_html(session: LiveSession | None, model: str, t: float | None = 
     t = session.clock() if t is None else t
     n, pct = len(cal.letters), round(100 * cal.progress)
     where = f" · letter {min(cal.index + 1, n)} of {n}" if not cal.done else ""
+    model = session.calibration_model or model  # the letter's photo from the calibration's own model
     photo = dict(reference_photos(model)).get(cal.letter) if cal.letter else None
     photo = (f'<figure class="fs-cal-photo"><img src="data:image/jpeg;base64,{photo}" alt="{escape(cal.letter)}">'
              f'<figcaption>{escape(cal.letter)}</figcaption></figure>' if photo else "")
@@ -171,10 +173,11 @@ def profile_markdown(session: LiveSession | None) -> str:
 
 def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
                     per_letter=5, letters: str = "", hands: str = "mediapipe", time_limit: float | None = None,
-                    capacity: StreamCapacity | None = None):
+                    capacity: StreamCapacity | None = None, stamp: str | None = None):
     """One webcam frame of the Calibrate tab -> (annotated frame, panel, profile file, live tab's profile line,
     session). A still hand is a sample of the letter asked for (realtime.calibrate.CalibrationSession); when every
-    letter is done the profile is made, used in the live tab and offered as a file."""
+    letter is done the profile is made, used in the live tab and offered as a file. ``stamp``: the page's (for its
+    Record count, stream_of). A frame that fails says why in the panel (stream_error)."""
     import cv2
     import gradio as gr
 
@@ -185,31 +188,36 @@ def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, h
         return skip
     try:
         t = session.clock()
-        gate, busy = stream_gate(session, t, time_limit, capacity)
+        gate, busy = stream_gate(session, t, time_limit, capacity, stream_of(stamp))
         if gate == "limit":
             return (gr.skip(), calibration_html(session, model, t, f"This stream reached its "
                     f"{duration_words(time_limit)} limit. Press Stop, then Record to go on: what was recorded "
                     "is kept."), gr.skip(), gr.skip(), session)
         if gate == "wait":
             return gr.skip(), calibration_html(session, model, t, busy.replace("**", "")), gr.skip(), gr.skip(), session
-        settings = check_settings(model, hand, hold_s, min_confidence, hands)
-        why = calibratable(settings.model)
-        if why:
-            raise gr.Error(why + ".")
-        cal = session.calibration_for(settings.model, settings.hand, _per_letter(per_letter),
-                                      parse_letters(letters, settings.model))
-        rec = session.configure(settings)
-        was_done = cal.done
-        bgr = page_frame_to_bgr(frame)
-        _, found, _ = rec.read(bgr)
-        cal.update(t, *(sample_of(rec, found, bgr) if found is not None else (None, None)))  # fused: with the crop
-        shown = cv2.cvtColor(draw_calibration(bgr, cal, t, found, mirror=True, photos=reference_images(model),
-                                              hint=None),
-                             cv2.COLOR_BGR2RGB)
-        path = session.finish_calibration() if cal.done and not was_done else None
+        try:
+            settings = check_settings(model, hand, hold_s, min_confidence, hands)
+            why = calibratable(settings.model)
+            if why:
+                raise gr.Error(why + ".")
+            cal = session.calibration_for(settings.model, settings.hand, _per_letter(per_letter),
+                                          parse_letters(letters, settings.model))
+            rec = session.configure(settings)
+            was_done = cal.done
+            bgr = page_frame_to_bgr(frame)
+            _, found, _ = rec.read(bgr)
+            cal.update(t, *(sample_of(rec, found, bgr) if found is not None else (None, None)))  # fused: with the crop
+            past_recorded(cal)
+            shown = cv2.cvtColor(draw_calibration(bgr, cal, t, found, mirror=True, photos=reference_images(model),
+                                                  hint=None),
+                                 cv2.COLOR_BGR2RGB)
+            path = session.finish_calibration() if cal.done and not was_done else None
+        except Exception as e:  # noqa: BLE001 - said in the panel, the stream goes on
+            why = stream_error(session, e, "What was recorded is kept.").replace("**", "")
+            return gr.skip(), calibration_html(session, model, t, why), gr.skip(), gr.skip(), session
         session.server_ms.append((session.clock() - t) * 1000)  # this stream's load (StreamCapacity)
         note = ("All letters done: this tab's live recognition now uses the profile. Download it below."
-                if cal.done and session.profile is not None else "")
+                if cal.done and session.profile is not None else session.calibration_notice(t))
         return shown, calibration_html(session, model, t, note), path or gr.skip(), profile_markdown(session), session
     finally:
         session.lock.release()
@@ -233,15 +241,17 @@ def calibration_action(action: str, session: LiveSession | None, model: str, han
     hand = "any" if keypoints_for(model) == "j2s" or hand not in HANDS else hand
     with session.lock:
         if action == "restart":
-            session.calibration = None
+            session.forget_calibration(model, hand)
         cal = session.calibration_for(model, hand, _per_letter(per_letter), parse_letters(letters, model))
-        t, was_done, path, note = session.clock(), cal.done, None, ""
+        t, was_done, path = session.clock(), cal.done, None
+        note = session.calibration_notice(t)
         if action == "redo":
             cal.redo()
         elif action == "skip":
             cal.skip(t)
         elif action == "back":
             cal.back()
+        past_recorded(cal)
         if action == "finish" or (cal.done and not was_done):
             path = session.finish_calibration()
             note = ("The profile is made: this tab's live recognition now uses it. Download it below." if path else

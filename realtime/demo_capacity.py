@@ -35,6 +35,12 @@ def _about(seconds: float) -> str:
     return f"about {seconds / 60:.0f} minutes"
 
 
+def stopped(session: LiveSession, now: float) -> bool:
+    """Whether ``session``'s stream stopped: no frame for RESTART_GAP_S, processed or dropped, and none being
+    processed. A model change builds a new recognizer, which can take longer: its stream keeps its place meanwhile."""
+    return not session.lock.locked() and (session.seen is None or now - session.seen > RESTART_GAP_S)
+
+
 def stream_remaining(elapsed: float, recent: list[float], time_limit: float | None) -> float:
     """Seconds a stream that has run ``elapsed`` s is expected to go on: the median of the recent streams that ran
     longer than it has, else up to the time limit; past the limit (it is told to stop) OVERRUN_S."""
@@ -110,7 +116,7 @@ class StreamCapacity:
 
     def _expire(self, now: float) -> None:
         for key, (s, start, last) in list(self._streams.items()):
-            if now - last > RESTART_GAP_S:
+            if stopped(s, now):
                 self.recent.append(last - start)
                 del self._streams[key]
 
@@ -128,14 +134,10 @@ class StreamCapacity:
         """None if ``session``'s stream may run now, else the message that says why it waits: its place in line
         and how long it should wait. Streams start in the order they came."""
         with self.lock:
-            def gone(s):  # no frame for RESTART_GAP_S: the stream stopped
-                return s._last_frame is None or s.clock() - s._last_frame > RESTART_GAP_S
-            for key, s in list(self.running.items()):
-                if s is not session and (gone(s) or s.rec is None):
-                    del self.running[key]
-            for key, s in list(self.waiting.items()):
-                if s is not session and gone(s):
-                    del self.waiting[key]
+            for queue in (self.running, self.waiting):
+                for key, s in list(queue.items()):
+                    if s is not session and stopped(s, s.clock()):
+                        del queue[key]
             if id(session) in self.running:
                 return None
             used = sum(self.load(s) for s in self.running.values())

@@ -37,7 +37,8 @@ STAGE_ORDER = ("prepare", *RECOGNIZER_STAGES, "overlay")  # the browser frame de
 MAX_STREAM_SIDE = 1280  # live frames are downscaled to this: MediaPipe looks at ~256 px anyway
 MIN_SPELL_FPS = 5.0  # below this many processed frames a second the page warns that spelling is unreliable
 IDLE_RELEASE_S = 300.0  # a tab that sent no frame for this long gives its recognizer back (its text stays)
-RESTART_GAP_S = 2.0  # a tab that sent no frame for this long stopped its stream: the next frame starts a new one
+RESTART_GAP_S = 2.0  # a tab that sent no frame for this long stopped its stream (when the page gives no Record count)
+NOTE_S = 10.0  # how long the Calibrate tab shows what a change of settings kept (its panel is redrawn every frame)
 
 
 @dataclass(frozen=True)
@@ -199,10 +200,17 @@ class LiveSession:
         self.stage_ms: dict[str, float] = {}
         self._stream_start: float | None = None
         self._last_frame: float | None = None
+        self.seen: float | None = None  # the last frame the page sent, processed or dropped: the stream is alive
+        self._stream_no: str | None = None  # the page's Record count for this stream (stream_of), None from an API client
+        self.ran_s = 0.0  # seconds this stream ran: its time limit (over_time)
+        self._waited = False  # this frame waited for room (wait_frame): the time until the next is not run time
+        self._last_error = ""  # the last failure said in the page (stream_error), logged once
         self.profile = None  # this tab's calibration profile (realtime.calibration.Profile), used by the live tab
         self.profile_note = ""  # why a profile was dropped, shown once in the live tab
         self.calibration = None  # the calibration being recorded (realtime.calibrate.CalibrationSession)
         self._calibration_key: tuple | None = None
+        self._calibrations: dict = {}  # (model, hand) -> its calibration: another model's samples wait for it
+        self._calibration_note = ("", 0.0)  # what a change of settings kept, and until when it is shown
         self._profile_dir: str | None = None  # where this tab's profile file is offered for download
         self._rtt_skip = 0
         self._kept_text = ""  # the text while the recognizer is released (an idle tab, release_if_idle)
@@ -259,16 +267,56 @@ class LiveSession:
             self._apply_profile()
 
     def calibration_for(self, model: str, hand: str, per_letter: int, letters: list[str]):
-        """The calibration being recorded for these settings; a new one when the model, hand, samples per letter
-        or letters change."""
+        """The calibration being recorded for these settings. A change of settings never throws samples away: another
+        number per letter or other letters keep what was recorded (the samples of letters no longer asked for are set
+        aside, and come back with their letters); another model or hand records its own, and the first one's samples
+        wait for its model and hand. Only Start over (forget_calibration) discards them. Says what it kept
+        (calibration_notice)."""
         from realtime.calibrate import CalibrationSession
 
         key = (model, hand, per_letter, tuple(letters))
-        if self.calibration is None or key != self._calibration_key:
-            self.calibration = CalibrationSession(list(manifest(model)["labels"]), per_letter)
-            self.calibration.letters = list(letters)  # the letters asked for, in the model's order
-            self._calibration_key = key
-        return self.calibration
+        if self.calibration is not None and key == self._calibration_key:
+            return self.calibration
+        old, old_key = self.calibration, self._calibration_key
+        kept = self._calibrations.get((model, hand))
+        cal = CalibrationSession(list(manifest(model)["labels"]), per_letter)
+        cal.letters = list(letters)  # the letters asked for, in the model's order
+        if kept is not None:
+            cal.samples, cal.crops = kept.samples, kept.crops
+            done = set(kept.skipped) | {letter for letter in letters if cal.count(letter) >= per_letter}
+            cal.index = next((i for i, letter in enumerate(letters) if letter not in done), len(letters))
+            cal.skipped = [letter for letter in kept.skipped if letter in letters[:cal.index]]
+        self._calibrations[(model, hand)] = self.calibration = cal
+        self._calibration_key = key
+        notes = []
+        if old is not None and old_key[:2] != (model, hand) and any(old.samples.values()):
+            notes.append(f"The {_samples(sum(map(len, old.samples.values())))} recorded for {old_key[0]} "
+                         f"({old_key[1]} hand) are kept for it: select it again to go on with them.")
+        if kept is not None:
+            here = sum(cal.count(letter) for letter in letters)
+            aside = sum(map(len, cal.samples.values())) - here
+            if here:
+                notes.append(f"The {_samples(here)} already recorded {'is' if here == 1 else 'are'} kept.")
+            if aside:
+                notes.append(f"{_samples(aside)} of letters not asked for now {'is' if aside == 1 else 'are'} set "
+                             "aside: ask for those letters again to use them.")
+        self._calibration_note = (" ".join(notes), self.clock() + NOTE_S)
+        return cal
+
+    def calibration_notice(self, t: float) -> str:
+        """What the last change of calibration settings kept, for NOTE_S seconds."""
+        text, until = self._calibration_note
+        return text if t < until else ""
+
+    @property
+    def calibration_model(self) -> str | None:
+        return self._calibration_key[0] if self._calibration_key is not None else None
+
+    def forget_calibration(self, model: str, hand: str) -> None:
+        """Start over: the samples recorded for this model and hand are discarded, as asked."""
+        self._calibrations.pop((model, hand), None)
+        if self._calibration_key is not None and self._calibration_key[:2] == (model, hand):
+            self.calibration = self._calibration_key = None
 
     def finish_calibration(self) -> str | None:
         """A profile from what was recorded: used in the live tab from now on, and written to a file for download
@@ -314,23 +362,31 @@ class LiveSession:
         elif rtt is not None and 0 <= rtt < 60_000:
             self.round_trip_ms.append(rtt)
 
-    def over_time(self, now: float, time_limit: float | None) -> bool:
+    def over_time(self, now: float, time_limit: float | None, stream: str | None = None) -> bool:
         """Whether this tab's stream has run past ``time_limit``. Gradio's own stream time limit does not stop a
-        webcam stream (one ran 45 s of 20), so it is counted here. A pause of ``RESTART_GAP_S`` (Stop, then
-        Record) starts a new stream; a stream that goes on sending stays over its time."""
-        if self._last_frame is None or now - self._last_frame > RESTART_GAP_S:
-            self._stream_start = now
+        webcam stream (one ran 45 s of 20), so it is counted here: the seconds the stream ran, not those it waited
+        for room (wait_frame) or went without frames (queued by Gradio again after its own limit). A new stream starts
+        when the page's Record count ``stream`` changes, however soon after Stop; without one (an API client), after
+        a pause of RESTART_GAP_S. A stream that goes on sending stays over its time, after any gap."""
+        gap = None if self._last_frame is None else now - self._last_frame
+        if gap is None or (stream != self._stream_no if stream is not None else gap > RESTART_GAP_S):
+            self._stream_start, self.ran_s = now, 0.0
             self._rtt_skip = 2  # the round trips of the first two stamps (see note_stamp)
             self._last_id = None  # the frames the page numbered before this stream are not its dropped frames
             self.times.clear()  # the frame rate of this stream only
-        self._last_frame = now
-        return time_limit is not None and now - self._stream_start > time_limit
+        elif gap <= RESTART_GAP_S and not self._waited:
+            self.ran_s += gap
+        self._last_frame = self.seen = now
+        self._stream_no, self._waited = stream, False
+        return time_limit is not None and self.ran_s > time_limit
 
     def wait_frame(self) -> None:
-        """A frame of a stream that waits for room (StreamCapacity): not processed, and neither a dropped frame nor
-        a round trip (the first frames once it runs carry the wait: note_stamp skips them)."""
+        """A frame of a stream that waits for room (StreamCapacity): not processed, its wait not counted as run time,
+        and neither a dropped frame nor a round trip (the first frames once it runs carry the wait: note_stamp skips
+        them)."""
         self._last_id = None
         self._rtt_skip = 2
+        self._waited = True
 
     @property
     def fps(self) -> float:
@@ -383,6 +439,7 @@ class LiveSession:
         try:
             self._close_rec()
             self.calibration = self.profile = None
+            self._calibrations.clear()
             if self._profile_dir is not None:
                 import shutil
 
@@ -391,6 +448,39 @@ class LiveSession:
         finally:
             if got:
                 self.lock.release()
+
+
+def _samples(n: int) -> str:
+    return f"{n} sample{'' if n == 1 else 's'}"
+
+
+def past_recorded(cal) -> None:
+    """Move the calibration past the letters that already have their samples (kept from before a change of
+    settings), so that none is asked for again."""
+    while not cal.done and cal.count() >= cal.per_letter:
+        cal.index += 1
+
+
+def stream_error(session: LiveSession, e: Exception, kept: str) -> str:
+    """What the page says when a frame of a stream fails (Markdown): raised, the error would end the stream with
+    only a red badge on the video, so it is said in the status text instead and the next frame tries again. An
+    unexpected error is logged once, with its traceback (call it from the ``except``)."""
+    import gradio as gr
+
+    if isinstance(e, gr.Error):  # a refusal (a model that cannot do this, a setting out of range): it says why
+        return f"**{e.message}** {kept} The stream goes on by itself once this is changed."
+    message = f"{type(e).__name__}: {e}"
+    if message != session._last_error:
+        log.exception("a stream frame failed")
+    session._last_error = message
+    return (f"**This frame could not be processed** ({message}). {kept} The stream goes on; if this stays, press "
+            "Stop, then Record, or choose another model.")
+
+
+def stream_of(stamp: str | None) -> str | None:
+    """The page's Record count in its stamp ('frame id:capture ms:last round trip ms:Record count'), or None."""
+    parts = (stamp or "").split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None
 
 
 def latency_markdown(s: LiveSession) -> str:
@@ -446,14 +536,17 @@ def take_frame(frame, session: LiveSession | None):
         return session, skip
     if not session.lock.acquire(blocking=False):
         session.dropped_busy += 1
+        session.seen = session.clock()  # its stream goes on (StreamCapacity), while a frame (a new model) takes long
         return session, skip
     return session, None
 
 
-def stream_gate(session: LiveSession, t: float, time_limit: float | None, capacity) -> tuple[str | None, str]:
+def stream_gate(session: LiveSession, t: float, time_limit: float | None, capacity,
+                stream: str | None = None) -> tuple[str | None, str]:
     """May this stream's frame be processed now? (None, "") yes; ("limit", "") no, it is past its time limit (its
-    room is given back); ("wait", why) no, it waits for room (a waiting stream costs almost nothing)."""
-    over = session.over_time(t, time_limit)
+    room is given back); ("wait", why) no, it waits for room (a waiting stream costs almost nothing). ``stream``:
+    the page's Record count (stream_of)."""
+    over = session.over_time(t, time_limit, stream)
     if capacity is not None:
         capacity.track(session)  # how long streams last: the queue's wait estimate
     if over:
@@ -475,7 +568,7 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
     realtime.demo_capacity.StreamCapacity, or None (build_app binds all three).
 
     A frame that arrives while this tab's previous one is still being processed is dropped (every output
-    skipped), so a slow frame never builds a queue.
+    skipped), so a slow frame never builds a queue. A frame that fails says why in the latency text (stream_error).
     """
     import cv2
     import gradio as gr
@@ -487,22 +580,25 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
         return skip
     try:
         t_in = session.clock()
-        gate, busy = stream_gate(session, t_in, time_limit, capacity)
+        gate, busy = stream_gate(session, t_in, time_limit, capacity, stream_of(stamp))
         if gate == "limit":  # frames are no longer processed; the text stays
             return (gr.skip(), gr.skip(), f"**This stream reached its {duration_words(time_limit)} limit.** Press Stop, "
                     "then Record to go on: the text is kept.", gr.skip(), session)
         if gate == "wait":
             return gr.skip(), gr.skip(), busy, gr.skip(), session
         session.note_stamp(stamp)
-        rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands))
-        timer = StageTimer()
-        with timer("prepare"):
-            bgr = page_frame_to_bgr(frame)
-        result = rec.process(bgr, t_in, timer)
-        session.times.append(t_in)
-        with timer("overlay"):
-            shown = draw(bgr, result, session.fps, mirror=True, show_timing=False, hint=None)
-            shown = cv2.cvtColor(shown, cv2.COLOR_BGR2RGB)
+        try:
+            rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands))
+            timer = StageTimer()
+            with timer("prepare"):
+                bgr = page_frame_to_bgr(frame)
+            result = rec.process(bgr, t_in, timer)
+            session.times.append(t_in)
+            with timer("overlay"):
+                shown = draw(bgr, result, session.fps, mirror=True, show_timing=False, hint=None)
+                shown = cv2.cvtColor(shown, cv2.COLOR_BGR2RGB)
+        except Exception as e:  # noqa: BLE001 - said in the page, the stream goes on
+            return gr.skip(), gr.skip(), stream_error(session, e, "Your text is kept."), gr.skip(), session
         session.processed += 1
         session.stage_ms = dict(timer.ms)
         session.server_ms.append((session.clock() - t_in) * 1000)

@@ -63,7 +63,7 @@ def load_image(path: str | Path) -> np.ndarray | None:
                 return None  # read frame by frame as a video
             gr.Warning(f"{name} is animated; only its first frame was read.")
         try:
-            img = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos: their saved rotation
+            img = rgb_of(ImageOps.exif_transpose(im))  # phone photos: their saved rotation
         except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt
             raise gr.Error(f"{name} looks like an image but cannot be decoded ({e}).") from None
     if max(w, h) > MAX_SIDE:
@@ -73,6 +73,19 @@ def load_image(path: str | Path) -> np.ndarray | None:
 
 
 MAX_ASPECT = 12  # a longer side more than this many times the shorter: no hand fits, refused
+
+
+def rgb_of(im) -> np.ndarray:
+    """A PIL image as 8-bit RGB. PIL's convert('RGB') clips a 16-bit grey image (mode I;16, or I) at 255 instead of
+    scaling it, so a 16-bit grey PNG came out white: its values are scaled to 8 bits here. (16-bit colour PNGs PIL
+    already reads as 8-bit RGB.)"""
+    if not (im.mode.startswith("I;16") or im.mode == "I"):
+        return np.asarray(im.convert("RGB"))
+    grey = np.asarray(im).astype(np.float32)
+    if im.mode != "I" or grey.max() > 255:  # 16 bits a value (an 8-bit image stored as I stays as it is)
+        grey /= 257.0
+    grey = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+    return np.dstack([grey] * 3)
 
 
 def video_container(path: str | Path) -> str | None:
