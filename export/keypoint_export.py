@@ -35,7 +35,8 @@ def export_keypoint_onnx(model, in_dim: int, path: Path, labels: list[str], meta
 
 
 def keypoint_manifest(folder: Path, name: str, labels: list[str], features: dict, training: dict, metrics: dict,
-                      file: str = "model.onnx", hands: dict | None = None, embedding_dim: int | None = None) -> dict:
+                      file: str = "model.onnx", hands: dict | None = None, embedding_dim: int | None = None,
+                      tuning: dict | None = None) -> dict:
     """manifest.json beside the ONNX file: what the runtime checks, and how the model was made."""
     manifest = {
         "name": name,
@@ -49,6 +50,7 @@ def keypoint_manifest(folder: Path, name: str, labels: list[str], features: dict
         **({"embedding": {"name": EMBEDDING, "shape": ["batch", embedding_dim], "dtype": "float32",
                           "meaning": "penultimate activations, compared by personal calibration (--profile)"}}
            if embedding_dim else {}),
+        **({"tuning": tuning} if tuning else {}),
         "hands": hands or {},
         "training": training,
         "metrics": metrics,
@@ -57,6 +59,30 @@ def keypoint_manifest(folder: Path, name: str, labels: list[str], features: dict
         "licence": training.get("licence", ""),
     }
     return write_manifest(folder, manifest)
+
+
+def write_tuning(model, model_pt: Path, folder: Path, sample: np.ndarray) -> dict | None:
+    """``tuning.npz`` beside the ONNX file (the model's weights and its exemplar bank, for personal tuning:
+    :mod:`realtime.personal_tuning`) and its manifest entry; None for a run that kept no exemplar bank."""
+    import torch
+
+    from realtime.personal_tuning import TUNING_FILE, Tuning, fold_batchnorm
+    from training.train_keypoints import load_exemplars
+
+    bank = load_exemplars(model_pt)
+    if bank is None:
+        return None
+    mlp = fold_batchnorm(model)
+    with torch.no_grad():
+        want = torch.softmax(model(torch.from_numpy(sample)), -1).numpy()
+    err = float(np.abs(mlp(sample) - want).max())
+    if err > 1e-4:
+        raise ValueError(f"the folded weights for tuning read {err:.2g} away from the model: not exported")
+    Tuning(mlp, *bank).save(folder / TUNING_FILE)
+    per_label = int(np.bincount(bank[1]).max())
+    return {**file_fields(folder / TUNING_FILE), "exemplars_per_label": per_label, "parity_max_abs": err,
+            "meaning": "the model's weights (BatchNorm folded) and an exemplar bank of training hands' features, "
+                       "replayed when a profile tunes the model to one person (realtime/personal_tuning.py)"}
 
 
 def export_keypoint_model(model_pt: str | Path, folder: str | Path, name: str | None = None,
@@ -114,7 +140,10 @@ def _export_keypoint_model(model_pt: str | Path, folder: str | Path, name: str |
                     "classifier (no hand found counts as wrong)", "source": summary.get("command")}
     if held_out is not None:
         metrics["held_out"] = held_out
-    return keypoint_manifest(folder, name, labels, spec.to_dict(), training, metrics,
+    tuning = write_tuning(model, model_pt, folder, sample)
+    if tuning is not None:
+        metrics["tuning_parity_max_abs"] = tuning.pop("parity_max_abs")
+    return keypoint_manifest(folder, name, labels, spec.to_dict(), training, metrics, tuning=tuning,
                              hands={"extraction": StaticSettings().to_dict(), "training_views": learned_views,
                                     "training_views_why": "the model learned only from hands the first "
                                     f"{learned_views} views of the extraction found; all of them read new photos"},

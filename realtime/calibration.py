@@ -12,6 +12,10 @@ i.e. the model's own reading, nudged towards the letters whose samples this hand
 without samples keeps the model's reading alone; a letter signed in a person's own variant (a handshape the
 training data never showed for it) is read from its samples, because the similarity term can outvote the model.
 
+A ``tuned+knn`` profile first tunes the model's own layers to the samples (:mod:`realtime.personal_tuning`, about a
+second, in numpy, from the ``tuning.npz`` its model ships) and then applies the same kNN term on the tuned model's
+embedding; the tuned network reads every frame in place of the ONNX one (a few hundredths of a millisecond).
+
 A profile recorded with ``--classifier fused`` also keeps each sample's hand crop. With the fused classifier, the
 image model's embedding of those crops adds a second similarity term of the same kind: the appearance of the
 person's own hand (finger contact, the thumb), which their noisy landmarks blur.
@@ -22,8 +26,10 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +38,12 @@ import numpy as np
 from realtime.crops import crops_to_input  # the image classifiers' input, from the profile's crops
 
 PROFILE_FORMAT = 1
-METHODS = ("knn", "prototype", "head", "knn+head")
+METHODS = ("knn", "prototype", "head", "knn+head", "tuned+knn")
 SPACES = ("embedding", "input")
+# chosen on the calibration protocol (docs/calibration.md): the model's layers tuned to the samples, then kNN on the
+# tuned embedding (over 16 people at K=5, 0.8 points above kNN alone, which had beaten prototypes, the input features
+# and a fitted head)
+SHIPPED_METHOD = "tuned+knn"
 
 
 class ProfileError(ValueError):
@@ -50,13 +60,16 @@ class Profile:
     features: dict  # the model's feature spec (FeatureSpec.to_dict())
     samples: np.ndarray  # (N, dim) float32 model input features
     sample_labels: list[str]  # (N,) the letter each sample means
-    # the adaptation chosen on the calibration protocol (docs/calibration.md: kNN on the embedding; fitting a head on
-    # top gained 0.2 points at K=5 over 18 people, too little for a fit)
+    # the adaptation (METHODS): "knn" where a profile file names none (profiles made before tuning existed); new
+    # profiles get SHIPPED_METHOD (make_profile)
     method: str = "knn"
     alpha: float = 24.0  # weight of the similarity term (a logit bonus of alpha for a perfect match)
     temperature: float = 0.25  # similarity softness: exp(-d^2 / (2 T^2)) on standardised embeddings
     space: str = "embedding"  # compare in the model's penultimate activations ("embedding") or its "input" features
     l2: float = 0.05  # the 'head' methods: weight decay of the fitted correction
+    # 'tuned+knn': Adam steps and learning rate of the tuning (recorded, so that a profile always means the same)
+    tune_steps: int = 150
+    tune_lr: float = 1e-3
     # the samples' hand crops (N, S, S, 3) uint8 RGB, recorded with --classifier fused, and the image model they are
     # for; image_alpha / image_temperature: the image similarity term (docs/calibration.md, fused)
     crops: np.ndarray | None = None
@@ -82,7 +95,8 @@ class Profile:
         return {"format": PROFILE_FORMAT, "kind": "fingerspell-profile", "model": self.model,
                 "model_sha256": self.model_sha256, "labels": self.labels, "features": self.features,
                 "method": self.method, "alpha": self.alpha, "temperature": self.temperature, "space": self.space,
-                "l2": self.l2,
+                "l2": self.l2, **({"tuning": {"steps": self.tune_steps, "learning_rate": self.tune_lr}}
+                                  if "tuned" in self.method else {}),
                 "counts": self.counts(), "uncalibrated": self.uncalibrated, "meta": self.meta,
                 "sample_labels": self.sample_labels,
                 "samples": np.round(np.asarray(self.samples, np.float64), 5).tolist(),
@@ -119,6 +133,8 @@ class Profile:
                     method=str(d.get("method", "knn")), alpha=float(d.get("alpha", cls.alpha)),
                     temperature=float(d.get("temperature", cls.temperature)), space=str(d.get("space", "embedding")),
                     l2=float(d.get("l2", cls.l2)),
+                    tune_steps=int(d.get("tuning", {}).get("steps", cls.tune_steps)),
+                    tune_lr=float(d.get("tuning", {}).get("learning_rate", cls.tune_lr)),
                     meta=dict(d.get("meta", {})))
             if "image" in d:
                 im = d["image"]
@@ -140,6 +156,10 @@ class Profile:
             raise ProfileError(f"{source}: unknown method {p.method!r} (known: {', '.join(METHODS)})")
         if p.space not in SPACES:
             raise ProfileError(f"{source}: unknown space {p.space!r} (known: {', '.join(SPACES)})")
+        if "tuned" in p.method and (p.space != "embedding" or not 0 < p.tune_steps <= 10000
+                                    or not 0 < p.tune_lr < 1):
+            raise ProfileError(f"{source}: a tuned profile compares embeddings and tunes 1-10000 steps at a learning "
+                               f"rate in (0, 1); this one: space {p.space}, {p.tune_steps} steps, rate {p.tune_lr}")
         for name, value, low in (("alpha", p.alpha, 0.0), ("temperature", p.temperature, None), ("l2", p.l2, 0.0),
                                  ("image alpha", p.image_alpha, 0.0), ("image temperature", p.image_temperature, None)):
             if not np.isfinite(value) or (value < low if low is not None else value <= 0):
@@ -294,11 +314,44 @@ class Adapter:
 
 
 
+def tuned_model(keypoints, profile: Profile):
+    """The keypoint classifier's network tuned to the profile's samples (:mod:`realtime.personal_tuning`)."""
+    from realtime.personal_tuning import Tuning, TuningError, tune
+
+    entry = (getattr(keypoints.manifest, "raw", None) or {}).get("tuning")
+    folder = getattr(keypoints, "folder", None)
+    if entry is None or folder is None:
+        raise ProfileError(f"this profile tunes the model ({profile.method}), but {keypoints.manifest.name} ships no "
+                           "tuning file (exported before personal tuning existed): export it again "
+                           "from its model.pt, or calibrate again (its profiles then use kNN alone)")
+    try:
+        tuning = Tuning.load(Path(folder) / entry["file"], entry.get("sha256"))
+    except TuningError as e:
+        raise ProfileError(str(e)) from e
+    if tuning.base.w1.shape[0] != profile.samples.shape[1] or tuning.base.w3.shape[1] != len(profile.labels):
+        raise ProfileError(f"{keypoints.manifest.name}'s tuning file does not fit its model (features or labels)")
+    ids = np.array([profile.labels.index(l) for l in profile.sample_labels], np.int64)
+    key = hashlib.sha256(b"".join([entry.get("sha256", "").encode(), np.ascontiguousarray(profile.samples).tobytes(),
+                                   ids.tobytes(), repr((profile.tune_steps, profile.tune_lr)).encode()])).hexdigest()
+    with _TUNED_LOCK:  # deterministic, so a profile applied again (the demo rebuilds its recognizer) is not redone
+        if key not in _TUNED:
+            if len(_TUNED) >= 8:
+                _TUNED.pop(next(iter(_TUNED)))
+            _TUNED[key] = tune(tuning.base, profile.samples, ids, tuning.bank_x, tuning.bank_y, profile.tune_steps,
+                               profile.tune_lr)
+        return _TUNED[key]
+
+
+_TUNED: dict = {}  # the last few tuned networks, by model, samples and settings
+_TUNED_LOCK = threading.Lock()
+
+
 def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta: dict | None = None,
-                 method: str = "knn", crops: np.ndarray | None = None, image_classifier=None) -> Profile:
+                 method: str | None = None, crops: np.ndarray | None = None, image_classifier=None) -> Profile:
     """A profile of ``samples`` (model input features) for a keypoint ``classifier`` (OnnxClassifier) or a fused one
     (its keypoint model's); with ``crops`` (N, S, S, 3 uint8 RGB, one per sample), also for the fused reading with
-    ``image_classifier`` (default: the fused classifier's image model)."""
+    ``image_classifier`` (default: the fused classifier's image model). ``method``: by default
+    :data:`SHIPPED_METHOD`, or ``knn`` where the model ships no tuning file."""
     if not len(sample_labels):
         raise ProfileError("no samples were recorded: no profile written")
     image_classifier = image_classifier or getattr(classifier, "image", None)
@@ -307,6 +360,8 @@ def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta
     unknown = sorted(set(sample_labels) - set(m.labels))
     if unknown:
         raise ProfileError(f"labels {unknown} are not letters of {m.name} ({', '.join(m.labels)})")
+    if method is None:
+        method = SHIPPED_METHOD if "tuning" in (getattr(m, "raw", None) or {}) else "knn"
     meta = {"created": _dt.datetime.now().isoformat(timespec="seconds"), **(meta or {})}
     image = {}
     if crops is not None:
@@ -353,6 +408,10 @@ class CalibratedClassifier:
         if "head" in profile.method and classifier is not kp:
             raise ProfileError("the 'head' calibration is fitted to the keypoint model's reading; use a 'knn' "
                                "profile with --classifier fused")
+        self.tuned = None
+        if "tuned" in profile.method and len(profile.samples):  # the model's layers, tuned to this person
+            self.tuned = tuned_model(kp, profile)
+            self._embed = self.tuned.probs_and_embedding
         refs, sample_probs = profile.samples, None
         if len(profile.samples):
             if self._embed is not None:

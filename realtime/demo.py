@@ -164,7 +164,8 @@ def reference_html(model: str) -> str:
         trained = ("synthetic stitched sequences only" if (m.get("training") or {}).get("synthetic_only", True) else
                    "synthetic stitched motion and real hands held still, never on real fingerspelling video")
         note += ("<p>A sequence model types letters as it recognises them in the motion, J and Z included, with no "
-                 f"hold. Experimental: trained on {trained}.</p>")
+                 f"hold. Experimental: trained on {trained}. The hold time and the confidence threshold are for the "
+                 "letter models; this one types every letter it reads.</p>")
     photos = "".join(f'<figure><img src="data:image/jpeg;base64,{b64}" alt="{c}"><figcaption>{c}</figcaption></figure>'
                      for c, b64 in reference_photos(model))
     if photos:

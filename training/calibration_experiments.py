@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.calibration import Adapter, Profile, in_batches
+from realtime.calibration import SHIPPED_METHOD as SHIPPED, Adapter, Profile, in_batches
+from realtime.personal_tuning import tune
 from training.experiments import PRESETS
 from training.new_people import LIS_SIGNERS, TorchModel
 from training.train_keypoints import NO_LETTER
@@ -131,7 +132,24 @@ METHODS = tuple(
      ("prototype", 24, 0.5))) + tuple(
     (f"{m}, embedding, {'alpha 24, T 0.25, ' if 'knn' in m else ''}L2 {l2:g}", "embedding",
      dict(method=m, alpha=24, temperature=0.25, l2=l2))
-    for m, l2 in (("head", 0.01), ("head", 0.05), ("knn+head", 0.01), ("knn+head", 0.05)))
+    for m, l2 in (("head", 0.01), ("head", 0.05), ("knn+head", 0.01), ("knn+head", 0.05))) + (
+    ("tuned+knn, embedding, alpha 24, T 0.25", "embedding", dict(method="tuned+knn", alpha=24, temperature=0.25)),)
+
+
+def cell_tuning(person: Person, runs: Path, datasets_root: str | Path, model: TorchModel):
+    """What the held-out model's exported folder would ship for personal tuning: its weights and the exemplar bank
+    its run keeps (made again from the run's own training data for runs trained before the bank was kept; the same
+    rows and views, since the bank has its own seeded generator)."""
+    from realtime.personal_tuning import Tuning, fold_batchnorm
+    from training.new_people import PROTOCOLS, cell_config
+    from training.train_keypoints import exemplar_bank, load_exemplars, prepare_data
+
+    bank = load_exemplars(runs / person.model_run / "model.pt")
+    if bank is None:
+        recipe, slug = person.model_run.split("/")
+        cfg = cell_config(recipe, next(p for p in PROTOCOLS if p.slug == slug), datasets_root, runs / person.model_run)
+        bank = exemplar_bank(cfg, prepare_data(cfg, progress=False), model.spec, seed=cfg.seed)
+    return Tuning(fold_batchnorm(model.model), *bank)
 
 
 def calibration_splits(kp, video: bool, by_camera: bool = False):
@@ -167,6 +185,8 @@ def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: b
         kp.labels = np.where(kp.labels == "3", "K", kp.labels)
     x, p, h = model.run(kp)
     truth, det = kp.labels.astype(str), kp.detected
+    ids = np.array([model.labels.index(t) for t in truth], np.int64)
+    tuning = cell_tuning(person, runs, datasets_root, model)
     rows = []
     for camera, k, seed, cal, test in calibration_splits(kp, person.video, by_camera):
         if not len(test) or (variant and not (kp.labels[test] == "K").any()):
@@ -179,9 +199,11 @@ def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: b
                      "variant_accuracy": _accuracy(p[test][is_k], model.labels, truth[test][is_k], det[test][is_k])
                      if variant else None})
         for name, space, kw in METHODS:
-            e = x if space == "input" else h
-            ad = Adapter(e[cal], list(truth[cal]), model.labels, sample_probs=p[cal], **kw)
-            q = ad(p[test], e[test])
+            pm, e = p, (x if space == "input" else h)
+            if "tuned" in kw["method"]:  # as a profile does at load time: the network tuned, then kNN on it
+                pm, e = tune(tuning.base, x[cal], ids[cal], tuning.bank_x, tuning.bank_y).probs_and_embedding(x)
+            ad = Adapter(e[cal], list(truth[cal]), model.labels, sample_probs=pm[cal], **kw)
+            q = ad(pm[test], e[test])
             rows.append({**base, "method": name, "accuracy": _accuracy(q, model.labels, truth[test], det[test]),
                          "variant_accuracy": _accuracy(q[is_k], model.labels, truth[test][is_k], det[test][is_k])
                          if variant else None})
@@ -237,6 +259,9 @@ FUSED_METHODS = (("fused, keypoint kNN (a keypoint profile)", None),
                  ("fused, keypoint + image kNN, image alpha 24, T 0.25", (24, 0.25)),
                  ("fused, keypoint + image kNN, image alpha 24, T 0.5", (24, 0.5)))
 
+TUNED_FUSED = ("fused, tuned keypoints + keypoint kNN (a tuned keypoint profile)",
+               "fused, tuned keypoints + keypoint and image kNN, image alpha 12, T 0.25 (a tuned fused profile)")
+
 
 def image_model_people(image_model: str) -> tuple[list[str], "object"]:
     """(the lis signers an image classifier was trained without, the classifier), from its manifest."""
@@ -263,8 +288,10 @@ def run_person_fused(signer: str, im, runs: Path, datasets_root: str | Path, cac
     person = next(p for p in people() if p.dataset == "lis" and p.signer == signer)
     model = TorchModel(runs / person.model_run / "model.pt")
     kp = person_rows(person, datasets_root, [l for l in model.labels if l != NO_LETTER])
-    _, p_kp, h = model.run(kp)
+    x, p_kp, h = model.run(kp)
     truth = kp.labels.astype(str)
+    ids = np.array([model.labels.index(t) for t in truth], np.int64)
+    tuning = cell_tuning(person, runs, datasets_root, model)
     crops = load_hand_crops(Path(datasets_root) / "lis", im.size, "hand", im.crop.scale, cache_dir=cache_dir,
                             progress=False)
     index = {r: i for i, r in enumerate(crops.rel.astype(str))}
@@ -295,6 +322,12 @@ def run_person_fused(signer: str, im, runs: Path, datasets_root: str | Path, cac
                 q = Adapter(e_im[cal], list(truth[cal]), model.labels, alpha=image[0],
                             temperature=image[1])(q, e_im[test])
             rows.append({**base, "method": name, "accuracy": score(q)})
+        # a tuned profile: the keypoint network tuned to the samples reads the frames, then the same kNN terms
+        p_t, h_t = tune(tuning.base, x[cal], ids[cal], tuning.bank_x, tuning.bank_y).probs_and_embedding(x)
+        q = Adapter(h_t[cal], list(truth[cal]), model.labels)(fused((p_t, p_im))[test], h_t[test])
+        rows.append({**base, "method": TUNED_FUSED[0], "accuracy": score(q)})
+        q = Adapter(e_im[cal], list(truth[cal]), model.labels, alpha=12, temperature=0.25)(q, e_im[test])
+        rows.append({**base, "method": TUNED_FUSED[1], "accuracy": score(q)})
     return rows
 
 
@@ -391,7 +424,7 @@ def run_calibration(runs: str | Path, datasets_root: str | Path, out: str | Path
 
 # what realtime/calibration.py does (a profile's defaults), named as in METHODS: the row shown per person and plotted
 _P = {f.name: f.default for f in fields(Profile)}
-SHIPPED_METHOD = f"{_P['method']}, {_P['space']}, alpha {_P['alpha']:g}, T {_P['temperature']:g}"
+SHIPPED_METHOD = f"{SHIPPED}, {_P['space']}, alpha {_P['alpha']:g}, T {_P['temperature']:g}"
 
 
 def best_method(rows: list[dict]) -> str:

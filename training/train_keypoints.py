@@ -465,12 +465,32 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
     _, val_acc, _ = _evaluate(model, x_val, y_val, loss_fn)
     summary["val_accuracy"] = val_acc
     plot_history(history, out / "loss_curves.png")
+    bank_x, bank_y = exemplar_bank(cfg, data, spec, seed=cfg.seed)  # its own generator: training is unchanged
     atomic_torch_save({"config": model.config(), "state_dict": model.state_dict(), "labels": cfg.labels,
-                       "features": spec.to_dict()}, out / "model.pt")
+                       "features": spec.to_dict(), "exemplars": {"features": bank_x, "labels": bank_y}},
+                      out / "model.pt")
     atomic_write_text(out / "history.json", json.dumps(history, indent=1))
     atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
     return summary
 
+
+
+def exemplar_bank(cfg: TrainConfig, data: PreparedData, spec: FeatureSpec, per_label: int | None = None,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(features, label ids): ``per_label`` training hands of each label, each in one random view the model learned
+    from (the training augmentation); what personal tuning replays beside a person's samples
+    (:mod:`realtime.personal_tuning`)."""
+    from realtime.personal_tuning import EXEMPLARS_PER_LABEL
+
+    per_label = per_label or EXEMPLARS_PER_LABEL
+    rng = np.random.default_rng(seed)
+    kp = data.kp
+    rows = np.concatenate([rng.choice(pool, per_label, replace=len(pool) < per_label) for c in range(len(cfg.labels))
+                           if len(pool := data.train[data.y[data.train] == c])]).astype(np.int64)
+    roll, yaw, pitch = view_ranges(cfg, data.y[rows])
+    lm, left = augment_landmarks(kp.landmarks[rows], rng, roll, cfg.scale, cfg.jitter, yaw, pitch, cfg.finger_scale,
+                                 cfg.flip, kp.is_left[rows])
+    return np.nan_to_num(spec.compute(lm, left, kp.image_size[rows].astype(np.float64))).astype(np.float32), data.y[rows]
 
 
 def load_trained(path: str | Path) -> tuple[KeypointClassifier, list[str], FeatureSpec]:
@@ -480,3 +500,10 @@ def load_trained(path: str | Path) -> tuple[KeypointClassifier, list[str], Featu
     model = KeypointClassifier(c["in_dim"], c["num_classes"], tuple(c["hidden"]), c["dropout"])
     model.load_state_dict(ck["state_dict"])
     return model.eval(), ck["labels"], FeatureSpec.from_dict(ck["features"])
+
+
+def load_exemplars(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The exemplar bank a model.pt keeps for personal tuning (:func:`exemplar_bank`), or None for a run trained
+    before it was kept."""
+    ex = torch.load(path, weights_only=False).get("exemplars")
+    return None if ex is None else (np.asarray(ex["features"], np.float32), np.asarray(ex["labels"], np.int64))
