@@ -78,7 +78,8 @@ def export_model_onnx(model: str | Path, out: str | Path, opset: int = MIN_OPSET
         manifest["exported_from"] = {"model": m.name, "sha256": m.sha256, "via": "PyTorch module rebuilt from the "
                                      "ONNX weights (realtime/torch_from_onnx.py)", "simplified": summary["simplified"]}
         write_manifest(stage, manifest)
-        for extra in ("LICENSE.md", "PROVENANCE.md"):
+        tuning = (manifest.get("tuning") or {}).get("file")  # personal tuning's weights: the same network
+        for extra in ("LICENSE.md", "PROVENANCE.md", *([tuning] if tuning else [])):
             if (src_folder / extra).is_file():
                 shutil.copy(src_folder / extra, stage / extra)
     print(f"wrote {out / 'model.onnx'} ({summary['bytes']} bytes, opset {summary['opset']}) and {out / MANIFEST}")

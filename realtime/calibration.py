@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.crops import crops_to_input  # the image classifiers' input, from the profile's crops
+from realtime.personal_tuning import MAX_LEARNING_RATE, MAX_STEPS
 
 PROFILE_FORMAT = 1
 METHODS = ("knn", "prototype", "head", "knn+head", "tuned+knn")
@@ -133,8 +134,7 @@ class Profile:
                     method=str(d.get("method", "knn")), alpha=float(d.get("alpha", cls.alpha)),
                     temperature=float(d.get("temperature", cls.temperature)), space=str(d.get("space", "embedding")),
                     l2=float(d.get("l2", cls.l2)),
-                    tune_steps=int(d.get("tuning", {}).get("steps", cls.tune_steps)),
-                    tune_lr=float(d.get("tuning", {}).get("learning_rate", cls.tune_lr)),
+                    **_tuning_fields(d.get("tuning", {})),
                     meta=dict(d.get("meta", {})))
             if "image" in d:
                 im = d["image"]
@@ -147,7 +147,7 @@ class Profile:
                 p.image_model, p.image_model_sha256 = str(im["model"]), str(im["model_sha256"])
                 p.image_alpha = float(im.get("alpha", cls.image_alpha))
                 p.image_temperature = float(im.get("temperature", cls.image_temperature))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise ProfileError(f"{source}: unreadable or incomplete profile ({type(e).__name__}: {e})") from e
         unknown = sorted(set(p.sample_labels) - set(p.labels))
         if unknown:
@@ -156,10 +156,11 @@ class Profile:
             raise ProfileError(f"{source}: unknown method {p.method!r} (known: {', '.join(METHODS)})")
         if p.space not in SPACES:
             raise ProfileError(f"{source}: unknown space {p.space!r} (known: {', '.join(SPACES)})")
-        if "tuned" in p.method and (p.space != "embedding" or not 0 < p.tune_steps <= 10000
-                                    or not 0 < p.tune_lr < 1):
-            raise ProfileError(f"{source}: a tuned profile compares embeddings and tunes 1-10000 steps at a learning "
-                               f"rate in (0, 1); this one: space {p.space}, {p.tune_steps} steps, rate {p.tune_lr}")
+        if "tuned" in p.method and (p.space != "embedding" or not 0 < p.tune_steps <= MAX_STEPS
+                                    or not 0 < p.tune_lr <= MAX_LEARNING_RATE):
+            raise ProfileError(f"{source}: a tuned profile compares embeddings and tunes 1-{MAX_STEPS} steps at a "
+                               f"learning rate in (0, {MAX_LEARNING_RATE:g}]; this one: space {p.space}, "
+                               f"{p.tune_steps} steps, rate {p.tune_lr}")
         for name, value, low in (("alpha", p.alpha, 0.0), ("temperature", p.temperature, None), ("l2", p.l2, 0.0),
                                  ("image alpha", p.image_alpha, 0.0), ("image temperature", p.image_temperature, None)):
             if not np.isfinite(value) or (value < low if low is not None else value <= 0):
@@ -212,6 +213,18 @@ class Profile:
                                f"(sha256 {self.image_model_sha256}), but the fused classifier uses {name} (sha256 "
                                f"{sha256}): calibrate again with --classifier fused for this image model, or use "
                                "--classifier keypoints")
+
+
+def _tuning_fields(d) -> dict:
+    """A profile's ``tuning`` settings as Profile fields; anything but whole steps and a finite rate is refused."""
+    if not isinstance(d, dict):
+        raise ValueError(f"'tuning' must be an object, got {type(d).__name__}")
+    steps, lr = d.get("steps", Profile.tune_steps), d.get("learning_rate", Profile.tune_lr)
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise ValueError(f"tuning steps must be a whole number, got {steps!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr):
+        raise ValueError(f"tuning learning_rate must be a finite number, got {lr!r}")
+    return {"tune_steps": steps, "tune_lr": float(lr)}
 
 
 def _labels(labels) -> str:
@@ -314,24 +327,38 @@ class Adapter:
 
 
 
-def tuned_model(keypoints, profile: Profile):
-    """The keypoint classifier's network tuned to the profile's samples (:mod:`realtime.personal_tuning`)."""
-    from realtime.personal_tuning import Tuning, TuningError, tune
+def model_tuning(keypoints):
+    """The tuning file a keypoint classifier's folder ships (:class:`realtime.personal_tuning.Tuning`), checked
+    against its manifest; ProfileError saying why where there is none or it cannot be used."""
+    from realtime.personal_tuning import Tuning, TuningError
 
+    name = keypoints.manifest.name
     entry = (getattr(keypoints.manifest, "raw", None) or {}).get("tuning")
     folder = getattr(keypoints, "folder", None)
     if entry is None or folder is None:
-        raise ProfileError(f"this profile tunes the model ({profile.method}), but {keypoints.manifest.name} ships no "
-                           "tuning file (exported before personal tuning existed): export it again "
+        raise ProfileError(f"{name} ships no tuning file (exported before personal tuning existed): export it again "
                            "from its model.pt, or calibrate again (its profiles then use kNN alone)")
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not entry.get("sha256"):
+        raise ProfileError(f"{name}'s manifest has a damaged 'tuning' entry (it needs a file and its sha256)")
     try:
-        tuning = Tuning.load(Path(folder) / entry["file"], entry.get("sha256"))
+        tuning = Tuning.load(Path(folder) / entry["file"], entry["sha256"])
     except TuningError as e:
         raise ProfileError(str(e)) from e
-    if tuning.base.w1.shape[0] != profile.samples.shape[1] or tuning.base.w3.shape[1] != len(profile.labels):
-        raise ProfileError(f"{keypoints.manifest.name}'s tuning file does not fit its model (features or labels)")
+    if tuning.base.w1.shape[0] != keypoints.manifest.features.dim or tuning.base.w3.shape[1] != len(keypoints.labels):
+        raise ProfileError(f"{name}'s tuning file does not fit its model (features or labels)")
+    return tuning
+
+
+def tuned_model(keypoints, profile: Profile):
+    """The keypoint classifier's network tuned to the profile's samples (:mod:`realtime.personal_tuning`)."""
+    from realtime.personal_tuning import tune
+
+    try:
+        tuning = model_tuning(keypoints)
+    except ProfileError as e:
+        raise ProfileError(f"this profile tunes the model ({profile.method}), but {e}") from e
     ids = np.array([profile.labels.index(l) for l in profile.sample_labels], np.int64)
-    key = hashlib.sha256(b"".join([entry.get("sha256", "").encode(), np.ascontiguousarray(profile.samples).tobytes(),
+    key = hashlib.sha256(b"".join([tuning.sha256.encode(), np.ascontiguousarray(profile.samples).tobytes(),
                                    ids.tobytes(), repr((profile.tune_steps, profile.tune_lr)).encode()])).hexdigest()
     with _TUNED_LOCK:  # deterministic, so a profile applied again (the demo rebuilds its recognizer) is not redone
         if key not in _TUNED:
@@ -361,7 +388,15 @@ def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta
     if unknown:
         raise ProfileError(f"labels {unknown} are not letters of {m.name} ({', '.join(m.labels)})")
     if method is None:
-        method = SHIPPED_METHOD if "tuning" in (getattr(m, "raw", None) or {}) else "knn"
+        method = SHIPPED_METHOD
+        try:
+            model_tuning(classifier)
+        except ProfileError as e:  # said, and the profile still made: kNN needs nothing but the model
+            import sys
+
+            method = "knn"
+            if "tuning" in (getattr(m, "raw", None) or {}):  # a damaged or missing file, not an older model
+                print(f"warning: {e}; this profile uses kNN alone", file=sys.stderr)
     meta = {"created": _dt.datetime.now().isoformat(timespec="seconds"), **(meta or {})}
     image = {}
     if crops is not None:

@@ -378,7 +378,14 @@ def cmd_models(args) -> int:
             inputs = {"j2s": f"{crop} (--keypoints j2s)", "image-classifier": f"hand {crop} (--classifier image)",
                       "sequence-reader": f"{m.get('window')} frames (--reader sequence)"}.get(
                 m.get("kind")) or "features " + "+".join(m["features"]["parts"])
-            print(f"{name:<18}{len(m['labels']):>3} labels  {inputs}  accuracy {held_out_accuracy(m)}")
+            tuning = ""
+            if m.get("tuning"):  # personal tuning's weights and exemplar bank (realtime/personal_tuning.py)
+                try:
+                    verify_sha256(weights_dir() / name / m["tuning"]["file"], m["tuning"].get("sha256"))
+                    tuning = "  personal tuning"
+                except (ModelError, OSError):
+                    tuning = f"  ({m['tuning']['file']} missing or damaged: its profiles will be refused)"
+            print(f"{name:<18}{len(m['labels']):>3} labels  {inputs}  accuracy {held_out_accuracy(m)}{tuning}")
         except (OSError, ValueError, KeyError, TypeError, IndexError) as e:  # one broken folder: said, the rest listed
             print(f"{name:<18}unreadable manifest ({type(e).__name__}: {e})")
     return 0

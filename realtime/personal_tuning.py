@@ -20,6 +20,7 @@ import numpy as np
 
 TUNING_FILE = "tuning.npz"
 STEPS, LEARNING_RATE, BATCH = 150, 1e-3, 64  # chosen on the calibration protocol (docs/calibration.md)
+MAX_STEPS, MAX_LEARNING_RATE = 1000, 1e-2  # what a profile may ask for: more takes seconds or wrecks the network
 EXEMPLARS_PER_LABEL = 20
 
 
@@ -117,6 +118,7 @@ class Tuning:
     base: MLP
     bank_x: np.ndarray
     bank_y: np.ndarray
+    sha256: str = ""  # of the file it was loaded from
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -133,7 +135,8 @@ class Tuning:
             raw = path.read_bytes()
         except OSError as e:
             raise TuningError(f"{path}: cannot read the tuning file ({e})") from e
-        if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
+        digest = hashlib.sha256(raw).hexdigest()
+        if sha256 is not None and digest != sha256:
             raise TuningError(f"{path}: sha256 differs from the manifest's: the file was changed or damaged; "
                               "export the model again")
         try:
@@ -149,7 +152,7 @@ class Tuning:
                 not len(bank_y) or (bank_y.min() >= 0 and bank_y.max() < base.w3.shape[1]))
         if not all(dims):
             raise TuningError(f"{path}: its arrays do not fit together (layer sizes, bank features or labels)")
-        return cls(base, bank_x, bank_y)
+        return cls(base, bank_x, bank_y, digest)
 
 
 def fold_batchnorm(model) -> MLP:

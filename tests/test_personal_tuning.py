@@ -120,3 +120,46 @@ def test_a_tuned_profile_reads_its_samples_and_needs_the_models_tuning_file(tmp_
     with pytest.raises(ProfileError, match="ships no tuning file"):
         CalibratedClassifier(old, Profile.load(path))
     assert make_profile(old, samples, labels).method == "knn"  # a new profile for it uses kNN alone
+
+
+@pytest.mark.parametrize("tuning, message", [
+    (None, "'tuning' must be an object"),
+    ({"steps": 1.9}, "whole number"),
+    ({"steps": True}, "whole number"),
+    ({"steps": "150"}, "whole number"),
+    ({"learning_rate": float("inf")}, "finite number"),
+    ({"steps": 10**30}, "tunes 1-1000 steps"),
+    ({"learning_rate": 0.9}, r"learning rate in \(0, 0.01\]"),
+    ({"steps": 0}, "tunes 1-1000 steps"),
+])
+def test_a_damaged_tuning_setting_is_a_clear_error(tmp_path, tuning, message):
+    rng = np.random.default_rng(0)
+    p = Profile(model="toy", model_sha256="a" * 64, labels=["A", "B"], features={"dim": 3},
+                samples=rng.normal(size=(2, 3)), sample_labels=["A", "B"], method="tuned+knn")
+    d = p.to_json()
+    d["tuning"] = tuning
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(d))
+    with pytest.raises(ProfileError, match=message):
+        Profile.load(path)
+
+
+def test_export_carries_the_tuning_file_and_a_damaged_one_falls_back_to_knn(tmp_path, capsys):
+    """`fingerspell export --model` keeps tuning.npz beside the new ONNX file (profiles made for the export are
+    tuned); a folder whose tuning file is damaged makes kNN profiles and says why."""
+    from export.formats import export_model_onnx
+    from realtime.classifier import OnnxClassifier
+
+    out = tmp_path / "exported"
+    export_model_onnx("asl-letters", out)
+    assert (out / TUNING_FILE).is_file()
+    clf = OnnxClassifier(str(out))
+    t = Tuning.load(clf.folder / TUNING_FILE)
+    samples = t.bank_x[:6].astype(np.float32)
+    labels = [clf.labels[i] for i in t.bank_y[:6]]
+    p = make_profile(clf, samples, labels)
+    assert p.method == "tuned+knn"
+    CalibratedClassifier(clf, p)
+    (out / TUNING_FILE).write_bytes(b"damaged")
+    assert make_profile(OnnxClassifier(str(out)), samples, labels).method == "knn"
+    assert "sha256 differs" in capsys.readouterr().err
