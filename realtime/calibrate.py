@@ -188,6 +188,57 @@ def describe(profile: Profile) -> str:
     return text
 
 
+def self_check(classifier, profile: Profile, folds: int = 5) -> dict:
+    """How well the profile reads the person's own samples, honestly: each sample is read by a profile made without
+    it (``folds``-fold, the k-th sample of every letter in fold k), through the keypoint reading with the profile's
+    method. Tells the person which letters to record again, and as what they are read.
+
+    Returns {"read": n right, "samples": n, "letters": {letter: (right, samples, {read as: n})}}; letters with one
+    sample are read by a profile without that letter (the model's own reading)."""
+    from dataclasses import replace
+
+    from realtime.calibration import CalibratedClassifier
+
+    keypoints = getattr(classifier, "keypoints", classifier)
+    labels = list(profile.sample_labels)
+    fold = np.zeros(len(labels), np.int64)
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        fold[i] = seen.get(label, 0) % folds
+        seen[label] = seen.get(label, 0) + 1
+    letters: dict[str, list] = {}
+    right = 0
+    for k in range(min(folds, max(seen.values(), default=0))):
+        test, keep = np.flatnonzero(fold == k), np.flatnonzero(fold != k)
+        part = replace(profile, samples=profile.samples[keep], sample_labels=[labels[i] for i in keep], crops=None)
+        reader = CalibratedClassifier(keypoints, part) if len(keep) else keypoints
+        probs = np.atleast_2d(reader(profile.samples[test]))
+        for i, p in zip(test, probs):
+            read_as = keypoints.labels[int(np.argmax(p))]
+            entry = letters.setdefault(labels[i], [0, 0, {}])
+            entry[1] += 1
+            if read_as == labels[i]:
+                entry[0] += 1
+                right += 1
+            else:
+                entry[2][read_as] = entry[2].get(read_as, 0) + 1
+    return {"read": right, "samples": len(labels), "letters": {l: tuple(v) for l, v in letters.items()}}
+
+
+def describe_check(check: dict, worst: int = 5) -> str:
+    """One line: the share of the samples read right, and the letters worth recording again."""
+    if not check["samples"]:
+        return "no samples to check"
+    weak = sorted(((r / n, l, r, n, confused) for l, (r, n, confused) in check["letters"].items() if r < n))[:worst]
+    text = (f"self-check (each sample read by a profile made without it): {check['read']}/{check['samples']} "
+            f"read right ({check['read'] / check['samples']:.0%})")
+    if weak:
+        text += "; worth recording again: " + ", ".join(
+            f"{l} {r}/{n} (read as {', '.join(k for k, _ in sorted(c.items(), key=lambda kv: -kv[1]))})"
+            for _, l, r, n, c in weak)
+    return text
+
+
 def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: int = 0,
                      progress: bool = True) -> tuple[Profile, dict]:
     """A profile from a person's own photos (``LABEL/file``): up to ``per_letter`` photos with a hand per letter.

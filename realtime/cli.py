@@ -392,7 +392,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from realtime.calibrate import calibrate_camera, calibrate_images, describe
+    from realtime.calibrate import calibrate_camera, calibrate_images, describe, describe_check, self_check
     from realtime.calibration import ProfileError
     from realtime.capture import SourceError, make_reader
     from realtime.manifest import ModelError
@@ -457,6 +457,12 @@ def cmd_calibrate(args) -> int:
         out = fallback
     print(f"profile for {profile.model}: {describe(profile)}")
     print(f"written to {out}; use it with --profile {out}")
+    try:
+        from realtime.classifier import OnnxClassifier
+
+        print(describe_check(self_check(OnnxClassifier(args.model), profile)))
+    except (ModelError, ProfileError, OSError, ValueError) as e:  # the profile is written: the check is extra
+        print(f"self-check skipped: {e}", file=sys.stderr)
     return 0
 
 

@@ -254,7 +254,8 @@ def calibration_action(action: str, session: LiveSession | None, model: str, han
         past_recorded(cal)
         if action == "finish" or (cal.done and not was_done):
             path = session.finish_calibration()
-            note = ("The profile is made: this tab's live recognition now uses it. Download it below." if path else
+            note = (f"The profile is made: this tab's live recognition now uses it. Download it below. "
+                    f"{session.calibration_check[:1].upper()}{session.calibration_check[1:]}." if path else
                     "Nothing recorded yet: sign at least one letter before Finish.")
         elif action == "restart":
             note = "Started over."

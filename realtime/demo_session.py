@@ -215,6 +215,7 @@ class LiveSession:
         self._rtt_skip = 0
         self._kept_text = ""  # the text while the recognizer is released (an idle tab, release_if_idle)
         self.restarted = False  # the recognizer was released while idle and rebuilt: the page says the text was kept
+        self.calibration_check = ""  # the last Finish's self-check (realtime.calibrate.self_check), for the panel
         _SESSIONS.add(self)
 
     def configure(self, settings: Settings):
@@ -337,6 +338,12 @@ class LiveSession:
         profile = self.calibration.to_profile(base, {"source": "browser demo"})
         self.profile, self.profile_note = profile, ""
         self._apply_profile()
+        from realtime.calibrate import describe_check, self_check
+
+        try:  # which letters to record again; the profile stands without it
+            self.calibration_check = describe_check(self_check(base, profile))
+        except ValueError as e:
+            self.calibration_check = f"self-check skipped: {e}"
         if self._profile_dir is None:
             import tempfile
 

@@ -243,6 +243,7 @@ def test_calibrate_and_eval_commands_with_a_profile(tmp_path, asl_small):
     r = run_cli("calibrate", "--model", "asl-letters", "--data", str(massey), "--out", str(prof), "--per-letter", "1")
     assert r.returncode == 0, r.stderr
     assert "not calibrated" in r.stdout or "samples of" in r.stdout
+    assert "self-check (each sample read by a profile made without it)" in r.stdout
     d = json.loads(prof.read_text())
     assert d["model"] == "asl-letters" and d["sample_labels"]
     # eval: the same JSON keys with and without a profile

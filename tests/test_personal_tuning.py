@@ -163,3 +163,22 @@ def test_export_carries_the_tuning_file_and_a_damaged_one_falls_back_to_knn(tmp_
     (out / TUNING_FILE).write_bytes(b"damaged")
     assert make_profile(OnnxClassifier(str(out)), samples, labels).method == "knn"
     assert "sha256 differs" in capsys.readouterr().err
+
+
+def test_the_self_check_names_the_letters_to_record_again():
+    """Each sample is read by a profile made without it: a letter whose samples are really another letter's hands
+    is named, with what it is read as; the others read right."""
+    from realtime.calibrate import describe_check, self_check
+    from realtime.classifier import OnnxClassifier
+
+    kp = OnnxClassifier("asl-letters")
+    t = Tuning.load(kp.folder / TUNING_FILE)
+    own = {l: t.bank_x[t.bank_y == i][:5].astype(np.float32) for i, l in enumerate(kp.labels) if l != "none"}
+    own["M"] = t.bank_x[t.bank_y == kp.labels.index("B")][5:10].astype(np.float32)  # "M" recorded with B's hands
+    labels = [l for l in own for _ in own[l]]
+    check = self_check(kp, make_profile(kp, np.concatenate(list(own.values())), labels))
+    assert check["samples"] == len(labels) and set(check["letters"]) == set(own)
+    right, n, confused = check["letters"]["M"]
+    assert n == 5 and right <= 1 and "B" in confused
+    assert check["read"] >= 0.85 * len(labels)
+    assert "worth recording again: " in describe_check(check) and "M " in describe_check(check)
