@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -680,18 +680,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory):
-    """``fingerspell demo`` on a free port of 127.0.0.1, one stream at a time, for the module's browser tests, with
-    its own Gradio cache folder: (url, process, log file, cache folder)."""
+@contextmanager
+def served_demo(cache: Path, *options: str):
+    """``fingerspell demo`` on a free port of 127.0.0.1 with ``options`` and its own Gradio cache folder, until the
+    block ends: (url, process, log file, cache folder)."""
     port = free_port()
-    cache = tmp_path_factory.mktemp("gradio-cache")
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", GRADIO_TEMP_DIR=str(cache))
     url = f"http://127.0.0.1:{port}/"
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "demo", "--host", "127.0.0.1", "--port",
-                                 str(port), "--max-streams", "1"], cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+                                 str(port), *options], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_until_serving(url, proc, log)
             yield SimpleNamespace(url=url, proc=proc, log=log, cache=cache)
@@ -701,6 +699,13 @@ def demo_server(tmp_path_factory):
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """The demo for the module's browser tests, one stream at a time."""
+    with served_demo(tmp_path_factory.mktemp("gradio-cache"), "--max-streams", "1") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -308,30 +308,9 @@ def test_a_16_bit_png_upload_is_read_at_its_real_brightness(tmp_path):
 @pytest.fixture(scope="module")
 def short_server(tmp_path_factory):
     """``fingerspell demo`` with one stream place and a 5 s time limit: its URL."""
-    import os
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    port = test_demo.free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
-               GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio-cache")))
-    url = f"http://127.0.0.1:{port}/"
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "demo", "--host", "127.0.0.1", "--port",
-                                 str(port), "--max-streams", "1", "--time-limit", "5"],
-                                cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
-        try:
-            test_demo.wait_until_serving(url, proc, log)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with test_demo.served_demo(tmp_path_factory.mktemp("gradio-cache"), "--max-streams", "1",
+                               "--time-limit", "5") as server:
+        yield server.url
 
 
 def press(cam, now: str) -> None:
@@ -347,12 +326,18 @@ def press(cam, now: str) -> None:
 LATENCY = "(document.querySelector('#fs-latency')?.innerText || '')"
 
 
-def test_browser_record_at_once_after_stop_at_the_time_limit_goes_on(browser, short_server):
+def recording(browser, url: str, camera: str = "#fs-cam"):
+    """A new page of the demo with ``camera``'s webcam turned on and recording: (page, camera locator)."""
     page = browser.new_page()
-    page.goto(short_server)
-    cam = page.locator("#fs-cam")
+    page.goto(url)
+    cam = page.locator(camera)
     cam.get_by_text("Click to Access Webcam").click()
     press(cam, "start recording")
+    return page, cam
+
+
+def test_browser_record_at_once_after_stop_at_the_time_limit_goes_on(browser, short_server):
+    page, cam = recording(browser, short_server)
     page.wait_for_function(f"() => {LATENCY}.includes('reached its 5 seconds limit')", timeout=60_000)
     press(cam, "stop recording")
     press(cam, "start recording")  # at once: the page turns the camera back on by itself
@@ -365,11 +350,7 @@ def test_browser_record_at_once_after_stop_at_the_time_limit_goes_on(browser, sh
 def test_browser_a_stream_stops_when_its_tab_is_left_and_gives_its_place_to_the_other(browser, short_server):
     """One stream place: the Live tab's stream, left running when the user goes to Calibrate, held it (and the CPU),
     so the calibration waited in the queue."""
-    page = browser.new_page()
-    page.goto(short_server)
-    cam = page.locator("#fs-cam")
-    cam.get_by_text("Click to Access Webcam").click()
-    press(cam, "start recording")
+    page, cam = recording(browser, short_server)
     page.wait_for_function(f"() => {LATENCY}.includes(' processed')", timeout=60_000)
     page.get_by_role("tab", name="Calibrate").click()
     page.wait_for_function("() => !document.querySelector('#fs-cam [title=\"stop recording\"]')", timeout=3_000)
