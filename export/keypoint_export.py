@@ -66,7 +66,8 @@ def write_tuning(model, model_pt: Path, folder: Path, sample: np.ndarray) -> dic
     :mod:`realtime.personal_tuning`) and its manifest entry; None for a run that kept no exemplar bank."""
     import torch
 
-    from realtime.personal_tuning import TUNING_FILE, Tuning, fold_batchnorm
+    from realtime.personal_tuning import TUNING_FILE, Tuning
+    from training.keypoint_model import fold_batchnorm
     from training.train_keypoints import load_exemplars
 
     bank = load_exemplars(model_pt)

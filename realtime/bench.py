@@ -61,6 +61,8 @@ def _describe(classifier) -> str:
     said = []
     for part in parts or [classifier]:
         said += [obj.describe() for obj in (getattr(part, "backend", None), part) if hasattr(obj, "describe")][:1]
+    if getattr(classifier, "tuned", None) is not None:  # a tuned profile's network replaces the keypoint model's run
+        said.append("keypoint network tuned by the profile, in numpy (the backend above is not used for it)")
     return "; ".join(said) or "?"
 
 

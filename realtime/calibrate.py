@@ -10,16 +10,17 @@
   not recorded again under the next letter;
 - ``redo()`` clears the current letter, ``skip()`` leaves it uncalibrated, ``back()`` returns to the previous one.
 
-:func:`calibrate_images` records from a folder of the person's own photos (``LABEL/file``) instead.
+:func:`calibrate_images` records from a folder of the person's own photos (``LABEL/file``) instead, and
+:func:`self_check` checks a recording when it is done: which letters are worth recording again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from realtime.calibration import Profile, make_profile
+from realtime.calibration import CalibratedClassifier, Profile, make_profile
 from realtime.crops import input_to_crops
 from realtime.manifest import NO_LETTER
 
@@ -195,10 +196,6 @@ def self_check(classifier, profile: Profile, folds: int = 5) -> dict:
 
     Returns {"read": n right, "samples": n, "letters": {letter: (right, samples, {read as: n})}}; letters with one
     sample are read by a profile without that letter (the model's own reading)."""
-    from dataclasses import replace
-
-    from realtime.calibration import CalibratedClassifier
-
     keypoints = getattr(classifier, "keypoints", classifier)
     labels = list(profile.sample_labels)
     fold = np.zeros(len(labels), np.int64)
@@ -211,7 +208,7 @@ def self_check(classifier, profile: Profile, folds: int = 5) -> dict:
     for k in range(min(folds, max(seen.values(), default=0))):
         test, keep = np.flatnonzero(fold == k), np.flatnonzero(fold != k)
         part = replace(profile, samples=profile.samples[keep], sample_labels=[labels[i] for i in keep], crops=None)
-        reader = CalibratedClassifier(keypoints, part) if len(keep) else keypoints
+        reader = CalibratedClassifier(keypoints, part, cache_tuning=False) if len(keep) else keypoints
         probs = np.atleast_2d(reader(profile.samples[test]))
         for i, p in zip(test, probs):
             read_as = keypoints.labels[int(np.argmax(p))]
@@ -229,13 +226,14 @@ def describe_check(check: dict, worst: int = 5) -> str:
     """One line: the share of the samples read right, and the letters worth recording again."""
     if not check["samples"]:
         return "no samples to check"
-    weak = sorted(((r / n, l, r, n, confused) for l, (r, n, confused) in check["letters"].items() if r < n))[:worst]
+    weak = sorted((right / n, letter, right, n, read_as) for letter, (right, n, read_as) in check["letters"].items()
+                  if right < n)[:worst]
     text = (f"self-check (each sample read by a profile made without it): {check['read']}/{check['samples']} "
             f"read right ({check['read'] / check['samples']:.0%})")
     if weak:
         text += "; worth recording again: " + ", ".join(
-            f"{l} {r}/{n} (read as {', '.join(k for k, _ in sorted(c.items(), key=lambda kv: -kv[1]))})"
-            for _, l, r, n, c in weak)
+            f"{letter} {right}/{n} (read as {', '.join(sorted(read_as, key=lambda other: -read_as[other]))})"
+            for _, letter, right, n, read_as in weak)
     return text
 
 

@@ -1,20 +1,21 @@
 """Personal calibration: a few samples of each letter from one person make the recognizer read that person.
 
 A :class:`Profile` belongs to one model (its name, sha256 and labels are recorded and checked) and holds the
-person's samples as the model's input features, with the letter each one means. At load time the profile is
-fitted to the model (milliseconds on a CPU): the samples' *embeddings* are the model's penultimate activations
-(its ``embedding`` output), standardised by the samples' own spread, and the adaptation (chosen on the
-calibration protocol, docs/calibration.md, against prototypes and the input features) is
+person's samples as the model's input features, with the letter each one means. The adaptation is derived from the
+samples when the profile is loaded (:class:`CalibratedClassifier`); the one chosen on the calibration protocol
+(docs/calibration.md), ``tuned+knn``, has two parts:
 
-    logits = log p_model(x) + alpha * (nearest-neighbour similarity of x's embedding to each calibrated letter's)
+- the model's own layers are tuned to the samples (:mod:`realtime.personal_tuning`: about half a second in numpy,
+  from the ``tuning.npz`` the model ships), and the tuned network reads every frame in place of the ONNX one;
+- on top of its reading, a nearest-neighbour term on its *embedding* (penultimate activations, standardised by
+  the samples' own spread):
 
-i.e. the model's own reading, nudged towards the letters whose samples this hand resembles most. A letter
-without samples keeps the model's reading alone; a letter signed in a person's own variant (a handshape the
+    logits = log p(x) + alpha * (similarity of x's embedding to the nearest sample of each calibrated letter)
+
+A letter without samples keeps the model's reading; a letter signed in a person's own variant (a handshape the
 training data never showed for it) is read from its samples, because the similarity term can outvote the model.
-
-A ``tuned+knn`` profile first tunes the model's own layers to the samples (:mod:`realtime.personal_tuning`, about a
-second, in numpy, from the ``tuning.npz`` its model ships) and then applies the same kNN term on the tuned model's
-embedding; the tuned network reads every frame in place of the ONNX one (a few hundredths of a millisecond).
+``knn`` (the same term on the untuned model, milliseconds to fit) is what profiles made before tuning existed use,
+and what a model without a tuning file gets; ``prototype``, ``head`` and ``knn+head`` remain for the protocol.
 
 A profile recorded with ``--classifier fused`` also keeps each sample's hand crop. With the fused classifier, the
 image model's embedding of those crops adds a second similarity term of the same kind: the appearance of the
@@ -29,6 +30,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +38,13 @@ from pathlib import Path
 import numpy as np
 
 from realtime.crops import crops_to_input  # the image classifiers' input, from the profile's crops
-from realtime.personal_tuning import MAX_LEARNING_RATE, MAX_STEPS
+from realtime.personal_tuning import LEARNING_RATE, MAX_LEARNING_RATE, MAX_STEPS, STEPS, Tuning, TuningError, tune
 
 PROFILE_FORMAT = 1
 METHODS = ("knn", "prototype", "head", "knn+head", "tuned+knn")
 SPACES = ("embedding", "input")
 # chosen on the calibration protocol (docs/calibration.md): the model's layers tuned to the samples, then kNN on the
-# tuned embedding (over 16 people at K=5, 0.8 points above kNN alone, which had beaten prototypes, the input features
+# tuned embedding (over 16 people at K=5, 0.9 points above kNN alone, which had beaten prototypes, the input features
 # and a fitted head)
 SHIPPED_METHOD = "tuned+knn"
 
@@ -69,8 +71,8 @@ class Profile:
     space: str = "embedding"  # compare in the model's penultimate activations ("embedding") or its "input" features
     l2: float = 0.05  # the 'head' methods: weight decay of the fitted correction
     # 'tuned+knn': Adam steps and learning rate of the tuning (recorded, so that a profile always means the same)
-    tune_steps: int = 150
-    tune_lr: float = 1e-3
+    tune_steps: int = STEPS
+    tune_lr: float = LEARNING_RATE
     # the samples' hand crops (N, S, S, 3) uint8 RGB, recorded with --classifier fused, and the image model they are
     # for; image_alpha / image_temperature: the image similarity term (docs/calibration.md, fused)
     crops: np.ndarray | None = None
@@ -327,11 +329,13 @@ class Adapter:
 
 
 
+_TUNED: dict = {}  # the last few tuned networks, by model, samples and settings
+_TUNED_LOCK = threading.Lock()
+
+
 def model_tuning(keypoints):
     """The tuning file a keypoint classifier's folder ships (:class:`realtime.personal_tuning.Tuning`), checked
     against its manifest; ProfileError saying why where there is none or it cannot be used."""
-    from realtime.personal_tuning import Tuning, TuningError
-
     name = keypoints.manifest.name
     entry = (getattr(keypoints.manifest, "raw", None) or {}).get("tuning")
     folder = getattr(keypoints, "folder", None)
@@ -349,10 +353,10 @@ def model_tuning(keypoints):
     return tuning
 
 
-def tuned_model(keypoints, profile: Profile):
-    """The keypoint classifier's network tuned to the profile's samples (:mod:`realtime.personal_tuning`)."""
-    from realtime.personal_tuning import tune
-
+def tuned_model(keypoints, profile: Profile, cache: bool = True):
+    """The keypoint classifier's network tuned to the profile's samples (:mod:`realtime.personal_tuning`);
+    ``cache``: kept among the last few (a profile applied again, as the demo does when it rebuilds its recognizer, is
+    not tuned again), off for one-off networks such as the self-check's folds."""
     try:
         tuning = model_tuning(keypoints)
     except ProfileError as e:
@@ -360,7 +364,10 @@ def tuned_model(keypoints, profile: Profile):
     ids = np.array([profile.labels.index(l) for l in profile.sample_labels], np.int64)
     key = hashlib.sha256(b"".join([tuning.sha256.encode(), np.ascontiguousarray(profile.samples).tobytes(),
                                    ids.tobytes(), repr((profile.tune_steps, profile.tune_lr)).encode()])).hexdigest()
-    with _TUNED_LOCK:  # deterministic, so a profile applied again (the demo rebuilds its recognizer) is not redone
+    if not cache:
+        return tune(tuning.base, profile.samples, ids, tuning.bank_x, tuning.bank_y, profile.tune_steps,
+                    profile.tune_lr)
+    with _TUNED_LOCK:  # deterministic, so the same key always gives the same network
         if key not in _TUNED:
             if len(_TUNED) >= 8:
                 _TUNED.pop(next(iter(_TUNED)))
@@ -369,8 +376,6 @@ def tuned_model(keypoints, profile: Profile):
         return _TUNED[key]
 
 
-_TUNED: dict = {}  # the last few tuned networks, by model, samples and settings
-_TUNED_LOCK = threading.Lock()
 
 
 def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta: dict | None = None,
@@ -392,8 +397,6 @@ def make_profile(classifier, samples: np.ndarray, sample_labels: list[str], meta
         try:
             model_tuning(classifier)
         except ProfileError as e:  # said, and the profile still made: kNN needs nothing but the model
-            import sys
-
             method = "knn"
             if "tuning" in (getattr(m, "raw", None) or {}):  # a damaged or missing file, not an older model
                 print(f"warning: {e}; this profile uses kNN alone", file=sys.stderr)
@@ -424,7 +427,7 @@ class CalibratedClassifier:
     Wraps a keypoint classifier (or a fused one: the profile adapts its keypoint part's reading of the features).
     """
 
-    def __init__(self, classifier, profile: Profile | str | os.PathLike):
+    def __init__(self, classifier, profile: Profile | str | os.PathLike, cache_tuning: bool = True):
         profile = profile if isinstance(profile, Profile) else Profile.load(profile)
         kp = getattr(classifier, "keypoints", classifier)  # FusedClassifier: its keypoint model
         manifest = getattr(kp, "manifest", None)
@@ -445,7 +448,7 @@ class CalibratedClassifier:
                                "profile with --classifier fused")
         self.tuned = None
         if "tuned" in profile.method and len(profile.samples):  # the model's layers, tuned to this person
-            self.tuned = tuned_model(kp, profile)
+            self.tuned = tuned_model(kp, profile, cache_tuning)
             self._embed = self.tuned.probs_and_embedding
         refs, sample_probs = profile.samples, None
         if len(profile.samples):

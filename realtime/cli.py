@@ -384,7 +384,8 @@ def cmd_models(args) -> int:
                     verify_sha256(weights_dir() / name / m["tuning"]["file"], m["tuning"].get("sha256"))
                     tuning = "  personal tuning"
                 except (ModelError, OSError):
-                    tuning = f"  ({m['tuning']['file']} missing or damaged: its profiles will be refused)"
+                    tuning = (f"  ({m['tuning']['file']} missing or damaged: tuned profiles will be refused, new "
+                              "profiles use kNN)")
             print(f"{name:<18}{len(m['labels']):>3} labels  {inputs}  accuracy {held_out_accuracy(m)}{tuning}")
         except (OSError, ValueError, KeyError, TypeError, IndexError) as e:  # one broken folder: said, the rest listed
             print(f"{name:<18}unreadable manifest ({type(e).__name__}: {e})")

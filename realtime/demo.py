@@ -260,8 +260,9 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
             gr.Markdown(f"<small>{max_streams} webcam stream{'s' if max_streams > 1 else ''} at a time: anyone "
                         f"else waits in a queue and sees their place in it and the expected wait (in seconds) on "
                         f"the recognised image. A stream "
-                        f"stops after {duration_words(time_limit)} (the time it waited is not counted), and when you "
-                        f"switch to another tab: press Stop, then Record to go on.</small>")
+                        f"stops after {duration_words(time_limit)} (the time it waited is not counted: press Stop, then "
+                        f"Record to go on) and when you switch to another tab (press Record when you are back)."
+                        f"</small>")
             stamp = gr.Textbox(elem_id="fs-stamp", elem_classes=["fs-hidden"], show_label=False, container=False)
             echo = gr.Textbox(elem_id="fs-echo", elem_classes=["fs-hidden"], show_label=False, container=False)
         with gr.Tab("Calibrate", id="calibrate"):

@@ -216,14 +216,20 @@ def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, h
             why = stream_error(session, e, "What was recorded is kept.").replace("**", "")
             return gr.skip(), calibration_html(session, model, t, why), gr.skip(), gr.skip(), session
         session.server_ms.append((session.clock() - t) * 1000)  # this stream's load (StreamCapacity)
-        note = ("All letters done: this tab's live recognition now uses the profile. Download it below."
-                if cal.done and session.profile is not None else session.calibration_notice(t))
+        note = ("All letters done: this tab's live recognition now uses the profile. Download it below. "
+                + check_sentence(session) if cal.done and session.profile is not None else session.calibration_notice(t))
         return shown, calibration_html(session, model, t, note), path or gr.skip(), profile_markdown(session), session
     finally:
         session.lock.release()
 
 
 CALIBRATION_ACTIONS = ("redo", "skip", "back", "finish", "restart")
+
+
+def check_sentence(session: LiveSession) -> str:
+    """The last Finish's self-check as a sentence of the panel (empty when there is none)."""
+    check = session.calibration_check.rstrip(".")
+    return f"{check[:1].upper()}{check[1:]}." if check else ""
 
 
 def calibration_action(action: str, session: LiveSession | None, model: str, hand: str, per_letter=5,
@@ -254,9 +260,8 @@ def calibration_action(action: str, session: LiveSession | None, model: str, han
         past_recorded(cal)
         if action == "finish" or (cal.done and not was_done):
             path = session.finish_calibration()
-            note = (f"The profile is made: this tab's live recognition now uses it. Download it below. "
-                    f"{session.calibration_check[:1].upper()}{session.calibration_check[1:]}." if path else
-                    "Nothing recorded yet: sign at least one letter before Finish.")
+            note = ("The profile is made: this tab's live recognition now uses it. Download it below. "
+                    + check_sentence(session) if path else "Nothing recorded yet: sign at least one letter before Finish.")
         elif action == "restart":
             note = "Started over."
     return calibration_html(session, model, t, note), path or gr.skip(), profile_markdown(session), session

@@ -4,7 +4,7 @@ Why: the ``knn`` profile adds a bonus for letters whose samples a frame resemble
 near the samples; tuning the network moves its boundaries as well. On the calibration protocol
 (docs/calibration.md) tuning and then the same kNN on the tuned network's embedding is the best method.
 
-It runs where a profile is loaded, in numpy (the runtime has no torch), in about a second, from ``tuning.npz``
+It runs where a profile is loaded, in numpy (the runtime has no torch), in about half a second, from ``tuning.npz``
 beside the model: the model's weights (BatchNorm folded into the first layer) and a small *exemplar bank* (input
 features of a few training hands per label, in the views the model learned from). The bank is replayed beside the
 person's samples at every step, so that the letters they signed differently do not pull the others along.
@@ -13,6 +13,8 @@ Without it the tuned model forgot the training hands and lost 3 points on the li
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ EXEMPLARS_PER_LABEL = 20
 
 
 class TuningError(ValueError):
-    """A tuning file that is missing, damaged or made for another model."""
+    """A tuning file that is missing, damaged, or whose arrays do not fit together."""
 
 
 @dataclass
@@ -122,9 +124,15 @@ class Tuning:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        with open(path, "wb") as f:
-            np.savez_compressed(f, **{n: p.astype(np.float32) for n, p in zip(MLP.NAMES, self.base.params())},
-                                bank_x=self.bank_x.astype(np.float16), bank_y=self.bank_y.astype(np.int16))
+        tmp = path.with_name(path.name + ".tmp")
+        try:  # whole or not at all
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **{n: p.astype(np.float32) for n, p in zip(MLP.NAMES, self.base.params())},
+                                    bank_x=self.bank_x.astype(np.float16), bank_y=self.bank_y.astype(np.int16))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod
@@ -140,8 +148,6 @@ class Tuning:
             raise TuningError(f"{path}: sha256 differs from the manifest's: the file was changed or damaged; "
                               "export the model again")
         try:
-            import io
-
             with np.load(io.BytesIO(raw)) as z:
                 base = MLP(*[z[n].astype(np.float64) for n in MLP.NAMES])
                 bank_x, bank_y = z["bank_x"].astype(np.float64), z["bank_y"].astype(np.int64)
@@ -153,16 +159,3 @@ class Tuning:
         if not all(dims):
             raise TuningError(f"{path}: its arrays do not fit together (layer sizes, bank features or labels)")
         return cls(base, bank_x, bank_y, digest)
-
-
-def fold_batchnorm(model) -> MLP:
-    """A trained :class:`training.keypoint_model.KeypointClassifier` (torch, eval mode) -> :class:`MLP`."""
-    bn = model.norm
-    scale = (bn.weight / (bn.running_var + bn.eps).sqrt()).detach().double().numpy()
-    shift = (bn.bias.detach().double() - bn.running_mean.double() * (bn.weight / (bn.running_var + bn.eps).sqrt()
-                                                                     ).detach().double()).numpy()
-    w1 = model.fc1.weight.detach().double().numpy().T  # (dim, hidden0)
-    b1 = model.fc1.bias.detach().double().numpy()
-    return MLP(scale[:, None] * w1, shift @ w1 + b1, model.fc2.weight.detach().double().numpy().T,
-               model.fc2.bias.detach().double().numpy(), model.fc3.weight.detach().double().numpy().T,
-               model.fc3.bias.detach().double().numpy())

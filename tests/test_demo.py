@@ -383,6 +383,7 @@ def test_calibrate_tab_records_redoes_goes_back_skips_and_the_live_tab_uses_the_
     calibrate(session, clock, w, lambda c: c.letter == "Y")
     panel, path, line, _ = act("skip")  # Y skipped: every letter is done, the profile is made
     assert "All letters done" not in panel and "The profile is made" in panel
+    assert "Self-check (each sample read by a profile made without it): 2/2 read right" in panel
     profile = Profile.load(path)
     assert profile.model == "asl-letters" and profile.counts()["W"] == 2 and profile.calibrated == ["W"]
     assert "calibrated for this tab: 1 letter** (W)" in line

@@ -15,6 +15,9 @@ finger out), which no training K shows; after calibration that shape must read a
 embedding alone (what a keypoint profile does) or by the keypoint and the image embedding together (a profile
 with the hand crops of its samples).
 
+*Tuned* (``tuned+knn``, the shipped method): the held-out model's layers tuned to the samples with the exemplar bank
+its run keeps (:func:`cell_tuning`), then kNN on the tuned embedding, as a profile does when it is loaded.
+
     fingerspell train calibration --doc docs/calibration.md --image-models lis-letters-image,DIR
 """
 from __future__ import annotations
@@ -25,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.calibration import SHIPPED_METHOD as SHIPPED, Adapter, Profile, in_batches
-from realtime.personal_tuning import tune
+from realtime.calibration import SHIPPED_METHOD as SHIPPED_KEY, Adapter, Profile, in_batches
+from realtime.personal_tuning import Tuning, tune
 from training.experiments import PRESETS
 from training.new_people import LIS_SIGNERS, TorchModel
 from training.train_keypoints import NO_LETTER
@@ -140,7 +143,7 @@ def cell_tuning(person: Person, runs: Path, datasets_root: str | Path, model: To
     """What the held-out model's exported folder would ship for personal tuning: its weights and the exemplar bank
     its run keeps (made again from the run's own training data for runs trained before the bank was kept; the same
     rows and views, since the bank has its own seeded generator)."""
-    from realtime.personal_tuning import Tuning, fold_batchnorm
+    from training.keypoint_model import fold_batchnorm
     from training.new_people import PROTOCOLS, cell_config
     from training.train_keypoints import exemplar_bank, load_exemplars, prepare_data
 
@@ -210,14 +213,21 @@ def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: b
     return rows
 
 
+# shown beside the shipped method in the one-camera table: kNN alone (shipped before tuning) and the best method
+# on one camera before tuning (kNN on the input features)
+COMPARED = ("knn, embedding, alpha 24, T 0.25", "knn, input, alpha 48, T 0.25")
+
+
 def camera_calibration_table(rows: list[dict], mixed: list[dict]) -> str:
     """Markdown: the lis signers calibrated and tested on one camera, beside the same signers with the cameras
-    mixed (``mixed``: run_person's rows); uncalibrated, the shipped method and the best of each protocol at K=5."""
+    mixed (``mixed``: run_person's rows); uncalibrated, the shipped method, the best of each protocol at K=5, and
+    the methods the README weighs against them (:data:`COMPARED`)."""
     from training.new_people import LIS_VIEWS
 
     protocols = {"one camera": rows, "cameras mixed": mixed}
     best = {name: best_method([{**r, "variant": False} for r in rs]) for name, rs in protocols.items()}
-    methods = list(dict.fromkeys(("uncalibrated", SHIPPED_METHOD, *best.values())))
+    present = {r["method"] for r in rows}
+    methods = [m for m in dict.fromkeys(("uncalibrated", *COMPARED, SHIPPED_METHOD, *best.values())) if m in present]
     per = {name: _per_person(rs) for name, rs in protocols.items()}  # (method, K, person) -> mean over seeds, cameras
     per_view = {view: _per_person([r for r in rows if r.get("camera") == view]) for view in LIS_VIEWS}
 
@@ -324,7 +334,8 @@ def run_person_fused(signer: str, im, runs: Path, datasets_root: str | Path, cac
             rows.append({**base, "method": name, "accuracy": score(q)})
         # a tuned profile: the keypoint network tuned to the samples reads the frames, then the same kNN terms
         p_t, h_t = tune(tuning.base, x[cal], ids[cal], tuning.bank_x, tuning.bank_y).probs_and_embedding(x)
-        q = Adapter(h_t[cal], list(truth[cal]), model.labels)(fused((p_t, p_im))[test], h_t[test])
+        q = Adapter(h_t[cal], list(truth[cal]), model.labels, alpha=24, temperature=0.25)(fused((p_t, p_im))[test],
+                                                                                            h_t[test])
         rows.append({**base, "method": TUNED_FUSED[0], "accuracy": score(q)})
         q = Adapter(e_im[cal], list(truth[cal]), model.labels, alpha=12, temperature=0.25)(q, e_im[test])
         rows.append({**base, "method": TUNED_FUSED[1], "accuracy": score(q)})
@@ -424,7 +435,7 @@ def run_calibration(runs: str | Path, datasets_root: str | Path, out: str | Path
 
 # what realtime/calibration.py does (a profile's defaults), named as in METHODS: the row shown per person and plotted
 _P = {f.name: f.default for f in fields(Profile)}
-SHIPPED_METHOD = f"{SHIPPED}, {_P['space']}, alpha {_P['alpha']:g}, T {_P['temperature']:g}"
+SHIPPED_METHOD = f"{SHIPPED_KEY}, {_P['space']}, alpha {_P['alpha']:g}, T {_P['temperature']:g}"
 
 
 def best_method(rows: list[dict]) -> str:

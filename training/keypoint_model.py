@@ -48,3 +48,19 @@ class WithSoftmax(nn.Module):
             return torch.softmax(self.model(features), dim=-1)
         h = self.model.embed(features)
         return torch.softmax(self.model.fc3(h), dim=-1), h
+
+
+def fold_batchnorm(model: KeypointClassifier):
+    """A trained :class:`KeypointClassifier` (eval mode) -> the same network as numpy arrays
+    (:class:`realtime.personal_tuning.MLP`, which personal tuning tunes), its input BatchNorm folded into fc1."""
+    from realtime.personal_tuning import MLP
+
+    bn = model.norm
+    scale_t = (bn.weight / (bn.running_var + bn.eps).sqrt()).detach().double()
+    scale = scale_t.numpy()
+    shift = (bn.bias.detach().double() - bn.running_mean.double() * scale_t).numpy()
+    w1 = model.fc1.weight.detach().double().numpy().T  # (dim, hidden0)
+    b1 = model.fc1.bias.detach().double().numpy()
+    return MLP(scale[:, None] * w1, shift @ w1 + b1, model.fc2.weight.detach().double().numpy().T,
+               model.fc2.bias.detach().double().numpy(), model.fc3.weight.detach().double().numpy().T,
+               model.fc3.bias.detach().double().numpy())
