@@ -145,6 +145,9 @@ def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, 
     return Settings(model, hand, hold_s, min_confidence, hands)
 
 
+RETRY_BUILD_S = 5.0  # a recognizer that failed to build is tried again for the same settings after this long
+
+
 def make_recognizer(settings: Settings, static: bool = False):
     """The pipeline for these settings; ``static`` uses the photo detectors (no tracking between frames)."""
     import gradio as gr
@@ -216,6 +219,7 @@ class LiveSession:
         self._kept_text = ""  # the text while the recognizer is released (an idle tab, release_if_idle)
         self.restarted = False  # the recognizer was released while idle and rebuilt: the page says the text was kept
         self.calibration_check = ""  # the last Finish's self-check (realtime.calibrate.self_check), for the panel
+        self._failed_build = None  # (settings, when, error) of the last recognizer that could not be built
         _SESSIONS.add(self)
 
     def configure(self, settings: Settings):
@@ -223,9 +227,17 @@ class LiveSession:
         and a profile that fits the new model), else tuned."""
         if self.rec is None or self.settings is None or (settings.model, settings.hand, settings.hands) != (
                 self.settings.model, self.settings.hand, self.settings.hands):
+            failed = self._failed_build
+            if failed is not None and failed[0] == settings and self.clock() - failed[1] < RETRY_BUILD_S:
+                raise failed[2]  # the same settings failed a moment ago: said again, not rebuilt every frame
             text = self.text
             self._close_rec()
-            self.rec = make_recognizer(settings)
+            try:
+                self.rec = make_recognizer(settings)
+            except Exception as e:
+                self._failed_build = (settings, self.clock(), e)
+                raise
+            self._failed_build = None
             if hasattr(self.rec.speller, "resume"):  # the letter still held is not typed again
                 self.rec.speller.resume(text)
             else:  # the sequence reader

@@ -256,6 +256,43 @@ def test_an_error_in_a_stream_is_said_in_the_status_text_and_the_stream_goes_on(
         session.close()
 
 
+def test_a_recognizer_that_cannot_be_built_is_not_rebuilt_every_frame(monkeypatch):
+    """A model that fails to load fails every frame of the stream: said each time, built again only after
+    RETRY_BUILD_S or when the settings change, and the text is kept throughout."""
+    from realtime import demo_session
+    from realtime.demo_session import RETRY_BUILD_S, LiveSession, check_settings
+
+    clock = FakeClock()
+    session = LiveSession(clock=clock)
+    built = []
+    real_build = demo_session.make_recognizer
+
+    def failing(settings, static=False):
+        built.append(settings.model)
+        if settings.hand == "left":
+            raise gr.Error("Cannot load model asl-letters: damaged")
+        return real_build(settings, static)
+
+    monkeypatch.setattr(demo_session, "make_recognizer", failing)
+    try:
+        session.configure(check_settings("asl-letters", "any", 0.5, 0.6))
+        session.rec.speller.text = "AB"
+        bad = check_settings("asl-letters", "left", 0.5, 0.6)
+        for _ in range(3):
+            with pytest.raises(gr.Error, match="damaged"):
+                session.configure(bad)
+            clock.t += 0.1
+        assert len(built) == 2  # the good one, then the failing one once
+        clock.t += RETRY_BUILD_S
+        with pytest.raises(gr.Error, match="damaged"):
+            session.configure(bad)
+        assert len(built) == 3
+        session.configure(check_settings("asl-letters", "any", 0.5, 0.6))  # back to what works
+        assert len(built) == 4 and session.text == "AB"
+    finally:
+        session.close()
+
+
 def test_changing_calibration_settings_keeps_the_samples_recorded():
     from realtime.demo_calibration import calibrate_frame, calibration_action
     from realtime.demo_session import LiveSession
