@@ -389,7 +389,9 @@ class LiveSession:
         webcam stream (one ran 45 s of 20), so it is counted here: the seconds the stream ran, not those it waited
         for room (wait_frame) or went without frames (queued by Gradio again after its own limit). A new stream starts
         when the page's Record count ``stream`` changes, however soon after Stop; without one (an API client), after
-        a pause of RESTART_GAP_S. A stream that goes on sending stays over its time, after any gap."""
+        a pause of RESTART_GAP_S. A stream that goes on sending stays over its time, after any gap. A count of "0"
+        means the page never saw its Record button (Gradio's markup changed): then the pause decides, as without one."""
+        stream = None if stream == "0" else stream
         gap = None if self._last_frame is None else now - self._last_frame
         if gap is None or (stream != self._stream_no if stream is not None else gap > RESTART_GAP_S):
             self._stream_start, self.ran_s = now, 0.0

@@ -256,6 +256,22 @@ def test_an_error_in_a_stream_is_said_in_the_status_text_and_the_stream_goes_on(
         session.close()
 
 
+def test_a_page_that_never_saw_its_record_button_falls_back_to_the_pause_rule():
+    """The page counts Record presses by Gradio's button markup; if that changes the count stays "0", which must
+    not leave a stream past its limit stopped for good: a pause starts a new stream again, as without a count."""
+    from realtime.demo_session import RESTART_GAP_S, LiveSession
+
+    clock = FakeClock()
+    session = LiveSession(clock=clock)
+    for _ in range(60):  # 6 s of a 5 s limit
+        over = session.over_time(clock(), 5.0, "0")
+        clock.t += 0.1
+    assert over
+    clock.t += RESTART_GAP_S + 1
+    assert not session.over_time(clock(), 5.0, "0")
+    session.close()
+
+
 def test_a_recognizer_that_cannot_be_built_is_not_rebuilt_every_frame(monkeypatch):
     """A model that fails to load fails every frame of the stream: said each time, built again only after
     RETRY_BUILD_S or when the settings change, and the text is kept throughout."""
