@@ -26,6 +26,24 @@ def test_shipped_sequence_model_matches_its_manifest():
     assert "sequence-compare --export-variant joint" in m.raw["training"]["command"]
 
 
+def test_shipped_lis_sequence_model_matches_its_manifest():
+    """The Italian reader: the 22 static LIS letters and a space (G, J, S, Z need motion no source here describes),
+    trained jointly on stitched and held-photo sequences without GIULIA and NOOR."""
+    from realtime.manifest import Manifest, sha256_file, weights_dir
+    from realtime.sequence_reader import SequenceReader
+    from training.train_keypoints import LIS_LETTERS
+
+    folder = weights_dir() / "lis-sequence"
+    m = Manifest.load(folder)
+    assert m.kind == "sequence-reader" and sha256_file(folder / m.file) == m.sha256
+    reader = SequenceReader("lis-sequence")
+    assert reader.classes == ["<blank>", *LIS_LETTERS, " "]
+    assert [d["kind"] for d in m.raw["training"]["data"]] == ["stitched-sequences", "held-photo-sequences"]
+    for data in m.raw["training"]["data"]:  # GIULIA is the test signer, NOOR chose the best epoch
+        assert "lis/ANTONIA" in data["dictionary"]["signers"]
+        assert not {"lis/GIULIA", "lis/NOOR"} & set(data["dictionary"]["signers"])
+
+
 def test_streaming_reads_each_frame_as_the_whole_sequence_would():
     """Frame by frame through the ONNX model's 63-frame window = the causal model run over the whole sequence."""
     from realtime.features import FeatureSpec
@@ -112,3 +130,22 @@ def test_a_hand_missed_for_a_frame_or_two_does_not_type_the_held_letter_twice():
     for i, x in enumerate(frames):
         reader.update(x, i / 30)
     assert reader.text == "AA"  # the gaps of one and two frames bridged; three frames without a hand separate
+
+
+@pytest.mark.data
+def test_live_reads_an_italian_video_with_the_lis_sequence_reader(tmp_path):
+    """GIULIA, whom neither reader saw, spells LUCE from her front-camera photos (64x64 crops, so the full hand
+    model); the LIS sequence reader types it as it goes, the last letter included only in part: LUC."""
+    from helpers import write_spelling_video
+    from realtime.images import read_image
+
+    root = need_dataset("lis")
+    photo = {}
+    for r in manifest_rows(root):
+        if r["signer"] == "GIULIA" and "front" in r["path"]:
+            photo.setdefault(r["label"], root / r["path"])
+    write_spelling_video(tmp_path / "luce.mp4", [read_image(photo[c]) for c in "LUCE"])
+    r = run_cli("live", "--reader", "sequence", "--sequence-model", "lis-sequence", "--hands-model", "full",
+                "--source", str(tmp_path / "luce.mp4"), "--no-window")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().startswith("LUC"), r.stdout
