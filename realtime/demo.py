@@ -159,11 +159,13 @@ def reference_html(model: str) -> str:
         more += "<p>It also knows hands that spell nothing (other hand signs, such as some digits): those are never typed.</p>"
     missing = "".join(c for c in ALPHABET if c not in labels)
     note = (f"<p>{model} reads {len(labels)} letters. Not read: {', '.join(missing)}"
-            " (J and Z are movements, not hand shapes).</p>" if missing else "")
+            " (in this alphabet they are movements, not hand shapes).</p>" if missing else "")
     if m.get("kind") == "sequence-reader":
         trained = ("synthetic stitched sequences only" if (m.get("training") or {}).get("synthetic_only", True) else
                    "synthetic stitched motion and real hands held still, never on real fingerspelling video")
-        note += ("<p>A sequence model types letters as it recognises them in the motion, J and Z included, with no "
+        motion = " and ".join(c for c in ("J", "Z") if c in labels)
+        note += ("<p>A sequence model types letters as it recognises them in the motion"
+                 f"{f', {motion} included' if motion else ''}, with no "
                  f"hold. Experimental: trained on {trained}. The hold time and the confidence threshold are for the "
                  "letter models; this one types every letter it reads.</p>")
     photos = "".join(f'<figure><img src="data:image/jpeg;base64,{b64}" alt="{c}"><figcaption>{c}</figcaption></figure>'
