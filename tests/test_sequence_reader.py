@@ -149,3 +149,20 @@ def test_live_reads_an_italian_video_with_the_lis_sequence_reader(tmp_path):
                 "--source", str(tmp_path / "luce.mp4"), "--no-window")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().startswith("LUC"), r.stdout
+
+
+def test_eval_sequences_reads_a_set_with_the_readers_of_its_alphabet(tmp_path):
+    """An Italian stitched set is read by lis-letters and lis-sequence unless other models are named."""
+    from training.sequence_eval import evaluate_sequences
+    from training.stitching import LetterDictionary, write_set
+    from test_stitching import a_hand
+
+    letters = "ABCDE"
+    d = LetterDictionary("lis", {c: np.stack([a_hand(0.2 * i, seed=j) for j in range(2)]) for i, c in enumerate(letters)},
+                         {c: np.array(["s1", "s2"]) for c in letters})
+    write_set(tmp_path / "lis.npz", "lis", d, 2, progress=False)
+    m = evaluate_sequences(tmp_path / "lis.npz", ["letters", "sequence"], progress=False)
+    assert m["models"] == {"letters": "lis-letters", "sequence": "lis-sequence"}
+    assert m["readers"]["sequence"]["sequences"] == 2
+    m = evaluate_sequences(tmp_path / "lis.npz", ["sequence"], sequence_model="asl-sequence", progress=False)
+    assert m["models"]["sequence"] == "asl-sequence"

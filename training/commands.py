@@ -476,8 +476,10 @@ def register_eval(sub) -> None:
     es.add_argument("--data", required=True, help="stitched set (.npz)")
     es.add_argument("--readers", default="letters,sequence,sequence+lexicon",
                     help="comma-separated: letters, sequence, sequence+lexicon (needs --lexicon)")
-    es.add_argument("--model", help="keypoint model of the letter reader (default: asl-letters)")
-    es.add_argument("--sequence-model", help="sequence model (default: asl-sequence)")
+    es.add_argument("--model", help="keypoint model of the letter reader (default: the set's alphabet's, "
+                                    "asl-letters or lis-letters)")
+    es.add_argument("--sequence-model", help="sequence model (default: the set's alphabet's, asl-sequence or "
+                                             "lis-sequence)")
     es.add_argument("--lexicon", metavar="FILE", help="word list for the sequence+lexicon reader")
     es.add_argument("--limit", type=int_range(1), help="read only the first N sequences")
     es.add_argument("--json", metavar="OUT", help="also write the scores and examples as JSON")

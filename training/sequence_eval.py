@@ -67,6 +67,10 @@ def sequence_reader(model: str | None, lexicon: str | None):
     return read
 
 
+# alphabet -> (the letter reader's keypoint model, the sequence model): the shipped ones
+DEFAULT_READERS = {"asl": ("asl-letters", "asl-sequence"), "lis": ("lis-letters", "lis-sequence")}
+
+
 def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str | None = None,
                        sequence_model: str | None = None, lexicon: str | None = None, limit: int | None = None,
                        progress: bool = True) -> dict:
@@ -76,6 +80,11 @@ def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str |
         raise ValueError(f"unknown readers {unknown}; choose from {READERS_EVALUATED}")
     if "sequence+lexicon" in readers and not lexicon:
         raise ValueError("the sequence+lexicon reader needs --lexicon FILE")
+    manifest = Path(path).with_suffix(".json")
+    about = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    alphabet = about.get("alphabet", "asl")  # the readers of the set's alphabet unless others are named
+    model = model or DEFAULT_READERS.get(alphabet, DEFAULT_READERS["asl"])[0]
+    sequence_model = sequence_model or DEFAULT_READERS.get(alphabet, DEFAULT_READERS["asl"])[1]
     fns = {}
     for name in readers:
         if name == "letters":
@@ -87,8 +96,7 @@ def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str |
     for lm, det, t, text in tqdm(seqs, desc="read sequences", unit="seq", disable=not progress):
         for name, fn in fns.items():
             got[name].append((text, fn(lm, det, t)))
-    manifest = Path(path).with_suffix(".json")
-    about = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    return {"data": str(path), "synthetic": about.get("synthetic", True),
+    return {"data": str(path), "models": {"letters": model, "sequence": sequence_model},
+            "synthetic": about.get("synthetic", True),
             "what": about.get("what", "synthetic: stitched from real people's static hands"), "lexicon": lexicon,
             "readers": {name: {**score_texts(pairs), "examples": pairs[:5]} for name, pairs in got.items()}}
