@@ -134,8 +134,8 @@ class PipelineOptions:
         if self.lexicon and self.reader != "sequence":
             raise ValueError("--lexicon rescores the sequence reader's words: use it with --reader sequence")
         if self.reader == "sequence" and self.model:  # the letter classifier is not used: say so, not ignore it
-            raise ValueError(f"--reader sequence reads with its own model (--sequence-model, default asl-sequence), "
-                             f"not --model {self.model}")
+            raise ValueError(f"--reader sequence reads with its own model (--sequence-model, default asl-sequence; "
+                             f"for Italian lis-sequence), not --model {self.model}")
         if self.reader == "sequence" and self.static:
             raise ValueError("--reader sequence reads video (motion between frames), not independent photos")
         if self.profile is not None and (self.keypoints != "mediapipe" or self.classifier_kind == "image"):
