@@ -114,10 +114,12 @@ def model_choices() -> list[tuple[str, str]]:
             out.append((f"{name} ({len(set(m['labels']) - {NO_LETTER})} letters, keypoints and the hand crop, fused; "
                         "a profile calibrated here keeps the crops)", name))
             continue
+        letters = [l for l in m["labels"] if len(l) == 1 and l.isalpha()]  # not blank, space or none
+        motion = " and ".join(c for c in ("J", "Z") if c in letters)
         what = {"j2s": "J2S: image crop", "image-classifier": "image classifier on the hand crop",
-                "sequence-reader": "continuous: a sequence model, J and Z, no hold; experimental"}.get(
-            m.get("kind"), "MediaPipe keypoints")
-        out.append((f"{name} ({len(m['labels'])} letters, {what})", name))
+                "sequence-reader": f"continuous: a sequence model, {motion + ', ' if motion else ''}no hold; "
+                                   "experimental"}.get(m.get("kind"), "MediaPipe keypoints")
+        out.append((f"{name} ({len(letters)} letters, {what})", name))
     return out
 
 
