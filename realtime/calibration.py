@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.crops import crops_to_input  # the image classifiers' input, from the profile's crops
-from realtime.personal_tuning import LEARNING_RATE, MAX_LEARNING_RATE, MAX_STEPS, STEPS, Tuning, TuningError, tune
+from realtime.personal_tuning import LEARNING_RATE, MAX_LEARNING_RATE, MAX_STEPS, STEPS, Tuning, TuningError
 
 PROFILE_FORMAT = 1
 METHODS = ("knn", "prototype", "head", "knn+head", "tuned+knn")
@@ -362,17 +362,15 @@ def tuned_model(keypoints, profile: Profile, cache: bool = True):
     except ProfileError as e:
         raise ProfileError(f"this profile tunes the model ({profile.method}), but {e}") from e
     ids = np.array([profile.labels.index(l) for l in profile.sample_labels], np.int64)
+    if not cache:
+        return tuning.tune(profile.samples, ids, profile.tune_steps, profile.tune_lr)
     key = hashlib.sha256(b"".join([tuning.sha256.encode(), np.ascontiguousarray(profile.samples).tobytes(),
                                    ids.tobytes(), repr((profile.tune_steps, profile.tune_lr)).encode()])).hexdigest()
-    if not cache:
-        return tune(tuning.base, profile.samples, ids, tuning.bank_x, tuning.bank_y, profile.tune_steps,
-                    profile.tune_lr)
     with _TUNED_LOCK:  # deterministic, so the same key always gives the same network
         if key not in _TUNED:
             if len(_TUNED) >= 8:
                 _TUNED.pop(next(iter(_TUNED)))
-            _TUNED[key] = tune(tuning.base, profile.samples, ids, tuning.bank_x, tuning.bank_y, profile.tune_steps,
-                               profile.tune_lr)
+            _TUNED[key] = tuning.tune(profile.samples, ids, profile.tune_steps, profile.tune_lr)
         return _TUNED[key]
 
 

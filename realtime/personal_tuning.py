@@ -122,6 +122,10 @@ class Tuning:
     bank_y: np.ndarray
     sha256: str = ""  # of the file it was loaded from
 
+    def tune(self, samples: np.ndarray, sample_y: np.ndarray, steps: int = STEPS, lr: float = LEARNING_RATE) -> MLP:
+        """The network tuned to one person's samples with this bank replayed (:func:`tune`)."""
+        return tune(self.base, samples, sample_y, self.bank_x, self.bank_y, steps, lr)
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.calibration import SHIPPED_METHOD as SHIPPED_KEY, Adapter, Profile, in_batches
-from realtime.personal_tuning import Tuning, tune
+from realtime.personal_tuning import Tuning
 from training.experiments import PRESETS
 from training.new_people import LIS_SIGNERS, TorchModel
 from training.train_keypoints import NO_LETTER
@@ -204,7 +204,7 @@ def run_person(person: Person, runs: Path, datasets_root: str | Path, variant: b
         for name, space, kw in METHODS:
             pm, e = p, (x if space == "input" else h)
             if "tuned" in kw["method"]:  # as a profile does at load time: the network tuned, then kNN on it
-                pm, e = tune(tuning.base, x[cal], ids[cal], tuning.bank_x, tuning.bank_y).probs_and_embedding(x)
+                pm, e = tuning.tune(x[cal], ids[cal]).probs_and_embedding(x)
             ad = Adapter(e[cal], list(truth[cal]), model.labels, sample_probs=pm[cal], **kw)
             q = ad(pm[test], e[test])
             rows.append({**base, "method": name, "accuracy": _accuracy(q, model.labels, truth[test], det[test]),
@@ -333,7 +333,7 @@ def run_person_fused(signer: str, im, runs: Path, datasets_root: str | Path, cac
                             temperature=image[1])(q, e_im[test])
             rows.append({**base, "method": name, "accuracy": score(q)})
         # a tuned profile: the keypoint network tuned to the samples reads the frames, then the same kNN terms
-        p_t, h_t = tune(tuning.base, x[cal], ids[cal], tuning.bank_x, tuning.bank_y).probs_and_embedding(x)
+        p_t, h_t = tuning.tune(x[cal], ids[cal]).probs_and_embedding(x)
         q = Adapter(h_t[cal], list(truth[cal]), model.labels, alpha=24, temperature=0.25)(fused((p_t, p_im))[test],
                                                                                             h_t[test])
         rows.append({**base, "method": TUNED_FUSED[0], "accuracy": score(q)})

@@ -82,9 +82,8 @@ def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str |
         raise ValueError("the sequence+lexicon reader needs --lexicon FILE")
     manifest = Path(path).with_suffix(".json")
     about = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    alphabet = about.get("alphabet", "asl")  # the readers of the set's alphabet unless others are named
-    model = model or DEFAULT_READERS.get(alphabet, DEFAULT_READERS["asl"])[0]
-    sequence_model = sequence_model or DEFAULT_READERS.get(alphabet, DEFAULT_READERS["asl"])[1]
+    letters_default, sequence_default = DEFAULT_READERS.get(about.get("alphabet"), DEFAULT_READERS["asl"])
+    model, sequence_model = model or letters_default, sequence_model or sequence_default  # the set's alphabet's
     fns = {}
     for name in readers:
         if name == "letters":
