@@ -217,3 +217,53 @@ def test_regularisers_train_resume_and_leave_older_checkpoints_resumable(tmp_pat
     assert "group_head" in torch.load(tmp_path / "reg" / "checkpoint.pt", weights_only=False)
     s = train(reg, progress=False, data=data)  # resumes with the group head and its optimizer state
     assert s["test"]["accuracy"] > 0.9
+
+
+def test_unlabelled_adaptation_split_and_input_statistics():
+    import torch
+
+    from training.adaptation_experiments import adaptation_split, probabilities, restandardised
+    from training.keypoint_model import KeypointClassifier
+
+    labels = np.array(list("AAAABBBBBC"))
+    adapt, test = adaptation_split(labels, video=True)
+    assert list(adapt) == [0, 1, 4, 5] and list(test) == [2, 3, 6, 7, 8, 9]  # each letter's first half adapts
+    adapt, test = adaptation_split(labels, video=False)
+    assert len(adapt) == 5 and not set(adapt) & set(test) and sorted([*adapt, *test]) == list(range(10))
+
+    torch.manual_seed(0)
+    model = KeypointClassifier(6, 3).eval()
+    x = np.random.default_rng(0).normal(5.0, 3.0, (200, 6)).astype(np.float32)
+    assert np.allclose(probabilities(restandardised(model, x, 0.0), x), probabilities(model, x), atol=1e-6)
+    whole = restandardised(model, x, 1.0)
+    with torch.no_grad():
+        normed = ((torch.from_numpy(x) - whole.norm.running_mean) / (whole.norm.running_var + whole.norm.eps).sqrt())
+    assert np.allclose(normed.mean(0).numpy(), 0, atol=1e-4) and np.allclose(normed.std(0).numpy(), 1, atol=1e-2)
+    assert np.allclose(model.norm.running_mean.numpy(), 0)  # the shipped model itself is untouched
+
+
+def test_test_time_views_and_self_training_samples():
+    from training.adaptation_experiments import SELF_PER_LETTER, probabilities, self_training_samples, view_probabilities
+    from training.new_people import TorchModel
+
+    data = synthetic()
+    tm = TorchModel.__new__(TorchModel)  # a TorchModel around a freshly made network: no run folder needed
+    from realtime.features import FeatureSpec
+    from training.keypoint_model import KeypointClassifier
+
+    tm.spec, tm.labels = FeatureSpec(), list("ABC")
+    tm.model = KeypointClassifier(tm.spec.dim, 3).eval()
+    kp = data.kp.subset(np.arange(20))
+    x = kp.features(tm.spec)
+    assert np.allclose(view_probabilities(tm, kp, views=((0, 0, 0),)), probabilities(tm.model, x), atol=1e-5)
+    turned = view_probabilities(tm, kp)
+    assert turned.shape == (20, 3) and np.allclose(turned.sum(1), 1, atol=1e-5)
+
+    probs = np.zeros((40, 4))
+    probs[:, 0] = np.linspace(0.5, 1.0, 40)  # letter A, confidence rising
+    probs[:, 3] = 1 - probs[:, 0]
+    probs[30:, :] = 0
+    probs[30:, 3] = 1.0  # rows 30..39: read as the no-letter class, surely
+    chosen = self_training_samples(probs, ["A", "B", "C", "none"], np.arange(40))
+    assert len(chosen) <= SELF_PER_LETTER and (probs[chosen, 0] >= 0.9).all()
+    assert self_training_samples(probs, ["A", "B", "C", "none"], np.arange(30, 40)).size == 0  # no-letter is never a sample

@@ -83,6 +83,17 @@ def cmd_train_ensembles(args) -> int:
     return 0
 
 
+def cmd_train_adaptation(args) -> int:
+    from training.adaptation_experiments import run_adaptation
+
+    writable(args.doc)  # before minutes of work, not after
+    try:
+        run_adaptation(comma_list(args.recipes), datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs)
+    except ValueError as e:
+        return fail(str(e))
+    return 0
+
+
 def cmd_train_calibration(args) -> int:
     from training.calibration_experiments import run_calibration
 
@@ -332,6 +343,19 @@ def register(tsub) -> None:
     en.add_argument("--doc", default="docs/results-ensembles.md", help="markdown table to write")
     en.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
     en.set_defaults(func=cmd_train_ensembles)
+
+    ad = tsub.add_parser("adaptation", help="adapting to a new person from their unlabelled frames: input statistics, "
+                                            "test-time views, self-training",
+                         description="For each new-people protocol of the recipes (the model trained without those "
+                                     "people, as 'train results'), half of the held-out rows serve as unlabelled "
+                                     "frames to adapt on and the other half is tested, against the model as it is.",
+                         formatter_class=fmt)
+    ad.add_argument("--recipes", default="asl-v3,lis-v3", help="comma-separated recipes (default: %(default)s)")
+    ad.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
+    ad.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
+    ad.add_argument("--doc", default="docs/results-adaptation.md", help="markdown table to write")
+    ad.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
+    ad.set_defaults(func=cmd_train_adaptation)
 
     ca = tsub.add_parser("calibration", help="the calibration table: K = 1, 3, 5 samples per letter of each person",
                          description="For each massey and lis signer and each webcam landmark set: the shipped recipe "
