@@ -458,10 +458,8 @@ def cmd_calibrate(args) -> int:
         out = fallback
     print(f"profile for {profile.model}: {describe(profile)}")
     print(f"written to {out}; use it with --profile {out}")
-    try:
-        from realtime.classifier import OnnxClassifier
-
-        print(describe_check(self_check(OnnxClassifier(args.model), profile)))
+    try:  # the classifier the profile was made with (the default model when no --model was given)
+        print(describe_check(self_check(rec.classifier, profile)))
     except (ModelError, ProfileError, OSError, ValueError) as e:  # the profile is written: the check is extra
         print(f"self-check skipped: {e}", file=sys.stderr)
     return 0

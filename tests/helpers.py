@@ -78,6 +78,19 @@ def small_copy(src: Path, dst: Path, rows: list[dict]) -> Path:
     return dst
 
 
+def own_photos(dst: Path, letters: str = "ABC", per_letter: int = 2, signer: str = "hand1") -> Path:
+    """A person's own calibration folder as ``calibrate --data`` takes it: LABEL/file, no manifest, a few photos
+    per letter of one massey signer."""
+    massey = need_dataset("massey")
+    seen: dict[str, int] = {}
+    for r in manifest_rows(massey):
+        if r["signer"] == signer and r["label"] in letters and seen.get(r["label"], 0) < per_letter:
+            seen[r["label"]] = seen.get(r["label"], 0) + 1
+            (dst / r["label"]).mkdir(parents=True, exist_ok=True)
+            shutil.copy(massey / r["path"], dst / r["path"])
+    return dst
+
+
 def run_cli(*args, timeout=600):
     return subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, timeout=timeout)
 

@@ -268,6 +268,20 @@ def test_calibrate_and_eval_commands_with_a_profile(tmp_path, asl_small):
     assert r.returncode == 2 and "not a readable profile" in r.stderr
 
 
+@pytest.mark.data
+@pytest.mark.parametrize("classifier", ["keypoints", "fused"])
+def test_calibrate_without_model_checks_the_profile_with_the_default_model(tmp_path, classifier):
+    """The README's `calibrate --out me.json` gives no --model: the self-check used to load model None and crash
+    after the profile was written."""
+    from helpers import own_photos, run_cli
+
+    r = run_cli("calibrate", "--data", str(own_photos(tmp_path / "mine")), "--out", str(tmp_path / "me.json"),
+                "--per-letter", "2", "--classifier", classifier)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "self-check (each sample read by a profile made without it)" in r.stdout, r.stdout
+    assert "self-check skipped" not in r.stderr
+
+
 def test_a_profile_serves_the_fused_classifier_too():
     """--classifier fused with a profile: the keypoint model's embedding measures the similarity, added to the fused
     reading; a sample of a letter then reads as that letter."""
