@@ -166,3 +166,17 @@ def test_eval_sequences_reads_a_set_with_the_readers_of_its_alphabet(tmp_path):
     assert m["readers"]["sequence"]["sequences"] == 2
     m = evaluate_sequences(tmp_path / "lis.npz", ["sequence"], sequence_model="asl-sequence", progress=False)
     assert m["models"]["sequence"] == "asl-sequence"
+
+
+def test_eval_sequences_refuses_a_file_that_is_not_a_stitched_set_naming_it(tmp_path, capsys):
+    """Another .npz (a model's tuning file) gave numpy's KeyError, random bytes an error without the file's name."""
+    from realtime.cli import main
+    from realtime.manifest import weights_dir
+
+    noise = tmp_path / "noise.npz"
+    noise.write_bytes(np.random.default_rng(0).bytes(3000))
+    for path in (weights_dir() / "asl-letters" / "tuning.npz", noise):
+        assert main(["eval-sequences", "--data", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"{path} is not a stitched sequence set" in err, err
+        assert "fingerspell train stitch" in err

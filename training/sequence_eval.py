@@ -13,6 +13,7 @@ motion. The result names which (from the set's manifest); say so wherever the fi
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,25 @@ from training.sequence_model import FRAME, score_texts
 READERS_EVALUATED = ("letters", "sequence", "sequence+lexicon")
 
 
-def read_sequences(path: str | Path):
-    """(landmarks, detected, t, text) per sequence of a stitched set."""
-    z = np.load(path)
+STITCHED_ARRAYS = ("landmarks", "detected", "t", "offsets", "text")  # what 'fingerspell train stitch' writes
+
+
+def open_stitched(path: str | Path):
+    """The arrays of a stitched set; any other file (a model's tuning.npz, a damaged one) is refused naming it,
+    before the readers load, instead of failing later in numpy's words."""
+    not_a_set = f"{path} is not a stitched sequence set (made by 'fingerspell train stitch')"
+    try:
+        z = np.load(path)
+    except (ValueError, EOFError, zipfile.BadZipFile):
+        raise ValueError(f"{not_a_set}: not a NumPy .npz archive") from None
+    missing = [k for k in STITCHED_ARRAYS if k not in getattr(z, "files", ())]
+    if missing:
+        raise ValueError(f"{not_a_set}: it has no {', '.join(missing)} arrays")
+    return z
+
+
+def read_sequences(z):
+    """(landmarks, detected, t, text) per sequence of a stitched set (:func:`open_stitched`)."""
     off = z["offsets"]
     for i, (a, b) in enumerate(zip(off[:-1], off[1:])):
         yield z["landmarks"][a:b], z["detected"][a:b], z["t"][a:b], str(z["text"][i])
@@ -80,6 +97,7 @@ def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str |
         raise ValueError(f"unknown readers {unknown}; choose from {READERS_EVALUATED}")
     if "sequence+lexicon" in readers and not lexicon:
         raise ValueError("the sequence+lexicon reader needs --lexicon FILE")
+    z = open_stitched(path)
     manifest = Path(path).with_suffix(".json")
     about = json.loads(manifest.read_text()) if manifest.is_file() else {}
     letters_default, sequence_default = DEFAULT_READERS.get(about.get("alphabet"), DEFAULT_READERS["asl"])
@@ -90,7 +108,7 @@ def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str |
             fns[name] = letter_reader(model)
         else:
             fns[name] = sequence_reader(sequence_model, lexicon if name == "sequence+lexicon" else None)
-    seqs = list(read_sequences(path))[:limit]
+    seqs = list(read_sequences(z))[:limit]
     got = {name: [] for name in readers}
     for lm, det, t, text in tqdm(seqs, desc="read sequences", unit="seq", disable=not progress):
         for name, fn in fns.items():
