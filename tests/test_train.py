@@ -135,7 +135,8 @@ def test_recipes_take_a_seed_and_world_points(tmp_path):
 
     c = cfg(tmp_path, "run", 2)
     before = {k: v for k, v in asdict(c).items() if k not in ("out", "cache_dir", "workers", "points", "mixup",
-                                                               "group_adversary", "free_views", "oriented_letters")}
+                                                               "group_adversary", "free_views", "oriented_letters",
+                                                               "balance_classes")}
     assert c.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert c.fingerprint() != replace(c, points="world").fingerprint()
     data = synthetic()
@@ -198,7 +199,8 @@ def test_regularisers_train_resume_and_leave_older_checkpoints_resumable(tmp_pat
 
     plain = asdict(cfg(tmp_path, "plain", 2))  # off: the fingerprint is what checkpoints made before them recorded
     older = {k: v for k, v in plain.items() if k not in ("out", "cache_dir", "workers", "points", "mixup",
-                                                          "group_adversary", "free_views", "oriented_letters")}
+                                                          "group_adversary", "free_views", "oriented_letters",
+                                                          "balance_classes")}
     assert cfg(tmp_path, "plain", 2).fingerprint() == hashlib.sha256(
         json.dumps(older, sort_keys=True).encode()).hexdigest()[:16]
     reg = cfg(tmp_path, "reg", 4)
@@ -267,3 +269,24 @@ def test_test_time_views_and_self_training_samples():
     chosen = self_training_samples(probs, ["A", "B", "C", "none"], np.arange(40))
     assert len(chosen) <= SELF_PER_LETTER and (probs[chosen, 0] >= 0.9).all()
     assert self_training_samples(probs, ["A", "B", "C", "none"], np.arange(30, 40)).size == 0  # no-letter is never a sample
+
+
+def test_class_balance_gives_every_class_the_same_share_and_keeps_the_rows_relative_weights_within_it():
+    from training.train_keypoints import balanced_weights
+
+    kp = synthetic().kp
+    # two datasets: 'toy' teaches A, B and C; 'big' (twice the rows) teaches A only
+    big = kp.subset(np.flatnonzero(kp.labels == "A"))
+    big = KeypointSet.concat([big, big])
+    big.dataset = np.full(len(big), "big")
+    both = KeypointSet.concat([kp, big])
+    idx = np.arange(len(both))
+    share = lambda w, m: float(w[m].sum())  # noqa: E731
+    plain = balanced_weights(both, idx)
+    assert share(plain, both.labels == "A") > 0.6  # datasets equal: A gets half of one and all of the other
+    even = balanced_weights(both, idx, classes_equal=True)
+    for letter in "ABC":
+        assert abs(share(even, both.labels == letter) - 1 / 3) < 1e-9
+    a = both.labels == "A"
+    ratio = lambda w: share(w, a & (both.dataset == "big")) / share(w, a & (both.dataset == "toy"))  # noqa: E731
+    assert abs(ratio(even) - ratio(plain)) < 1e-9

@@ -113,6 +113,18 @@ FREE_VIEW_VARIANTS = {
 RECIPES.update({f"{r}-{name}": (*RECIPES[r][:3], {**RECIPES[r][3], "free_views": views,
                                                   "oriented_letters": ORIENTED_LETTERS[r.split("-")[0]]})
                 for r in ("asl-v3", "lis-v3") for name, (views, _) in FREE_VIEW_VARIANTS.items()})
+# More people for LIS from the ASL datasets: the letters whose handshape the two alphabets share, measured, not
+# assumed (training/shared_letters.py): an LIS model that never saw ASL data reads the ASL photos of these as the same
+# letter; ASL E, M, N and T it reads as O, A, A and A, so their handshapes differ and they stay LIS-only.
+SHARED_WITH_ASL = ["A", "B", "C", "D", "F", "H", "I", "K", "L", "O", "P", "Q", "R", "U", "V", "W", "X", "Y"]
+_ASL_AS_LIS = {**{d: {**{l: l for l in SHARED_WITH_ASL}, "*": None}
+                  for d in ("massey", "roboflow", "kaggle_asl", "asl_webcam_landmarks")},
+               "digits": {"0": "O", "2": "V", "6": "W", "9": "F", "*": None}}
+RECIPES.update({
+    "lis-v3-asl": (LIS_WEBCAM + ASL_SOURCES_V2, LIS_LETTERS, _ASL_AS_LIS,
+                   {**RECIPES["lis-v3"][3], "balance_classes": True}),
+    "lis-v3-asl-plain": (LIS_WEBCAM + ASL_SOURCES_V2, LIS_LETTERS, _ASL_AS_LIS, RECIPES["lis-v3"][3]),
+})
 PRESETS = {"asl-letters": "asl-v3", "lis-letters": "lis-v3"}  # shipped model -> its recipe
 # what `fingerspell train results` compares by default: each alphabet's recipe before issue 14, and the shipped one
 BEFORE_AND_SHIPPED = ("asl-v1", PRESETS["asl-letters"], "lis-v1", PRESETS["lis-letters"])
@@ -144,6 +156,8 @@ RECIPE_NOTES = {  # what each recipe is, for the ablation table
     "asl-v3-world": "asl-v3-photos on MediaPipe's world landmarks",
     "lis-v3-photos": "v3 on lis only (no lis_webcam_landmarks)",
     "lis-v3-world": "lis-v3-photos on MediaPipe's world landmarks",
+    "lis-v3-asl": "lis-v3 + the ASL datasets' letters LIS shares, each letter drawn equally often",
+    "lis-v3-asl-plain": "lis-v3 + the ASL datasets' letters LIS shares, each dataset drawn equally often",
     **{f"{r}-{name}": f"{r} {what}" for r in ("asl-v3", "lis-v3")
        for name, (_, what) in {**V3_VARIANTS, **FREE_VIEW_VARIANTS}.items()},
 }

@@ -75,6 +75,9 @@ class TrainConfig:
     group_adversary: float = 0.0
     label_map: dict = field(default_factory=dict)  # dataset name -> {its label: label learned}, e.g. digits 0 -> O
     balance: bool = True
+    # with balance: each class's rows together drawn as often as any other's (within a class the rows keep their
+    # relative weights), for a recipe whose datasets teach only some of the letters (ASL data in an LIS model)
+    balance_classes: bool = False
     seed: int = 0
     # photos: learn only from hands the first N views of the cascade found (realtime.hands.base says why), and read
     # every photo, training and test, with the first N views only (None: all of them; ablations of the cascade)
@@ -90,7 +93,8 @@ class TrainConfig:
             d.pop(k)
         if d["points"] == "image":  # the default before world landmarks existed: older checkpoints still resume
             d.pop("points")
-        for k in ("mixup", "group_adversary", "free_views", "oriented_letters"):  # added later, at their default (off)
+        # added later: at their default (off) they leave older fingerprints as they were
+        for k in ("mixup", "group_adversary", "free_views", "oriented_letters", "balance_classes"):
             if not d[k]:
                 d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -166,8 +170,9 @@ def map_labels(kp: KeypointSet, mapping: dict, labels: list[str]) -> KeypointSet
     return kp.subset(np.flatnonzero(np.isin(kp.labels, list(labels))))
 
 
-def balanced_weights(kp: KeypointSet, idx: np.ndarray) -> np.ndarray:
-    """Sampling weight per row: each dataset equal, each signer equal within it, each class equal within a signer."""
+def balanced_weights(kp: KeypointSet, idx: np.ndarray, classes_equal: bool = False) -> np.ndarray:
+    """Sampling weight per row: each dataset equal, each signer equal within it, each class equal within a signer;
+    with ``classes_equal`` each class's rows then rescaled together to the same total."""
     ds, grp, lab = kp.dataset[idx], kp.groups()[idx], kp.labels[idx]
     w = np.zeros(len(idx), dtype=np.float64)
     for d in np.unique(ds):
@@ -179,6 +184,9 @@ def balanced_weights(kp: KeypointSet, idx: np.ndarray) -> np.ndarray:
             for c in classes:
                 m = in_g & (lab == c)
                 w[m] = 1.0 / (len(signers) * len(classes) * m.sum())
+    if classes_equal:
+        for c in np.unique(lab):
+            w[lab == c] /= w[lab == c].sum()
     return w / w.sum()
 
 
@@ -358,7 +366,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, data: Pr
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * max(
         1, int(np.ceil(len(data.train) / cfg.batch_size))), pct_start=0.1)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    weights = balanced_weights(kp, data.train) if cfg.balance else np.full(len(data.train), 1 / len(data.train))
+    weights = balanced_weights(kp, data.train, cfg.balance_classes) if cfg.balance else np.full(len(data.train), 1 / len(data.train))
     drop_cols = [spec.columns_for_joints(j) for j in FINGERS.values()]
 
     history: list[dict] = []
