@@ -12,7 +12,7 @@ from realtime.hands import HAND_PIPELINES, MODEL_SIZES, WHICH_HAND
 from realtime.pipeline import CLASSIFIER_KINDS, DEFAULT_IMAGE_WEIGHT, KEYPOINT_BACKENDS, READERS, PipelineOptions
 from realtime.speller import SpellerConfig
 from realtime.cli_common import (ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, HelpFormatter, add_verbose, fail,
-                                 float_range, int_range, window_problem, writable)
+                                 float_range, int_range, missing_train_extra, window_problem, writable)
 
 
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -709,6 +709,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ModuleNotFoundError as e:  # a runtime-only install running export, bench --backends or training
+        need = missing_train_extra(e)
+        if need is None:
+            raise
+        return fail(" ".join(filter(None, (args.command, getattr(args, "train_command", None), need))))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,18 @@ def fail(msg: str) -> int:
     return EXIT_BAD_INPUT
 
 
+# the modules of the train extra (pyproject.toml) a runtime-only install ([cpu] or [gpu]) lacks, as a user knows them
+TRAIN_EXTRA = {"torch": "PyTorch", "torchvision": "torchvision", "onnx": "the onnx package",
+               "torchmetrics": "torchmetrics", "prdc": "prdc", "yaml": "PyYAML"}
+
+
+def missing_train_extra(e: ModuleNotFoundError) -> str | None:
+    """What to install when a command fails for want of the train extra (export, bench --backends, training), or
+    None when the missing module is another one (a bug, not the user's install)."""
+    name = TRAIN_EXTRA.get((e.name or "").split(".")[0])
+    return f"needs {name}: pip install -e '.[train]'" if name else None
+
+
 def int_range(lo: int, hi: int | None = None):
     """argparse type: an integer in [lo, hi], with a clear message otherwise."""
     def parse(text: str) -> int:

@@ -72,3 +72,27 @@ def test_unreadable_files_are_named_with_correct_grammar():
 
     assert unreadable_note(["A/x.jpg"]) == "skipped 1 unreadable image: A/x.jpg"
     assert unreadable_note(["a", "b", "c", "d", "e"]) == "skipped 5 unreadable images: a, b, c and 2 more"
+
+
+WITHOUT_TRAIN_EXTRA = ("import sys\nfor m in ('torch', 'torchvision', 'onnx'):\n    sys.modules[m] = None  # as a [cpu] "
+                       "install has them\nfrom realtime.cli import main\nsys.exit(main(sys.argv[1:]))")
+
+
+@pytest.mark.parametrize("argv", [["export", "--model", "asl-letters", "--out", "OUT"],
+                                  ["bench", "--backends", "all", "--model", "asl-letters", "--frames", "1"],
+                                  ["train", "keypoints", "--preset", "asl-letters", "--out", "OUT"]], ids=" ".join)
+def test_commands_that_need_the_train_extra_say_so_on_a_runtime_only_install(argv, tmp_path):
+    """They ended in ModuleNotFoundError tracebacks where --backend torch already said what to install."""
+    import subprocess
+    import sys
+
+    if argv[0] == "bench":  # without the datasets it measures no accuracy, and needs no PyTorch
+        from helpers import need_dataset
+
+        need_dataset("massey")
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    r = subprocess.run([sys.executable, "-c", WITHOUT_TRAIN_EXTRA, *argv], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1].endswith("needs PyTorch: pip install -e '.[train]'") or \
+        "needs the onnx package: pip install -e '.[train]'" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
