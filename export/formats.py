@@ -192,6 +192,19 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
 )}
 
 
+def check_out(out: str | None) -> None:
+    """Refuse, before the work, an --out the export would fail on at its end (a file) or scatter its files into
+    (a folder of other files); a folder that holds an export (its manifest) is one to replace."""
+    folder = Path(out) if out else None
+    if folder is None or not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ValueError(f"--out {out} is a file: give a folder (the model and {MANIFEST} are written into it)")
+    if not (folder / MANIFEST).is_file() and any(folder.iterdir()):
+        raise ValueError(f"--out {out} holds other files and no exported model ({MANIFEST}): give a new or empty "
+                         "folder, or the folder of an export to replace")
+
+
 def run_export(args) -> dict | Path:
     """``fingerspell export``: checks the combination of options, then runs the format's target. Raises ModelError
     (BackendError, a subclass) or ValueError with the message the user should see."""
@@ -201,4 +214,5 @@ def run_export(args) -> dict | Path:
     if bool(args.checkpoint) == bool(getattr(args, "model", None)):
         raise ValueError("give exactly one of --checkpoint (a model.pt to export) and --model (a shipped model name "
                          "or a model folder)")
+    check_out(args.out)
     return FORMATS[fmt].target(args)

@@ -392,6 +392,28 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _save_profile(profile, out: str) -> str:
+    """Writes the profile to ``out`` and returns where it went: a profile already there is kept as OUT.bak (a new
+    recording must not replace another unseen), and where ``out`` cannot be written the profile goes to the temp
+    folder (the recording is not lost)."""
+    try:
+        if os.path.exists(out):
+            import shutil
+
+            shutil.copy2(out, out + ".bak")
+            print(f"the previous {out} is kept as {out}.bak")
+        profile.save(out)
+        return out
+    except OSError as e:
+        import tempfile
+        import time
+
+        fallback = os.path.join(tempfile.gettempdir(), f"fingerspell-profile-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        profile.save(fallback)
+        print(f"cannot write {out} ({e}); the profile was saved to {fallback} instead", file=sys.stderr)
+        return fallback
+
+
 def cmd_calibrate(args) -> int:
     from realtime.calibrate import calibrate_camera, calibrate_images, describe, describe_check, self_check
     from realtime.calibration import ProfileError
@@ -446,16 +468,7 @@ def cmd_calibrate(args) -> int:
             profile = session.to_profile(rec.classifier, {"source": f"camera {args.camera}"})
     except (SourceError, ModelError, DatasetError, ProfileError, OSError, ValueError) as e:
         return fail(str(e))
-    try:
-        profile.save(out)
-    except OSError as e:  # the recording is not lost: it goes where it can be written
-        import tempfile
-        import time
-
-        fallback = os.path.join(tempfile.gettempdir(), f"fingerspell-profile-{time.strftime('%Y%m%d-%H%M%S')}.json")
-        profile.save(fallback)
-        print(f"cannot write {out} ({e}); the profile was saved to {fallback} instead", file=sys.stderr)
-        out = fallback
+    out = _save_profile(profile, out)
     print(f"profile for {profile.model}: {describe(profile)}")
     print(f"written to {out}; use it with --profile {out}")
     try:  # the classifier the profile was made with (the default model when no --model was given)

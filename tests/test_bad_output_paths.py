@@ -108,3 +108,39 @@ def test_live_results_that_cannot_be_moved_into_place_say_where_they_are(tmp_pat
     with pytest.raises(OSError, match="kept in"):
         f.close()
     assert f.tmp.read_text() == "{}\n"
+
+
+def test_a_new_profile_keeps_the_one_it_replaces_as_bak(tmp_path, capsys):
+    """calibrate --out over an existing profile replaced it without a word (with --camera, a minute of recording)."""
+    from realtime.cli import _save_profile
+    from test_calibration import profile
+
+    out = str(tmp_path / "me.json")
+    old = profile(model="before").save(out).read_text()
+    assert _save_profile(profile(), out) == out
+    assert (tmp_path / "me.json.bak").read_text() == old and json.loads((tmp_path / "me.json").read_text())["model"] \
+        == "toy"
+    assert f"kept as {out}.bak" in capsys.readouterr().out
+
+
+def test_export_refuses_a_file_or_a_folder_of_other_files_before_the_work(tmp_path, monkeypatch, capsys):
+    """--out FILE ran the whole export, then failed with Errno 17; a folder of other files got the model mixed in."""
+    from export import formats
+    from realtime.cli import main
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the export ran before --out was checked")
+
+    monkeypatch.setattr(formats, "export_model_onnx", no_work)
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    for out, why in (("file", "is a file"), ("other", "holds other files and no exported model")):
+        assert main(["export", "--model", "asl-letters", "--out", str(tmp_path / out)]) == 2
+        assert why in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "manifest.json").write_text("{}")
+    for out in ("empty", "export", "new"):  # where an export goes: run
+        with pytest.raises(AssertionError, match="the export ran"):
+            main(["export", "--model", "asl-letters", "--out", str(tmp_path / out)])
