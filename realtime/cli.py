@@ -67,9 +67,9 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "--model defaults to the keypoint model of the image model's alphabet) (default: %(default)s)")
     p.add_argument("--image-model", help="image-classifier model name or folder for --classifier image/fused "
                                          "(default: lis-letters-image)")
-    p.add_argument("--image-weight", type=float_range(0.0, 1.0), default=DEFAULT_IMAGE_WEIGHT,
+    p.add_argument("--image-weight", type=float_range(0.0, 1.0),  # None: not given (refused without fused)
                    help="--classifier fused: weight of the image classifier's probabilities, 0 to 1 "
-                        "(default: %(default)s)")
+                        f"(default: {DEFAULT_IMAGE_WEIGHT:g})")
 
 
 def _add_profile_option(p: argparse.ArgumentParser) -> None:
@@ -107,6 +107,12 @@ NOT_FOR_SEQUENCE = ("hold", "release", "space_after", "smoothing")
 def _unused_option(args) -> str | None:
     """Why an option given on the command line would do nothing on the path the other options choose, or None:
     said and refused, not silently ignored."""
+    if args.command == "calibrate":
+        given = [o for o, v in (("--reader sequence", args.reader == "sequence"), ("--sequence-model",
+                 args.sequence_model), ("--lexicon", args.lexicon)) if v]
+        if given:
+            return (f"a profile calibrates the letter classifier (--model), which the sequence reader does not use: "
+                    f"{', '.join(given)} would do nothing here")
     if getattr(args, "redetect_after", None) is not None:
         if args.command == "eval" or (args.command == "calibrate" and args.data):
             return ("--redetect-after helps tracking in video; photos are read one at a time, each with the full "
@@ -121,7 +127,21 @@ def _unused_option(args) -> str | None:
                     f"frame or two) and its model types the spaces: no hold, release, timed space or smoothing, so "
                     f"{', '.join(given)} would do nothing; they apply to --reader letters (--min-confidence "
                     f"applies to both)")
+    if getattr(args, "reader", "letters") != "sequence":
+        for option in ("--sequence-model", "--lexicon"):
+            if getattr(args, option[2:].replace("-", "_"), None):
+                return f"{option} applies to --reader sequence; the letter reader (--reader letters) would ignore it"
+    if args.classifier not in ("image", "fused") and args.image_model:
+        return "--image-model applies to --classifier image or fused; --classifier keypoints would ignore it"
+    if args.classifier != "fused" and args.image_weight is not None:
+        return (f"--image-weight weighs the image model against the keypoint model in --classifier fused; "
+                f"--classifier {args.classifier} would ignore it")
     return None
+
+
+def _image_weight(args) -> float:
+    """--image-weight, or its default when not given."""
+    return DEFAULT_IMAGE_WEIGHT if args.image_weight is None else args.image_weight
 
 
 def _profile(args):
@@ -147,7 +167,7 @@ def _options(args):
                            smoothing_s=PipelineOptions.smoothing_s if smoothing is None else smoothing,
                            keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
                            classifier_kind=args.classifier, image_model=args.image_model,
-                           image_weight=args.image_weight, profile=_profile(args),
+                           image_weight=_image_weight(args), profile=_profile(args),
                            redetect_after=PipelineOptions.redetect_after if redetect is None else redetect,
                            reader=getattr(args, "reader", "letters"), sequence_model=getattr(args, "sequence_model", None),
                            lexicon=getattr(args, "lexicon", None),
@@ -271,7 +291,7 @@ def cmd_eval(args) -> int:
         evaluate(args.model, args.data, signers=args.signers, limit=args.limit, json_out=args.json,
                  plot=plot, device=args.device, hand=args.hand, keypoints=args.keypoints, hands=args.hands,
                  backend=args.backend, precision=args.precision, classifier=args.classifier,
-                 image_model=args.image_model, image_weight=args.image_weight, profile=_profile(args))
+                 image_model=args.image_model, image_weight=_image_weight(args), profile=_profile(args))
     except (ModelError, DatasetError, ValueError, OSError) as e:
         return fail(str(e))
     if plot is None:  # said after the results, not before an unrelated error
@@ -434,7 +454,7 @@ def cmd_calibrate(args) -> int:
 
             rec = Recognizer.build(args.model, hand=args.hand, static=True, hands=args.hands, device=args.device,
                                    classifier_kind=args.classifier, image_model=args.image_model,
-                                   image_weight=args.image_weight)
+                                   image_weight=_image_weight(args))
             try:
                 profile, report = calibrate_images(rec, args.data, args.per_letter)
             finally:

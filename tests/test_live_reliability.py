@@ -307,10 +307,42 @@ def test_the_sequence_reader_types_a_letter_only_once_it_is_read_with_min_confid
             logp[a if p is not None else reader.blank] = np.log(p if p is not None else 0.99)
             return [logp[None]]
 
-    reader.session = Scripted()
+    reader.session, reader.step = Scripted(), None  # the window path, its session scripted
     hand = np.zeros(reader.dim, np.float32)
     typed = [reader.update(hand, i / 30)[2] for i in range(21)]
     assert typed.index("A") == 3  # the first sure frame, once; the run that is never sure types nothing
     assert reader.text == "AA" and typed.count("A") == 2
     default = _options(build_parser().parse_args(["live", "--reader", "sequence"]))
     assert default.sequence_min_confidence == 0.0 and default.speller.min_confidence == 0.6
+
+
+@pytest.mark.parametrize("argv,why", [
+    (["live", "--image-weight", "0.5"], "--image-weight weighs the image model against the keypoint model"),
+    (["live", "--classifier", "image", "--image-weight", "0.5"], "--classifier image would ignore it"),
+    (["live", "--image-model", "lis-letters-image"], "--image-model applies to --classifier image or fused"),
+    (["live", "--sequence-model", "asl-sequence"], "--sequence-model applies to --reader sequence"),
+    (["eval", "--lexicon", "realtime/wordlists/en.txt"], "--lexicon applies to --reader sequence"),
+    (["calibrate", "--reader", "sequence"], "a profile calibrates the letter classifier"),
+    (["calibrate", "--sequence-model", "asl-sequence"], "--sequence-model would do nothing"),
+    (["calibrate", "--lexicon", "realtime/wordlists/en.txt"], "--lexicon would do nothing"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_options_the_chosen_reader_or_classifier_has_no_use_for_are_refused(argv, why, tmp_path, capsys):
+    """They were silently ignored: --image-weight or --image-model with the keypoint classifier, --sequence-model
+    with the letter reader, the sequence reader's options on calibrate."""
+    from realtime.cli import main
+
+    where = {"live": ["--no-window", "--source", "nowhere"], "eval": ["--data", str(tmp_path)],
+             "calibrate": ["--data", str(tmp_path), "--out", str(tmp_path / "p.json")]}[argv[0]]
+    assert main([argv[0], *where, *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert why in err and err.count("\n") == 1, err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_image_weight_still_reaches_the_fused_reader():
+    from realtime.cli import _options, build_parser
+    from realtime.crop_classifier import DEFAULT_IMAGE_WEIGHT
+
+    parse = build_parser().parse_args
+    assert _options(parse(["live", "--classifier", "fused", "--image-weight", "0.6"])).image_weight == 0.6
+    assert _options(parse(["live", "--classifier", "fused"])).image_weight == DEFAULT_IMAGE_WEIGHT
