@@ -379,36 +379,51 @@ def cmd_hands_check(args) -> int:
     return 0
 
 
-def cmd_models(args) -> int:
+def _model_line(name: str) -> str:
+    """One line of 'fingerspell models': what the model reads and its held-out accuracy (a sequence model has none:
+    it never saw real fingerspelling video), or why it will be refused."""
     import json
 
-    from realtime.manifest import ModelError, available_models, held_out_accuracy, verify_sha256, weights_dir
+    from realtime.manifest import ModelError, held_out_accuracy, verify_sha256, weights_dir
+
+    try:
+        m = json.loads((weights_dir() / name / "manifest.json").read_text())
+        file = weights_dir() / name / m.get("file", "model.onnx")
+        try:  # listed, but as what it is
+            verify_sha256(file, m.get("sha256"))
+        except (ModelError, OSError):
+            return f"{name:<18}{file.name} is missing or does not match its manifest's sha256: it will be refused"
+        if m.get("kind") == "sequence-reader":
+            letters = [c for c in m["labels"] if len(c) == 1 and c.isalpha()]
+            return f"{name:<18}{len(letters):>3} letters {''.join(letters)}  {m['window']} frames of hand features"
+        crop = "image crop " + "x".join(str(v) for v in m["input"]["shape"][2:])
+        inputs = {"j2s": f"{crop} (--keypoints j2s)", "image-classifier": f"hand {crop} (--classifier image)"}.get(
+            m.get("kind")) or "features " + "+".join(m["features"]["parts"])
+        tuning = ""
+        if m.get("tuning"):  # personal tuning's weights and exemplar bank (realtime/personal_tuning.py)
+            try:
+                verify_sha256(weights_dir() / name / m["tuning"]["file"], m["tuning"].get("sha256"))
+                tuning = "  personal tuning"
+            except (ModelError, OSError):
+                tuning = (f"  ({m['tuning']['file']} missing or damaged: tuned profiles will be refused, new "
+                          "profiles use kNN)")
+        return f"{name:<18}{len(m['labels']):>3} labels  {inputs}  accuracy {held_out_accuracy(m)}{tuning}"
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:  # one broken folder: said, the rest listed
+        return f"{name:<18}unreadable manifest ({type(e).__name__}: {e})"
+
+
+def cmd_models(args) -> int:
+    from realtime.manifest import available_models, models_of_kind
 
     print("accuracy: over all images (no hand found counts as wrong) of people the model never saw")
     for name in available_models():
-        try:
-            m = json.loads((weights_dir() / name / "manifest.json").read_text())
-            file = weights_dir() / name / m.get("file", "model.onnx")
-            try:  # listed, but as what it is
-                verify_sha256(file, m.get("sha256"))
-            except (ModelError, OSError):
-                print(f"{name:<18}{file.name} is missing or does not match its manifest's sha256: it will be refused")
-                continue
-            crop = "image crop " + "x".join(str(v) for v in m["input"]["shape"][2:])
-            inputs = {"j2s": f"{crop} (--keypoints j2s)", "image-classifier": f"hand {crop} (--classifier image)",
-                      "sequence-reader": f"{m.get('window')} frames (--reader sequence)"}.get(
-                m.get("kind")) or "features " + "+".join(m["features"]["parts"])
-            tuning = ""
-            if m.get("tuning"):  # personal tuning's weights and exemplar bank (realtime/personal_tuning.py)
-                try:
-                    verify_sha256(weights_dir() / name / m["tuning"]["file"], m["tuning"].get("sha256"))
-                    tuning = "  personal tuning"
-                except (ModelError, OSError):
-                    tuning = (f"  ({m['tuning']['file']} missing or damaged: tuned profiles will be refused, new "
-                              "profiles use kNN)")
-            print(f"{name:<18}{len(m['labels']):>3} labels  {inputs}  accuracy {held_out_accuracy(m)}{tuning}")
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:  # one broken folder: said, the rest listed
-            print(f"{name:<18}unreadable manifest ({type(e).__name__}: {e})")
+        print(_model_line(name))
+    sequence = models_of_kind("sequence-reader")
+    if sequence:
+        print("\nsequence models, for --reader sequence --sequence-model NAME (experimental: trained on synthetic "
+              "stitched motion and real hands held still, never on real fingerspelling video: no accuracy is given)")
+        for name in sequence:
+            print(_model_line(name))
     return 0
 
 

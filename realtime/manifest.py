@@ -50,6 +50,11 @@ def available_models(also: tuple[str, ...] = ()) -> list[str]:
     return letters + sorted(p.name for p in folders if _manifest_kind(p) in also)
 
 
+def models_of_kind(kind: str) -> list[str]:
+    """The shipped models of one kind, e.g. the sequence readers (which available_models leaves out)."""
+    return sorted(p.name for p in weights_dir().iterdir() if (p / MANIFEST).is_file() and _manifest_kind(p) == kind)
+
+
 def resolve_model(name_or_path: str | Path) -> Path:
     """A shipped model name (``asl-letters``), a model folder, or a manifest / .onnx path -> model folder."""
     p = Path(name_or_path)
@@ -67,7 +72,8 @@ def resolve_model(name_or_path: str | Path) -> Path:
     if (shipped / MANIFEST).is_file():
         return shipped
     raise ModelError(f"no model {str(name_or_path)!r}: not a folder with {MANIFEST} and not a shipped model "
-                     f"(shipped: {', '.join(available_models()) or 'none'})")
+                     f"(shipped: {', '.join(available_models()) or 'none'}; for --reader sequence: "
+                     f"{', '.join(models_of_kind('sequence-reader')) or 'none'})")
 
 
 def sha256_file(path: Path) -> str:

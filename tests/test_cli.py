@@ -96,3 +96,23 @@ def test_commands_that_need_the_train_extra_say_so_on_a_runtime_only_install(arg
     assert r.stderr.strip().splitlines()[-1].endswith("needs PyTorch: pip install -e '.[train]'") or \
         "needs the onnx package: pip install -e '.[train]'" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_models_list_the_sequence_models_apart_and_a_wrong_name_names_them(capsys, tmp_path):
+    """The only valid --sequence-model names were listed nowhere: not by 'models', not by the error for a wrong one."""
+    import cv2
+    import numpy as np
+
+    from realtime.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    letters, _, sequence = out.partition("sequence models, for --reader sequence")
+    assert "asl-sequence" not in letters and "lis-sequence" not in letters
+    lines = {l.split()[0]: l for l in sequence.splitlines()[1:] if l.strip()}
+    assert set(lines) == {"asl-sequence", "lis-sequence"} and "accuracy" not in lines["asl-sequence"]
+    assert "26 letters" in lines["asl-sequence"] and "63 frames" in lines["asl-sequence"]
+    cv2.imwrite(str(tmp_path / "0.png"), np.zeros((48, 64, 3), np.uint8))  # a source that opens: the model is next
+    assert main(["live", "--no-window", "--source", str(tmp_path), "--reader", "sequence", "--sequence-model",
+                 "nosuch"]) == 2
+    assert "for --reader sequence: asl-sequence, lis-sequence" in capsys.readouterr().err
