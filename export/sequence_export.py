@@ -1,7 +1,11 @@
 """A sequence reader (``fingerspell train sequence``'s ``model.pt``) -> model folder for ``--reader sequence``:
 ``model.onnx`` takes the last ``window`` frames (batch, window, features) and gives the letter log-probabilities
 of the newest one (batch, classes), which is all a stream needs; the model is causal, and ``valid`` marks where
-the stream began, so that is exactly what the whole sequence would give for that frame."""
+the stream began, so that is exactly what the whole sequence would give for that frame.
+
+``step.onnx`` (:func:`write_stream_step`) gives the same output from the newest frame alone and a carried state (each
+layer's last inputs that its dilated convolution still needs): per frame it costs one column of each layer instead of
+the whole window, and it is checked against ``model.onnx`` frame by frame on a stream."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -12,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from export.onnx_export import OPSET, export_onnx
-from realtime.manifest import file_fields, staged_folder, write_manifest
+from realtime.manifest import ModelError, file_fields, staged_folder, write_manifest
 
 
 def export_sequence_model(run: str | Path, folder: str | Path, name: str | None = None,
@@ -71,4 +75,138 @@ def _export_sequence_model(run: str | Path, folder: str | Path, name: str | None
                             "synthetic; held photos: real hands held still)"},
         "created": _dt.date.today().isoformat(), "opset": OPSET,
     }
+    write_manifest(folder, manifest)
+    return write_stream_step(folder, command=command)
+
+
+STEP_FILE = "step.onnx"
+STEP_TOLERANCE = 1e-4  # largest |step - window| log-probability over a stream, else the export is refused
+
+
+def window_layers(onnx_path: str | Path) -> dict:
+    """The layers of an exported window model (``model.onnx``), read from its graph: the input projection
+    (``inp_w`` (in_dim, C), ``inp_b``), each causal block's convolution with its BatchNorm already folded in
+    (``convs``: (weight (C, C, k), bias (C,), dilation)), and the output projection (``out_w``, ``out_b``)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    convs = []
+    for node in graph.node:
+        if node.op_type == "Conv":
+            dil = next((list(a.ints) for a in node.attribute if a.name == "dilations"), [1])[0]
+            convs.append((init[node.input[1]], init[node.input[2]], int(dil)))
+    matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in init]
+    if not convs or len(matmuls) != 2:
+        raise ModelError(f"{onnx_path}: not a sequence reader's window model (found {len(convs)} convolutions and "
+                         f"{len(matmuls)} projections)")
+
+    def bias_after(mm):
+        add = next(n for n in graph.node if n.op_type == "Add" and mm.output[0] in n.input)
+        return init[next(i for i in add.input if i in init)]
+
+    return {"inp_w": init[matmuls[0].input[1]], "inp_b": bias_after(matmuls[0]), "convs": convs,
+            "out_w": init[matmuls[1].input[1]], "out_b": bias_after(matmuls[1])}
+
+
+def _step_module(layers: dict):
+    import torch
+
+    class StreamStep(torch.nn.Module):
+        """(newest frame (B, in_dim), state (B, C, S)) -> (log-probabilities (B, classes), next state): each block's
+        last (k - 1) * dilation inputs are the state; the newest output is the window model's."""
+
+        def __init__(self):
+            super().__init__()
+            def t(a):
+                return torch.nn.Parameter(torch.from_numpy(np.asarray(a, np.float32)), requires_grad=False)
+
+            self.inp_w, self.inp_b = t(layers["inp_w"]), t(layers["inp_b"])
+            self.out_w, self.out_b = t(layers["out_w"]), t(layers["out_b"])
+            self.w = torch.nn.ParameterList([t(w) for w, _, _ in layers["convs"]])
+            self.b = torch.nn.ParameterList([t(b) for _, b, _ in layers["convs"]])
+            self.dilations = [d for _, _, d in layers["convs"]]
+
+        def forward(self, frame, state):
+            h = torch.relu(frame @ self.inp_w + self.inp_b)
+            parts, at = [], 0
+            for w, b, d in zip(self.w, self.b, self.dilations):
+                k = w.shape[2]
+                past = state[:, :, at:at + (k - 1) * d]  # this block's inputs at t - (k-1)d .. t - 1
+                buf = torch.cat([past, h[:, :, None]], 2)
+                y = b + sum(buf[:, :, j * d] @ w[:, :, j].T for j in range(k))
+                parts.append(buf[:, :, 1:])
+                h = h + torch.relu(y)
+                at += (k - 1) * d
+            return torch.log_softmax(h @ self.out_w + self.out_b, -1), torch.cat(parts, 2)
+
+    return StreamStep().eval()
+
+
+def state_size(layers: dict) -> int:
+    return sum((w.shape[2] - 1) * d for w, _, d in layers["convs"])
+
+
+def stream_parity(folder: Path, frames: int = 160, seed: int = 0) -> float:
+    """Largest |step - window| log-probability over a random stream (two streams, the second after a reset) read
+    frame by frame as :class:`realtime.sequence_reader.SequenceReader` reads it, both through ONNX Runtime."""
+    import onnxruntime as ort
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    window, in_dim = manifest["window"], manifest["input"]["shape"][2]
+    win = ort.InferenceSession(str(folder / manifest["file"]), providers=["CPUExecutionProvider"])
+    step = ort.InferenceSession(str(folder / STEP_FILE), providers=["CPUExecutionProvider"])
+    state_shape = manifest["stream_step"]["state"]["shape"][1:]
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for length in (frames, window // 2):  # a stream longer than the window, and one that never fills it
+        x = rng.normal(0, 0.5, (length, in_dim)).astype(np.float32)
+        x[:, -1] = rng.random(length) > 0.2  # the hand-found flag
+        buf, valid = np.zeros((1, window, in_dim), np.float32), np.zeros((1, window), np.float32)
+        state = np.zeros([1, *state_shape], np.float32)
+        for i in range(length):
+            buf = np.roll(buf, -1, 1)
+            buf[0, -1] = x[i]
+            valid[0, -min(i + 1, window):] = 1.0
+            want = win.run(None, {"frames": buf, "valid": valid})[0]
+            got, state = step.run(None, {"frame": x[i:i + 1], "state": state})
+            worst = max(worst, float(np.abs(got - want).max()))
+    return worst
+
+
+def write_stream_step(folder: str | Path, command: str | None = None) -> dict:
+    """``step.onnx`` beside a sequence reader's ``model.onnx`` (the same weights, read from it), checked against it
+    on streams (:func:`stream_parity`), and recorded in the manifest (``stream_step``); returns the manifest."""
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    layers = window_layers(folder / manifest["file"])
+    size, in_dim = state_size(layers), layers["inp_w"].shape[0]
+    channels = layers["inp_w"].shape[1]
+    if size + 1 != manifest["window"]:
+        raise ModelError(f"{folder}: the layers reach back {size + 1} frames, the manifest's window is "
+                         f"{manifest['window']}")
+    rng = np.random.default_rng(0)
+    sample = {"frame": rng.normal(0, 0.5, (8, in_dim)).astype(np.float32),
+              "state": rng.normal(0, 0.5, (8, channels, size)).astype(np.float32)}
+    step = export_onnx(_step_module(layers), {k: v[:2] for k, v in sample.items()}, folder / STEP_FILE,
+                       ["log_probs", "next_state"], {"labels": json.dumps(manifest["labels"]),
+                                                     "name": manifest["name"], "kind": "sequence-reader-step"},
+                       parity_inputs={"random": sample}, opset=OPSET)
+    manifest["stream_step"] = {
+        **file_fields(folder / STEP_FILE),
+        "frame": {"name": "frame", "shape": ["batch", in_dim], "dtype": "float32",
+                  "meaning": "the newest frame's input, as one row of model.onnx's frames"},
+        "state": {"name": "state", "shape": ["batch", channels, size], "dtype": "float32",
+                  "meaning": "each block's last inputs its dilated convolution still needs; zeros at a stream's start"},
+        "outputs": {"log_probs": "as model.onnx's", "next_state": "the state for the next frame"},
+        "onnx_parity_max_abs": step["parity"]["random"],
+        "command": command or f"fingerspell export --model {manifest['name']} --out {folder}",
+    }
+    write_manifest(folder, manifest)
+    err = stream_parity(folder)
+    if not err <= STEP_TOLERANCE:
+        raise ModelError(f"{folder / STEP_FILE} differs from {manifest['file']} by {err:.2e} on a stream")
+    manifest["stream_step"]["stream_parity_max_abs"] = err
+    print(f"{folder / STEP_FILE}: streaming step, {err:.1e} from the window model over a stream")
     return write_manifest(folder, manifest)

@@ -1,8 +1,9 @@
 """``--reader sequence``: letters typed as a sequence model recognises them in the stream of frames, no hold
-needed (issue 17). The model (``asl-sequence``) is causal with a bounded look-back: each frame, the newest
-``window`` frames go through it and the newest frame's posteriors are decoded greedily (CTC: a class that is not
-blank and differs from the last frame's is typed). A mask marks where the stream began, so each frame's output is
-exactly the whole sequence's. What it was trained on is in its manifest (``training.data``; the shipped
+needed (issue 17). The model (``asl-sequence``) is causal with a bounded look-back of ``window`` frames, and the
+newest frame's posteriors are decoded greedily (CTC: a class that is not blank and differs from the last frame's is
+typed). Where the model folder has its streaming step (``step.onnx``), each frame goes through it with the state the
+last frame left (one column of each layer); otherwise the newest ``window`` frames go through ``model.onnx`` each
+frame, with a mask where the stream began. Both give exactly the whole sequence's output for each frame. What it was trained on is in its manifest (``training.data``; the shipped
 ``asl-sequence``: stitched, synthetic motion and held photos of real hands, no real fingerspelling video). With a
 word list
 (``--lexicon``, ``realtime.lexicon``), each finished word is rescored against the list words near it.
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.backends import open_model
+from realtime.backends import open_model, open_session
+from realtime.manifest import ModelError, verify_sha256
 from realtime.speller import SpellerConfig
 
 DEFAULT_SEQUENCE_MODEL = "asl-sequence"
@@ -64,6 +66,7 @@ class SequenceReader:
         self.mask_name = mask["name"] if mask else None
         self.valid = np.zeros((1, self.window), np.float32)  # 1 at the window's places the stream has filled
         self.seen = 0
+        self.step, self.state = self._open_step(device)
         self.config = config or SpellerConfig()
         self.text, self.prev_k, self.prev_x, self.prev_t = "", self.blank, None, None
         self.missing = 0  # frames in a row without a hand
@@ -78,8 +81,28 @@ class SequenceReader:
     def labels(self) -> list[str]:
         return self.classes
 
+    def _open_step(self, device: str):
+        """The streaming step and its empty state, or (None, None) where the folder has none (models exported
+        before it) or its file is missing or damaged (said: the window model gives the same letters, slower)."""
+        entry = self.manifest.raw.get("stream_step")
+        if not entry:
+            return None, None
+        path = self.folder / entry["file"]
+        try:
+            if not path.is_file():
+                raise ModelError(f"{path} is missing (named by the manifest)")
+            verify_sha256(path, entry["sha256"])
+            session = open_session(path, device)
+        except ModelError as e:
+            import sys
+
+            print(f"{e}; reading with the whole window each frame instead (the same letters, slower)", file=sys.stderr)
+            return None, None
+        return session, np.zeros((1, *entry["state"]["shape"][1:]), np.float32)
+
     def describe(self) -> str:
-        return f"sequence reader on onnxruntime ({', '.join(self.session.get_providers())})"
+        how = "streaming step" if self.step is not None else f"window of {self.window} frames each frame"
+        return f"sequence reader on onnxruntime ({', '.join(self.session.get_providers())}), {how}"
 
     def row(self, x: np.ndarray | None, t: float) -> np.ndarray:
         """One frame's input: :func:`sequence_inputs` of the last frame and this one."""
@@ -92,16 +115,23 @@ class SequenceReader:
         self.prev_x, self.prev_t = x, t
         return out
 
-    def update(self, x: np.ndarray | None, t: float) -> tuple[str | None, float, str | None]:
+    def posteriors(self, row: np.ndarray) -> np.ndarray:
+        """The newest frame's input row -> its log-probabilities (blank, letters, space)."""
+        if self.step is not None:
+            logp, self.state = self.step.run(None, {"frame": row[None], "state": self.state})
+            return logp[0]
         self.frames = np.roll(self.frames, -1, 0)
-        self.frames[-1] = self.row(x, t)
+        self.frames[-1] = row
         if self.seen < self.window:
             self.seen += 1
             self.valid[0, -self.seen] = 1.0
         feeds = {self.manifest.input_name: self.frames[None]}
         if self.mask_name:
             feeds[self.mask_name] = self.valid
-        logp = self.session.run(None, feeds)[0][0]
+        return self.session.run(None, feeds)[0][0]
+
+    def update(self, x: np.ndarray | None, t: float) -> tuple[str | None, float, str | None]:
+        logp = self.posteriors(self.row(x, t))
         k = int(np.argmax(logp))
         conf = float(np.exp(logp[k]))
         self.missing = self.missing + 1 if x is None else 0
@@ -150,6 +180,8 @@ class SequenceReader:
         self.frames[:] = 0
         self.valid[:] = 0
         self.seen = 0
+        if self.state is not None:
+            self.state[:] = 0
         self.prev_k, self.prev_x, self.prev_t, self.missing = self.blank, None, None, 0
         self.clear()
 

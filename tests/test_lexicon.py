@@ -100,7 +100,7 @@ def scripted_reader(rows, lexicon):
     r.classes, r.blank, r.space, r.dim, r.window = CLASSES, 0, CLASSES.index(" "), 2, 4
     r.manifest = type("M", (), {"input_name": "x"})()
     r.frames = np.zeros((4, 5), np.float32)
-    r.session = ScriptedSession(rows)
+    r.session, r.step, r.state = ScriptedSession(rows), None, None  # the window path, its session scripted
     r.text, r.prev_k, r.prev_x, r.prev_t = "", 0, None, None
     r.lexicon, r.word_start, r.word_logp = lexicon, 0, []
     r.mask_name, r.seen, r.valid = None, 0, np.zeros((1, 4), np.float32)

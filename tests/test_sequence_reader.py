@@ -61,8 +61,7 @@ def test_streaming_reads_each_frame_as_the_whole_sequence_would():
     streamed = []
     for lm, found, t in zip(seq.landmarks, seq.detected, seq.t):
         x = spec.compute(lm[None], False, (640.0, 480.0))[0] if found else None
-        reader.update(x, float(t))
-        streamed.append(reader.frames[-1].copy())
+        streamed.append(reader.row(x, float(t)))
     whole = frame_features(seq.landmarks, seq.detected, seq.t)
     np.testing.assert_allclose(np.array(streamed), whole, atol=1e-4)  # the same inputs, frame by frame
 
@@ -124,7 +123,7 @@ def test_a_hand_missed_for_a_frame_or_two_does_not_type_the_held_letter_twice():
             logp[a if feeds[reader.manifest.input_name][0, -1, -1] > 0 else reader.blank] = 0.0
             return [logp[None]]
 
-    reader.session = Scripted()
+    reader.session, reader.step = Scripted(), None  # the window path, its session scripted
     hand = np.zeros(reader.dim, np.float32)
     frames = [hand] * 10 + [None] + [hand] * 10 + [None, None] + [hand] * 10 + [None] * 3 + [hand] * 5
     for i, x in enumerate(frames):
@@ -133,6 +132,47 @@ def test_a_hand_missed_for_a_frame_or_two_does_not_type_the_held_letter_twice():
 
 
 @pytest.mark.data
+def test_streaming_step_reads_every_frame_as_the_window_model_does(tmp_path, capsys):
+    """The shipped readers' step.onnx (one frame and a carried state) against their model.onnx (the whole window each
+    frame), on a stitched stream with missed hands, and after a reset; a damaged step file is said and the window
+    model reads instead, with the same letters."""
+    import shutil
+
+    from realtime.features import FeatureSpec
+    from realtime.sequence_reader import SequenceReader
+    from training.stitching import LetterDictionary, stitch
+    from test_stitching import a_hand
+
+    letters = "ABDEIKLOY"
+    d = LetterDictionary("asl", {c: np.stack([a_hand(0.2 * i, seed=j) for j in range(2)]) for i, c in enumerate(letters)},
+                         {c: np.array(["s1", "s2"]) for c in letters})
+    seq = stitch("BOIL KID BOLD", d, np.random.default_rng(1), fps=30)
+    for name in ("asl-sequence", "lis-sequence"):
+        step, window = SequenceReader(name), SequenceReader(name)
+        assert step.step is not None and "streaming step" in step.describe()
+        window.step = None
+        spec = FeatureSpec.from_dict(step.manifest.raw["features"])
+        for reader in (step, window):
+            reader.read = []
+            for _ in range(2):  # the second time after a reset: the state starts empty again
+                reader.reset()
+                for lm, found, t in zip(seq.landmarks, seq.detected, seq.t):
+                    x = spec.compute(lm[None], False, (640.0, 480.0))[0] if found else None
+                    reader.read.append(reader.update(x, float(t))[:2])
+        assert len(step.read) > step.window * 2 and step.text == window.text
+        assert [r[0] for r in step.read] == [r[0] for r in window.read]
+        np.testing.assert_allclose([r[1] for r in step.read], [r[1] for r in window.read], atol=1e-4)
+
+    folder = tmp_path / "asl-sequence"
+    from realtime.manifest import weights_dir
+
+    shutil.copytree(weights_dir() / "asl-sequence", folder)
+    (folder / "step.onnx").write_bytes(b"not a model")
+    reader = SequenceReader(str(folder))
+    assert reader.step is None and "window of 63 frames" in reader.describe()
+    assert "step.onnx" in capsys.readouterr().err
+
+
 def test_live_reads_an_italian_video_with_the_lis_sequence_reader(tmp_path):
     """GIULIA, whom neither reader saw, spells LUCE from her front-camera photos (64x64 crops, so the full hand
     model); the LIS sequence reader types it as it goes, the last letter included only in part: LUC."""

@@ -157,10 +157,10 @@ class OrtBackend(Backend):
 def open_model(model: str | Path, device: str = "auto", verify: bool = True, kind: str | None = None,
                threads: int = 1):
     """Resolve, check against the manifest (kind, sha256) and load -> (folder, manifest, onnx path, session)."""
-    try:
-        import onnxruntime as ort
-    except ImportError as e:
-        raise ModelError("onnxruntime is not installed: pip install -e '.[cpu]' (or '.[gpu]')") from e
+    from importlib.util import find_spec
+
+    if find_spec("onnxruntime") is None:  # said before any file is read
+        raise ModelError("onnxruntime is not installed: pip install -e '.[cpu]' (or '.[gpu]')")
     folder = resolve_model(model)
     manifest = Manifest.load(folder)
     if kind is not None and manifest.kind != kind:
@@ -173,13 +173,19 @@ def open_model(model: str | Path, device: str = "auto", verify: bool = True, kin
         raise ModelError(f"{path} is missing (named by {folder / MANIFEST})")
     if verify:
         verify_sha256(path, manifest.sha256)
+    return folder, manifest, path, open_session(path, device, threads)
+
+
+def open_session(path: str | Path, device: str = "auto", threads: int = 1):
+    """One ONNX file (already checked against its manifest) -> an ONNX Runtime session on ``device``."""
+    import onnxruntime as ort
+
     providers, _ = select_providers(device, tensorrt=False, strict=True)  # CUDA EP when asked or there, else CPU
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads  # small models: threads cost more than they save
     opts.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), opts, providers=providers)
+        return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types
         raise ModelError(f"{path}: ONNX Runtime cannot load it ({e})") from e
-    return folder, manifest, path, session
 
