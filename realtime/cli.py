@@ -131,12 +131,30 @@ def _unused_option(args) -> str | None:
         for option in ("--sequence-model", "--lexicon"):
             if getattr(args, option[2:].replace("-", "_"), None):
                 return f"{option} applies to --reader sequence; the letter reader (--reader letters) would ignore it"
+    if args.classifier == "image" and args.model:
+        return (f"--classifier image reads the hand crop with --image-model alone; --model {args.model} would do "
+                "nothing (--classifier fused reads with both)")
     if args.classifier not in ("image", "fused") and args.image_model:
         return "--image-model applies to --classifier image or fused; --classifier keypoints would ignore it"
     if args.classifier != "fused" and args.image_weight is not None:
         return (f"--image-weight weighs the image model against the keypoint model in --classifier fused; "
                 f"--classifier {args.classifier} would ignore it")
     return None
+
+
+def _say_default_image_model(args) -> None:
+    """Name the image model --classifier image or fused reads with when none was given: it reads another alphabet
+    than --model's default (asl-letters), which would otherwise type Italian letters on an ASL signer unannounced."""
+    if args.classifier == "keypoints" or args.keypoints != "mediapipe" or args.image_model:
+        return
+    from realtime.crop_classifier import DEFAULT_IMAGE_ALPHABET, DEFAULT_IMAGE_MODEL
+    from realtime.pipeline import FUSED_KEYPOINT_MODELS
+
+    models = DEFAULT_IMAGE_MODEL
+    if args.classifier == "fused" and not args.model:
+        models += f" and {FUSED_KEYPOINT_MODELS[DEFAULT_IMAGE_MODEL]}"
+    print(f"--classifier {args.classifier} reads the {DEFAULT_IMAGE_ALPHABET} letters with {models} (the default; "
+          "--image-model chooses another image model)", file=sys.stderr)
 
 
 def _image_weight(args) -> float:
@@ -197,6 +215,7 @@ def cmd_live(args) -> int:
     unused = _unused_option(args)
     if unused:
         return fail(unused)
+    _say_default_image_model(args)
     window = not args.no_window
     problem = window_problem() if window else None
     if problem:
@@ -276,6 +295,7 @@ def cmd_eval(args) -> int:
     unused = _unused_option(args)
     if unused:
         return fail(unused)
+    _say_default_image_model(args)
     writable(args.json)
     try:
         if args.plots:
@@ -336,6 +356,7 @@ def cmd_bench(args) -> int:
         unused = _unused_option(args)
         if unused:
             return fail(unused)
+        _say_default_image_model(args)
         from realtime.capture import make_reader
 
         for src in args.source.split(",") if args.streams > 1 else [args.source]:
@@ -462,6 +483,7 @@ def cmd_calibrate(args) -> int:
     unused = _unused_option(args)
     if unused:
         return fail(unused)
+    _say_default_image_model(args)
     out = writable(args.out)
     try:
         if args.data:

@@ -27,6 +27,7 @@ CLASSIFIER_KINDS = ("keypoints", "image", "fused")
 # three people fell below the keypoint model's own
 DEFAULT_IMAGE_WEIGHT = 0.3
 DEFAULT_IMAGE_MODEL = "lis-letters-image"
+DEFAULT_IMAGE_ALPHABET = "Italian (LIS)"  # what it reads: said when it is chosen by default (--model's default is ASL)
 
 
 class HandCrop:

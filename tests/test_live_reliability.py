@@ -346,3 +346,18 @@ def test_image_weight_still_reaches_the_fused_reader():
     parse = build_parser().parse_args
     assert _options(parse(["live", "--classifier", "fused", "--image-weight", "0.6"])).image_weight == 0.6
     assert _options(parse(["live", "--classifier", "fused"])).image_weight == DEFAULT_IMAGE_WEIGHT
+
+
+def test_the_image_model_chosen_by_default_is_named_and_model_is_refused_with_the_image_classifier(capsys):
+    """--classifier image read with the Italian lis-letters-image unannounced (--model defaults to asl-letters), and
+    took --model asl-letters without a word while reading Italian letters."""
+    from realtime.cli import main
+
+    for argv, said in ((["--classifier", "image"], "reads the Italian (LIS) letters with lis-letters-image"),
+                       (["--classifier", "fused"], "with lis-letters-image and lis-letters (the default")):
+        assert main(["live", "--no-window", "--source", "nowhere", *argv]) == 2  # the source: after the note
+        assert said in capsys.readouterr().err
+    main(["live", "--no-window", "--source", "nowhere", "--classifier", "image", "--image-model", "lis-letters-image"])
+    assert "(the default" not in capsys.readouterr().err
+    assert main(["live", "--no-window", "--source", "nowhere", "--classifier", "image", "--model", "asl-letters"]) == 2
+    assert "--model asl-letters would do nothing" in capsys.readouterr().err
