@@ -237,6 +237,12 @@ def describe_check(check: dict, worst: int = 5) -> str:
     return text
 
 
+def model_label(folder: str, labels: list[str]) -> str:
+    """A person's folder name as the model's label: ``a/`` is the model's ``A`` (their own folders are named as
+    they like; the models' letters are upper-case)."""
+    return folder.upper() if folder not in labels and len(folder) == 1 and folder.upper() in labels else folder
+
+
 def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: int = 0,
                      progress: bool = True) -> tuple[Profile, dict]:
     """A profile from a person's own photos (``LABEL/file``): up to ``per_letter`` photos with a hand per letter.
@@ -251,13 +257,14 @@ def calibrate_images(recognizer, folder: str | Path, per_letter: int = 5, seed: 
 
     ds = ImageFolder(folder)
     labels = list(recognizer.labels)
-    unknown = sorted({s.label for s in ds.samples} - set(labels))
+    named = {s.label: model_label(s.label, labels) for s in ds.samples}
+    unknown = sorted(f for f, label in named.items() if label not in labels)
     rng = np.random.default_rng(seed)
     feats, names, crops, unreadable, no_hand = [], [], [], [], []
     by_label: dict[str, list] = {}
     for s in ds.samples:
-        if s.label in labels and s.label != NO_LETTER:
-            by_label.setdefault(s.label, []).append(s)
+        if named[s.label] in labels and named[s.label] != NO_LETTER:
+            by_label.setdefault(named[s.label], []).append(s)
     work = [(label, [by_label[label][i] for i in rng.permutation(len(by_label[label]))]) for label in labels
             if label in by_label]
     bar = tqdm(total=sum(min(per_letter, len(v)) for _, v in work), desc="calibration photos", unit="sample",

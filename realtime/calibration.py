@@ -53,6 +53,18 @@ class ProfileError(ValueError):
     """A profile that cannot be used: corrupt, or made for another model."""
 
 
+def _samples(d: dict, source: str) -> np.ndarray:
+    """A profile file's samples, one row per sample label. None at all, or rows and labels out of step, is a
+    damaged file (a profile is never made without samples), said as such rather than in numpy's words."""
+    samples, n = np.asarray(d["samples"], np.float32), len(d["sample_labels"])
+    if samples.size == 0 and n == 0:
+        raise ProfileError(f"{source}: the profile holds no samples: the file was damaged; calibrate again")
+    if samples.size == 0 or n == 0 or samples.size % n or (samples.ndim == 2 and len(samples) != n):
+        raise ProfileError(f"{source}: {len(samples)} samples but {n} sample labels: the file was damaged; "
+                           "calibrate again")
+    return samples.reshape(n, -1)
+
+
 @dataclass
 class Profile:
     """One person's calibration for one model."""
@@ -130,7 +142,7 @@ class Profile:
                 raise ValueError("not a fingerspell profile (no kind 'fingerspell-profile')")
             if int(d["format"]) > PROFILE_FORMAT:
                 raise ValueError(f"format {d['format']} is newer than this program's {PROFILE_FORMAT}")
-            samples = np.asarray(d["samples"], np.float32).reshape(len(d["sample_labels"]), -1)
+            samples = _samples(d, source)
             p = cls(model=str(d["model"]), model_sha256=str(d["model_sha256"]), labels=list(d["labels"]),
                     features=dict(d["features"]), samples=samples, sample_labels=list(d["sample_labels"]),
                     method=str(d.get("method", "knn")), alpha=float(d.get("alpha", cls.alpha)),
@@ -149,6 +161,8 @@ class Profile:
                 p.image_model, p.image_model_sha256 = str(im["model"]), str(im["model_sha256"])
                 p.image_alpha = float(im.get("alpha", cls.image_alpha))
                 p.image_temperature = float(im.get("temperature", cls.image_temperature))
+        except ProfileError:
+            raise
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise ProfileError(f"{source}: unreadable or incomplete profile ({type(e).__name__}: {e})") from e
         unknown = sorted(set(p.sample_labels) - set(p.labels))

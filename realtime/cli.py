@@ -15,6 +15,18 @@ from realtime.cli_common import (ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, Hel
                                  float_range, int_range, missing_train_extra, window_problem, writable)
 
 
+class _OtherCommandsOption(argparse.Action):
+    """An option of another command (calibrate's --camera on live): refused saying how this command takes it, where
+    argparse's 'unrecognized arguments' would name no way on."""
+
+    def __init__(self, option_strings, dest, why: str, **kwargs):
+        super().__init__(option_strings, dest, nargs="?", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        self.why = why
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(self.why)
+
+
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model",
                    help="shipped model name (see 'fingerspell models') or a folder with model.onnx + manifest.json "
@@ -579,6 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "several, comma-separated (0,1 or a.mp4,b.mp4), are read at once "
                                                     "through one batched pipeline (--hands onnx or torch) "
                                                     "(default: %(default)s)")
+    live.add_argument("--camera", action=_OtherCommandsOption,
+                      why="live reads a camera with --source INDEX (e.g. --source 1); --camera is calibrate's")
     _add_runtime_options(live)
     _add_profile_option(live)
     _add_speller_options(live)

@@ -33,11 +33,11 @@ class MultiStreamRecognizer:
         options.check()
         batching = [name for name, row in HAND_PIPELINES.items() if row.batches]
         if options.hands not in batching:  # MediaPipe's own graph runs one image at a time
-            raise ValueError(f"--streams batches the hand nets across streams: use --hands {' or '.join(batching)}"
-                             f" (not {options.hands})")
+            raise ValueError(f"several streams (live --source A,B; bench --streams N) batch the hand nets across "
+                             f"streams: use --hands {' or '.join(batching)} (not {options.hands})")
         if options.keypoints != "mediapipe" or options.static or options.reader != "letters":
-            raise ValueError("--streams reads video with MediaPipe's landmarks and the letter reader "
-                             "(--keypoints mediapipe, --reader letters)")
+            raise ValueError("several streams (live --source A,B; bench --streams N) read video with MediaPipe's "
+                             "landmarks and the letter reader (--keypoints mediapipe, --reader letters)")
         if options.classifier_kind != "keypoints":  # the image classifier reads one crop per call
             raise ValueError(f"several streams read with the keypoint classifier only (--classifier keypoints), not "
                              f"--classifier {options.classifier_kind}")

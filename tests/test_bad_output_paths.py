@@ -144,3 +144,18 @@ def test_export_refuses_a_file_or_a_folder_of_other_files_before_the_work(tmp_pa
     for out in ("empty", "export", "new"):  # where an export goes: run
         with pytest.raises(AssertionError, match="the export ran"):
             main(["export", "--model", "asl-letters", "--out", str(tmp_path / out)])
+
+
+@pytest.mark.parametrize("samples,labels,why", [(0, 0, "holds no samples"), (4, 3, "4 samples but 3 sample labels"),
+                                                (0, 2, "0 samples but 2 sample labels")])
+def test_a_profile_without_samples_or_with_labels_out_of_step_is_said_damaged(tmp_path, samples, labels, why):
+    """They failed in numpy's words ('cannot reshape array of size 0')."""
+    from realtime.calibration import Profile, ProfileError
+    from test_calibration import profile
+
+    d = profile().to_json()
+    d["samples"], d["sample_labels"] = d["samples"][:samples], (["A"] * 4)[:labels]
+    (tmp_path / "p.json").write_text(json.dumps(d))
+    with pytest.raises(ProfileError, match=f"p.json: .*{why}.*damaged") as e:
+        Profile.load(tmp_path / "p.json")
+    assert "reshape" not in str(e.value)

@@ -486,3 +486,23 @@ def test_one_camera_splits_keep_samples_and_test_photos_on_one_camera():
     for camera, k, _, cal, test in splits:
         assert {lis_view(r) for r in rel[np.r_[cal, test]]} == {camera}
         assert len(cal) == 2 * k and len(test) == 2 * (8 - max(KS))
+
+
+def test_a_persons_lower_case_letter_folders_are_the_models_letters():
+    from realtime.calibrate import model_label
+
+    labels = ["A", "B", "none"]
+    assert [model_label(f, labels) for f in ("a", "A", "b", "none", "NONE", "c", "ab")] == \
+        ["A", "A", "B", "none", "NONE", "c", "ab"]
+
+
+@pytest.mark.data
+def test_calibrate_takes_lower_case_letter_folders(tmp_path):
+    """`a/` was refused as a label the model does not know."""
+    from helpers import own_photos, run_cli
+
+    mine = own_photos(tmp_path / "mine", "AB", 1)
+    (mine / "A").rename(mine / "a")
+    r = run_cli("calibrate", "--data", str(mine), "--out", str(tmp_path / "me.json"), "--per-letter", "1")
+    assert r.returncode == 0 and "does not know" not in r.stdout, r.stdout + r.stderr
+    assert json.loads((tmp_path / "me.json").read_text())["sample_labels"] == ["A", "B"]

@@ -361,3 +361,16 @@ def test_the_image_model_chosen_by_default_is_named_and_model_is_refused_with_th
     assert "(the default" not in capsys.readouterr().err
     assert main(["live", "--no-window", "--source", "nowhere", "--classifier", "image", "--model", "asl-letters"]) == 2
     assert "--model asl-letters would do nothing" in capsys.readouterr().err
+
+
+def test_several_sources_and_a_camera_option_are_hinted_with_lives_own_options(tmp_path, capsys):
+    """live --source a,b pointed at bench's --streams; live --camera 7 got argparse's 'unrecognized arguments'."""
+    from realtime.cli import main
+
+    cv2.imwrite(str(tmp_path / "0.png"), np.zeros((48, 64, 3), np.uint8))
+    assert main(["live", "--no-window", "--source", f"{tmp_path},{tmp_path}"]) == 2  # --hands mediapipe: refused
+    err = capsys.readouterr().err
+    assert "live --source A,B" in err and "use --hands onnx or torch" in err, err
+    with pytest.raises(SystemExit) as e:
+        main(["live", "--camera", "7"])
+    assert e.value.code == 2 and "live reads a camera with --source INDEX" in capsys.readouterr().err
