@@ -25,7 +25,8 @@ import numpy as np
 
 from export.onnx_export import MIN_OPSET, check_onnx_file, export_onnx, parity
 from export.tensorrt_engine import export_engine
-from realtime.manifest import MANIFEST, Manifest, ModelError, file_fields, staged_folder, write_manifest
+from realtime.manifest import (MANIFEST, Manifest, ModelError, file_fields, resolve_model, staged_folder,
+                               write_manifest)
 
 def random_inputs(manifest: Manifest, n: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
     shape = [int(d) for d in manifest.raw["input"]["shape"][1:]]
@@ -147,12 +148,19 @@ def _onnx_target(args) -> dict:
         return export_checkpoint_onnx(args.checkpoint, args.out, name=args.name, data=args.data)
     if getattr(args, "add_embedding", False):
         from export.image_export import add_embedding_output
-        from realtime.manifest import resolve_model
         from training.io import command_line
 
         if args.opset != MIN_OPSET or args.simplify or args.name:
             raise ValueError("--add-embedding copies the file as it is: --opset, --simplify and --name do not apply")
         return add_embedding_output(resolve_model(args.model), args.out, command_line())
+    if Manifest.load(resolve_model(args.model)).kind == "sequence-reader":
+        from export.sequence_export import export_sequence_folder
+        from training.io import command_line
+
+        if args.opset != MIN_OPSET or args.simplify:
+            raise ValueError("a sequence reader is copied as it is, with its streaming step made beside it: --opset "
+                             "and --simplify do not apply")
+        return export_sequence_folder(args.model, args.out, name=args.name, command=command_line())
     return export_model_onnx(args.model, args.out, opset=args.opset, simplify=args.simplify, name=args.name)
 
 

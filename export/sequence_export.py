@@ -79,6 +79,30 @@ def _export_sequence_model(run: str | Path, folder: str | Path, name: str | None
     return write_stream_step(folder, command=command)
 
 
+def export_sequence_folder(model: str | Path, out: str | Path, name: str | None = None,
+                           command: str | None = None) -> dict:
+    """A sequence reader's folder (shipped name or path) -> ``out`` with its streaming step: ``model.onnx`` as it
+    is, ``step.onnx`` made from it (:func:`write_stream_step`). ``out`` may be the folder itself: the model does not
+    change, its step is added or made again. Nothing lands in ``out`` unless all of it succeeded."""
+    import shutil
+
+    from realtime.manifest import MANIFEST, Manifest, resolve_model, verify_sha256
+
+    src = resolve_model(model)
+    m = Manifest.load(src)
+    verify_sha256(src / m.file, m.sha256)
+    manifest = json.loads((src / MANIFEST).read_text())
+    manifest.pop("stream_step", None)
+    manifest["name"] = name or Path(out).name
+    with staged_folder(out) as stage:
+        shutil.copy(src / m.file, stage / m.file)
+        for extra in ("LICENSE.md", "PROVENANCE.md"):
+            if (src / extra).is_file():
+                shutil.copy(src / extra, stage / extra)
+        write_manifest(stage, manifest)
+        return write_stream_step(stage, command=command)
+
+
 STEP_FILE = "step.onnx"
 STEP_TOLERANCE = 1e-4  # largest |step - window| log-probability over a stream, else the export is refused
 
@@ -208,5 +232,5 @@ def write_stream_step(folder: str | Path, command: str | None = None) -> dict:
     if not err <= STEP_TOLERANCE:
         raise ModelError(f"{folder / STEP_FILE} differs from {manifest['file']} by {err:.2e} on a stream")
     manifest["stream_step"]["stream_parity_max_abs"] = err
-    print(f"{folder / STEP_FILE}: streaming step, {err:.1e} from the window model over a stream")
+    print(f"{manifest['name']}: {STEP_FILE}, the streaming step, {err:.1e} from {manifest['file']} over a stream")
     return write_manifest(folder, manifest)

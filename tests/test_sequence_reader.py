@@ -173,6 +173,23 @@ def test_streaming_step_reads_every_frame_as_the_window_model_does(tmp_path, cap
     assert "step.onnx" in capsys.readouterr().err
 
 
+def test_export_copies_a_sequence_reader_and_makes_its_streaming_step(tmp_path):
+    from realtime.manifest import Manifest, sha256_file, weights_dir
+    from realtime.sequence_reader import SequenceReader
+
+    out = tmp_path / "my-reader"
+    r = run_cli("export", "--model", "lis-sequence", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    m = Manifest.load(out)
+    assert m.name == "my-reader" and m.sha256 == Manifest.load(weights_dir() / "lis-sequence").sha256
+    step = m.raw["stream_step"]
+    assert sha256_file(out / step["file"]) == step["sha256"] and step["stream_parity_max_abs"] <= 1e-4
+    assert step["command"].startswith("fingerspell export --model lis-sequence")
+    assert SequenceReader(str(out)).step is not None
+    r = run_cli("export", "--model", "lis-sequence", "--out", str(out), "--opset", "18")
+    assert r.returncode == 2 and "--opset" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_live_reads_an_italian_video_with_the_lis_sequence_reader(tmp_path):
     """GIULIA, whom neither reader saw, spells LUCE from her front-camera photos (64x64 crops, so the full hand
     model); the LIS sequence reader types it as it goes, the last letter included only in part: LUC."""
