@@ -131,7 +131,6 @@ def test_a_hand_missed_for_a_frame_or_two_does_not_type_the_held_letter_twice():
     assert reader.text == "AA"  # the gaps of one and two frames bridged; three frames without a hand separate
 
 
-@pytest.mark.data
 def test_streaming_step_reads_every_frame_as_the_window_model_does(tmp_path, capsys):
     """The shipped readers' step.onnx (one frame and a carried state) against their model.onnx (the whole window each
     frame), on a stitched stream with missed hands, and after a reset; a damaged step file is said and the window
@@ -189,7 +188,14 @@ def test_export_copies_a_sequence_reader_and_makes_its_streaming_step(tmp_path):
     r = run_cli("export", "--model", "lis-sequence", "--out", str(out), "--opset", "18")
     assert r.returncode == 2 and "--opset" in r.stderr and "Traceback" not in r.stderr
 
+    from export.sequence_export import window_layers
+    from realtime.manifest import ModelError
 
+    with pytest.raises(ModelError, match="not the graph of a sequence reader"):
+        window_layers(weights_dir() / "asl-letters" / "model.onnx")  # a letter classifier: no convolutions
+
+
+@pytest.mark.data
 def test_live_reads_an_italian_video_with_the_lis_sequence_reader(tmp_path):
     """GIULIA, whom neither reader saw, spells LUCE from her front-camera photos (64x64 crops, so the full hand
     model); the LIS sequence reader types it as it goes, the last letter included only in part: LUC."""

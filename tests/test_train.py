@@ -245,7 +245,8 @@ def test_unlabelled_adaptation_split_and_input_statistics():
 
 
 def test_test_time_views_and_self_training_samples():
-    from training.adaptation_experiments import SELF_PER_LETTER, probabilities, self_training_samples, view_probabilities
+    from training.adaptation_experiments import (SELF_CONFIDENCE, SELF_PER_LETTER, probabilities, self_training_samples,
+                                                 view_probabilities)
     from training.new_people import TorchModel
 
     data = synthetic()
@@ -261,14 +262,19 @@ def test_test_time_views_and_self_training_samples():
     turned = view_probabilities(tm, kp)
     assert turned.shape == (20, 3) and np.allclose(turned.sum(1), 1, atol=1e-5)
 
-    probs = np.zeros((40, 4))
-    probs[:, 0] = np.linspace(0.5, 1.0, 40)  # letter A, confidence rising
-    probs[:, 3] = 1 - probs[:, 0]
-    probs[30:, :] = 0
-    probs[30:, 3] = 1.0  # rows 30..39: read as the no-letter class, surely
-    chosen = self_training_samples(probs, ["A", "B", "C", "none"], np.arange(40))
-    assert len(chosen) <= SELF_PER_LETTER and (probs[chosen, 0] >= 0.9).all()
-    assert self_training_samples(probs, ["A", "B", "C", "none"], np.arange(30, 40)).size == 0  # no-letter is never a sample
+    probs = np.zeros((50, 4))
+    probs[:40, 0] = np.linspace(0.5, 1.0, 40)  # rows 0..39: letter A, confidence rising (0.9 from row 32 on)
+    probs[:40, 1] = 1 - probs[:40, 0]
+    probs[40:, 3] = 1.0  # rows 40..49: read as the no-letter class, surely
+    probs[24:32, 0], probs[24:32, 1] = 0.05, 0.95  # rows 24..31: B, sure
+    chosen = self_training_samples(probs, ["A", "B", "C", "none"], np.arange(50))
+    sure_a = np.flatnonzero(probs[:, 0] >= SELF_CONFIDENCE)
+    assert len(sure_a) < SELF_PER_LETTER and set(sure_a) <= set(chosen)  # every sure A (fewer than the cap)
+    b = [r for r in chosen if probs[r, 1] >= 0.9]
+    assert len(b) == 8 and len(chosen) == len(sure_a) + 8  # the sure Bs; no unsure row, no no-letter row
+    many = np.tile(probs[24:25], (30, 1))  # thirty sure Bs: at most the cap of them
+    assert len(self_training_samples(many, ["A", "B", "C", "none"], np.arange(30))) == SELF_PER_LETTER
+    assert self_training_samples(probs, ["A", "B", "C", "none"], np.arange(40, 50)).size == 0  # no-letter is never a sample
 
 
 def test_class_balance_gives_every_class_the_same_share_and_keeps_the_rows_relative_weights_within_it():
