@@ -69,9 +69,9 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     p.add_argument("--sequence-model", help="with --reader sequence: the model (default: asl-sequence)")
     p.add_argument("--lexicon", metavar="FILE",
-                   help="with --reader sequence: a word list (one word a line; realtime/wordlists/en.txt, it.txt "
-                        "ship) that corrects a misread letter inside a known word when the word ends; words not in "
-                        "the list are still spelled")
+                   help="a word list (one word a line; realtime/wordlists/en.txt, it.txt ship) that corrects a misread "
+                        "letter inside a known word when the word ends, with either reader; words not in the list are "
+                        "still spelled, but a name one letter from a list word may be corrected to it")
     p.add_argument("--classifier", choices=CLASSIFIER_KINDS, default="keypoints",
                    help="what reads the letter (with --keypoints mediapipe): keypoints (the landmarks' features and "
                         "--model), image (a square crop framed by the landmarks and --image-model, an EfficientNetV2 "
@@ -139,10 +139,11 @@ def _unused_option(args) -> str | None:
                     f"frame or two) and its model types the spaces: no hold, release, timed space or smoothing, so "
                     f"{', '.join(given)} would do nothing; they apply to --reader letters (--min-confidence "
                     f"applies to both)")
-    if getattr(args, "reader", "letters") != "sequence":
-        for option in ("--sequence-model", "--lexicon"):
-            if getattr(args, option[2:].replace("-", "_"), None):
-                return f"{option} applies to --reader sequence; the letter reader (--reader letters) would ignore it"
+    if getattr(args, "reader", "letters") != "sequence" and getattr(args, "sequence_model", None):
+        return "--sequence-model applies to --reader sequence; the letter reader (--reader letters) would ignore it"
+    if args.command == "eval" and getattr(args, "lexicon", None):
+        return ("--lexicon corrects words as they are spelled, in a video or from a camera; eval reads independent "
+                "photos, one letter each")
     if args.classifier == "image" and args.model:
         return (f"--classifier image reads the hand crop with --image-model alone; --model {args.model} would do "
                 "nothing (--classifier fused reads with both)")

@@ -8,6 +8,12 @@ kept unless a list word explains the same frames almost as well: the list correc
 
 This is rescoring of the greedy word, not a full prefix beam search: the candidates are the list words near the
 greedy reading, which keeps it well under a millisecond a word on the CPU.
+
+The letter reader (:class:`WordListSpeller`) has no frames of posteriors in the CTC sense: it types a letter once it
+was held. Each typed letter becomes one frame, its hold's mean probabilities, with a blank frame after it, and the
+word is rescored the same way; a letter frame keeps a little probability of being nothing (a letter typed that was
+not meant) and a blank frame of being a letter (a letter missed), so that list words one letter longer or shorter
+stay candidates.
 """
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from realtime.speller import Speller, SpellerConfig
 
 DEFAULT_BONUS = 3.0  # nats: a list word wins over the typed string unless it is e^3 (20x) less likely
 
@@ -100,3 +108,86 @@ class Lexicon:
             if s > best_score:
                 best, best_score = cand, s
         return best
+
+
+# The letter reader's words as frames: how likely a typed letter was not meant (typed on the way to the next one),
+# how likely a letter was missed between two typed ones, and a known word's bonus. Chosen on validation sets of NOOR
+# (held photos, a letter model trained without NOOR; training/lexicon_choice.py, docs/lexicon-choice.md): the largest
+# bonus that raised the letter error rate on strings outside the list by no more than 1.5 points (bonus 9: 4.4
+# points), so names are still spelled.
+EXTRA_LETTER, MISSED_LETTER, LETTER_BONUS = 0.02, 0.5, 6.0
+
+
+def held_letter_frames(letter_probs: list[np.ndarray]) -> np.ndarray:
+    """Each typed letter's probabilities over the letters -> (2n, 1 + letters) log-posteriors for
+    :meth:`Lexicon.correct`: a frame of the letter (blank: :data:`EXTRA_LETTER`), then a blank frame (letters:
+    :data:`MISSED_LETTER` in all, spread as the letter's own probabilities)."""
+    rows = []
+    for p in letter_probs:
+        p = np.maximum(np.asarray(p, np.float64), 1e-9)
+        p = p / p.sum()
+        rows.append(np.concatenate([[EXTRA_LETTER], (1 - EXTRA_LETTER) * p]))
+        rows.append(np.concatenate([[1 - MISSED_LETTER], MISSED_LETTER * p]))
+    return np.log(np.array(rows)) if rows else np.zeros((0, 1))
+
+
+class WordListSpeller(Speller):
+    """``--lexicon`` with the letter reader: the speller as it is, and when a word ends (a space, or the end of the
+    input) the word is rescored against the list (:meth:`Lexicon.correct`) from each typed letter's hold
+    (:func:`held_letter_frames`). Probabilities come with each frame (``update(..., probs=)``, over ``labels``)."""
+
+    def __init__(self, config: SpellerConfig | None, lexicon: "Lexicon", labels: list[str]):
+        super().__init__(config or SpellerConfig())
+        self.lexicon = lexicon
+        self.letters = [l for l in labels if len(l) == 1 and l.isalpha()]
+        self.classes = ["<blank>"] + self.letters
+        self._columns = np.array([list(labels).index(l) for l in self.letters])
+        self._frames: list[tuple[float, np.ndarray]] = []  # (time, probabilities) of the reading being held
+        self.word_start, self.word_letters = 0, []  # where the word being spelled begins in text, its letters' probs
+
+    def update(self, t: float, letter: str | None, confidence: float = 1.0, hand_present: bool = True,
+               probs: np.ndarray | None = None) -> str | None:
+        before = self.text
+        typed = super().update(t, letter, confidence, hand_present)
+        if probs is not None and isinstance(self._obs, str):
+            self._frames = [f for f in self._frames if f[0] >= self._since] + [(t, np.asarray(probs)[self._columns])]
+        if self.text != before and self.text.startswith(before):  # typed this frame: a letter, a space, or both
+            added, self.text = self.text[len(before):], before
+            for ch in added:
+                self.text += ch
+                if ch == " ":
+                    self._end_word(len(self.text) - 1)
+                else:
+                    held = [p for ft, p in self._frames if ft >= self._since] or [np.ones(len(self.letters))]
+                    self.word_letters.append(np.mean(held, axis=0))
+        return typed
+
+    def _end_word(self, end: int) -> None:
+        """The word in ``text[word_start:end]`` ended: rescored against the list; what follows it is kept."""
+        word = self.text[self.word_start:end]
+        if word and len(self.word_letters) == len(word):
+            fixed = self.lexicon.correct(word, held_letter_frames(self.word_letters), self.classes, 0)
+            self.text = self.text[:self.word_start] + fixed + self.text[end:]
+            end += len(fixed) - len(word)
+        self.word_start, self.word_letters = end + 1, []
+
+    def finish(self) -> None:
+        if self.text and not self.text.endswith(" "):
+            self._end_word(len(self.text))
+            self.word_start = len(self.text)
+
+    def backspace(self) -> None:
+        removed = self.text[-1:]
+        super().backspace()
+        if removed and removed != " " and self.word_letters and len(self.text) >= self.word_start:
+            self.word_letters.pop()
+        if len(self.text) < self.word_start:  # back into the word before: it is not rescored again
+            self.word_start, self.word_letters = len(self.text), []
+
+    def clear(self) -> None:
+        super().clear()
+        self.word_start, self.word_letters = 0, []
+
+    def resume(self, text: str) -> None:
+        super().resume(text)
+        self.word_start, self.word_letters = len(text), []

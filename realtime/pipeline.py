@@ -117,7 +117,7 @@ class PipelineOptions:
     speller: SpellerConfig | None = None
     reader: str = "letters"  # READERS: held static letters, or a sequence model typing as it recognises
     sequence_model: str | None = None  # --reader sequence: the model (default: asl-sequence)
-    lexicon: str | None = None  # --reader sequence: a word list that corrects misread letters (realtime.lexicon)
+    lexicon: str | None = None  # a word list that corrects misread letters when a word ends (realtime.lexicon)
     # --reader sequence: --min-confidence, its own (default 0: the model reads right letters at 0.4 to 0.6; the
     # letter reader's threshold is speller.min_confidence); see realtime.sequence_reader.SequenceReader
     sequence_min_confidence: float = 0.0
@@ -131,8 +131,8 @@ class PipelineOptions:
                                           or self.profile is not None):
             raise ValueError("--reader sequence reads MediaPipe's landmarks (--keypoints mediapipe --classifier "
                              "keypoints, no --profile)")
-        if self.lexicon and self.reader != "sequence":
-            raise ValueError("--lexicon rescores the sequence reader's words: use it with --reader sequence")
+        if self.lexicon and self.static:
+            raise ValueError("--lexicon corrects words spelled in a video or from a camera, not independent photos")
         if self.reader == "sequence" and self.model:  # the letter classifier is not used: say so, not ignore it
             raise ValueError(f"--reader sequence reads with its own model (--sequence-model, default asl-sequence; "
                              f"for Italian lis-sequence), not --model {self.model}")
@@ -201,7 +201,19 @@ def smooth_and_spell(probs, t: float, labels: list[str], smoother: ProbabilitySm
         letter, conf = labels[k], float(p[k])
         if letter == NO_LETTER:
             letter, conf = None, 0.0
-    return letter, conf, speller.update(t, letter, conf, hand_present=probs is not None)
+    return letter, conf, speller.update(t, letter, conf, hand_present=probs is not None,
+                                        probs=p if probs is not None else None)
+
+
+def make_speller(options: "PipelineOptions", labels: list[str]) -> Speller:
+    """The letter reader's speller: with ``--lexicon``, one that rescores each finished word against the list."""
+    config = options.speller or SpellerConfig()
+    if not options.lexicon:
+        return Speller(config)
+    from realtime.lexicon import LETTER_BONUS, Lexicon, WordListSpeller
+
+    letters = [l for l in labels if len(l) == 1 and l.isalpha()]
+    return WordListSpeller(config, Lexicon.load(options.lexicon, letters, bonus=LETTER_BONUS), labels)
 
 
 class Recognizer:
@@ -224,7 +236,7 @@ class Recognizer:
         self.hands_backend = self.options.hands
         self.labels = self.classifier.labels
         self.smoother = ProbabilitySmoother(smoothing_s)
-        self.speller = sequence if sequence is not None else Speller(speller or SpellerConfig())
+        self.speller = sequence if sequence is not None else make_speller(self.options, self.labels)
         self.which_hand = hand
 
     @classmethod

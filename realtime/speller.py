@@ -66,8 +66,10 @@ class Speller:
         self._released = True
         self._spaced = False
 
-    def update(self, t: float, letter: str | None, confidence: float = 1.0, hand_present: bool = True) -> str | None:
-        """Feed one frame; returns what was committed this frame ('A', ' ') or None.
+    def update(self, t: float, letter: str | None, confidence: float = 1.0, hand_present: bool = True,
+               probs: np.ndarray | None = None) -> str | None:
+        """Feed one frame; returns what was committed this frame ('A', ' ') or None. ``probs`` (the smoothed
+        probabilities the letter was read from) serve a word list (:class:`realtime.lexicon.WordListSpeller`) only.
 
         A reading (or an absence) lasts from its first frame until the first frame of the next one, so durations
         come out right at any frame rate. A change counts once the new reading is on two of the last three frames:

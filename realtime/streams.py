@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from realtime.hands import HAND_PIPELINES, Redetect, pick_hand, redetect_settings
-from realtime.pipeline import FrameResult, PipelineOptions, build_classifier, smooth_and_spell
-from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
+from realtime.pipeline import FrameResult, PipelineOptions, build_classifier, make_speller, smooth_and_spell
+from realtime.speller import ProbabilitySmoother
 
 
 
@@ -54,7 +54,7 @@ class MultiStreamRecognizer:
         self.redetects = [Redetect(_StepHands(), after=options.redetect_after, build_fallback=self._build_fallback)
                           for _ in range(streams)] if options.redetect_after else None
         self.smoothers = [ProbabilitySmoother(options.smoothing_s) for _ in range(streams)]
-        self.spellers = [Speller(options.speller or SpellerConfig()) for _ in range(streams)]
+        self.spellers = [make_speller(options, self.labels) for _ in range(streams)]
 
     def process(self, frames: list[np.ndarray], t: float | list[float] | None = None) -> list[FrameResult]:
         """``t``: each stream's frame time (one number: the same for all; None: now)."""

@@ -126,8 +126,78 @@ def test_the_streaming_reader_corrects_each_word_when_it_ends():
     assert plain.text == "HELLP BOLL"  # without a lexicon: as read
 
 
-def test_lexicon_needs_the_sequence_reader():
+def test_lexicon_needs_words_spelled_in_time_not_photos():
     from realtime.pipeline import PipelineOptions
 
-    with pytest.raises(ValueError, match="--reader sequence"):
-        PipelineOptions(lexicon=str(WORDLISTS / "en.txt")).check()
+    PipelineOptions(lexicon=str(WORDLISTS / "en.txt")).check()  # the letter reader takes it too
+    with pytest.raises(ValueError, match="not independent photos"):
+        PipelineOptions(lexicon=str(WORDLISTS / "en.txt"), static=True).check()
+
+
+LETTERS = list("ACEHKLNOPSTXY")
+
+
+def held(speller, letter_probs: dict, t0: float, hold: float = 0.8, fps: int = 30) -> float:
+    """Frames of one held reading (``letter_probs``: letter -> probability) from t0; returns the time after."""
+    from realtime.pipeline import smooth_and_spell
+    from realtime.speller import ProbabilitySmoother
+
+    p = np.full(len(LETTERS), 1e-3)
+    for letter, q in letter_probs.items():
+        p[LETTERS.index(letter)] = q
+    p /= p.sum()
+    smoother = ProbabilitySmoother(0.0)
+    for i in range(int(hold * fps)):
+        smooth_and_spell(p, t0 + i / fps, LETTERS, smoother, speller)
+    return t0 + hold
+
+
+def gap(speller, t0: float, seconds: float = 0.4, fps: int = 30) -> float:
+    from realtime.pipeline import smooth_and_spell
+    from realtime.speller import ProbabilitySmoother
+
+    for i in range(int(seconds * fps)):
+        smooth_and_spell(None, t0 + i / fps, LETTERS, ProbabilitySmoother(0.0), speller)
+    return t0 + seconds
+
+
+def test_the_letter_reader_corrects_a_word_from_its_letters_holds_and_keeps_a_sure_word_outside_the_list():
+    from realtime.lexicon import LETTER_BONUS, WordListSpeller
+
+    lex = Lexicon(["CAT", "HELLO"], LETTERS, bonus=LETTER_BONUS)
+    s = WordListSpeller(None, lex, LETTERS)
+    t = 0.0
+    for probs in ({"C": 0.9}, {"E": 0.62, "A": 0.35}, {"T": 0.9}):  # A held, but read as E a little more surely
+        t = gap(s, held(s, probs, t))
+    assert s.text == "CET"
+    t = gap(s, t, 2.0)  # the hand gone: a space ends the word, which the list corrects
+    assert s.text == "CAT "
+    for probs in ({"C": 0.97}, {"X": 0.97}, {"T": 0.97}):  # a name: every letter sure, one letter from CAT
+        t = gap(s, held(s, probs, t))
+    s.finish()
+    assert s.text == "CAT CXT"  # kept: the list corrects, it does not forbid
+
+
+def test_the_letter_readers_word_list_follows_deletions():
+    from realtime.lexicon import LETTER_BONUS, WordListSpeller
+
+    s = WordListSpeller(None, Lexicon(["CAT"], LETTERS, bonus=LETTER_BONUS), LETTERS)
+    t = gap(s, held(s, {"C": 0.9}, 0.0))
+    t = gap(s, held(s, {"O": 0.9}, t))
+    s.backspace()  # the O was a mistake: deleted, its reading with it
+    for probs in ({"E": 0.62, "A": 0.35}, {"T": 0.9}):
+        t = gap(s, held(s, probs, t))
+    assert s.text == "CET" and len(s.word_letters) == 3
+    s.finish()
+    assert s.text == "CAT"
+    s.clear()
+    assert s.text == "" and s.word_start == 0 and s.word_letters == []
+
+
+def test_held_letter_frames_are_distributions_with_a_blank_between_letters():
+    from realtime.lexicon import EXTRA_LETTER, MISSED_LETTER, held_letter_frames
+
+    frames = np.exp(held_letter_frames([np.array([0.7, 0.2, 0.1]), np.array([0.1, 0.1, 0.8])]))
+    assert frames.shape == (4, 4) and np.allclose(frames.sum(1), 1)
+    assert np.isclose(frames[0, 0], EXTRA_LETTER) and np.isclose(frames[1, 0], 1 - MISSED_LETTER)
+    assert frames[0, 1] > frames[0, 2] > frames[0, 3] and frames[2, 3] == frames[2].max()

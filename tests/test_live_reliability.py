@@ -321,7 +321,7 @@ def test_the_sequence_reader_types_a_letter_only_once_it_is_read_with_min_confid
     (["live", "--classifier", "image", "--image-weight", "0.5"], "--classifier image would ignore it"),
     (["live", "--image-model", "lis-letters-image"], "--image-model applies to --classifier image or fused"),
     (["live", "--sequence-model", "asl-sequence"], "--sequence-model applies to --reader sequence"),
-    (["eval", "--lexicon", "realtime/wordlists/en.txt"], "--lexicon applies to --reader sequence"),
+    (["eval", "--lexicon", "realtime/wordlists/en.txt"], "eval reads independent photos"),
     (["calibrate", "--reader", "sequence"], "a profile calibrates the letter classifier"),
     (["calibrate", "--sequence-model", "asl-sequence"], "--sequence-model would do nothing"),
     (["calibrate", "--lexicon", "realtime/wordlists/en.txt"], "--lexicon would do nothing"),

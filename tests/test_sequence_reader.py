@@ -84,6 +84,10 @@ def test_live_reads_a_video_with_the_sequence_reader(tmp_path):
                 "--no-window")
     assert r.returncode == 0, r.stderr
     assert set(r.stdout.strip().splitlines()[-1]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ ")
+    r = run_cli("live", "--lexicon", str(words), "--source", str(tmp_path / "lavy.mp4"), "--no-window", "--jsonl",
+                str(tmp_path / "letters.jsonl"))  # the letter reader with the word list: the same path, words rescored
+    assert r.returncode == 0, r.stderr
+    assert set(r.stdout.strip().splitlines()[-1]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ ")
     r = run_cli("live", "--reader", "sequence", "--lexicon", str(tmp_path / "none.txt"), "--source",
                 str(tmp_path / "lavy.mp4"), "--no-window")
     assert r.returncode != 0 and "no word list at" in r.stderr
@@ -229,6 +233,11 @@ def test_eval_sequences_reads_a_set_with_the_readers_of_its_alphabet(tmp_path):
     assert m["readers"]["sequence"]["sequences"] == 2
     m = evaluate_sequences(tmp_path / "lis.npz", ["sequence"], sequence_model="asl-sequence", progress=False)
     assert m["models"]["sequence"] == "asl-sequence"
+    words = str(Path(__file__).resolve().parents[1] / "realtime" / "wordlists" / "it.txt")
+    m = evaluate_sequences(tmp_path / "lis.npz", ["letters", "letters+lexicon"], lexicon=words, progress=False)
+    assert m["readers"]["letters+lexicon"]["sequences"] == 2 and m["lexicon"] == words
+    with pytest.raises(ValueError, match="letters\\+lexicon reader needs --lexicon"):
+        evaluate_sequences(tmp_path / "lis.npz", ["letters+lexicon"], progress=False)
 
 
 def test_eval_sequences_refuses_a_file_that_is_not_a_stitched_set_naming_it(tmp_path, capsys):

@@ -217,7 +217,7 @@ def cmd_eval_sequences(args) -> int:
 
     readers = args.readers.split(",")
     if args.lexicon is None:
-        readers = [r for r in readers if r != "sequence+lexicon"]
+        readers = [r for r in readers if not r.endswith("+lexicon")]
     try:
         m = evaluate_sequences(args.data, readers, args.model, args.sequence_model, args.lexicon, args.limit)
     except RUN_ERRORS as e:
@@ -498,13 +498,14 @@ def register_eval(sub) -> None:
                                     "sequence reader, and the sequence reader with --lexicon. The sequences are "
                                     "synthetic.", formatter_class=HelpFormatter)
     es.add_argument("--data", required=True, help="stitched set (.npz)")
-    es.add_argument("--readers", default="letters,sequence,sequence+lexicon",
-                    help="comma-separated: letters, sequence, sequence+lexicon (needs --lexicon)")
+    es.add_argument("--readers", default="letters,letters+lexicon,sequence,sequence+lexicon",
+                    help="comma-separated: letters, letters+lexicon, sequence, sequence+lexicon (the +lexicon readers "
+                         "need --lexicon; without it they are left out)")
     es.add_argument("--model", help="keypoint model of the letter reader (default: the set's alphabet's, "
                                     "asl-letters or lis-letters)")
     es.add_argument("--sequence-model", help="sequence model (default: the set's alphabet's, asl-sequence or "
                                              "lis-sequence)")
-    es.add_argument("--lexicon", metavar="FILE", help="word list for the sequence+lexicon reader")
+    es.add_argument("--lexicon", metavar="FILE", help="word list for the letters+lexicon and sequence+lexicon readers")
     es.add_argument("--limit", type=int_range(1), help="read only the first N sequences")
     es.add_argument("--json", metavar="OUT", help="also write the scores and examples as JSON")
     es.set_defaults(func=cmd_eval_sequences)

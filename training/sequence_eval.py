@@ -4,7 +4,7 @@ photos held still, as a video made from photos shows them).
 
 Every reader sees the same frames as it would live: the landmarks of one frame at a time (no look-ahead), with
 their times. The letter reader is the default live path after the hand detector (keypoint classifier, smoother,
-speller); the sequence reader is ``--reader sequence`` (and ``--lexicon``). Scores: character error rate (edit
+speller; ``--lexicon`` rescores its words); the sequence reader is ``--reader sequence`` (and ``--lexicon``). Scores: character error rate (edit
 distance over the reference length) and word accuracy (words right, where the word count matches).
 
 Stitched sequences are synthetic (made from real people's hands); held-photo ones show real hands but no real
@@ -22,7 +22,7 @@ from tqdm import tqdm
 from realtime.hands import Hand
 from training.sequence_model import FRAME, score_texts
 
-READERS_EVALUATED = ("letters", "sequence", "sequence+lexicon")
+READERS_EVALUATED = ("letters", "letters+lexicon", "sequence", "sequence+lexicon")
 
 
 STITCHED_ARRAYS = ("landmarks", "detected", "t", "offsets", "text")  # what 'fingerspell train stitch' writes
@@ -49,16 +49,17 @@ def read_sequences(z):
         yield z["landmarks"][a:b], z["detected"][a:b], z["t"][a:b], str(z["text"][i])
 
 
-def letter_reader(model: str | None):
-    """A function (landmarks, detected, t) -> text: the live letter path after the hand detector."""
-    from realtime.pipeline import PipelineOptions, build_classifier, smooth_and_spell
-    from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
+def letter_reader(model: str | None, lexicon: str | None = None):
+    """A function (landmarks, detected, t) -> text: the live letter path after the hand detector (with
+    ``--lexicon``, its words rescored against the list)."""
+    from realtime.pipeline import PipelineOptions, build_classifier, make_speller, smooth_and_spell
+    from realtime.speller import ProbabilitySmoother
 
-    options = PipelineOptions(model=model)
+    options = PipelineOptions(model=model, lexicon=lexicon)
     features, classifier = build_classifier(options)
 
     def read(landmarks, detected, t) -> str:
-        smoother, speller = ProbabilitySmoother(options.smoothing_s), Speller(options.speller or SpellerConfig())
+        smoother, speller = ProbabilitySmoother(options.smoothing_s), make_speller(options, classifier.labels)
         for lm, found, ti in zip(landmarks, detected, t):
             probs = classifier(features(Hand(lm.astype(np.float32), "Right", 1.0, FRAME))) if found else None
             smooth_and_spell(probs, float(ti), classifier.labels, smoother, speller)
@@ -95,8 +96,9 @@ def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str |
     unknown = sorted(set(readers) - set(READERS_EVALUATED))
     if unknown:
         raise ValueError(f"unknown readers {unknown}; choose from {READERS_EVALUATED}")
-    if "sequence+lexicon" in readers and not lexicon:
-        raise ValueError("the sequence+lexicon reader needs --lexicon FILE")
+    needs = [r for r in readers if r.endswith("+lexicon")]
+    if needs and not lexicon:
+        raise ValueError(f"the {' and '.join(needs)} reader{'s need' if len(needs) > 1 else ' needs'} --lexicon FILE")
     z = open_stitched(path)
     manifest = Path(path).with_suffix(".json")
     about = json.loads(manifest.read_text()) if manifest.is_file() else {}
@@ -104,8 +106,8 @@ def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str |
     model, sequence_model = model or letters_default, sequence_model or sequence_default  # the set's alphabet's
     fns = {}
     for name in readers:
-        if name == "letters":
-            fns[name] = letter_reader(model)
+        if name.startswith("letters"):
+            fns[name] = letter_reader(model, lexicon if name == "letters+lexicon" else None)
         else:
             fns[name] = sequence_reader(sequence_model, lexicon if name == "sequence+lexicon" else None)
     seqs = list(read_sequences(z))[:limit]
