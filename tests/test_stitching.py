@@ -169,7 +169,7 @@ def test_eval_sequences_scores_every_reader_and_writes_json(tmp_path):
                 str(tmp_path / "out.json"))
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "out.json").read_text())
-    assert m["synthetic"] and set(m["readers"]) == {"letters", "sequence", "sequence+lexicon"}
+    assert m["synthetic"] and set(m["readers"]) == {"letters", "letters+lexicon", "sequence", "sequence+lexicon"}
     for scores in m["readers"].values():
         assert scores["sequences"] == 3 and scores["cer"] >= 0 and len(scores["examples"]) == 3
         assert all(ref in ("BOIL", "BIKE", "BOIL BIKE", "BIKE BOIL", "BOIL BOIL", "BIKE BIKE")
