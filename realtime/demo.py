@@ -8,6 +8,9 @@ Two tabs:
 - **Upload**: an image (the letter, its top readings) or a video (processed frame by frame with a
   progress bar: the transcript and a per-frame confidence chart).
 
+The settings above the tabs (model, hand, hold time, confidence threshold, word list) apply to every tab; the word list
+(``--lexicon``) corrects words in the live stream and in videos, not in photos.
+
 Latest frame wins. Gradio keeps one pending frame per stream and replaces it when a newer one
 arrives, so frames never queue up behind a slow one; on top of that each tab's
 :class:`~realtime.demo_session.LiveSession` holds a lock, and a frame that arrives while another is being processed is
@@ -39,9 +42,9 @@ from realtime.demo_calibration import (calibrate_frame, calibration_action, cali
                                        profile_for_model, profile_markdown, reference_photos, stop_profile)
 from realtime.demo_capacity import StreamCapacity, patch_queue_estimates
 from realtime.demo_files import DemoFiles
-from realtime.demo_session import (IDLE_RELEASE_S, backspace_text, clear_text, close_session, demo_models,
-                                   duration_words, free_tab, idle_sweep, keypoints_for, live_frame, manifest,
-                                   model_choices)
+from realtime.demo_session import (IDLE_RELEASE_S, NO_WORD_LIST, WORD_LISTS, backspace_text, clear_text,
+                                   close_session, demo_models, duration_words, free_tab, idle_sweep, keypoints_for,
+                                   live_frame, manifest, model_choices)
 from realtime.demo_uploads import analyse_upload
 from realtime.hands.hand import WHICH_HAND as HANDS
 from realtime.manifest import NO_LETTER, weights_dir
@@ -175,6 +178,10 @@ def reference_html(model: str) -> str:
     return f'<div class="fs-letters">{tiles}</div>{more}{note}{photos}'
 
 
+WORD_LIST_INFO = ("live and videos only (not photos): when a word ends, a misread letter inside a listed word is "
+                  "corrected; other words are still spelled, but a name one letter from a listed word may change")
+
+
 def on_model_change(model: str):
     """A J2S model cannot tell left from right hands: the hand selector is locked to 'any' for it."""
     import gradio as gr
@@ -245,7 +252,9 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
                              info="how long a letter must stay to be typed")
             min_conf = gr.Slider(0.0, 1.0, value=0.6, step=0.05, label="Confidence threshold", scale=2,
                                  info="readings below it count as unsure")
-        settings = [model, hand, hold, min_conf]
+            word_list = gr.Dropdown(list(WORD_LISTS), value=NO_WORD_LIST, label="Word list", scale=2,
+                                    elem_id="fs-word-list", info=WORD_LIST_INFO)
+        settings = [model, hand, hold, min_conf, word_list]
         with gr.Tab("Live", id="live"):
             with gr.Row():
                 cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", elem_id="fs-cam",
@@ -306,9 +315,9 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         with gr.Accordion("Letters of the selected model", open=False, elem_id="fs-letters"):
             chart = gr.HTML(reference_html(default), padding=False)  # Gradio 6's default; True warns in Gradio 5
 
-        def stream_frame(frame, session, model, hand, hold, min_conf, stamp):
+        def stream_frame(frame, session, model, hand, hold, min_conf, word_list, stamp):
             shown, *rest = live_frame(frame, session, model, hand, hold, min_conf, stamp, hands=hands,
-                                      time_limit=time_limit, capacity=capacity)
+                                      time_limit=time_limit, capacity=capacity, word_list=word_list)
             return frame_html(shown), *rest
 
         cam.stream(_friendly(stream_frame), inputs=[cam, session, *settings, stamp],
@@ -321,7 +330,8 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         model.change(_friendly(profile_for_model), inputs=[session, model], outputs=[profile_line, session],
                      queue=False)
 
-        def calibration_stream(frame, session, model, hand, hold, min_conf, k, letters, stamp):
+        def calibration_stream(frame, session, model, hand, hold, min_conf, word_list, k, letters, stamp):
+            # the word list is not passed: calibration reads no words, the live tab's recognizer keeps its list
             shown, *rest = calibrate_frame(frame, session, model, hand, hold, min_conf, k, letters, hands=hands,
                                            time_limit=time_limit, capacity=capacity, stamp=stamp)
             return frame_html(shown), *rest
@@ -340,8 +350,10 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
                           outputs=[cal_message, profile_line, session], queue=False)
         profile_off.click(_friendly(stop_profile), inputs=session, outputs=[profile_line, session], queue=False)
 
-        def run_upload(path, model, hand, hold, min_conf, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
-            return analyse_upload(path, model, hand, hold, min_conf, progress=progress, hands=hands)
+        def run_upload(path, model, hand, hold, min_conf, word_list,
+                       progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+            return analyse_upload(path, model, hand, hold, min_conf, progress=progress, hands=hands,
+                                  word_list=word_list)
 
         run.click(_friendly(run_upload), inputs=[upload, *settings],
                   outputs=[up_image, up_label, up_text, up_chart, up_summary], concurrency_limit=max_uploads,

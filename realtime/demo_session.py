@@ -1,7 +1,8 @@
 """One browser tab of the demo (``fingerspell demo``): its settings, its recognizer and its live stream.
 
 - the settings the page's controls choose (:class:`Settings`), checked (:func:`check_settings`), the models the
-  selector offers, and the :class:`~realtime.pipeline.Recognizer` made for them (:func:`make_recognizer`);
+  selector offers, the word lists (:data:`WORD_LISTS`, ``--lexicon``), and the :class:`~realtime.pipeline.Recognizer`
+  made for them (:func:`make_recognizer`);
 - :class:`LiveSession`: a tab's recognizer and speller, the lock that makes the newest frame win, its calibration
   and profile, and the counters shown under the video (:func:`latency_markdown`);
 - the live tab's handlers (:func:`live_frame`, Clear, Backspace) and what frees a tab's recognizer: a closed tab
@@ -41,19 +42,40 @@ RESTART_GAP_S = 2.0  # a tab that sent no frame for this long stopped its stream
 NOTE_S = 10.0  # how long the Calibrate tab shows what a change of settings kept (its panel is redrawn every frame)
 
 
+NO_WORD_LIST = "none"
+# The Word list selector (``--lexicon``, realtime.lexicon): shown name -> a list in realtime/wordlists (or a path).
+# When a word ends, a misread letter inside a listed word is corrected; words outside the list are still spelled, but
+# a name one letter from a listed word may be changed, so it is off by default. Not for photos (PipelineOptions.check).
+WORD_LISTS: dict[str, str | None] = {NO_WORD_LIST: None, "English (en.txt)": "en.txt", "Italian (it.txt)": "it.txt"}
+WORD_LIST_DIR = Path(__file__).resolve().parent / "wordlists"
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the page's controls choose, and the server's hand pipeline (``fingerspell demo --hands``, fixed per app);
-    a new model, hand or hand pipeline means a new recognizer, the rest is changed in place."""
+    a new model, hand, hand pipeline or word list means a new recognizer (the text kept), the rest is changed in
+    place."""
 
     model: str
     hand: str = "any"
     hold_s: float = 0.5
     min_confidence: float = 0.6
     hands: str = "mediapipe"  # mediapipe, or onnx (the same models on ONNX Runtime)
+    word_list: str = NO_WORD_LIST  # a name of WORD_LISTS
 
     def speller(self) -> SpellerConfig:
         return SpellerConfig(hold_s=self.hold_s, min_confidence=self.min_confidence)
+
+    @property
+    def lexicon(self) -> str | None:
+        """The word list's file (PipelineOptions.lexicon), or None."""
+        name = WORD_LISTS.get(self.word_list)
+        return str(WORD_LIST_DIR / name) if name else None
+
+    def rebuilds(self, other: Settings | None) -> bool:
+        """Whether going from ``other`` to these settings needs a new recognizer."""
+        return other is None or (self.model, self.hand, self.hands, self.word_list) != (
+            other.model, other.hand, other.hands, other.word_list)
 
 
 # -- models ----------------------------------------------------------------------------------------------------
@@ -123,9 +145,10 @@ def model_choices() -> list[tuple[str, str]]:
     return out
 
 
-def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, hands: str = "mediapipe") -> Settings:
+def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, hands: str = "mediapipe",
+                   word_list: str | None = NO_WORD_LIST) -> Settings:
     """Validated settings; a request from outside the page (the API) gets a message, not a stack trace. ``hands``
-    comes from the app (build_app), not from the page."""
+    comes from the app (build_app), not from the page; ``word_list`` is a name of WORD_LISTS (None: none)."""
     import gradio as gr
 
     from realtime.hands import HAND_PIPELINES
@@ -144,38 +167,69 @@ def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, 
         raise gr.Error("Hold time and confidence threshold must be numbers.") from None
     if not (0.0 < hold_s <= 5.0 and 0.0 <= min_confidence <= 1.0):
         raise gr.Error("Hold time must be in (0, 5] seconds and the confidence threshold in [0, 1].")
-    return Settings(model, hand, hold_s, min_confidence, hands)
+    word_list = word_list or NO_WORD_LIST
+    if word_list not in WORD_LISTS:
+        raise gr.Error(f"Word list must be one of {', '.join(map(repr, WORD_LISTS))}, not {word_list!r}.")
+    return Settings(model, hand, hold_s, min_confidence, hands, word_list)
+
+
+def model_letters(model: str) -> list[str]:
+    """The letters a selector value reads (not blank, space or the no-letter class): what a word list's words must be
+    spelled with."""
+    return [l for l in manifest(model)["labels"] if len(l) == 1 and l.isalpha()]
+
+
+def check_word_list(settings: Settings) -> None:
+    """A word list with no word the model's letters can spell (realtime.lexicon.Lexicon keeps only those) is a
+    message that says so, not a failed model."""
+    import gradio as gr
+
+    from realtime.lexicon import Lexicon
+
+    letters = model_letters(settings.model)
+    try:
+        Lexicon.load(settings.lexicon, letters)
+    except ValueError:
+        raise gr.Error(f"The word list {settings.word_list} has no word that {settings.model} can spell with its "
+                       f"letters ({' '.join(sorted(letters))}): choose another word list, or none.") from None
+    except OSError as e:  # a list missing from the install
+        raise gr.Error(f"The word list {settings.word_list} cannot be read ({e}): choose another, or none.") from None
 
 
 RETRY_BUILD_S = 5.0  # a recognizer that failed to build is tried again for the same settings after this long
 
 
 def make_recognizer(settings: Settings, static: bool = False):
-    """The pipeline for these settings; ``static`` uses the photo detectors (no tracking between frames)."""
+    """The pipeline for these settings; ``static`` uses the photo detectors (no tracking between frames). The word
+    list corrects words spelled in a video or live: independent photos are read without it."""
     import gradio as gr
 
     from realtime.manifest import ModelError
     from realtime.pipeline import Recognizer
 
+    if is_sequence_model(settings.model) and static:
+        raise gr.Error(f"{settings.model} reads motion between frames, not single photos: use it in the Live "
+                       "tab or on a video.")
+    lexicon = None if static else settings.lexicon
+    if lexicon:
+        check_word_list(settings)
     if is_sequence_model(settings.model):
-        if static:
-            raise gr.Error(f"{settings.model} reads motion between frames, not single photos: use it in the Live "
-                           "tab or on a video.")
         try:
             return Recognizer.build(reader="sequence", sequence_model=settings.model, hand=settings.hand,
-                                    speller=settings.speller(), hands=settings.hands)
+                                    speller=settings.speller(), hands=settings.hands, lexicon=lexicon)
         except (ModelError, ValueError) as e:
             raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
     try:
         keypoint_model, image_model = split_model(settings.model)
         if image_model:  # the keypoint model and the image classifier, fused (--classifier fused)
             return Recognizer.build(model=keypoint_model, hand=settings.hand, speller=settings.speller(), static=static,
-                                    hands=settings.hands, classifier_kind="fused", image_model=image_model)
+                                    hands=settings.hands, classifier_kind="fused", image_model=image_model,
+                                    lexicon=lexicon)
         if manifest(settings.model).get("kind") == "image-classifier":  # a hand crop read by an image classifier
             return Recognizer.build(hand=settings.hand, speller=settings.speller(), static=static, hands=settings.hands,
-                              classifier_kind="image", image_model=settings.model)
+                                    classifier_kind="image", image_model=settings.model, lexicon=lexicon)
         return Recognizer.build(model=settings.model, hand=settings.hand, keypoints=keypoints_for(settings.model),
-                          speller=settings.speller(), static=static, hands=settings.hands)
+                                speller=settings.speller(), static=static, hands=settings.hands, lexicon=lexicon)
     except (ModelError, ValueError) as e:
         raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
 
@@ -184,6 +238,18 @@ def make_recognizer(settings: Settings, static: bool = False):
 
 
 _SESSIONS: weakref.WeakSet = weakref.WeakSet()  # every tab's LiveSession, for the idle sweep
+
+
+def resume_text(speller, text: str) -> None:
+    """A rebuilt recognizer's speller goes on from ``text``: the letter still held is not typed again (Speller.resume),
+    and with a word list the kept text is not rescored again: what is spelled from now on is the next word
+    (WordListSpeller.resume; the sequence reader likewise, which would otherwise take all the kept text for the
+    word being spelled)."""
+    if hasattr(speller, "resume"):  # the letter reader
+        speller.resume(text)
+    else:  # the sequence reader
+        speller.text = text
+        speller.word_start, speller.word_logp = len(text), []
 
 
 class LiveSession:
@@ -225,10 +291,9 @@ class LiveSession:
         _SESSIONS.add(self)
 
     def configure(self, settings: Settings):
-        """The recognizer for these settings: rebuilt for another model, hand or hand pipeline (keeping the text
-        and a profile that fits the new model), else tuned."""
-        if self.rec is None or self.settings is None or (settings.model, settings.hand, settings.hands) != (
-                self.settings.model, self.settings.hand, self.settings.hands):
+        """The recognizer for these settings: rebuilt for another model, hand, hand pipeline or word list (keeping
+        the text and a profile that fits the new model), else tuned."""
+        if self.rec is None or settings.rebuilds(self.settings):
             failed = self._failed_build
             if failed is not None and failed[0] == settings and self.clock() - failed[1] < RETRY_BUILD_S:
                 raise failed[2]  # the same settings failed a moment ago: said again, not rebuilt every frame
@@ -240,10 +305,7 @@ class LiveSession:
                 self._failed_build = (settings, self.clock(), e)
                 raise
             self._failed_build = None
-            if hasattr(self.rec.speller, "resume"):  # the letter still held is not typed again
-                self.rec.speller.resume(text)
-            else:  # the sequence reader
-                self.rec.speller.text = text
+            resume_text(self.rec.speller, text)
             if self.profile is not None:
                 self._apply_profile()
         elif settings != self.settings:
@@ -588,10 +650,10 @@ def stream_gate(session: LiveSession, t: float, time_limit: float | None, capaci
 
 def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
                stamp: str | None = None, hands: str = "mediapipe", time_limit: float | None = None,
-               capacity=None):
+               capacity=None, word_list: str | None = NO_WORD_LIST):
     """One webcam frame (RGB, mirrored by the page) -> (annotated frame, text, latency, stamp echo, session).
     ``hands``: the app's hand pipeline; ``time_limit``: seconds a stream may run; ``capacity``: the app's
-    realtime.demo_capacity.StreamCapacity, or None (build_app binds all three).
+    realtime.demo_capacity.StreamCapacity, or None (build_app binds all three); ``word_list``: a name of WORD_LISTS.
 
     A frame that arrives while this tab's previous one is still being processed is dropped (every output
     skipped), so a slow frame never builds a queue. A frame that fails says why in the latency text (stream_error).
@@ -614,7 +676,7 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
             return gr.skip(), gr.skip(), busy, gr.skip(), session
         session.note_stamp(stamp)
         try:
-            rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands))
+            rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands, word_list))
             timer = StageTimer()
             with timer("prepare"):
                 bgr = page_frame_to_bgr(frame)

@@ -2,7 +2,8 @@
 
 An image (:func:`analyse_image`) gives its letter and top readings on the photo detectors, like ``fingerspell
 eval``; a video (:func:`analyse_video`) is read frame by frame on its own timestamps, like ``fingerspell live
---source``, and gives the transcript and a per-frame confidence chart (:func:`confidence_chart`). Files are checked
+--source`` (with the word list chosen, if any: ``--lexicon``), and gives the transcript and a per-frame confidence
+chart (:func:`confidence_chart`); a photo is read without the word list (a single letter is no word). Files are checked
 before they are decoded (:func:`load_image` refuses huge images, :func:`video_container` asks for a real video
 container). Apart from the live tab: nothing here keeps state between requests.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.demo_session import Settings, check_settings, make_recognizer
+from realtime.demo_session import NO_WORD_LIST, Settings, check_settings, make_recognizer
 from realtime.manifest import NO_LETTER
 from realtime.pipeline import StageTimer
 
@@ -122,7 +123,8 @@ def top_readings(rec, probs: np.ndarray, k: int = 5) -> dict[str, float]:
 
 
 def analyse_image(img_rgb: np.ndarray, settings: Settings):
-    """A photo -> (annotated image, top readings, letter, summary): the static-image path of ``fingerspell eval``."""
+    """A photo -> (annotated image, top readings, letter, summary): the static-image path of ``fingerspell eval``
+    (which has no ``--lexicon``: the word list, if one is chosen, is not used for a photo)."""
     import cv2
 
     from realtime.overlay import draw
@@ -196,6 +198,7 @@ def analyse_video(path: str | Path, settings: Settings, progress=None, max_frame
                 progress(len(frames), max(total, len(frames)))
         truncated = reader.grab() is not None if len(frames) >= max_frames else False
         damaged = reader.ended_early or (f"{reader.corrupt} corrupt frames were skipped" if reader.corrupt else None)
+        rec.speller.finish()  # the input ended: the last word is done (corrected with a word list), as in live
         return frames, rec.speller.text, shown, truncated, damaged
 
 
@@ -225,9 +228,10 @@ def confidence_chart(frames: list[VideoFrame], min_confidence: float):
 
 
 def analyse_upload(path, model: str, hand: str, hold_s: float, min_confidence: float, progress=None,
-                   hands: str = "mediapipe"):
+                   hands: str = "mediapipe", word_list: str | None = NO_WORD_LIST):
     """The Upload tab: an image or a video file -> (annotated image, top readings, transcript, chart, summary).
-    ``hands``: the app's hand pipeline (build_app binds it)."""
+    ``hands``: the app's hand pipeline (build_app binds it); ``word_list``: a name of demo_session.WORD_LISTS, used
+    for videos (a photo is read without it)."""
     import gradio as gr
 
     from realtime.capture import SourceError
@@ -235,11 +239,14 @@ def analyse_upload(path, model: str, hand: str, hold_s: float, min_confidence: f
     if not path:
         raise gr.Error("Choose an image or a video file first.")
     path = getattr(path, "name", path)  # gr.File may hand over a file object
-    settings = check_settings(model, hand, hold_s, min_confidence, hands)
+    settings = check_settings(model, hand, hold_s, min_confidence, hands, word_list)
     name = Path(path).name
     img = load_image(path)
     if img is not None:
         shown, readings, letter, summary = analyse_image(img, settings)
+        if settings.lexicon:
+            summary += (f"  \n*The word list ({settings.word_list}) is not used for a photo: it corrects words spelled "
+                        "in a video or live.*")
         return shown, readings, letter, None, summary
     not_media = gr.Error(f"{name} is neither an image nor a video this demo can read. Upload a photo (JPEG, PNG, "
                          "…) or a video (MP4, WebM, MOV, AVI, …).")

@@ -57,11 +57,12 @@ class FakeClock:
         return self.t
 
 
-def stream(session, frames, clock, fps=10.0, model="asl-letters", hand="any", hold=0.5, min_conf=0.6):
+def stream(session, frames, clock, fps=10.0, model="asl-letters", hand="any", hold=0.5, min_conf=0.6, word_list="none"):
     outs = None
     for i, f in enumerate(frames):
         clock.t += 1.0 / fps
-        outs = demo_session.live_frame(f, session, model, hand, hold, min_conf, f"{i + 1}:{clock.t * 1000:.0f}:")
+        outs = demo_session.live_frame(f, session, model, hand, hold, min_conf, f"{i + 1}:{clock.t * 1000:.0f}:",
+                                       word_list=word_list)
     return outs
 
 
@@ -561,6 +562,150 @@ def test_a_large_image_is_downscaled(tmp_path):
     assert max(shown.shape[:2]) == demo_uploads.MAX_SIDE and letter == "B"
 
 
+# -- the word list (--lexicon) -------------------------------------------------------------------------------------
+
+EN, IT = "English (en.txt)", "Italian (it.txt)"
+BLANK = np.zeros((480, 640, 3), np.uint8)
+
+
+def test_the_word_list_gives_letter_and_sequence_readers_their_lexicon_and_none_a_plain_speller():
+    from realtime.lexicon import Lexicon, WordListSpeller
+    from realtime.speller import Speller
+
+    assert list(demo_session.WORD_LISTS) == ["none", EN, IT]
+    assert demo_session.check_settings("asl-letters", "any", 0.5, 0.6).word_list == "none"  # the default
+    assert demo_session.check_settings("asl-letters", "any", 0.5, 0.6, word_list=None).lexicon is None  # an API client
+    with pytest.raises(gr.Error, match="Word list must be one of"):
+        demo_session.check_settings("asl-letters", "any", 0.5, 0.6, word_list="fr.txt")
+    s = demo_session.LiveSession()
+    try:
+        def frame(model, word_list):  # as the page sends it
+            outs = demo_session.live_frame(BLANK, s, model, "any", 0.5, 0.6, word_list=word_list)
+            assert isinstance(outs[0], np.ndarray), outs[2]
+            return s.rec
+
+        rec = frame("asl-letters", EN)
+        assert isinstance(rec.speller, WordListSpeller) and rec.options.lexicon.endswith("en.txt")
+        assert "WHY" in rec.speller.lexicon.words and rec.speller.config.hold_s == 0.5
+        rec = frame("asl-letters", "none")
+        assert type(rec.speller) is Speller and rec.options.lexicon is None
+        rec = frame("lis-letters", EN)  # the other alphabet's list: the words its letters spell
+        assert isinstance(rec.speller, WordListSpeller) and "WHY" in rec.speller.lexicon.words
+        assert not any(set(w) & set("GJSZ") for w in rec.speller.lexicon.words)
+        fused = demo_session.fused_models()
+        if fused:  # the keypoint model and the image classifier, fused: the same letter reader
+            rec = frame(fused[0], IT)
+            assert isinstance(rec.speller, WordListSpeller) and "CIAO" in rec.speller.lexicon.words
+        rec = frame("asl-sequence", EN)
+        assert rec.sequence is not None and rec.speller is rec.sequence
+        assert isinstance(rec.sequence.lexicon, Lexicon) and "WHY" in rec.sequence.lexicon.words
+        rec = frame("asl-sequence", "none")
+        assert rec.sequence is not None and rec.sequence.lexicon is None
+    finally:
+        s.close()
+
+
+def test_changing_the_word_list_keeps_the_text_typed_so_far():
+    """Mid-word and mid-stream: each change rebuilds the recognizer with the text kept, and spelling goes on."""
+    photos = [as_page_sends(place_on_canvas(p)) for p in massey_photos(WORD)]
+    letters = [[p] * 10 + [BLANK] * 5 for p in photos]  # 1 s a letter, 0.5 s without a hand (no space)
+    clock = FakeClock()
+    s = demo_session.LiveSession(clock=clock)
+    try:
+        _, text, *_ = stream(s, letters[0] + [photos[1]] * 10, clock, word_list=EN)
+        assert text == WORD[:2]
+        rec = s.rec
+        _, text, *_ = stream(s, [photos[1]] * 10, clock, word_list="none")  # changed while H is held: not typed again
+        assert s.rec is not rec and text == WORD[:2]
+        for word_list in (IT, EN):
+            rec = s.rec
+            shown, text, latency, *_ = stream(s, [BLANK] * 3, clock, word_list=word_list)
+            assert s.rec is not rec and isinstance(shown, np.ndarray) and text == WORD[:2], latency
+        _, text, *_ = stream(s, letters[2], clock, word_list=EN)
+        assert text == WORD
+        s.rec.speller.resume("CIAO A")  # the sequence reader keeps the text too
+        shown, text, *_ = stream(s, [BLANK], clock, model="asl-sequence", word_list=EN)
+        assert text == "CIAO A" and s.rec.sequence is not None
+        assert s.rec.sequence.word_start == len("CIAO A")  # the kept text is not taken for the word being spelled
+        s.rec.sequence.finish()
+        assert s.rec.speller.text == "CIAO A"
+    finally:
+        s.close()
+
+
+def test_a_photo_upload_with_a_word_list_reads_the_photo_without_it(tmp_path):
+    import cv2
+
+    from realtime.speller import Speller
+
+    rec = demo_session.make_recognizer(demo_session.Settings("asl-letters", word_list=EN), static=True)
+    try:  # PipelineOptions.check refuses --lexicon for photos: the photo recognizer is built without it
+        assert rec.options.static and rec.options.lexicon is None and type(rec.speller) is Speller
+    finally:
+        rec.close()
+    path = tmp_path / "b.png"
+    cv2.imwrite(str(path), place_on_canvas(massey_photos("B")[0]))
+    shown, readings, letter, _, summary = upload(path, word_list=EN)
+    assert letter == "B" and max(readings, key=readings.get) == "B" and shown is not None
+    assert "**B**" in summary and "not used for a photo" in summary
+    assert "not used for a photo" not in upload(path)[4]  # no word list, no note
+
+
+def test_a_video_upload_rescores_its_last_word_against_the_word_list(tmp_path, monkeypatch):
+    from realtime.lexicon import Lexicon
+
+    video = tmp_path / "why.mp4"
+    write_spelling_video(video, massey_photos(WORD))
+    words = []
+    real = Lexicon.correct
+
+    def correct(self, word, *args):
+        words.append(word)
+        return real(self, word, *args)
+
+    monkeypatch.setattr(Lexicon, "correct", correct)
+    _, _, text, _, summary = upload(video, word_list=EN)
+    assert text == WORD and words == [WORD] and f"spelled **{WORD}**" in summary  # the input ended: the word ends
+    words.clear()
+    assert upload(video)[2] == WORD and words == []
+
+
+def test_a_word_list_with_no_word_the_model_can_spell_is_said_and_the_text_is_kept(tmp_path, monkeypatch):
+    """The ASL and LIS letter models read no J or Z (movements): a list of J and Z words is none of theirs."""
+    import cv2
+
+    lst = tmp_path / "jz.txt"
+    lst.write_text("# only words with J or Z\njazz\nzoo\njoy\n")
+    jz = "J and Z (jz.txt)"
+    monkeypatch.setitem(demo_session.WORD_LISTS, jz, str(lst))
+    clock = FakeClock()
+    s = demo_session.LiveSession(clock=clock)
+    try:
+        stream(s, [BLANK], clock)
+        s.rec.speller.resume("OK")
+        shown, text, status, *_ = stream(s, [BLANK], clock, word_list=jz)
+        assert shown == gr.skip() and text == gr.skip()
+        assert ("The word list J and Z (jz.txt) has no word that asl-letters can spell" in status
+                and "choose another word list, or none" in status and "Your text is kept" in status), status
+        assert "Traceback" not in status and "Cannot load model" not in status and s.text == "OK"
+        shown, text, *_ = stream(s, [BLANK], clock, word_list="none")  # changed: the stream goes on, text kept
+        assert isinstance(shown, np.ndarray) and text == "OK"
+        shown, text, *_ = stream(s, [BLANK], clock, model="asl-sequence", word_list=jz)  # it reads J and Z
+        assert isinstance(shown, np.ndarray) and text == "OK" and s.rec.sequence.lexicon.words == ["JAZZ", "JOY", "ZOO"]
+    finally:
+        s.close()
+    video = tmp_path / "empty.mp4"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 15, (320, 240))
+    for _ in range(5):
+        w.write(np.full((240, 320, 3), 90, np.uint8))
+    w.release()
+    with pytest.raises(gr.Error, match="has no word that lis-letters can spell"):
+        upload(video, model="lis-letters", word_list=jz)
+    image = tmp_path / "grey.png"
+    cv2.imwrite(str(image), np.full((240, 320, 3), 90, np.uint8))
+    assert "No hand found" in upload(image, model="lis-letters", word_list=jz)[4]  # a photo: the list is not used
+
+
 def test_empty_folders_left_by_gradios_cleanup_are_pruned(tmp_path):
     files = demo_files.DemoFiles(tmp_path)
     assert files.path.parent == tmp_path and files.path.name.startswith(demo_files.FILES_PREFIX)
@@ -881,6 +1026,39 @@ def test_browser_upload_an_image_a_video_and_a_bad_file(browser, server, tmp_pat
     page.locator("#fs-run").click()
     page.get_by_text("neither an image nor a video").first.wait_for(timeout=15_000)
     assert "Traceback" not in page.content()
+    page.close()
+
+
+def test_browser_the_word_list_is_a_setting_for_videos_and_a_photo_still_reads(browser, server, tmp_path):
+    """The Word list selector beside the other settings, saying it is for live and videos: with English chosen a
+    photo still reads its letter (without the list, and says so) and a video its word."""
+    import cv2
+
+    image = tmp_path / "letter-b.png"
+    cv2.imwrite(str(image), place_on_canvas(massey_photos("B")[0]))
+    video = tmp_path / "why.mp4"
+    write_spelling_video(video, massey_photos(WORD))
+    page = browser.new_page()
+    page.goto(server)
+    chooser = page.locator("#fs-word-list")
+    assert "Word list" in chooser.inner_text() and "not photos" in chooser.inner_text()
+    assert chooser.locator("input").input_value() == "none"
+    chooser.locator("input").click()
+    page.get_by_role("option", name=EN).click()
+    page.wait_for_function(f"() => document.querySelector('#fs-word-list input')?.value === '{EN}'", timeout=10_000)
+    page.get_by_role("tab", name="Upload").click()
+    files = page.locator("#fs-upload input[type=file]")
+    text = "document.querySelector('#fs-up-text textarea')?.value"
+    files.set_input_files(str(image))
+    page.locator("#fs-run").click()
+    page.wait_for_function(f"() => {text} === 'B'", timeout=30_000)
+    summary = page.locator("#fs-up-summary")
+    summary.get_by_text("not used for a photo").wait_for(timeout=10_000)
+    page.locator("#fs-upload button[aria-label='Clear']").first.click()
+    files.set_input_files(str(video))
+    page.locator("#fs-run").click()
+    page.wait_for_function(f"w => {text} === w", arg=WORD, timeout=60_000)
+    assert f"spelled {WORD}" in summary.inner_text() and "Traceback" not in page.content()
     page.close()
 
 
