@@ -992,28 +992,35 @@ def test_browser_a_second_stream_waits_in_the_queue_then_runs(browser, server):
     second.close()
 
 
-def test_browser_upload_an_image_a_video_and_a_bad_file(browser, server, tmp_path):
+def photo_and_video(tmp_path):
+    """A massey photo of B on a webcam-sized canvas, and a video spelling WORD: what the upload tests send."""
     import cv2
 
     image = tmp_path / "letter-b.png"
     cv2.imwrite(str(image), place_on_canvas(massey_photos("B")[0]))
     video = tmp_path / "why.mp4"
     write_spelling_video(video, massey_photos(WORD))
+    return image, video
+
+
+def upload_in_page(page, path, want: str, clear: bool = False) -> None:
+    """In the Upload tab: ``path`` uploaded and run (after Clear), until the spelled text is ``want``."""
+    if clear:
+        page.locator("#fs-upload button[aria-label='Clear']").first.click()
+    page.locator("#fs-upload input[type=file]").set_input_files(str(path))
+    page.locator("#fs-run").click()
+    text = "document.querySelector('#fs-up-text textarea')?.value"
+    page.wait_for_function(f"w => {text} === w", arg=want, timeout=60_000)
+
+
+def test_browser_upload_an_image_a_video_and_a_bad_file(browser, server, tmp_path):
+    image, video = photo_and_video(tmp_path)
     page = browser.new_page()
     page.goto(server)
     page.get_by_role("tab", name="Upload").click()
-    files = page.locator("#fs-upload input[type=file]")
-    text = "document.querySelector('#fs-up-text textarea')?.value"
-
-    files.set_input_files(str(image))
-    page.locator("#fs-run").click()
-    page.wait_for_function(f"() => {text} === 'B'", timeout=30_000)
+    upload_in_page(page, image, "B")
     assert "B with" in page.locator("#fs-up-summary").inner_text()
-
-    page.locator("#fs-upload button[aria-label='Clear']").first.click()
-    files.set_input_files(str(video))
-    page.locator("#fs-run").click()
-    page.wait_for_function(f"w => {text} === w", arg=WORD, timeout=60_000)
+    upload_in_page(page, video, WORD, clear=True)
     assert f"spelled {WORD}" in page.locator("#fs-up-summary").inner_text()
     page.locator("#fs-up-chart img, #fs-up-chart canvas, #fs-up-chart svg").first.wait_for(timeout=10_000)
     page.wait_for_timeout(500)
@@ -1022,7 +1029,7 @@ def test_browser_upload_an_image_a_video_and_a_bad_file(browser, server, tmp_pat
     bad = tmp_path / "notes.txt"
     bad.write_text("not a picture\n")
     page.locator("#fs-upload button[aria-label='Clear']").first.click()
-    files.set_input_files(str(bad))
+    page.locator("#fs-upload input[type=file]").set_input_files(str(bad))
     page.locator("#fs-run").click()
     page.get_by_text("neither an image nor a video").first.wait_for(timeout=15_000)
     assert "Traceback" not in page.content()
@@ -1032,12 +1039,7 @@ def test_browser_upload_an_image_a_video_and_a_bad_file(browser, server, tmp_pat
 def test_browser_the_word_list_is_a_setting_for_videos_and_a_photo_still_reads(browser, server, tmp_path):
     """The Word list selector beside the other settings, saying it is for live and videos: with English chosen a
     photo still reads its letter (without the list, and says so) and a video its word."""
-    import cv2
-
-    image = tmp_path / "letter-b.png"
-    cv2.imwrite(str(image), place_on_canvas(massey_photos("B")[0]))
-    video = tmp_path / "why.mp4"
-    write_spelling_video(video, massey_photos(WORD))
+    image, video = photo_and_video(tmp_path)
     page = browser.new_page()
     page.goto(server)
     chooser = page.locator("#fs-word-list")
@@ -1047,17 +1049,10 @@ def test_browser_the_word_list_is_a_setting_for_videos_and_a_photo_still_reads(b
     page.get_by_role("option", name=EN).click()
     page.wait_for_function(f"() => document.querySelector('#fs-word-list input')?.value === '{EN}'", timeout=10_000)
     page.get_by_role("tab", name="Upload").click()
-    files = page.locator("#fs-upload input[type=file]")
-    text = "document.querySelector('#fs-up-text textarea')?.value"
-    files.set_input_files(str(image))
-    page.locator("#fs-run").click()
-    page.wait_for_function(f"() => {text} === 'B'", timeout=30_000)
+    upload_in_page(page, image, "B")
     summary = page.locator("#fs-up-summary")
     summary.get_by_text("not used for a photo").wait_for(timeout=10_000)
-    page.locator("#fs-upload button[aria-label='Clear']").first.click()
-    files.set_input_files(str(video))
-    page.locator("#fs-run").click()
-    page.wait_for_function(f"w => {text} === w", arg=WORD, timeout=60_000)
+    upload_in_page(page, video, WORD, clear=True)
     assert f"spelled {WORD}" in summary.inner_text() and "Traceback" not in page.content()
     page.close()
 
