@@ -243,7 +243,7 @@ def run_live_streams(recognizer, readers: list[_Reader], window: bool = True, js
     from realtime.overlay import draw
 
     fps = FpsMeter()
-    stats = [ReadingStats(s.config.min_confidence) for s in recognizer.spellers]
+    stats = [ReadingStats(confidence_needed(s)) for s in recognizer.spellers]
     t_start = time.perf_counter()
     corrupt, ended_early = 0, None
     with ExitStack() as stack:
@@ -298,5 +298,5 @@ def run_live_streams(recognizer, readers: list[_Reader], window: bool = True, js
         speller.finish()
         text = speller.text
         runs.append(LiveRun(text, s.frames, stop["flag"], ended_early, corrupt,
-                            s.why_empty(speller.config.hold_s) if not text.strip() else None, error))
+                            s.why_empty(hold_needed(speller)) if not text.strip() else None, error))
     return runs

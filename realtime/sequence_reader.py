@@ -131,10 +131,25 @@ class SequenceReader:
         return self.session.run(None, feeds)[0][0]
 
     def update(self, x: np.ndarray | None, t: float) -> tuple[str | None, float, str | None]:
-        logp = self.posteriors(self.row(x, t))
+        return self.decode(self.posteriors(self.row(x, t)), x is not None)
+
+    def shared(self) -> "SequenceReader":
+        """Another stream's reader: the same loaded model and sessions, its own stream state and text (several
+        cameras, :func:`step_streams`)."""
+        import copy
+
+        other = copy.copy(self)
+        other.frames, other.valid = np.zeros_like(self.frames), np.zeros_like(self.valid)
+        other.state = None if self.state is None else np.zeros_like(self.state)
+        other.word_logp = []
+        other.reset()
+        return other
+
+    def decode(self, logp: np.ndarray, hand: bool) -> tuple[str | None, float, str | None]:
+        """The newest frame's log-probabilities (and whether it had a hand) -> (letter, confidence, typed)."""
         k = int(np.argmax(logp))
         conf = float(np.exp(logp[k]))
-        self.missing = self.missing + 1 if x is None else 0
+        self.missing = 0 if hand else self.missing + 1
         dropout = 0 < self.missing <= self.DROPOUT_FRAMES
         # --min-confidence: an unsure reading types nothing and is not yet the last reading, so the same class read
         # surely a frame later is typed then, once
@@ -190,3 +205,18 @@ class SequenceReader:
         self.word_start = min(self.word_start, len(self.text))
         if self.word_start == len(self.text):
             self.word_logp = []
+
+
+def step_streams(readers: list[SequenceReader], features: list, times: list[float]) -> list[tuple]:
+    """One frame of each stream (features or None, time) through readers made by :meth:`SequenceReader.shared`:
+    one run of the streaming step for all of them (a batch of streams), each decoded on its own. Readers without a
+    step (an older model folder) read one by one with their window."""
+    if not readers or readers[0].step is None:
+        return [r.update(x, t) for r, x, t in zip(readers, features, times)]
+    rows = np.stack([r.row(x, t) for r, x, t in zip(readers, features, times)])
+    logp, state = readers[0].step.run(None, {"frame": rows, "state": np.concatenate([r.state for r in readers])})
+    out = []
+    for i, (r, x) in enumerate(zip(readers, features)):
+        r.state = state[i:i + 1]
+        out.append(r.decode(logp[i], x is not None))
+    return out

@@ -5,6 +5,9 @@ Each step takes the newest frame of every stream and runs
     hands (one palm batch for the streams that need a detection, one landmark batch for every tracked hand)
     -> features (per stream) -> classifier (one batch) -> smoothing and spelling (per stream)
 
+or, with ``--reader sequence``, features -> one run of the sequence model's streaming step for every stream (each
+with its own state) -> decoding (per stream),
+
 so the nets see batches of up to N (palm) and N x hands (landmarks) instead of N separate calls: on a GPU that
 is what turns one camera's launch-bound latency into throughput. Each stream keeps its own tracking, smoother
 and speller, and its own count of frames without a hand for ``--redetect-after``
@@ -20,6 +23,7 @@ import numpy as np
 
 from realtime.hands import HAND_PIPELINES, Redetect, pick_hand, redetect_settings
 from realtime.pipeline import FrameResult, PipelineOptions, build_classifier, make_speller, smooth_and_spell
+from realtime.sequence_reader import step_streams
 from realtime.speller import ProbabilitySmoother
 
 
@@ -35,17 +39,27 @@ class MultiStreamRecognizer:
         if options.hands not in batching:  # MediaPipe's own graph runs one image at a time
             raise ValueError(f"several streams (live --source A,B; bench --streams N) batch the hand nets across "
                              f"streams: use --hands {' or '.join(batching)} (not {options.hands})")
-        if options.keypoints != "mediapipe" or options.static or options.reader != "letters":
+        if options.keypoints != "mediapipe" or options.static:
             raise ValueError("several streams (live --source A,B; bench --streams N) read video with MediaPipe's "
-                             "landmarks and the letter reader (--keypoints mediapipe, --reader letters)")
+                             "landmarks (--keypoints mediapipe)")
         if options.classifier_kind != "keypoints":  # the image classifier reads one crop per call
             raise ValueError(f"several streams read with the keypoint classifier only (--classifier keypoints), not "
                              f"--classifier {options.classifier_kind}")
         self.tracker = HAND_PIPELINES[options.hands].tracker(model=options.hand_model, max_hands=options.max_hands,
                                                              mirrored_input=options.mirrored_input,
                                                              device=options.device)
-        self.features, self.classifier = build_classifier(options)
-        self.labels = self.classifier.labels
+        self.sequence = None  # --reader sequence: one reader per stream, one model run per step for all of them
+        if options.reader == "sequence":
+            from realtime.features import FeatureExtractor
+            from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
+
+            first = SequenceReader(options.sequence_model or DEFAULT_SEQUENCE_MODEL, device=options.device,
+                                   lexicon=options.lexicon, min_confidence=options.sequence_min_confidence)
+            self.sequence = [first] + [first.shared() for _ in range(streams - 1)]
+            self.features, self.classifier, self.labels = FeatureExtractor(first.spec), None, first.labels
+        else:
+            self.features, self.classifier = build_classifier(options)
+            self.labels = self.classifier.labels
         self.options, self.streams = options, streams
         self.tracked = [[] for _ in range(streams)]
         self._fallback = None  # the full model on the whole frame, built on first need, shared by the streams
@@ -54,7 +68,7 @@ class MultiStreamRecognizer:
         self.redetects = [Redetect(_StepHands(), after=options.redetect_after, build_fallback=self._build_fallback)
                           for _ in range(streams)] if options.redetect_after else None
         self.smoothers = [ProbabilitySmoother(options.smoothing_s) for _ in range(streams)]
-        self.spellers = [make_speller(options, self.labels) for _ in range(streams)]
+        self.spellers = self.sequence or [make_speller(options, self.labels) for _ in range(streams)]
 
     def process(self, frames: list[np.ndarray], t: float | list[float] | None = None) -> list[FrameResult]:
         """``t``: each stream's frame time (one number: the same for all; None: now)."""
@@ -72,14 +86,23 @@ class MultiStreamRecognizer:
         rows = [i for i, h in enumerate(picked) if h is not None]
         feats = [np.asarray(self.features(picked[i], frames[i]), np.float32).reshape(1, -1) for i in rows]
         t2 = time.perf_counter()
-        probs = np.asarray(self.classifier(np.concatenate(feats))).reshape(len(rows), -1) if rows else None
-        t3 = time.perf_counter()
-        out = []
-        for i in range(self.streams):
-            p = probs[rows.index(i)] if picked[i] is not None else None
-            letter, conf, committed = smooth_and_spell(p, times[i], self.labels, self.smoothers[i], self.spellers[i])
-            out.append(FrameResult(times[i], hands[i], picked[i], letter, conf, committed, self.spellers[i].text, {}))
-        t4 = time.perf_counter()
+        if self.sequence is not None:  # every stream's frame goes to its reader, with a hand or without
+            x = [feats[rows.index(i)][0] if picked[i] is not None else None for i in range(self.streams)]
+            read = step_streams(self.sequence, x, times)
+            t3 = t4 = time.perf_counter()
+            out = [FrameResult(times[i], hands[i], picked[i], *read[i], self.sequence[i].text, {})
+                   for i in range(self.streams)]
+        else:
+            probs = np.asarray(self.classifier(np.concatenate(feats))).reshape(len(rows), -1) if rows else None
+            t3 = time.perf_counter()
+            out = []
+            for i in range(self.streams):
+                p = probs[rows.index(i)] if picked[i] is not None else None
+                letter, conf, committed = smooth_and_spell(p, times[i], self.labels, self.smoothers[i],
+                                                           self.spellers[i])
+                out.append(FrameResult(times[i], hands[i], picked[i], letter, conf, committed, self.spellers[i].text,
+                                       {}))
+            t4 = time.perf_counter()
         ms = {"hands": (t1 - t0) * 1000, "features": (t2 - t1) * 1000, "classifier": (t3 - t2) * 1000,
               "smoothing": (t4 - t3) * 1000}
         for r in out:
@@ -163,7 +186,8 @@ def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int
             r.close()
     total_s = sum(ms) / 1000
     report = {"streams": streams, "steps": len(ms), "frames": len(ms) * streams, "hands": options.hands,
-              "backend": options.backend, "device": options.device, "model": rec.classifier.manifest.name
+              "backend": options.backend, "device": options.device, "reader": options.reader,
+              "model": rec.sequence[0].manifest.name if rec.sequence else rec.classifier.manifest.name
               if hasattr(rec.classifier, "manifest") else None,
               "frames_per_s": len(ms) * streams / total_s if total_s else None,
               "latency_ms": {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95))},

@@ -64,3 +64,51 @@ def test_live_spells_two_videos_at_once(tmp_path):
     assert texts["0"].strip() == "LA" and texts["1"].strip() == "YA"
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert {x["stream"] for x in lines} == {0, 1} and "2 streams" in err
+
+
+def test_sequence_readers_of_several_streams_step_together_as_each_would_alone():
+    """One run of the streaming step for all streams (each its own state, text and missed-hand count) reads every
+    stream as its own reader would, frame by frame; a stream that resets starts again on its own."""
+    from realtime.features import FeatureSpec
+    from realtime.sequence_reader import SequenceReader, step_streams
+    from training.stitching import LetterDictionary, stitch
+    from test_stitching import a_hand
+
+    letters = "ABDEIKLOY"
+    d = LetterDictionary("asl", {c: np.stack([a_hand(0.2 * i, seed=j) for j in range(2)]) for i, c in enumerate(letters)},
+                         {c: np.array(["s1", "s2"]) for c in letters})
+    seqs = [stitch(word, d, np.random.default_rng(k), fps=30) for k, word in enumerate(("BOIL KID", "LAY", "KILO"))]
+    first = SequenceReader("asl-sequence")
+    together = [first] + [first.shared() for _ in seqs[1:]]
+    assert together[1].step is first.step and together[1].state is not first.state
+    alone = [SequenceReader("asl-sequence") for _ in seqs]
+    spec = FeatureSpec.from_dict(first.manifest.raw["features"])
+    n = min(len(s.t) for s in seqs)
+    for f in range(n):
+        x = [spec.compute(s.landmarks[f][None], False, (640.0, 480.0))[0] if s.detected[f] else None for s in seqs]
+        t = [float(s.t[f]) for s in seqs]
+        got = step_streams(together, x, t)
+        want = [r.update(xi, ti) for r, xi, ti in zip(alone, x, t)]
+        assert [g[0] for g in got] == [w[0] for w in want] and [g[2] for g in got] == [w[2] for w in want]
+        np.testing.assert_allclose([g[1] for g in got], [w[1] for w in want], atol=1e-4)
+        if f == n // 2:
+            together[1].reset()
+            alone[1].reset()
+    assert [r.text for r in together] == [r.text for r in alone] and any(r.text for r in alone)
+
+
+@pytest.mark.data
+def test_live_spells_two_videos_at_once_with_the_sequence_reader(tmp_path):
+    from helpers import run_cli, write_spelling_video
+    from realtime.images import read_image
+
+    root = need_dataset("massey")
+    photo = {r["label"]: root / r["path"] for r in manifest_rows(root) if r["signer"] == "hand1"}
+    write_spelling_video(tmp_path / "lavy.mp4", [read_image(photo[c]) for c in "LAVY"])
+    video = str(tmp_path / "lavy.mp4")
+    one = run_cli("live", "--reader", "sequence", "--source", video, "--hands", "onnx", "--device", "cpu", "--no-window")
+    two = run_cli("live", "--reader", "sequence", "--source", f"{video},{video}", "--hands", "onnx", "--device", "cpu",
+                  "--no-window")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    texts = dict(line.split(": ", 1) for line in two.stdout.strip().splitlines() if line[:1].isdigit())
+    assert texts["0"] == texts["1"] == one.stdout.strip().splitlines()[-1] and texts["0"].strip()
