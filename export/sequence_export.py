@@ -17,6 +17,7 @@ import numpy as np
 
 from export.onnx_export import OPSET, export_onnx
 from realtime.manifest import ModelError, file_fields, staged_folder, write_manifest
+from realtime.sequence_step import state_size, step_module, window_layers
 
 
 def export_sequence_model(run: str | Path, folder: str | Path, name: str | None = None,
@@ -107,80 +108,6 @@ STEP_FILE = "step.onnx"
 STEP_TOLERANCE = 1e-4  # largest |step - window| log-probability over a stream, else the export is refused
 
 
-def window_layers(onnx_path: str | Path) -> dict:
-    """The layers of an exported window model (``model.onnx``), read from its graph: the input projection
-    (``inp_w`` (in_dim, C), ``inp_b``), each causal block's convolution with its BatchNorm already folded in
-    (``convs``: (weight (C, C, k), bias (C,), dilation)), and the output projection (``out_w``, ``out_b``)."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(onnx_path)).graph
-    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-
-    def unexpected(what: str) -> ModelError:
-        return ModelError(f"{onnx_path}: not the graph of a sequence reader's window model ({what}); export it from "
-                          "its training run ('fingerspell train sequence --export DIR')")
-
-    convs = []
-    for node in graph.node:
-        if node.op_type == "Conv":
-            if len(node.input) < 3 or not {node.input[1], node.input[2]} <= init.keys():
-                raise unexpected("a convolution without its weights and bias as initializers")
-            dil = next((list(a.ints) for a in node.attribute if a.name == "dilations"), [1])[0]
-            convs.append((init[node.input[1]], init[node.input[2]], int(dil)))
-    matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in init]
-    if not convs or len(matmuls) != 2:
-        raise unexpected(f"{len(convs)} convolutions and {len(matmuls)} projections")
-
-    def bias_after(mm):
-        adds = [n for n in graph.node if n.op_type == "Add" and mm.output[0] in n.input]
-        biases = [i for n in adds for i in n.input if i in init]
-        if len(biases) != 1:
-            raise unexpected("a projection without one bias added after it")
-        return init[biases[0]]
-
-    return {"inp_w": init[matmuls[0].input[1]], "inp_b": bias_after(matmuls[0]), "convs": convs,
-            "out_w": init[matmuls[1].input[1]], "out_b": bias_after(matmuls[1])}
-
-
-def _step_module(layers: dict):
-    import torch
-
-    class StreamStep(torch.nn.Module):
-        """(newest frame (B, in_dim), state (B, C, S)) -> (log-probabilities (B, classes), next state): each block's
-        last (k - 1) * dilation inputs are the state; the newest output is the window model's."""
-
-        def __init__(self):
-            super().__init__()
-            def t(a):
-                return torch.nn.Parameter(torch.from_numpy(np.asarray(a, np.float32)), requires_grad=False)
-
-            self.inp_w, self.inp_b = t(layers["inp_w"]), t(layers["inp_b"])
-            self.out_w, self.out_b = t(layers["out_w"]), t(layers["out_b"])
-            self.w = torch.nn.ParameterList([t(w) for w, _, _ in layers["convs"]])
-            self.b = torch.nn.ParameterList([t(b) for _, b, _ in layers["convs"]])
-            self.dilations = [d for _, _, d in layers["convs"]]
-
-        def forward(self, frame, state):
-            h = torch.relu(frame @ self.inp_w + self.inp_b)
-            parts, at = [], 0
-            for w, b, d in zip(self.w, self.b, self.dilations):
-                k = w.shape[2]
-                past = state[:, :, at:at + (k - 1) * d]  # this block's inputs at t - (k-1)d .. t - 1
-                buf = torch.cat([past, h[:, :, None]], 2)
-                y = b + sum(buf[:, :, j * d] @ w[:, :, j].T for j in range(k))
-                parts.append(buf[:, :, 1:])
-                h = h + torch.relu(y)
-                at += (k - 1) * d
-            return torch.log_softmax(h @ self.out_w + self.out_b, -1), torch.cat(parts, 2)
-
-    return StreamStep().eval()
-
-
-def state_size(layers: dict) -> int:
-    return sum((w.shape[2] - 1) * d for w, _, d in layers["convs"])
-
-
 def stream_parity(folder: Path, state_shape: list[int], frames: int = 160, seed: int = 0) -> float:
     """Largest |step - window| log-probability over a random stream (two streams, the second after a reset) read
     frame by frame as :class:`realtime.sequence_reader.SequenceReader` reads it, both through ONNX Runtime."""
@@ -221,7 +148,7 @@ def write_stream_step(folder: str | Path, command: str | None = None) -> dict:
     rng = np.random.default_rng(0)
     sample = {"frame": rng.normal(0, 0.5, (8, in_dim)).astype(np.float32),
               "state": rng.normal(0, 0.5, (8, channels, size)).astype(np.float32)}
-    step = export_onnx(_step_module(layers), {k: v[:2] for k, v in sample.items()}, folder / STEP_FILE,
+    step = export_onnx(step_module(layers), {k: v[:2] for k, v in sample.items()}, folder / STEP_FILE,
                        ["log_probs", "next_state"], {"labels": json.dumps(manifest["labels"]),
                                                      "name": manifest["name"], "kind": "sequence-reader-step"},
                        parity_inputs={"random": sample}, opset=OPSET)

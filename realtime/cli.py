@@ -210,6 +210,9 @@ def _recognizer(args):
 
     rec = Recognizer.from_options(_options(args))
     if args.backend != "auto":  # say which backend and provider were chosen
+        if rec.sequence is not None:
+            print("reader: " + rec.sequence.describe(), file=sys.stderr)
+            return rec
         parts = [rec.classifier.keypoints, rec.classifier.image] if args.classifier == "fused" else [rec.classifier]
         print("classifier: " + "; ".join(c.backend.describe() for c in parts), file=sys.stderr)
     return rec

@@ -17,7 +17,9 @@ On the lent machine (``run`` tool, ``carry: ["gpu-check"]``)::
    landmark distance in pixels);
 3. the live path ``--hands torch --backend torch --device cuda`` on the clip: per-stage ms and FPS;
 4. N streams batched (1, 4, 16): total frames/s and per-frame latency;
-5. each classifier on each backend there (``bench --backends``), batch 1.
+5. each classifier on each backend there (``bench --backends``), batch 1;
+6. the sequence reader's streaming step in PyTorch on CUDA against ONNX Runtime's on the CPU over a stream, then
+   ``--reader sequence --hands torch --backend torch`` on the clip.
 """
 from __future__ import annotations
 
@@ -140,8 +142,24 @@ def classifiers(clip: Path, device: str) -> dict:
     return run_backend_bench("torch,onnxruntime", frames=200, progress=False)
 
 
+def sequence_reader(clip: Path, device: str) -> dict:
+    from realtime.bench import run_bench
+    from realtime.pipeline import Recognizer
+    from realtime.sequence_reader import SequenceReader
+
+    here, cpu = SequenceReader("asl-sequence", device=device, backend="torch"), SequenceReader("asl-sequence")
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for i in range(200):
+        x = rng.normal(0, 0.5, here.dim).astype(np.float32) if i % 17 else None
+        worst = max(worst, float(np.abs(here.posteriors(here.row(x, i / 30)) - cpu.posteriors(cpu.row(x, i / 30))).max()))
+    rec = Recognizer.build(reader="sequence", hands="torch", backend="torch", device=device)
+    return {"step_max_abs_logp_vs_onnxruntime_cpu": worst, "reader": here.describe(),
+            "live": run_bench(rec, str(clip), frames=300 if device == "cuda" else 30, progress=False)}
+
+
 STEPS = (("net_parity", net_parity), ("pipeline_parity", pipeline_parity), ("live_path", live_path),
-         ("streams", streams), ("classifiers", classifiers))
+         ("streams", streams), ("classifiers", classifiers), ("sequence_reader", sequence_reader))
 
 
 def run(folder: str | Path, out: str | Path, device: str = "cuda") -> Path:

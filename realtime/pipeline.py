@@ -32,6 +32,7 @@ from realtime.manifest import NO_LETTER
 from realtime.crop_classifier import CLASSIFIER_KINDS, DEFAULT_IMAGE_WEIGHT
 from realtime.features import FeatureExtractor
 from realtime.hands import HAND_PIPELINES, Hand, make_hands_stage, pick_hand
+from realtime.sequence_reader import SEQUENCE_BACKENDS
 from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
 
 RECOGNIZER_STAGES = ("hands", "features", "classifier", "smoothing")  # what Recognizer.process times
@@ -136,6 +137,9 @@ class PipelineOptions:
         if self.reader == "sequence" and self.model:  # the letter classifier is not used: say so, not ignore it
             raise ValueError(f"--reader sequence reads with its own model (--sequence-model, default asl-sequence; "
                              f"for Italian lis-sequence), not --model {self.model}")
+        if self.reader == "sequence" and (self.backend not in SEQUENCE_BACKENDS or self.precision != "fp32"):
+            raise ValueError(f"--reader sequence runs fp32 on --backend {', '.join(SEQUENCE_BACKENDS)} (not --backend "
+                             f"{self.backend}, --precision {self.precision})")
         if self.reader == "sequence" and self.static:
             raise ValueError("--reader sequence reads video (motion between frames), not independent photos")
         if self.profile is not None and (self.keypoints != "mediapipe" or self.classifier_kind == "image"):
@@ -254,7 +258,7 @@ class Recognizer:
             from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
 
             reader = SequenceReader(o.sequence_model or DEFAULT_SEQUENCE_MODEL, device=o.device, config=o.speller,
-                                    lexicon=o.lexicon, min_confidence=o.sequence_min_confidence)
+                                    lexicon=o.lexicon, min_confidence=o.sequence_min_confidence, backend=o.backend)
             return cls(hands_stage or build_hands(o), FeatureExtractor(reader.spec), reader, hand=o.hand,
                        smoothing_s=o.smoothing_s, speller=o.speller, options=o, sequence=reader)
         if classifier is not None:

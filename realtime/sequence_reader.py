@@ -19,6 +19,23 @@ from realtime.manifest import ModelError, verify_sha256
 from realtime.speller import SpellerConfig
 
 DEFAULT_SEQUENCE_MODEL = "asl-sequence"
+SEQUENCE_BACKENDS = ("auto", "onnxruntime", "torch")  # the --backend values the sequence reader runs on
+
+
+def open_manifest(model: str):
+    """A sequence model's folder, checked without loading it in ONNX Runtime (``--backend torch`` reads its weights):
+    (folder, manifest, model.onnx path)."""
+    from realtime.manifest import Manifest, resolve_model
+
+    folder = resolve_model(model)
+    manifest = Manifest.load(folder)
+    if manifest.kind != "sequence-reader":
+        raise ModelError(f"{folder.name} is a {manifest.kind} model, not a sequence-reader")
+    path = folder / manifest.file
+    if not path.is_file():
+        raise ModelError(f"{path} is missing (named by the manifest)")
+    verify_sha256(path, manifest.sha256)
+    return folder, manifest, path
 
 
 def sequence_inputs(x: np.ndarray, detected: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -47,16 +64,24 @@ class SequenceReader:
     min_confidence = 0.0  # --min-confidence (see __init__); every class the model reads is typed by default
 
     def __init__(self, model: str = DEFAULT_SEQUENCE_MODEL, device: str = "cpu", config: SpellerConfig | None = None,
-                 lexicon: str | None = None, min_confidence: float = 0.0):
+                 lexicon: str | None = None, min_confidence: float = 0.0, backend: str = "auto"):
         """``min_confidence`` (``--min-confidence``): a class the model reads with a lower probability is unsure, not
         typed until a later frame reads it surely. Its own default is 0, not the letter reader's 0.6: this model's
         posteriors are spread over the frames around a letter, and it reads right letters at 0.4 to 0.6 (a massey
         video: X 0.39, D 0.47, N 0.48, C 0.51, H 0.54), which 0.6 would drop. ``config`` is kept for the speller's
-        interface only: there is no hold (a letter often peaks for a frame or two)."""
+        interface only: there is no hold (a letter often peaks for a frame or two). ``backend``: ``auto`` or
+        ``onnxruntime`` run the ONNX files; ``torch`` runs the streaming step in PyTorch (:class:`TorchStep`, on CUDA
+        with ``device`` cuda whatever ONNX Runtime build is installed)."""
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in 0..1, got {min_confidence}")
+        if backend not in SEQUENCE_BACKENDS:
+            raise ValueError(f"the sequence reader runs on {' or '.join(SEQUENCE_BACKENDS)}, not --backend {backend}")
         self.min_confidence = min_confidence
-        self.folder, self.manifest, self.path, self.session = open_model(model, device, True, "sequence-reader")
+        if backend == "torch":
+            self.folder, self.manifest, self.path = open_manifest(model)
+            self.session = None  # no window model: the step is always there, built from model.onnx's weights
+        else:
+            self.folder, self.manifest, self.path, self.session = open_model(model, device, True, "sequence-reader")
         m = self.manifest
         self.spec, self.window, self.classes = m.features, int(m.raw["window"]), m.labels
         self.blank, self.space = int(m.raw.get("blank", 0)), (m.labels.index(" ") if " " in m.labels else None)
@@ -66,7 +91,7 @@ class SequenceReader:
         self.mask_name = mask["name"] if mask else None
         self.valid = np.zeros((1, self.window), np.float32)  # 1 at the window's places the stream has filled
         self.seen = 0
-        self.step, self.state = self._open_step(device)
+        self.step, self.state = self._torch_step(device) if backend == "torch" else self._open_step(device)
         self.config = config or SpellerConfig()
         self.text, self.prev_k, self.prev_x, self.prev_t = "", self.blank, None, None
         self.missing = 0  # frames in a row without a hand
@@ -100,9 +125,19 @@ class SequenceReader:
             return None, None
         return session, np.zeros((1, *entry["state"]["shape"][1:]), np.float32)
 
+    def _torch_step(self, device: str):
+        from realtime.sequence_step import TorchStep
+
+        step = TorchStep(self.path, device)
+        channels, size = step.module.inp_w.shape[1], sum((w.shape[2] - 1) * d for w, d in
+                                                          zip(step.module.w, step.module.dilations))
+        return step, np.zeros((1, channels, size), np.float32)
+
     def describe(self) -> str:
         how = "streaming step" if self.step is not None else f"window of {self.window} frames each frame"
-        return f"sequence reader on onnxruntime ({', '.join(self.session.get_providers())}), {how}"
+        on = (f"onnxruntime ({', '.join(self.session.get_providers())})" if self.session is not None else
+              f"PyTorch ({self.step.device})")
+        return f"sequence reader on {on}, {how}"
 
     def row(self, x: np.ndarray | None, t: float) -> np.ndarray:
         """One frame's input: :func:`sequence_inputs` of the last frame and this one."""

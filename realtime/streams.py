@@ -54,7 +54,8 @@ class MultiStreamRecognizer:
             from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
 
             first = SequenceReader(options.sequence_model or DEFAULT_SEQUENCE_MODEL, device=options.device,
-                                   lexicon=options.lexicon, min_confidence=options.sequence_min_confidence)
+                                   lexicon=options.lexicon, min_confidence=options.sequence_min_confidence,
+                                   backend=options.backend)
             self.sequence = [first] + [first.shared() for _ in range(streams - 1)]
             self.features, self.classifier, self.labels = FeatureExtractor(first.spec), None, first.labels
         else:

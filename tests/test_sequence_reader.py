@@ -176,6 +176,28 @@ def test_streaming_step_reads_every_frame_as_the_window_model_does(tmp_path, cap
     assert "step.onnx" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_the_torch_backend_reads_every_frame_as_onnx_runtime_does(device):
+    """--backend torch: the streaming step in PyTorch from model.onnx's weights (on CUDA whatever ONNX Runtime build
+    is there), against ONNX Runtime's step.onnx, frame by frame over a stream with missed hands."""
+    from realtime.pipeline import PipelineOptions
+    from realtime.sequence_reader import SequenceReader
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU visible to PyTorch: the CUDA run is in python -m realtime.gpu_report on the lent GPU")
+    mine, ort = SequenceReader("lis-sequence", device=device, backend="torch"), SequenceReader("lis-sequence")
+    assert mine.session is None and f"PyTorch ({device})" in mine.describe()
+    rng = np.random.default_rng(3)
+    for i in range(150):
+        x = rng.normal(0, 0.5, mine.dim).astype(np.float32) if i % 11 else None
+        a, b = mine.update(x, i / 30), ort.update(x, i / 30)
+        assert a[0] == b[0] and a[2] == b[2] and abs(a[1] - b[1]) < 1e-4
+    assert mine.text == ort.text
+    for bad in (dict(backend="tensorrt"), dict(precision="fp16")):
+        with pytest.raises(ValueError, match="--reader sequence runs fp32"):
+            PipelineOptions(reader="sequence", **bad).check()
+
+
 def test_export_copies_a_sequence_reader_and_makes_its_streaming_step(tmp_path):
     from realtime.manifest import Manifest, sha256_file, weights_dir
     from realtime.sequence_reader import SequenceReader
@@ -192,7 +214,7 @@ def test_export_copies_a_sequence_reader_and_makes_its_streaming_step(tmp_path):
     r = run_cli("export", "--model", "lis-sequence", "--out", str(out), "--opset", "18")
     assert r.returncode == 2 and "--opset" in r.stderr and "Traceback" not in r.stderr
 
-    from export.sequence_export import window_layers
+    from realtime.sequence_step import window_layers
     from realtime.manifest import ModelError
 
     with pytest.raises(ModelError, match="not the graph of a sequence reader"):
