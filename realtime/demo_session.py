@@ -242,14 +242,9 @@ _SESSIONS: weakref.WeakSet = weakref.WeakSet()  # every tab's LiveSession, for t
 
 def resume_text(speller, text: str) -> None:
     """A rebuilt recognizer's speller goes on from ``text``: the letter still held is not typed again (Speller.resume),
-    and with a word list the kept text is not rescored again: what is spelled from now on is the next word
-    (WordListSpeller.resume; the sequence reader likewise, which would otherwise take all the kept text for the
-    word being spelled)."""
-    if hasattr(speller, "resume"):  # the letter reader
-        speller.resume(text)
-    else:  # the sequence reader
-        speller.text = text
-        speller.word_start, speller.word_logp = len(text), []
+    and with a word list the kept text is not rescored again, nor a word it ends inside (WordListSpeller.resume,
+    SequenceReader.resume)."""
+    speller.resume(text)  # either reader
 
 
 class LiveSession:

@@ -113,9 +113,10 @@ class Lexicon:
 # The letter reader's words as frames: how likely a typed letter was not meant (typed on the way to the next one),
 # how likely a letter was missed between two typed ones, and a known word's bonus. Chosen on validation sets of NOOR
 # (held photos, a letter model trained without NOOR; training/lexicon_choice.py, docs/lexicon-choice.md): the largest
-# bonus that raised the letter error rate on strings outside the list by no more than 1.5 points (bonus 9: 4.4
-# points), so names are still spelled.
-EXTRA_LETTER, MISSED_LETTER, LETTER_BONUS = 0.02, 0.5, 6.0
+# bonus that raised the letter error rate on strings outside the list by no more than 1.5 points (bonus 9: 3.8
+# points), so names are still spelled, and below log((1 - extra) / extra) = 6.2 nats, so that a letter read surely
+# is never dropped to make a list word (BOOKS is not read as BOOK).
+EXTRA_LETTER, MISSED_LETTER, LETTER_BONUS = 0.002, 0.5, 6.0
 
 
 def held_letter_frames(letter_probs: list[np.ndarray]) -> np.ndarray:
@@ -134,7 +135,11 @@ def held_letter_frames(letter_probs: list[np.ndarray]) -> np.ndarray:
 class WordListSpeller(Speller):
     """``--lexicon`` with the letter reader: the speller as it is, and when a word ends (a space, or the end of the
     input) the word is rescored against the list (:meth:`Lexicon.correct`) from each typed letter's hold
-    (:func:`held_letter_frames`). Probabilities come with each frame (``update(..., probs=)``, over ``labels``)."""
+    (:func:`held_letter_frames`). Probabilities come with each frame (``update(..., probs=)``, over ``labels``).
+    A word only partly spelled here (typed before a rebuild, or reached back into with backspace) is not rescored:
+    the letters before have no holds to weigh."""
+
+    MAX_HOLD_FRAMES = 300  # frames of one reading kept for its letter's mean (10 s at 30 frames/s)
 
     def __init__(self, config: SpellerConfig | None, lexicon: "Lexicon", labels: list[str]):
         super().__init__(config or SpellerConfig())
@@ -142,34 +147,47 @@ class WordListSpeller(Speller):
         self.letters = [l for l in labels if len(l) == 1 and l.isalpha()]
         self.classes = ["<blank>"] + self.letters
         self._columns = np.array([list(labels).index(l) for l in self.letters])
-        self._frames: list[tuple[float, np.ndarray]] = []  # (time, probabilities) of the reading being held
-        self.word_start, self.word_letters = 0, []  # where the word being spelled begins in text, its letters' probs
+        self._frames: list[tuple[float, np.ndarray]] = []  # (time, probabilities) since the current reading began
+        self._typed: list[np.ndarray] = []  # the holds of letters typed this frame, in order
+        self.word_start, self.word_letters = 0, []  # where the word being spelled begins in text, its letters' holds
+        self.whole_word = True  # False: the word's first letters were typed before (a rebuild, a backspace)
 
     def update(self, t: float, letter: str | None, confidence: float = 1.0, hand_present: bool = True,
                probs: np.ndarray | None = None) -> str | None:
+        if probs is not None:
+            self._frames.append((t, np.asarray(probs)[self._columns]))
         before = self.text
         typed = super().update(t, letter, confidence, hand_present)
-        if probs is not None and isinstance(self._obs, str):
-            self._frames = [f for f in self._frames if f[0] >= self._since] + [(t, np.asarray(probs)[self._columns])]
+        self._frames = [f for f in self._frames if f[0] >= self._since][-self.MAX_HOLD_FRAMES:]
         if self.text != before and self.text.startswith(before):  # typed this frame: a letter, a space, or both
             added, self.text = self.text[len(before):], before
             for ch in added:
                 self.text += ch
                 if ch == " ":
                     self._end_word(len(self.text) - 1)
-                else:
-                    held = [p for ft, p in self._frames if ft >= self._since] or [np.ones(len(self.letters))]
-                    self.word_letters.append(np.mean(held, axis=0))
+                elif self._typed:
+                    self.word_letters.append(self._typed.pop(0))
+        self._typed = []
+        return typed
+
+    def _tick(self, until: float) -> str | None:
+        """A letter typed: its hold is the frames of its reading, from its first frame until ``until`` (here, before
+        a change moves on to the next reading)."""
+        typed = super()._tick(until)
+        if typed and typed != " ":
+            held = [p for ft, p in self._frames if self._since <= ft <= until]
+            self._typed.append(np.mean(held, axis=0) if held else np.ones(len(self.letters)))
         return typed
 
     def _end_word(self, end: int) -> None:
-        """The word in ``text[word_start:end]`` ended: rescored against the list; what follows it is kept."""
+        """The word in ``text[word_start:end]`` ended: rescored against the list (when every letter of it has its
+        hold); what follows it is kept."""
         word = self.text[self.word_start:end]
-        if word and len(self.word_letters) == len(word):
+        if word and self.whole_word and len(self.word_letters) == len(word):
             fixed = self.lexicon.correct(word, held_letter_frames(self.word_letters), self.classes, 0)
             self.text = self.text[:self.word_start] + fixed + self.text[end:]
             end += len(fixed) - len(word)
-        self.word_start, self.word_letters = end + 1, []
+        self.word_start, self.word_letters, self.whole_word = end + 1, [], True
 
     def finish(self) -> None:
         if self.text and not self.text.endswith(" "):
@@ -179,15 +197,21 @@ class WordListSpeller(Speller):
     def backspace(self) -> None:
         removed = self.text[-1:]
         super().backspace()
-        if removed and removed != " " and self.word_letters and len(self.text) >= self.word_start:
+        if len(self.text) < self.word_start:  # back into the word before: the rest of it is not rescored
+            self._part_word()
+        elif removed and removed != " " and self.word_letters:
             self.word_letters.pop()
-        if len(self.text) < self.word_start:  # back into the word before: it is not rescored again
-            self.word_start, self.word_letters = len(self.text), []
 
     def clear(self) -> None:
         super().clear()
-        self.word_start, self.word_letters = 0, []
+        self.word_start, self.word_letters, self.whole_word = 0, [], True
 
     def resume(self, text: str) -> None:
         super().resume(text)
-        self.word_start, self.word_letters = len(text), []
+        self._part_word()
+
+    def _part_word(self) -> None:
+        """The text ends inside a word whose first letters have no holds here: that word is not rescored (its
+        letters and holds can never line up), the next one is."""
+        self.word_start, self.word_letters = self.text.rfind(" ") + 1, []
+        self.whole_word = self.word_start == len(self.text)

@@ -101,6 +101,7 @@ class SequenceReader:
 
             self.lexicon = Lexicon.load(lexicon, [c for c in self.classes if len(c) == 1 and c.isalpha()])
         self.word_start, self.word_logp = 0, []  # where the word being spelled begins in text, its frames
+        self.whole_word = True  # False: the word's first letters were typed before (a rebuild, a backspace)
 
     @property
     def labels(self) -> list[str]:
@@ -209,11 +210,11 @@ class SequenceReader:
 
     def _end_word(self) -> None:
         """A word ends: with a lexicon, its frames choose between the word as typed and the list words near it."""
-        if self.lexicon is not None and self.word_start < len(self.text):
+        if self.lexicon is not None and self.whole_word and self.word_start < len(self.text):
             word = self.text[self.word_start:]
             fixed = self.lexicon.correct(word, np.asarray(self.word_logp), self.classes, self.blank)
             self.text = self.text[:self.word_start] + fixed
-        self.word_logp = []
+        self.word_logp, self.whole_word = [], True
         self.word_start = len(self.text) + 1  # after the space about to be typed
 
     def finish(self) -> None:
@@ -223,7 +224,7 @@ class SequenceReader:
             self.word_start = len(self.text)
 
     def clear(self) -> None:
-        self.text, self.word_start, self.word_logp = "", 0, []
+        self.text, self.word_start, self.word_logp, self.whole_word = "", 0, [], True
 
     def reset(self) -> None:
         """A new stream: no frames seen, nothing typed (the model stays loaded)."""
@@ -236,10 +237,16 @@ class SequenceReader:
         self.clear()
 
     def backspace(self) -> None:
+        """A letter deleted: the word's frames still hold it, so the word is not rescored (unless it is gone)."""
         self.text = self.text[:-1]
-        self.word_start = min(self.word_start, len(self.text))
-        if self.word_start == len(self.text):
-            self.word_logp = []
+        self.resume(self.text)
+
+    def resume(self, text: str) -> None:
+        """Go on from ``text`` (typed by another reader, or after a deletion): a word it ends inside has no frames here
+        for its first letters, so it is not rescored; the next word is."""
+        self.text = text
+        self.word_start, self.word_logp = text.rfind(" ") + 1, []
+        self.whole_word = self.word_start == len(text)
 
 
 def step_streams(readers: list[SequenceReader], features: list, times: list[float]) -> list[tuple]:

@@ -626,7 +626,8 @@ def test_changing_the_word_list_keeps_the_text_typed_so_far():
         s.rec.speller.resume("CIAO A")  # the sequence reader keeps the text too
         shown, text, *_ = stream(s, [BLANK], clock, model="asl-sequence", word_list=EN)
         assert text == "CIAO A" and s.rec.sequence is not None
-        assert s.rec.sequence.word_start == len("CIAO A")  # the kept text is not taken for the word being spelled
+        # the kept text is not taken for the word being spelled, nor is the word it ends inside rescored
+        assert s.rec.sequence.word_start == len("CIAO ") and not s.rec.sequence.whole_word
         s.rec.sequence.finish()
         assert s.rec.speller.text == "CIAO A"
     finally:

@@ -102,7 +102,7 @@ def scripted_reader(rows, lexicon):
     r.frames = np.zeros((4, 5), np.float32)
     r.session, r.step, r.state = ScriptedSession(rows), None, None  # the window path, its session scripted
     r.text, r.prev_k, r.prev_x, r.prev_t = "", 0, None, None
-    r.lexicon, r.word_start, r.word_logp = lexicon, 0, []
+    r.lexicon, r.word_start, r.word_logp, r.whole_word = lexicon, 0, [], True
     r.mask_name, r.seen, r.valid = None, 0, np.zeros((1, 4), np.float32)
     return r
 
@@ -201,3 +201,56 @@ def test_held_letter_frames_are_distributions_with_a_blank_between_letters():
     assert frames.shape == (4, 4) and np.allclose(frames.sum(1), 1)
     assert np.isclose(frames[0, 0], EXTRA_LETTER) and np.isclose(frames[1, 0], 1 - MISSED_LETTER)
     assert frames[0, 1] > frames[0, 2] > frames[0, 3] and frames[2, 3] == frames[2].max()
+
+
+def test_a_letter_typed_as_the_next_reading_begins_keeps_its_own_hold():
+    """The speller types a held letter when the next reading is confirmed (two frames of three): by then the reading
+    has moved on, but the letter's hold is the frames of its own reading."""
+    from realtime.lexicon import LETTER_BONUS, WordListSpeller
+
+    s = WordListSpeller(None, Lexicon(["CAT"], LETTERS, bonus=LETTER_BONUS), LETTERS)
+    t = held(s, {"C": 0.9}, 0.0, hold=0.8)
+    t = held(s, {"A": 0.9}, t, hold=0.3)  # shorter than the hold: C is typed as A begins, A is not typed
+    assert s.text == "C" and len(s.word_letters) == 1
+    assert LETTERS[int(np.argmax(s.word_letters[0]))] == "C"
+
+
+def test_a_word_spelled_partly_before_a_rebuild_or_reached_back_into_is_not_rescored():
+    """Its first letters have no holds here: rescoring only the rest would spell another word (HEL + TO -> HETO)."""
+    from realtime.lexicon import LETTER_BONUS, WordListSpeller
+
+    lex = Lexicon(["HELLO", "TO", "CAT"], LETTERS, bonus=LETTER_BONUS)
+    s = WordListSpeller(None, lex, LETTERS)
+    s.resume("HEL")
+    t = 0.0
+    for probs in ({"T": 0.62, "L": 0.35}, {"O": 0.9}):
+        t = gap(s, held(s, probs, t))
+    t = gap(s, t, 2.0)
+    assert s.text == "HELTO "  # as typed: neither HETO nor a guess from half a word
+    for probs in ({"C": 0.9}, {"E": 0.62, "A": 0.35}, {"T": 0.9}):
+        t = gap(s, held(s, probs, t))
+    s.finish()
+    assert s.text == "HELTO CAT"  # the next word, spelled whole here, is rescored
+    s.clear()
+    t = gap(s, held(s, {"T": 0.9}, t))
+    t = gap(s, t, 2.0)
+    s.backspace()  # back into the word before its space
+    t = gap(s, held(s, {"O": 0.62, "E": 0.35}, t))
+    s.finish()
+    assert s.text == "TO"
+
+
+def test_a_letter_read_surely_is_never_dropped_to_make_a_list_word():
+    """CATS, every letter sure, is not read as CAT: dropping a typed letter costs more than a list word earns."""
+    from realtime.lexicon import EXTRA_LETTER, LETTER_BONUS, WordListSpeller
+
+    assert LETTER_BONUS < np.log((1 - EXTRA_LETTER) / EXTRA_LETTER)
+    s = WordListSpeller(None, Lexicon(["CAT", "HAT"], LETTERS, bonus=LETTER_BONUS), LETTERS)
+    t = 0.0
+    for letter in "CATS":
+        t = gap(s, held(s, {letter: 0.998}, t))
+    t = gap(s, t, 2.0)
+    for letter in "CAAT":  # a letter typed twice while it was held unsure of itself: the list may drop it
+        t = gap(s, held(s, {letter: 0.62, "H" if letter == "C" else "E": 0.35}, t))
+    s.finish()
+    assert s.text.startswith("CATS ")

@@ -17,7 +17,7 @@ import itertools
 
 import numpy as np
 
-SETTINGS = {"extra": (0.02, 0.05), "missed": (0.05, 0.2, 0.5), "bonus": (3.0, 6.0, 9.0, 12.0)}
+SETTINGS = {"extra": (0.002, 0.005, 0.02), "missed": (0.2, 0.5), "bonus": (3.0, 4.5, 6.0, 9.0)}
 
 
 def frame_probabilities(path, model: str) -> tuple[list, list[str]]:
