@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,8 +24,8 @@ import numpy as np
 
 from export.onnx_export import MIN_OPSET, check_onnx_file, export_onnx, parity
 from export.tensorrt_engine import export_engine
-from realtime.manifest import (MANIFEST, Manifest, ModelError, file_fields, resolve_model, staged_folder,
-                               write_manifest)
+from realtime.manifest import (MANIFEST, Manifest, ModelError, copy_companions, file_fields, resolve_model,
+                               staged_folder, write_manifest)
 
 def random_inputs(manifest: Manifest, n: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
     shape = [int(d) for d in manifest.raw["input"]["shape"][1:]]
@@ -80,9 +79,7 @@ def export_model_onnx(model: str | Path, out: str | Path, opset: int = MIN_OPSET
                                      "ONNX weights (realtime/torch_from_onnx.py)", "simplified": summary["simplified"]}
         write_manifest(stage, manifest)
         tuning = (manifest.get("tuning") or {}).get("file")  # personal tuning's weights: the same network
-        for extra in ("LICENSE.md", "PROVENANCE.md", *([tuning] if tuning else [])):
-            if (src_folder / extra).is_file():
-                shutil.copy(src_folder / extra, stage / extra)
+        copy_companions(src_folder, stage, (tuning,) if tuning else ())
     print(f"wrote {out / 'model.onnx'} ({summary['bytes']} bytes, opset {summary['opset']}) and {out / MANIFEST}")
     return summary
 

@@ -87,7 +87,7 @@ def export_sequence_folder(model: str | Path, out: str | Path, name: str | None 
     change, its step is added or made again. Nothing lands in ``out`` unless all of it succeeded."""
     import shutil
 
-    from realtime.manifest import MANIFEST, Manifest, resolve_model, verify_sha256
+    from realtime.manifest import MANIFEST, Manifest, copy_companions, resolve_model, verify_sha256
 
     src = resolve_model(model)
     m = Manifest.load(src)
@@ -97,9 +97,7 @@ def export_sequence_folder(model: str | Path, out: str | Path, name: str | None 
     manifest["name"] = name or Path(out).name
     with staged_folder(out) as stage:
         shutil.copy(src / m.file, stage / m.file)
-        for extra in ("LICENSE.md", "PROVENANCE.md"):
-            if (src / extra).is_file():
-                shutil.copy(src / extra, stage / extra)
+        copy_companions(src, stage)
         write_manifest(stage, manifest)
         return write_stream_step(stage, command=command)
 

@@ -421,7 +421,7 @@ def _model_line(name: str) -> str:
     it never saw real fingerspelling video), or why it will be refused."""
     import json
 
-    from realtime.manifest import ModelError, held_out_accuracy, verify_sha256, weights_dir
+    from realtime.manifest import ModelError, held_out_accuracy, spelled_letters, verify_sha256, weights_dir
 
     try:
         m = json.loads((weights_dir() / name / "manifest.json").read_text())
@@ -431,7 +431,7 @@ def _model_line(name: str) -> str:
         except (ModelError, OSError):
             return f"{name:<18}{file.name} is missing or does not match its manifest's sha256: it will be refused"
         if m.get("kind") == "sequence-reader":
-            letters = [c for c in m["labels"] if len(c) == 1 and c.isalpha()]
+            letters = spelled_letters(m["labels"])
             return f"{name:<18}{len(letters):>3} letters {''.join(letters)}  {m['window']} frames of hand features"
         crop = "image crop " + "x".join(str(v) for v in m["input"]["shape"][2:])
         inputs = {"j2s": f"{crop} (--keypoints j2s)", "image-classifier": f"hand {crop} (--classifier image)"}.get(

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime import demo_files
-from realtime.manifest import NO_LETTER, available_models, weights_dir
+from realtime.manifest import NO_LETTER, available_models, spelled_letters, weights_dir
 from realtime.hands.hand import WHICH_HAND as HANDS
 from realtime.pipeline import RECOGNIZER_STAGES, StageTimer
 from realtime.speller import SpellerConfig
@@ -136,7 +136,7 @@ def model_choices() -> list[tuple[str, str]]:
             out.append((f"{name} ({len(set(m['labels']) - {NO_LETTER})} letters, keypoints and the hand crop, fused; "
                         "a profile calibrated here keeps the crops)", name))
             continue
-        letters = [l for l in m["labels"] if len(l) == 1 and l.isalpha()]  # not blank, space or none
+        letters = spelled_letters(m["labels"])
         motion = " and ".join(c for c in ("J", "Z") if c in letters)
         what = {"j2s": "J2S: image crop", "image-classifier": "image classifier on the hand crop",
                 "sequence-reader": f"continuous: a sequence model, {motion + ', ' if motion else ''}no hold; "
@@ -176,7 +176,7 @@ def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, 
 def model_letters(model: str) -> list[str]:
     """The letters a selector value reads (not blank, space or the no-letter class): what a word list's words must be
     spelled with."""
-    return [l for l in manifest(model)["labels"] if len(l) == 1 and l.isalpha()]
+    return spelled_letters(manifest(model)["labels"])
 
 
 def check_word_list(settings: Settings) -> None:
@@ -240,13 +240,6 @@ def make_recognizer(settings: Settings, static: bool = False):
 _SESSIONS: weakref.WeakSet = weakref.WeakSet()  # every tab's LiveSession, for the idle sweep
 
 
-def resume_text(speller, text: str) -> None:
-    """A rebuilt recognizer's speller goes on from ``text``: the letter still held is not typed again (Speller.resume),
-    and with a word list the kept text is not rescored again, nor a word it ends inside (WordListSpeller.resume,
-    SequenceReader.resume)."""
-    speller.resume(text)  # either reader
-
-
 class LiveSession:
     """One browser tab's live state: its recognizer and speller, the lock that makes the newest frame win, and
     the counters shown under the video. Gradio keeps one per tab (``gr.State``), so two people never share text."""
@@ -300,7 +293,9 @@ class LiveSession:
                 self._failed_build = (settings, self.clock(), e)
                 raise
             self._failed_build = None
-            resume_text(self.rec.speller, text)
+            # the letter still held is not typed again, and with a word list neither the kept text nor a word it
+            # ends inside is rescored (Speller.resume, WordListSpeller.resume, SequenceReader.resume)
+            self.rec.speller.resume(text)
             if self.profile is not None:
                 self._apply_profile()
         elif settings != self.settings:

@@ -18,10 +18,12 @@ stay candidates.
 from __future__ import annotations
 
 import os
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 
+from realtime.manifest import spelled_letters
 from realtime.speller import Speller, SpellerConfig
 
 DEFAULT_BONUS = 3.0  # nats: a list word wins over the typed string unless it is e^3 (20x) less likely
@@ -144,10 +146,11 @@ class WordListSpeller(Speller):
     def __init__(self, config: SpellerConfig | None, lexicon: "Lexicon", labels: list[str]):
         super().__init__(config or SpellerConfig())
         self.lexicon = lexicon
-        self.letters = [l for l in labels if len(l) == 1 and l.isalpha()]
+        self.letters = spelled_letters(labels)
         self.classes = ["<blank>"] + self.letters
         self._columns = np.array([list(labels).index(l) for l in self.letters])
-        self._frames: list[tuple[float, np.ndarray]] = []  # (time, probabilities) since the current reading began
+        # (time, probabilities) since the current reading began
+        self._frames: deque[tuple[float, np.ndarray]] = deque(maxlen=self.MAX_HOLD_FRAMES)
         self._typed: list[np.ndarray] = []  # the holds of letters typed this frame, in order
         self.word_start, self.word_letters = 0, []  # where the word being spelled begins in text, its letters' holds
         self.whole_word = True  # False: the word's first letters were typed before (a rebuild, a backspace)
@@ -158,7 +161,8 @@ class WordListSpeller(Speller):
             self._frames.append((t, np.asarray(probs)[self._columns]))
         before = self.text
         typed = super().update(t, letter, confidence, hand_present)
-        self._frames = [f for f in self._frames if f[0] >= self._since][-self.MAX_HOLD_FRAMES:]
+        while self._frames and self._frames[0][0] < self._since:  # the readings before this one are done with
+            self._frames.popleft()
         if self.text != before and self.text.startswith(before):  # typed this frame: a letter, a space, or both
             added, self.text = self.text[len(before):], before
             for ch in added:

@@ -47,12 +47,18 @@ def available_models(also: tuple[str, ...] = ()) -> list[str]:
     weight folders (the hand models, kind hand-pipeline) are not listed."""
     folders = [p for p in weights_dir().iterdir() if (p / MANIFEST).is_file()]
     letters = sorted(p.name for p in folders if _manifest_kind(p) not in NOT_LETTER_MODELS)
-    return letters + sorted(p.name for p in folders if _manifest_kind(p) in also)
+    return letters + sorted(name for kind in also for name in models_of_kind(kind))
 
 
 def models_of_kind(kind: str) -> list[str]:
     """The shipped models of one kind, e.g. the sequence readers (which available_models leaves out)."""
     return sorted(p.name for p in weights_dir().iterdir() if (p / MANIFEST).is_file() and _manifest_kind(p) == kind)
+
+
+def spelled_letters(labels) -> list[str]:
+    """The letters among a model's labels: not the sequence models' blank and space, nor the no-letter class (what
+    a word list's words are spelled with, what the model selector counts)."""
+    return [label for label in labels if len(label) == 1 and label.isalpha()]
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
@@ -98,6 +104,14 @@ def write_manifest(folder: Path, manifest: dict) -> dict:
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     tmp.replace(path)
     return manifest
+
+
+def copy_companions(src: Path, dst: Path, also: tuple[str, ...] = ()) -> None:
+    """The files that go with a model folder's ONNX file when it is exported again (its licence and provenance, and
+    ``also``), where the source has them."""
+    for name in ("LICENSE.md", "PROVENANCE.md", *also):
+        if (Path(src) / name).is_file():
+            shutil.copy(Path(src) / name, Path(dst) / name)
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime.classifier import OnnxClassifier
-from realtime.manifest import NO_LETTER
+from realtime.manifest import NO_LETTER, spelled_letters
 from realtime.crop_classifier import CLASSIFIER_KINDS, DEFAULT_IMAGE_WEIGHT
 from realtime.features import FeatureExtractor
 from realtime.hands import HAND_PIPELINES, Hand, make_hands_stage, pick_hand
@@ -216,8 +216,7 @@ def make_speller(options: "PipelineOptions", labels: list[str]) -> Speller:
         return Speller(config)
     from realtime.lexicon import LETTER_BONUS, Lexicon, WordListSpeller
 
-    letters = [l for l in labels if len(l) == 1 and l.isalpha()]
-    return WordListSpeller(config, Lexicon.load(options.lexicon, letters, bonus=LETTER_BONUS), labels)
+    return WordListSpeller(config, Lexicon.load(options.lexicon, spelled_letters(labels), bonus=LETTER_BONUS), labels)
 
 
 class Recognizer:

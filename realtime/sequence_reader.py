@@ -14,28 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.backends import open_model, open_session
-from realtime.manifest import ModelError, verify_sha256
+from realtime.backends import checked_model_file, open_model, open_session
+from realtime.manifest import ModelError, spelled_letters, verify_sha256
 from realtime.speller import SpellerConfig
 
 DEFAULT_SEQUENCE_MODEL = "asl-sequence"
 SEQUENCE_BACKENDS = ("auto", "onnxruntime", "torch")  # the --backend values the sequence reader runs on
-
-
-def open_manifest(model: str):
-    """A sequence model's folder, checked without loading it in ONNX Runtime (``--backend torch`` reads its weights):
-    (folder, manifest, model.onnx path)."""
-    from realtime.manifest import Manifest, resolve_model
-
-    folder = resolve_model(model)
-    manifest = Manifest.load(folder)
-    if manifest.kind != "sequence-reader":
-        raise ModelError(f"{folder.name} is a {manifest.kind} model, not a sequence-reader")
-    path = folder / manifest.file
-    if not path.is_file():
-        raise ModelError(f"{path} is missing (named by the manifest)")
-    verify_sha256(path, manifest.sha256)
-    return folder, manifest, path
 
 
 def sequence_inputs(x: np.ndarray, detected: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -78,7 +62,7 @@ class SequenceReader:
             raise ValueError(f"the sequence reader runs on {' or '.join(SEQUENCE_BACKENDS)}, not --backend {backend}")
         self.min_confidence = min_confidence
         if backend == "torch":
-            self.folder, self.manifest, self.path = open_manifest(model)
+            self.folder, self.manifest, self.path = checked_model_file(model, True, "sequence-reader")
             self.session = None  # no window model: the step is always there, built from model.onnx's weights
         else:
             self.folder, self.manifest, self.path, self.session = open_model(model, device, True, "sequence-reader")
@@ -99,7 +83,7 @@ class SequenceReader:
         if lexicon:
             from realtime.lexicon import Lexicon
 
-            self.lexicon = Lexicon.load(lexicon, [c for c in self.classes if len(c) == 1 and c.isalpha()])
+            self.lexicon = Lexicon.load(lexicon, spelled_letters(self.classes))
         self.word_start, self.word_logp = 0, []  # where the word being spelled begins in text, its frames
         self.whole_word = True  # False: the word's first letters were typed before (a rebuild, a backspace)
 
@@ -130,9 +114,7 @@ class SequenceReader:
         from realtime.sequence_step import TorchStep
 
         step = TorchStep(self.path, device)
-        channels, size = step.module.inp_w.shape[1], sum((w.shape[2] - 1) * d for w, d in
-                                                          zip(step.module.w, step.module.dilations))
-        return step, np.zeros((1, channels, size), np.float32)
+        return step, np.zeros((1, *step.state_shape), np.float32)
 
     def describe(self) -> str:
         how = "streaming step" if self.step is not None else f"window of {self.window} frames each frame"
@@ -177,7 +159,6 @@ class SequenceReader:
         other = copy.copy(self)
         other.frames, other.valid = np.zeros_like(self.frames), np.zeros_like(self.valid)
         other.state = None if self.state is None else np.zeros_like(self.state)
-        other.word_logp = []
         other.reset()
         return other
 

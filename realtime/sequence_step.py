@@ -85,6 +85,7 @@ def step_module(layers: dict):
 
 
 def state_size(layers: dict) -> int:
+    """The state's columns: every block's last ``(k - 1) * dilation`` inputs."""
     return sum((w.shape[2] - 1) * d for w, _, d in layers["convs"])
 
 
@@ -100,7 +101,9 @@ class TorchStep:
         from realtime.backends.pytorch import torch_device
 
         self.device = torch_device(device)
-        self.module = step_module(window_layers(onnx_path)).to(self.device)
+        layers = window_layers(onnx_path)
+        self.module = step_module(layers).to(self.device)
+        self.state_shape = (layers["inp_w"].shape[1], state_size(layers))  # (channels, state columns) a stream
         self._torch = torch
 
     def run(self, _names, feeds: dict) -> list[np.ndarray]:

@@ -88,7 +88,8 @@ class MultiStreamRecognizer:
         feats = [np.asarray(self.features(picked[i], frames[i]), np.float32).reshape(1, -1) for i in rows]
         t2 = time.perf_counter()
         if self.sequence is not None:  # every stream's frame goes to its reader, with a hand or without
-            x = [feats[rows.index(i)][0] if picked[i] is not None else None for i in range(self.streams)]
+            of_stream = dict(zip(rows, feats))
+            x = [of_stream[i][0] if i in of_stream else None for i in range(self.streams)]
             read = step_streams(self.sequence, x, times)
             t3 = t4 = time.perf_counter()
             out = [FrameResult(times[i], hands[i], picked[i], *read[i], self.sequence[i].text, {})
@@ -96,9 +97,10 @@ class MultiStreamRecognizer:
         else:
             probs = np.asarray(self.classifier(np.concatenate(feats))).reshape(len(rows), -1) if rows else None
             t3 = time.perf_counter()
+            of_stream = dict(zip(rows, probs)) if rows else {}
             out = []
             for i in range(self.streams):
-                p = probs[rows.index(i)] if picked[i] is not None else None
+                p = of_stream.get(i)
                 letter, conf, committed = smooth_and_spell(p, times[i], self.labels, self.smoothers[i],
                                                            self.spellers[i])
                 out.append(FrameResult(times[i], hands[i], picked[i], letter, conf, committed, self.spellers[i].text,

@@ -15,32 +15,26 @@ from __future__ import annotations
 import argparse
 import itertools
 
-import numpy as np
 
 SETTINGS = {"extra": (0.002, 0.005, 0.02), "missed": (0.2, 0.5), "bonus": (3.0, 4.5, 6.0, 9.0)}
 
 
 def frame_probabilities(path, model: str) -> tuple[list, list[str]]:
     """(per sequence: (per-frame probabilities or None, times, text), labels): the classifier run once per frame."""
-    from realtime.hands import Hand
     from realtime.pipeline import PipelineOptions, build_classifier
-    from training.sequence_eval import open_stitched, read_sequences
-    from training.sequence_model import FRAME
+    from training.sequence_eval import letter_probabilities, open_stitched, read_sequences
 
     features, classifier = build_classifier(PipelineOptions(model=model))
-    seqs = []
-    for lm, det, t, text in read_sequences(open_stitched(path)):
-        probs = [classifier(features(Hand(x.astype(np.float32), "Right", 1.0, FRAME))) if d else None
-                 for x, d in zip(lm, det)]
-        seqs.append((probs, t, text))
+    seqs = [(letter_probabilities(lm, det, features, classifier), t, text)
+            for lm, det, t, text in read_sequences(open_stitched(path))]
     return seqs, classifier.labels
 
 
 def read_all(seqs, labels, words: str | None, extra=0.0, missed=0.0, bonus=0.0) -> dict:
     """CER and word accuracy of the letter reader (with ``words``: the word list at these settings)."""
     import realtime.lexicon as lexicon
-    from realtime.pipeline import PipelineOptions, make_speller, smooth_and_spell
-    from realtime.speller import ProbabilitySmoother
+    from realtime.pipeline import PipelineOptions, make_speller
+    from training.sequence_eval import spell
     from training.sequence_model import score_texts
 
     options = PipelineOptions(lexicon=words)
@@ -49,13 +43,10 @@ def read_all(seqs, labels, words: str | None, extra=0.0, missed=0.0, bonus=0.0) 
     try:
         pairs = []
         for probs, t, text in seqs:
-            smoother, speller = ProbabilitySmoother(options.smoothing_s), make_speller(options, labels)
+            speller = make_speller(options, labels)
             if words:
                 speller.lexicon.bonus = bonus
-            for p, ti in zip(probs, t):
-                smooth_and_spell(p, float(ti), labels, smoother, speller)
-            speller.finish()
-            pairs.append((text, speller.text.strip()))
+            pairs.append((text, spell(probs, t, labels, speller, options.smoothing_s)))
         return score_texts(pairs)
     finally:
         lexicon.EXTRA_LETTER, lexicon.MISSED_LETTER = saved

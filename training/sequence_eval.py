@@ -49,22 +49,36 @@ def read_sequences(z):
         yield z["landmarks"][a:b], z["detected"][a:b], z["t"][a:b], str(z["text"][i])
 
 
+def letter_probabilities(landmarks, detected, features, classifier) -> list:
+    """One sequence's frames -> the letter classifier's probabilities per frame (None where no hand was found)."""
+    return [classifier(features(Hand(lm.astype(np.float32), "Right", 1.0, FRAME))) if found else None
+            for lm, found in zip(landmarks, detected)]
+
+
+def spell(probs: list, t, labels: list[str], speller, smoothing_s: float) -> str:
+    """One sequence's per-frame probabilities (None: no hand) and times through the letter reader's smoother and
+    ``speller`` (a fresh one) -> the text it typed."""
+    from realtime.pipeline import smooth_and_spell
+    from realtime.speller import ProbabilitySmoother
+
+    smoother = ProbabilitySmoother(smoothing_s)
+    for p, ti in zip(probs, t):
+        smooth_and_spell(p, float(ti), labels, smoother, speller)
+    speller.finish()
+    return speller.text.strip()
+
+
 def letter_reader(model: str | None, lexicon: str | None = None):
     """A function (landmarks, detected, t) -> text: the live letter path after the hand detector (with
     ``--lexicon``, its words rescored against the list)."""
-    from realtime.pipeline import PipelineOptions, build_classifier, make_speller, smooth_and_spell
-    from realtime.speller import ProbabilitySmoother
+    from realtime.pipeline import PipelineOptions, build_classifier, make_speller
 
     options = PipelineOptions(model=model, lexicon=lexicon)
     features, classifier = build_classifier(options)
 
     def read(landmarks, detected, t) -> str:
-        smoother, speller = ProbabilitySmoother(options.smoothing_s), make_speller(options, classifier.labels)
-        for lm, found, ti in zip(landmarks, detected, t):
-            probs = classifier(features(Hand(lm.astype(np.float32), "Right", 1.0, FRAME))) if found else None
-            smooth_and_spell(probs, float(ti), classifier.labels, smoother, speller)
-        speller.finish()
-        return speller.text.strip()
+        probs = letter_probabilities(landmarks, detected, features, classifier)
+        return spell(probs, t, classifier.labels, make_speller(options, classifier.labels), options.smoothing_s)
     return read
 
 

@@ -33,14 +33,14 @@ from pathlib import Path
 
 from realtime.backends.base import (CPU_EP, CUDA_EP, DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE, DEVICES, ENGINE_CACHE_ENV,
                                     PRECISIONS, TRT_EP, Backend, BackendError, BackendFallbackWarning)
-from realtime.backends.onnxruntime import OrtBackend, open_model, open_session, select_providers
+from realtime.backends.onnxruntime import OrtBackend, checked_model_file, open_model, open_session, select_providers
 from realtime.backends.pytorch import TorchBackend, torch_device
 from realtime.backends.tensorrt import (TensorRTBackend, build_cached_engine, build_engine, engine_cache_key, engine_dir,
                                         engine_path, find_engine, gpu_name, import_tensorrt)
 from realtime.manifest import Manifest, resolve_model, verify_sha256
 
 __all__ = ["BACKENDS", "CPU_EP", "CUDA_EP", "DEFAULT_MAX_BATCH", "DEFAULT_WORKSPACE", "DEVICES", "ENGINE_CACHE_ENV",
-           "PRECISIONS", "TRT_EP", "Backend", "BackendError", "BackendFallbackWarning", "BackendSpec", "OrtBackend",
+           "PRECISIONS", "TRT_EP", "Backend", "BackendError", "BackendFallbackWarning", "BackendSpec", "OrtBackend", "checked_model_file",
            "TensorRTBackend", "TorchBackend", "build_cached_engine", "build_engine", "engine_cache_key", "engine_dir",
            "engine_path", "find_engine", "gpu_name", "import_tensorrt", "make_backend", "open_model", "open_session",
            "select_providers", "torch_device"]

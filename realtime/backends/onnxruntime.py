@@ -161,6 +161,13 @@ def open_model(model: str | Path, device: str = "auto", verify: bool = True, kin
 
     if find_spec("onnxruntime") is None:  # said before any file is read
         raise ModelError("onnxruntime is not installed: pip install -e '.[cpu]' (or '.[gpu]')")
+    folder, manifest, path = checked_model_file(model, verify, kind)
+    return folder, manifest, path, open_session(path, device, threads)
+
+
+def checked_model_file(model: str | Path, verify: bool = True, kind: str | None = None):
+    """Resolve and check against the manifest (kind, the file there, sha256) -> (folder, manifest, onnx path),
+    without loading it (``--backend torch`` readers read the weights themselves)."""
     folder = resolve_model(model)
     manifest = Manifest.load(folder)
     if kind is not None and manifest.kind != kind:
@@ -173,7 +180,7 @@ def open_model(model: str | Path, device: str = "auto", verify: bool = True, kin
         raise ModelError(f"{path} is missing (named by {folder / MANIFEST})")
     if verify:
         verify_sha256(path, manifest.sha256)
-    return folder, manifest, path, open_session(path, device, threads)
+    return folder, manifest, path
 
 
 def open_session(path: str | Path, device: str = "auto", threads: int = 1):
