@@ -328,5 +328,5 @@ def test_fused_scores_keep_the_keypoint_models_no_letter_class():
 def test_fused_seeds_refuses_an_unknown_protocol():
     from training.fused_seeds import run_fused_seeds
 
-    with pytest.raises(ValueError, match="unknown protocol.*lis, lis-b"):
+    with pytest.raises(ValueError, match="unknown protocol.*lis, lis-b, lis-c"):
         run_fused_seeds("/nonexistent", protocols=("massey",))

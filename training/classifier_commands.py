@@ -409,7 +409,7 @@ def register(tsub) -> None:
         formatter_class=fmt)
     g.add_argument("--preset", choices=("cpu", "gpu", "shipped"), default="cpu",
                    help="sizes, architecture, epochs, GAN steps; shipped: the recipe of lis-letters-image (lr 1e-3, cosine)")
-    g.add_argument("--data", default="lis", help="comma-separated protocols: lis (GIULIA held out), lis-b (lis, IBRAHIM, KENZA and NOOR held out), lsa16, massey")
+    g.add_argument("--data", default="lis", help="comma-separated protocols: lis (GIULIA held out), lis-b (lis, IBRAHIM, KENZA and NOOR held out), lis-c (lis, GIANLUCA, HUZAIFA and MIKE held out), lsa16, massey")
     g.add_argument("--regimes", default="5,10,20", help="comma-separated K per class, or 'full'")
     g.add_argument("--sources", default="reacgan", help="comma-separated generated sources: reacgan, spade, "
                                                         "spade@massey, spade@kaggle_asl (multi-source), hgan, rendered "
@@ -432,7 +432,7 @@ def register(tsub) -> None:
                     "missing), as --classifier fused does, and scores keypoints alone, image alone and fused on every "
                     "photo of the test signers (no hand found counts as wrong), with gains over real paired by seed.",
         formatter_class=fmt)
-    fs.add_argument("--data", default="lis,lis-b", help="comma-separated grid protocols (default: %(default)s)")
+    fs.add_argument("--data", default="lis,lis-b,lis-c", help="comma-separated grid protocols (default: %(default)s)")
     fs.add_argument("--methods", default="real,hgan-regularizer,rendered-regularizer",
                     help="comma-separated grid run folders (default: %(default)s)")
     fs.add_argument("--image-weights", default="0.2,0.3,0.5",

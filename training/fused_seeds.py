@@ -21,7 +21,7 @@ from training.new_people import PROTOCOLS, TorchModel, run_cell, test_rows
 from training.strategy_experiments import DATASETS, _paired
 
 # the grid protocols with lis signers held out, whose keypoint models this page can train one signer at a time
-FUSED_PROTOCOLS = ("lis", "lis-b")
+FUSED_PROTOCOLS = ("lis", "lis-b", "lis-c")
 
 
 def _signer_protocol(signer: str):

@@ -112,7 +112,7 @@ def register(sub, tsub) -> None:
     g.add_argument("--config", default="lis-hgan-cpu",
                    help="a YAML file or a shipped config: lis-hgan-cpu (2 CPU cores, under an hour), "
                         "massey-hgan-cpu (about 15 minutes), lis-b-hgan-cpu (lis-hgan-cpu with the grid's second lis "
-                        "protocol held out), lis-hgan-gpu")
+                        "protocol held out), lis-c-hgan-cpu (the third, for the confirmatory test), lis-hgan-gpu")
     g.add_argument("--out", help="run folder (default: runs/hgan/CONFIG)")
     g.add_argument("--steps", type=_positive, help="override the config's steps")
     g.add_argument("--discriminator", choices=("perceptual", "patch", "pixel"), help="override the discriminator")
