@@ -312,34 +312,44 @@ def lis_view(rel: str) -> str | None:
 
 def lis_views_table(recipe: str, datasets_root: str | Path, out: str | Path) -> list[str]:
     """Markdown lines: ``recipe`` on the lis signers held out, per camera view (every signer's held-out model on
-    that signer's photos from that camera), with how many of the hands found MediaPipe called left hands and how
-    those read; empty when the cells have not been run."""
-    # per view: images, hands found, read right, hands called left, those read right
-    counts = {v: np.zeros(5, np.int64) for v in LIS_VIEWS}
+    that signer's photos from that camera), with how many of the hands found MediaPipe called left hands, how those
+    read, and how they read taken as right hands (is the handedness flag the trouble?); empty when the cells have
+    not been run."""
+    from dataclasses import replace
+
+    # per view: images, hands found, read right, hands called left, those read right, those read right as right hands
+    counts = {v: np.zeros(6, np.int64) for v in LIS_VIEWS}
     for p in PROTOCOLS:
         model = Path(out) / recipe / p.slug / "model.pt"
         if p.test_dataset != "lis" or not p.test_signer or not model.exists():
             continue
         kp = test_rows(p, datasets_root)
         tm = TorchModel(model)
+        truth = kp.labels.astype(str)
         probs, det = tm.probabilities(kp)
-        right = det & (np.array(tm.labels)[probs.argmax(1)] == kp.labels.astype(str))
+        right = det & (np.array(tm.labels)[probs.argmax(1)] == truth)
+        as_right, _ = tm.probabilities(replace(kp, is_left=np.zeros(len(kp), bool)))
+        right_as_right = det & (np.array(tm.labels)[as_right.argmax(1)] == truth)
         left = det & kp.is_left
         views = np.array([lis_view(r) for r in kp.rel])
         for v in LIS_VIEWS:
             sel = views == v
             counts[v] += (int(sel.sum()), int(det[sel].sum()), int(right[sel].sum()), int(left[sel].sum()),
-                          int((right & left)[sel].sum()))
+                          int((right & left)[sel].sum()), int((right_as_right & left)[sel].sum()))
     if not any(c[0] for c in counts.values()):
         return []
     lines = [f"{recipe} on the lis signers held out, by the camera each photo was taken from (all 11 signers; the "
-             "view is in the file name), and the hands MediaPipe called left hands:", "",
+             "view is in the file name), and the hands MediaPipe called left hands, read as it called them (mirrored, "
+             "as live) and as right hands (the flag ignored):", "",
              "| camera | images | hands found | read right | read right, of the hands found | hands found called "
-             "left | read right, of those |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for v, (n, found, right, left, left_right) in counts.items():
+             "left | read right, of those | of those, read right as right hands |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    counts["all"] = sum(counts.values())
+    for v, (n, found, right, left, left_right, left_as_right) in counts.items():
         if n:
             lines.append(f"| {v} | {n} | {found / n:.1%} | {right / n:.1%} | {right / max(found, 1):.1%} | "
-                         f"{left / max(found, 1):.1%} | {left_right / max(left, 1):.1%} |")
+                         f"{left / max(found, 1):.1%} | {left_right / max(left, 1):.1%} | "
+                         f"{left_as_right / max(left, 1):.1%} |")
     return lines
 
 
