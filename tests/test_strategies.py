@@ -235,6 +235,48 @@ def test_hgan_sources_are_full_data_only_and_need_their_run(tmp_path, monkeypatc
         exp.rendered("lis", True, ["A"], 2, 0)
 
 
+def test_an_unfinished_hgan_is_refused_and_translations_of_another_step_are_made_again(tmp_path, monkeypatch):
+    """The grid's H-GAN rows must not translate with a generator still training beside them, nor reuse hands an
+    earlier checkpoint translated."""
+
+    from training.hgan.config import load_config
+    from training.hgan.networks import ResnetGenerator
+    from training.strategy_experiments import PRESETS, Experiment
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("lis-c-hgan-cpu")
+    run = tmp_path / "runs" / "hgan" / "lis-c-hgan-cpu"
+    run.mkdir(parents=True)
+
+    def checkpoint(step):
+        g = ResnetGenerator(cfg.ngf, cfg.blocks)
+        torch.save({"kind": "hgan", "config": cfg.to_dict(), "G_ema": g.state_dict(), "step": step},
+                   run / "checkpoint.pt")
+
+    exp = Experiment(PRESETS["shipped"], tmp_path / "no-datasets", tmp_path)
+    checkpoint(cfg.steps - 200)
+    with pytest.raises(ValueError, match=f"stopped at step {cfg.steps - 200} of {cfg.steps}"):
+        exp.rendered("lis-c", True, ["A"], 2, 0)
+    with pytest.raises(ValueError, match="finish it first"):
+        exp.generated(Row("lis-c", None, "hgan", "regularizer"))
+    checkpoint(cfg.steps)
+    assert exp.finished_hgan_step("lis-c") == cfg.steps
+    # a cached set translated at another step is not taken: generated() goes on to make it again (here, with no
+    # datasets, it fails there rather than return the stale hands)
+    from training.strategy_experiments import generated_path
+
+    stale = generated_path(exp.out, "lis-c", "full", "hgan", PRESETS["shipped"].generated_per_class, False, 0)
+    stale.parent.mkdir(parents=True)
+    np.savez_compressed(stale, images=np.zeros((1, 32, 32, 3), np.uint8), labels=np.array(["A"]),
+                        hgan_step=np.int64(cfg.steps - 200))
+    with pytest.raises(FileNotFoundError, match="dataset 'lis' not found"):
+        exp.generated(Row("lis-c", None, "hgan", "regularizer"))
+    np.savez_compressed(stale, images=np.zeros((1, 32, 32, 3), np.uint8), labels=np.array(["A"]),
+                        hgan_step=np.int64(cfg.steps))
+    images, labels = exp.generated(Row("lis-c", None, "hgan", "regularizer"))
+    assert images.shape == (1, 32, 32, 3) and list(labels) == ["A"]
+
+
 def test_resume_refuses_another_recipe(tmp_path):
     x, y = blobs(10)
     cfg = ClassifierConfig(arch="cnn", epochs=1, batch_size=8, flip=False)

@@ -239,16 +239,19 @@ class Experiment:
         n = self.preset.generated_per_class
         model, _, source_ds = row.source.partition("@")
         path = generated_path(self.out, row.dataset, row.regime, row.source, n, row.filtered, row.seed)
+        step = self.finished_hgan_step(row.dataset) if model == "hgan" else None  # translations depend on it
         if path.exists():
             with np.load(path) as z:
-                return z["images"], z["labels"]
+                if step is None or ("hgan_step" in z.files and int(z["hgan_step"]) == step):
+                    return z["images"], z["labels"]
         crops = self.crops(row.dataset)
         train, _, _ = self.split(row.dataset, row.per_class)
         labels = sorted(set(crops.labels[train].tolist()))
         if model in RENDERED_SOURCES:
             images, names = self.rendered(row.dataset, model == "hgan", labels, n, row.seed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(path, images=images, labels=names)
+            np.savez_compressed(path, images=images, labels=names,
+                                **({"hgan_step": np.int64(step)} if step is not None else {}))
             return images, names
         gen = self.generator(source_ds or row.dataset, model, None if source_ds else row.per_class)
         poses = (PoseSource(crops.keypoints[train], crops.labels[train], f"{row.dataset}-{row.regime}")
@@ -267,17 +270,37 @@ class Experiment:
         np.savez_compressed(path, images=images, labels=names)
         return images, names
 
-    def rendered(self, dataset: str, translate: bool, labels: list[str], n: int, seed: int):
-        """``n`` hands per class rendered from the dataset's turned, mirrored training poses (never the test
-        signers'), translated by the preset's H-GAN (``runs/hgan/DATASET-hgan-PRESET``) or left as rendered."""
-        from training.hgan.data import pose_pool, render_settings
-        from training.hgan.render import render_hands
-        from training.hgan.translate import balanced_poses, load_hgan
-
+    def hgan_folder(self, dataset: str) -> Path:
+        """The preset's H-GAN run folder for ``dataset`` (``runs/hgan/DATASET-hgan-PRESET``); refuses a missing one."""
         run = Path("runs/hgan") / f"{dataset}-hgan-{self.preset.gan_preset or self.preset.name}"
         if not (run / "checkpoint.pt").exists():
             raise FileNotFoundError(f"no H-GAN at {run}: train it first with 'fingerspell train hgan --config "
                                     f"{run.name}'")
+        return run
+
+    def finished_hgan_step(self, dataset: str) -> int:
+        """The trained step of the H-GAN for ``dataset``; refuses an unfinished one, which would translate with a
+        part-trained generator (for instance one still training beside the grid)."""
+        from training.hgan.translate import load_hgan
+
+        run = self.hgan_folder(dataset)
+        hgan = load_hgan(run)
+        if hgan.step < hgan.config.steps:
+            raise ValueError(f"the H-GAN at {run} stopped at step {hgan.step} of {hgan.config.steps}: finish it first "
+                             f"('fingerspell train hgan --config {run.name}' resumes)")
+        return hgan.step
+
+    def rendered(self, dataset: str, translate: bool, labels: list[str], n: int, seed: int):
+        """``n`` hands per class rendered from the dataset's turned, mirrored training poses (never the test
+        signers'), translated by the preset's finished H-GAN or left as rendered (the H-GAN's config still says
+        which poses and renderer settings)."""
+        from training.hgan.data import pose_pool, render_settings
+        from training.hgan.render import render_hands
+        from training.hgan.translate import balanced_poses, load_hgan
+
+        run = self.hgan_folder(dataset)
+        if translate:
+            self.finished_hgan_step(dataset)
         hgan = load_hgan(run, self.device)
         held_out = set(DATASETS[dataset].test_signers)
         if hgan.config.size != self.preset.size or not held_out <= set(hgan.config.exclude_signers):
