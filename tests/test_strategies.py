@@ -338,7 +338,7 @@ def test_pooled_gain_table_pairs_by_protocol_and_seed():
 
 
 def test_fused_scores_reorder_the_image_columns_and_count_missing_hands_as_wrong():
-    from training.fused_seeds import fused_scores, fused_seeds_table
+    from training.fused_seeds import fused_scores, fused_seeds_table, per_signer_table
 
     kp_labels, im_labels = ["A", "B"], ["B", "A"]  # the image model's columns in another order
     truth = np.array(["A", "B", "B"])
@@ -352,6 +352,13 @@ def test_fused_scores_reorder_the_image_columns_and_count_missing_hands_as_wrong
              "keypoints": 0.5, "image": a, "fused": f} for m, a, f in (("real", 0.4, 0.6), ("hgan-regularizer", 0.5, 0.7))]
     line = next(l for l in fused_seeds_table(rows).splitlines() if "hgan-regularizer" in l)
     assert "| +10.0 (1/1) | +10.0 (1/1) |" in line
+    assert per_signer_table(rows) == ""  # results written before the per-signer split
+    for r, (x, y) in zip(rows, ((0.2, 0.8), (0.5, 0.6))):
+        r["test_signers"] = ["X", "Y"]
+        r["per_signer"] = {"X": {"image": x, "fused": x}, "Y": {"image": y, "fused": y}}
+    lines = [l for l in per_signer_table(rows).splitlines() if "hgan-regularizer" in l]
+    assert "| X | hgan-regularizer | 50.0% | 50.0% | +30.0 (1/1) | +30.0 (1/1) |" in lines[0]
+    assert "| Y | hgan-regularizer | 60.0% | 60.0% | -20.0 (0/1) | -20.0 (0/1) |" in lines[1]
 
 
 def test_fused_scores_keep_the_keypoint_models_no_letter_class():

@@ -232,7 +232,7 @@ def fused_seeds_head(grid_out: str, protocols: list[str]) -> str:
 
 
 def cmd_fused_seeds(args) -> int:
-    from training.fused_seeds import fused_seeds_table, run_fused_seeds
+    from training.fused_seeds import fused_seeds_table, per_signer_table, run_fused_seeds
 
     try:
         root = datasets_root(args.datasets)
@@ -243,7 +243,10 @@ def cmd_fused_seeds(args) -> int:
             raise FileNotFoundError(f"no grid runs of {args.methods} under {args.grid_out}: run "
                                     f"'fingerspell train classifier-grid --preset shipped' first")
         table = fused_seeds_table(results)
-        for path, text in ((args.json, json.dumps(results, indent=1)), (args.doc, fused_seeds_head(args.grid_out, protocols) + table + "\n")):
+        signers = per_signer_table(results)
+        page = fused_seeds_head(args.grid_out, protocols) + table + "\n" + (
+            f"\nEach test signer on their own (the same runs):\n\n{signers}\n" if signers else "")
+        for path, text in ((args.json, json.dumps(results, indent=1)), (args.doc, page)):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text)
         print(table)

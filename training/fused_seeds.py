@@ -87,6 +87,7 @@ def run_fused_seeds(datasets_root, grid_out="runs/strategies/shipped", protocols
         found = found & (rows >= 0)
         rows = np.where(rows >= 0, rows, 0)
         kp_labels = people[0][4]
+        whose = np.concatenate([[s] * len(p[2]) for s, p in zip(spec.test_signers, people)])
         for method in methods:
             for folder in runs[method]:
                 clf = ImageClassifier.load(folder)
@@ -94,9 +95,12 @@ def run_fused_seeds(datasets_root, grid_out="runs/strategies/shipped", protocols
                     p_im = clf.probabilities(to_input(crops.images[rows]))
                 for weight in weights:
                     score = fused_scores(p_kp, found, truth, kp_labels, p_im, list(clf.labels), weight)
+                    per_signer = {s: fused_scores(p_kp[whose == s], found[whose == s], truth[whose == s], kp_labels,
+                                                  p_im[whose == s], list(clf.labels), weight)
+                                  for s in spec.test_signers}
                     results.append({"protocol": name, "test_signers": list(spec.test_signers), "method": method,
                                     "seed": int(folder.name[4:]), "image_weight": weight,
-                                    "images": int(len(truth)), **score})
+                                    "images": int(len(truth)), **score, "per_signer": per_signer})
     return results
 
 
@@ -117,3 +121,23 @@ def fused_seeds_table(results: list[dict]) -> str:
                          f"{np.mean([r['fused'] for r in mine]):.1%} | "
                          f"{_paired(gains['image']) if gains else ''} | {_paired(gains['fused']) if gains else ''} |")
     return "\n".join(lines)
+
+
+def per_signer_table(results: list[dict]) -> str:
+    """Markdown: per protocol, image weight and test signer, each method's mean over seeds (image alone and fused)
+    and its paired gain over ``real``; empty for results written before the per-signer split existed."""
+    rs = [r for r in results if "per_signer" in r]
+    lines = ["| image weight | protocol | test signer | method | image alone | fused | image gain over real | "
+             "fused gain over real |", "|---:|---|---|---|---:|---:|---:|---:|"]
+    for weight, name in dict.fromkeys((r["image_weight"], r["protocol"]) for r in rs):
+        mine = [r for r in rs if r["protocol"] == name and r["image_weight"] == weight]
+        for signer in mine[0]["test_signers"]:
+            real = {r["seed"]: r["per_signer"][signer] for r in mine if r["method"] == "real"}
+            for method in dict.fromkeys(r["method"] for r in mine):
+                own = [(r["seed"], r["per_signer"][signer]) for r in mine if r["method"] == method]
+                gains = {k: [100 * (v[k] - real[seed][k]) for seed, v in own if seed in real]
+                         for k in ("image", "fused")} if method != "real" else {}
+                lines.append(f"| {weight} | {name} | {signer} | {method} | {np.mean([v['image'] for _, v in own]):.1%} | "
+                             f"{np.mean([v['fused'] for _, v in own]):.1%} | "
+                             f"{_paired(gains['image']) if gains else ''} | {_paired(gains['fused']) if gains else ''} |")
+    return "\n".join(lines) if rs else ""
