@@ -74,8 +74,9 @@ DATASETS = {
     # a second lis protocol, so that a choice made on lis rests on more than one person: three signers drawn
     # by sorted(np.random.default_rng(0).choice(the ten signers but GIULIA, sorted, 3, replace=False))
     "lis-b": DatasetSpec("hand", ("IBRAHIM", "KENZA", "NOOR"), folder="lis"),
-    # a third, for the confirmatory H-GAN test written down before it ran (docs/hgan.md): three of the seven signers
-    # neither lis nor lis-b held out, sorted(np.random.default_rng(0).choice(those seven, sorted, 3, replace=False))
+    # a third, for the confirmatory H-GAN test written down before it ran (docs/hgan-confirmatory.md): three of the
+    # seven signers neither lis nor lis-b holds out: sorted(np.random.default_rng(0).choice(those seven, sorted, 3,
+    # replace=False))
     "lis-c": DatasetSpec("hand", ("GIANLUCA", "HUZAIFA", "MIKE"), folder="lis"),
     "lsa16": DatasetSpec("whole", ("subject9", "subject10")),
     "massey": DatasetSpec("hand", ("hand5",)),
