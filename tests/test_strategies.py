@@ -260,7 +260,7 @@ def test_an_unfinished_hgan_is_refused_and_translations_of_another_step_are_made
     with pytest.raises(ValueError, match="finish it first"):
         exp.generated(Row("lis-c", None, "hgan", "regularizer"))
     checkpoint(cfg.steps)
-    assert exp.finished_hgan_step("lis-c") == cfg.steps
+    assert exp.finished_hgan("lis-c").step == cfg.steps
     # a cached set translated at another step is not taken: generated() goes on to make it again (here, with no
     # datasets, it fails there rather than return the stale hands)
     from training.strategy_experiments import generated_path

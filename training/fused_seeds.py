@@ -104,6 +104,15 @@ def run_fused_seeds(datasets_root, grid_out="runs/strategies/shipped", protocols
     return results
 
 
+def _gain_cells(method: str, own: list[tuple[int, dict]], real: dict[int, dict]) -> str:
+    """The two table cells of a method's paired gains over ``real`` (image alone, fused), from (seed, scores) pairs and
+    real's scores by seed; empty for ``real`` itself."""
+    if method == "real":
+        return " | "
+    gains = {k: [100 * (v[k] - real[seed][k]) for seed, v in own if seed in real] for k in ("image", "fused")}
+    return f"{_paired(gains['image'])} | {_paired(gains['fused'])}"
+
+
 def fused_seeds_table(results: list[dict]) -> str:
     """Markdown: per image weight, protocol and method, mean accuracy over seeds (keypoints, image alone, fused), and
     each method's paired gain over ``real`` seed by seed (points; seeds better / seeds)."""
@@ -114,12 +123,10 @@ def fused_seeds_table(results: list[dict]) -> str:
         real = {r["seed"]: r for r in rs if r["method"] == "real"}
         for method in dict.fromkeys(r["method"] for r in rs):
             mine = [r for r in rs if r["method"] == method]
-            gains = {k: [100 * (r[k] - real[r["seed"]][k]) for r in mine if r["seed"] in real]
-                     for k in ("image", "fused")} if method != "real" else {}
             lines.append(f"| {weight} | {name} ({', '.join(mine[0]['test_signers'])}) | {method} | {len(mine)} | "
                          f"{np.mean([r['keypoints'] for r in mine]):.1%} | {np.mean([r['image'] for r in mine]):.1%} | "
                          f"{np.mean([r['fused'] for r in mine]):.1%} | "
-                         f"{_paired(gains['image']) if gains else ''} | {_paired(gains['fused']) if gains else ''} |")
+                         f"{_gain_cells(method, [(r['seed'], r) for r in mine], real)} |")
     return "\n".join(lines)
 
 
@@ -135,9 +142,6 @@ def per_signer_table(results: list[dict]) -> str:
             real = {r["seed"]: r["per_signer"][signer] for r in mine if r["method"] == "real"}
             for method in dict.fromkeys(r["method"] for r in mine):
                 own = [(r["seed"], r["per_signer"][signer]) for r in mine if r["method"] == method]
-                gains = {k: [100 * (v[k] - real[seed][k]) for seed, v in own if seed in real]
-                         for k in ("image", "fused")} if method != "real" else {}
                 lines.append(f"| {weight} | {name} | {signer} | {method} | {np.mean([v['image'] for _, v in own]):.1%} | "
-                             f"{np.mean([v['fused'] for _, v in own]):.1%} | "
-                             f"{_paired(gains['image']) if gains else ''} | {_paired(gains['fused']) if gains else ''} |")
+                             f"{np.mean([v['fused'] for _, v in own]):.1%} | {_gain_cells(method, own, real)} |")
     return "\n".join(lines) if rs else ""

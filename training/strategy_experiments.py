@@ -240,19 +240,19 @@ class Experiment:
         n = self.preset.generated_per_class
         model, _, source_ds = row.source.partition("@")
         path = generated_path(self.out, row.dataset, row.regime, row.source, n, row.filtered, row.seed)
-        step = self.finished_hgan_step(row.dataset) if model == "hgan" else None  # translations depend on it
+        hgan = self.finished_hgan(row.dataset) if model == "hgan" else None  # translations depend on its step
         if path.exists():
             with np.load(path) as z:
-                if step is None or ("hgan_step" in z.files and int(z["hgan_step"]) == step):
+                if hgan is None or ("hgan_step" in z.files and int(z["hgan_step"]) == hgan.step):
                     return z["images"], z["labels"]
         crops = self.crops(row.dataset)
         train, _, _ = self.split(row.dataset, row.per_class)
         labels = sorted(set(crops.labels[train].tolist()))
         if model in RENDERED_SOURCES:
-            images, names = self.rendered(row.dataset, model == "hgan", labels, n, row.seed)
+            images, names = self.rendered(row.dataset, model == "hgan", labels, n, row.seed, hgan)
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(path, images=images, labels=names,
-                                **({"hgan_step": np.int64(step)} if step is not None else {}))
+                                **({"hgan_step": np.int64(hgan.step)} if hgan is not None else {}))
             return images, names
         gen = self.generator(source_ds or row.dataset, model, None if source_ds else row.per_class)
         poses = (PoseSource(crops.keypoints[train], crops.labels[train], f"{row.dataset}-{row.regime}")
@@ -279,30 +279,29 @@ class Experiment:
                                     f"{run.name}'")
         return run
 
-    def finished_hgan_step(self, dataset: str) -> int:
-        """The trained step of the H-GAN for ``dataset``; refuses an unfinished one, which would translate with a
-        part-trained generator (for instance one still training beside the grid)."""
+    def finished_hgan(self, dataset: str):
+        """The preset's H-GAN for ``dataset`` (a :class:`training.hgan.translate.LoadedHGAN`); refuses an unfinished
+        one, which would translate with a part-trained generator (for instance one still training beside the grid)."""
         from training.hgan.translate import load_hgan
 
         run = self.hgan_folder(dataset)
-        hgan = load_hgan(run)
+        hgan = load_hgan(run, self.device)
         if hgan.step < hgan.config.steps:
             raise ValueError(f"the H-GAN at {run} stopped at step {hgan.step} of {hgan.config.steps}: finish it first "
                              f"('fingerspell train hgan --config {run.name}' resumes)")
-        return hgan.step
+        return hgan
 
-    def rendered(self, dataset: str, translate: bool, labels: list[str], n: int, seed: int):
+    def rendered(self, dataset: str, translate: bool, labels: list[str], n: int, seed: int, hgan=None):
         """``n`` hands per class rendered from the dataset's turned, mirrored training poses (never the test
-        signers'), translated by the preset's finished H-GAN or left as rendered (the H-GAN's config still says
-        which poses and renderer settings)."""
+        signers'), translated by the preset's finished H-GAN (``hgan``, loaded here if not given) or left as rendered
+        (the H-GAN's config still says which poses and renderer settings)."""
         from training.hgan.data import pose_pool, render_settings
         from training.hgan.render import render_hands
         from training.hgan.translate import balanced_poses, load_hgan
 
         run = self.hgan_folder(dataset)
-        if translate:
-            self.finished_hgan_step(dataset)
-        hgan = load_hgan(run, self.device)
+        if hgan is None:
+            hgan = self.finished_hgan(dataset) if translate else load_hgan(run, self.device)
         held_out = set(DATASETS[dataset].test_signers)
         if hgan.config.size != self.preset.size or not held_out <= set(hgan.config.exclude_signers):
             raise ValueError(f"{run} was trained at {hgan.config.size} px without holding out {sorted(held_out)}; "
