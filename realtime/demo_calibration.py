@@ -173,13 +173,12 @@ def profile_markdown(session: LiveSession | None) -> str:
 
 def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
                     per_letter=5, letters: str = "", hands: str = "mediapipe", time_limit: float | None = None,
-                    capacity: StreamCapacity | None = None, stamp: str | None = None, word_list: str | None = None):
+                    capacity: StreamCapacity | None = None, stamp: str | None = None):
     """One webcam frame of the Calibrate tab -> (annotated frame, panel, profile file, live tab's profile line,
     session). A still hand is a sample of the letter asked for (realtime.calibrate.CalibrationSession); when every
     letter is done the profile is made, used in the live tab and offered as a file. ``stamp``: the page's (for its
-    Record count, stream_of); ``word_list``: a name of demo_session.WORD_LISTS; None (the page): the one the tab's
-    recognizer has now, which calibration does not use, so that the live tab's recognizer is not rebuilt for it. A
-    frame that fails says why in the panel (stream_error)."""
+    Record count, stream_of). Calibration reads no words, so the word list stays the one the live tab's recognizer has
+    now, which is then not rebuilt for it. A frame that fails says why in the panel (stream_error)."""
     import cv2
     import gradio as gr
 
@@ -198,8 +197,7 @@ def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, h
         if gate == "wait":
             return gr.skip(), calibration_html(session, model, t, busy.replace("**", "")), gr.skip(), gr.skip(), session
         try:
-            if word_list is None:  # calibration reads no words: the word list the live tab uses stays
-                word_list = session.settings.word_list if session.settings is not None else None
+            word_list = session.settings.word_list if session.settings is not None else None
             settings = check_settings(model, hand, hold_s, min_confidence, hands, word_list)
             why = calibratable(settings.model)
             if why:

@@ -45,9 +45,9 @@ def _manifest_kind(folder: Path) -> str | None:
 def available_models(also: tuple[str, ...] = ()) -> list[str]:
     """The shipped letter models, then those of the kinds in ``also`` (e.g. ``("sequence-reader",)``); other
     weight folders (the hand models, kind hand-pipeline) are not listed."""
-    folders = [p for p in weights_dir().iterdir() if (p / MANIFEST).is_file()]
-    letters = sorted(p.name for p in folders if _manifest_kind(p) not in NOT_LETTER_MODELS)
-    return letters + sorted(name for kind in also for name in models_of_kind(kind))
+    kinds = {p.name: _manifest_kind(p) for p in weights_dir().iterdir() if (p / MANIFEST).is_file()}  # read once
+    letters = sorted(name for name, kind in kinds.items() if kind not in NOT_LETTER_MODELS)
+    return letters + sorted(name for kind in also for name, k in kinds.items() if k == kind)
 
 
 def models_of_kind(kind: str) -> list[str]:

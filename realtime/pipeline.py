@@ -209,6 +209,15 @@ def smooth_and_spell(probs, t: float, labels: list[str], smoother: ProbabilitySm
                                         probs=p if probs is not None else None)
 
 
+def build_sequence_reader(o: "PipelineOptions"):
+    """``--reader sequence``: the sequence model ``o`` names (or the default), with its word list, confidence floor
+    and backend; for one stream, or the first of several (:meth:`SequenceReader.shared` makes the others)."""
+    from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
+
+    return SequenceReader(o.sequence_model or DEFAULT_SEQUENCE_MODEL, device=o.device, config=o.speller,
+                          lexicon=o.lexicon, min_confidence=o.sequence_min_confidence, backend=o.backend)
+
+
 def make_speller(options: "PipelineOptions", labels: list[str]) -> Speller:
     """The letter reader's speller: with ``--lexicon``, one that rescores each finished word against the list."""
     config = options.speller or SpellerConfig()
@@ -254,10 +263,7 @@ class Recognizer:
         """The recognizer of ``o``; see :meth:`build`."""
         o.check()
         if o.reader == "sequence":
-            from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
-
-            reader = SequenceReader(o.sequence_model or DEFAULT_SEQUENCE_MODEL, device=o.device, config=o.speller,
-                                    lexicon=o.lexicon, min_confidence=o.sequence_min_confidence, backend=o.backend)
+            reader = build_sequence_reader(o)
             return cls(hands_stage or build_hands(o), FeatureExtractor(reader.spec), reader, hand=o.hand,
                        smoothing_s=o.smoothing_s, speller=o.speller, options=o, sequence=reader)
         if classifier is not None:

@@ -22,7 +22,8 @@ import time
 import numpy as np
 
 from realtime.hands import HAND_PIPELINES, Redetect, pick_hand, redetect_settings
-from realtime.pipeline import FrameResult, PipelineOptions, build_classifier, make_speller, smooth_and_spell
+from realtime.pipeline import (FrameResult, PipelineOptions, build_classifier, build_sequence_reader, make_speller,
+                               smooth_and_spell)
 from realtime.sequence_reader import step_streams
 from realtime.speller import ProbabilitySmoother
 
@@ -51,11 +52,8 @@ class MultiStreamRecognizer:
         self.sequence = None  # --reader sequence: one reader per stream, one model run per step for all of them
         if options.reader == "sequence":
             from realtime.features import FeatureExtractor
-            from realtime.sequence_reader import DEFAULT_SEQUENCE_MODEL, SequenceReader
 
-            first = SequenceReader(options.sequence_model or DEFAULT_SEQUENCE_MODEL, device=options.device,
-                                   lexicon=options.lexicon, min_confidence=options.sequence_min_confidence,
-                                   backend=options.backend)
+            first = build_sequence_reader(options)
             self.sequence = [first] + [first.shared() for _ in range(streams - 1)]
             self.features, self.classifier, self.labels = FeatureExtractor(first.spec), None, first.labels
         else:
