@@ -209,12 +209,12 @@ def bench_hands(source: str, hands: str, device: str, frames: int, size=(640, 48
     from realtime.hands import make_hands_stage
 
     label = {"onnx": "onnxruntime"}.get(hands, hands) + f"-{device}"
-    row = Row(f"hands ({hand_model})", "mediapipe-hands", label, device, "fp32")
+    row = Row(f"hands ({hand_model})", "mediapipe-hands", label, device, "fp16" if hands.endswith("fp16") else "fp32")
     if hands != "mediapipe" and device == "cuda":
         from realtime.backends import torch_device
 
         try:
-            if hands == "torch":
+            if hands.startswith("torch"):
                 torch_device("cuda")
             else:
                 select_providers("cuda", strict=True, tensorrt=False)

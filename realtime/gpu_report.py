@@ -12,11 +12,12 @@ On the lent machine (``run`` tool, ``carry: ["gpu-check"]``)::
 ``run`` does each step on its own (a step that fails is recorded with its error and the next one runs) and writes
 ``$OUT/bench-gpu-<card>.json`` (copy it to docs/):
 
-1. parity of the four torch hand nets on CUDA (TF32 off) with ONNX Runtime on the CPU, on crops of the clip;
-2. the whole ``--hands torch`` pipeline on CUDA against ``--hands onnx`` on the CPU, frame by frame (same hands,
-   landmark distance in pixels);
-3. the live path ``--hands torch --backend torch --device cuda`` on the clip: per-stage ms and FPS;
-4. N streams batched (1, 4, 16): total frames/s and per-frame latency;
+1. parity of the four torch hand nets on CUDA (TF32 off; fp32 and fp16) with ONNX Runtime on the CPU, on frames of
+   the clip; then each lite net's speed alone (eager, CUDA graphs, fp16 graphs; batch 1 and 16);
+2. the whole ``--hands torch`` (and ``torch-fp16``) pipeline on CUDA against ``--hands onnx`` on the CPU, frame by
+   frame (same hands, landmark distance in pixels);
+3. the live path ``--hands torch|torch-fp16 --backend torch --device cuda`` on the clip: per-stage ms and FPS;
+4. N streams batched (1, 4, 16), with each torch hands engine: total frames/s and per-frame latency;
 5. each classifier on each backend there (``bench --backends``), batch 1;
 6. the sequence reader's streaming step in PyTorch on CUDA against ONNX Runtime's on the CPU over a stream, then
    ``--reader sequence --hands torch --backend torch`` on the clip.
@@ -95,45 +96,96 @@ def net_parity(clip: Path, device: str) -> dict:
         with torch.no_grad():
             got = [g.cpu().numpy() for g in net(torch.from_numpy(x).to(device))]
         out[name] = {"max_abs": [float(np.abs(g - w).max()) for g, w in zip(got, want)], "outputs": net.output_names}
+        if device == "cuda":  # the same net in fp16 (weights and activations), against the fp32 reference
+            with torch.no_grad():
+                half = [g.float().cpu().numpy() for g in net.half()(torch.from_numpy(x).to(device).half())]
+            out[name]["fp16_max_abs"] = [float(np.abs(g - w).max()) for g, w in zip(half, want)]
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
     return out
 
 
+def net_speed(clip: Path, device: str) -> dict:
+    """Each lite hand net alone, batch 1 and 16, input already on the device: eager fp32, CUDA graphs fp32 and fp16
+    (median and p95 ms of 200 synchronised calls; on the CPU a few eager calls, as a dry run)."""
+    import torch
+
+    from realtime.backends.pytorch import TorchBackend
+    from realtime.hands.onnx import hand_model_file
+    from realtime.hands.torch_nets import hand_net
+
+    cuda = device == "cuda"
+    variants = (("fp32", False), ("fp32", True), ("fp16", True)) if cuda else (("fp32", False),)
+    out = {}
+    for name in ("palm_detection_lite", "hand_landmark_lite"):
+        path, _ = hand_model_file(name)
+        size = 192 if name.startswith("palm") else 224
+        for precision, graphs in variants:
+            net = hand_net(path)
+            backend = TorchBackend(net, [net.input_name], net.output_names, device, precision, graphs)
+            for batch in (1, 16) if cuda else (1,):
+                x = {net.input_name: torch.rand(batch, size, size, 3, device=backend.device)}
+                times = []
+                for i in range(220 if cuda else 5):
+                    if cuda:
+                        torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    backend.run_torch(x)
+                    if cuda:
+                        torch.cuda.synchronize()
+                    if i >= (20 if cuda else 1):
+                        times.append((time.perf_counter() - t0) * 1e3)
+                key = f"{name} {precision} {'graphs' if graphs else 'eager'} batch {batch}"
+                out[key] = {"median_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95))}
+            backend.close()
+    return out
+
+
+def _engines(device: str) -> tuple[str, ...]:
+    return ("torch", "torch-fp16") if device == "cuda" else ("torch",)  # fp16 needs CUDA
+
+
 def pipeline_parity(clip: Path, device: str) -> dict:
+    """Each torch hands engine (TF32 off) against ONNX Runtime on the CPU, tracking through the clip frame by frame."""
     import torch
 
     from realtime.hands.onnx import OnnxHandTracker
 
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    gpu = OnnxHandTracker("lite", max_hands=1, engine="torch", device=device)
-    cpu = OnnxHandTracker("lite", max_hands=1, providers=["CPUExecutionProvider"])
-    same, both, worst = 0, 0, 0.0
     frames = _frames(clip)
-    for f in frames:
-        a, b = cpu(f), gpu(f)
-        same += len(a) == len(b)
-        if a and b:
-            both += 1
-            worst = max(worst, float(np.abs(a[0].landmarks[:, :2] - b[0].landmarks[:, :2]).max()))
+    cpu = OnnxHandTracker("lite", max_hands=1, providers=["CPUExecutionProvider"])
+    want = [cpu(f) for f in frames]
+    out = {}
+    for engine in _engines(device):
+        here = OnnxHandTracker("lite", max_hands=1, engine=engine, device=device)
+        same, dists = 0, []
+        for f, a in zip(frames, want):
+            b = here(f)
+            same += len(a) == len(b)
+            if a and b:
+                dists.append(float(np.abs(a[0].landmarks[:, :2] - b[0].landmarks[:, :2]).max()))
+        out[engine] = {"frames": len(frames), "same_number_of_hands": same, "both_found": len(dists),
+                       "worst_landmark_px": max(dists, default=0.0),
+                       "median_landmark_px": float(np.median(dists)) if dists else 0.0,
+                       "preprocessing": here.preprocessing, "tf32": False}
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-    return {"frames": len(frames), "same_number_of_hands": same, "both_found": both, "worst_landmark_px": worst,
-            "preprocessing": gpu.preprocessing, "tf32": False}
+    return out
 
 
 def live_path(clip: Path, device: str) -> dict:
     from realtime.bench import run_bench
     from realtime.pipeline import Recognizer
 
-    rec = Recognizer.build("asl-letters", hands="torch", backend="torch", device=device)
-    return run_bench(rec, str(clip), frames=300 if device == "cuda" else 30, progress=False)
+    return {engine: run_bench(Recognizer.build("asl-letters", hands=engine, backend="torch", device=device), str(clip),
+                              frames=300 if device == "cuda" else 30, progress=False) for engine in _engines(device)}
 
 
 def streams(clip: Path, device: str) -> dict:
     from realtime.pipeline import PipelineOptions
     from realtime.streams import run_streams_bench
 
-    return {str(n): run_streams_bench(PipelineOptions(hands="torch", backend="torch", device=device), [str(clip)], n,
-                                      frames=100 if device == "cuda" else 10, progress=False) for n in (1, 4, 16)}
+    return {f"{engine} {n}": run_streams_bench(PipelineOptions(hands=engine, backend="torch", device=device),
+                                               [str(clip)], n, frames=100 if device == "cuda" else 10, progress=False)
+            for engine in _engines(device) for n in (1, 4, 16)}
 
 
 def classifiers(clip: Path, device: str) -> dict:
@@ -158,7 +210,7 @@ def sequence_reader(clip: Path, device: str) -> dict:
             "live": run_bench(rec, str(clip), frames=300 if device == "cuda" else 30, progress=False)}
 
 
-STEPS = (("net_parity", net_parity), ("pipeline_parity", pipeline_parity), ("live_path", live_path),
+STEPS = (("net_parity", net_parity), ("net_speed", net_speed), ("pipeline_parity", pipeline_parity), ("live_path", live_path),
          ("streams", streams), ("classifiers", classifiers), ("sequence_reader", sequence_reader))
 
 
@@ -172,6 +224,9 @@ def run(folder: str | Path, out: str | Path, device: str = "cuda") -> Path:
     card = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else f"{device}-dry-run"
     report = {"card": card, "torch": torch.__version__, "cuda": torch.version.cuda, "numpy": np.__version__,
               "python": platform.python_version(), "clip": f"{CLIP} ({WORD}, massey hand1)", "steps": {}}
+    out.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in card.lower()).strip("-")
+    path = out / f"bench-gpu-{slug}.json"
     for name, step in STEPS:
         t0 = time.perf_counter()
         try:
@@ -180,10 +235,8 @@ def run(folder: str | Path, out: str | Path, device: str = "cuda") -> Path:
             result, status = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}, "failed"
         report["steps"][name] = {"status": status, "seconds": round(time.perf_counter() - t0, 1), "result": result}
         print(f"{name}: {status} in {report['steps'][name]['seconds']} s", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    slug = "".join(c if c.isalnum() else "-" for c in card.lower()).strip("-")
-    path = out / f"bench-gpu-{slug}.json"
-    path.write_text(json.dumps(report, indent=1, default=str) + "\n")
+        path.write_text(json.dumps(report, indent=1, default=str) + "\n")  # after each step: a run cut short
+        # by the command's time limit still brings back every step it finished
     print(f"wrote {path}")
     return path
 

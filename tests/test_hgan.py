@@ -97,6 +97,15 @@ def test_rendering_is_reproducible_per_hand_and_source_poses_keep_labels():
     assert np.array_equal(part["images"][0], render_hands(lm[1:2], seed=5)["images"][0])
 
 
+def test_rendering_in_worker_processes_draws_the_same_hands():
+    poses, _ = source_poses(np.stack([open_hand()]), np.array(["A"]), 60, seed=1)  # two chunks of 50 and 10
+    one = render_hands(poses, seed=3, settings=RenderSettings(size=32), workers=1)
+    two = render_hands(poses, seed=3, settings=RenderSettings(size=32), workers=2)
+    for key in ("images", "masks", "keypoints"):
+        assert np.array_equal(one[key], two[key]), key
+    assert not np.array_equal(one["images"][0], one["images"][50])
+
+
 def test_bad_render_settings_are_refused():
     with pytest.raises(ValueError, match="background"):
         RenderSettings(background="jungle")

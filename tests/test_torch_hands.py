@@ -63,9 +63,30 @@ def test_the_torch_pipeline_is_a_row_of_the_table():
     from realtime.cli import build_parser
     from realtime.hands import HAND_PIPELINES
 
-    assert "torch" in HAND_PIPELINES
+    assert "torch" in HAND_PIPELINES and "torch-fp16" in HAND_PIPELINES
     args = build_parser().parse_args(["live", "--hands", "torch", "--device", "cpu"])
     assert args.hands == "torch"
+
+
+def test_fp16_hands_on_the_cpu_are_refused_with_the_way_out():
+    from realtime.backends import BackendError
+    from realtime.hands import make_hands_stage
+
+    with pytest.raises(BackendError, match="CUDA GPU only.*--hands torch on the CPU"):
+        make_hands_stage("torch-fp16", device="cpu")
+
+
+def test_fp16_nets_on_cuda_stay_near_onnxruntime():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU visible to PyTorch: the fp16 hand nets run on the lent GPU")
+    for name, size in (("palm_detection_lite", 192), ("hand_landmark_lite", 224)):
+        net, sess = net_and_session(name)
+        x = photo_input(size)
+        with torch.no_grad():
+            got = [g.float().cpu().numpy() for g in net.cuda().half()(torch.from_numpy(x).cuda().half())]
+        for n, g, w in zip(net.output_names, got, sess.run(None, {"input": x})):
+            # fp16 keeps about 3 significant digits: within 1% of each output's largest value, or 0.5
+            assert float(np.abs(g - w).max()) < max(0.5, 0.01 * float(np.abs(w).max())), (name, n)
 
 
 @pytest.mark.data

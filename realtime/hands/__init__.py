@@ -9,7 +9,8 @@ table, :data:`HAND_PIPELINES`, that ``--hands``, the benchmarks, the demo and ``
 - :mod:`.mediapipe`: MediaPipe's own graphs (hands, and the palm detector alone);
 - :mod:`.onnx`: the same models converted to ONNX on ONNX Runtime, with :mod:`.ssd` (anchors, NMS) and
   :mod:`.roi` (rotated hand regions, crops, landmark projection);
-- ``torch``: that pipeline with the nets as PyTorch modules (:mod:`.torch_nets`), on the CPU or CUDA.
+- ``torch``: that pipeline with the nets as PyTorch modules (:mod:`.torch_nets`), on the CPU or CUDA;
+  ``torch-fp16`` the same in half precision (CUDA only).
 
 Adding a pipeline is one new module with its four stages plus one row of :data:`HAND_PIPELINES`.
 """
@@ -65,10 +66,14 @@ def _mediapipe_static_palm(device):
 def _engine(name: str, device: str) -> dict:
     """What runs the converted nets of pipeline ``name``: ONNX Runtime on ``device``'s providers, or the nets as
     torch modules on ``device`` (auto: CUDA when PyTorch sees a GPU), whatever ONNX Runtime build is installed."""
-    if name == "torch":
-        from realtime.backends import torch_device
+    if name.startswith("torch"):
+        from realtime.backends import BackendError, torch_device
 
-        return {"engine": "torch", "device": torch_device(device)}
+        where = torch_device(device)
+        if name == "torch-fp16" and where != "cuda":
+            raise BackendError(f"--hands torch-fp16 runs on a CUDA GPU only (here: --device {device} gives {where}); "
+                               "use --hands torch on the CPU")
+        return {"engine": name, "device": where}
     from realtime.backends import select_providers
 
     return {"providers": select_providers(device, tensorrt=False, strict=True)[0]}
@@ -106,6 +111,8 @@ HAND_PIPELINES: dict[str, HandPipeline] = {p.name: p for p in (
                  "--device cuda or auto and the gpu extra)", **_converted("onnx"), batches=True),
     HandPipeline("torch", "the same nets as PyTorch modules (realtime/hands/torch_nets.py), on CUDA with --device "
                  "cuda or auto when PyTorch sees a GPU, else the CPU", **_converted("torch"), batches=True),
+    HandPipeline("torch-fp16", "those torch nets in fp16 (weights and activations), CUDA only",
+                 **_converted("torch-fp16"), batches=True),
 )}
 
 

@@ -152,7 +152,8 @@ def make_crops(preprocess: str, on_gpu: bool):
     return TorchCrops("cuda" if cuda else "cpu")
 
 
-ENGINES = ("onnxruntime", "torch")  # what runs the converted nets: ONNX Runtime, or realtime.hands.torch_nets
+ENGINES = ("onnxruntime", "torch", "torch-fp16")  # what runs the converted nets: ONNX Runtime, or
+# realtime.hands.torch_nets in fp32, or in fp16 (weights and activations; CUDA only)
 
 
 class _HandModel:
@@ -164,7 +165,7 @@ class _HandModel:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.engine, self.calls = engine, 0  # calls: how often the model ran (tracking skips the palm detector)
-        if engine == "torch":
+        if engine != "onnxruntime":
             from realtime.backends.pytorch import TorchBackend
             from realtime.hands.torch_nets import hand_net
 
@@ -172,7 +173,9 @@ class _HandModel:
             net = hand_net(path)
             # the classifier's torch backend: on CUDA the net is captured once per batch size and replayed as a
             # CUDA graph (its weights are buffers and its shapes folded, so capture works)
-            self.torch = TorchBackend(net, [net.input_name], net.output_names, device, cuda_graphs=device == "cuda")
+            precision = "fp16" if engine == "torch-fp16" else "fp32"
+            self.torch = TorchBackend(net, [net.input_name], net.output_names, device, precision,
+                                      cuda_graphs=device == "cuda")
             self.providers = [f"torch-{self.torch.device} ({self.torch.detail})"]
             self.crops = make_crops(preprocess, self.torch.device == "cuda")
             return
@@ -183,7 +186,7 @@ class _HandModel:
 
     def run(self, x, names: list[str]) -> list[np.ndarray]:
         self.calls += 1
-        if self.engine == "torch":
+        if self.engine != "onnxruntime":
             if isinstance(x, np.ndarray):
                 import torch
 
@@ -310,7 +313,7 @@ class OnnxHandTracker:
         self.palm = PalmModel(model, folder, providers, threads, verify, preprocess, engine, device)
         self.landmarks = LandmarkModel(model, folder, providers, threads, verify, preprocess, engine, device)
         self.landmarks.crops = self.palm.crops  # one upload of each frame serves both models
-        self.providers, self.backend = self.palm.providers, "torch" if engine == "torch" else "onnx"
+        self.providers, self.backend = self.palm.providers, "onnx" if engine == "onnxruntime" else engine
         self.preprocessing = self.palm.crops.name
         self.tracked: list[Roi] = []  # ROIs for the next frame, from this frame's landmarks
 
@@ -405,7 +408,7 @@ class OnnxPalmDetector:
         self.model, self.max_hands, self.min_score = model, max_hands, min_score
         self.palm = PalmModel(model, folder, providers, threads, preprocess=preprocess, engine=engine, device=device)
         self.providers, self.preprocessing = self.palm.providers, self.palm.crops.name
-        self.backend = "torch" if engine == "torch" else "onnx"
+        self.backend = "onnx" if engine == "onnxruntime" else engine
 
     def detect(self, image: np.ndarray, rgb: bool) -> list[HandBox]:
         h, w = image.shape[:2]

@@ -141,20 +141,59 @@ def render_hand(landmarks: np.ndarray, rng: np.random.Generator, settings: Rende
     return img, mask, box.to_crop(lm[:, :2]).astype(np.float32)
 
 
+def _render_chunk(landmarks: np.ndarray, seed: int, start: int, settings: RenderSettings) -> list:
+    cv2.setNumThreads(1)  # one hand a process: the pool is the parallelism
+    return [render_hand(lm, np.random.default_rng([seed, start + j]), settings) for j, lm in enumerate(landmarks)]
+
+
 def render_hands(landmarks: np.ndarray, seed: int = 0, settings: RenderSettings = RenderSettings(),
-                 progress: bool = False) -> dict:
+                 progress: bool = False, workers: int | None = None) -> dict:
     """Many hands: ``landmarks`` (N, 21, 3). Returns ``images`` (N, S, S, 3) uint8, ``masks`` (N, S, S) uint8,
     ``keypoints`` (N, 21, 2) float32 (fractions of the crop). Hand i is drawn with its own generator
-    (``seed``, i), so any subset renders the same as in the whole."""
+    (``seed``, i), so any subset renders the same as in the whole, and so does any number of ``workers``
+    (processes; default: one per CPU core, for 200 hands or more: 3,000 hands took 3.7 minutes on one core)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from tqdm import tqdm
 
     n, s = len(landmarks), settings.size
     images, masks = np.zeros((n, s, s, 3), np.uint8), np.zeros((n, s, s), np.uint8)
     keypoints = np.zeros((n, 21, 2), np.float32)
-    for i in tqdm(range(n), desc="render hands", unit="hand", disable=not progress):
-        img, m, kp = render_hand(landmarks[i], np.random.default_rng([seed, i]), settings)
-        images[i], masks[i], keypoints[i] = img, np.round(m * 255), kp
+    workers = (os.cpu_count() or 1) if workers is None and n >= 200 else (workers or 1)
+    chunk = 50
+    starts = range(0, n, chunk)
+    bar = tqdm(total=n, desc="render hands", unit="hand", disable=not progress)
+    # forkserver: the caller may hold a CUDA context, which a forked child must not inherit
+    with ProcessPoolExecutor(workers, get_context("forkserver")) if workers > 1 else _InProcess() as pool:
+        jobs = [pool.submit(_render_chunk, landmarks[i:i + chunk], seed, i, settings) for i in starts]
+        for i, job in zip(starts, jobs):
+            for j, (img, m, kp) in enumerate(job.result()):
+                images[i + j], masks[i + j], keypoints[i + j] = img, np.round(m * 255), kp
+            bar.update(min(chunk, n - i))
+    bar.close()
     return {"images": images, "masks": masks, "keypoints": keypoints}
+
+
+class _InProcess:
+    """ProcessPoolExecutor's submit/result in this process (one worker: no pool to start)."""
+
+    class _Done:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        return self._Done(fn(*args))
 
 
 def source_poses(landmarks: np.ndarray, labels: np.ndarray, n: int, seed: int = 0, yaw: float = 35.0,
