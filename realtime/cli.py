@@ -45,14 +45,20 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="which hand spells; 'any' takes the largest hand in view (default: %(default)s)")
     p.add_argument("--max-hands", type=int_range(1, 4), default=2,
                    help="hands MediaPipe tracks at once, 1 to 4 (default: %(default)s)")
+    p.add_argument("--search-every", type=int_range(1), default=PipelineOptions.search_every, metavar="FRAMES",
+                   help="while at least one but fewer than --max-hands hands are tracked, the palm detector looks for "
+                        "another hand every FRAMES frames (1: every frame, as MediaPipe does; with no hand tracked it "
+                        "looks on every frame); --hands onnx, torch and torch-fp16 (MediaPipe's graph keeps its own "
+                        "schedule) (default: %(default)s)")
     p.add_argument("--redetect-after", type=int_range(0), metavar="FRAMES",
                    help="when tracking has found no hand for this many frames, look again with the full hand model "
                         "on the whole frame (every 5 frames until a hand is back); 0 turns it off; several streams: "
                         "each on its own; refused where nothing is tracked: photos (eval, calibrate --data) and "
                         "--keypoints j2s (the palm detector alone) (default: 5)")
     p.add_argument("--device", choices=DEVICES, default="auto",
-                   help="ONNX Runtime device for the classifier; auto uses CUDA when onnxruntime-gpu has it "
-                        "(default: %(default)s)")
+                   help="where the classifier and the converted hand nets run: with --backend torch and --hands "
+                        "torch they run on torch CUDA whatever ONNX Runtime build is installed; with ONNX Runtime, CUDA "
+                        "needs onnxruntime-gpu; auto takes CUDA where it is there (default: %(default)s)")
     p.add_argument("--backend", choices=tuple(BACKENDS), default="auto",
                    help="what runs the classifier: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values())
                         + "; see docs/backends.md (default: %(default)s)")
@@ -193,7 +199,7 @@ def _options(args):
                  "min_confidence": args.min_confidence}
         speller = SpellerConfig(**{k: v for k, v in given.items() if v is not None})
     redetect = args.redetect_after
-    return PipelineOptions(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands,
+    return PipelineOptions(model=args.model, hand_model=args.hands_model, hand=args.hand, max_hands=args.max_hands, search_every=args.search_every,
                            device=args.device, speller=speller,
                            smoothing_s=PipelineOptions.smoothing_s if smoothing is None else smoothing,
                            keypoints=args.keypoints, hands=args.hands, backend=args.backend, precision=args.precision,
@@ -693,7 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
     hc.add_argument("--model", dest="hands_model", choices=MODEL_SIZES, default=argparse.SUPPRESS,
                     help=argparse.SUPPRESS)  # the old spelling, kept working
     hc.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                    help="ONNX Runtime device for the ONNX pipeline")
+                    help="where the checked pipeline's nets run (ONNX Runtime's providers, or torch for --hands "
+                         "torch)")
     hc.add_argument("--hands", choices=tuple(HAND_PIPELINES), default="onnx",
                     help="the pipeline checked (on --device) (default: %(default)s)")
     hc.add_argument("--against", choices=tuple(HAND_PIPELINES), default="mediapipe",

@@ -241,6 +241,111 @@ def run(folder: str | Path, out: str | Path, device: str = "cuda") -> Path:
     return path
 
 
+BEGIN, END = "<!-- GPU-REPORT: python -m realtime.gpu_report table JSON --doc PAGE -->", "<!-- /GPU-REPORT -->"
+
+
+def write_between_markers(page: str | Path, text: str) -> None:
+    """Put ``text`` between the page's GPU-REPORT markers (appended with them where the page has none)."""
+    page = Path(page)
+    old = page.read_text() if page.exists() else ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        new = head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1]
+    else:
+        new = old + ("\n" if old and not old.endswith("\n") else "") + BEGIN + "\n" + text + "\n" + END + "\n"
+    page.write_text(new)
+
+
+TARGETS = {"hands_features_classifier_ms": 1.5, "fps_one_stream": 300, "frames_per_s_16_streams": 3000}  # issue 16
+
+
+def _ms(x) -> str:
+    return "-" if x is None else f"{x:.3f}" if x < 1 else f"{x:.2f}"
+
+
+def tables(path: str | Path) -> str:
+    """Markdown tables of one ``bench-gpu-<card>.json``: what ``table`` prints and the docs page holds."""
+    r = json.loads(Path(path).read_text())
+    steps = {k: v for k, v in r["steps"].items()}
+    ok = {k: v["result"] for k, v in steps.items() if v["status"] == "ok"}
+    out = [f"Card: **{r['card']}**, torch {r['torch']} (CUDA {r['cuda']}), numpy {r['numpy']}, Python {r['python']}; "
+           f"clip: {r['clip']}, 640x480. Written by `python -m realtime.gpu_report run` on the lent machine; these "
+           f"tables by `python -m realtime.gpu_report table {Path(path).name}`.", ""]
+    failed = [f"{k} ({v['result'].get('error', '?')})" for k, v in steps.items() if v["status"] != "ok"]
+    if failed:
+        out += ["Steps that failed: " + "; ".join(failed), ""]
+    if "live_path" in ok:
+        out += ["**The live path** (`bench --source clip.mp4 --hands ENGINE --backend torch --device cuda`, "
+                "asl-letters, lite hand models, batch 1, 300 frames; median ms per frame):", "",
+                "| hands engine | capture (decode) | hands | features | classifier | smoothing | overlay | hands + features "
+                f"+ classifier (target {TARGETS['hands_features_classifier_ms']}) | end to end | FPS (target "
+                f"{TARGETS['fps_one_stream']}) |", "|---|" + "---:|" * 9]
+        for engine, b in ok["live_path"].items():
+            st = {k: v["median_ms"] for k, v in b["stages"].items()}
+            core = st["hands"] + st["features"] + st["classifier"]
+            out.append(f"| `{engine}` | " + " | ".join(_ms(st.get(k)) for k in ("capture", "hands", "features",
+                       "classifier", "smoothing", "overlay")) + f" | {_ms(core)} | {_ms(b['end_to_end']['median_ms'])} "
+                       f"| {b['fps']:.0f} |")
+        out.append("")
+    if "streams" in ok:
+        out += ["**Many streams, one GPU** (`bench --streams N`: the clip as every stream, 100 steps; a step is one "
+                "palm batch, one landmark batch, one classifier batch; decoding not timed):", "",
+                f"| hands engine | streams | frames/s in total (target at 16: {TARGETS['frames_per_s_16_streams']}) | "
+                "latency median ms | p95 ms | hands ms a step | features ms a step | classifier ms a step |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for key, b in ok["streams"].items():
+            engine = key.rsplit(" ", 1)[0]
+            st = b["stages_ms"]
+            out.append(f"| `{engine}` | {b['streams']} | {b['frames_per_s']:.0f} | {_ms(b['latency_ms']['median'])} | "
+                       f"{_ms(b['latency_ms']['p95'])} | {_ms(st['hands'])} | {_ms(st['features'])} | "
+                       f"{_ms(st['classifier'])} |")
+        out.append("")
+    if "net_speed" in ok:
+        out += ["**Each hand net alone** (input already on the GPU, synchronised; median / p95 ms of 200 calls):", "",
+                "| net | precision | run as | batch 1 | batch 16 |", "|---|---|---|---:|---:|"]
+        rows: dict = {}
+        for key, v in ok["net_speed"].items():
+            name, precision, how, _, batch = key.split()
+            rows.setdefault((name, precision, how), {})[batch] = f"{_ms(v['median_ms'])} / {_ms(v['p95_ms'])}"
+        for (name, precision, how), b in rows.items():
+            out.append(f"| {name} | {precision} | {how} | {b.get('1', '-')} | {b.get('16', '-')} |")
+        out.append("")
+    if "net_parity" in ok:
+        out += ["**Parity of the torch nets with ONNX Runtime (CPU)** on 6 frames of the clip (largest absolute "
+                "difference per output; TF32 off):", "", "| net | output | fp32 | fp16 |", "|---|---|---:|---:|"]
+        for name, v in ok["net_parity"].items():
+            for i, o in enumerate(v["outputs"]):
+                half = v.get("fp16_max_abs")
+                out.append(f"| {name} | {o} | {v['max_abs'][i]:.1e} | {'-' if half is None else f'{half[i]:.1e}'} |")
+        out.append("")
+    if "pipeline_parity" in ok:
+        out += ["**The whole tracking pipeline against `--hands onnx` on the CPU**, frame by frame (each crop comes "
+                "from the last frame's landmarks, so differences feed back):", "",
+                "| hands engine | frames | same number of hands | hands in both | landmarks apart, median px | worst px |",
+                "|---|---:|---:|---:|---:|---:|"]
+        for engine, v in ok["pipeline_parity"].items():
+            out.append(f"| `{engine}` | {v['frames']} | {v['same_number_of_hands']} | {v['both_found']} | "
+                       f"{v['median_landmark_px']:.2f} | {v['worst_landmark_px']:.2f} |")
+        out.append("")
+    if "classifiers" in ok:
+        out += ["**Each classifier on each backend there** (`bench --backends torch,onnxruntime`, batch 1, median ms; "
+                "that machine's ONNX Runtime is CPU-only):", "", "| model | backend | median ms | status |",
+                "|---|---|---:|---|"]
+        for row in ok["classifiers"]["rows"]:
+            why = "" if row["status"] == "ok" else f"{row['status']}: {(row.get('detail') or '')[:70]}"
+            out.append(f"| {row['model']} | {row['backend']} | {_ms(row.get('median_ms'))} | {why or 'ok'} |")
+        out.append("")
+    if "sequence_reader" in ok:
+        q = ok["sequence_reader"]
+        live = q["live"]
+        out += [f"**The sequence reader**: its streaming step in PyTorch on the GPU against ONNX Runtime on the CPU "
+                f"over 200 frames: largest log-probability difference {q['step_max_abs_logp_vs_onnxruntime_cpu']:.1e}. "
+                f"Live (`--reader sequence --hands torch --backend torch`): {live['fps']:.0f} FPS, end to end "
+                f"{_ms(live['end_to_end']['median_ms'])} ms median, of which the reader "
+                f"{_ms(live['stages']['classifier']['median_ms'])} ms.", ""]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m realtime.gpu_report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,9 +358,17 @@ def main(argv: list[str] | None = None) -> int:
     ru.add_argument("--out", required=True, help="where to write bench-gpu-<card>.json (the device's $OUT)")
     ru.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                     help="cpu: a dry run of every step here, to find what breaks before device time is spent")
+    ta = sub.add_parser("table", help="markdown tables of a bench-gpu-<card>.json (here, after the run)")
+    ta.add_argument("json", help="the report the run wrote, e.g. docs/bench-gpu-nvidia-h200.json")
+    ta.add_argument("--doc", help="also write them into this markdown page, between its GPU-REPORT markers")
     args = p.parse_args(argv)
     if args.what == "prepare":
         print(prepare(args.folder, args.datasets))
+    elif args.what == "table":
+        text = tables(args.json)
+        print(text)
+        if args.doc:
+            write_between_markers(args.doc, text)
     else:
         run(args.folder, args.out, args.device)
     return 0

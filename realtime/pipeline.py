@@ -108,6 +108,9 @@ class PipelineOptions:
     hand_model: str = "lite"  # lite | full
     hand: str = "any"  # which hand spells: any | right | left
     max_hands: int = 2
+    # with some but fewer than max_hands tracked, look for another hand every N frames: the palm detector ran on
+    # every frame of a one-hand video before (MediaPipe's schedule); 5 finds a second hand within 1/6 s at 30 FPS
+    search_every: int = 5
     redetect_after: int = 5  # frames without a hand before the full model looks again (0: never)
     mirrored_input: bool = False  # frames are selfie-flipped
     static: bool = False  # independent photos, not video
@@ -182,7 +185,7 @@ def build_classifier(o: PipelineOptions):
 def build_hands(o: PipelineOptions):
     return make_hands_stage(o.hands, palm=o.keypoints == "j2s", static=o.static, model=o.hand_model,
                             max_hands=o.max_hands, mirrored_input=o.mirrored_input, device=o.device,
-                            redetect_after=o.redetect_after)
+                            redetect_after=o.redetect_after, search_every=o.search_every)
 
 
 def image_inputs(classifier):

@@ -48,7 +48,7 @@ class MultiStreamRecognizer:
                              f"--classifier {options.classifier_kind}")
         self.tracker = HAND_PIPELINES[options.hands].tracker(model=options.hand_model, max_hands=options.max_hands,
                                                              mirrored_input=options.mirrored_input,
-                                                             device=options.device)
+                                                             device=options.device, search_every=options.search_every)
         self.sequence = None  # --reader sequence: one reader per stream, one model run per step for all of them
         if options.reader == "sequence":
             from realtime.features import FeatureExtractor

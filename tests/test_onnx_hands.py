@@ -509,6 +509,26 @@ def test_tracking_reuses_the_roi_and_matches_mediapipe():
 
 
 @pytest.mark.data
+def test_search_every_looks_for_a_second_hand_less_often_and_tracks_the_same():
+    from realtime.hands.onnx import OnnxHandTracker
+
+    frames = _still_frames(11)
+    every, fifth = OnnxHandTracker("lite", max_hands=2), OnnxHandTracker("lite", max_hands=2, search_every=5)
+    for f in frames:
+        a, b = every(f), fifth(f)
+        assert len(a) == len(b) == 1 and np.array_equal(a[0].landmarks, b[0].landmarks)
+    assert every.palm.calls == 11 and fifth.palm.calls == 3  # frames 1, 6 and 11
+    assert fifth(np.zeros_like(frames[0])) == [] and fifth.palm.calls == 3  # tracking lost on this frame...
+    assert fifth(frames[0]) and fifth.palm.calls == 4  # ...and with no hand tracked it searches at once
+    one = OnnxHandTracker("lite", max_hands=1, search_every=5)
+    for f in frames:
+        one(f)
+    assert one.palm.calls == 1  # max_hands reached: no search at all, whatever search_every says
+    with pytest.raises(ValueError, match="search_every"):
+        OnnxHandTracker("lite", search_every=0)
+
+
+@pytest.mark.data
 def test_onnx_hands_through_the_recognizer_and_the_j2s_palm_path():
     from realtime.hands.mediapipe import PalmDetector
     from realtime.pipeline import Recognizer

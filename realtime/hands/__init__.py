@@ -33,7 +33,8 @@ __all__ = ["DEFAULT_VIEWS", "TRAINING_VIEWS", "HAND_PIPELINES", "MODEL_SIZES", "
 class HandPipeline:
     """One row of :data:`HAND_PIPELINES`: how ``--hands NAME`` builds each of its four stages.
 
-    Each builder takes keyword options (``model``, ``max_hands``, ``mirrored_input``, ``device``, ``settings``)
+    Each builder takes keyword options (``model``, ``max_hands``, ``mirrored_input``, ``device``, ``settings``;
+    the tracker also ``search_every``)
     and returns a :class:`HandsStage`: ``tracker`` (video, landmarks), ``static`` (photos, landmarks, with
     :class:`StaticSettings`), ``palm`` (video, palm boxes only, for J2S) and ``static_palm`` (photos, boxes).
     """
@@ -47,7 +48,8 @@ class HandPipeline:
     batches: bool = False  # its tracker has step(): several cameras' frames through the nets at once
 
 
-def _mediapipe_tracker(model, max_hands, mirrored_input, device):
+def _mediapipe_tracker(model, max_hands, mirrored_input, device, search_every=1):
+    # MediaPipe's graph keeps its own schedule: the palm detector on every frame with fewer than max_hands hands
     return HandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input)
 
 
@@ -81,10 +83,11 @@ def _engine(name: str, device: str) -> dict:
 
 def _converted(name: str) -> dict:
     """The four builders of a pipeline on the converted nets (realtime.hands.onnx), run by ``_engine(name)``."""
-    def tracker(model, max_hands, mirrored_input, device):
+    def tracker(model, max_hands, mirrored_input, device, search_every=1):
         from realtime.hands.onnx import OnnxHandTracker
 
-        return OnnxHandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input, **_engine(name, device))
+        return OnnxHandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input, search_every=search_every,
+                               **_engine(name, device))
 
     def static(settings, mirrored_input, device):
         from realtime.hands.onnx import OnnxStaticHandDetector
@@ -118,13 +121,15 @@ HAND_PIPELINES: dict[str, HandPipeline] = {p.name: p for p in (
 
 def make_hands_stage(hands: str = "mediapipe", *, palm: bool = False, static: bool = False, model: str = "lite",
                      max_hands: int = 2, mirrored_input: bool = False, device: str = "auto",
-                     redetect_after: int = 5) -> HandsStage:
+                     redetect_after: int = 5, search_every: int = 1) -> HandsStage:
     """The hands stage of pipeline ``hands`` (a row of :data:`HAND_PIPELINES`).
 
     ``palm``: boxes only (the palm detector, for J2S). ``static``: independent photos (``eval``, uploads),
     detected with the keypoint cache's upscale-and-pad cascade and its settings, instead of video tracking.
     ``redetect_after``: a landmark tracker that has found no hand for that many frames is helped by the same
-    pipeline's full model on the whole frame (:class:`Redetect`; 0 turns it off).
+    pipeline's full model on the whole frame (:class:`Redetect`; 0 turns it off). ``search_every``: while some but
+    fewer than ``max_hands`` hands are tracked, look for another hand every that many frames (the converted
+    pipelines; MediaPipe's graph looks on every frame).
     """
     if hands not in HAND_PIPELINES:
         raise ValueError(f"hands must be one of {tuple(HAND_PIPELINES)}, got {hands!r}")
@@ -133,7 +138,8 @@ def make_hands_stage(hands: str = "mediapipe", *, palm: bool = False, static: bo
         return row.static_palm(device=device) if static else row.palm(model=model, max_hands=max_hands, device=device)
     if static:
         return row.static(settings=StaticSettings(), mirrored_input=mirrored_input, device=device)
-    tracker = row.tracker(model=model, max_hands=max_hands, mirrored_input=mirrored_input, device=device)
+    tracker = row.tracker(model=model, max_hands=max_hands, mirrored_input=mirrored_input, device=device,
+                          search_every=search_every)
     if not redetect_after:
         return tracker
 

@@ -303,12 +303,17 @@ class OnnxHandTracker:
     def __init__(self, model: str = "lite", max_hands: int = 2, min_detection: float = 0.5, min_tracking: float = 0.5,
                  mirrored_input: bool = False, providers: list[str] | None = None, static: bool = False,
                  folder: str | Path | None = None, threads: int = 1, verify: bool = True, preprocess: str = "auto",
-                 engine: str = "onnxruntime", device: str = "cpu"):
+                 engine: str = "onnxruntime", device: str = "cpu", search_every: int = 1):
         if model not in MODEL_SIZES:
             raise ValueError(f"hand model must be 'lite' or 'full', got {model!r}")
         if max_hands < 1:
             raise ValueError(f"max_hands must be at least 1, got {max_hands}")
+        if search_every < 1:
+            raise ValueError(f"search_every must be at least 1, got {search_every}")
         self.model, self.max_hands, self.mirrored_input, self.static = model, max_hands, mirrored_input, static
+        # while some but fewer than max_hands hands are tracked, the palm detector looks for another one every
+        # search_every frames (1: every frame, as MediaPipe does); with none tracked, every frame
+        self.search_every, self._since_search = search_every, {}
         self.min_detection, self.min_tracking = min_detection, min_tracking
         self.palm = PalmModel(model, folder, providers, threads, verify, preprocess, engine, device)
         self.landmarks = LandmarkModel(model, folder, providers, threads, verify, preprocess, engine, device)
@@ -330,7 +335,7 @@ class OnnxHandTracker:
         each). One palm batch (the cameras that track fewer than ``max_hands``) and one landmark batch (every ROI
         of every camera): how N streams share one GPU."""
         frames = [self.palm.crops.frame(im, rgb) for im in images]  # on the GPU path: the one upload of each frame
-        need = [i for i, t in enumerate(tracked) if len(t) < self.max_hands]
+        need = [i for i, t in enumerate(tracked) if self._search(i, len(t))]
         dets = dict(zip(need, self.palm.detect_many([images[i] for i in need], rgb, self.min_detection,
                                                     [frames[i] for i in need])))
         items = []
@@ -352,14 +357,21 @@ class OnnxHandTracker:
             nxt.append(roi_next)
         return hands, nxt
 
+    def _search(self, stream: int, tracking: int) -> bool:
+        """Does stream ``stream``, tracking ``tracking`` hands, run the palm detector on this frame?"""
+        since = self._since_search.get(stream, self.search_every - 1) + 1
+        search = tracking == 0 or (tracking < self.max_hands and since >= self.search_every)
+        self._since_search[stream] = 0 if search else since
+        return search
+
     def __call__(self, frame_bgr: np.ndarray) -> list[Hand]:
         return self.process(frame_bgr)
 
     def reset(self) -> None:
-        self.tracked = []
+        self.tracked, self._since_search = [], {}
 
     def close(self) -> None:
-        self.tracked = []
+        self.tracked, self._since_search = [], {}
 
 
 class OnnxStaticHandDetector:
