@@ -1,6 +1,8 @@
 """``--hands torch``: MediaPipe's palm and hand-landmark nets as PyTorch modules (realtime/hands/torch_nets.py),
 against ONNX Runtime on the same files: each net, the whole pipeline on real photos (same hands, landmarks
 within 0.5 px), and the letters read through the recognizer. The CUDA checks skip without a GPU."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,42 @@ def test_cuda_graph_capture_of_the_nets_matches_eager():
     want = sess.run(None, {"input": x.cpu().numpy()})
     for g, w in zip(out, want):
         assert float(np.abs(g.cpu().numpy() - w).max()) < 1e-3 * max(1.0, float(np.abs(w).max()))
+
+
+def test_the_gpu_report_tables_come_from_the_saved_run(tmp_path):
+    """docs/bench-gpu.md's tables are the table command's output on the JSON the lent GPU wrote; rewriting the page
+    replaces what lies between its markers and keeps the prose around them."""
+    from realtime.gpu_report import BEGIN, END, tables, write_between_markers
+
+    text = tables("docs/bench-gpu-nvidia-h200.json")
+    assert "**NVIDIA H200**" in text and "| `torch` | 16 |" in text and "| `torch-fp16` |" in text
+    page = tmp_path / "page.md"
+    page.write_text("# head\n\nprose\n")
+    write_between_markers(page, "old")
+    write_between_markers(page, text)
+    body = page.read_text()
+    assert body.startswith("# head\n\nprose\n") and body.count(BEGIN) == body.count(END) == 1 and "old" not in body
+    assert text in Path("docs/bench-gpu.md").read_text()  # the committed page is what the command writes
+
+
+def test_the_gpu_report_saves_every_finished_step(tmp_path, monkeypatch):
+    """A device command cut short by its time limit still brings back the steps it finished."""
+    import json
+
+    from realtime import gpu_report
+
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    seen = []
+
+    def first(clip, device):
+        return {"value": 1}
+
+    def second(clip, device):
+        seen.append(json.loads(next((tmp_path / "out").glob("bench-gpu-*.json")).read_text()))
+        raise RuntimeError("the GPU went away")
+
+    monkeypatch.setattr(gpu_report, "STEPS", (("first", first), ("second", second)))
+    path = gpu_report.run(tmp_path, tmp_path / "out", device="cpu")
+    assert seen[0]["steps"]["first"] == {"status": "ok", "seconds": 0.0, "result": {"value": 1}}
+    report = json.loads(path.read_text())
+    assert report["steps"]["second"]["status"] == "failed" and "GPU went away" in report["steps"]["second"]["result"]["error"]
