@@ -17,7 +17,8 @@ On the lent machine (``run`` tool, ``carry: ["gpu-check"]``)::
 2. the whole ``--hands torch`` (and ``torch-fp16``) pipeline on CUDA against ``--hands onnx`` on the CPU, frame by
    frame (same hands, landmark distance in pixels);
 3. the live path ``--hands torch|torch-fp16 --backend torch --device cuda`` on the clip: per-stage ms and FPS;
-4. N streams batched (1, 4, 16), with each torch hands engine: total frames/s and per-frame latency;
+4. N streams batched (1, 4, 16), with each torch hands engine: total frames/s and per-frame latency; then a
+   cProfile of the 16-stream step (where the host time goes);
 5. each classifier on each backend there (``bench --backends``), batch 1;
 6. the sequence reader's streaming step in PyTorch on CUDA against ONNX Runtime's on the CPU over a stream, then
    ``--reader sequence --hands torch --backend torch`` on the clip.
@@ -188,6 +189,35 @@ def streams(clip: Path, device: str) -> dict:
             for engine in _engines(device) for n in (1, 4, 16)}
 
 
+def host_profile(clip: Path, device: str) -> dict:
+    """Where a 16-stream step's time goes (cProfile over 30 steps, torch hands on ``device``): the 30 functions that
+    spent the most time themselves, so the next change to the GPU path starts from a measurement."""
+    import cProfile
+    import pstats
+
+    from realtime.pipeline import PipelineOptions
+    from realtime.streams import MultiStreamRecognizer
+
+    n = 30 if device == "cuda" else 3  # the CPU: a dry run
+    frames = _frames(clip, 10 + n)
+    rec = MultiStreamRecognizer(16, PipelineOptions(hands="torch", backend="torch", device=device))
+    try:
+        for f in frames[:10]:
+            rec.process([f] * 16)
+        prof = cProfile.Profile()
+        prof.enable()
+        for f in frames[10:10 + n]:
+            rec.process([f] * 16)
+        prof.disable()
+    finally:
+        rec.close()
+    stats = pstats.Stats(prof).stats  # {(file, line, name): (primitive calls, calls, tottime, cumtime, callers)}
+    top = sorted(stats.items(), key=lambda kv: -kv[1][2])[:30]
+    return {"steps": n, "streams": 16, "top_by_own_time": [
+        {"function": f"{Path(k[0]).name}:{k[1]}({k[2]})", "calls": v[1], "own_ms_per_step": round(v[2] / n * 1e3, 3),
+         "cumulative_ms_per_step": round(v[3] / n * 1e3, 3)} for k, v in top]}
+
+
 def classifiers(clip: Path, device: str) -> dict:
     from realtime.bench_backends import run_backend_bench
 
@@ -211,7 +241,7 @@ def sequence_reader(clip: Path, device: str) -> dict:
 
 
 STEPS = (("net_parity", net_parity), ("net_speed", net_speed), ("pipeline_parity", pipeline_parity), ("live_path", live_path),
-         ("streams", streams), ("classifiers", classifiers), ("sequence_reader", sequence_reader))
+         ("streams", streams), ("host_profile", host_profile), ("classifiers", classifiers), ("sequence_reader", sequence_reader))
 
 
 def run(folder: str | Path, out: str | Path, device: str = "cuda") -> Path:
@@ -299,6 +329,14 @@ def tables(path: str | Path) -> str:
             out.append(f"| `{engine}` | {b['streams']} | {b['frames_per_s']:.0f} | {_ms(b['latency_ms']['median'])} | "
                        f"{_ms(b['latency_ms']['p95'])} | {_ms(st['hands'])} | {_ms(st['features'])} | "
                        f"{_ms(st['classifier'])} |")
+        out.append("")
+    if "host_profile" in ok:
+        prof = ok["host_profile"]
+        out += [f"**Where a 16-stream step's time goes** (cProfile over {prof['steps']} steps; the 12 functions that "
+                "spent the most time themselves):", "", "| function | calls | own ms a step | with callees ms a step |",
+                "|---|---:|---:|---:|"]
+        out += [f"| `{f['function']}` | {f['calls']} | {_ms(f['own_ms_per_step'])} | {_ms(f['cumulative_ms_per_step'])} |"
+                for f in prof["top_by_own_time"][:12]]
         out.append("")
     if "net_speed" in ok:
         out += ["**Each hand net alone** (input already on the GPU, synchronised; median / p95 ms of 200 calls):", "",
