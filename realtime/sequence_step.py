@@ -113,6 +113,3 @@ class TorchStep:
             state = torch.from_numpy(np.ascontiguousarray(feeds["state"], np.float32)).to(self.device)
             logp, nxt = self.module(frame, state)
             return [logp.cpu().numpy(), nxt.cpu().numpy()]
-
-    def get_providers(self) -> list[str]:
-        return [f"PyTorch {self.device}"]
