@@ -252,3 +252,16 @@ class FeatureExtractor:
             return self.spec.compute(hand.world[None], np.array([hand.is_left]), np.ones((1, 2)))
         w, h = hand.image_size
         return self.spec.compute(hand.landmarks[None], np.array([hand.is_left]), np.array([[w, h]], dtype=np.float64))
+
+    def many(self, hands: list) -> np.ndarray:
+        """Several hands (one per camera) -> (N, dim): one vectorised computation instead of N calls, the same
+        features (the many-stream step calls it once; per hand it cost 0.23 ms on the GPU machine's CPU)."""
+        if not hands:
+            return np.zeros((0, self.spec.dim), np.float32)
+        left = np.array([h.is_left for h in hands])
+        if self.spec.points == "world":
+            if any(h.world is None for h in hands):
+                raise ValueError("this model reads MediaPipe's world landmarks, which only --hands mediapipe passes on")
+            return self.spec.compute(np.stack([h.world for h in hands]), left, np.ones((len(hands), 2)))
+        return self.spec.compute(np.stack([h.landmarks for h in hands]), left,
+                                 np.array([h.image_size for h in hands], dtype=np.float64))

@@ -83,7 +83,8 @@ class MultiStreamRecognizer:
         t1 = time.perf_counter()
         picked = [pick_hand(h, self.options.hand) for h in hands]
         rows = [i for i, h in enumerate(picked) if h is not None]
-        feats = [np.asarray(self.features(picked[i], frames[i]), np.float32).reshape(1, -1) for i in rows]
+        batch = self.features.many([picked[i] for i in rows])  # one vectorised call for every stream's hand
+        feats = [batch[j:j + 1] for j in range(len(rows))]
         t2 = time.perf_counter()
         if self.sequence is not None:  # every stream's frame goes to its reader, with a hand or without
             of_stream = dict(zip(rows, feats))

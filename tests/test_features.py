@@ -187,3 +187,24 @@ def test_a_world_landmark_model_is_refused_up_front_by_pipelines_that_give_none(
     world = SimpleNamespace(spec=FeatureSpec(("polar_scaled",), points="world"), labels=["A"])
     with pytest.raises(ValueError, match="only --hands mediapipe"):
         Recognizer.from_options(PipelineOptions(hands="onnx"), classifier=world)
+
+
+def test_many_hands_at_once_give_what_one_at_a_time_gives():
+    """The many-camera step computes every stream's features in one call (FeatureExtractor.many)."""
+    from realtime.features import FeatureExtractor
+    from realtime.hands import Hand
+
+    rng = np.random.default_rng(4)
+    hands = [Hand(rng.uniform(50, 400, (21, 3)).astype(np.float32), side, 0.9, size)
+             for side, size in (("Right", (640, 480)), ("Left", (1280, 720)), ("Left", (640, 480)))]
+    for spec in (FeatureSpec(), FeatureSpec(("j2s_polar", "polar_scaled", "geometry"))):
+        ex = FeatureExtractor(spec)
+        one = np.concatenate([ex(h) for h in hands])
+        assert np.allclose(ex.many(hands), one, atol=1e-6) and ex.many(hands).dtype == np.float32
+        assert ex.many([]).shape == (0, spec.dim)
+    world = FeatureExtractor(FeatureSpec(points="world"))
+    with pytest.raises(ValueError, match="world landmarks"):
+        world.many(hands)
+    for h in hands:
+        h.world = (h.landmarks - h.landmarks.mean(0)) / 1000.0
+    assert np.allclose(world.many(hands), np.concatenate([world(h) for h in hands]), atol=1e-6)
