@@ -289,15 +289,19 @@ def test_translate_refuses_a_missing_or_foreign_checkpoint(tmp_path):
 
 # -- metrics (the cheap parts; the whole evaluation is 'fingerspell hgan-metrics') -----------------------------------
 
-def test_letter_kept_checks_the_classifier_and_the_crop_size():
+def test_letter_kept_checks_the_classifier_and_fits_the_crop_size():
     from realtime.manifest import weights_dir
     from training.hgan.metrics import letter_kept
 
     crops = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
-    r = letter_kept(weights_dir() / "lis-letters-image", crops, np.array(["A", "B", "C", "A", "B", "?"]))
+    labels = np.array(["A", "B", "C", "A", "B", "?"])
+    r = letter_kept(weights_dir() / "lis-letters-image", crops, labels)
     assert r["images"] == 5 and 0 <= r["accuracy"] <= 1 and r["classifier"] == "lis-letters-image"
-    with pytest.raises(ValueError, match="reads 32x32 crops"):
-        letter_kept(weights_dir() / "lis-letters-image", np.zeros((1, 64, 64, 3), np.uint8), np.array(["A"]))
+    assert "resized" not in r
+    # a 64x64 H-GAN's crops, read by the 32x32 classifier: each 2x2 block averaged, the same reading as 32x32 crops
+    big = np.repeat(np.repeat(crops, 2, axis=1), 2, axis=2)
+    r64 = letter_kept(weights_dir() / "lis-letters-image", big, labels)
+    assert r64["accuracy"] == r["accuracy"] and r64["resized"] == "64x64 crops area-averaged to 32x32"
     with pytest.raises(ValueError, match="not an image classifier"):
         letter_kept(weights_dir() / "lis-letters", crops, np.array(["A"] * 6))
 

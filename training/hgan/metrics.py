@@ -94,15 +94,19 @@ def letter_kept(classifier_dir: str | os.PathLike, images: np.ndarray, labels: n
     if kind != "image-classifier":
         raise ValueError(f"{classifier_dir} is not an image classifier (kind {kind!r})")
     clf = OnnxImageClassifier(classifier_dir, device="cpu")
-    if images.shape[1] != clf.size:
-        raise ValueError(f"{classifier_dir} reads {clf.size}x{clf.size} crops, these are "
-                         f"{images.shape[1]}x{images.shape[2]}")
+    resized = None
+    if images.shape[1] != clf.size:  # e.g. a 64x64 H-GAN and the 32x32 shipped classifier: area-averaged, as the
+        # classifier's own crops are made from larger photos
+        import cv2
+
+        resized = f"{images.shape[1]}x{images.shape[2]} crops area-averaged to {clf.size}x{clf.size}"
+        images = np.stack([cv2.resize(im, (clf.size, clf.size), interpolation=cv2.INTER_AREA) for im in images])
     x = to_input(images).numpy()
     probs = np.concatenate([clf(x[i:i + 256]).reshape(-1, len(clf.labels)) for i in range(0, len(x), 256)])
     pred = np.asarray(clf.labels)[probs.argmax(1)]
     known = np.isin(labels, clf.labels)
     return {"classifier": clf.manifest.name, "accuracy": float((pred[known] == labels[known]).mean()),
-            "images": int(known.sum())}
+            "images": int(known.sum()), **({"resized": resized} if resized else {})}
 
 
 def _classifier_training(classifier_dir) -> dict:
@@ -234,6 +238,8 @@ def write_doc_section(m: dict, doc: str, run: Path) -> None:
                      f"{fmt(p['pck_0.05'], '{:.1%}')} | {fmt(p['pck_0.10'], '{:.1%}')} | {letter} |")
     if "letter_note" in m:
         lines += ["", f"Letter read: {m['letter_note']}."]
+    if m.get("letter", {}).get("translated", {}).get("resized"):
+        lines += ["", f"Letter read: {m['letter']['translated']['resized']} for the classifier."]
     lines += ["", f"![rendered, translated, nearest real](hgan/{m['config']}-samples.png)", "",
               f"![losses](hgan/{m['config']}-losses.png)", ""]
     section = "\n".join(lines)
