@@ -7,6 +7,17 @@ import os
 import signal
 import sys
 
+
+def _leave_at_once(*_) -> None:
+    """Ctrl-C while the program starts (imports, the parser): nothing is written yet, so exit 130 at once; a
+    KeyboardInterrupt raised inside a library's import can come out as another error or a traceback."""
+    print("interrupted", file=sys.stderr, flush=True)
+    os._exit(130)  # EXIT_INTERRUPTED, before realtime.cli_common is imported
+
+
+if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "fingerspell":  # the program, not an import in tests
+    signal.signal(signal.SIGINT, _leave_at_once)
+
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS
 from realtime.hands import HAND_PIPELINES, MODEL_SIZES, WHICH_HAND
 from realtime.pipeline import CLASSIFIER_KINDS, DEFAULT_IMAGE_WEIGHT, KEYPOINT_BACKENDS, READERS, PipelineOptions
@@ -797,15 +808,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from realtime.quiet import quiet_native_logs
 
-    args = build_parser().parse_args(argv)
-    try:
+    args = None
+    try:  # the parser too: Ctrl-C while it is built (it imports every command's module) still exits 130
+        args = build_parser().parse_args(argv)
+        if signal.getsignal(signal.SIGINT) is _leave_at_once:  # started: commands handle Ctrl-C themselves
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         with quiet_native_logs(verbose=getattr(args, "verbose", True)):  # commands without --verbose print all
             return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ModuleNotFoundError as e:  # a runtime-only install running export, bench --backends or training
-        need = missing_train_extra(e)
+        need = missing_train_extra(e) if args is not None else None
         if need is None:
             raise
         return fail(" ".join(filter(None, (args.command, getattr(args, "train_command", None), need))))

@@ -211,6 +211,12 @@ def write_doc_section(m: dict, doc: str, run: Path) -> None:
     doc = Path(doc)
     img_dir = doc.parent / "hgan"
     img_dir.mkdir(parents=True, exist_ok=True)
+    if not (run / "losses.png").exists() and (run / "history.json").exists():  # a run trained on a lent GPU brings
+        # back its loss history (training.gpu_short), not the plot
+        from training.gan.plots import plot_gan_history
+        from training.hgan.trainer import HGAN_PANELS
+
+        plot_gan_history(json.loads((run / "history.json").read_text()), run / "losses.png", HGAN_PANELS)
     for src, name in ((run / "samples.png", f"{m['config']}-samples.png"), (run / "losses.png", f"{m['config']}-losses.png")):
         if src.exists():
             shutil.copy(src, img_dir / name)
