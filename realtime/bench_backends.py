@@ -225,7 +225,10 @@ def bench_hands(source: str, hands: str, device: str, frames: int, size=(640, 48
         row.status, row.detail = "skipped", "MediaPipe's Python graph runs on the CPU"
         return row
     try:
-        stage = make_hands_stage(hands, model=hand_model, device=device)
+        from realtime.pipeline import PipelineOptions
+
+        # the live path's palm schedule, so that this row times what live and bench run
+        stage = make_hands_stage(hands, model=hand_model, device=device, search_every=PipelineOptions.search_every)
     except Exception as e:  # the ONNX hand models may be missing or refused
         row.status, row.detail = "skipped", f"{type(e).__name__}: {e}"
         return row

@@ -15,7 +15,17 @@ def _leave_at_once(*_) -> None:
     os._exit(130)  # EXIT_INTERRUPTED, before realtime.cli_common is imported
 
 
-if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "fingerspell":  # the program, not an import in tests
+def _is_the_program() -> bool:
+    """Started as ``fingerspell`` or ``python -m realtime.cli`` (not imported by tests, not a worker process that
+    re-imports the main script), with Ctrl-C not ignored by whoever started it."""
+    import multiprocessing
+
+    program = __name__ == "__main__" or os.path.basename(sys.argv[0]) == "fingerspell"
+    return (program and multiprocessing.current_process().name == "MainProcess"
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+
+if _is_the_program():
     signal.signal(signal.SIGINT, _leave_at_once)
 
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS

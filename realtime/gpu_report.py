@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -265,8 +266,11 @@ def run(folder: str | Path, out: str | Path, device: str = "cuda") -> Path:
             result, status = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}, "failed"
         report["steps"][name] = {"status": status, "seconds": round(time.perf_counter() - t0, 1), "result": result}
         print(f"{name}: {status} in {report['steps'][name]['seconds']} s", flush=True)
-        path.write_text(json.dumps(report, indent=1, default=str) + "\n")  # after each step: a run cut short
-        # by the command's time limit still brings back every step it finished
+        # after each step, replaced whole: a run cut short by the command's time limit still brings back every
+        # step it finished, and a kill during the write leaves the last complete file
+        part = path.with_suffix(".json.part")
+        part.write_text(json.dumps(report, indent=1, default=str) + "\n")
+        os.replace(part, path)
     print(f"wrote {path}")
     return path
 

@@ -302,6 +302,8 @@ def test_letter_kept_checks_the_classifier_and_fits_the_crop_size():
     big = np.repeat(np.repeat(crops, 2, axis=1), 2, axis=2)
     r64 = letter_kept(weights_dir() / "lis-letters-image", big, labels)
     assert r64["accuracy"] == r["accuracy"] and r64["resized"] == "64x64 crops area-averaged to 32x32"
+    with pytest.raises(ValueError, match="smaller crops are not enlarged"):
+        letter_kept(weights_dir() / "lis-letters-image", crops[:, :16, :16], labels)
     with pytest.raises(ValueError, match="not an image classifier"):
         letter_kept(weights_dir() / "lis-letters", crops, np.array(["A"] * 6))
 

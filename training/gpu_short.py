@@ -40,7 +40,7 @@ class ShortPreset:
 PRESETS = {p.name: p for p in (
     ShortPreset("reacgan", "gan", "lis-reacgan-gpu-short", "ReACGAN, 64x64, 3,000 steps"),
     ShortPreset("spade", "gan", "lis-spade-gpu-short", "SPADE from pose maps, 64x64, 3,000 steps"),
-    ShortPreset("hgan", "hgan", "lis-hgan-gpu-short", "msH-GAN6, 64x64, 5,000 steps"),
+    ShortPreset("hgan", "hgan", "lis-hgan-gpu-short", "msH-GAN6, 64x64, 4,000 steps"),
     ShortPreset("classifier", "classifier", None, "EfficientNetV2-t at 64x64, 12 epochs, tested on GIULIA"),
 )}
 CLASSIFIER_ARGS = ["--data", "lis", "--arch", "efficientnet_v2_t", "--size", "64", "--epochs", "12",

@@ -95,8 +95,11 @@ def letter_kept(classifier_dir: str | os.PathLike, images: np.ndarray, labels: n
         raise ValueError(f"{classifier_dir} is not an image classifier (kind {kind!r})")
     clf = OnnxImageClassifier(classifier_dir, device="cpu")
     resized = None
-    if images.shape[1] != clf.size:  # e.g. a 64x64 H-GAN and the 32x32 shipped classifier: area-averaged, as the
-        # classifier's own crops are made from larger photos
+    if images.shape[1:3] != (clf.size, clf.size) and min(images.shape[1:3]) < clf.size:
+        raise ValueError(f"{classifier_dir} reads {clf.size}x{clf.size} crops, these are "
+                         f"{images.shape[1]}x{images.shape[2]}: smaller crops are not enlarged")
+    if images.shape[1:3] != (clf.size, clf.size):  # e.g. a 64x64 H-GAN and the 32x32 shipped classifier:
+        # area-averaged, as the classifier's own crops are made from larger photos
         import cv2
 
         resized = f"{images.shape[1]}x{images.shape[2]} crops area-averaged to {clf.size}x{clf.size}"

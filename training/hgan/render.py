@@ -141,8 +141,25 @@ def render_hand(landmarks: np.ndarray, rng: np.random.Generator, settings: Rende
     return img, mask, box.to_crop(lm[:, :2]).astype(np.float32)
 
 
+def _one_thread() -> None:
+    cv2.setNumThreads(1)  # in each worker: the pool is the parallelism
+
+
+def _start_method() -> str:
+    """fork, the cheapest and the one that needs no import guard in the caller's script, unless the caller holds a
+    CUDA context (a forked child must not inherit one): then forkserver (its workers import the caller's main
+    module, which must then be guarded, as every command of this project is). spawn where there is no fork."""
+    import multiprocessing
+    import sys
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    torch = sys.modules.get("torch")
+    cuda = torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
+    return "forkserver" if cuda else "fork"
+
+
 def _render_chunk(landmarks: np.ndarray, seed: int, start: int, settings: RenderSettings) -> list:
-    cv2.setNumThreads(1)  # one hand a process: the pool is the parallelism
     return [render_hand(lm, np.random.default_rng([seed, start + j]), settings) for j, lm in enumerate(landmarks)]
 
 
@@ -161,12 +178,15 @@ def render_hands(landmarks: np.ndarray, seed: int = 0, settings: RenderSettings 
     n, s = len(landmarks), settings.size
     images, masks = np.zeros((n, s, s, 3), np.uint8), np.zeros((n, s, s), np.uint8)
     keypoints = np.zeros((n, 21, 2), np.float32)
-    workers = (os.cpu_count() or 1) if workers is None and n >= 200 else (workers or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(cores, 32) if workers is None and n >= 200 else (workers or 1)
     chunk = 50
     starts = range(0, n, chunk)
     bar = tqdm(total=n, desc="render hands", unit="hand", disable=not progress)
-    # forkserver: the caller may hold a CUDA context, which a forked child must not inherit
-    with ProcessPoolExecutor(workers, get_context("forkserver")) if workers > 1 else _InProcess() as pool:
+    pool = _InProcess()
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, get_context(_start_method()), initializer=_one_thread)
+    with pool:
         jobs = [pool.submit(_render_chunk, landmarks[i:i + chunk], seed, i, settings) for i in starts]
         for i, job in zip(starts, jobs):
             for j, (img, m, kp) in enumerate(job.result()):
