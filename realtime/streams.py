@@ -66,7 +66,8 @@ class MultiStreamRecognizer:
         # the hands the batched step found for it, and asks the shared fallback only on that stream's empty frames
         self.redetects = [Redetect(_StepHands(), after=options.redetect_after, build_fallback=self._build_fallback)
                           for _ in range(streams)] if options.redetect_after else None
-        self.smoothers = [ProbabilitySmoother(options.smoothing_s) for _ in range(streams)]
+        # the letter reader smooths each stream's probabilities; the sequence reader keeps its own state
+        self.smoothers = None if self.sequence else [ProbabilitySmoother(options.smoothing_s) for _ in range(streams)]
         self.spellers = self.sequence or [make_speller(options, self.labels) for _ in range(streams)]
 
     def process(self, frames: list[np.ndarray], t: float | list[float] | None = None) -> list[FrameResult]:
