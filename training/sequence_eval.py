@@ -68,17 +68,19 @@ def spell(probs: list, t, labels: list[str], speller, smoothing_s: float) -> str
     return speller.text.strip()
 
 
-def letter_reader(model: str | None, lexicon: str | None = None):
-    """A function (landmarks, detected, t) -> text: the live letter path after the hand detector (with
-    ``--lexicon``, its words rescored against the list)."""
+def letter_readers(model: str, lexicons: dict[str, str | None]):
+    """A function (landmarks, detected, t) -> {name: text}: the live letter path after the hand detector, once per
+    entry of ``lexicons`` (name -> word list or None). The classifier reads each sequence once; each reader spells
+    its probabilities with its own speller (with ``--lexicon``, its words rescored against the list)."""
     from realtime.pipeline import PipelineOptions, build_classifier, make_speller
 
-    options = PipelineOptions(model=model, lexicon=lexicon)
-    features, classifier = build_classifier(options)
+    options = {name: PipelineOptions(model=model, lexicon=lexicon) for name, lexicon in lexicons.items()}
+    features, classifier = build_classifier(PipelineOptions(model=model))
 
-    def read(landmarks, detected, t) -> str:
+    def read(landmarks, detected, t) -> dict[str, str]:
         probs = letter_probabilities(landmarks, detected, features, classifier)
-        return spell(probs, t, classifier.labels, make_speller(options, classifier.labels), options.smoothing_s)
+        return {name: spell(probs, t, classifier.labels, make_speller(o, classifier.labels), o.smoothing_s)
+                for name, o in options.items()}
     return read
 
 
@@ -118,15 +120,16 @@ def evaluate_sequences(path: str | Path, readers=READERS_EVALUATED, model: str |
     about = json.loads(manifest.read_text()) if manifest.is_file() else {}
     letters_default, sequence_default = DEFAULT_READERS.get(about.get("alphabet"), DEFAULT_READERS["asl"])
     model, sequence_model = model or letters_default, sequence_model or sequence_default  # the set's alphabet's
-    fns = {}
-    for name in readers:
-        if name.startswith("letters"):
-            fns[name] = letter_reader(model, lexicon if name == "letters+lexicon" else None)
-        else:
-            fns[name] = sequence_reader(sequence_model, lexicon if name == "sequence+lexicon" else None)
+    letters = {name: lexicon if name == "letters+lexicon" else None for name in readers if name.startswith("letters")}
+    read_letters = letter_readers(model, letters) if letters else None
+    fns = {name: sequence_reader(sequence_model, lexicon if name == "sequence+lexicon" else None)
+           for name in readers if name.startswith("sequence")}
     seqs = list(read_sequences(z))[:limit]
     got = {name: [] for name in readers}
     for lm, det, t, text in tqdm(seqs, desc="read sequences", unit="seq", disable=not progress):
+        if read_letters:
+            for name, typed in read_letters(lm, det, t).items():
+                got[name].append((text, typed))
         for name, fn in fns.items():
             got[name].append((text, fn(lm, det, t)))
     return {"data": str(path), "models": {"letters": model, "sequence": sequence_model},
