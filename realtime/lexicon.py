@@ -121,16 +121,17 @@ class Lexicon:
 EXTRA_LETTER, MISSED_LETTER, LETTER_BONUS = 0.002, 0.5, 6.0
 
 
-def held_letter_frames(letter_probs: list[np.ndarray]) -> np.ndarray:
+def held_letter_frames(letter_probs: list[np.ndarray], extra: float = EXTRA_LETTER,
+                       missed: float = MISSED_LETTER) -> np.ndarray:
     """Each typed letter's probabilities over the letters -> (2n, 1 + letters) log-posteriors for
-    :meth:`Lexicon.correct`: a frame of the letter (blank: :data:`EXTRA_LETTER`), then a blank frame (letters:
-    :data:`MISSED_LETTER` in all, spread as the letter's own probabilities)."""
+    :meth:`Lexicon.correct`: a frame of the letter (blank: ``extra``), then a blank frame (letters: ``missed`` in
+    all, spread as the letter's own probabilities)."""
     rows = []
     for p in letter_probs:
         p = np.maximum(np.asarray(p, np.float64), 1e-9)
         p = p / p.sum()
-        rows.append(np.concatenate([[EXTRA_LETTER], (1 - EXTRA_LETTER) * p]))
-        rows.append(np.concatenate([[1 - MISSED_LETTER], MISSED_LETTER * p]))
+        rows.append(np.concatenate([[extra], (1 - extra) * p]))
+        rows.append(np.concatenate([[1 - missed], missed * p]))
     return np.log(np.array(rows)) if rows else np.zeros((0, 1))
 
 
@@ -143,9 +144,11 @@ class WordListSpeller(Speller):
 
     MAX_HOLD_FRAMES = 300  # frames of one reading kept for its letter's mean (10 s at 30 frames/s)
 
-    def __init__(self, config: SpellerConfig | None, lexicon: "Lexicon", labels: list[str]):
+    def __init__(self, config: SpellerConfig | None, lexicon: "Lexicon", labels: list[str],
+                 extra_letter: float = EXTRA_LETTER, missed_letter: float = MISSED_LETTER):
         super().__init__(config or SpellerConfig())
         self.lexicon = lexicon
+        self.extra_letter, self.missed_letter = extra_letter, missed_letter  # see held_letter_frames
         self.letters = spelled_letters(labels)
         self.classes = ["<blank>"] + self.letters
         self._columns = np.array([list(labels).index(l) for l in self.letters])
@@ -188,7 +191,8 @@ class WordListSpeller(Speller):
         hold); what follows it is kept."""
         word = self.text[self.word_start:end]
         if word and self.whole_word and len(self.word_letters) == len(word):
-            fixed = self.lexicon.correct(word, held_letter_frames(self.word_letters), self.classes, 0)
+            fixed = self.lexicon.correct(word, held_letter_frames(self.word_letters, self.extra_letter,
+                                                                  self.missed_letter), self.classes, 0)
             self.text = self.text[:self.word_start] + fixed + self.text[end:]
             end += len(fixed) - len(word)
         self.word_start, self.word_letters, self.whole_word = end + 1, [], True

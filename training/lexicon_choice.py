@@ -32,24 +32,19 @@ def frame_probabilities(path, model: str) -> tuple[list, list[str]]:
 
 def read_all(seqs, labels, words: str | None, extra=0.0, missed=0.0, bonus=0.0) -> dict:
     """CER and word accuracy of the letter reader (with ``words``: the word list at these settings)."""
-    import realtime.lexicon as lexicon
     from realtime.pipeline import PipelineOptions, make_speller
     from training.sequence_eval import spell
     from training.sequence_model import score_texts
 
     options = PipelineOptions(lexicon=words)
-    saved = lexicon.EXTRA_LETTER, lexicon.MISSED_LETTER
-    lexicon.EXTRA_LETTER, lexicon.MISSED_LETTER = extra, missed
-    try:
-        pairs = []
-        for probs, t, text in seqs:
-            speller = make_speller(options, labels)
-            if words:
-                speller.lexicon.bonus = bonus
-            pairs.append((text, spell(probs, t, labels, speller, options.smoothing_s)))
-        return score_texts(pairs)
-    finally:
-        lexicon.EXTRA_LETTER, lexicon.MISSED_LETTER = saved
+    pairs = []
+    for probs, t, text in seqs:
+        speller = make_speller(options, labels)
+        if words:  # the settings under test, on this speller alone
+            speller.lexicon.bonus = bonus
+            speller.extra_letter, speller.missed_letter = extra, missed
+        pairs.append((text, spell(probs, t, labels, speller, options.smoothing_s)))
+    return score_texts(pairs)
 
 
 def main(argv=None) -> int:
