@@ -16,11 +16,10 @@ def window_layers(onnx_path: str | Path) -> dict:
     """The layers of an exported window model (``model.onnx``), read from its graph: the input projection
     (``inp_w`` (in_dim, C), ``inp_b``), each causal block's convolution with its BatchNorm already folded in
     (``convs``: (weight (C, C, k), bias (C,), dilation)), and the output projection (``out_w``, ``out_b``)."""
-    import onnx
-    from onnx import numpy_helper
+    from realtime.torch_from_onnx import attribute, initializers, load_onnx
 
-    graph = onnx.load(str(onnx_path)).graph
-    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    proto = load_onnx(Path(onnx_path))  # a missing onnx package or a damaged file: a ModelError that says so
+    graph, init = proto.graph, initializers(proto)
 
     def unexpected(what: str) -> ModelError:
         return ModelError(f"{onnx_path}: not the graph of a sequence reader's window model ({what}); export it from "
@@ -31,7 +30,7 @@ def window_layers(onnx_path: str | Path) -> dict:
         if node.op_type == "Conv":
             if len(node.input) < 3 or not {node.input[1], node.input[2]} <= init.keys():
                 raise unexpected("a convolution without its weights and bias as initializers")
-            dil = next((list(a.ints) for a in node.attribute if a.name == "dilations"), [1])[0]
+            dil = attribute(node, "dilations", [1])[0]
             convs.append((init[node.input[1]], init[node.input[2]], int(dil)))
     matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in init]
     if not convs or len(matmuls) != 2:

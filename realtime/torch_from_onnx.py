@@ -53,13 +53,13 @@ def load_onnx(path: Path):
     return proto
 
 
-def _initializers(proto) -> dict[str, np.ndarray]:
+def initializers(proto) -> dict[str, np.ndarray]:
     from onnx import numpy_helper
 
     return {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
 
 
-def _attr(node, name, default=None):
+def attribute(node, name, default=None):
     from onnx import helper
 
     for a in node.attribute:
@@ -127,7 +127,7 @@ def load_initializers(module, proto, path: Path) -> None:
     import torch
     from torch import nn
 
-    inits = _initializers(proto)
+    inits = initializers(proto)
     graph = proto.graph
     state = module.state_dict()
     filled, used = {}, set()
@@ -144,14 +144,14 @@ def load_initializers(module, proto, path: Path) -> None:
             put(name, name)
     for node in graph.node:
         if node.op_type == "Gemm" and len(node.input) > 1 and node.input[1] in used:
-            if _attr(node, "transB", 0) != 1 or _attr(node, "transA", 0) != 0:
+            if attribute(node, "transB", 0) != 1 or attribute(node, "transA", 0) != 0:
                 raise ModelError(f"{path}: Gemm {node.name!r} is not in torch Linear layout (transA=0, transB=1)")
     convs = [(name, m) for name, m in module.named_modules() if isinstance(m, nn.Conv2d)]
     conv_nodes = [n for n in graph.node if n.op_type == "Conv"]
     if len(convs) != len(conv_nodes):
         raise ModelError(f"{path}: {len(conv_nodes)} Conv nodes but the architecture has {len(convs)} convolutions")
     for node, (mname, conv) in zip(conv_nodes, convs):
-        strides, pads, group = _attr(node, "strides"), _attr(node, "pads"), _attr(node, "group", 1)
+        strides, pads, group = attribute(node, "strides"), attribute(node, "pads"), attribute(node, "group", 1)
         if (strides and tuple(strides) != conv.stride) or (pads and tuple(pads[:2]) != conv.padding) \
                 or group != conv.groups:
             raise ModelError(f"{path}: Conv node {node.name!r} (strides {strides}, pads {pads}, group {group}) does "
@@ -166,7 +166,7 @@ def load_initializers(module, proto, path: Path) -> None:
             owner = node.input[1][: -len(".weight")]
             bn = dict(module.named_modules()).get(owner)
             if bn is not None:
-                bn.eps = float(_attr(node, "epsilon", 1e-5))
+                bn.eps = float(attribute(node, "epsilon", 1e-5))
     missing = [k for k in state if k not in filled and not k.endswith(UNUSED_BUFFERS)]
     unused = sorted(set(inits) - used)
     if missing:
@@ -194,7 +194,7 @@ def rebuild(model: str | Path, verify: bool = True) -> RebuiltModel:
     if verify:
         verify_sha256(path, manifest.sha256)
     proto = load_onnx(path)
-    inits = _initializers(proto)
+    inits = initializers(proto)
     module = _j2s_module(manifest, inits, path) if manifest.kind == "j2s" else _keypoint_module(manifest, inits, path)
     _fold_missing_batchnorms(module, inits)
     load_initializers(module, proto, path)
