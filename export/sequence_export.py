@@ -87,16 +87,15 @@ def export_sequence_folder(model: str | Path, out: str | Path, name: str | None 
     change, its step is added or made again. Nothing lands in ``out`` unless all of it succeeded."""
     import shutil
 
-    from realtime.manifest import MANIFEST, Manifest, copy_companions, resolve_model, verify_sha256
+    from realtime.backends.onnxruntime import checked_model_file
+    from realtime.manifest import MANIFEST, copy_companions
 
-    src = resolve_model(model)
-    m = Manifest.load(src)
-    verify_sha256(src / m.file, m.sha256)
+    src, m, path = checked_model_file(model, kind="sequence-reader")  # a letter model here is told so, not exported
     manifest = json.loads((src / MANIFEST).read_text())
     manifest.pop("stream_step", None)
     manifest["name"] = name or Path(out).name
     with staged_folder(out) as stage:
-        shutil.copy(src / m.file, stage / m.file)
+        shutil.copy(path, stage / m.file)
         copy_companions(src, stage)
         write_manifest(stage, manifest)
         return write_stream_step(stage, command=command)
