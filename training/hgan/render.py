@@ -146,17 +146,13 @@ def _one_thread() -> None:
 
 
 def _start_method() -> str:
-    """fork, the cheapest and the one that needs no import guard in the caller's script, unless the caller holds a
-    CUDA context (a forked child must not inherit one): then forkserver (its workers import the caller's main
-    module, which must then be guarded, as every command of this project is). spawn where there is no fork."""
+    """forkserver where there is one: a plain fork of a process whose libraries run threads (PyTorch's and OpenCV's
+    pools) can deadlock in the child, and a forked child must not inherit a CUDA context. Its workers import the
+    caller's main module, which must be guarded (``if __name__ == "__main__"``), as every command here is.
+    spawn elsewhere."""
     import multiprocessing
-    import sys
 
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return "spawn"
-    torch = sys.modules.get("torch")
-    cuda = torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
-    return "forkserver" if cuda else "fork"
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def _render_chunk(landmarks: np.ndarray, seed: int, start: int, settings: RenderSettings) -> list:
@@ -185,7 +181,10 @@ def render_hands(landmarks: np.ndarray, seed: int = 0, settings: RenderSettings 
     bar = tqdm(total=n, desc="render hands", unit="hand", disable=not progress)
     pool = _InProcess()
     if workers > 1:
-        pool = ProcessPoolExecutor(workers, get_context(_start_method()), initializer=_one_thread)
+        ctx = get_context(_start_method())
+        if ctx.get_start_method() == "forkserver":
+            ctx.set_forkserver_preload(["training.hgan.render"])  # the server starts with what the workers need
+        pool = ProcessPoolExecutor(workers, ctx, initializer=_one_thread)
     with pool:
         jobs = [pool.submit(_render_chunk, landmarks[i:i + chunk], seed, i, settings) for i in starts]
         for i, job in zip(starts, jobs):
