@@ -112,3 +112,30 @@ def test_live_spells_two_videos_at_once_with_the_sequence_reader(tmp_path):
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
     texts = dict(line.split(": ", 1) for line in two.stdout.strip().splitlines() if line[:1].isdigit())
     assert texts["0"] == texts["1"] == one.stdout.strip().splitlines()[-1] and texts["0"].strip()
+
+
+@pytest.mark.data
+def test_search_every_keeps_its_schedule_per_stream():
+    """--search-every in the batched step: a stream that tracks a hand looks for a second one every 5th step, a
+    stream that lost its hand looks at once, and each stream's hands are those it finds alone."""
+    from realtime.bench import letterbox
+    from realtime.images import read_image
+    from realtime.pipeline import PipelineOptions
+    from realtime.streams import MultiStreamRecognizer
+
+    root = need_dataset("massey")
+    row = next(r for r in manifest_rows(root) if r["label"] == "B")
+    hand, blank = letterbox(read_image(root / row["path"]), (640, 480)), np.zeros((480, 640, 3), np.uint8)
+    multi = MultiStreamRecognizer(2, PipelineOptions(hands="onnx", device="cpu", redetect_after=0, search_every=5))
+    try:
+        searched = []
+        for step in range(8):  # stream 1 shows the hand, then loses it at step 3 and shows it again from step 4
+            out = multi.process([hand, blank if step == 3 else hand], t=step / 30)
+            searched.append(tuple(multi.tracker._since_search[i] == 0 for i in range(2)))  # 0: it searched now
+            assert out[0].hand is not None and (out[1].hand is None) == (step == 3), step
+    finally:
+        multi.close()
+    # stream 0: searched on its first step (nothing tracked), then every 5th; stream 1 also at step 4, right
+    # after the frame that lost its hand (the step itself still tracked the old ROI, so it did not search)
+    assert [s[0] for s in searched] == [True, False, False, False, False, True, False, False]
+    assert [s[1] for s in searched] == [True, False, False, False, True, False, False, False]
