@@ -9,8 +9,9 @@ import sys
 
 
 def _leave_at_once(*_) -> None:
-    """Ctrl-C while the program starts (imports, the parser): nothing is written yet, so exit 130 at once; a
-    KeyboardInterrupt raised inside a library's import can come out as another error or a traceback."""
+    """Ctrl-C while the program starts (imports, the parser) or ``live`` loads its libraries: nothing is written
+    yet, so exit 130 at once; a KeyboardInterrupt raised inside a library's import can come out as another error
+    (mediapipe turns it into an ImportError), be swallowed, or end in a traceback."""
     print("interrupted", file=sys.stderr, flush=True)
     os._exit(130)  # EXIT_INTERRUPTED, before realtime.cli_common is imported
 
@@ -245,11 +246,6 @@ def _recognizer(args):
     return rec
 
 
-def _exit_interrupted(*_) -> None:
-    print("interrupted", file=sys.stderr, flush=True)
-    os._exit(EXIT_INTERRUPTED)
-
-
 def cmd_live(args) -> int:
     from realtime.capture import SourceError, make_reader
     from realtime.manifest import ModelError
@@ -267,7 +263,7 @@ def cmd_live(args) -> int:
     # Ctrl-C while the libraries load: a KeyboardInterrupt raised inside a third-party import can come out as
     # another error (mediapipe turns it into an ImportError) or be swallowed. Nothing is written yet, so leave at
     # once with 130; run_live installs its own handler (finish the frame, print the text) before it writes a file.
-    previous = signal.signal(signal.SIGINT, _exit_interrupted)
+    previous = signal.signal(signal.SIGINT, _leave_at_once)
     try:
         from realtime.pipeline import check_backend
 

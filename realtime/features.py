@@ -246,12 +246,7 @@ class FeatureExtractor:
 
     def __call__(self, hand, frame=None) -> np.ndarray:
         """``frame`` is unused: the signature every features stage shares (the J2S cropper needs it)."""
-        if self.spec.points == "world":
-            if hand.world is None:
-                raise ValueError("this model reads MediaPipe's world landmarks, which only --hands mediapipe passes on")
-            return self.spec.compute(hand.world[None], np.array([hand.is_left]), np.ones((1, 2)))
-        w, h = hand.image_size
-        return self.spec.compute(hand.landmarks[None], np.array([hand.is_left]), np.array([[w, h]], dtype=np.float64))
+        return self.many([hand])
 
     def many(self, hands: list) -> np.ndarray:
         """Several hands (one per camera) -> (N, dim): one vectorised computation instead of N calls, the same

@@ -102,8 +102,7 @@ def net_parity(clip: Path, device: str) -> dict:
             with torch.no_grad():
                 half = [g.float().cpu().numpy() for g in net.half()(torch.from_numpy(x).to(device).half())]
             out[name]["fp16_max_abs"] = [float(np.abs(g - w).max()) for g, w in zip(half, want)]
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-    return out
+    return out  # run() puts TF32 back as it was
 
 
 def net_speed(clip: Path, device: str) -> dict:
@@ -169,8 +168,7 @@ def pipeline_parity(clip: Path, device: str) -> dict:
                        "worst_landmark_px": max(dists, default=0.0),
                        "median_landmark_px": float(np.median(dists)) if dists else 0.0,
                        "preprocessing": here.preprocessing, "tf32": False}
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-    return out
+    return out  # run() puts TF32 back as it was
 
 
 def live_path(clip: Path, device: str) -> dict:
@@ -258,12 +256,15 @@ def run(folder: str | Path, out: str | Path, device: str = "cuda") -> Path:
     out.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in card.lower()).strip("-")
     path = out / f"bench-gpu-{slug}.json"
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32  # the parity steps turn it off
     for name, step in STEPS:
         t0 = time.perf_counter()
         try:
             result, status = step(clip, device), "ok"
         except Exception as e:  # record it and go on: one device run must bring back every step it can
             result, status = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}, "failed"
+        finally:  # each step starts from PyTorch's settings, as the live path runs
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
         report["steps"][name] = {"status": status, "seconds": round(time.perf_counter() - t0, 1), "result": result}
         print(f"{name}: {status} in {report['steps'][name]['seconds']} s", flush=True)
         # after each step, replaced whole: a run cut short by the command's time limit still brings back every
@@ -300,7 +301,7 @@ def _ms(x) -> str:
 def tables(path: str | Path) -> str:
     """Markdown tables of one ``bench-gpu-<card>.json``: what ``table`` prints and the docs page holds."""
     r = json.loads(Path(path).read_text())
-    steps = {k: v for k, v in r["steps"].items()}
+    steps = r["steps"]
     ok = {k: v["result"] for k, v in steps.items() if v["status"] == "ok"}
     out = [f"Card: **{r['card']}**, torch {r['torch']} (CUDA {r['cuda']}), numpy {r['numpy']}, Python {r['python']}; "
            f"clip: {r['clip']}, 640x480. Written by `python -m realtime.gpu_report run` on the lent machine; these "

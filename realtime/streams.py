@@ -84,18 +84,17 @@ class MultiStreamRecognizer:
         t1 = time.perf_counter()
         picked = [pick_hand(h, self.options.hand) for h in hands]
         rows = [i for i, h in enumerate(picked) if h is not None]
-        batch = self.features.many([picked[i] for i in rows])  # one vectorised call for every stream's hand
-        feats = [batch[j:j + 1] for j in range(len(rows))]
+        feats = self.features.many([picked[i] for i in rows])  # one vectorised call for every stream's hand
         t2 = time.perf_counter()
         if self.sequence is not None:  # every stream's frame goes to its reader, with a hand or without
             of_stream = dict(zip(rows, feats))
-            x = [of_stream[i][0] if i in of_stream else None for i in range(self.streams)]
+            x = [of_stream.get(i) for i in range(self.streams)]
             read = step_streams(self.sequence, x, times)
             t3 = t4 = time.perf_counter()
             out = [FrameResult(times[i], hands[i], picked[i], *read[i], self.sequence[i].text, {})
                    for i in range(self.streams)]
         else:
-            probs = np.asarray(self.classifier(np.concatenate(feats))).reshape(len(rows), -1) if rows else None
+            probs = np.asarray(self.classifier(feats)).reshape(len(rows), -1) if rows else None
             t3 = time.perf_counter()
             of_stream = dict(zip(rows, probs)) if rows else {}
             out = []

@@ -179,40 +179,25 @@ def render_hands(landmarks: np.ndarray, seed: int = 0, settings: RenderSettings 
     chunk = 50
     starts = range(0, n, chunk)
     bar = tqdm(total=n, desc="render hands", unit="hand", disable=not progress)
-    pool = _InProcess()
+    jobs = [(landmarks[i:i + chunk], seed, i, settings) for i in starts]
+
+    def fill(results) -> None:
+        for i, rendered in zip(starts, results):
+            for j, (img, m, kp) in enumerate(rendered):
+                images[i + j], masks[i + j], keypoints[i + j] = img, np.round(m * 255), kp
+            bar.update(min(chunk, n - i))
+
     if workers > 1:
         ctx = get_context(_start_method())
         if ctx.get_start_method() == "forkserver":
             ctx.set_forkserver_preload(["training.hgan.render"])  # the server starts with what the workers need
-        pool = ProcessPoolExecutor(workers, ctx, initializer=_one_thread)
-    with pool:
-        jobs = [pool.submit(_render_chunk, landmarks[i:i + chunk], seed, i, settings) for i in starts]
-        for i, job in zip(starts, jobs):
-            for j, (img, m, kp) in enumerate(job.result()):
-                images[i + j], masks[i + j], keypoints[i + j] = img, np.round(m * 255), kp
-            bar.update(min(chunk, n - i))
+        with ProcessPoolExecutor(workers, ctx, initializer=_one_thread) as pool:
+            fill(pool.map(_render_chunk, *zip(*jobs)))
+    else:
+        fill(_render_chunk(*job) for job in jobs)
     bar.close()
     return {"images": images, "masks": masks, "keypoints": keypoints}
 
-
-class _InProcess:
-    """ProcessPoolExecutor's submit/result in this process (one worker: no pool to start)."""
-
-    class _Done:
-        def __init__(self, value):
-            self.value = value
-
-        def result(self):
-            return self.value
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def submit(self, fn, *args):
-        return self._Done(fn(*args))
 
 
 def source_poses(landmarks: np.ndarray, labels: np.ndarray, n: int, seed: int = 0, yaw: float = 35.0,
