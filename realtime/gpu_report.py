@@ -214,7 +214,33 @@ def host_profile(clip: Path, device: str) -> dict:
     top = sorted(stats.items(), key=lambda kv: -kv[1][2])[:30]
     return {"steps": n, "streams": 16, "top_by_own_time": [
         {"function": f"{Path(k[0]).name}:{k[1]}({k[2]})", "calls": v[1], "own_ms_per_step": round(v[2] / n * 1e3, 3),
-         "cumulative_ms_per_step": round(v[3] / n * 1e3, 3)} for k, v in top]}
+         "cumulative_ms_per_step": round(v[3] / n * 1e3, 3)} for k, v in top],
+        "cuda_calls": _cuda_calls(frames[10:10 + n], device) if device == "cuda" else None}
+
+
+def _cuda_calls(frames: list[np.ndarray], device: str) -> dict:
+    """torch.profiler over a 16-stream step: how many kernel launches, copies, synchronisations and graph replays a
+    step makes, and the runtime calls and ops that cost the host the most (per step)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from realtime.pipeline import PipelineOptions
+    from realtime.streams import MultiStreamRecognizer
+
+    rec = MultiStreamRecognizer(16, PipelineOptions(hands="torch", backend="torch", device=device))
+    try:
+        for f in frames[:5]:
+            rec.process([f] * 16)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for f in frames:
+                rec.process([f] * 16)
+    finally:
+        rec.close()
+    n = len(frames)
+    rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    return {"steps": n, "per_step": [{"name": e.key, "calls": round(e.count / n, 1),
+                                      "self_cpu_ms": round(e.self_cpu_time_total / n / 1e3, 3),
+                                      "device_ms": round(getattr(e, "self_device_time_total", 0) / n / 1e3, 3)}
+                                     for e in rows[:40]]}
 
 
 def classifiers(clip: Path, device: str) -> dict:
@@ -243,8 +269,13 @@ STEPS = (("net_parity", net_parity), ("net_speed", net_speed), ("pipeline_parity
          ("streams", streams), ("host_profile", host_profile), ("classifiers", classifiers), ("sequence_reader", sequence_reader))
 
 
-def run(folder: str | Path, out: str | Path, device: str = "cuda") -> Path:
+def run(folder: str | Path, out: str | Path, device: str = "cuda", only: list[str] | None = None) -> Path:
+    """``only``: the names of the steps to run (default: all of :data:`STEPS`)."""
     import torch
+
+    unknown = set(only or ()) - {name for name, _ in STEPS}
+    if unknown:
+        raise ValueError(f"unknown steps {sorted(unknown)}; the steps are {[name for name, _ in STEPS]}")
 
     folder, out = Path(folder), Path(out)
     clip = folder / CLIP
@@ -258,6 +289,8 @@ def run(folder: str | Path, out: str | Path, device: str = "cuda") -> Path:
     path = out / f"bench-gpu-{slug}.json"
     tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32  # the parity steps turn it off
     for name, step in STEPS:
+        if only and name not in only:
+            continue
         t0 = time.perf_counter()
         try:
             result, status = step(clip, device), "ok"
@@ -401,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     ru.add_argument("--out", required=True, help="where to write bench-gpu-<card>.json (the device's $OUT)")
     ru.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                     help="cpu: a dry run of every step here, to find what breaks before device time is spent")
+    ru.add_argument("--steps", help="only these steps, comma-separated (default: all): "
+                                    + ", ".join(name for name, _ in STEPS))
     ta = sub.add_parser("table", help="markdown tables of a bench-gpu-<card>.json (here, after the run)")
     ta.add_argument("json", help="the report the run wrote, e.g. docs/bench-gpu-nvidia-h200.json")
     ta.add_argument("--doc", help="also write them into this markdown page, between its GPU-REPORT markers")
@@ -413,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.doc:
             write_between_markers(args.doc, text)
     else:
-        run(args.folder, args.out, args.device)
+        run(args.folder, args.out, args.device, args.steps.split(",") if args.steps else None)
     return 0
 
 

@@ -62,9 +62,9 @@ class MultiStreamRecognizer:
         self.options, self.streams = options, streams
         self.tracked = [[] for _ in range(streams)]
         self._fallback = None  # the full model on the whole frame, built on first need, shared by the streams
-        # --redetect-after per stream, as one camera has it (realtime.hands.Redetect): each stream's wrapper reads
-        # the hands the batched step found for it, and asks the shared fallback only on that stream's empty frames
-        self.redetects = [Redetect(_StepHands(), after=options.redetect_after, build_fallback=self._build_fallback)
+        # --redetect-after per stream, as one camera has it (realtime.hands.Redetect): each stream keeps its own
+        # count of frames without a hand; the shared fallback looks at every stream that is due in one batch
+        self.redetects = [Redetect(None, after=options.redetect_after, build_fallback=self._build_fallback)
                           for _ in range(streams)] if options.redetect_after else None
         # the letter reader smooths each stream's probabilities; the sequence reader keeps its own state
         self.smoothers = None if self.sequence else [ProbabilitySmoother(options.smoothing_s) for _ in range(streams)]
@@ -115,13 +115,16 @@ class MultiStreamRecognizer:
         """``--redetect-after`` on each stream: where the tracker has found no hand in a stream for that many frames,
         the full model looks at that stream's frame again (every 5 frames until a hand is back). Without it, several
         streams would read differently from one camera with the same options: the lite tracker can keep missing a
-        hand the full model finds. Only the empty frames pay for it, one stream at a time."""
+        hand the full model finds. Only the empty frames pay for it: the streams due on this step are looked at
+        together, each level of the full model's cascade in one batch."""
         if self.redetects is None:
             return hands
-        out = []
-        for stage, frame, found in zip(self.redetects, frames, hands):
-            stage.tracker.hands = found
-            out.append(stage(frame))
+        due = [i for i, (stage, found) in enumerate(zip(self.redetects, hands)) if stage.due(found)]
+        if not due:
+            return hands
+        out = list(hands)
+        for i, found in zip(due, self._build_fallback().detect_many([frames[i] for i in due])):
+            out[i] = self.redetects[i].accept(found)
         return out
 
     def _build_fallback(self):
@@ -136,15 +139,6 @@ class MultiStreamRecognizer:
         close = getattr(self._fallback, "close", None)  # shared by the streams' Redetect wrappers: closed once here
         if close:
             close()
-
-
-class _StepHands:
-    """What :class:`Redetect` wraps for one stream: the hands the batched step found there this step."""
-
-    hands: list = []
-
-    def __call__(self, frame: np.ndarray) -> list:
-        return self.hands
 
 
 def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int, frames: int = 200,

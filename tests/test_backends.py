@@ -500,10 +500,17 @@ def test_torch_cuda_graphs_match_eager():
     eager = make_backend("torch", "lis-j2s", device="cuda", cuda_graphs=False)
     graphs = make_backend("torch", "lis-j2s", device="cuda", cuda_graphs=True)
     m = Manifest.load(weights_dir() / "lis-j2s")
-    for n in (1, 1, 4):
+    for n in (1, 1, 4, 3, 5, 2):  # 3 runs in the graph of 4 after a batch of 4 filled it, 5 in that of 8
         x = random_batch(m, n, seed=n)
         a, b = eager.run(x), graphs.run(x)
-        assert all(np.abs(a[k] - b[k]).max() < 1e-5 for k in a)
+        assert all(a[k].shape == b[k].shape and np.abs(a[k] - b[k]).max() < 1e-5 for k in a)
+    assert sorted(shape[0][0] for shape in graphs._graphs) == [1, 2, 4, 8]  # one graph per power of two
+
+
+def test_graph_batches_are_powers_of_two():
+    from realtime.backends.pytorch import graph_batch
+
+    assert [graph_batch(n) for n in (1, 2, 3, 4, 5, 8, 9, 16, 17)] == [1, 2, 4, 4, 8, 8, 16, 16, 32]
 
 
 @pytest.mark.parametrize("precision,tol", [("fp32", 1e-4), ("fp16", 2e-2)])

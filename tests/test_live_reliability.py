@@ -219,17 +219,21 @@ class NoHands:
 
 
 class FindsAHand:
-    """The full model on the whole frame: finds a hand, and counts its calls."""
+    """The full model on the whole frame: finds a hand, and counts the frames it looked at and its batches."""
 
     def __init__(self):
-        self.calls = 0
+        self.calls, self.batches = 0, 0
 
     def __call__(self, frame):
+        return self.detect_many([frame])[0]
+
+    def detect_many(self, frames):
         from realtime.hands import Hand
 
-        self.calls += 1
+        self.calls += len(frames)
+        self.batches += 1
         lm = np.random.default_rng(0).uniform(60, 180, (21, 3)).astype(np.float32)
-        return [Hand(lm, "Right", 0.9, (frame.shape[1], frame.shape[0]))]
+        return [[Hand(lm, "Right", 0.9, (frame.shape[1], frame.shape[0]))] for frame in frames]
 
 
 def test_several_streams_look_again_with_the_full_model_as_one_camera_does():
@@ -246,6 +250,7 @@ def test_several_streams_look_again_with_the_full_model_as_one_camera_does():
         found = [[r.hand is not None for r in rec.process([blank, blank], [i / 30] * 2)] for i in range(4)]
         assert found == [[False, False], [False, False], [True, True], [False, False]]  # the 3rd empty frame
         assert full.calls == 2  # once per stream, only on the frame that needed it
+        assert full.batches == 1  # both streams were due on the same step: one batch
     finally:
         rec.close()
     off = MultiStreamRecognizer(2, PipelineOptions(hands="onnx", device="cpu", redetect_after=0))

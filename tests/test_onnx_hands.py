@@ -341,7 +341,7 @@ def test_torch_crops_sample_where_opencv_does():
     torch = pytest.importorskip("torch")
 
     from realtime.hands.roi import Roi, crop_affine, keep_aspect
-    from realtime.torch_crops import TorchCrops
+    from realtime.torch_crops import DeviceFrames, TorchCrops
 
     yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
     ramp = np.stack([xx * 0.1, yy * 0.1, (xx + yy) * 0.05], -1)  # 0.1 per pixel
@@ -352,17 +352,21 @@ def test_torch_crops_sample_where_opencv_does():
         a = crop_affine(padded, (224, 224))
         want = cv2.warpAffine(ramp, a, (224, 224), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT)
-        got = TorchCrops("cpu").crops(frame, [a], 224, replicate)[0].numpy()
+        got = TorchCrops("cpu").crops(DeviceFrames(frame, rgb=True), [0], a[None], 224, replicate)[0].numpy()
         assert np.abs(got - want).max() < 0.1 / 16  # 1/16 pixel
 
 
-def test_torch_crops_match_the_host_crops():
-    """What the models get: the palm letterbox (zero border) and rotated hand crops (replicated border), from a BGR
-    and an RGB frame, within a few 1/255 of OpenCV's uint8 crops (its fixed point and rounding)."""
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_torch_crops_match_the_host_crops(device):
+    """What the models get: the palm letterbox (zero border) and rotated hand crops (replicated border), from BGR
+    and RGB frames of two cameras at once (each crop from its own frame), within a few 1/255 of OpenCV's uint8
+    crops (its fixed point and rounding). On CUDA: through the pinned buffer, reused from step to step."""
     import cv2
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU visible to PyTorch: the CUDA crops are checked on the lent GPU")
 
-    from realtime.hands.roi import Roi, crop_affine, keep_aspect
+    from realtime.hands.roi import Roi, crop_affines, keep_aspects, rois_array
     from realtime.hands.onnx import NumpyCrops
     from realtime.torch_crops import TorchCrops
 
@@ -371,17 +375,66 @@ def test_torch_crops_match_the_host_crops():
     img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX)
     img[100:300, 200:260] = 255  # a sharp edge
     img[..., 0] //= 3  # the channels differ, so a BGR / RGB mix-up would show
-    host, dev = NumpyCrops(), TorchCrops("cpu")
-    letterbox, _ = keep_aspect(Roi(320, 240, 640.0, 480.0), (192, 192))
-    hands = [keep_aspect(r, (224, 224))[0] for r in (Roi(300, 200, 150, 150, 0.4), Roi(620, 30, 200, 180, -2.5))]
+    other = np.ascontiguousarray(img[::-1, ::-1])  # a second camera: a crop taken from the wrong frame would show
+    host, dev = NumpyCrops(), TorchCrops(device)
+    letterbox, _ = keep_aspects(rois_array([Roi(320, 240, 640.0, 480.0)] * 2), (192, 192))
+    hands, _ = keep_aspects(rois_array([Roi(300, 200, 150, 150, 0.4), Roi(620, 30, 200, 180, -2.5),
+                                        Roi(100, 400, 120, 120, 1.0)]), (224, 224))
     for rgb in (False, True):
-        for rois, size, replicate in (([letterbox], 192, False), (hands, 224, True)):
-            affines = [crop_affine(r, (size, size)) for r in rois]
-            want = host.crops(host.frame(img, rgb), affines, size, replicate)
-            got = dev.crops(dev.frame(img, rgb), affines, size, replicate).numpy()
+        for rois, which, size, replicate in ((letterbox, [0, 1], 192, False), (hands, [1, 0, 1], 224, True)):
+            affines = crop_affines(rois, (size, size))
+            want = host.crops(host.frames([img, other], rgb), which, affines, size, replicate)
+            got = dev.crops(dev.frames([img, other], rgb), which, affines, size, replicate).cpu().numpy()
             assert got.shape == want.shape == (len(rois), size, size, 3) and got.dtype == np.float32
             diff = np.abs(got - want) * 255
             assert diff.mean() < 0.5 and diff.max() < 5, (rgb, size, diff.mean(), diff.max())
+    # cameras of different sizes: each crop on its own frame, the same crops
+    small = np.ascontiguousarray(img[:240, :320])
+    affines = crop_affines(hands, (224, 224))
+    want = host.crops(host.frames([img, small], False), [1, 0, 1], affines, 224, True)
+    got = dev.crops(dev.frames([img, small], False), [1, 0, 1], affines, 224, True).cpu().numpy()
+    assert np.abs(got - want).max() * 255 < 5
+
+
+def test_the_crop_maps_are_opencvs():
+    """crop_affines (all ROIs at once, no OpenCV) gives the maps of cv2.boxPoints + cv2.getAffineTransform, the
+    calls MediaPipe's ImageToTensorCalculator makes, for ROIs anywhere, of any size and rotation."""
+    import math
+
+    import cv2
+
+    from realtime.hands.roi import Roi, crop_affines, rois_array
+
+    rng = np.random.default_rng(1)
+    rois = [Roi(*rng.uniform([-50, -50, 5, 5], [700, 500, 900, 900]), float(rng.uniform(-4, 4))) for _ in range(300)]
+    got = crop_affines(rois_array(rois), (224, 192))
+    for r, g in zip(rois, got):
+        corners = cv2.boxPoints(((r.cx, r.cy), (r.width, r.height), r.rotation * 180.0 / math.pi))
+        want = cv2.getAffineTransform(corners[:3].astype(np.float32),
+                                      np.array([[0, 192], [0, 0], [224, 0]], np.float32))
+        np.testing.assert_allclose(g, want, atol=1e-6)
+
+
+def test_the_many_hands_maths_is_the_one_hand_maths():
+    """The tracker computes every hand's next ROI, padding and landmark projection in one call: the same numbers
+    as hand by hand (each hand its own ROI, image size and padding)."""
+    from realtime.hands.roi import (Roi, keep_aspect, keep_aspects, landmarks_roi, landmarks_rois, project_landmarks,
+                                    project_landmarks_many, rois_array, to_rois)
+
+    rng = np.random.default_rng(2)
+    rois = [Roi(*rng.uniform([0, 0, 50, 40], [640, 480, 300, 320]), float(rng.uniform(-3, 3))) for _ in range(7)]
+    sizes = [(640, 480), (1280, 720), (640, 480), (320, 240), (640, 480), (800, 600), (640, 480)]
+    padded, padding = keep_aspects(rois_array(rois), (224, 224))
+    for r, p, q in zip(rois, to_rois(padded), padding):
+        one, pad = keep_aspect(r, (224, 224))
+        assert one == p and pad == tuple(q)
+    raw = rng.uniform(0, 224, (7, 21, 3))
+    points = project_landmarks_many(raw, rois_array(rois), (224, 224), padding)
+    for k, r in enumerate(rois):
+        np.testing.assert_array_equal(points[k], project_landmarks(raw[k], r, (224, 224), tuple(padding[k])))
+    nxt = to_rois(landmarks_rois(points, sizes))
+    for k, size in enumerate(sizes):
+        assert nxt[k] == landmarks_roi(points[k], size)
 
 
 def test_preprocessing_stays_on_the_host_unless_the_models_run_on_a_gpu():
@@ -616,3 +669,23 @@ def test_the_demo_builds_its_recognizers_with_the_chosen_hand_pipeline():
     demo_session.live_frame(np.zeros((480, 640, 3), np.uint8), session, "asl-letters", "any", 0.5, 0.6)
     assert tracker(session.rec) == "HandTracker"  # another pipeline: a new recognizer
     session.close()
+
+
+def test_the_static_detector_looks_at_several_photos_in_one_batch_as_one_at_a_time():
+    """The full model looking again at several streams' frames at once (MultiStreamRecognizer.redetect) finds what
+    it finds frame by frame, each frame's hands mapped back to that frame, through the upscale-and-pad cascade."""
+    from realtime.hands.base import StaticSettings
+    from realtime.hands.onnx import OnnxStaticHandDetector
+    from realtime.images import read_image
+
+    hand = read_image("docs/demo-calibrate.png")  # a screenshot of the calibration window: a real hand
+    small = np.ascontiguousarray(hand[::3, ::3])  # upscaled by the cascade
+    photos = [hand, np.zeros((480, 640, 3), np.uint8), small, hand[:, ::-1].copy()]
+    det = OnnxStaticHandDetector(StaticSettings(model="lite", max_hands=1), providers=["CPUExecutionProvider"])
+    many = det.detect_many(photos)
+    one = [det(p) for p in photos]
+    assert [len(h) for h in many] == [len(h) for h in one] and len(many[0]) == 1 and many[1] == []
+    for a, b in zip(many, one):
+        for x, y in zip(a, b):
+            assert x.image_size == y.image_size and x.handedness == y.handedness
+            np.testing.assert_allclose(x.landmarks, y.landmarks, atol=1e-3)

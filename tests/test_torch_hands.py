@@ -182,3 +182,28 @@ def test_the_gpu_report_saves_every_finished_step(tmp_path, monkeypatch):
     assert seen[0]["steps"]["first"] == {"status": "ok", "seconds": 0.0, "result": {"value": 1}}
     report = json.loads(path.read_text())
     assert report["steps"]["second"]["status"] == "failed" and "GPU went away" in report["steps"]["second"]["result"]["error"]
+
+
+@pytest.mark.parametrize("candidates,device", [(128, "cpu"), (3, "cpu"), (128, "cuda"), (3, "cuda")])
+def test_the_palm_step_brings_back_only_the_best_anchors_and_loses_no_detection(monkeypatch, candidates, device):
+    """The torch engine decodes only the best-scoring anchors it brings back from the device (one small copy);
+    where even the last of them reaches the threshold (3 candidates here) it brings back all of them: either way
+    the detections are ONNX Runtime's, on a real hand and at a low threshold that keeps many anchors."""
+    import realtime.hands.onnx as onnx_hands
+    from realtime.images import read_image
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU visible to PyTorch: the palm step on CUDA is checked on the lent GPU")
+    if device == "cuda":
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # parity: TF32 would cost more than 1e-3
+    monkeypatch.setattr(onnx_hands, "PALM_CANDIDATES", candidates)
+    frame = read_image("docs/demo-calibrate.png")  # a screenshot of the calibration window: a real hand
+    ref, mine = onnx_hands.PalmModel("lite"), onnx_hands.PalmModel("lite", engine="torch", device=device,
+                                                                    preprocess="numpy")  # the same input
+    for min_score in (0.5, 0.05):
+        want, got = ref(frame, rgb=False, min_score=min_score), mine(frame, rgb=False, min_score=min_score)
+        assert want and len(got) == len(want)
+        for a, b in zip(want, got):
+            assert abs(a.score - b.score) < 1e-4
+            np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+            np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)

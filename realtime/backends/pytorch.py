@@ -22,8 +22,14 @@ def torch_device(device: str) -> str:
     return "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
 
 
+def graph_batch(n: int) -> int:
+    """The batch a CUDA graph is captured for to serve ``n`` rows: the next power of two."""
+    return 1 << max(0, n - 1).bit_length()
+
+
 class TorchBackend(Backend):
-    """A torch module; on CUDA optionally captured once per input shape and replayed as a CUDA graph."""
+    """A torch module; on CUDA optionally captured once per input shape (batches rounded up to a power of two) and
+    replayed as a CUDA graph. The module must compute each batch row on its own (inference: every model here)."""
 
     name = "torch"
 
@@ -89,11 +95,14 @@ class TorchBackend(Backend):
         self._check_inputs(inputs)
         xs = [inputs[n].to(self.device, self.dtype, non_blocking=True) for n in self.input_names]
         if self.cuda_graphs:
-            static_in, graph, static_out = self._graph(tuple(tuple(x.shape) for x in xs))
+            # one graph per power-of-two batch: batches that vary from call to call (streams, hands) would
+            # otherwise capture a new graph for every new size while the program runs
+            n = xs[0].shape[0]
+            static_in, graph, static_out = self._graph(tuple((graph_batch(n), *x.shape[1:]) for x in xs))
             for s, x in zip(static_in, xs):
-                s.copy_(x)
+                s[:n].copy_(x)  # rows past n keep what they held: each row is computed on its own
             graph.replay()
-            outs = [o.clone() for o in static_out]  # the next replay overwrites the static outputs
+            outs = [o[:n].clone() for o in static_out]  # the next replay overwrites the static outputs
         else:
             with torch.inference_mode():
                 outs = self._forward(xs)

@@ -110,15 +110,23 @@ class Redetect:
 
     def __call__(self, frame_bgr: np.ndarray) -> list[Hand]:
         hands = self.tracker(frame_bgr)
+        return self.accept(self.fallback(frame_bgr)) if self.due(hands) else hands
+
+    def due(self, hands: list[Hand]) -> bool:
+        """Count a frame where the tracker found ``hands``; True when the fallback should look at this frame
+        (then give what it finds to :meth:`accept`). Several streams ask each stream's own counter, then run the
+        shared fallback once for all the streams that are due."""
         if hands:
             self.missed = 0
-            return hands
+            return False
         self.missed += 1
-        if self.missed >= self.after and (self.missed - self.after) % self.every == 0:
-            hands = self.fallback(frame_bgr)
-            if hands:
-                self.redetections += 1
-                self.missed = 0
+        return self.missed >= self.after and (self.missed - self.after) % self.every == 0
+
+    def accept(self, hands: list[Hand]) -> list[Hand]:
+        """What the fallback found on a frame :meth:`due` chose (the count starts again when it found a hand)."""
+        if hands:
+            self.redetections += 1
+            self.missed = 0
         return hands
 
     def __getattr__(self, name):  # the tracker's own attributes (model, providers, ...) stay visible

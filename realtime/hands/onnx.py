@@ -17,8 +17,9 @@ Runtime has (CUDA when onnxruntime-gpu finds a GPU, else the CPU). The post-proc
 preprocessing (the palm detector's letterbox, the landmark model's rotated crop) is ``preprocess``:
 
 - ``numpy``: one ``cv2.warpAffine`` per crop on the host (:class:`NumpyCrops`);
-- ``torch``: the frame uploaded once through a pinned buffer, the crops warped on the device by
-  ``grid_sample`` and handed to ONNX Runtime by IO binding (:class:`realtime.torch_crops.TorchCrops`);
+- ``torch``: a step's frames uploaded at once through a pinned buffer, all crops warped on the device by one
+  ``grid_sample`` and handed to the torch nets, or to ONNX Runtime by IO binding
+  (:class:`realtime.torch_crops.TorchCrops`);
 - ``auto`` (default): ``torch`` when the sessions run on a GPU and PyTorch sees it, else ``numpy``.
 """
 from __future__ import annotations
@@ -33,8 +34,9 @@ from realtime.backends import CUDA_EP, TRT_EP, OrtBackend, select_providers
 from realtime.manifest import MANIFEST, ModelError, verify_sha256, weights_dir
 from realtime.hands.base import StaticSettings, static_palm_boxes, static_views
 from realtime.hands.hand import MODEL_SIZES, Hand, HandBox
-from realtime.hands.roi import Roi, associate, crop_affine, keep_aspect, landmarks_roi, palm_roi, project_landmarks
-from realtime.hands.ssd import detections, remove_letterbox, ssd_anchors, weighted_nms
+from realtime.hands.roi import (Roi, associate, crop_affines, keep_aspects, landmarks_rois, palm_roi,
+                                project_landmarks_many, rois_array, to_rois)
+from realtime.hands.ssd import detections, remove_letterbox, sigmoid_scores, ssd_anchors, weighted_nms
 
 HAND_MODELS = "mediapipe-hands"
 KIND = "hand-pipeline"
@@ -44,6 +46,9 @@ NMS_THRESHOLD = 0.3
 ASSOCIATION_THRESHOLD = 0.5
 PALM_GRAPH_MIN_SCORE = 0.5  # the palm subgraph's own decoding threshold (realtime.hands.mediapipe runs it unchanged)
 PREPROCESS = ("auto", "numpy", "torch")
+# palm anchors (of 2016) a torch-engine call brings back per image: the best-scoring ones, chosen on the device.
+# An image whose every candidate reaches the score threshold brings back all its anchors instead (exact either way).
+PALM_CANDIDATES = 128
 
 
 def hand_models_folder(folder: str | Path | None = None) -> Path:
@@ -114,20 +119,21 @@ def to_tensor(crops: np.ndarray, rgb: bool) -> np.ndarray:
 
 class NumpyCrops:
     """The models' inputs made on the host, as MediaPipe's OpenCV path does: ``cv2.warpAffine`` (bilinear) per
-    crop. ``frame`` is the image itself; :class:`realtime.torch_crops.TorchCrops` has the same two methods."""
+    crop. ``frames`` are the images themselves; :class:`realtime.torch_crops.TorchCrops` has the same two methods."""
 
     name = "numpy/OpenCV on the host"
 
-    def frame(self, image: np.ndarray, rgb: bool):
-        return image, rgb
+    def frames(self, images: list[np.ndarray], rgb: bool):
+        return list(images), rgb
 
-    def crops(self, frame, affines: list[np.ndarray], size: int, replicate: bool) -> np.ndarray:
+    def crops(self, frames, which: list[int], affines: np.ndarray, size: int, replicate: bool) -> np.ndarray:
+        """Crop k from ``frames``' image ``which[k]`` by the 2x3 map ``affines[k]`` -> (M, size, size, 3) float32."""
         import cv2
 
-        image, rgb = frame
+        images, rgb = frames
         border = cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT
-        warped = [cv2.warpAffine(image, a, (size, size), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
-                  for a in affines]
+        warped = [cv2.warpAffine(images[i], a, (size, size), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+                  for i, a in zip(which, np.asarray(affines))]
         return to_tensor(np.stack(warped), rgb)
 
 
@@ -187,18 +193,30 @@ class _HandModel:
     def run(self, x, names: list[str]) -> list[np.ndarray]:
         self.calls += 1
         if self.engine != "onnxruntime":
-            if isinstance(x, np.ndarray):
-                import torch
-
-                x = torch.from_numpy(x)
-            out = self.torch.run_torch({"input": x})  # crops made on the GPU stay there
-            return [out[n].float().cpu().numpy() for n in names]  # the small outputs come back to the host
+            return self._download(self._run_torch(x), names)
         if not isinstance(x, np.ndarray) and x.device.type == "cpu":  # torch crops made on the CPU (tests)
             x = x.numpy()
         if isinstance(x, np.ndarray):
             return self.session.run(names, {"input": x})
         out = self.io.run_torch({"input": x})  # on the GPU the crops stay there; the small outputs come back
         return [out[n].cpu().numpy() for n in names]
+
+    def _run_torch(self, x) -> dict:
+        if isinstance(x, np.ndarray):
+            import torch
+
+            x = torch.from_numpy(x)
+        return self.torch.run_torch({"input": x})  # crops made on the GPU stay there
+
+    @staticmethod
+    def _download(out: dict, names: list[str]) -> list[np.ndarray]:
+        """Torch outputs -> numpy, in one copy to the host (one synchronisation, not one per output)."""
+        import torch
+
+        tensors = [out[n] for n in names]
+        flat = torch.cat([t.float().reshape(len(t), -1) for t in tensors], 1).cpu().numpy()
+        ends = np.cumsum([int(np.prod(t.shape[1:])) for t in tensors])[:-1]
+        return [part.reshape(t.shape) for part, t in zip(np.split(flat, ends, axis=1), tensors)]
 
 
 class PalmModel(_HandModel):
@@ -209,28 +227,55 @@ class PalmModel(_HandModel):
         super().__init__(f"palm_detection_{model}", folder, providers, threads, verify, preprocess, engine, device)
         self.anchors = ssd_anchors()
 
-    def __call__(self, image: np.ndarray, rgb: bool, min_score: float, frame=None) -> list:
-        """``frame``: ``self.crops.frame(image, rgb)`` when the caller has it already (one upload per frame)."""
-        return self.detect_many([image], rgb, min_score, [frame])[0]
+    def __call__(self, image: np.ndarray, rgb: bool, min_score: float) -> list:
+        return self.detect_many([image], rgb, min_score)[0]
 
-    def detect_many(self, images: list[np.ndarray], rgb: bool, min_score: float, frames: list | None = None) -> list:
-        """Several images (e.g. one per camera) through the net in one batch -> their detections, in order."""
-        if not images:
+    def detect_many(self, images: list[np.ndarray], rgb: bool, min_score: float, frames=None,
+                    which: list[int] | None = None) -> list:
+        """Several images (e.g. one per camera) through the net in one batch -> their detections, in order.
+        ``frames``: ``self.crops.frames(images, rgb)`` when the caller has them already (one upload a step);
+        ``which``: the images to look at (default: all); the result has one list per image looked at."""
+        which = list(range(len(images))) if which is None else list(which)
+        if not which:
             return []
-        frames = frames or [None] * len(images)
-        xs, paddings = [], []
-        for image, frame in zip(images, frames):
-            h, w = image.shape[:2]
-            roi, padding = keep_aspect(Roi(w / 2, h / 2, float(w), float(h)), (PALM_SIZE, PALM_SIZE))
-            frame = self.crops.frame(image, rgb) if frame is None else frame
-            xs.append(self.crops.crops(frame, [crop_affine(roi, (PALM_SIZE, PALM_SIZE))], PALM_SIZE, replicate=False))
-            paddings.append(padding)
-        raw_boxes, raw_scores = self.run(_batch(xs), ["boxes", "scores"])
+        frames = self.crops.frames(images, rgb) if frames is None else frames
+        size = (PALM_SIZE, PALM_SIZE)
+        whole = rois_array([Roi(im.shape[1] / 2, im.shape[0] / 2, float(im.shape[1]), float(im.shape[0]))
+                            for im in (images[i] for i in which)])
+        letterbox, paddings = keep_aspects(whole, size)
+        x = self.crops.crops(frames, which, crop_affines(letterbox, size), PALM_SIZE, replicate=False)
         out = []
-        for i, padding in enumerate(paddings):
-            dets = weighted_nms(detections(raw_boxes[i], raw_scores[i], self.anchors, min_score), NMS_THRESHOLD)
-            out.append([remove_letterbox(d, padding) for d in dets])
+        for (raw_boxes, raw_scores, anchors), padding in zip(self._candidates(x, min_score), paddings):
+            dets = weighted_nms(detections(raw_boxes, raw_scores, anchors, min_score), NMS_THRESHOLD)
+            out.append([remove_letterbox(d, tuple(padding)) for d in dets])
         return out
+
+    def _candidates(self, x, min_score: float) -> list[tuple]:
+        """The net on a batch -> per image (raw boxes, raw scores, their anchors) of the anchors that may reach
+        ``min_score``: all of them from ONNX Runtime; from the torch engine the :data:`PALM_CANDIDATES` best,
+        chosen on the device and brought back in one small copy (all of an image's, where even its last candidate
+        reaches the threshold), in anchor order as the host decoding takes them."""
+        if self.engine == "onnxruntime":
+            raw_boxes, raw_scores = self.run(x, ["boxes", "scores"])
+            return [(b, s, self.anchors) for b, s in zip(raw_boxes, raw_scores)]
+        import torch
+
+        self.calls += 1
+        out = self._run_torch(x)
+        boxes, logits = out["boxes"], out["scores"].reshape(len(x), -1)
+        k = min(PALM_CANDIDATES, logits.shape[1])
+        index = logits.topk(k, dim=1).indices.sort(dim=1).values  # the best k, in anchor order
+        picked = torch.cat([logits.gather(1, index)[..., None].float(), index[..., None].float(),
+                            boxes.gather(1, index[..., None].expand(-1, -1, boxes.shape[2])).float()], 2)
+        picked = picked.cpu().numpy()  # (B, k, 2 + 18): the one download of the palm step
+        result = []
+        for b, rows in enumerate(picked):
+            if k < logits.shape[1] and sigmoid_scores(rows[:, 0]).min() >= min_score:  # more may pass: take all
+                raw_boxes, raw_scores = self._download({"b": boxes[b:b + 1], "s": logits[b:b + 1]}, ["b", "s"])
+                result.append((raw_boxes[0], raw_scores[0], self.anchors))
+            else:
+                result.append((rows[:, 2:], rows[:, 0], self.anchors[rows[:, 1].astype(np.int64)]))
+        return result
 
 
 @dataclass
@@ -248,40 +293,28 @@ class LandmarkModel(_HandModel):
                  preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
         super().__init__(f"hand_landmark_{model}", folder, providers, threads, verify, preprocess, engine, device)
 
-    def __call__(self, image: np.ndarray, rois: list[Roi], rgb: bool, frame=None) -> list[LandmarkResult]:
-        return self.many([(image, rois, frame)], rgb)[0]
+    def __call__(self, image: np.ndarray, rois: list[Roi], rgb: bool) -> list[LandmarkResult]:
+        return self.many([image], [rois], rgb)[0]
 
-    def many(self, items: list[tuple], rgb: bool) -> list[list[LandmarkResult]]:
-        """(image, ROIs, frame or None) per camera -> each one's results, every ROI of every image in one batch."""
+    def many(self, images: list[np.ndarray], rois: list[list[Roi]], rgb: bool, frames=None) -> list[list[LandmarkResult]]:
+        """Images (one per camera) with each one's ROIs -> each one's results: every ROI of every image in one
+        batch, the crop maps and the projection computed for all of them at once. ``frames``: as
+        :meth:`PalmModel.detect_many`."""
         size = (LANDMARK_SIZE, LANDMARK_SIZE)
-        xs, jobs = [], []
-        for image, rois, frame in items:
-            padded = [keep_aspect(r, size) for r in rois]
-            if rois:
-                frame = self.crops.frame(image, rgb) if frame is None else frame
-                xs.append(self.crops.crops(frame, [crop_affine(p, size) for p, _ in padded], LANDMARK_SIZE,
-                                           replicate=True))
-            jobs.append((rois, padded))
-        if not xs:
-            return [[] for _ in items]
-        lm, presence, handedness = self.run(_batch(xs), ["landmarks", "presence", "handedness"])
-        out, k = [], 0
-        for rois, padded in jobs:
-            out.append([LandmarkResult(roi, project_landmarks(lm[k + i], roi, size, pad), float(presence[k + i, 0]),
-                                       float(handedness[k + i, 0])) for i, (roi, (_, pad)) in enumerate(zip(rois, padded))])
-            k += len(rois)
+        which = [i for i, r in enumerate(rois) for _ in r]
+        if not which:
+            return [[] for _ in images]
+        frames = self.crops.frames(images, rgb) if frames is None else frames
+        flat = [r for rs in rois for r in rs]
+        wanted = rois_array(flat)
+        padded, padding = keep_aspects(wanted, size)
+        x = self.crops.crops(frames, which, crop_affines(padded, size), LANDMARK_SIZE, replicate=True)
+        lm, presence, handedness = self.run(x, ["landmarks", "presence", "handedness"])
+        points = project_landmarks_many(lm, wanted, size, padding)
+        out = [[] for _ in images]
+        for k, (i, roi) in enumerate(zip(which, flat)):
+            out[i].append(LandmarkResult(roi, points[k], float(presence[k, 0]), float(handedness[k, 0])))
         return out
-
-
-def _batch(xs: list):
-    """Crops of several images (numpy, or torch on the GPU path) -> one batch."""
-    if len(xs) == 1:
-        return xs[0]
-    if isinstance(xs[0], np.ndarray):
-        return np.concatenate(xs)
-    import torch
-
-    return torch.cat(xs)
 
 
 def handedness(left: float, mirrored_input: bool) -> tuple[str, float]:
@@ -334,27 +367,24 @@ class OnnxHandTracker:
         """Several cameras' frames, each with the ROIs tracked from its last frame -> (hands of each, next ROIs of
         each). One palm batch (the cameras that track fewer than ``max_hands``) and one landmark batch (every ROI
         of every camera): how N streams share one GPU."""
-        frames = [self.palm.crops.frame(im, rgb) for im in images]  # on the GPU path: the one upload of each frame
+        frames = self.palm.crops.frames(images, rgb)  # on the GPU path: the step's one upload
         need = [i for i, t in enumerate(tracked) if self._search(i, len(t))]
-        dets = dict(zip(need, self.palm.detect_many([images[i] for i in need], rgb, self.min_detection,
-                                                    [frames[i] for i in need])))
-        items = []
+        dets = dict(zip(need, self.palm.detect_many(images, rgb, self.min_detection, frames, need)))
+        rois = []
         for i, image in enumerate(images):
             h, w = image.shape[:2]
             palms = [palm_roi(d.box, d.keypoints, (w, h)) for d in dets.get(i, [])[: self.max_hands]]
-            items.append((image, associate(palms, tracked[i], ASSOCIATION_THRESHOLD), frames[i]))
-        hands, nxt = [], []
-        for (image, _, _), results in zip(items, self.landmarks.many(items, rgb)):
-            h, w = image.shape[:2]
-            found, roi_next = [], []
-            for r in results:
-                if r.presence < self.min_tracking:
-                    continue
+            rois.append(associate(palms, tracked[i], ASSOCIATION_THRESHOLD))
+        kept = [(i, r) for i, results in enumerate(self.landmarks.many(images, rois, rgb, frames)) for r in results
+                if r.presence >= self.min_tracking]
+        hands, nxt = [[] for _ in images], [[] for _ in images]
+        if kept:  # the next frame's ROIs of every kept hand of every camera, at once
+            sizes = [images[i].shape[1::-1] for i, _ in kept]
+            nxt_rois = to_rois(landmarks_rois(np.stack([r.landmarks for _, r in kept]), sizes))
+            for (i, r), size, roi in zip(kept, sizes, nxt_rois):
                 label, score = handedness(r.left, self.mirrored_input)
-                found.append(Hand(r.landmarks, label, score, (w, h)))
-                roi_next.append(landmarks_roi(r.landmarks, (w, h)))
-            hands.append(found)
-            nxt.append(roi_next)
+                hands[i].append(Hand(r.landmarks, label, score, tuple(size)))
+                nxt[i].append(roi)
         return hands, nxt
 
     def _search(self, stream: int, tracking: int) -> bool:
@@ -394,13 +424,28 @@ class OnnxStaticHandDetector:
         self.backend = self.tracker.backend
 
     def __call__(self, image_bgr: np.ndarray) -> list[Hand]:
-        h, w = image_bgr.shape[:2]
-        for view, scale, pad in static_views(image_bgr, self.settings.min_side, self.settings.views):
-            hands = self.tracker.process(view, rgb=True)
-            if hands:
+        return self.detect_many([image_bgr])[0]
+
+    def detect_many(self, images_bgr: list[np.ndarray]) -> list[list[Hand]]:
+        """Several photos (e.g. the streams whose tracker lost the hand) -> the hands of each: each level of the
+        upscale-and-pad cascade runs once, in one batch, for every photo with no hand yet."""
+        out: list[list[Hand]] = [[] for _ in images_bgr]
+        views = [static_views(im, self.settings.min_side, self.settings.views) for im in images_bgr]
+        pending = list(range(len(images_bgr)))
+        while pending:
+            level = [(i, v) for i in pending if (v := next(views[i], None)) is not None]
+            if not level:
+                break
+            found, _ = self.tracker.step([view for _, (view, _, _) in level], [[] for _ in level], rgb=True)
+            pending = []
+            for (i, (_, scale, pad)), hands in zip(level, found):
+                if not hands:
+                    pending.append(i)
+                    continue
+                h, w = images_bgr[i].shape[:2]
                 off = np.array([pad, pad, 0.0], np.float32)
-                return [Hand((hd.landmarks - off) / scale, hd.handedness, hd.score, (w, h)) for hd in hands]
-        return []
+                out[i] = [Hand((hd.landmarks - off) / scale, hd.handedness, hd.score, (w, h)) for hd in hands]
+        return out
 
     def close(self) -> None:
         self.tracker.close()
