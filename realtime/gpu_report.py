@@ -198,27 +198,31 @@ def host_profile(clip: Path, device: str) -> dict:
     from realtime.streams import MultiStreamRecognizer
 
     n = 30 if device == "cuda" else 3  # the CPU: a dry run
-    frames = _frames(clip, 10 + n)
-    rec = MultiStreamRecognizer(16, PipelineOptions(hands="torch", backend="torch", device=device))
-    try:
-        for f in frames[:10]:
-            rec.process([f] * 16)
-        prof = cProfile.Profile()
-        prof.enable()
-        for f in frames[10:10 + n]:
-            rec.process([f] * 16)
-        prof.disable()
-    finally:
-        rec.close()
-    stats = pstats.Stats(prof).stats  # {(file, line, name): (primitive calls, calls, tottime, cumtime, callers)}
-    top = sorted(stats.items(), key=lambda kv: -kv[1][2])[:30]
-    return {"steps": n, "streams": 16, "top_by_own_time": [
-        {"function": f"{Path(k[0]).name}:{k[1]}({k[2]})", "calls": v[1], "own_ms_per_step": round(v[2] / n * 1e3, 3),
-         "cumulative_ms_per_step": round(v[3] / n * 1e3, 3)} for k, v in top],
-        "cuda_calls": _cuda_calls(frames[10:10 + n], device) if device == "cuda" else None}
+    frames = _frames(clip, 60 + n)
+
+    def profile(streams: int, steps: int) -> list[dict]:
+        rec = MultiStreamRecognizer(streams, PipelineOptions(hands="torch", backend="torch", device=device))
+        try:
+            for f in frames[:60]:  # every batch size's graph captured before the profile
+                rec.process([f] * streams)
+            prof = cProfile.Profile()
+            prof.enable()
+            for f in frames[60:60 + steps]:
+                rec.process([f] * streams)
+            prof.disable()
+        finally:
+            rec.close()
+        stats = pstats.Stats(prof).stats  # {(file, line, name): (primitive calls, calls, tottime, cumtime, callers)}
+        top = sorted(stats.items(), key=lambda kv: -kv[1][2])[:30]
+        return [{"function": f"{Path(k[0]).name}:{k[1]}({k[2]})", "calls": v[1],
+                 "own_ms_per_step": round(v[2] / steps * 1e3, 3), "cumulative_ms_per_step": round(v[3] / steps * 1e3, 3)}
+                for k, v in top]
+
+    return {"steps": n, "streams": 16, "top_by_own_time": profile(16, n), "one_stream_top_by_own_time": profile(1, n),
+            "cuda_calls": _cuda_calls(frames[:60], frames[60:60 + n], device) if device == "cuda" else None}
 
 
-def _cuda_calls(frames: list[np.ndarray], device: str) -> dict:
+def _cuda_calls(warm: list[np.ndarray], frames: list[np.ndarray], device: str) -> dict:
     """torch.profiler over a 16-stream step: how many kernel launches, copies, synchronisations and graph replays a
     step makes, and the runtime calls and ops that cost the host the most (per step)."""
     from torch.profiler import ProfilerActivity, profile
@@ -228,7 +232,7 @@ def _cuda_calls(frames: list[np.ndarray], device: str) -> dict:
 
     rec = MultiStreamRecognizer(16, PipelineOptions(hands="torch", backend="torch", device=device))
     try:
-        for f in frames[:5]:
+        for f in warm:
             rec.process([f] * 16)
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             for f in frames:

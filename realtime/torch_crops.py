@@ -27,20 +27,25 @@ def _pixels_to_unit(w: int, h: int) -> np.ndarray:
     return np.array([[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0], [0.0, 0.0, 1.0]])
 
 
-def affine_thetas(affines: np.ndarray, frame_size: tuple[int, int], size: int) -> np.ndarray:
-    """(M, 2, 3) maps frame pixels -> crop pixels (:func:`realtime.hands.roi.crop_affines`) -> the (M, 2, 3)
-    ``theta`` of ``F.affine_grid(..., align_corners=False)`` that samples each ``size`` x ``size`` crop of a frame
-    (``frame_size``: width, height) as ``cv2.warpAffine(frame, affine, (size, size))`` does."""
+def _crop_to_frame(affines: np.ndarray) -> np.ndarray:
+    """(M, 2, 3) maps frame pixels -> crop pixels -> their (M, 3, 3) inverses, written out (no np.linalg per crop)."""
     a = np.asarray(affines, np.float64).reshape(-1, 2, 3)
     lin, shift = a[:, :, :2], a[:, :, 2]
     det = lin[:, 0, 0] * lin[:, 1, 1] - lin[:, 0, 1] * lin[:, 1, 0]
-    inv = np.zeros((len(a), 3, 3))  # crop pixels -> frame pixels: the inverse affine map, written out
+    inv = np.zeros((len(a), 3, 3))
     inv[:, 0, 0], inv[:, 0, 1] = lin[:, 1, 1] / det, -lin[:, 0, 1] / det
     inv[:, 1, 0], inv[:, 1, 1] = -lin[:, 1, 0] / det, lin[:, 0, 0] / det
     inv[:, 0, 2] = -(inv[:, 0, 0] * shift[:, 0] + inv[:, 0, 1] * shift[:, 1])
     inv[:, 1, 2] = -(inv[:, 1, 0] * shift[:, 0] + inv[:, 1, 1] * shift[:, 1])
     inv[:, 2, 2] = 1.0
-    return (_pixels_to_unit(*frame_size) @ inv @ _unit_to_pixels(size))[:, :2]
+    return inv
+
+
+def affine_thetas(affines: np.ndarray, frame_size: tuple[int, int], size: int) -> np.ndarray:
+    """(M, 2, 3) maps frame pixels -> crop pixels (:func:`realtime.hands.roi.crop_affines`) -> the (M, 2, 3)
+    ``theta`` of ``F.affine_grid(..., align_corners=False)`` that samples each ``size`` x ``size`` crop of a frame
+    (``frame_size``: width, height) as ``cv2.warpAffine(frame, affine, (size, size))`` does."""
+    return (_pixels_to_unit(*frame_size) @ _crop_to_frame(affines) @ _unit_to_pixels(size))[:, :2]
 
 
 @lru_cache(maxsize=8)
@@ -53,13 +58,57 @@ def affine_theta(affine: np.ndarray, frame_size: tuple[int, int], size: int) -> 
     return affine_thetas(np.asarray(affine)[None], frame_size, size)[0]
 
 
+MAP_COLUMNS = 12  # a crop's row of maps: theta (6), frame index, BGR flag, sampling limits (x, y low; x, y high)
+
+
+def _frame_limits(frame_size: tuple[int, int], canvas_size: tuple[int, int]) -> np.ndarray:
+    """The first and last pixel centres of a frame at the canvas' top-left, in grid_sample's units on the canvas:
+    a replicated border clamps the sampling there (the frame's own edge, not the canvas')."""
+    (w, h), (cw, ch) = frame_size, canvas_size
+    return np.array([1.0 / cw - 1.0, 1.0 / ch - 1.0, (2.0 * w - 1.0) / cw - 1.0, (2.0 * h - 1.0) / ch - 1.0])
+
+
+_BASE_GRIDS: dict = {}
+
+
+def base_grid(size: int, device):
+    """affine_grid's base grid (align_corners=False) for a size x size crop: pixel centres (2i + 1) / size - 1 and
+    1, as (1, size * size, 3), cached per device (made before any CUDA-graph capture, by its warm-up runs)."""
+    import torch
+
+    key = (size, str(device))
+    if key not in _BASE_GRIDS:
+        c = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
+        ys, xs = torch.meshgrid(c, c, indexing="ij")
+        _BASE_GRIDS[key] = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(1, -1, 3).to(device)
+    return _BASE_GRIDS[key]
+
+
+def sample_crops(canvas, maps, size: int, replicate: bool):
+    """Frames (N, H, W, 3) uint8 on the device and the crops' maps (M, :data:`MAP_COLUMNS`) -> (M, size, size, 3)
+    float32 RGB in [0, 1], NHWC: only the M frames used are widened to float, one grid_sample for every crop. No
+    host tensor and no shape logic from the data: a CUDA graph captures it."""
+    import torch
+
+    src = canvas.index_select(0, maps[:, 6].long().clamp(0, canvas.shape[0] - 1))
+    src = src.permute(0, 3, 1, 2).float().mul_(1.0 / 255.0)
+    grid = torch.matmul(base_grid(size, maps.device), maps[:, :6].reshape(-1, 2, 3).transpose(1, 2))
+    if replicate:  # clamp to the frame's own edge pixels: its border replicated, as cv2.BORDER_REPLICATE
+        grid = torch.maximum(torch.minimum(grid, maps[:, None, 10:12]), maps[:, None, 8:10])
+    out = torch.nn.functional.grid_sample(src, grid.reshape(-1, size, size, 2), mode="bilinear",
+                                          padding_mode="border" if replicate else "zeros", align_corners=False)
+    out = out.permute(0, 2, 3, 1)  # NHWC, as the models take
+    return torch.where(maps[:, 7, None, None, None] > 0.5, out.flip(-1), out).contiguous()  # BGR rows -> RGB
+
+
 class TorchCrops:
     """Hand-model inputs made on ``device`` (``cuda``; ``cpu`` runs the same code, for the tests).
 
-    ``frames(images, rgb)`` uploads one step's uint8 HxWx3 frames (one per camera) at once;
-    ``crops(frames, which, affines, size, replicate)`` warps crop k from frame ``which[k]`` by ``affines[k]``
-    -> (M, size, size, 3) float32 RGB in [0, 1], NHWC, as the models take, on the device: one small upload (the
-    maps), one sampling grid, one ``grid_sample`` for every crop of every camera.
+    ``frames(images, rgb)`` uploads one step's uint8 HxWx3 frames (one per camera) at once, each at the top-left
+    of a shared canvas (cameras of different sizes share it); ``maps(frames, which, affines, size)`` uploads what
+    crop k needs (its frame ``which[k]``, its map ``affines[k]``) in one small copy; ``crops(...)`` =
+    :func:`sample_crops` of both -> (M, size, size, 3) float32 RGB in [0, 1], NHWC, as the models take. The torch
+    hand nets run :func:`sample_crops` inside their CUDA graph instead (:class:`realtime.hands.onnx.PalmModel`).
     """
 
     def __init__(self, device: str = "cuda"):
@@ -68,63 +117,70 @@ class TorchCrops:
         self.torch = torch
         self.device = torch.device(device)
         self.name = f"torch on {self.device.type}"
-        self._pinned = None  # host staging buffer for a step's frames, reused while their number and size stay
+        self._pinned = None  # host staging buffer for a step's frames, reused while their number and canvas stay
+        self._slot_sizes: list = []  # the frame size last written to each slot (the rest of a slot stays zero)
         self._uploaded = None  # CUDA event: the last upload has left the pinned buffer
-        self._base = {}  # crop size -> (size * size, 3) pixel centres in grid_sample's units, homogeneous
+        self._maps, self._maps_uploaded = None, None  # the same for the crops' maps
 
     def frames(self, images: list[np.ndarray], rgb: bool) -> "DeviceFrames":
-        """One step's frames on the device: one copy through a pinned buffer when they share a size (cameras of
-        different sizes: one copy each)."""
+        """One step's frames on the device in one copy, through a pinned buffer on CUDA."""
         torch = self.torch
-        if len({im.shape for im in images}) > 1:
-            return DeviceFrames([self.frames([im], rgb).stacked[0] for im in images], rgb)
-        shape = (len(images), *images[0].shape)
-        if self.device.type == "cuda":
-            if self._pinned is None or tuple(self._pinned.shape) != shape:
-                self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
-            elif self._uploaded is not None:
-                self._uploaded.synchronize()  # the previous step's copy must be done before the buffer is refilled
-            for slot, im in zip(self._pinned, images):
-                slot.copy_(torch.from_numpy(np.ascontiguousarray(im)))
+        sizes = [(im.shape[1], im.shape[0]) for im in images]
+        canvas = (len(images), max(h for _, h in sizes), max(w for w, _ in sizes), 3)
+        cuda = self.device.type == "cuda"
+        if self._pinned is None or tuple(self._pinned.shape) != canvas:
+            self._pinned = torch.zeros(canvas, dtype=torch.uint8, pin_memory=cuda)
+            self._slot_sizes = [None] * len(images)
+        elif cuda and self._uploaded is not None:
+            self._uploaded.synchronize()  # the previous step's copy must be done before the buffer is refilled
+        for i, (slot, im, (w, h)) in enumerate(zip(self._pinned, images, sizes)):
+            if self._slot_sizes[i] not in (None, (w, h)):
+                slot.zero_()  # a smaller frame than last time: no stale pixels around it
+            slot[:h, :w].copy_(torch.from_numpy(np.ascontiguousarray(im)))
+            self._slot_sizes[i] = (w, h)
+        if cuda:
             host = self._pinned.to(self.device, non_blocking=True)
             self._uploaded = torch.cuda.Event()
             self._uploaded.record()
         else:
-            host = torch.from_numpy(np.stack([np.ascontiguousarray(im) for im in images]))
-        return DeviceFrames(host.permute(0, 3, 1, 2).float().mul_(1.0 / 255.0), rgb)  # (N, 3, H, W), channels as given
+            host = self._pinned.clone()  # the next step refills the buffer
+        return DeviceFrames(host, sizes, rgb)
+
+    def maps(self, frames: "DeviceFrames", which: list[int], affines: np.ndarray, size: int):
+        """(M, :data:`MAP_COLUMNS`) on the device: each crop's theta on the canvas, frame index, BGR flag, limits."""
+        canvas = (frames.canvas.shape[2], frames.canvas.shape[1])
+        maps = np.empty((len(which), MAP_COLUMNS), np.float32)
+        for i in sorted(set(which)):  # the crops of each frame at once (most steps: one frame size for all)
+            rows = [k for k, j in enumerate(which) if j == i]
+            maps[rows, :6] = affine_thetas(np.asarray(affines)[rows], canvas, size).reshape(-1, 6)  # on the canvas
+            maps[rows, 8:] = _frame_limits(frames.sizes[i], canvas)
+        maps[:, 6] = which
+        maps[:, 7] = 0.0 if frames.rgb else 1.0
+        return self._upload_maps(maps)
 
     def crops(self, frames: "DeviceFrames", which: list[int], affines: np.ndarray, size: int, replicate: bool):
-        torch = self.torch
-        x = frames.stacked
-        if isinstance(x, list):  # frames of different sizes: each crop on its own frame
-            return torch.cat([self.crops(DeviceFrames(x[i][None], frames.rgb), [0], a[None], size, replicate)
-                              for i, a in zip(which, np.asarray(affines))])
-        h, w = x.shape[-2:]
-        maps = np.empty((len(which), 7), np.float32)  # the theta of each crop and the frame it comes from: one upload
-        maps[:, :6] = affine_thetas(affines, (w, h), size).reshape(-1, 6)
-        maps[:, 6] = which
-        maps = torch.from_numpy(maps).to(self.device, non_blocking=True)
-        theta = maps[:, :6].reshape(-1, 2, 3)
-        src = x.expand(len(which), -1, -1, -1) if len(x) == 1 else x.index_select(0, maps[:, 6].long())
-        grid = torch.matmul(self._base_grid(size), theta.transpose(1, 2)).reshape(-1, size, size, 2)
-        out = torch.nn.functional.grid_sample(src, grid, mode="bilinear",
-                                              padding_mode="border" if replicate else "zeros", align_corners=False)
-        out = out.permute(0, 2, 3, 1)  # NHWC, as the models take
-        return (out if frames.rgb else out[..., [2, 1, 0]]).contiguous()  # BGR -> RGB on the small crops
+        return sample_crops(frames.canvas, self.maps(frames, which, affines, size), size, replicate)
 
-    def _base_grid(self, size: int):
-        """affine_grid's base grid (align_corners=False): pixel centres (2i + 1) / size - 1, then 1."""
-        if size not in self._base:
-            torch = self.torch
-            c = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
-            ys, xs = torch.meshgrid(c, c, indexing="ij")
-            self._base[size] = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(1, -1, 3).to(self.device)
-        return self._base[size]
+    def _upload_maps(self, maps: np.ndarray):
+        """The crops' maps to the device through a pinned buffer: a copy from ordinary host memory would first wait
+        for everything queued on the GPU (the frames' upload), so the host could not queue the crops meanwhile."""
+        torch = self.torch
+        if self.device.type != "cuda":
+            return torch.from_numpy(maps)
+        if self._maps is None or len(self._maps) < len(maps):
+            self._maps = torch.empty((max(64, len(maps)), MAP_COLUMNS), dtype=torch.float32, pin_memory=True)
+        elif self._maps_uploaded is not None:
+            self._maps_uploaded.synchronize()  # the last maps have left the buffer (long done: a step has passed)
+        self._maps[:len(maps)].copy_(torch.from_numpy(maps))
+        out = self._maps[:len(maps)].to(self.device, non_blocking=True)
+        self._maps_uploaded = torch.cuda.Event()
+        self._maps_uploaded.record()
+        return out
 
 
 class DeviceFrames:
-    """A step's frames on the device: ``stacked`` (N, 3, H, W) float in [0, 1] (a list of (3, h, w) when their
-    sizes differ), ``rgb`` whether their channels are RGB (else BGR, swapped on the crops)."""
+    """A step's frames on the device: ``canvas`` (N, H, W, 3) uint8, frame i at the top-left of row i, ``sizes``
+    each frame's (width, height), ``rgb`` whether their channels are RGB (else BGR, swapped on the crops)."""
 
-    def __init__(self, stacked, rgb: bool):
-        self.stacked, self.rgb = stacked, rgb
+    def __init__(self, canvas, sizes: list[tuple[int, int]], rgb: bool):
+        self.canvas, self.sizes, self.rgb = canvas, sizes, rgb

@@ -504,7 +504,7 @@ def test_torch_cuda_graphs_match_eager():
         x = random_batch(m, n, seed=n)
         a, b = eager.run(x), graphs.run(x)
         assert all(a[k].shape == b[k].shape and np.abs(a[k] - b[k]).max() < 1e-5 for k in a)
-    assert sorted(shape[0][0] for shape in graphs._graphs) == [1, 2, 4, 8]  # one graph per power of two
+    assert sorted(key[0][0][0] for key in graphs._graphs) == [1, 2, 4, 8]  # one graph per power of two
 
 
 def test_graph_batches_are_powers_of_two():

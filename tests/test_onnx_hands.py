@@ -341,18 +341,19 @@ def test_torch_crops_sample_where_opencv_does():
     torch = pytest.importorskip("torch")
 
     from realtime.hands.roi import Roi, crop_affine, keep_aspect
-    from realtime.torch_crops import DeviceFrames, TorchCrops
+    from realtime.torch_crops import DeviceFrames, TorchCrops, sample_crops
 
     yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
     ramp = np.stack([xx * 0.1, yy * 0.1, (xx + yy) * 0.05], -1)  # 0.1 per pixel
-    frame = torch.from_numpy(ramp).permute(2, 0, 1)[None]
+    frames = DeviceFrames(torch.from_numpy(ramp)[None], [(640, 480)], rgb=True)  # a float canvas: no uint8 steps
     for roi, replicate in ((Roi(300, 200, 150, 150, 0.4), True), (Roi(600.5, 40.25, 200, 180, -2.5), True),
                            (Roi(320, 240, 640, 480), False)):
         padded, _ = keep_aspect(roi, (224, 224))
         a = crop_affine(padded, (224, 224))
         want = cv2.warpAffine(ramp, a, (224, 224), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT)
-        got = TorchCrops("cpu").crops(DeviceFrames(frame, rgb=True), [0], a[None], 224, replicate)[0].numpy()
+        maps = TorchCrops("cpu").maps(frames, [0], a[None], 224)
+        got = sample_crops(frames.canvas, maps, 224, replicate)[0].numpy() * 255.0  # it scales uint8 to [0, 1]
         assert np.abs(got - want).max() < 0.1 / 16  # 1/16 pixel
 
 

@@ -207,3 +207,26 @@ def test_the_palm_step_brings_back_only_the_best_anchors_and_loses_no_detection(
             assert abs(a.score - b.score) < 1e-4
             np.testing.assert_allclose(a.box, b.box, atol=1e-3)
             np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
+
+
+def test_crops_net_and_head_in_one_torch_step_find_what_onnx_finds():
+    """The GPU path's step (crops made inside the torch module, from a canvas of every camera's frame, one copy
+    back per net), run here on the CPU: the same hands as ONNX Runtime with host crops, landmarks within a pixel
+    (the crops differ by OpenCV's fixed-point rounding), for two cameras of different sizes in one step."""
+    from realtime.hands.onnx import OnnxHandTracker
+    from realtime.images import read_image
+
+    big = read_image("docs/demo-calibrate.png")  # a screenshot of the calibration window: a real hand
+    small = np.ascontiguousarray(big[::2, ::2])
+    ref = OnnxHandTracker("lite", max_hands=1, providers=["CPUExecutionProvider"])
+    mine = OnnxHandTracker("lite", max_hands=1, engine="torch", preprocess="torch", device="cpu")
+    assert mine.palm.fused and mine.landmarks.fused and mine.preprocessing == "torch on cpu"
+    got, nxt = mine.step([big, small], [[], []])
+    for image, hands in zip((big, small), got):
+        want = ref.step([image], [[]])[0][0]
+        assert len(want) == len(hands) == 1 and hands[0].image_size == (image.shape[1], image.shape[0])
+        assert float(np.median(np.abs(want[0].landmarks[:, :2] - hands[0].landmarks[:, :2]))) < 1.0
+    # tracking: the next step's crops come from these landmarks, with the palm detector skipped
+    palm_calls = mine.palm.calls
+    again, _ = mine.step([big, small], nxt)
+    assert mine.palm.calls == palm_calls and [len(h) for h in again] == [1, 1]

@@ -34,7 +34,10 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, module, input_names: list[str], output_names: list[str], device: str = "auto",
-                 precision: str = "fp32", cuda_graphs: bool = False, threads: int | None = None):
+                 precision: str = "fp32", cuda_graphs: bool = False, threads: int | None = None,
+                 cast_inputs: bool = True):
+        """``cast_inputs``: inputs are converted to the precision's dtype (False: they keep theirs, e.g. uint8
+        frames and float32 maps for a module that widens them itself). The outputs' rows follow the first input's."""
         import torch
 
         self.device = torch_device(device)
@@ -48,7 +51,7 @@ class TorchBackend(Backend):
         if threads:
             torch.set_num_threads(threads)  # process-wide: the benchmark sets 1, as ONNX Runtime's sessions use;
             # close() puts the previous value back
-        self.precision, self.cuda_graphs = precision, cuda_graphs
+        self.precision, self.cuda_graphs, self.cast_inputs = precision, cuda_graphs, cast_inputs
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.module = module.to(self.device, self.dtype).eval()
         self.input_names, self.output_names = list(input_names), list(output_names)
@@ -71,11 +74,11 @@ class TorchBackend(Backend):
         return out if isinstance(out, (tuple, list)) else (out,)
 
     def _graph(self, shapes: tuple):
-        """(static inputs, graph, static outputs) for these input shapes, captured on first use."""
+        """(static inputs, graph, static outputs) for these input (shape, dtype)s, captured on first use."""
         import torch
 
         if shapes not in self._graphs:
-            static_in = [torch.zeros(s, dtype=self.dtype, device=self.device) for s in shapes]
+            static_in = [torch.zeros(s, dtype=dtype, device=self.device) for s, dtype in shapes]
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side), torch.no_grad():  # warm-up outside the capture, as the PyTorch docs ask
@@ -93,15 +96,17 @@ class TorchBackend(Backend):
         import torch
 
         self._check_inputs(inputs)
-        xs = [inputs[n].to(self.device, self.dtype, non_blocking=True) for n in self.input_names]
+        xs = [inputs[n].to(self.device, self.dtype if self.cast_inputs else inputs[n].dtype, non_blocking=True)
+              for n in self.input_names]
         if self.cuda_graphs:
-            # one graph per power-of-two batch: batches that vary from call to call (streams, hands) would
-            # otherwise capture a new graph for every new size while the program runs
-            n = xs[0].shape[0]
-            static_in, graph, static_out = self._graph(tuple((graph_batch(n), *x.shape[1:]) for x in xs))
+            # one graph per power-of-two batch of each input: batches that vary from call to call (streams, hands)
+            # would otherwise capture a new graph for every new size while the program runs
+            static_in, graph, static_out = self._graph(tuple(((graph_batch(len(x)), *x.shape[1:]), x.dtype)
+                                                             for x in xs))
             for s, x in zip(static_in, xs):
-                s[:n].copy_(x)  # rows past n keep what they held: each row is computed on its own
+                s[:len(x)].copy_(x)  # rows past the batch keep what they held: each row is computed on its own
             graph.replay()
+            n = len(xs[0])
             outs = [o[:n].clone() for o in static_out]  # the next replay overwrites the static outputs
         else:
             with torch.inference_mode():

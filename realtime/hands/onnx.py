@@ -164,26 +164,35 @@ ENGINES = ("onnxruntime", "torch", "torch-fp16")  # what runs the converted nets
 
 class _HandModel:
     """A converted model and its preprocessing. ``engine`` onnxruntime: host arrays run as usual, torch tensors
-    through IO binding; torch: the net as a torch module (:mod:`realtime.hands.torch_nets`) on ``device``."""
+    through IO binding; torch: the net as a torch module (:mod:`realtime.hands.torch_nets`) on ``device``, with the
+    subclass's ``_head`` (what comes back to the host) and, on the GPU, its crops: one CUDA graph replay a call."""
+
+    SIZE, REPLICATE = 0, False  # the crop the net takes, and whether its border is replicated (else zero)
+    HEAD_OUTPUTS: tuple[str, ...] = ()  # the names of ``_head``'s outputs (torch engines)
 
     def __init__(self, name: str, folder, providers, threads: int, verify: bool, preprocess: str,
                  engine: str = "onnxruntime", device: str = "cpu"):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.engine, self.calls = engine, 0  # calls: how often the model ran (tracking skips the palm detector)
+        self.fused = False  # crops made inside the torch module (TorchCrops with a torch engine)
         if engine != "onnxruntime":
-            from realtime.backends.pytorch import TorchBackend
-            from realtime.hands.torch_nets import hand_net
+            from realtime.backends.pytorch import TorchBackend, torch_device
+            from realtime.hands.torch_nets import hand_net, hand_step
+            from realtime.torch_crops import TorchCrops
 
             path, self.entry = hand_model_file(name, folder, verify)
-            net = hand_net(path)
-            # the classifier's torch backend: on CUDA the net is captured once per batch size and replayed as a
-            # CUDA graph (its weights are buffers and its shapes folded, so capture works)
-            precision = "fp16" if engine == "torch-fp16" else "fp32"
-            self.torch = TorchBackend(net, [net.input_name], net.output_names, device, precision,
-                                      cuda_graphs=device == "cuda")
+            net, where = hand_net(path), torch_device(device)
+            self.crops = make_crops(preprocess, where == "cuda")
+            self.fused = isinstance(self.crops, TorchCrops)
+            module = hand_step(net, lambda outs: self._head(dict(zip(net.output_names, outs))),
+                               self.SIZE if self.fused else None, self.REPLICATE)
+            # the classifier's torch backend: on CUDA the step is captured once per batch size and replayed as a
+            # CUDA graph (the net's weights are buffers and its shapes folded, the crops' maps a tensor input)
+            self.torch = TorchBackend(module, ["maps", "canvas"] if self.fused else ["input"], list(self.HEAD_OUTPUTS),
+                                      where, "fp16" if engine == "torch-fp16" else "fp32", cuda_graphs=where == "cuda",
+                                      cast_inputs=not self.fused)
             self.providers = [f"torch-{self.torch.device} ({self.torch.detail})"]
-            self.crops = make_crops(preprocess, self.torch.device == "cuda")
             return
         self.session, self.entry = open_hand_model(name, folder, providers, threads, verify)
         self.providers = self.session.get_providers()
@@ -191,9 +200,8 @@ class _HandModel:
         self.io = OrtBackend.from_session(self.session)
 
     def run(self, x, names: list[str]) -> list[np.ndarray]:
+        """ONNX Runtime engine: crops -> the named outputs, on the host."""
         self.calls += 1
-        if self.engine != "onnxruntime":
-            return self._download(self._run_torch(x), names)
         if not isinstance(x, np.ndarray) and x.device.type == "cpu":  # torch crops made on the CPU (tests)
             x = x.numpy()
         if isinstance(x, np.ndarray):
@@ -201,26 +209,26 @@ class _HandModel:
         out = self.io.run_torch({"input": x})  # on the GPU the crops stay there; the small outputs come back
         return [out[n].cpu().numpy() for n in names]
 
-    def _run_torch(self, x) -> dict:
-        if isinstance(x, np.ndarray):
-            import torch
-
-            x = torch.from_numpy(x)
-        return self.torch.run_torch({"input": x})  # crops made on the GPU stay there
-
-    @staticmethod
-    def _download(out: dict, names: list[str]) -> list[np.ndarray]:
-        """Torch outputs -> numpy, in one copy to the host (one synchronisation, not one per output)."""
+    def run_step(self, frames, which: list[int], affines: np.ndarray) -> dict:
+        """Torch engines: crop k from frame ``which[k]`` by ``affines[k]``, run the net and its head -> the head's
+        outputs, on the device (the caller brings back what it needs)."""
         import torch
 
-        tensors = [out[n] for n in names]
-        flat = torch.cat([t.float().reshape(len(t), -1) for t in tensors], 1).cpu().numpy()
-        ends = np.cumsum([int(np.prod(t.shape[1:])) for t in tensors])[:-1]
-        return [part.reshape(t.shape) for part, t in zip(np.split(flat, ends, axis=1), tensors)]
+        self.calls += 1
+        if self.fused:
+            return self.torch.run_torch({"maps": self.crops.maps(frames, which, affines, self.SIZE),
+                                         "canvas": frames.canvas})
+        x = self.crops.crops(frames, which, affines, self.SIZE, self.REPLICATE)  # host crops (the CPU)
+        return self.torch.run_torch({"input": torch.from_numpy(x)})
+
+    def _head(self, outputs: dict) -> tuple:
+        raise NotImplementedError
 
 
 class PalmModel(_HandModel):
     """The palm detector: image -> palm detections (score, box, 7 keypoints as fractions of the image)."""
+
+    SIZE, REPLICATE, HEAD_OUTPUTS = PALM_SIZE, False, ("candidates", "boxes", "logits")
 
     def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
                  preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
@@ -243,39 +251,44 @@ class PalmModel(_HandModel):
         whole = rois_array([Roi(im.shape[1] / 2, im.shape[0] / 2, float(im.shape[1]), float(im.shape[0]))
                             for im in (images[i] for i in which)])
         letterbox, paddings = keep_aspects(whole, size)
-        x = self.crops.crops(frames, which, crop_affines(letterbox, size), PALM_SIZE, replicate=False)
         out = []
-        for (raw_boxes, raw_scores, anchors), padding in zip(self._candidates(x, min_score), paddings):
+        for (raw_boxes, raw_scores, anchors), padding in zip(
+                self._candidates(frames, which, crop_affines(letterbox, size), min_score), paddings):
             dets = weighted_nms(detections(raw_boxes, raw_scores, anchors, min_score), NMS_THRESHOLD)
             out.append([remove_letterbox(d, tuple(padding)) for d in dets])
         return out
 
-    def _candidates(self, x, min_score: float) -> list[tuple]:
+    def _candidates(self, frames, which: list[int], affines: np.ndarray, min_score: float) -> list[tuple]:
         """The net on a batch -> per image (raw boxes, raw scores, their anchors) of the anchors that may reach
         ``min_score``: all of them from ONNX Runtime; from the torch engine the :data:`PALM_CANDIDATES` best,
         chosen on the device and brought back in one small copy (all of an image's, where even its last candidate
         reaches the threshold), in anchor order as the host decoding takes them."""
         if self.engine == "onnxruntime":
+            x = self.crops.crops(frames, which, affines, PALM_SIZE, replicate=False)
             raw_boxes, raw_scores = self.run(x, ["boxes", "scores"])
             return [(b, s, self.anchors) for b, s in zip(raw_boxes, raw_scores)]
+        out = self.run_step(frames, which, affines)
+        picked = out["candidates"].cpu().numpy()  # (B, k, 2 + 18): the one download of the palm step
+        result = []
+        for b, rows in enumerate(picked):
+            if len(rows) < len(self.anchors) and sigmoid_scores(rows[:, 0]).min() >= min_score:  # more may pass
+                result.append((out["boxes"][b].float().cpu().numpy(), out["logits"][b].float().cpu().numpy(),
+                               self.anchors))
+            else:
+                result.append((rows[:, 2:], rows[:, 0], self.anchors[rows[:, 1].astype(np.int64)]))
+        return result
+
+    def _head(self, outputs: dict) -> tuple:
+        """On the device: the :data:`PALM_CANDIDATES` best anchors of each image (logit, anchor index, raw box and
+        keypoints), in anchor order; and all the boxes and logits, for an image where even the last one passes."""
         import torch
 
-        self.calls += 1
-        out = self._run_torch(x)
-        boxes, logits = out["boxes"], out["scores"].reshape(len(x), -1)
+        boxes, logits = outputs["boxes"], outputs["scores"].reshape(len(outputs["scores"]), -1)
         k = min(PALM_CANDIDATES, logits.shape[1])
         index = logits.topk(k, dim=1).indices.sort(dim=1).values  # the best k, in anchor order
         picked = torch.cat([logits.gather(1, index)[..., None].float(), index[..., None].float(),
                             boxes.gather(1, index[..., None].expand(-1, -1, boxes.shape[2])).float()], 2)
-        picked = picked.cpu().numpy()  # (B, k, 2 + 18): the one download of the palm step
-        result = []
-        for b, rows in enumerate(picked):
-            if k < logits.shape[1] and sigmoid_scores(rows[:, 0]).min() >= min_score:  # more may pass: take all
-                raw_boxes, raw_scores = self._download({"b": boxes[b:b + 1], "s": logits[b:b + 1]}, ["b", "s"])
-                result.append((raw_boxes[0], raw_scores[0], self.anchors))
-            else:
-                result.append((rows[:, 2:], rows[:, 0], self.anchors[rows[:, 1].astype(np.int64)]))
-        return result
+        return picked, boxes, logits
 
 
 @dataclass
@@ -288,6 +301,8 @@ class LandmarkResult:
 
 class LandmarkModel(_HandModel):
     """The hand-landmark model: image + ROIs -> landmarks in frame pixels, presence and handedness (one batch)."""
+
+    SIZE, REPLICATE, HEAD_OUTPUTS = LANDMARK_SIZE, True, ("packed",)
 
     def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
                  preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
@@ -308,13 +323,25 @@ class LandmarkModel(_HandModel):
         flat = [r for rs in rois for r in rs]
         wanted = rois_array(flat)
         padded, padding = keep_aspects(wanted, size)
-        x = self.crops.crops(frames, which, crop_affines(padded, size), LANDMARK_SIZE, replicate=True)
-        lm, presence, handedness = self.run(x, ["landmarks", "presence", "handedness"])
+        affines = crop_affines(padded, size)
+        if self.engine == "onnxruntime":
+            x = self.crops.crops(frames, which, affines, LANDMARK_SIZE, replicate=True)
+            lm, presence, handedness = self.run(x, ["landmarks", "presence", "handedness"])
+        else:  # one copy back: landmarks, presence and handedness side by side
+            packed = self.run_step(frames, which, affines)["packed"].cpu().numpy()
+            lm, presence, handedness = packed[:, :-2], packed[:, -2:-1], packed[:, -1:]
         points = project_landmarks_many(lm, wanted, size, padding)
         out = [[] for _ in images]
         for k, (i, roi) in enumerate(zip(which, flat)):
             out[i].append(LandmarkResult(roi, points[k], float(presence[k, 0]), float(handedness[k, 0])))
         return out
+
+    def _head(self, outputs: dict) -> tuple:
+        """On the device: landmarks, presence and handedness of each crop in one (M, 63 + 2) tensor."""
+        import torch
+
+        return (torch.cat([outputs[n].float().reshape(len(outputs[n]), -1)
+                           for n in ("landmarks", "presence", "handedness")], 1),)
 
 
 def handedness(left: float, mirrored_input: bool) -> tuple[str, float]:

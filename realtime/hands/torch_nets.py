@@ -175,3 +175,28 @@ def _module_class():
 def hand_net(path: str | Path):
     """A :class:`HandNet` (torch module) of one ONNX hand model file; imports torch only when called."""
     return _module_class()(path)
+
+
+def hand_step(net, head, crop_size: int | None = None, replicate: bool = False):
+    """One hand net as the step that runs it: ``head`` turns the net's outputs (a tuple, in the file's order) into
+    the few tensors that come back to the host; with ``crop_size`` the module also makes its crops first
+    (:func:`realtime.torch_crops.sample_crops`), so that on CUDA one graph replay does crops, net and head.
+    Inputs: the crops (batch, S, S, 3) float RGB; or, with ``crop_size``, the crops' maps and the frames' canvas."""
+    import torch
+
+    from realtime.torch_crops import sample_crops
+
+    class HandStep(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, *inputs):
+            if crop_size is None:
+                (x,) = inputs
+            else:
+                maps, canvas = inputs
+                x = sample_crops(canvas, maps, crop_size, replicate)
+            return head(self.net(x.to(next(self.net.buffers()).dtype)))
+
+    return HandStep()
