@@ -186,7 +186,9 @@ def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int
               "model": rec.sequence[0].manifest.name if rec.sequence else rec.classifier.manifest.name
               if hasattr(rec.classifier, "manifest") else None,
               "frames_per_s": len(ms) * streams / total_s if total_s else None,
-              "latency_ms": {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95))},
+              "latency_ms": {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)),
+                             "mean": float(np.mean(ms)), "max": float(np.max(ms))},
+              "slowest_steps": sorted(zip(np.round(ms, 2).tolist(), steps), reverse=True)[:5],  # (ms, step): a spike's place
               "stages_ms": {k: float(np.median(v)) for k, v in stage_ms.items()},
               "frames_with_a_letter": letters, "sources": sources}
     return report

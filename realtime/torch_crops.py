@@ -41,7 +41,7 @@ def _crop_to_frame(affines: np.ndarray) -> np.ndarray:
     return inv
 
 
-def affine_thetas(affines: np.ndarray, frame_size: tuple[int, int], size: int) -> np.ndarray:
+def affine_thetas(affines: np.ndarray, frame_size: tuple[float, float], size: int) -> np.ndarray:
     """(M, 2, 3) maps frame pixels -> crop pixels (:func:`realtime.hands.roi.crop_affines`) -> the (M, 2, 3)
     ``theta`` of ``F.affine_grid(..., align_corners=False)`` that samples each ``size`` x ``size`` crop of a frame
     (``frame_size``: width, height) as ``cv2.warpAffine(frame, affine, (size, size))`` does."""
@@ -59,13 +59,6 @@ def affine_theta(affine: np.ndarray, frame_size: tuple[int, int], size: int) -> 
 
 
 MAP_COLUMNS = 12  # a crop's row of maps: theta (6), frame index, BGR flag, sampling limits (x, y low; x, y high)
-
-
-def _frame_limits(frame_size: tuple[int, int], canvas_size: tuple[int, int]) -> np.ndarray:
-    """The first and last pixel centres of a frame at the canvas' top-left, in grid_sample's units on the canvas:
-    a replicated border clamps the sampling there (the frame's own edge, not the canvas')."""
-    (w, h), (cw, ch) = frame_size, canvas_size
-    return np.array([1.0 / cw - 1.0, 1.0 / ch - 1.0, (2.0 * w - 1.0) / cw - 1.0, (2.0 * h - 1.0) / ch - 1.0])
 
 
 _BASE_GRIDS: dict = {}
@@ -148,14 +141,14 @@ class TorchCrops:
 
     def maps(self, frames: "DeviceFrames", which: list[int], affines: np.ndarray, size: int):
         """(M, :data:`MAP_COLUMNS`) on the device: each crop's theta on the canvas, frame index, BGR flag, limits."""
-        canvas = (frames.canvas.shape[2], frames.canvas.shape[1])
+        canvas = np.array([frames.canvas.shape[2], frames.canvas.shape[1]], np.float64)  # width, height
         maps = np.empty((len(which), MAP_COLUMNS), np.float32)
-        for i in sorted(set(which)):  # the crops of each frame at once (most steps: one frame size for all)
-            rows = [k for k, j in enumerate(which) if j == i]
-            maps[rows, :6] = affine_thetas(np.asarray(affines)[rows], canvas, size).reshape(-1, 6)  # on the canvas
-            maps[rows, 8:] = _frame_limits(frames.sizes[i], canvas)
+        maps[:, :6] = affine_thetas(affines, tuple(canvas), size).reshape(-1, 6)  # on the canvas: frames at top-left
         maps[:, 6] = which
         maps[:, 7] = 0.0 if frames.rgb else 1.0
+        # each frame's first and last pixel centres in the canvas' grid units: a replicated border clamps there
+        maps[:, 8:10] = 1.0 / canvas - 1.0
+        maps[:, 10:12] = (2.0 * np.asarray(frames.sizes, np.float64)[list(which)] - 1.0) / canvas - 1.0
         return self._upload_maps(maps)
 
     def crops(self, frames: "DeviceFrames", which: list[int], affines: np.ndarray, size: int, replicate: bool):

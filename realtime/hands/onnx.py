@@ -269,12 +269,14 @@ class PalmModel(_HandModel):
             return [(b, s, self.anchors) for b, s in zip(raw_boxes, raw_scores)]
         out = self.run_step(frames, which, affines)
         picked = out["candidates"].cpu().numpy()  # (B, k, 2 + 18): the one download of the palm step
+        passing = sigmoid_scores(picked[..., 0]).reshape(picked.shape[:2]) >= min_score  # every image at once
         result = []
         for b, rows in enumerate(picked):
-            if len(rows) < len(self.anchors) and sigmoid_scores(rows[:, 0]).min() >= min_score:  # more may pass
+            if len(rows) < len(self.anchors) and passing[b].all():  # more may pass than were brought back
                 result.append((out["boxes"][b].float().cpu().numpy(), out["logits"][b].float().cpu().numpy(),
                                self.anchors))
-            else:
+            else:  # only the passing rows go on to the decoding (most frames: a handful, or none)
+                rows = rows[passing[b]]
                 result.append((rows[:, 2:], rows[:, 0], self.anchors[rows[:, 1].astype(np.int64)]))
         return result
 
