@@ -431,6 +431,27 @@ def tables(path: str | Path) -> str:
     return "\n".join(out)
 
 
+def compare(paths: list[str | Path]) -> str:
+    """One row per report (e.g. the runs of one session, as the GPU path changed): the headline figures, and the
+    overlay stage, whose code never changes, as a yardstick of how fast that run's host CPU was."""
+    out = ["| run | card | hands + features + classifier ms (target 1.5) | FPS (target 300) | overlay ms (host "
+           "yardstick) | 16 streams frames/s (target 3,000) | 16 streams step median ms | steps timed |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for path in paths:
+        r = json.loads(Path(path).read_text())
+        ok = {k: v["result"] for k, v in r["steps"].items() if v["status"] == "ok"}
+        live = ok.get("live_path", {}).get("torch")
+        st = {k: v["median_ms"] for k, v in live["stages"].items()} if live else {}
+        many = ok.get("streams", {}).get("torch 16")
+        core = st["hands"] + st["features"] + st["classifier"] if st else None
+        fps = f"{live['fps']:.0f}" if live else "-"
+        total, median, steps = (f"{many['frames_per_s']:.0f}", _ms(many["latency_ms"]["median"]), many["steps"]) \
+            if many else ("-", "-", "-")
+        out.append(f"| {Path(path).stem} | {r['card']} | {_ms(core)} | {fps} | {_ms(st.get('overlay'))} | {total} | "
+                   f"{median} | {steps} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m realtime.gpu_report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -448,9 +469,13 @@ def main(argv: list[str] | None = None) -> int:
     ta = sub.add_parser("table", help="markdown tables of a bench-gpu-<card>.json (here, after the run)")
     ta.add_argument("json", help="the report the run wrote, e.g. docs/bench-gpu-nvidia-h200.json")
     ta.add_argument("--doc", help="also write them into this markdown page, between its GPU-REPORT markers")
+    co = sub.add_parser("compare", help="the headline figures of several reports, one row each")
+    co.add_argument("json", nargs="+", help="reports, e.g. docs/bench-gpu-runs/*.json")
     args = p.parse_args(argv)
     if args.what == "prepare":
         print(prepare(args.folder, args.datasets))
+    elif args.what == "compare":
+        print(compare(args.json))
     elif args.what == "table":
         text = tables(args.json)
         print(text)

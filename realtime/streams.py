@@ -134,6 +134,16 @@ class MultiStreamRecognizer:
                                                              mirrored_input=o.mirrored_input, device=o.device)
         return self._fallback
 
+    def activity(self) -> dict:
+        """Running totals of what the steps did (the bench takes each step's share, to say what a slow step did):
+        palm images, landmark crops, frames the full model looked at, CUDA graphs captured."""
+        full = getattr(self._fallback, "tracker", None)
+        models = [self.tracker.palm, self.tracker.landmarks] + ([full.palm, full.landmarks] if full else [])
+        return {"palm_images": self.tracker.palm.rows, "landmark_crops": self.tracker.landmarks.rows,
+                "full_model_images": full.palm.rows if full else 0,
+                "cuda_graphs": sum(m.graphs for m in models) + len(getattr(getattr(self.classifier, "backend", None),
+                                                                           "_graphs", ()))}
+
     def close(self) -> None:
         self.tracker.close()
         close = getattr(self._fallback, "close", None)  # shared by the streams' Redetect wrappers: closed once here
@@ -154,7 +164,7 @@ def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int
 
     rec = MultiStreamRecognizer(streams, options)
     readers = [make_reader(sources[i % len(sources)]) for i in range(streams)]
-    steps, ms, stage_ms, letters = [], [], {}, 0
+    steps, ms, stage_ms, letters, did = [], [], {}, 0, []
     try:
         for step in tqdm(range(warmup + frames), desc=f"bench {streams} streams", unit="step", disable=not progress):
             batch = []
@@ -167,12 +177,14 @@ def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int
                 if img is None:
                     raise ValueError(f"source {sources[i % len(sources)]} gives no frames")
                 batch.append(letterbox(img, size) if img.shape[:2] != (size[1], size[0]) else img)
+            before = rec.activity()
             t0 = time.perf_counter()
             results = rec.process(batch)
             dt = (time.perf_counter() - t0) * 1000
             if step >= warmup:
                 ms.append(dt)
                 steps.append(step)
+                did.append({k: v - before[k] for k, v in rec.activity().items()})
                 letters += sum(r.letter is not None for r in results)
                 for k, v in results[0].ms.items():
                     stage_ms.setdefault(k, []).append(v)
@@ -188,7 +200,9 @@ def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int
               "frames_per_s": len(ms) * streams / total_s if total_s else None,
               "latency_ms": {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)),
                              "mean": float(np.mean(ms)), "max": float(np.max(ms))},
-              "slowest_steps": sorted(zip(np.round(ms, 2).tolist(), steps), reverse=True)[:5],  # (ms, step): a spike's place
+              # the slowest steps, with what each did (its place in the source, its batches, graphs captured)
+              "slowest_steps": [{"ms": round(ms[i], 2), "step": steps[i], **did[i]}
+                                for i in np.argsort(ms)[::-1][:8]],
               "stages_ms": {k: float(np.median(v)) for k, v in stage_ms.items()},
               "frames_with_a_letter": letters, "sources": sources}
     return report

@@ -175,6 +175,7 @@ class _HandModel:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.engine, self.calls = engine, 0  # calls: how often the model ran (tracking skips the palm detector)
+        self.rows = 0  # crops it ran on, in all (a batched call counts each)
         self.fused = False  # crops made inside the torch module (TorchCrops with a torch engine)
         if engine != "onnxruntime":
             from realtime.backends.pytorch import TorchBackend, torch_device
@@ -202,6 +203,7 @@ class _HandModel:
     def run(self, x, names: list[str]) -> list[np.ndarray]:
         """ONNX Runtime engine: crops -> the named outputs, on the host."""
         self.calls += 1
+        self.rows += len(x)
         if not isinstance(x, np.ndarray) and x.device.type == "cpu":  # torch crops made on the CPU (tests)
             x = x.numpy()
         if isinstance(x, np.ndarray):
@@ -215,6 +217,7 @@ class _HandModel:
         import torch
 
         self.calls += 1
+        self.rows += len(which)
         if self.fused:
             return self.torch.run_torch({"maps": self.crops.maps(frames, which, affines, self.SIZE),
                                          "canvas": frames.canvas})
@@ -223,6 +226,11 @@ class _HandModel:
 
     def _head(self, outputs: dict) -> tuple:
         raise NotImplementedError
+
+    @property
+    def graphs(self) -> int:
+        """CUDA graphs captured so far (torch engines on CUDA: one per power-of-two batch)."""
+        return len(self.torch._graphs) if self.engine != "onnxruntime" else 0
 
 
 class PalmModel(_HandModel):
