@@ -245,10 +245,13 @@ def _cuda_calls(warm: list[np.ndarray], frames: list[np.ndarray], device: str) -
         rec.close()
     n = len(frames)
     rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+
+    def device_us(e) -> float:  # named self_cuda_time_total before torch 2.4
+        return getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+
     return {"steps": n, "per_step": [{"name": e.key, "calls": round(e.count / n, 1),
                                       "self_cpu_ms": round(e.self_cpu_time_total / n / 1e3, 3),
-                                      "device_ms": round(getattr(e, "self_device_time_total", 0) / n / 1e3, 3)}
-                                     for e in rows[:40]]}
+                                      "device_ms": round(device_us(e) / n / 1e3, 3)} for e in rows[:40]]}
 
 
 def classifiers(clip: Path, device: str) -> dict:

@@ -131,12 +131,14 @@ class MultiStreamRecognizer:
         if self._fallback is None:
             o = self.options
             self._fallback = HAND_PIPELINES[o.hands].static(settings=redetect_settings(o.max_hands),
-                                                             mirrored_input=o.mirrored_input, device=o.device)
+                                                             mirrored_input=o.mirrored_input, device=o.device,
+                                                             cuda_graphs=True)  # the streams' frames: few sizes
         return self._fallback
 
     def activity(self) -> dict:
         """Running totals of what the steps did (the bench takes each step's share, to say what a slow step did):
-        palm images, landmark crops, frames the full model looked at, CUDA graphs captured."""
+        palm images, landmark crops, images the full model's palm detector looked at (a frame per level of its
+        cascade: one level for --redetect-after), CUDA graphs held."""
         full = getattr(self._fallback, "tracker", None)
         models = [self.tracker.palm, self.tracker.landmarks] + ([full.palm, full.landmarks] if full else [])
         return {"palm_images": self.tracker.palm.rows, "landmark_crops": self.tracker.landmarks.rows,

@@ -11,8 +11,8 @@ Both take the 2x3 maps of :func:`realtime.hands.roi.crop_affines` (frame pixels 
 
 OpenCV samples at pixel centres (pixel i spans [i - 0.5, i + 0.5]), and so does ``grid_sample`` with
 ``align_corners=False``, where -1 is the outer edge of the first pixel and +1 that of the last. The inverse of
-``crop_affine`` (crop pixel -> frame pixel), between the pixel <-> [-1, 1] maps of crop and frame, is the
-``theta`` that ``affine_grid`` takes. OpenCV interpolates in fixed point (1/32 pixel steps, uint8 results),
+a crop's map (crop pixel -> frame pixel), between the pixel <-> [-1, 1] maps of crop and canvas, is the ``theta``
+that ``affine_grid`` would take; here a cached base grid times ``theta`` gives the same sampling grid. OpenCV interpolates in fixed point (1/32 pixel steps, uint8 results),
 torch in float32, so the two crops differ by a few 1/255 at sharp edges and less elsewhere.
 """
 from __future__ import annotations
@@ -53,9 +53,8 @@ def _unit_to_pixels(size: int) -> np.ndarray:
     return np.linalg.inv(_pixels_to_unit(size, size))
 
 
-def affine_theta(affine: np.ndarray, frame_size: tuple[int, int], size: int) -> np.ndarray:
-    """:func:`affine_thetas` of one map."""
-    return affine_thetas(np.asarray(affine)[None], frame_size, size)[0]
+def _round_up(n: int, step: int = 32) -> int:
+    return -(-n // step) * step
 
 
 MAP_COLUMNS = 12  # a crop's row of maps: theta (6), frame index, BGR flag, sampling limits (x, y low; x, y high)
@@ -79,8 +78,9 @@ def base_grid(size: int, device):
 
 def sample_crops(canvas, maps, size: int, replicate: bool):
     """Frames (N, H, W, 3) uint8 on the device and the crops' maps (M, :data:`MAP_COLUMNS`) -> (M, size, size, 3)
-    float32 RGB in [0, 1], NHWC: only the M frames used are widened to float, one grid_sample for every crop. No
-    host tensor and no shape logic from the data: a CUDA graph captures it."""
+    float32 RGB in [0, 1], NHWC: one grid_sample for every crop, each crop sampling its own float copy of its frame
+    (M frame copies: 1.2 MB each at 640x480, 25 MB at 1080p). No host tensor and no shape logic from the data: a
+    CUDA graph captures it."""
     import torch
 
     src = canvas.index_select(0, maps[:, 6].long().clamp(0, canvas.shape[0] - 1))
@@ -119,7 +119,8 @@ class TorchCrops:
         """One step's frames on the device in one copy, through a pinned buffer on CUDA."""
         torch = self.torch
         sizes = [(im.shape[1], im.shape[0]) for im in images]
-        canvas = (len(images), max(h for _, h in sizes), max(w for w, _ in sizes), 3)
+        # the canvas rounded up to 32 pixels: photos of many sizes share a few canvases (and CUDA graphs)
+        canvas = (len(images), _round_up(max(h for _, h in sizes)), _round_up(max(w for w, _ in sizes)), 3)
         cuda = self.device.type == "cuda"
         if self._pinned is None or tuple(self._pinned.shape) != canvas:
             self._pinned = torch.zeros(canvas, dtype=torch.uint8, pin_memory=cuda)

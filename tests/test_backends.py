@@ -507,6 +507,18 @@ def test_torch_cuda_graphs_match_eager():
     assert sorted(key[0][0][0] for key in graphs._graphs) == [1, 2, 4, 8]  # one graph per power of two
 
 
+def test_torch_backend_keeps_the_most_recently_used_graphs(monkeypatch):
+    need_cuda()
+    import realtime.backends.pytorch as pytorch_backend
+
+    monkeypatch.setattr(pytorch_backend, "MAX_GRAPHS", 2)
+    graphs = make_backend("torch", "lis-j2s", device="cuda", cuda_graphs=True)
+    m = Manifest.load(weights_dir() / "lis-j2s")
+    for n in (1, 2, 1, 4):  # 2 is the least recently used when 4 arrives
+        graphs.run(random_batch(m, n, seed=n))
+    assert sorted(key[0][0][0] for key in graphs._graphs) == [1, 4]
+
+
 def test_graph_batches_are_powers_of_two():
     from realtime.backends.pytorch import graph_batch
 

@@ -389,12 +389,17 @@ def test_torch_crops_match_the_host_crops(device):
             assert got.shape == want.shape == (len(rois), size, size, 3) and got.dtype == np.float32
             diff = np.abs(got - want) * 255
             assert diff.mean() < 0.5 and diff.max() < 5, (rgb, size, diff.mean(), diff.max())
-    # cameras of different sizes: each crop on its own frame, the same crops
+    # cameras of different sizes share the canvas: each crop on its own frame, its border its own (the small
+    # frame's slot held a whole frame a step ago: none of it may show around the small one)
     small = np.ascontiguousarray(img[:240, :320])
-    affines = crop_affines(hands, (224, 224))
-    want = host.crops(host.frames([img, small], False), [1, 0, 1], affines, 224, True)
-    got = dev.crops(dev.frames([img, small], False), [1, 0, 1], affines, 224, True).cpu().numpy()
-    assert np.abs(got - want).max() * 255 < 5
+    for rois, which, size, replicate in ((hands, [1, 0, 1], 224, True), (letterbox, [1, 0], 192, False)):
+        affines = crop_affines(rois, (size, size))
+        if not replicate:  # the small frame's own letterbox
+            affines[0] = crop_affines(keep_aspects(rois_array([Roi(160, 120, 320.0, 240.0)]), (192, 192))[0],
+                                      (192, 192))[0]
+        want = host.crops(host.frames([img, small], False), which, affines, size, replicate)
+        got = dev.crops(dev.frames([img, small], False), which, affines, size, replicate).cpu().numpy()
+        assert np.abs(got - want).max() * 255 < 5, (size, np.abs(got - want).max() * 255)
 
 
 def test_the_crop_maps_are_opencvs():
@@ -690,3 +695,19 @@ def test_the_static_detector_looks_at_several_photos_in_one_batch_as_one_at_a_ti
         for x, y in zip(a, b):
             assert x.image_size == y.image_size and x.handedness == y.handedness
             np.testing.assert_allclose(x.landmarks, y.landmarks, atol=1e-3)
+
+
+def test_a_degenerate_tracked_roi_is_dropped_not_cropped():
+    """A ROI collapsed to a line or made of NaN (landmarks all on one point) is not cropped: no warning, no error,
+    no hand from it; the frame is searched again."""
+    import warnings
+
+    from realtime.hands.onnx import OnnxHandTracker
+    from realtime.hands.roi import Roi
+
+    t = OnnxHandTracker("lite", max_hands=1, providers=["CPUExecutionProvider"])
+    frame = np.zeros((480, 640, 3), np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hands, nxt = t.step([frame, frame], [[Roi(320, 240, 0.0, 0.0)], [Roi(float("nan"), 240, 100, 100)]])
+    assert hands == [[], []] and nxt == [[], []] and t.landmarks.calls == 0

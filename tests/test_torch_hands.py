@@ -201,7 +201,12 @@ def test_the_palm_step_brings_back_only_the_best_anchors_and_loses_no_detection(
     ref, mine = onnx_hands.PalmModel("lite"), onnx_hands.PalmModel("lite", engine="torch", device=device,
                                                                     preprocess="numpy")  # the same input
     for min_score in (0.5, 0.05):
+        before = mine.full_downloads
         want, got = ref(frame, rgb=False, min_score=min_score), mine(frame, rgb=False, min_score=min_score)
+        # which path ran: the best 128 alone at 0.5 (a handful pass); all anchors for 3 candidates at 0.05 (all 3 pass)
+        expected = {(128, 0.5): 0, (3, 0.05): 1}.get((candidates, min_score))
+        if expected is not None:
+            assert mine.full_downloads - before == expected
         assert want and len(got) == len(want)
         for a, b in zip(want, got):
             assert abs(a.score - b.score) < 1e-4

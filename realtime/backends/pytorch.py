@@ -2,6 +2,7 @@
 (:mod:`realtime.torch_from_onnx`), on the CPU or CUDA, optionally replayed as a CUDA graph."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ def torch_device(device: str) -> str:
         raise BackendError("--device cuda asked for, but this PyTorch sees no CUDA GPU "
                            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'})")
     return "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+
+
+MAX_GRAPHS = 16  # CUDA graphs one backend keeps (each holds its own static inputs and memory pool)
 
 
 def graph_batch(n: int) -> int:
@@ -58,7 +62,7 @@ class TorchBackend(Backend):
         self.size_bytes = sum(t.numel() * t.element_size() for t in self.module.state_dict().values())
         self.detail = ("CUDA graphs" if cuda_graphs else "eager") + (f", {torch.get_num_threads()} threads"
                                                                       if self.device == "cpu" else "")
-        self._graphs: dict = {}
+        self._graphs: OrderedDict = OrderedDict()  # the most recently used last; at most MAX_GRAPHS kept
         self._pinned: dict = {}
 
     @classmethod
@@ -89,6 +93,9 @@ class TorchBackend(Backend):
             with torch.cuda.graph(graph), torch.no_grad():
                 static_out = self._forward(static_in)
             self._graphs[shapes] = (static_in, graph, static_out)
+            if len(self._graphs) > MAX_GRAPHS:  # e.g. photos of many sizes: the least recently used goes, and
+                self._graphs.popitem(last=False)  # its memory with it
+        self._graphs.move_to_end(shapes)
         return self._graphs[shapes]
 
     def run_torch(self, inputs: dict) -> dict:

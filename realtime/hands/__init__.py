@@ -53,7 +53,7 @@ def _mediapipe_tracker(model, max_hands, mirrored_input, device, search_every=1)
     return HandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input)
 
 
-def _mediapipe_static(settings, mirrored_input, device):
+def _mediapipe_static(settings, mirrored_input, device, cuda_graphs=False):
     return StaticHandDetector(settings, mirrored_input=mirrored_input)
 
 
@@ -89,10 +89,11 @@ def _converted(name: str) -> dict:
         return OnnxHandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input, search_every=search_every,
                                **_engine(name, device))
 
-    def static(settings, mirrored_input, device):
+    def static(settings, mirrored_input, device, cuda_graphs=False):  # photos: many sizes, no CUDA graphs
         from realtime.hands.onnx import OnnxStaticHandDetector
 
-        return OnnxStaticHandDetector(settings, mirrored_input=mirrored_input, **_engine(name, device))
+        return OnnxStaticHandDetector(settings, mirrored_input=mirrored_input, cuda_graphs=cuda_graphs,
+                                      **_engine(name, device))
 
     def palm(model, max_hands, device):
         from realtime.hands.onnx import OnnxPalmDetector
@@ -143,6 +144,7 @@ def make_hands_stage(hands: str = "mediapipe", *, palm: bool = False, static: bo
     if not redetect_after:
         return tracker
 
-    def fallback():
-        return row.static(settings=redetect_settings(max_hands), mirrored_input=mirrored_input, device=device)
+    def fallback():  # the full model on this video's frames (one size): CUDA graphs pay
+        return row.static(settings=redetect_settings(max_hands), mirrored_input=mirrored_input, device=device,
+                          cuda_graphs=True)
     return Redetect(tracker, after=redetect_after, build_fallback=fallback)

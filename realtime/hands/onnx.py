@@ -171,7 +171,7 @@ class _HandModel:
     HEAD_OUTPUTS: tuple[str, ...] = ()  # the names of ``_head``'s outputs (torch engines)
 
     def __init__(self, name: str, folder, providers, threads: int, verify: bool, preprocess: str,
-                 engine: str = "onnxruntime", device: str = "cpu"):
+                 engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.engine, self.calls = engine, 0  # calls: how often the model ran (tracking skips the palm detector)
@@ -191,7 +191,8 @@ class _HandModel:
             # the classifier's torch backend: on CUDA the step is captured once per batch size and replayed as a
             # CUDA graph (the net's weights are buffers and its shapes folded, the crops' maps a tensor input)
             self.torch = TorchBackend(module, ["maps", "canvas"] if self.fused else ["input"], list(self.HEAD_OUTPUTS),
-                                      where, "fp16" if engine == "torch-fp16" else "fp32", cuda_graphs=where == "cuda",
+                                      where, "fp16" if engine == "torch-fp16" else "fp32",
+                                      cuda_graphs=cuda_graphs and where == "cuda",
                                       cast_inputs=not self.fused)
             self.providers = [f"torch-{self.torch.device} ({self.torch.detail})"]
             return
@@ -239,9 +240,11 @@ class PalmModel(_HandModel):
     SIZE, REPLICATE, HEAD_OUTPUTS = PALM_SIZE, False, ("candidates", "boxes", "logits")
 
     def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
-                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
-        super().__init__(f"palm_detection_{model}", folder, providers, threads, verify, preprocess, engine, device)
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True):
+        super().__init__(f"palm_detection_{model}", folder, providers, threads, verify, preprocess, engine, device,
+                         cuda_graphs)
         self.anchors = ssd_anchors()
+        self.full_downloads = 0  # images whose every candidate passed, so all anchors came back (torch engines)
 
     def __call__(self, image: np.ndarray, rgb: bool, min_score: float) -> list:
         return self.detect_many([image], rgb, min_score)[0]
@@ -281,6 +284,7 @@ class PalmModel(_HandModel):
         result = []
         for b, rows in enumerate(picked):
             if len(rows) < len(self.anchors) and passing[b].all():  # more may pass than were brought back
+                self.full_downloads += 1
                 result.append((out["boxes"][b].float().cpu().numpy(), out["logits"][b].float().cpu().numpy(),
                                self.anchors))
             else:  # only the passing rows go on to the decoding (most frames: a handful, or none)
@@ -315,8 +319,9 @@ class LandmarkModel(_HandModel):
     SIZE, REPLICATE, HEAD_OUTPUTS = LANDMARK_SIZE, True, ("packed",)
 
     def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
-                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
-        super().__init__(f"hand_landmark_{model}", folder, providers, threads, verify, preprocess, engine, device)
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True):
+        super().__init__(f"hand_landmark_{model}", folder, providers, threads, verify, preprocess, engine, device,
+                         cuda_graphs)
 
     def __call__(self, image: np.ndarray, rois: list[Roi], rgb: bool) -> list[LandmarkResult]:
         return self.many([image], [rois], rgb)[0]
@@ -373,7 +378,7 @@ class OnnxHandTracker:
     def __init__(self, model: str = "lite", max_hands: int = 2, min_detection: float = 0.5, min_tracking: float = 0.5,
                  mirrored_input: bool = False, providers: list[str] | None = None, static: bool = False,
                  folder: str | Path | None = None, threads: int = 1, verify: bool = True, preprocess: str = "auto",
-                 engine: str = "onnxruntime", device: str = "cpu", search_every: int = 1):
+                 engine: str = "onnxruntime", device: str = "cpu", search_every: int = 1, cuda_graphs: bool = True):
         if model not in MODEL_SIZES:
             raise ValueError(f"hand model must be 'lite' or 'full', got {model!r}")
         if max_hands < 1:
@@ -385,8 +390,9 @@ class OnnxHandTracker:
         # search_every frames (1: every frame, as MediaPipe does); with none tracked, every frame
         self.search_every, self._since_search = search_every, {}
         self.min_detection, self.min_tracking = min_detection, min_tracking
-        self.palm = PalmModel(model, folder, providers, threads, verify, preprocess, engine, device)
-        self.landmarks = LandmarkModel(model, folder, providers, threads, verify, preprocess, engine, device)
+        self.palm = PalmModel(model, folder, providers, threads, verify, preprocess, engine, device, cuda_graphs)
+        self.landmarks = LandmarkModel(model, folder, providers, threads, verify, preprocess, engine, device,
+                                       cuda_graphs)
         self.landmarks.crops = self.palm.crops  # one upload of each frame serves both models
         self.providers, self.backend = self.palm.providers, "onnx" if engine == "onnxruntime" else engine
         self.preprocessing = self.palm.crops.name
@@ -411,7 +417,9 @@ class OnnxHandTracker:
         for i, image in enumerate(images):
             h, w = image.shape[:2]
             palms = [palm_roi(d.box, d.keypoints, (w, h)) for d in dets.get(i, [])[: self.max_hands]]
-            rois.append(associate(palms, tracked[i], ASSOCIATION_THRESHOLD))
+            # a degenerate ROI (a collapsed box, NaN from all landmarks on one point) is not cropped
+            rois.append([r for r in associate(palms, tracked[i], ASSOCIATION_THRESHOLD)
+                         if r.width >= 1.0 and r.height >= 1.0 and np.isfinite([r.cx, r.cy, r.rotation]).all()])
         kept = [(i, r) for i, results in enumerate(self.landmarks.many(images, rois, rgb, frames)) for r in results
                 if r.presence >= self.min_tracking]
         hands, nxt = [[] for _ in images], [[] for _ in images]
@@ -443,20 +451,22 @@ class OnnxHandTracker:
 
 class OnnxStaticHandDetector:
     """Photo -> list of :class:`~realtime.hands.Hand`, as :class:`realtime.hands.StaticHandDetector` (same settings,
-    same upscale-and-pad cascade) but on ONNX Runtime."""
+    same upscale-and-pad cascade) but on ONNX Runtime. ``cuda_graphs`` (torch engines on CUDA): off by default,
+    since photos come in many sizes; the full model looking again at a video's frames (one size) turns it on."""
 
     backend = "onnx"
 
     def __init__(self, settings: StaticSettings | None = None, mirrored_input: bool = False,
                  providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,
-                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu",
+                 cuda_graphs: bool = False):
         settings = settings or StaticSettings()
         self.settings, self.mirrored_input = settings, mirrored_input
         self.model = settings.model
         # MediaPipe's static mode keeps the landmark model's presence threshold at its default, 0.5
         self.tracker = OnnxHandTracker(settings.model, settings.max_hands, settings.min_detection, 0.5,
                                        mirrored_input, providers, static=True, folder=folder, threads=threads,
-                                       preprocess=preprocess, engine=engine, device=device)
+                                       preprocess=preprocess, engine=engine, device=device, cuda_graphs=cuda_graphs)
         self.providers, self.preprocessing = self.tracker.providers, self.tracker.preprocessing
         self.backend = self.tracker.backend
 
@@ -496,11 +506,12 @@ class OnnxPalmDetector:
 
     def __init__(self, model: str = "lite", max_hands: int = 2, min_score: float = 0.5,
                  providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,
-                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True):
         if model not in MODEL_SIZES:
             raise ValueError(f"palm model must be 'lite' or 'full', got {model!r}")
         self.model, self.max_hands, self.min_score = model, max_hands, min_score
-        self.palm = PalmModel(model, folder, providers, threads, preprocess=preprocess, engine=engine, device=device)
+        self.palm = PalmModel(model, folder, providers, threads, preprocess=preprocess, engine=engine, device=device,
+                              cuda_graphs=cuda_graphs)
         self.providers, self.preprocessing = self.palm.providers, self.palm.crops.name
         self.backend = "onnx" if engine == "onnxruntime" else engine
 
@@ -524,12 +535,14 @@ class OnnxPalmDetector:
 
 
 class OnnxStaticPalmDetector(OnnxPalmDetector):
-    """Photos: :class:`realtime.hands.mediapipe.StaticPalmDetector`'s cascade on the ONNX palm detector."""
+    """Photos: :class:`realtime.hands.mediapipe.StaticPalmDetector`'s cascade on the ONNX palm detector (no CUDA
+    graphs: photos come in many sizes)."""
 
     def __init__(self, model: str = "full", max_hands: int = 1, min_score: float = 0.5, min_side: int = 256,
                  providers: list[str] | None = None, folder: str | Path | None = None, threads: int = 1,
                  preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu"):
-        super().__init__(model, max_hands, min_score, providers, folder, threads, preprocess, engine, device)
+        super().__init__(model, max_hands, min_score, providers, folder, threads, preprocess, engine, device,
+                         cuda_graphs=False)
         self.min_side = min_side
 
     def __call__(self, image_bgr: np.ndarray) -> list[HandBox]:

@@ -52,7 +52,8 @@ def normalize_radians(angle):
 
 def rotations_from(x0, y0, x1, y1, target: float = math.pi / 2):
     """The rotations that turn the vectors (x0, y0) -> (x1, y1) (pixels, y down) to ``target`` (90 degrees: up)."""
-    return normalize_radians(target - np.arctan2(-(np.asarray(y1) - y0), np.asarray(x1) - x0))
+    x0, y0, x1, y1 = (np.asarray(v, np.float64) for v in (x0, y0, x1, y1))  # double, as math.atan2 (numpy 2 keeps
+    return normalize_radians(target - np.arctan2(-(y1 - y0), x1 - x0))          # float32 inputs in float32)
 
 
 def rotation_from(x0: float, y0: float, x1: float, y1: float, target: float = math.pi / 2) -> float:
@@ -154,14 +155,16 @@ def keep_aspects(rois: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, n
     horizontal, vertical)."""
     rois = np.asarray(rois, np.float64).reshape(-1, 5)
     tensor_ratio = size[1] / size[0]
-    roi_ratio = rois[:, 3] / rois[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):  # a degenerate ROI gives NaN (the tracker drops it)
+        roi_ratio = rois[:, 3] / rois[:, 2]
     taller = tensor_ratio > roi_ratio  # the output is taller than the ROI: pad the height
     padded = rois.copy()
     padded[:, 3] = np.where(taller, rois[:, 2] * tensor_ratio, rois[:, 3])
     padded[:, 2] = np.where(taller, rois[:, 2], rois[:, 3] / tensor_ratio)
     padding = np.zeros((len(rois), 2))
-    padding[:, 1] = np.where(taller, (1.0 - roi_ratio / tensor_ratio) / 2.0, 0.0)
-    padding[:, 0] = np.where(taller, 0.0, (1.0 - tensor_ratio / roi_ratio) / 2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # np.where computes both sides for every row
+        padding[:, 1] = np.where(taller, (1.0 - roi_ratio / tensor_ratio) / 2.0, 0.0)
+        padding[:, 0] = np.where(taller, 0.0, (1.0 - tensor_ratio / roi_ratio) / 2.0)
     return padded, padding
 
 
