@@ -102,19 +102,24 @@ def j2s_polar(
     return np.stack([r, theta / (2 * np.pi)], axis=-1)
 
 
-def polar_scaled(landmarks: np.ndarray) -> np.ndarray:
+def _scale(landmarks: np.ndarray, size: np.ndarray | None) -> np.ndarray:
+    """:func:`hand_size`, floored at 1e-6 (``size``: already computed, as FeatureSpec.compute passes it to each part)."""
+    return np.maximum(hand_size(landmarks) if size is None else size, 1e-6)
+
+
+def polar_scaled(landmarks: np.ndarray, size: np.ndarray | None = None) -> np.ndarray:
     """Scale-invariant polar coordinates, shape (..., 21, 2): radius over :func:`hand_size`, atan2 angle over 2pi."""
     rel = wrist_relative(landmarks)
-    size = np.maximum(hand_size(landmarks), 1e-6)[..., None]
+    size = _scale(landmarks, size)[..., None]
     r = np.linalg.norm(rel[..., :2], axis=-1) / size
     theta = np.arctan2(rel[..., 1], rel[..., 0]) / (2 * np.pi)
     return np.stack([r, theta], axis=-1)
 
 
-def cart_scaled(landmarks: np.ndarray) -> np.ndarray:
+def cart_scaled(landmarks: np.ndarray, size: np.ndarray | None = None) -> np.ndarray:
     """Wrist-relative x, y, z over :func:`hand_size`, shape (..., 21, 3)."""
     rel = wrist_relative(landmarks)
-    return rel / np.maximum(hand_size(landmarks), 1e-6)[..., None, None]
+    return rel / _scale(landmarks, size)[..., None, None]
 
 
 TIPS = (4, 8, 12, 16, 20)
@@ -133,7 +138,7 @@ _BEND_A = np.array([4 * f + k for f in range(5) for k in range(3)])
 _TIP_A, _TIP_B = np.array([a for a, _ in TIP_PAIRS]), np.array([b for _, b in TIP_PAIRS])
 
 
-def hand_geometry(landmarks: np.ndarray) -> np.ndarray:
+def hand_geometry(landmarks: np.ndarray, size: np.ndarray | None = None) -> np.ndarray:
     """View-robust shape descriptors, shape (..., 28): how the hand is bent, not where it points.
 
     - 15 joint bends: cosine between consecutive bones of each finger (wrist->MCP->PIP->DIP->tip), in 3-D;
@@ -146,7 +151,7 @@ def hand_geometry(landmarks: np.ndarray) -> np.ndarray:
     lm = _check(landmarks)
     bones = _unit(lm[..., _BONE_TO, :] - lm[..., _BONE_FROM, :])
     bends = (bones[..., _BEND_A, :] * bones[..., _BEND_A + 1, :]).sum(-1)
-    size = np.maximum(hand_size(lm), 1e-6)[..., None]
+    size = _scale(lm, size)[..., None]
     dists = np.linalg.norm(lm[..., _TIP_A, :] - lm[..., _TIP_B, :], axis=-1) / size
     normal = _unit(np.cross(lm[..., 5, :] - lm[..., WRIST, :], lm[..., 17, :] - lm[..., WRIST, :]))
     return np.concatenate([bends, dists, normal], axis=-1)
@@ -211,15 +216,16 @@ class FeatureSpec:
         if self.canonical:
             lm = canonicalize(lm, is_left, size[..., 0])
         out = []
+        scale = hand_size(lm) if set(self.parts) - {"j2s_polar"} else None  # once for every part that divides by it
         for part in self.parts:
             if part == "j2s_polar":
                 f = j2s_polar(lm, size, wrist_present, mean_wrist=self.mean_wrist)
             elif part == "polar_scaled":
-                f = polar_scaled(lm)
+                f = polar_scaled(lm, scale)
             elif part == "geometry":
-                f = hand_geometry(lm)
+                f = hand_geometry(lm, scale)
             else:
-                f = cart_scaled(lm)
+                f = cart_scaled(lm, scale)
             out.append(f.reshape(lm.shape[:-2] + (PARTS[part][1],)))  # explicit size: works for empty batches
         return np.concatenate(out, axis=-1).astype(np.float32)
 
