@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from realtime.hands import HAND_PIPELINES, Redetect, pick_hand, redetect_settings
+from realtime.hands import HAND_PIPELINES, RedetectSchedule, pick_hand, redetect_settings
 from realtime.pipeline import (FrameResult, PipelineOptions, build_classifier, build_sequence_reader, make_speller,
                                smooth_and_spell)
 from realtime.sequence_reader import step_streams
@@ -62,9 +62,9 @@ class MultiStreamRecognizer:
         self.options, self.streams = options, streams
         self.tracked = [[] for _ in range(streams)]
         self._fallback = None  # the full model on the whole frame, built on first need, shared by the streams
-        # --redetect-after per stream, as one camera has it (realtime.hands.Redetect): each stream keeps its own
+        # --redetect-after per stream, as one camera has it (realtime.hands.RedetectSchedule): each stream keeps its own
         # count of frames without a hand; the shared fallback looks at every stream that is due in one batch
-        self.redetects = [Redetect(None, after=options.redetect_after, build_fallback=self._build_fallback)
+        self.redetects = [RedetectSchedule(after=options.redetect_after)
                           for _ in range(streams)] if options.redetect_after else None
         # the letter reader smooths each stream's probabilities; the sequence reader keeps its own state
         self.smoothers = None if self.sequence else [ProbabilitySmoother(options.smoothing_s) for _ in range(streams)]

@@ -5,7 +5,7 @@ table, :data:`HAND_PIPELINES`, that ``--hands``, the benchmarks, the demo and ``
     hands = stage(frame_bgr)                  # list[Hand], in the frame's pixels
 
 - :mod:`.hand`: :class:`Hand`, :class:`HandBox`, :func:`pick_hand` (what every pipeline returns);
-- :mod:`.base`: the :class:`HandsStage` contract, the photo cascade, :class:`Redetect`;
+- :mod:`.base`: the :class:`HandsStage` contract, the photo cascade, :class:`Redetect` (and its schedule);
 - :mod:`.mediapipe`: MediaPipe's own graphs (hands, and the palm detector alone);
 - :mod:`.onnx`: the same models converted to ONNX on ONNX Runtime, with :mod:`.ssd` (anchors, NMS) and
   :mod:`.roi` (rotated hand regions, crops, landmark projection);
@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from realtime.hands.base import (DEFAULT_VIEWS, TRAINING_VIEWS, HandsStage, Redetect, StaticSettings,
-                                 redetect_settings, static_palm_boxes, static_views)
+from realtime.hands.base import (DEFAULT_VIEWS, TRAINING_VIEWS, HandsStage, Redetect, RedetectSchedule,
+                                 StaticSettings, redetect_settings, static_palm_boxes, static_views)
 from realtime.hands.hand import MODEL_SIZES, WHICH_HAND, Hand, HandBox, pick_hand
 from realtime.hands.mediapipe import HandTracker, PalmDetector, StaticHandDetector, StaticPalmDetector
 
 __all__ = ["DEFAULT_VIEWS", "TRAINING_VIEWS", "HAND_PIPELINES", "MODEL_SIZES", "WHICH_HAND", "Hand", "HandBox", "HandPipeline", "HandTracker", "HandsStage",
-           "PalmDetector", "Redetect", "StaticHandDetector", "StaticPalmDetector", "StaticSettings", "make_hands_stage",
+           "PalmDetector", "Redetect", "RedetectSchedule", "StaticHandDetector", "StaticPalmDetector", "StaticSettings", "make_hands_stage",
            "pick_hand", "redetect_settings", "static_palm_boxes", "static_views"]
 
 

@@ -80,7 +80,36 @@ def redetect_settings(max_hands: int) -> "StaticSettings":
     return StaticSettings(model="full", min_detection=0.5, views=((0.0, "constant"),), max_hands=max_hands)
 
 
-class Redetect:
+class RedetectSchedule:
+    """When a second detector should look again: after ``after`` frames in a row without a hand, then every ``every``
+    frames until a hand is back. :class:`Redetect` follows it for one camera; several streams keep one each and
+    look at every stream that is due in one batch (:meth:`realtime.streams.MultiStreamRecognizer.redetect`)."""
+
+    def __init__(self, after: int = 5, every: int = 5):
+        if after < 1 or every < 1:
+            raise ValueError(f"re-detection needs after >= 1 and every >= 1 frames, got {after}, {every}")
+        self.after, self.every = after, every
+        self.missed = 0
+        self.redetections = 0  # frames where the second detector found what the tracker did not
+
+    def due(self, hands: list[Hand]) -> bool:
+        """Count a frame where the tracker found ``hands``; True when the second detector should look at this frame
+        (then give what it finds to :meth:`accept`)."""
+        if hands:
+            self.missed = 0
+            return False
+        self.missed += 1
+        return self.missed >= self.after and (self.missed - self.after) % self.every == 0
+
+    def accept(self, hands: list[Hand]) -> list[Hand]:
+        """What the second detector found on a frame :meth:`due` chose (the count starts again when it found one)."""
+        if hands:
+            self.redetections += 1
+            self.missed = 0
+        return hands
+
+
+class Redetect(RedetectSchedule):
     """Hands stage around a tracker: when the tracker has found no hand for ``after`` frames in a row, a second,
     independent detector (the pipeline's full model on the whole frame) looks again every ``every``
     frames until a hand is back.
@@ -91,15 +120,12 @@ class Redetect:
     """
 
     def __init__(self, tracker, fallback=None, after: int = 5, every: int = 5, build_fallback=None):
-        if after < 1 or every < 1:
-            raise ValueError(f"re-detection needs after >= 1 and every >= 1 frames, got {after}, {every}")
+        super().__init__(after, every)
         if (fallback is None) == (build_fallback is None):
             raise ValueError("re-detection needs a fallback stage or a function that builds one, not both")
-        self.tracker, self.after, self.every = tracker, after, every
+        self.tracker = tracker
         # built on first need when given as a builder: most sessions never miss a hand long enough
         self._fallback, self._build_fallback = fallback, build_fallback
-        self.missed = 0
-        self.redetections = 0  # frames where the fallback found what the tracker did not
         self.backend = getattr(tracker, "backend", "mediapipe")
 
     @property
@@ -111,23 +137,6 @@ class Redetect:
     def __call__(self, frame_bgr: np.ndarray) -> list[Hand]:
         hands = self.tracker(frame_bgr)
         return self.accept(self.fallback(frame_bgr)) if self.due(hands) else hands
-
-    def due(self, hands: list[Hand]) -> bool:
-        """Count a frame where the tracker found ``hands``; True when the fallback should look at this frame
-        (then give what it finds to :meth:`accept`). Several streams ask each stream's own counter, then run the
-        shared fallback once for all the streams that are due."""
-        if hands:
-            self.missed = 0
-            return False
-        self.missed += 1
-        return self.missed >= self.after and (self.missed - self.after) % self.every == 0
-
-    def accept(self, hands: list[Hand]) -> list[Hand]:
-        """What the fallback found on a frame :meth:`due` chose (the count starts again when it found a hand)."""
-        if hands:
-            self.redetections += 1
-            self.missed = 0
-        return hands
 
     def __getattr__(self, name):  # the tracker's own attributes (model, providers, ...) stay visible
         if name == "tracker":  # not set yet (during construction or unpickling): no recursion
