@@ -193,37 +193,44 @@ def streams(clip: Path, device: str) -> dict:
 
 
 def host_profile(clip: Path, device: str) -> dict:
-    """Where a 16-stream step's time goes (cProfile over 30 steps, torch hands on ``device``): the 30 functions that
-    spent the most time themselves, so the next change to the GPU path starts from a measurement."""
+    """Where a step's time goes, 16 streams and one (cProfile over 30 steps, torch hands on ``device``): the 30
+    functions that spent the most time themselves, so the next change to the GPU path starts from a measurement."""
     import cProfile
     import pstats
 
-    from realtime.pipeline import PipelineOptions
-    from realtime.streams import MultiStreamRecognizer
-
     n = 30 if device == "cuda" else 3  # the CPU: a dry run
     frames = _frames(clip, 60 + n)
+    warm, timed = frames[:60], frames[60:60 + n]  # every batch size's graph captured before a profile
 
-    def profile(streams: int, steps: int) -> list[dict]:
-        rec = MultiStreamRecognizer(streams, PipelineOptions(hands="torch", backend="torch", device=device))
-        try:
-            for f in frames[:60]:  # every batch size's graph captured before the profile
-                rec.process([f] * streams)
-            prof = cProfile.Profile()
-            prof.enable()
-            for f in frames[60:60 + steps]:
-                rec.process([f] * streams)
-            prof.disable()
-        finally:
-            rec.close()
+    def top_by_own_time(streams: int) -> list[dict]:
+        prof = _profile_steps(cProfile.Profile(), streams, warm, timed, device)
         stats = pstats.Stats(prof).stats  # {(file, line, name): (primitive calls, calls, tottime, cumtime, callers)}
         top = sorted(stats.items(), key=lambda kv: -kv[1][2])[:30]
         return [{"function": f"{Path(k[0]).name}:{k[1]}({k[2]})", "calls": v[1],
-                 "own_ms_per_step": round(v[2] / steps * 1e3, 3), "cumulative_ms_per_step": round(v[3] / steps * 1e3, 3)}
+                 "own_ms_per_step": round(v[2] / n * 1e3, 3), "cumulative_ms_per_step": round(v[3] / n * 1e3, 3)}
                 for k, v in top]
 
-    return {"steps": n, "streams": 16, "top_by_own_time": profile(16, n), "one_stream_top_by_own_time": profile(1, n),
-            "cuda_calls": _cuda_calls(frames[:60], frames[60:60 + n], device) if device == "cuda" else None}
+    return {"steps": n, "streams": 16, "top_by_own_time": top_by_own_time(16),
+            "one_stream_top_by_own_time": top_by_own_time(1),
+            "cuda_calls": _cuda_calls(warm, timed, device) if device == "cuda" else None}
+
+
+def _profile_steps(profiler, streams: int, warm: list[np.ndarray], frames: list[np.ndarray], device: str):
+    """``streams`` streams of the clip through ``--hands torch --backend torch``: the ``warm`` steps, then the
+    ``frames`` steps inside ``profiler`` (a context manager: cProfile's or torch's), which it returns."""
+    from realtime.pipeline import PipelineOptions
+    from realtime.streams import MultiStreamRecognizer
+
+    rec = MultiStreamRecognizer(streams, PipelineOptions(hands="torch", backend="torch", device=device))
+    try:
+        for f in warm:
+            rec.process([f] * streams)
+        with profiler:
+            for f in frames:
+                rec.process([f] * streams)
+    finally:
+        rec.close()
+    return profiler
 
 
 def _cuda_calls(warm: list[np.ndarray], frames: list[np.ndarray], device: str) -> dict:
@@ -231,18 +238,7 @@ def _cuda_calls(warm: list[np.ndarray], frames: list[np.ndarray], device: str) -
     step makes, and the runtime calls and ops that cost the host the most (per step)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from realtime.pipeline import PipelineOptions
-    from realtime.streams import MultiStreamRecognizer
-
-    rec = MultiStreamRecognizer(16, PipelineOptions(hands="torch", backend="torch", device=device))
-    try:
-        for f in warm:
-            rec.process([f] * 16)
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            for f in frames:
-                rec.process([f] * 16)
-    finally:
-        rec.close()
+    prof = _profile_steps(profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]), 16, warm, frames, device)
     n = len(frames)
     rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
 

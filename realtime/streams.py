@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from realtime.hands import HAND_PIPELINES, RedetectSchedule, pick_hand, redetect_settings
+from realtime.hands import HAND_PIPELINES, RedetectSchedule, pick_hand, redetect_fallback
 from realtime.pipeline import (FrameResult, PipelineOptions, build_classifier, build_sequence_reader, make_speller,
                                smooth_and_spell)
 from realtime.sequence_reader import step_streams
@@ -130,9 +130,7 @@ class MultiStreamRecognizer:
     def _build_fallback(self):
         if self._fallback is None:
             o = self.options
-            self._fallback = HAND_PIPELINES[o.hands].static(settings=redetect_settings(o.max_hands),
-                                                             mirrored_input=o.mirrored_input, device=o.device,
-                                                             cuda_graphs=True)  # the streams' frames: few sizes
+            self._fallback = redetect_fallback(o.hands, o.max_hands, o.mirrored_input, o.device)
         return self._fallback
 
     def activity(self) -> dict:
@@ -143,8 +141,8 @@ class MultiStreamRecognizer:
         models = [self.tracker.palm, self.tracker.landmarks] + ([full.palm, full.landmarks] if full else [])
         return {"palm_images": self.tracker.palm.rows, "landmark_crops": self.tracker.landmarks.rows,
                 "full_model_images": full.palm.rows if full else 0,
-                "cuda_graphs": sum(m.graphs for m in models) + len(getattr(getattr(self.classifier, "backend", None),
-                                                                           "_graphs", ()))}
+                "cuda_graphs": sum(m.graphs for m in models)
+                + getattr(getattr(self.classifier, "backend", None), "captured_graphs", 0)}
 
     def close(self) -> None:
         self.tracker.close()

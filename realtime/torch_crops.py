@@ -4,7 +4,8 @@ on the device, and the crops go to the torch hand nets, or to ONNX Runtime throu
 (:meth:`realtime.backends.OrtBackend.run_torch`), so no crop crosses the bus.
 
 :class:`realtime.hands.onnx.NumpyCrops` does the same on the host with ``cv2.warpAffine`` (the CPU default).
-Both take the 2x3 maps of :func:`realtime.hands.roi.crop_affines` (frame pixels -> crop pixels):
+Both take the crops' rects (padded ROIs, (M, 5)) and sample them as MediaPipe's OpenCV path does
+(:func:`realtime.hands.roi.crop_affines` for ``cv2.warpAffine``, :func:`realtime.hands.roi.crop_to_frame` here):
 
 - the palm detector's letterbox: the whole frame onto 192x192, zero border;
 - the landmark model's rotated crop: the hand ROI onto 224x224, border replicated.
@@ -12,8 +13,8 @@ Both take the 2x3 maps of :func:`realtime.hands.roi.crop_affines` (frame pixels 
 OpenCV samples at pixel centres (pixel i spans [i - 0.5, i + 0.5]), and so does ``grid_sample`` with
 ``align_corners=False``, where -1 is the outer edge of the first pixel and +1 that of the last. The inverse of
 a crop's map (crop pixel -> frame pixel), between the pixel <-> [-1, 1] maps of crop and canvas, is the ``theta``
-that ``affine_grid`` would take; here a cached base grid times ``theta`` gives the same sampling grid. OpenCV interpolates in fixed point (1/32 pixel steps, uint8 results),
-torch in float32, so the two crops differ by a few 1/255 at sharp edges and less elsewhere.
+that ``affine_grid`` would take; here a cached base grid times ``theta`` gives the same sampling grid. OpenCV
+interpolates in fixed point (1/32 pixel steps, uint8 results), torch in float32, so the two crops differ by a few 1/255 at sharp edges and less elsewhere.
 """
 from __future__ import annotations
 
@@ -21,31 +22,19 @@ from functools import lru_cache
 
 import numpy as np
 
+from realtime.hands.roi import crop_to_frame
+
 
 def _pixels_to_unit(w: int, h: int) -> np.ndarray:
     """3x3: pixel coordinates (centres at integers) -> grid_sample's [-1, 1] (align_corners=False)."""
     return np.array([[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0], [0.0, 0.0, 1.0]])
 
 
-def _crop_to_frame(affines: np.ndarray) -> np.ndarray:
-    """(M, 2, 3) maps frame pixels -> crop pixels -> their (M, 3, 3) inverses, written out (no np.linalg per crop)."""
-    a = np.asarray(affines, np.float64).reshape(-1, 2, 3)
-    lin, shift = a[:, :, :2], a[:, :, 2]
-    det = lin[:, 0, 0] * lin[:, 1, 1] - lin[:, 0, 1] * lin[:, 1, 0]
-    inv = np.zeros((len(a), 3, 3))
-    inv[:, 0, 0], inv[:, 0, 1] = lin[:, 1, 1] / det, -lin[:, 0, 1] / det
-    inv[:, 1, 0], inv[:, 1, 1] = -lin[:, 1, 0] / det, lin[:, 0, 0] / det
-    inv[:, 0, 2] = -(inv[:, 0, 0] * shift[:, 0] + inv[:, 0, 1] * shift[:, 1])
-    inv[:, 1, 2] = -(inv[:, 1, 0] * shift[:, 0] + inv[:, 1, 1] * shift[:, 1])
-    inv[:, 2, 2] = 1.0
-    return inv
-
-
-def affine_thetas(affines: np.ndarray, frame_size: tuple[float, float], size: int) -> np.ndarray:
-    """(M, 2, 3) maps frame pixels -> crop pixels (:func:`realtime.hands.roi.crop_affines`) -> the (M, 2, 3)
-    ``theta`` of ``F.affine_grid(..., align_corners=False)`` that samples each ``size`` x ``size`` crop of a frame
-    (``frame_size``: width, height) as ``cv2.warpAffine(frame, affine, (size, size))`` does."""
-    return (_pixels_to_unit(*frame_size) @ _crop_to_frame(affines) @ _unit_to_pixels(size))[:, :2]
+def rect_thetas(rois: np.ndarray, frame_size: tuple[float, float], size: int) -> np.ndarray:
+    """(M, 5) rects (:class:`realtime.hands.roi.Roi` as rows) -> the (M, 2, 3) ``theta`` of
+    ``F.affine_grid(..., align_corners=False)`` that samples each ``size`` x ``size`` crop of a frame
+    (``frame_size``: width, height) as ``cv2.warpAffine(frame, crop_affines(rois), (size, size))`` does."""
+    return (_pixels_to_unit(*frame_size) @ crop_to_frame(rois, (size, size)) @ _unit_to_pixels(size))[:, :2]
 
 
 @lru_cache(maxsize=8)
@@ -98,8 +87,8 @@ class TorchCrops:
     """Hand-model inputs made on ``device`` (``cuda``; ``cpu`` runs the same code, for the tests).
 
     ``frames(images, rgb)`` uploads one step's uint8 HxWx3 frames (one per camera) at once, each at the top-left
-    of a shared canvas (cameras of different sizes share it); ``maps(frames, which, affines, size)`` uploads what
-    crop k needs (its frame ``which[k]``, its map ``affines[k]``) in one small copy; ``crops(...)`` =
+    of a shared canvas (cameras of different sizes share it); ``maps(frames, which, rois, size)`` uploads what
+    crop k needs (its frame ``which[k]``, its rect ``rois[k]``) in one small copy; ``crops(...)`` =
     :func:`sample_crops` of both -> (M, size, size, 3) float32 RGB in [0, 1], NHWC, as the models take. The torch
     hand nets run :func:`sample_crops` inside their CUDA graph instead (:class:`realtime.hands.onnx.PalmModel`).
     """
@@ -140,11 +129,11 @@ class TorchCrops:
             host = self._pinned.clone()  # the next step refills the buffer
         return DeviceFrames(host, sizes, rgb)
 
-    def maps(self, frames: "DeviceFrames", which: list[int], affines: np.ndarray, size: int):
+    def maps(self, frames: "DeviceFrames", which: list[int], rois: np.ndarray, size: int):
         """(M, :data:`MAP_COLUMNS`) on the device: each crop's theta on the canvas, frame index, BGR flag, limits."""
         canvas = np.array([frames.canvas.shape[2], frames.canvas.shape[1]], np.float64)  # width, height
         maps = np.empty((len(which), MAP_COLUMNS), np.float32)
-        maps[:, :6] = affine_thetas(affines, tuple(canvas), size).reshape(-1, 6)  # on the canvas: frames at top-left
+        maps[:, :6] = rect_thetas(rois, tuple(canvas), size).reshape(-1, 6)  # on the canvas: frames at top-left
         maps[:, 6] = which
         maps[:, 7] = 0.0 if frames.rgb else 1.0
         # each frame's first and last pixel centres in the canvas' grid units: a replicated border clamps there
@@ -152,8 +141,8 @@ class TorchCrops:
         maps[:, 10:12] = (2.0 * np.asarray(frames.sizes, np.float64)[list(which)] - 1.0) / canvas - 1.0
         return self._upload_maps(maps)
 
-    def crops(self, frames: "DeviceFrames", which: list[int], affines: np.ndarray, size: int, replicate: bool):
-        return sample_crops(frames.canvas, self.maps(frames, which, affines, size), size, replicate)
+    def crops(self, frames: "DeviceFrames", which: list[int], rois: np.ndarray, size: int, replicate: bool):
+        return sample_crops(frames.canvas, self.maps(frames, which, rois, size), size, replicate)
 
     def _upload_maps(self, maps: np.ndarray):
         """The crops' maps to the device through a pinned buffer: a copy from ordinary host memory would first wait

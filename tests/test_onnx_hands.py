@@ -340,7 +340,7 @@ def test_torch_crops_sample_where_opencv_does():
     import cv2
     torch = pytest.importorskip("torch")
 
-    from realtime.hands.roi import Roi, crop_affine, keep_aspect
+    from realtime.hands.roi import Roi, crop_affine, keep_aspect, rois_array
     from realtime.torch_crops import DeviceFrames, TorchCrops, sample_crops
 
     yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
@@ -352,7 +352,7 @@ def test_torch_crops_sample_where_opencv_does():
         a = crop_affine(padded, (224, 224))
         want = cv2.warpAffine(ramp, a, (224, 224), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT)
-        maps = TorchCrops("cpu").maps(frames, [0], a[None], 224)
+        maps = TorchCrops("cpu").maps(frames, [0], rois_array([padded]), 224)
         got = sample_crops(frames.canvas, maps, 224, replicate)[0].numpy() * 255.0  # it scales uint8 to [0, 1]
         assert np.abs(got - want).max() < 0.1 / 16  # 1/16 pixel
 
@@ -367,7 +367,7 @@ def test_torch_crops_match_the_host_crops(device):
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to PyTorch: the CUDA crops are checked on the lent GPU")
 
-    from realtime.hands.roi import Roi, crop_affines, keep_aspects, rois_array
+    from realtime.hands.roi import Roi, keep_aspects, rois_array
     from realtime.hands.onnx import NumpyCrops
     from realtime.torch_crops import TorchCrops
 
@@ -383,9 +383,8 @@ def test_torch_crops_match_the_host_crops(device):
                                         Roi(100, 400, 120, 120, 1.0)]), (224, 224))
     for rgb in (False, True):
         for rois, which, size, replicate in ((letterbox, [0, 1], 192, False), (hands, [1, 0, 1], 224, True)):
-            affines = crop_affines(rois, (size, size))
-            want = host.crops(host.frames([img, other], rgb), which, affines, size, replicate)
-            got = dev.crops(dev.frames([img, other], rgb), which, affines, size, replicate).cpu().numpy()
+            want = host.crops(host.frames([img, other], rgb), which, rois, size, replicate)
+            got = dev.crops(dev.frames([img, other], rgb), which, rois, size, replicate).cpu().numpy()
             assert got.shape == want.shape == (len(rois), size, size, 3) and got.dtype == np.float32
             diff = np.abs(got - want) * 255
             assert diff.mean() < 0.5 and diff.max() < 5, (rgb, size, diff.mean(), diff.max())
@@ -393,12 +392,11 @@ def test_torch_crops_match_the_host_crops(device):
     # frame's slot held a whole frame a step ago: none of it may show around the small one)
     small = np.ascontiguousarray(img[:240, :320])
     for rois, which, size, replicate in ((hands, [1, 0, 1], 224, True), (letterbox, [1, 0], 192, False)):
-        affines = crop_affines(rois, (size, size))
+        rois = rois.copy()
         if not replicate:  # the small frame's own letterbox
-            affines[0] = crop_affines(keep_aspects(rois_array([Roi(160, 120, 320.0, 240.0)]), (192, 192))[0],
-                                      (192, 192))[0]
-        want = host.crops(host.frames([img, small], False), which, affines, size, replicate)
-        got = dev.crops(dev.frames([img, small], False), which, affines, size, replicate).cpu().numpy()
+            rois[0] = keep_aspects(rois_array([Roi(160, 120, 320.0, 240.0)]), (192, 192))[0][0]
+        want = host.crops(host.frames([img, small], False), which, rois, size, replicate)
+        got = dev.crops(dev.frames([img, small], False), which, rois, size, replicate).cpu().numpy()
         assert np.abs(got - want).max() * 255 < 5, (size, np.abs(got - want).max() * 255)
 
 
@@ -419,6 +417,17 @@ def test_the_crop_maps_are_opencvs():
         want = cv2.getAffineTransform(corners[:3].astype(np.float32),
                                       np.array([[0, 192], [0, 0], [224, 0]], np.float32))
         np.testing.assert_allclose(g, want, atol=1e-6)
+
+
+def test_the_grid_sample_map_is_the_opencv_map_backwards():
+    """crop_to_frame (what the GPU crops sample with) is the inverse of crop_affines (what cv2.warpAffine takes)."""
+    from realtime.hands.roi import Roi, crop_affines, crop_to_frame, rois_array
+
+    rng = np.random.default_rng(3)
+    rois = rois_array([Roi(*rng.uniform([-50, -50, 5, 5], [700, 500, 900, 900]), float(rng.uniform(-4, 4)))
+                       for _ in range(100)])
+    forward = np.concatenate([crop_affines(rois, (224, 192)), np.tile([[[0.0, 0.0, 1.0]]], (100, 1, 1))], 1)
+    np.testing.assert_allclose(crop_to_frame(rois, (224, 192)) @ forward, np.tile(np.eye(3), (100, 1, 1)), atol=1e-9)
 
 
 def test_the_many_hands_maths_is_the_one_hand_maths():

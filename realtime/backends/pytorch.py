@@ -77,6 +77,11 @@ class TorchBackend(Backend):
         out = self.module(*tensors)
         return out if isinstance(out, (tuple, list)) else (out,)
 
+    @property
+    def captured_graphs(self) -> int:
+        """CUDA graphs held now (one per power-of-two batch seen, at most :data:`MAX_GRAPHS`)."""
+        return len(self._graphs)
+
     def _graph(self, shapes: tuple):
         """(static inputs, graph, static outputs) for these input (shape, dtype)s, captured on first use."""
         import torch

@@ -26,7 +26,7 @@ from realtime.hands.mediapipe import HandTracker, PalmDetector, StaticHandDetect
 
 __all__ = ["DEFAULT_VIEWS", "TRAINING_VIEWS", "HAND_PIPELINES", "MODEL_SIZES", "WHICH_HAND", "Hand", "HandBox", "HandPipeline", "HandTracker", "HandsStage",
            "PalmDetector", "Redetect", "RedetectSchedule", "StaticHandDetector", "StaticPalmDetector", "StaticSettings", "make_hands_stage",
-           "pick_hand", "redetect_settings", "static_palm_boxes", "static_views"]
+           "pick_hand", "redetect_fallback", "redetect_settings", "static_palm_boxes", "static_views"]
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,13 @@ def make_hands_stage(hands: str = "mediapipe", *, palm: bool = False, static: bo
                           search_every=search_every)
     if not redetect_after:
         return tracker
+    return Redetect(tracker, after=redetect_after,
+                    build_fallback=lambda: redetect_fallback(hands, max_hands, mirrored_input, device))
 
-    def fallback():  # the full model on this video's frames (one size): CUDA graphs pay
-        return row.static(settings=redetect_settings(max_hands), mirrored_input=mirrored_input, device=device,
-                          cuda_graphs=True)
-    return Redetect(tracker, after=redetect_after, build_fallback=fallback)
+
+def redetect_fallback(hands: str, max_hands: int, mirrored_input: bool, device: str = "auto"):
+    """What looks again at a video's frames after the tracker lost the hand (:class:`Redetect`, and each stream of
+    :class:`realtime.streams.MultiStreamRecognizer`): pipeline ``hands``' full model on the whole frame, with CUDA
+    graphs (a video's frames have one size)."""
+    return HAND_PIPELINES[hands].static(settings=redetect_settings(max_hands), mirrored_input=mirrored_input,
+                                        device=device, cuda_graphs=True)

@@ -126,14 +126,15 @@ class NumpyCrops:
     def frames(self, images: list[np.ndarray], rgb: bool):
         return list(images), rgb
 
-    def crops(self, frames, which: list[int], affines: np.ndarray, size: int, replicate: bool) -> np.ndarray:
-        """Crop k from ``frames``' image ``which[k]`` by the 2x3 map ``affines[k]`` -> (M, size, size, 3) float32."""
+    def crops(self, frames, which: list[int], rois: np.ndarray, size: int, replicate: bool) -> np.ndarray:
+        """Crop k: the rect ``rois[k]`` (a padded ROI as a row) of ``frames``' image ``which[k]`` -> (M, size, size, 3)
+        float32."""
         import cv2
 
         images, rgb = frames
         border = cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT
         warped = [cv2.warpAffine(images[i], a, (size, size), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
-                  for i, a in zip(which, np.asarray(affines))]
+                  for i, a in zip(which, crop_affines(rois, (size, size)))]
         return to_tensor(np.stack(warped), rgb)
 
 
@@ -212,17 +213,17 @@ class _HandModel:
         out = self.io.run_torch({"input": x})  # on the GPU the crops stay there; the small outputs come back
         return [out[n].cpu().numpy() for n in names]
 
-    def run_step(self, frames, which: list[int], affines: np.ndarray) -> dict:
-        """Torch engines: crop k from frame ``which[k]`` by ``affines[k]``, run the net and its head -> the head's
+    def run_step(self, frames, which: list[int], rois: np.ndarray) -> dict:
+        """Torch engines: crop k is the rect ``rois[k]`` of frame ``which[k]``; run the net and its head -> the head's
         outputs, on the device (the caller brings back what it needs)."""
         import torch
 
         self.calls += 1
         self.rows += len(which)
         if self.fused:
-            return self.torch.run_torch({"maps": self.crops.maps(frames, which, affines, self.SIZE),
+            return self.torch.run_torch({"maps": self.crops.maps(frames, which, rois, self.SIZE),
                                          "canvas": frames.canvas})
-        x = self.crops.crops(frames, which, affines, self.SIZE, self.REPLICATE)  # host crops (the CPU)
+        x = self.crops.crops(frames, which, rois, self.SIZE, self.REPLICATE)  # host crops (the CPU)
         return self.torch.run_torch({"input": torch.from_numpy(x)})
 
     def _head(self, outputs: dict) -> tuple:
@@ -231,7 +232,7 @@ class _HandModel:
     @property
     def graphs(self) -> int:
         """CUDA graphs captured so far (torch engines on CUDA: one per power-of-two batch)."""
-        return len(self.torch._graphs) if self.engine != "onnxruntime" else 0
+        return self.torch.captured_graphs if self.engine != "onnxruntime" else 0
 
 
 class PalmModel(_HandModel):
@@ -258,27 +259,26 @@ class PalmModel(_HandModel):
         if not which:
             return []
         frames = self.crops.frames(images, rgb) if frames is None else frames
-        size = (PALM_SIZE, PALM_SIZE)
-        whole = rois_array([Roi(im.shape[1] / 2, im.shape[0] / 2, float(im.shape[1]), float(im.shape[0]))
-                            for im in (images[i] for i in which)])
-        letterbox, paddings = keep_aspects(whole, size)
+        wh = np.array([images[i].shape[1::-1] for i in which], np.float64)
+        whole = np.concatenate([wh / 2, wh, np.zeros((len(which), 1))], 1)  # each image as a rect: cx, cy, w, h, 0
+        letterbox, paddings = keep_aspects(whole, (PALM_SIZE, PALM_SIZE))
         out = []
-        for (raw_boxes, raw_scores, anchors), padding in zip(
-                self._candidates(frames, which, crop_affines(letterbox, size), min_score), paddings):
+        for (raw_boxes, raw_scores, anchors), padding in zip(self._candidates(frames, which, letterbox, min_score),
+                                                              paddings):
             dets = weighted_nms(detections(raw_boxes, raw_scores, anchors, min_score), NMS_THRESHOLD)
             out.append([remove_letterbox(d, tuple(padding)) for d in dets])
         return out
 
-    def _candidates(self, frames, which: list[int], affines: np.ndarray, min_score: float) -> list[tuple]:
+    def _candidates(self, frames, which: list[int], rois: np.ndarray, min_score: float) -> list[tuple]:
         """The net on a batch -> per image (raw boxes, raw scores, their anchors) of the anchors that may reach
         ``min_score``: all of them from ONNX Runtime; from the torch engine the :data:`PALM_CANDIDATES` best,
         chosen on the device and brought back in one small copy (all of an image's, where even its last candidate
         reaches the threshold), in anchor order as the host decoding takes them."""
         if self.engine == "onnxruntime":
-            x = self.crops.crops(frames, which, affines, PALM_SIZE, replicate=False)
+            x = self.crops.crops(frames, which, rois, PALM_SIZE, replicate=False)
             raw_boxes, raw_scores = self.run(x, ["boxes", "scores"])
             return [(b, s, self.anchors) for b, s in zip(raw_boxes, raw_scores)]
-        out = self.run_step(frames, which, affines)
+        out = self.run_step(frames, which, rois)
         picked = out["candidates"].cpu().numpy()  # (B, k, 2 + 18): the one download of the palm step
         passing = sigmoid_scores(picked[..., 0]).reshape(picked.shape[:2]) >= min_score  # every image at once
         result = []
@@ -338,12 +338,11 @@ class LandmarkModel(_HandModel):
         flat = [r for rs in rois for r in rs]
         wanted = rois_array(flat)
         padded, padding = keep_aspects(wanted, size)
-        affines = crop_affines(padded, size)
         if self.engine == "onnxruntime":
-            x = self.crops.crops(frames, which, affines, LANDMARK_SIZE, replicate=True)
+            x = self.crops.crops(frames, which, padded, LANDMARK_SIZE, replicate=True)
             lm, presence, handedness = self.run(x, ["landmarks", "presence", "handedness"])
         else:  # one copy back: landmarks, presence and handedness side by side
-            packed = self.run_step(frames, which, affines)["packed"].cpu().numpy()
+            packed = self.run_step(frames, which, padded)["packed"].cpu().numpy()
             lm, presence, handedness = packed[:, :-2], packed[:, -2:-1], packed[:, -1:]
         points = project_landmarks_many(lm, wanted, size, padding)
         out = [[] for _ in images]

@@ -174,11 +174,9 @@ def keep_aspect(roi: Roi, size: tuple[int, int]) -> tuple[Roi, tuple[float, floa
     return to_rois(padded)[0], (float(padding[0, 0]), float(padding[0, 1]))
 
 
-def crop_affines(rois: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(M, 5) rects -> (M, 2, 3) affine maps frame pixels -> crop pixels, as ImageToTensorCalculator's OpenCV path
-    makes them: the corners of the rotated rect (``cv2.boxPoints``, whose float32 arithmetic is repeated here) onto
-    the corners (0, H), (0, 0), (W, 0) of the output (``cv2.getAffineTransform``, solved in float64 as OpenCV does),
-    in OpenCV's pixel-centre convention. Use with cv2.warpAffine(..., INTER_LINEAR)."""
+def _crop_corners(rois: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(M, 5) rects -> the frame pixels (float64) that a crop's corners (0, H), (0, 0), (W, 0) come from: the rotated
+    rect's corners as ``cv2.boxPoints`` gives them (its float32 arithmetic repeated here), as MediaPipe uses them."""
     r = np.asarray(rois, np.float64).reshape(-1, 5)
     f32 = np.float32
     cx, cy, w, h = (r[:, i].astype(f32) for i in range(4))
@@ -188,16 +186,37 @@ def crop_affines(rois: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     x0, y0 = cx - a * h - b * w, cy + b * h - a * w  # the corners, in float32 as OpenCV computes them
     x1, y1 = cx + a * h - b * w, cy - b * h - a * w
     x2, y2 = f32(2) * cx - x0, f32(2) * cy - y0
+    return tuple(v.astype(np.float64) for v in (x0, y0, x1, y1, x2, y2))
+
+
+def crop_affines(rois: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(M, 5) rects -> (M, 2, 3) affine maps frame pixels -> crop pixels, as ImageToTensorCalculator's OpenCV path
+    makes them: the corners of the rotated rect (:func:`_crop_corners`) onto the corners (0, H), (0, 0), (W, 0) of
+    the output (``cv2.getAffineTransform``, solved in float64 as OpenCV does), in OpenCV's pixel-centre convention.
+    Use with cv2.warpAffine(..., INTER_LINEAR); :func:`crop_to_frame` is the same map the other way."""
+    x0, y0, x1, y1, x2, y2 = _crop_corners(rois)
     # the map sends p1 to (0, 0), p2 - p1 to (W, 0) and p0 - p1 to (0, H): its linear part is diag(W, H) times
     # the inverse of the 2x2 matrix [p2 - p1, p0 - p1], its translation -that @ p1 (what getAffineTransform solves)
-    x1, y1 = x1.astype(np.float64), y1.astype(np.float64)
     ux, uy, vx, vy = x2 - x1, y2 - y1, x0 - x1, y0 - y1
     det = ux * vy - vx * uy
     out_w, out_h = size
-    out = np.empty((len(r), 2, 3))
+    out = np.empty((len(x0), 2, 3))
     out[:, 0, 0], out[:, 0, 1] = out_w * vy / det, -out_w * vx / det
     out[:, 1, 0], out[:, 1, 1] = -out_h * uy / det, out_h * ux / det
     out[:, :, 2] = -(out[:, :, 0] * x1[:, None] + out[:, :, 1] * y1[:, None])
+    return out
+
+
+def crop_to_frame(rois: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(M, 5) rects -> (M, 3, 3) maps crop pixels -> frame pixels (homogeneous), the inverse of
+    :func:`crop_affines` read straight off the corners: (W, 0) - (0, 0) goes along p2 - p1, (0, H) - (0, 0) along
+    p0 - p1, and (0, 0) to p1 (what a sampler such as grid_sample needs, with no matrix to invert)."""
+    x0, y0, x1, y1, x2, y2 = _crop_corners(rois)
+    out_w, out_h = size
+    out = np.zeros((len(x0), 3, 3))
+    out[:, 0, 0], out[:, 1, 0] = (x2 - x1) / out_w, (y2 - y1) / out_w
+    out[:, 0, 1], out[:, 1, 1] = (x0 - x1) / out_h, (y0 - y1) / out_h
+    out[:, 0, 2], out[:, 1, 2], out[:, 2, 2] = x1, y1, 1.0
     return out
 
 
