@@ -84,6 +84,10 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=tuple(BACKENDS), default="auto",
                    help="what runs the classifier: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values())
                         + "; see docs/backends.md (default: %(default)s)")
+    p.add_argument("--no-fuse", dest="fuse", action="store_false",
+                   help="with --hands torch --backend torch the keypoint classifier runs inside the hands stage's "
+                        "landmark step on the device (features and classifier in the same CUDA graph, one download a "
+                        "frame); this keeps them as stages of their own on the host path, to compare")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="classifier precision: fp16 with --backend tensorrt, torch (CUDA) or onnxruntime (TensorRT "
                         "EP); int8 with --backend tensorrt and an engine from 'fingerspell export --int8' "
@@ -229,7 +233,7 @@ def _options(args):
                            image_weight=_image_weight(args), profile=_profile(args),
                            redetect_after=PipelineOptions.redetect_after if redetect is None else redetect,
                            reader=getattr(args, "reader", "letters"), sequence_model=getattr(args, "sequence_model", None),
-                           lexicon=getattr(args, "lexicon", None),
+                           lexicon=getattr(args, "lexicon", None), fuse=getattr(args, "fuse", True),
                            sequence_min_confidence=PipelineOptions.sequence_min_confidence if sure is None else sure)
 
 

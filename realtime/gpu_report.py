@@ -15,10 +15,12 @@ On the lent machine (``run`` tool, ``carry: ["gpu-check"]``)::
 1. parity of the four torch hand nets on CUDA (TF32 off; fp32 and fp16) with ONNX Runtime on the CPU, on frames of
    the clip; then each lite net's speed alone (eager, CUDA graphs, fp16 graphs; batch 1 and 16);
 2. the whole ``--hands torch`` (and ``torch-fp16``) pipeline on CUDA against ``--hands onnx`` on the CPU, frame by
-   frame (same hands, landmark distance in pixels);
-3. the live path ``--hands torch|torch-fp16 --backend torch --device cuda`` on the clip: per-stage ms and FPS;
-4. N streams batched (1, 4, 16), with each torch hands engine: total frames/s and per-frame latency; then a
-   cProfile of the 16-stream step (where the host time goes);
+   frame (same hands, landmark distance in pixels); the letter read inside the landmark step on CUDA against the
+   host path on the CPU (same letter, probabilities);
+3. the live path ``--hands torch|torch-fp16 --backend torch --device cuda`` on the clip: per-stage ms and FPS, and
+   ``torch --no-fuse`` (features and classifier as stages of their own) to compare;
+4. N streams batched (1, 4, 16), with each torch hands engine (and ``torch --no-fuse`` at 16): total frames/s and
+   per-frame latency; then a cProfile of the 16-stream step (where the host time goes);
 5. each classifier on each backend there (``bench --backends``), batch 1;
 6. the sequence reader's streaming step in PyTorch on CUDA against ONNX Runtime's on the CPU over a stream, then
    ``--reader sequence --hands torch --backend torch`` on the clip.
@@ -171,12 +173,42 @@ def pipeline_parity(clip: Path, device: str) -> dict:
     return out  # run() puts TF32 back as it was
 
 
+def reader_parity(clip: Path, device: str) -> dict:
+    """The letter read inside the landmark step on ``device`` (TF32 off) against the host path on the CPU (features
+    in numpy, classifier on ONNX Runtime's CPU), frame by frame through the clip."""
+    import torch
+
+    from realtime.pipeline import Recognizer
+
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    frames = _frames(clip)
+    runs = []
+    for options in ({"hands": "torch", "backend": "torch", "device": device},
+                    {"hands": "onnx", "device": "cpu", "backend": "onnxruntime"}):
+        rec = Recognizer.build("asl-letters", redetect_after=0, **options)
+        try:
+            runs.append((rec.reads_in_hands_step, [rec.read(f)[1:] for f in frames]))
+        finally:
+            rec.close()
+    (fused, here), (_, host) = runs
+    both = [(a, b) for a, b in zip(here, host) if a[0] is not None and b[0] is not None]
+    return {"frames": len(frames), "read_in_hands_step": fused, "hand_in_both": len(both),
+            "read_on_device": sum(a[0].reading is not None for a, _ in both),
+            "same_letter": sum(int(np.argmax(a[1])) == int(np.argmax(b[1])) for a, b in both),
+            "max_abs_probability": max((float(np.abs(np.asarray(a[1]) - b[1]).max()) for a, b in both), default=0.0),
+            "tf32": False}
+
+
 def live_path(clip: Path, device: str) -> dict:
+    """One camera: each torch hands engine with the classifier in its landmark step where it can, and ``torch``
+    with features and classifier as stages of their own (``--no-fuse``), to compare."""
     from realtime.bench import run_bench
     from realtime.pipeline import Recognizer
 
-    return {engine: run_bench(Recognizer.build("asl-letters", hands=engine, backend="torch", device=device), str(clip),
-                              frames=300 if device == "cuda" else 30, progress=False) for engine in _engines(device)}
+    runs = [(engine, {"hands": engine}) for engine in _engines(device)] + [("torch --no-fuse", {"hands": "torch",
+                                                                                              "fuse": False})]
+    return {name: run_bench(Recognizer.build("asl-letters", backend="torch", device=device, **options), str(clip),
+                            frames=300 if device == "cuda" else 30, progress=False) for name, options in runs}
 
 
 def streams(clip: Path, device: str) -> dict:
@@ -186,10 +218,11 @@ def streams(clip: Path, device: str) -> dict:
     # timed: one pass of the clip (252 frames: hands and empty frames in its proportions), after 60 steps that
     # include the first empty run, where the full model is built and its graphs captured (once per program)
     cuda = device == "cuda"
-    return {f"{engine} {n}": run_streams_bench(PipelineOptions(hands=engine, backend="torch", device=device),
-                                               [str(clip)], n, frames=252 if cuda else 10, warmup=60 if cuda else 2,
-                                               progress=False)
-            for engine in _engines(device) for n in (1, 4, 16)}
+    runs = [(f"{engine} {n}", {"hands": engine}, n) for engine in _engines(device) for n in (1, 4, 16)]
+    runs.append(("torch --no-fuse 16", {"hands": "torch", "fuse": False}, 16))  # the host reading, to compare
+    return {name: run_streams_bench(PipelineOptions(backend="torch", device=device, **options), [str(clip)], n,
+                                    frames=252 if cuda else 10, warmup=60 if cuda else 2, progress=False)
+            for name, options, n in runs}
 
 
 def host_profile(clip: Path, device: str) -> dict:
@@ -272,7 +305,8 @@ def sequence_reader(clip: Path, device: str) -> dict:
             "live": run_bench(rec, str(clip), frames=300 if device == "cuda" else 30, progress=False)}
 
 
-STEPS = (("net_parity", net_parity), ("net_speed", net_speed), ("pipeline_parity", pipeline_parity), ("live_path", live_path),
+STEPS = (("net_parity", net_parity), ("net_speed", net_speed), ("pipeline_parity", pipeline_parity),
+         ("reader_parity", reader_parity), ("live_path", live_path),
          ("streams", streams), ("host_profile", host_profile), ("classifiers", classifiers), ("sequence_reader", sequence_reader))
 
 
@@ -411,6 +445,13 @@ def tables(path: str | Path) -> str:
             out.append(f"| `{engine}` | {v['frames']} | {v['same_number_of_hands']} | {v['both_found']} | "
                        f"{v['median_landmark_px']:.2f} | {v['worst_landmark_px']:.2f} |")
         out.append("")
+    if "reader_parity" in ok:
+        v = ok["reader_parity"]
+        out += [f"**The letter read in the landmark step** (`--hands torch --backend torch`, features and classifier "
+                f"in the same CUDA graph) against `--hands onnx` with the classifier on ONNX Runtime's CPU, frame by "
+                f"frame: {v['hand_in_both']} of {v['frames']} frames with a hand in both, {v['read_on_device']} of "
+                f"them read on the device, the same letter in {v['same_letter']}, probabilities at most "
+                f"{v['max_abs_probability']:.1e} apart (TF32 off).", ""]
     if "classifiers" in ok:
         out += ["**Each classifier on each backend there** (`bench --backends torch,onnxruntime`, batch 1, median ms; "
                 "that machine's ONNX Runtime is CPU-only):", "", "| model | backend | median ms | status |",

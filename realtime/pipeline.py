@@ -118,6 +118,9 @@ class PipelineOptions:
     backend: str = "auto"  # a row of realtime.backends.BACKENDS
     precision: str = "fp32"
     smoothing_s: float = 0.15
+    # --hands torch --backend torch: the keypoint classifier runs inside the hands stage's landmark step, on the
+    # device (realtime.torch_reader); False keeps features and classifier as stages of their own (to compare)
+    fuse: bool = True
     speller: SpellerConfig | None = None
     reader: str = "letters"  # READERS: held static letters, or a sequence model typing as it recognises
     sequence_model: str | None = None  # --reader sequence: the model (default: asl-sequence)
@@ -182,10 +185,22 @@ def build_classifier(o: PipelineOptions):
     return features, classifier
 
 
-def build_hands(o: PipelineOptions):
+def build_hands(o: PipelineOptions, reader=None):
+    """The hands stage of ``o``; ``reader``: the classifier to run inside its landmark step
+    (:func:`realtime.torch_reader.device_reader`)."""
     return make_hands_stage(o.hands, palm=o.keypoints == "j2s", static=o.static, model=o.hand_model,
                             max_hands=o.max_hands, mirrored_input=o.mirrored_input, device=o.device,
-                            redetect_after=o.redetect_after, search_every=o.search_every)
+                            redetect_after=o.redetect_after, search_every=o.search_every, reader=reader)
+
+
+def fused_reader(o: PipelineOptions, classifier):
+    """The classifier as a module for the hands stage's device step, where ``o`` and ``classifier`` allow it
+    (:mod:`realtime.torch_reader`), else None."""
+    if not o.fuse:
+        return None
+    from realtime.torch_reader import device_reader
+
+    return device_reader(o, classifier)
 
 
 def image_inputs(classifier):
@@ -282,8 +297,14 @@ class Recognizer:
         if getattr(spec, "points", "image") == "world" and o.hands != "mediapipe":
             raise ValueError(f"the model reads MediaPipe's world landmarks, which only --hands mediapipe passes on "
                              f"(not --hands {o.hands})")
-        hands = hands_stage or build_hands(o)
+        hands = hands_stage or build_hands(o, fused_reader(o, classifier))
         return cls(hands, features, classifier, hand=o.hand, smoothing_s=o.smoothing_s, speller=o.speller, options=o)
+
+    @property
+    def reads_in_hands_step(self) -> bool:
+        """Does the hands stage read the letter itself, on the device (:mod:`realtime.torch_reader`)? Then the
+        features and classifier stages run only for a hand it did not read (one the full model found again)."""
+        return bool(getattr(self.hands, "reads", False))
 
     def read(self, frame_bgr: np.ndarray, timer: StageTimer | None = None):
         """hands -> features -> classifier on one frame alone -> (hands, spelling hand or None, probabilities or None)."""
@@ -293,6 +314,9 @@ class Recognizer:
             hand = pick_hand(hands, self.which_hand)
         if hand is None:
             return hands, None, None
+        reading = getattr(hand, "reading", None)  # a HandBox (J2S's palm boxes) has none
+        if reading is not None:  # read inside the hands stage's device step: features and classifier done
+            return hands, hand, reading
         with timer("features"):
             x = self.features(hand, frame_bgr)
         with timer("classifier"):

@@ -22,8 +22,8 @@ import time
 import numpy as np
 
 from realtime.hands import HAND_PIPELINES, RedetectSchedule, pick_hand, redetect_fallback
-from realtime.pipeline import (FrameResult, PipelineOptions, build_classifier, build_sequence_reader, make_speller,
-                               smooth_and_spell)
+from realtime.pipeline import (FrameResult, PipelineOptions, build_classifier, build_sequence_reader, fused_reader,
+                               make_speller, smooth_and_spell)
 from realtime.sequence_reader import step_streams
 from realtime.speller import ProbabilitySmoother
 
@@ -46,10 +46,8 @@ class MultiStreamRecognizer:
         if options.classifier_kind != "keypoints":  # the image classifier reads one crop per call
             raise ValueError(f"several streams read with the keypoint classifier only (--classifier keypoints), not "
                              f"--classifier {options.classifier_kind}")
-        self.tracker = HAND_PIPELINES[options.hands].tracker(model=options.hand_model, max_hands=options.max_hands,
-                                                             mirrored_input=options.mirrored_input,
-                                                             device=options.device, search_every=options.search_every)
         self.sequence = None  # --reader sequence: one reader per stream, one model run per step for all of them
+        reader = None  # the classifier inside the landmark step, on the device (realtime.torch_reader)
         if options.reader == "sequence":
             from realtime.features import FeatureExtractor
 
@@ -59,6 +57,11 @@ class MultiStreamRecognizer:
         else:
             self.features, self.classifier = build_classifier(options)
             self.labels = self.classifier.labels
+            reader = fused_reader(options, self.classifier)
+        self.tracker = HAND_PIPELINES[options.hands].tracker(model=options.hand_model, max_hands=options.max_hands,
+                                                             mirrored_input=options.mirrored_input,
+                                                             device=options.device, search_every=options.search_every,
+                                                             reader=reader)
         self.options, self.streams = options, streams
         self.tracked = [[] for _ in range(streams)]
         self._fallback = None  # the full model on the whole frame, built on first need, shared by the streams
@@ -83,7 +86,8 @@ class MultiStreamRecognizer:
         hands = self.redetect(frames, hands)
         t1 = time.perf_counter()
         picked = [pick_hand(h, self.options.hand) for h in hands]
-        rows = [i for i, h in enumerate(picked) if h is not None]
+        read = {i: h.reading for i, h in enumerate(picked) if h is not None and h.reading is not None}
+        rows = [i for i, h in enumerate(picked) if h is not None and i not in read]  # the rest: read on the host
         feats = self.features.many([picked[i] for i in rows])  # one vectorised call for every stream's hand
         t2 = time.perf_counter()
         if self.sequence is not None:  # every stream's frame goes to its reader, with a hand or without
@@ -96,7 +100,7 @@ class MultiStreamRecognizer:
         else:
             probs = np.asarray(self.classifier(feats)).reshape(len(rows), -1) if rows else None
             t3 = time.perf_counter()
-            of_stream = dict(zip(rows, probs)) if rows else {}
+            of_stream = {**(dict(zip(rows, probs)) if rows else {}), **read}
             out = []
             for i in range(self.streams):
                 p = of_stream.get(i)
@@ -195,6 +199,7 @@ def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int
     total_s = sum(ms) / 1000
     report = {"streams": streams, "steps": len(ms), "frames": len(ms) * streams, "hands": options.hands,
               "backend": options.backend, "device": options.device, "reader": options.reader,
+              "read_in_hands_step": bool(getattr(rec.tracker, "reads", False)),
               "model": rec.sequence[0].manifest.name if rec.sequence else rec.classifier.manifest.name
               if hasattr(rec.classifier, "manifest") else None,
               "frames_per_s": len(ms) * streams / total_s if total_s else None,

@@ -102,7 +102,7 @@ class TorchCrops:
         self._pinned = None  # host staging buffer for a step's frames, reused while their number and canvas stay
         self._slot_sizes: list = []  # the frame size last written to each slot (the rest of a slot stays zero)
         self._uploaded = None  # CUDA event: the last upload has left the pinned buffer
-        self._maps, self._maps_uploaded = None, None  # the same for the crops' maps
+        self._maps: dict = {}  # the same for the crops' maps: columns -> (pinned buffer, its last upload's event)
 
     def frames(self, images: list[np.ndarray], rgb: bool) -> "DeviceFrames":
         """One step's frames on the device in one copy, through a pinned buffer on CUDA."""
@@ -129,10 +129,15 @@ class TorchCrops:
             host = self._pinned.clone()  # the next step refills the buffer
         return DeviceFrames(host, sizes, rgb)
 
-    def maps(self, frames: "DeviceFrames", which: list[int], rois: np.ndarray, size: int):
-        """(M, :data:`MAP_COLUMNS`) on the device: each crop's theta on the canvas, frame index, BGR flag, limits."""
+    def maps(self, frames: "DeviceFrames", which: list[int], rois: np.ndarray, size: int,
+             extra: np.ndarray | None = None):
+        """(M, :data:`MAP_COLUMNS`) on the device: each crop's theta on the canvas, frame index, BGR flag, limits;
+        ``extra`` (M, C) columns after them, in the same copy (the landmark head's crop places)."""
         canvas = np.array([frames.canvas.shape[2], frames.canvas.shape[1]], np.float64)  # width, height
-        maps = np.empty((len(which), MAP_COLUMNS), np.float32)
+        more = 0 if extra is None else extra.shape[1]
+        maps = np.empty((len(which), MAP_COLUMNS + more), np.float32)
+        if more:
+            maps[:, MAP_COLUMNS:] = extra
         maps[:, :6] = rect_thetas(rois, tuple(canvas), size).reshape(-1, 6)  # on the canvas: frames at top-left
         maps[:, 6] = which
         maps[:, 7] = 0.0 if frames.rgb else 1.0
@@ -150,15 +155,46 @@ class TorchCrops:
         torch = self.torch
         if self.device.type != "cuda":
             return torch.from_numpy(maps)
-        if self._maps is None or len(self._maps) < len(maps):
-            self._maps = torch.empty((max(64, len(maps)), MAP_COLUMNS), dtype=torch.float32, pin_memory=True)
-        elif self._maps_uploaded is not None:
-            self._maps_uploaded.synchronize()  # the last maps have left the buffer (long done: a step has passed)
-        self._maps[:len(maps)].copy_(torch.from_numpy(maps))
-        out = self._maps[:len(maps)].to(self.device, non_blocking=True)
-        self._maps_uploaded = torch.cuda.Event()
-        self._maps_uploaded.record()
+        width = maps.shape[1]  # the palm's maps and the landmarks' (with their places) keep a buffer each
+        pinned, uploaded = self._maps.get(width, (None, None))
+        if pinned is None or len(pinned) < len(maps):
+            pinned = torch.empty((max(64, len(maps)), width), dtype=torch.float32, pin_memory=True)
+        elif uploaded is not None:
+            uploaded.synchronize()  # the last maps have left the buffer (long done: a step has passed)
+        pinned[:len(maps)].copy_(torch.from_numpy(maps))
+        out = pinned[:len(maps)].to(self.device, non_blocking=True)
+        uploaded = torch.cuda.Event()
+        uploaded.record()
+        self._maps[width] = (pinned, uploaded)
         return out
+
+
+PLACE_COLUMNS = 9  # where a crop's landmarks go back to: its ROI (cx, cy, width, height, rotation) before padding,
+# that padding (horizontal, vertical), and its frame's width and height
+
+
+def place_rows(rois: np.ndarray, padding: np.ndarray, frame_sizes: np.ndarray) -> np.ndarray:
+    """(M, 5) ROIs before :func:`realtime.hands.roi.keep_aspects`, its (M, 2) padding and (M, 2) frame sizes ->
+    (M, :data:`PLACE_COLUMNS`) float32, what :func:`project_on_device` takes."""
+    return np.concatenate([np.asarray(rois, np.float64).reshape(-1, 5), np.asarray(padding).reshape(-1, 2),
+                           np.asarray(frame_sizes).reshape(-1, 2)], 1).astype(np.float32)
+
+
+def project_on_device(raw, place, size: int):
+    """:func:`realtime.hands.roi.project_landmarks_many` in torch: the landmark model's (M, 21, 3) crop pixels and
+    the crops' places (M, :data:`PLACE_COLUMNS`) -> (M, 21, 3) frame pixels (z in the units of x), float32."""
+    import torch
+
+    from realtime.hands.roi import Z_SCALE
+
+    raw = raw.float().reshape(len(place), -1, 3)
+    cx, cy, w, h, rot, px, py = (place[:, i:i + 1] for i in range(7))
+    x = (raw[..., 0] / size - px) / (1 - 2 * px)
+    y = (raw[..., 1] / size - py) / (1 - 2 * py)
+    z = raw[..., 2] / size / Z_SCALE / (1 - 2 * px)
+    c, s = torch.cos(rot), torch.sin(rot)
+    dx, dy = x - 0.5, y - 0.5
+    return torch.stack([(c * dx - s * dy) * w + cx, (s * dx + c * dy) * h + cy, z * w], -1)
 
 
 class DeviceFrames:

@@ -34,7 +34,8 @@ class HandPipeline:
     """One row of :data:`HAND_PIPELINES`: how ``--hands NAME`` builds each of its four stages.
 
     Each builder takes keyword options (``model``, ``max_hands``, ``mirrored_input``, ``device``, ``settings``;
-    the tracker also ``search_every``)
+    the tracker also ``search_every`` and ``reader``, a :mod:`realtime.torch_reader` module that pipelines marked
+    ``reads`` run inside their landmark step)
     and returns a :class:`HandsStage`: ``tracker`` (video, landmarks), ``static`` (photos, landmarks, with
     :class:`StaticSettings`), ``palm`` (video, palm boxes only, for J2S) and ``static_palm`` (photos, boxes).
     """
@@ -46,9 +47,12 @@ class HandPipeline:
     palm: Callable
     static_palm: Callable
     batches: bool = False  # its tracker has step(): several cameras' frames through the nets at once
+    reads: bool = False  # its tracker can read the letter on the device (a reader= given to the tracker builder)
 
 
-def _mediapipe_tracker(model, max_hands, mirrored_input, device, search_every=1):
+def _mediapipe_tracker(model, max_hands, mirrored_input, device, search_every=1, reader=None):
+    if reader is not None:
+        raise ValueError("MediaPipe's own graph cannot run the classifier inside it (--hands torch can)")
     # MediaPipe's graph keeps its own schedule: the palm detector on every frame with fewer than max_hands hands
     return HandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input)
 
@@ -83,11 +87,11 @@ def _engine(name: str, device: str) -> dict:
 
 def _converted(name: str) -> dict:
     """The four builders of a pipeline on the converted nets (realtime.hands.onnx), run by ``_engine(name)``."""
-    def tracker(model, max_hands, mirrored_input, device, search_every=1):
+    def tracker(model, max_hands, mirrored_input, device, search_every=1, reader=None):
         from realtime.hands.onnx import OnnxHandTracker
 
         return OnnxHandTracker(model, max_hands=max_hands, mirrored_input=mirrored_input, search_every=search_every,
-                               **_engine(name, device))
+                               reader=reader, **_engine(name, device))
 
     def static(settings, mirrored_input, device, cuda_graphs=False):  # photos: many sizes, no CUDA graphs
         from realtime.hands.onnx import OnnxStaticHandDetector
@@ -114,7 +118,8 @@ HAND_PIPELINES: dict[str, HandPipeline] = {p.name: p for p in (
     HandPipeline("onnx", "the same models converted to ONNX on ONNX Runtime (weights/mediapipe-hands; CUDA with "
                  "--device cuda or auto and the gpu extra)", **_converted("onnx"), batches=True),
     HandPipeline("torch", "the same nets as PyTorch modules (realtime/hands/torch_nets.py), on CUDA with --device "
-                 "cuda or auto when PyTorch sees a GPU, else the CPU", **_converted("torch"), batches=True),
+                 "cuda or auto when PyTorch sees a GPU, else the CPU; with --backend torch the letter is read in the "
+                 "same step (realtime/torch_reader.py)", **_converted("torch"), batches=True, reads=True),
     HandPipeline("torch-fp16", "those torch nets in fp16 (weights and activations), CUDA only",
                  **_converted("torch-fp16"), batches=True),
 )}
@@ -122,7 +127,7 @@ HAND_PIPELINES: dict[str, HandPipeline] = {p.name: p for p in (
 
 def make_hands_stage(hands: str = "mediapipe", *, palm: bool = False, static: bool = False, model: str = "lite",
                      max_hands: int = 2, mirrored_input: bool = False, device: str = "auto",
-                     redetect_after: int = 5, search_every: int = 1) -> HandsStage:
+                     redetect_after: int = 5, search_every: int = 1, reader=None) -> HandsStage:
     """The hands stage of pipeline ``hands`` (a row of :data:`HAND_PIPELINES`).
 
     ``palm``: boxes only (the palm detector, for J2S). ``static``: independent photos (``eval``, uploads),
@@ -130,17 +135,21 @@ def make_hands_stage(hands: str = "mediapipe", *, palm: bool = False, static: bo
     ``redetect_after``: a landmark tracker that has found no hand for that many frames is helped by the same
     pipeline's full model on the whole frame (:class:`Redetect`; 0 turns it off). ``search_every``: while some but
     fewer than ``max_hands`` hands are tracked, look for another hand every that many frames (the converted
-    pipelines; MediaPipe's graph looks on every frame).
+    pipelines; MediaPipe's graph looks on every frame). ``reader``: the tracker reads each hand's letter on the
+    device (:mod:`realtime.torch_reader`; pipelines marked ``reads``).
     """
     if hands not in HAND_PIPELINES:
         raise ValueError(f"hands must be one of {tuple(HAND_PIPELINES)}, got {hands!r}")
     row = HAND_PIPELINES[hands]
+    if reader is not None and (palm or static or not row.reads):
+        raise ValueError(f"the letter is read inside the landmark step of a video tracker of --hands "
+                         f"{' or '.join(n for n, r in HAND_PIPELINES.items() if r.reads)} only")
     if palm:
         return row.static_palm(device=device) if static else row.palm(model=model, max_hands=max_hands, device=device)
     if static:
         return row.static(settings=StaticSettings(), mirrored_input=mirrored_input, device=device)
     tracker = row.tracker(model=model, max_hands=max_hands, mirrored_input=mirrored_input, device=device,
-                          search_every=search_every)
+                          search_every=search_every, reader=reader)
     if not redetect_after:
         return tracker
     return Redetect(tracker, after=redetect_after,

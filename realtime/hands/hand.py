@@ -21,6 +21,9 @@ class Hand:
     # (21, 3) float32 metres about the hand's centre (MediaPipe's world landmarks: camera-independent 3-D), where the
     # pipeline gives them (MediaPipe's own); None elsewhere
     world: np.ndarray | None = None
+    # the keypoint classifier's probabilities, where the hands stage read the letter itself on the device
+    # (realtime.torch_reader: --hands torch --backend torch); None elsewhere
+    reading: np.ndarray | None = None
 
     @property
     def is_left(self) -> bool:

@@ -37,6 +37,7 @@ from realtime.hands.hand import MODEL_SIZES, Hand, HandBox
 from realtime.hands.roi import (Roi, associate, crop_affines, keep_aspects, landmarks_rois, palm_roi,
                                 project_landmarks_many, rois_array, to_rois)
 from realtime.hands.ssd import detections, remove_letterbox, sigmoid_scores, ssd_anchors, weighted_nms
+from realtime.torch_crops import place_rows
 
 HAND_MODELS = "mediapipe-hands"
 KIND = "hand-pipeline"
@@ -170,9 +171,10 @@ class _HandModel:
 
     SIZE, REPLICATE = 0, False  # the crop the net takes, and whether its border is replicated (else zero)
     HEAD_OUTPUTS: tuple[str, ...] = ()  # the names of ``_head``'s outputs (torch engines)
+    HEAD_INPUTS: tuple[str, ...] = ()  # more inputs of the step, handed to ``_head`` after the net's outputs
 
     def __init__(self, name: str, folder, providers, threads: int, verify: bool, preprocess: str,
-                 engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True):
+                 engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True, head_module=None):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.engine, self.calls = engine, 0  # calls: how often the model ran (tracking skips the palm detector)
@@ -187,11 +189,12 @@ class _HandModel:
             net, where = hand_net(path), torch_device(device)
             self.crops = make_crops(preprocess, where == "cuda")
             self.fused = isinstance(self.crops, TorchCrops)
-            module = hand_step(net, lambda outs: self._head(dict(zip(net.output_names, outs))),
-                               self.SIZE if self.fused else None, self.REPLICATE)
+            module = hand_step(net, lambda outs, *more: self._head(dict(zip(net.output_names, outs)), *more),
+                               self.SIZE if self.fused else None, self.REPLICATE, len(self.HEAD_INPUTS), head_module)
             # the classifier's torch backend: on CUDA the step is captured once per batch size and replayed as a
             # CUDA graph (the net's weights are buffers and its shapes folded, the crops' maps a tensor input)
-            self.torch = TorchBackend(module, ["maps", "canvas"] if self.fused else ["input"], list(self.HEAD_OUTPUTS),
+            inputs = ["maps", "canvas"] if self.fused else ["input"]
+            self.torch = TorchBackend(module, inputs + list(self.HEAD_INPUTS), list(self.HEAD_OUTPUTS),
                                       where, "fp16" if engine == "torch-fp16" else "fp32",
                                       cuda_graphs=cuda_graphs and where == "cuda",
                                       cast_inputs=not self.fused)
@@ -213,18 +216,23 @@ class _HandModel:
         out = self.io.run_torch({"input": x})  # on the GPU the crops stay there; the small outputs come back
         return [out[n].cpu().numpy() for n in names]
 
-    def run_step(self, frames, which: list[int], rois: np.ndarray) -> dict:
+    def run_step(self, frames, which: list[int], rois: np.ndarray, head_inputs: np.ndarray | None = None) -> dict:
         """Torch engines: crop k is the rect ``rois[k]`` of frame ``which[k]``; run the net and its head -> the head's
-        outputs, on the device (the caller brings back what it needs)."""
+        outputs, on the device (the caller brings back what it needs). ``head_inputs``: (M, C) float32 rows of the
+        one :data:`HEAD_INPUTS` tensor, uploaded with the crops' maps (one copy)."""
         import torch
 
         self.calls += 1
         self.rows += len(which)
         if self.fused:
-            return self.torch.run_torch({"maps": self.crops.maps(frames, which, rois, self.SIZE),
-                                         "canvas": frames.canvas})
+            from realtime.torch_crops import MAP_COLUMNS
+
+            maps = self.crops.maps(frames, which, rois, self.SIZE, head_inputs)
+            extra = {self.HEAD_INPUTS[0]: maps[:, MAP_COLUMNS:]} if self.HEAD_INPUTS else {}
+            return self.torch.run_torch({"maps": maps, "canvas": frames.canvas, **extra})
         x = self.crops.crops(frames, which, rois, self.SIZE, self.REPLICATE)  # host crops (the CPU)
-        return self.torch.run_torch({"input": torch.from_numpy(x)})
+        extra = {self.HEAD_INPUTS[0]: torch.from_numpy(head_inputs)} if self.HEAD_INPUTS else {}
+        return self.torch.run_torch({"input": torch.from_numpy(x), **extra})
 
     def _head(self, outputs: dict) -> tuple:
         raise NotImplementedError
@@ -311,17 +319,25 @@ class LandmarkResult:
     landmarks: np.ndarray  # (21, 3) frame pixels
     presence: float
     left: float  # probability of 'Left' in MediaPipe's mirrored convention
+    reading: np.ndarray | None = None  # the device reader's probabilities (realtime.torch_reader), where it ran
 
 
 class LandmarkModel(_HandModel):
-    """The hand-landmark model: image + ROIs -> landmarks in frame pixels, presence and handedness (one batch)."""
+    """The hand-landmark model: image + ROIs -> landmarks in frame pixels, presence and handedness (one batch).
+    With the torch engines the landmarks are projected to the frame on the device; with a ``reader``
+    (:mod:`realtime.torch_reader`) each hand's letter is read there too, and everything comes back in one copy."""
 
     SIZE, REPLICATE, HEAD_OUTPUTS = LANDMARK_SIZE, True, ("packed",)
+    HEAD_INPUTS = ("place",)  # torch engines: each crop's place in its frame (realtime.torch_crops.place_rows)
 
     def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
-                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True):
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True,
+                 reader=None, mirrored_input: bool = False):
+        if reader is not None and engine == "onnxruntime":
+            raise ValueError("a device reader runs inside the torch engines' landmark step, not ONNX Runtime's")
+        self.reader, self.mirrored_input = reader, mirrored_input
         super().__init__(f"hand_landmark_{model}", folder, providers, threads, verify, preprocess, engine, device,
-                         cuda_graphs)
+                         cuda_graphs, head_module=reader)
 
     def __call__(self, image: np.ndarray, rois: list[Roi], rgb: bool) -> list[LandmarkResult]:
         return self.many([image], [rois], rgb)[0]
@@ -338,24 +354,35 @@ class LandmarkModel(_HandModel):
         flat = [r for rs in rois for r in rs]
         wanted = rois_array(flat)
         padded, padding = keep_aspects(wanted, size)
+        readings = None
         if self.engine == "onnxruntime":
             x = self.crops.crops(frames, which, padded, LANDMARK_SIZE, replicate=True)
             lm, presence, handedness = self.run(x, ["landmarks", "presence", "handedness"])
-        else:  # one copy back: landmarks, presence and handedness side by side
-            packed = self.run_step(frames, which, padded)["packed"].cpu().numpy()
-            lm, presence, handedness = packed[:, :-2], packed[:, -2:-1], packed[:, -1:]
-        points = project_landmarks_many(lm, wanted, size, padding)
+            points = project_landmarks_many(lm, wanted, size, padding)
+        else:  # one copy back: frame-pixel landmarks, presence, handedness (and the readings) side by side
+            sizes = np.array([images[i].shape[1::-1] for i in which], np.float64)
+            packed = self.run_step(frames, which, padded, place_rows(wanted, padding, sizes))["packed"].cpu().numpy()
+            points, presence, handedness = packed[:, :63].reshape(-1, 21, 3), packed[:, 63:64], packed[:, 64:65]
+            readings = packed[:, 65:] if self.reader is not None else None
         out = [[] for _ in images]
         for k, (i, roi) in enumerate(zip(which, flat)):
-            out[i].append(LandmarkResult(roi, points[k], float(presence[k, 0]), float(handedness[k, 0])))
+            out[i].append(LandmarkResult(roi, points[k], float(presence[k, 0]), float(handedness[k, 0]),
+                                         None if readings is None else readings[k]))
         return out
 
-    def _head(self, outputs: dict) -> tuple:
-        """On the device: landmarks, presence and handedness of each crop in one (M, 63 + 2) tensor."""
+    def _head(self, outputs: dict, place) -> tuple:
+        """On the device: each crop's landmarks in frame pixels, presence and handedness in one (M, 63 + 2) tensor;
+        with a reader, its probabilities after them (M, 65 + labels)."""
         import torch
 
-        return (torch.cat([outputs[n].float().reshape(len(outputs[n]), -1)
-                           for n in ("landmarks", "presence", "handedness")], 1),)
+        from realtime.torch_crops import project_on_device
+
+        points = project_on_device(outputs["landmarks"], place, LANDMARK_SIZE)
+        presence, left = (outputs[n].float().reshape(len(points), 1) for n in ("presence", "handedness"))
+        parts = [points.reshape(len(points), -1), presence, left]
+        if self.reader is not None:  # the physical hand, as handedness() names it: 'Left' flipped unless mirrored
+            parts.append(self.reader(points, (left[:, 0] > 0.5) == self.mirrored_input, place[:, 7:9]))
+        return (torch.cat(parts, 1),)
 
 
 def handedness(left: float, mirrored_input: bool) -> tuple[str, float]:
@@ -377,7 +404,8 @@ class OnnxHandTracker:
     def __init__(self, model: str = "lite", max_hands: int = 2, min_detection: float = 0.5, min_tracking: float = 0.5,
                  mirrored_input: bool = False, providers: list[str] | None = None, static: bool = False,
                  folder: str | Path | None = None, threads: int = 1, verify: bool = True, preprocess: str = "auto",
-                 engine: str = "onnxruntime", device: str = "cpu", search_every: int = 1, cuda_graphs: bool = True):
+                 engine: str = "onnxruntime", device: str = "cpu", search_every: int = 1, cuda_graphs: bool = True,
+                 reader=None):
         if model not in MODEL_SIZES:
             raise ValueError(f"hand model must be 'lite' or 'full', got {model!r}")
         if max_hands < 1:
@@ -390,8 +418,10 @@ class OnnxHandTracker:
         self.search_every, self._since_search = search_every, {}
         self.min_detection, self.min_tracking = min_detection, min_tracking
         self.palm = PalmModel(model, folder, providers, threads, verify, preprocess, engine, device, cuda_graphs)
+        # reader: a realtime.torch_reader module that reads each tracked hand's letter inside the landmark step
         self.landmarks = LandmarkModel(model, folder, providers, threads, verify, preprocess, engine, device,
-                                       cuda_graphs)
+                                       cuda_graphs, reader, mirrored_input)
+        self.reads = reader is not None  # the hands come back with their reading
         self.landmarks.crops = self.palm.crops  # one upload of each frame serves both models
         self.providers, self.backend = self.palm.providers, "onnx" if engine == "onnxruntime" else engine
         self.preprocessing = self.palm.crops.name
@@ -427,7 +457,7 @@ class OnnxHandTracker:
             nxt_rois = to_rois(landmarks_rois(np.stack([r.landmarks for _, r in kept]), sizes))
             for (i, r), size, roi in zip(kept, sizes, nxt_rois):
                 label, score = handedness(r.left, self.mirrored_input)
-                hands[i].append(Hand(r.landmarks, label, score, tuple(size)))
+                hands[i].append(Hand(r.landmarks, label, score, tuple(size), reading=r.reading))
                 nxt[i].append(roi)
         return hands, nxt
 

@@ -177,11 +177,15 @@ def hand_net(path: str | Path):
     return _module_class()(path)
 
 
-def hand_step(net, head, crop_size: int | None = None, replicate: bool = False):
+def hand_step(net, head, crop_size: int | None = None, replicate: bool = False, extra_inputs: int = 0,
+              head_module=None):
     """One hand net as the step that runs it: ``head`` turns the net's outputs (a tuple, in the file's order) into
     the few tensors that come back to the host; with ``crop_size`` the module also makes its crops first
     (:func:`realtime.torch_crops.sample_crops`), so that on CUDA one graph replay does crops, net and head.
-    Inputs: the crops (batch, S, S, 3) float RGB; or, with ``crop_size``, the crops' maps and the frames' canvas."""
+    Inputs: the crops (batch, S, S, 3) float RGB; or, with ``crop_size``, the crops' maps and the frames' canvas;
+    then ``extra_inputs`` more, handed to the head after the outputs (the landmark head's crop places).
+    ``head_module``: a module the head calls (the landmark head's :mod:`realtime.torch_reader` classifier),
+    registered here so that it moves to the step's device with it."""
     import torch
 
     from realtime.torch_crops import sample_crops
@@ -190,13 +194,15 @@ def hand_step(net, head, crop_size: int | None = None, replicate: bool = False):
         def __init__(self):
             super().__init__()
             self.net = net
+            self.head_module = head_module
 
         def forward(self, *inputs):
+            inputs, extra = inputs[:len(inputs) - extra_inputs], inputs[len(inputs) - extra_inputs:]
             if crop_size is None:
                 (x,) = inputs
             else:
                 maps, canvas = inputs
                 x = sample_crops(canvas, maps, crop_size, replicate)
-            return head(self.net(x.to(next(self.net.buffers()).dtype)))
+            return head(self.net(x.to(next(self.net.buffers()).dtype)), *extra)
 
     return HandStep()
