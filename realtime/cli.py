@@ -30,7 +30,7 @@ if _is_the_program():
     signal.signal(signal.SIGINT, _leave_at_once)
 
 from realtime.backends import BACKENDS, DEVICES, PRECISIONS
-from realtime.hands import HAND_PIPELINES, MODEL_SIZES, WHICH_HAND
+from realtime.hands import HAND_PIPELINES, MAX_HANDS, MODEL_SIZES, WHICH_HAND
 from realtime.pipeline import CLASSIFIER_KINDS, DEFAULT_IMAGE_WEIGHT, KEYPOINT_BACKENDS, READERS, PipelineOptions
 from realtime.speller import SpellerConfig
 from realtime.cli_common import (ENV_DATASETS, EXIT_INTERRUPTED, RUN_ERRORS, HelpFormatter, add_verbose, fail,
@@ -65,7 +65,7 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "lite is faster, full a little more accurate (default: %(default)s)")
     p.add_argument("--hand", choices=WHICH_HAND, default="any",
                    help="which hand spells; 'any' takes the largest hand in view (default: %(default)s)")
-    p.add_argument("--max-hands", type=int_range(1, 4), default=2,
+    p.add_argument("--max-hands", type=int_range(1, MAX_HANDS), default=2,
                    help="hands MediaPipe tracks at once, 1 to 4 (default: %(default)s)")
     p.add_argument("--search-every", type=int_range(1), default=PipelineOptions.search_every, metavar="FRAMES",
                    help="while at least one but fewer than --max-hands hands are tracked, the palm detector looks for "

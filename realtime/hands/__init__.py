@@ -21,10 +21,10 @@ from typing import Callable
 
 from realtime.hands.base import (DEFAULT_VIEWS, TRAINING_VIEWS, HandsStage, Redetect, RedetectSchedule,
                                  StaticSettings, redetect_settings, static_palm_boxes, static_views)
-from realtime.hands.hand import MODEL_SIZES, WHICH_HAND, Hand, HandBox, pick_hand
+from realtime.hands.hand import MAX_HANDS, MODEL_SIZES, WHICH_HAND, Hand, HandBox, pick_hand
 from realtime.hands.mediapipe import HandTracker, PalmDetector, StaticHandDetector, StaticPalmDetector
 
-__all__ = ["DEFAULT_VIEWS", "TRAINING_VIEWS", "HAND_PIPELINES", "MODEL_SIZES", "WHICH_HAND", "Hand", "HandBox", "HandPipeline", "HandTracker", "HandsStage",
+__all__ = ["DEFAULT_VIEWS", "TRAINING_VIEWS", "HAND_PIPELINES", "MAX_HANDS", "MODEL_SIZES", "WHICH_HAND", "Hand", "HandBox", "HandPipeline", "HandTracker", "HandsStage",
            "PalmDetector", "Redetect", "RedetectSchedule", "StaticHandDetector", "StaticPalmDetector", "StaticSettings", "make_hands_stage",
            "pick_hand", "redetect_fallback", "redetect_settings", "static_palm_boxes", "static_views"]
 

@@ -8,6 +8,7 @@ import numpy as np
 
 WHICH_HAND = ("any", "right", "left")  # --hand: which of the hands found spells ("any": the largest)
 MODEL_SIZES = ("lite", "full")  # MediaPipe's two hand-model sizes, which every pipeline runs
+MAX_HANDS = 4  # the most hands a pipeline tracks at once (--max-hands)
 
 
 @dataclass

@@ -33,10 +33,10 @@ import numpy as np
 from realtime.backends import CUDA_EP, TRT_EP, OrtBackend, select_providers
 from realtime.manifest import MANIFEST, ModelError, verify_sha256, weights_dir
 from realtime.hands.base import StaticSettings, static_palm_boxes, static_views
-from realtime.hands.hand import MODEL_SIZES, Hand, HandBox
+from realtime.hands.hand import MAX_HANDS, MODEL_SIZES, Hand, HandBox
 from realtime.hands.roi import (Roi, associate, crop_affines, keep_aspects, landmarks_rois, palm_roi,
                                 project_landmarks_many, rois_array, to_rois)
-from realtime.hands.ssd import detections, remove_letterbox, sigmoid_scores, ssd_anchors, weighted_nms
+from realtime.hands.ssd import Detection, detections, remove_letterbox, ssd_anchors, weighted_nms
 from realtime.torch_crops import place_rows
 
 HAND_MODELS = "mediapipe-hands"
@@ -47,9 +47,7 @@ NMS_THRESHOLD = 0.3
 ASSOCIATION_THRESHOLD = 0.5
 PALM_GRAPH_MIN_SCORE = 0.5  # the palm subgraph's own decoding threshold (realtime.hands.mediapipe runs it unchanged)
 PREPROCESS = ("auto", "numpy", "torch")
-# palm anchors (of 2016) a torch-engine call brings back per image: the best-scoring ones, chosen on the device.
-# An image whose every candidate reaches the score threshold brings back all its anchors instead (exact either way).
-PALM_CANDIDATES = 128
+PALM_DETECTIONS = MAX_HANDS  # detections a torch-engine palm call brings back per image (the most any caller keeps)
 
 
 def hand_models_folder(folder: str | Path | None = None) -> Path:
@@ -244,16 +242,28 @@ class _HandModel:
 
 
 class PalmModel(_HandModel):
-    """The palm detector: image -> palm detections (score, box, 7 keypoints as fractions of the image)."""
+    """The palm detector: image -> palm detections (score, box, 7 keypoints as fractions of the image), best first.
+    ONNX Runtime's outputs are decoded on the host (:mod:`realtime.hands.ssd`); the torch engines decode them on the
+    device (:mod:`realtime.hands.torch_ssd`) and bring back each image's first ``detections`` in one small copy."""
 
-    SIZE, REPLICATE, HEAD_OUTPUTS = PALM_SIZE, False, ("candidates", "boxes", "logits")
+    SIZE, REPLICATE, HEAD_OUTPUTS = PALM_SIZE, False, ("detections",)
+    HEAD_INPUTS = ("letterbox",)  # torch engines: each image's letterbox padding and score threshold
 
     def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
-                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True):
+                 preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True,
+                 detections: int = PALM_DETECTIONS):
+        if not 1 <= detections <= MAX_HANDS:
+            raise ValueError(f"the palm detector keeps 1 to {MAX_HANDS} detections, not {detections}")
+        self.detections = detections
+        decoder = None
+        if engine != "onnxruntime":
+            from realtime.hands.torch_ssd import palm_decoder
+
+            decoder = palm_decoder(detections, NMS_THRESHOLD)
+        self.decoder = decoder
         super().__init__(f"palm_detection_{model}", folder, providers, threads, verify, preprocess, engine, device,
-                         cuda_graphs)
+                         cuda_graphs, head_module=decoder)
         self.anchors = ssd_anchors()
-        self.full_downloads = 0  # images whose every candidate passed, so all anchors came back (torch engines)
 
     def __call__(self, image: np.ndarray, rgb: bool, min_score: float) -> list:
         return self.detect_many([image], rgb, min_score)[0]
@@ -270,47 +280,20 @@ class PalmModel(_HandModel):
         wh = np.array([images[i].shape[1::-1] for i in which], np.float64)
         whole = np.concatenate([wh / 2, wh, np.zeros((len(which), 1))], 1)  # each image as a rect: cx, cy, w, h, 0
         letterbox, paddings = keep_aspects(whole, (PALM_SIZE, PALM_SIZE))
-        out = []
-        for (raw_boxes, raw_scores, anchors), padding in zip(self._candidates(frames, which, letterbox, min_score),
-                                                              paddings):
-            dets = weighted_nms(detections(raw_boxes, raw_scores, anchors, min_score), NMS_THRESHOLD)
-            out.append([remove_letterbox(d, tuple(padding)) for d in dets])
-        return out
+        if self.engine != "onnxruntime":  # decoded on the device: each image's few detections in one copy
+            rows = np.concatenate([paddings, np.full((len(which), 1), min_score)], 1).astype(np.float32)
+            found = self.run_step(frames, which, letterbox, rows)["detections"].cpu().numpy()
+            return [[Detection(float(r[1]), r[2:6].copy(), r[6:].reshape(-1, 2).copy()) for r in image if r[0] > 0.5]
+                    for image in found]
+        x = self.crops.crops(frames, which, letterbox, PALM_SIZE, replicate=False)
+        raw_boxes, raw_scores = self.run(x, ["boxes", "scores"])
+        return [[remove_letterbox(d, tuple(padding))
+                 for d in weighted_nms(detections(b, s, self.anchors, min_score), NMS_THRESHOLD)]
+                for b, s, padding in zip(raw_boxes, raw_scores, paddings)]
 
-    def _candidates(self, frames, which: list[int], rois: np.ndarray, min_score: float) -> list[tuple]:
-        """The net on a batch -> per image (raw boxes, raw scores, their anchors) of the anchors that may reach
-        ``min_score``: all of them from ONNX Runtime; from the torch engine the :data:`PALM_CANDIDATES` best,
-        chosen on the device and brought back in one small copy (all of an image's, where even its last candidate
-        reaches the threshold), in anchor order as the host decoding takes them."""
-        if self.engine == "onnxruntime":
-            x = self.crops.crops(frames, which, rois, PALM_SIZE, replicate=False)
-            raw_boxes, raw_scores = self.run(x, ["boxes", "scores"])
-            return [(b, s, self.anchors) for b, s in zip(raw_boxes, raw_scores)]
-        out = self.run_step(frames, which, rois)
-        picked = out["candidates"].cpu().numpy()  # (B, k, 2 + 18): the one download of the palm step
-        passing = sigmoid_scores(picked[..., 0]).reshape(picked.shape[:2]) >= min_score  # every image at once
-        result = []
-        for b, rows in enumerate(picked):
-            if len(rows) < len(self.anchors) and passing[b].all():  # more may pass than were brought back
-                self.full_downloads += 1
-                result.append((out["boxes"][b].float().cpu().numpy(), out["logits"][b].float().cpu().numpy(),
-                               self.anchors))
-            else:  # only the passing rows go on to the decoding (most frames: a handful, or none)
-                rows = rows[passing[b]]
-                result.append((rows[:, 2:], rows[:, 0], self.anchors[rows[:, 1].astype(np.int64)]))
-        return result
-
-    def _head(self, outputs: dict) -> tuple:
-        """On the device: the :data:`PALM_CANDIDATES` best anchors of each image (logit, anchor index, raw box and
-        keypoints), in anchor order; and all the boxes and logits, for an image where even the last one passes."""
-        import torch
-
-        boxes, logits = outputs["boxes"], outputs["scores"].reshape(len(outputs["scores"]), -1)
-        k = min(PALM_CANDIDATES, logits.shape[1])
-        index = logits.topk(k, dim=1).indices.sort(dim=1).values  # the best k, in anchor order
-        picked = torch.cat([logits.gather(1, index)[..., None].float(), index[..., None].float(),
-                            boxes.gather(1, index[..., None].expand(-1, -1, boxes.shape[2])).float()], 2)
-        return picked, boxes, logits
+    def _head(self, outputs: dict, letterbox) -> tuple:
+        """On the device: each image's first detections of weighted NMS, as fractions of its frame."""
+        return (self.decoder(outputs["boxes"], outputs["scores"], letterbox),)
 
 
 @dataclass
@@ -408,8 +391,8 @@ class OnnxHandTracker:
                  reader=None):
         if model not in MODEL_SIZES:
             raise ValueError(f"hand model must be 'lite' or 'full', got {model!r}")
-        if max_hands < 1:
-            raise ValueError(f"max_hands must be at least 1, got {max_hands}")
+        if not 1 <= max_hands <= MAX_HANDS:
+            raise ValueError(f"max_hands must be 1 to {MAX_HANDS}, got {max_hands}")
         if search_every < 1:
             raise ValueError(f"search_every must be at least 1, got {search_every}")
         self.model, self.max_hands, self.mirrored_input, self.static = model, max_hands, mirrored_input, static
@@ -417,7 +400,8 @@ class OnnxHandTracker:
         # search_every frames (1: every frame, as MediaPipe does); with none tracked, every frame
         self.search_every, self._since_search = search_every, {}
         self.min_detection, self.min_tracking = min_detection, min_tracking
-        self.palm = PalmModel(model, folder, providers, threads, verify, preprocess, engine, device, cuda_graphs)
+        self.palm = PalmModel(model, folder, providers, threads, verify, preprocess, engine, device, cuda_graphs,
+                              detections=max_hands)
         # reader: a realtime.torch_reader module that reads each tracked hand's letter inside the landmark step
         self.landmarks = LandmarkModel(model, folder, providers, threads, verify, preprocess, engine, device,
                                        cuda_graphs, reader, mirrored_input)
@@ -540,7 +524,7 @@ class OnnxPalmDetector:
             raise ValueError(f"palm model must be 'lite' or 'full', got {model!r}")
         self.model, self.max_hands, self.min_score = model, max_hands, min_score
         self.palm = PalmModel(model, folder, providers, threads, preprocess=preprocess, engine=engine, device=device,
-                              cuda_graphs=cuda_graphs)
+                              cuda_graphs=cuda_graphs, detections=max_hands)
         self.providers, self.preprocessing = self.palm.providers, self.palm.crops.name
         self.backend = "onnx" if engine == "onnxruntime" else engine
 
