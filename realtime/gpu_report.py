@@ -410,6 +410,9 @@ def tables(path: str | Path) -> str:
                        f"{_ms(lat.get('mean'))} | {_ms(lat['p95'])} | {_ms(lat.get('max'))} | {_ms(st['hands'])} | "
                        f"{_ms(st['features'])} | {_ms(st['classifier'])} |")
         out.append("")
+        slow = ok["streams"].get("torch 16", {}).get("slowest_steps")
+        if slow:
+            out += _slowest_steps(slow)
     if "host_profile" in ok:
         prof = ok["host_profile"]
         out += [f"**Where a 16-stream step's time goes** (cProfile over {prof['steps']} steps; the 12 functions that "
@@ -469,6 +472,25 @@ def tables(path: str | Path) -> str:
                 f"{_ms(live['end_to_end']['median_ms'])} ms median, of which the reader "
                 f"{_ms(live['stages']['classifier']['median_ms'])} ms.", ""]
     return "\n".join(out)
+
+
+def _slowest_steps(slow: list) -> list[str]:
+    """The 16-stream run's slowest steps, with what each did where the run recorded it (reports before 2026-11-30
+    kept only each step's ms and its place in the clip)."""
+    if not isinstance(slow[0], dict):
+        return ["Its slowest steps (ms at step; steps count from the first warm-up step, the clip has 252 frames "
+                "and loops): " + ", ".join(f"{ms:.1f} at {step}" for ms, step in slow) + ".", ""]
+    out = ["Its slowest steps (steps count from the first warm-up step), with what each did (palm images, landmark crops, images of the `--redetect-after` "
+           "full model, CUDA graphs captured, Python garbage collections, and the step's stages in ms):", "",
+           "| ms | step | palm images | landmark crops | full model images | graph captures | gc (full) | hands | "
+           "features | classifier |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in slow:
+        st = r.get("stages_ms", {})
+        out.append(f"| {r['ms']:.1f} | {r['step']} | {r['palm_images']} | {r['landmark_crops']} | "
+                   f"{r['full_model_images']} | {r.get('cuda_graph_captures', r.get('cuda_graphs', '-'))} | "
+                   f"{r.get('gc_collections', '-')} ({r.get('gc_full_collections', '-')}) | {_ms(st.get('hands'))} | "
+                   f"{_ms(st.get('features'))} | {_ms(st.get('classifier'))} |")
+    return out + [""]
 
 
 def compare(paths: list[str | Path]) -> str:

@@ -140,13 +140,19 @@ class MultiStreamRecognizer:
     def activity(self) -> dict:
         """Running totals of what the steps did (the bench takes each step's share, to say what a slow step did):
         palm images, landmark crops, images the full model's palm detector looked at (a frame per level of its
-        cascade: one level for --redetect-after), CUDA graphs held."""
+        cascade: one level for --redetect-after), CUDA graphs captured (a new batch shape's capture runs the step
+        four times: a slow step), and Python's garbage collections (a full one can pause a step)."""
+        import gc
+
         full = getattr(self._fallback, "tracker", None)
         models = [self.tracker.palm, self.tracker.landmarks] + ([full.palm, full.landmarks] if full else [])
+        backend = getattr(self.classifier, "backend", None)
         return {"palm_images": self.tracker.palm.rows, "landmark_crops": self.tracker.landmarks.rows,
                 "full_model_images": full.palm.rows if full else 0,
-                "cuda_graphs": sum(m.graphs for m in models)
-                + getattr(getattr(self.classifier, "backend", None), "captured_graphs", 0)}
+                "cuda_graph_captures": sum(m.captures for m in models)
+                + getattr(backend, "captures", 0),
+                "gc_collections": sum(s["collections"] for s in gc.get_stats()),
+                "gc_full_collections": gc.get_stats()[-1]["collections"]}
 
     def close(self) -> None:
         self.tracker.close()
@@ -206,7 +212,8 @@ def run_streams_bench(options: PipelineOptions, sources: list[str], streams: int
               "latency_ms": {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)),
                              "mean": float(np.mean(ms)), "max": float(np.max(ms))},
               # the slowest steps, with what each did (its place in the source, its batches, graphs captured)
-              "slowest_steps": [{"ms": round(ms[i], 2), "step": steps[i], **did[i]}
+              "slowest_steps": [{"ms": round(ms[i], 2), "step": steps[i], **did[i],
+                                 "stages_ms": {k: round(v[i], 2) for k, v in stage_ms.items()}}
                                 for i in np.argsort(ms)[::-1][:8]],
               "stages_ms": {k: float(np.median(v)) for k, v in stage_ms.items()},
               "frames_with_a_letter": letters, "sources": sources}

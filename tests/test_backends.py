@@ -517,6 +517,7 @@ def test_torch_backend_keeps_the_most_recently_used_graphs(monkeypatch):
     for n in (1, 2, 1, 4):  # 2 is the least recently used when 4 arrives
         graphs.run(random_batch(m, n, seed=n))
     assert sorted(key[0][0][0] for key in graphs._graphs) == [1, 4]
+    assert graphs.captures == 3 and graphs.captured_graphs == 2  # 1, 2 and 4 captured; 1 used again, 2 dropped
 
 
 def test_graph_batches_are_powers_of_two():

@@ -63,6 +63,7 @@ class TorchBackend(Backend):
         self.detail = ("CUDA graphs" if cuda_graphs else "eager") + (f", {torch.get_num_threads()} threads"
                                                                       if self.device == "cpu" else "")
         self._graphs: OrderedDict = OrderedDict()  # the most recently used last; at most MAX_GRAPHS kept
+        self.captures = 0  # CUDA graphs captured so far, evicted ones included (a capture makes a slow call)
         self._pinned: dict = {}
 
     @classmethod
@@ -98,6 +99,7 @@ class TorchBackend(Backend):
             with torch.cuda.graph(graph), torch.no_grad():
                 static_out = self._forward(static_in)
             self._graphs[shapes] = (static_in, graph, static_out)
+            self.captures += 1
             if len(self._graphs) > MAX_GRAPHS:  # e.g. photos of many sizes: the least recently used goes, and
                 self._graphs.popitem(last=False)  # its memory with it
         self._graphs.move_to_end(shapes)

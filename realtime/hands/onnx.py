@@ -236,9 +236,10 @@ class _HandModel:
         raise NotImplementedError
 
     @property
-    def graphs(self) -> int:
-        """CUDA graphs captured so far (torch engines on CUDA: one per power-of-two batch)."""
-        return self.torch.captured_graphs if self.engine != "onnxruntime" else 0
+    def captures(self) -> int:
+        """CUDA graphs captured so far, evicted ones included (torch engines on CUDA: one per power-of-two batch
+        of each input)."""
+        return self.torch.captures if self.engine != "onnxruntime" else 0
 
 
 class PalmModel(_HandModel):
