@@ -36,15 +36,18 @@ def fit_tail(s: str, width: int, scale: float, thick: int = 1) -> str:
     return "..." + s[lo:]
 
 
+_BONES = np.array(HAND_CONNECTIONS)  # (21, 2): each bone's two landmarks, so all bones are one indexing
+
+
 def draw_hand(img: np.ndarray, hand, color=(0, 220, 0), mirror: bool = False) -> None:
     """A hand's landmarks and bones, drawn on ``img`` in place (``mirror``: the image is already flipped)."""
     w = img.shape[1]
     pts = hand.landmarks[:, :2].astype(np.int32)
     if mirror:
         pts[:, 0] = w - 1 - pts[:, 0]
-    cv2.polylines(img, [pts[list(c)] for c in HAND_CONNECTIONS], False, color, 2, cv2.LINE_AA)
-    for p in pts:
-        cv2.circle(img, (int(p[0]), int(p[1])), 3, (0, 0, 255), -1, cv2.LINE_AA)
+    cv2.polylines(img, pts[_BONES], False, color, 2, cv2.LINE_AA)  # (21, 2, 2): one two-point line per bone
+    for x, y in pts.tolist():
+        cv2.circle(img, (x, y), 3, (0, 0, 255), -1, cv2.LINE_AA)
 
 
 def draw(frame: np.ndarray, result, fps: float = 0.0, mirror: bool = False, show_timing: bool = True,
