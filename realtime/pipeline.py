@@ -260,6 +260,9 @@ class Recognizer:
     def __init__(self, hands, features, classifier, *, hand: str = "any", smoothing_s: float = 0.15,
                  speller: SpellerConfig | None = None, options: PipelineOptions | None = None, sequence=None):
         self.hands, self.features, self.classifier = hands, features, classifier
+        # the classifier the hands stage reads with on the device (realtime.torch_reader), if it does: its readings
+        # are used only while that is still the classifier (a demo session swaps in a calibrated one)
+        self._read_by_hands = classifier if getattr(hands, "reads", False) else None
         self.sequence = sequence  # --reader sequence: it replaces the classifier, smoother and speller
         self.options = options or PipelineOptions(hand=hand, smoothing_s=smoothing_s, speller=speller)
         self.keypoints, self.classifier_kind = self.options.keypoints, self.options.classifier_kind
@@ -304,7 +307,7 @@ class Recognizer:
     def reads_in_hands_step(self) -> bool:
         """Does the hands stage read the letter itself, on the device (:mod:`realtime.torch_reader`)? Then the
         features and classifier stages run only for a hand it did not read (one the full model found again)."""
-        return bool(getattr(self.hands, "reads", False))
+        return self._read_by_hands is not None and self.classifier is self._read_by_hands
 
     def read(self, frame_bgr: np.ndarray, timer: StageTimer | None = None):
         """hands -> features -> classifier on one frame alone -> (hands, spelling hand or None, probabilities or None)."""
@@ -315,7 +318,7 @@ class Recognizer:
         if hand is None:
             return hands, None, None
         reading = getattr(hand, "reading", None)  # a HandBox (J2S's palm boxes) has none
-        if reading is not None:  # read inside the hands stage's device step: features and classifier done
+        if reading is not None and self.reads_in_hands_step:  # read in the hands stage's device step: done
             return hands, hand, reading
         with timer("features"):
             x = self.features(hand, frame_bgr)

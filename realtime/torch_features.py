@@ -39,10 +39,12 @@ def _module_class():
         def forward(self, landmarks, is_left, image_size):
             lm = landmarks.float()
             size = image_size.float()
-            if self.spec.canonical:  # left hands mirrored about the frame's vertical centre line
-                x = torch.where(is_left[:, None], size[:, :1] - lm[..., 0], lm[..., 0])
-                lm = torch.cat([x[..., None], lm[..., 1:]], -1)
-            rel = lm - lm[:, WRIST:WRIST + 1]
+            rel = lm - lm[:, WRIST:WRIST + 1]  # every part is wrist-relative (or made of differences)
+            if self.spec.canonical:  # left hands mirrored (x -> W - x): relative x negated. Mirrored after the
+                # subtraction, so that in float32 a joint a hair right of the wrist stays right of it, as on the host
+                x = torch.where(is_left[:, None], 0.0 - rel[..., 0], rel[..., 0])  # 0 - 0 = +0: the wrist's
+                # own angle stays atan2(0, +0) = 0 (a -0 would make it pi)
+                rel = torch.cat([x[..., None], rel[..., 1:]], -1)
             scale = rel.index_select(1, self.palm_bases).norm(dim=-1).mean(-1).clamp_min(1e-6)  # hand_size
             out = []
             for part in self.spec.parts:
@@ -52,10 +54,10 @@ def _module_class():
                     r = rel[..., :2].norm(dim=-1) / scale[:, None]
                     f = torch.stack([r, torch.atan2(rel[..., 1], rel[..., 0]) / (2 * math.pi)], -1)
                 elif part == "geometry":
-                    f = self._geometry(lm, scale)
+                    f = self._geometry(rel, scale)
                 else:  # cart_scaled
                     f = rel / scale[:, None, None]
-                out.append(f.reshape(len(lm), PARTS[part][1]))
+                out.append(f.reshape(len(rel), PARTS[part][1]))
             return torch.cat(out, -1)
 
         @staticmethod
@@ -68,7 +70,8 @@ def _module_class():
             return torch.stack([r, theta / (2 * math.pi)], -1)
 
         def _geometry(self, lm, scale):
-            """:func:`realtime.features.hand_geometry`: 15 bends, 10 fingertip distances, the palm's normal."""
+            """:func:`realtime.features.hand_geometry` (of wrist-relative points: it takes only differences): 15 bends,
+            10 fingertip distances, the palm's normal."""
             bones = unit(lm.index_select(1, self.bone_to) - lm.index_select(1, self.bone_from))
             bends = (bones.index_select(1, self.bend_a) * bones.index_select(1, self.bend_a + 1)).sum(-1)
             dists = (lm.index_select(1, self.tip_a) - lm.index_select(1, self.tip_b)).norm(dim=-1) / scale[:, None]

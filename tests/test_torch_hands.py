@@ -185,7 +185,7 @@ def test_the_gpu_report_saves_every_finished_step(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_the_palm_step_decodes_on_the_device_what_the_host_decodes(device):
+def test_the_palm_step_decodes_on_the_device_what_the_host_decodes(monkeypatch, device):
     """The torch engine decodes the palm detector's anchors and runs weighted NMS on the device, bringing back only
     each image's first detections: ONNX Runtime's outputs decoded on the host give the same ones, on a real hand, at
     MediaPipe's threshold and at a low one that keeps hundreds of anchors, for each number of detections kept."""
@@ -195,7 +195,7 @@ def test_the_palm_step_decodes_on_the_device_what_the_host_decodes(device):
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to PyTorch: the palm step on CUDA is checked on the lent GPU")
     if device == "cuda":
-        torch.backends.cudnn.allow_tf32 = False  # parity: TF32 would cost more than 1e-3
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # parity: TF32 would cost more than 1e-3
     frame = read_image("docs/demo-calibrate.png")  # a screenshot of the calibration window: a real hand
     ref = onnx_hands.PalmModel("lite")
     for keep in (1, 4):

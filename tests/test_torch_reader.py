@@ -39,6 +39,24 @@ def test_torch_features_equal_the_numpy_features(parts, canonical):
     assert np.abs(got - want).max() < 1e-5
 
 
+def test_a_left_hands_joint_a_hair_from_the_wrist_keeps_its_side():
+    """Mirroring a left hand (x -> W - x) in float32 would round a joint 1e-5 px right of the wrist onto it and turn
+    its j2s_polar angle from -1/4 to +1/4; the device mirrors the wrist-relative x instead, as exact as the host."""
+    from realtime.features import FeatureSpec
+    from realtime.torch_features import torch_features
+
+    spec = FeatureSpec(parts=("j2s_polar", "polar_scaled"))
+    lm = random_hands(2, seed=3)
+    lm[:, 0, 0] = 1500.0
+    lm[:, 8, 0] = np.float32(1500.0) + np.float32(1.2e-4)  # the next float32 above 1500, right of the wrist
+    lm[:, 8, 1] = lm[:, 0, 1] - 50.0
+    left, sizes = np.array([True, False]), np.full((2, 2), [1920.0, 1080.0])
+    want = spec.compute(lm, left, sizes)
+    with torch.no_grad():
+        got = torch_features(spec)(torch.from_numpy(lm), torch.from_numpy(left), torch.from_numpy(sizes)).numpy()
+    assert np.abs(got - want).max() < 1e-5
+
+
 def test_the_shipped_models_features_on_the_device():
     from realtime.manifest import Manifest, resolve_model
     from realtime.torch_features import torch_features
@@ -87,6 +105,21 @@ def test_what_keeps_the_classifier_on_the_host_is_said():
     assert "--backend torch" in why_not_fused(PipelineOptions(hands="torch", device="cpu"), ort_cls)
     assert "photos" in why_not_fused(PipelineOptions(hands="torch", backend="torch", static=True), torch_cls)
     assert "fp16" in why_not_fused(PipelineOptions(hands="torch-fp16", backend="torch"), torch_cls)
+
+
+def test_a_classifier_swapped_in_later_reads_on_the_host():
+    """A demo session swaps a calibrated classifier into a running recognizer: the hands' device readings, made with
+    the classifier it was built with, must then be ignored."""
+    from realtime.classifier import OnnxClassifier
+    from realtime.pipeline import Recognizer
+
+    rec = Recognizer.build("asl-letters", hands="torch", backend="torch", device="cpu")
+    try:
+        assert rec.reads_in_hands_step
+        rec.classifier = OnnxClassifier("asl-letters", device="cpu")
+        assert not rec.reads_in_hands_step
+    finally:
+        rec.close()
 
 
 def test_a_reader_is_refused_where_it_cannot_run():
@@ -163,10 +196,11 @@ def test_streams_read_in_the_landmark_step_as_on_the_host():
 
 
 @pytest.mark.data
-def test_the_fused_step_on_cuda_reads_as_the_host_path_on_the_cpu():
+def test_the_fused_step_on_cuda_reads_as_the_host_path_on_the_cpu(monkeypatch):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to PyTorch: the fused step's CUDA graph runs on the lent GPU")
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     frames = spelling_frames()
     gpu, cpu = read_frames(frames, True, "cuda"), read_frames(frames, False, "cpu")
     assert [x is None for x in gpu] == [x is None for x in cpu]

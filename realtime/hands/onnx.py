@@ -195,7 +195,8 @@ class _HandModel:
             self.torch = TorchBackend(module, inputs + list(self.HEAD_INPUTS), list(self.HEAD_OUTPUTS),
                                       where, "fp16" if engine == "torch-fp16" else "fp32",
                                       cuda_graphs=cuda_graphs and where == "cuda",
-                                      cast_inputs=not self.fused)
+                                      cast_inputs=False)  # the step casts the crops to the net's dtype itself;
+            # the maps and the heads' inputs (crop places, letterbox rows) stay float32 under fp16
             self.providers = [f"torch-{self.torch.device} ({self.torch.detail})"]
             return
         self.session, self.entry = open_hand_model(name, folder, providers, threads, verify)
@@ -265,6 +266,10 @@ class PalmModel(_HandModel):
         super().__init__(f"palm_detection_{model}", folder, providers, threads, verify, preprocess, engine, device,
                          cuda_graphs, head_module=decoder)
         self.anchors = ssd_anchors()
+        if decoder is not None:  # the step's fp16 cast rounded them (1.6e-4 of the input): float32, as on the host
+            import torch
+
+            decoder.anchors = torch.from_numpy(self.anchors).to(decoder.anchors.device)
 
     def __call__(self, image: np.ndarray, rgb: bool, min_score: float) -> list:
         return self.detect_many([image], rgb, min_score)[0]
@@ -317,8 +322,8 @@ class LandmarkModel(_HandModel):
     def __init__(self, model: str = "lite", folder=None, providers=None, threads: int = 1, verify: bool = True,
                  preprocess: str = "auto", engine: str = "onnxruntime", device: str = "cpu", cuda_graphs: bool = True,
                  reader=None, mirrored_input: bool = False):
-        if reader is not None and engine == "onnxruntime":
-            raise ValueError("a device reader runs inside the torch engines' landmark step, not ONNX Runtime's")
+        if reader is not None and engine != "torch":
+            raise ValueError(f"a device reader runs inside the fp32 torch engine's landmark step, not {engine}'s")
         self.reader, self.mirrored_input = reader, mirrored_input
         super().__init__(f"hand_landmark_{model}", folder, providers, threads, verify, preprocess, engine, device,
                          cuda_graphs, head_module=reader)

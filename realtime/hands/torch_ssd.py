@@ -8,8 +8,11 @@ gives their first ``count`` detections, best first, which is every detection a c
 unrolled, each a few tensor operations over all 2,016 anchors of every image, with no host synchronisation and no
 shape that depends on the data, so that a CUDA graph captures it. Ties are broken as the host's stable sort breaks
 them (the lowest anchor index first); overlaps are compared in float64 as the host compares its float32 IoU with
-0.3, and the weighted means are float64 as on the host. ``tests/test_torch_hands.py`` holds it to the host's
-detections on real frames, at MediaPipe's threshold and at a low one that keeps hundreds of anchors.
+0.3, and the weighted means are float64 as on the host. It is the host's arithmetic, not its bits: ``exp`` rounds
+differently in 1 value of 6 (one ulp), and the letterbox is removed in float32 (the host: float64), so a score on
+the threshold or two near-equal scores may come out the other way, and coordinates agree to about 1e-6.
+``tests/test_torch_hands.py`` holds it to the host's detections and order on scripted outputs (saturated ties,
+negative boxes, none or hundreds passing) and on a real hand, at MediaPipe's threshold and at a low one.
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ def _module_class():
             o = self.o
             raw = raw_boxes.float().reshape(len(raw_boxes), len(self.anchors), -1)
             clipped = logits.float().reshape(len(raw), -1).clamp(-o.score_clipping_thresh, o.score_clipping_thresh)
-            scores = 1.0 / (1.0 + torch.exp(-clipped))  # as sigmoid_scores computes it (torch.sigmoid rounds apart)
+            scores = 1.0 / (1.0 + torch.exp(-clipped))  # sigmoid_scores' formula (exp itself may differ by an ulp)
             boxes, keypoints = self._decode(raw)
             w, h = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
             # detections(): the score threshold, and no box of negative or NaN size (NaN compares False)
