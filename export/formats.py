@@ -78,8 +78,9 @@ def export_model_onnx(model: str | Path, out: str | Path, opset: int = MIN_OPSET
         manifest["exported_from"] = {"model": m.name, "sha256": m.sha256, "via": "PyTorch module rebuilt from the "
                                      "ONNX weights (realtime/torch_from_onnx.py)", "simplified": summary["simplified"]}
         write_manifest(stage, manifest)
-        tuning = (manifest.get("tuning") or {}).get("file")  # personal tuning's weights: the same network
-        copy_companions(src_folder, stage, (tuning,) if tuning else ())
+        # personal tuning's weights and the letter distance (--reject-far-hands): the same network, the same files
+        companions = [(manifest.get(k) or {}).get("file") for k in ("tuning", "distance")]
+        copy_companions(src_folder, stage, tuple(f for f in companions if f))
     print(f"wrote {out / 'model.onnx'} ({summary['bytes']} bytes, opset {summary['opset']}) and {out / MANIFEST}")
     return summary
 

@@ -84,6 +84,12 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=tuple(BACKENDS), default="auto",
                    help="what runs the classifier: " + "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values())
                         + "; see docs/backends.md (default: %(default)s)")
+    p.add_argument("--reject-far-hands", action="store_true",
+                   help="a hand farther from every letter the model learned than 99%% of its own validation hands is "
+                        "read as no letter, never typed (distance in the classifier's features; the model's "
+                        "distance.npz: asl-letters has one). On people never seen: far fewer letters typed for "
+                        "hands that spell nothing (kaggle_asl's 23%% -> 2%%, digits' 32%% -> 15%%) for some letters of "
+                        "unusual hands (datasets held out 81%% -> 77%% of frames typed right); docs/results-rejection.md")
     p.add_argument("--no-fuse", dest="fuse", action="store_false",
                    help="with --hands torch --backend torch the keypoint classifier runs inside the hands stage's "
                         "landmark step on the device (features and classifier in the same CUDA graph, one download a "
@@ -234,6 +240,7 @@ def _options(args):
                            redetect_after=PipelineOptions.redetect_after if redetect is None else redetect,
                            reader=getattr(args, "reader", "letters"), sequence_model=getattr(args, "sequence_model", None),
                            lexicon=getattr(args, "lexicon", None), fuse=getattr(args, "fuse", True),
+                           reject_far=getattr(args, "reject_far_hands", False),
                            sequence_min_confidence=PipelineOptions.sequence_min_confidence if sure is None else sure)
 
 

@@ -121,6 +121,8 @@ class PipelineOptions:
     # --hands torch --backend torch: the keypoint classifier runs inside the hands stage's landmark step, on the
     # device (realtime.torch_reader); False keeps features and classifier as stages of their own (to compare)
     fuse: bool = True
+    # a hand far from every letter the model learned is read as no letter (realtime.letter_distance)
+    reject_far: bool = False
     speller: SpellerConfig | None = None
     reader: str = "letters"  # READERS: held static letters, or a sequence model typing as it recognises
     sequence_model: str | None = None  # --reader sequence: the model (default: asl-sequence)
@@ -148,6 +150,11 @@ class PipelineOptions:
                              f"{self.backend}, --precision {self.precision})")
         if self.reader == "sequence" and self.static:
             raise ValueError("--reader sequence reads video (motion between frames), not independent photos")
+        if self.reject_far and (self.keypoints != "mediapipe" or self.classifier_kind != "keypoints"
+                                or self.reader != "letters" or self.profile is not None):
+            raise ValueError("--reject-far-hands measures the keypoint classifier's embedding: use it with --keypoints "
+                             "mediapipe --classifier keypoints and the letter reader, without --profile (a profile "
+                             "has learned the person's own shapes, which may be far from the training hands)")
         if self.profile is not None and (self.keypoints != "mediapipe" or self.classifier_kind == "image"):
             raise ValueError("a calibration profile adapts a keypoint classifier: use it with --keypoints mediapipe "
                              "and --classifier keypoints or fused")
@@ -164,7 +171,7 @@ def build_classifier(o: PipelineOptions):
         features = classifier.cropper
     elif o.classifier_kind == "keypoints":
         classifier = OnnxClassifier(o.model or DEFAULT_MODELS[o.keypoints], device=o.device, backend=o.backend,
-                                    precision=o.precision)
+                                    precision=o.precision, reject_far=o.reject_far)
         features = FeatureExtractor(classifier.spec)
     else:
         from realtime.crop_classifier import DEFAULT_IMAGE_MODEL, FusedClassifier, OnnxImageClassifier

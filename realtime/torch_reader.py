@@ -62,6 +62,8 @@ def why_not_fused(options, classifier) -> str | None:
         return "--precision fp16 (the fused step runs fp32)"
     if classifier.spec.points != "image":
         return "a model of world landmarks"
+    if classifier.distance is not None:
+        return "--reject-far-hands (it measures the classifier's embedding on the host)"
     return None
 
 

@@ -46,8 +46,10 @@ def test_export_onnx_of_a_shipped_model(tmp_path, capsys, name):
     out = tmp_path / "exported"
     assert main(["export", "--model", name, "--format", "onnx", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    tuning = ["tuning.npz"] if "tuning" in src.raw else []  # personal tuning's file travels with the model
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", *tuning]  # no external data
+    # personal tuning's file and the letter distance travel with the model
+    companions = [src.raw[k]["file"] for k in ("tuning", "distance") if k in src.raw]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", "model.onnx", *companions])  # no
+    # external data
     outputs = ["keypoints", "probs"] if src.kind == "j2s" else ["probs"] + (["embedding"] if "embedding" in src.raw
                                                                              else [])
     check_file(out / "model.onnx", src.labels, outputs)

@@ -94,6 +94,29 @@ def cmd_train_adaptation(args) -> int:
     return 0
 
 
+def cmd_train_rejection(args) -> int:
+    from training.rejection_experiments import run_rejection
+
+    writable(args.doc)  # before minutes of work, not after
+    try:
+        run_rejection(comma_list(args.recipes), datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs)
+    except ValueError as e:
+        return fail(str(e))
+    return 0
+
+
+def cmd_train_letter_distance(args) -> int:
+    from training.rejection_experiments import make_letter_distance
+
+    try:
+        entry = make_letter_distance(args.model, args.preset, datasets_root(args.datasets), args.quantile)
+    except (ValueError, OSError) as e:
+        return fail(str(e))
+    print(f"wrote {entry['file']} beside {args.model} (threshold {entry['threshold']:.1f}, {entry['quantile']:.1%} of "
+          f"its validation hands nearer) and its manifest entry")
+    return 0
+
+
 def cmd_train_calibration(args) -> int:
     from training.calibration_experiments import run_calibration
 
@@ -356,6 +379,37 @@ def register(tsub) -> None:
     ad.add_argument("--doc", default="docs/results-adaptation.md", help="markdown table to write")
     ad.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
     ad.set_defaults(func=cmd_train_adaptation)
+
+    rj = tsub.add_parser("rejection", help="not typing hands that spell nothing: a higher confidence threshold or "
+                                           "the distance to the learned letters",
+                         description="For each new-people protocol of the recipes (the model trained without those "
+                                     "people, as 'train results'): letters typed right and false letters on hands "
+                                     "that spell nothing, as shipped, with confidence thresholds 0.8 and 0.9, and "
+                                     "with hands far from every learned letter (Mahalanobis distance in the "
+                                     "classifier's penultimate features) not read.",
+                         formatter_class=fmt)
+    rj.add_argument("--recipes", default="asl-v3,lis-v3", help="comma-separated recipes (default: %(default)s)")
+    rj.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
+    rj.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
+    rj.add_argument("--doc", default="docs/results-rejection.md", help="markdown table to write")
+    rj.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
+    rj.set_defaults(func=cmd_train_rejection)
+
+    ld = tsub.add_parser("letter-distance", help="the letter distance --reject-far-hands reads, beside a shipped "
+                                                 "keypoint model",
+                         description="Class means and shared covariance of the model's own embeddings of its "
+                                     "training hands, and the distance beyond which a hand is read as no letter "
+                                     "(--quantile of its validation hands are nearer); written as distance.npz beside "
+                                     "the model, with its sha256 in the manifest.",
+                         formatter_class=fmt)
+    ld.add_argument("--model", default="weights/asl-letters", help="the model folder (default: %(default)s)")
+    ld.add_argument("--preset", default="asl-letters", choices=("asl-letters", "lis-letters"),
+                    help="the recipe the model was trained with: its training and validation split (default: "
+                         "%(default)s)")
+    ld.add_argument("--quantile", type=float_range(0.5, 1.0), default=0.99,
+                    help="share of the validation hands that stay readable (default: %(default)s)")
+    ld.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
+    ld.set_defaults(func=cmd_train_letter_distance)
 
     ca = tsub.add_parser("calibration", help="the calibration table: K = 1, 3, 5 samples per letter of each person",
                          description="For each massey and lis signer and each webcam landmark set: the shipped recipe "
