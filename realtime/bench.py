@@ -122,6 +122,7 @@ def run_bench(recognizer: Recognizer, source: str, frames: int = 300, warmup: in
         # features and classifier inside the hands stage's device step (realtime.torch_reader): their time is in
         # 'hands', and their own stages run only for a hand the full model found again
         "read_in_hands_step": recognizer.reads_in_hands_step,
+        "reject_far_hands": getattr(recognizer.classifier, "distance", None) is not None,
         "profile": getattr(getattr(recognizer.classifier, "profile", None), "path", None),
         "fps": float(1000.0 / np.mean(total_ms)), "end_to_end": {"median_ms": float(np.median(total_ms)),
                                                               "p95_ms": float(np.percentile(total_ms, 95))},
@@ -142,7 +143,9 @@ def format_bench(r: dict) -> str:
              f"keypoints {r.get('keypoints', 'mediapipe')}  hands {r.get('hands', 'mediapipe')} {r['hand_model']}  frames {r['frames']} ({r['frames_with_hand']} with a hand)",
              f"classifier: {r.get('classifier_backend', '?')}"
              + ("; run inside the hands step, on the device (its time is in 'hands')"
-                if r.get("read_in_hands_step") else ""),
+                if r.get("read_in_hands_step") else "")
+             + ("; hands far from every learned letter read as no letter (--reject-far-hands)"
+                if r.get("reject_far_hands") else ""),
              f"{'stage':<16}{'median ms':>11}{'p95 ms':>10}"]
     for s, v in r["stages"].items():
         lines.append(f"{s:<16}{v['median_ms']:>11.3f}{v['p95_ms']:>10.3f}")

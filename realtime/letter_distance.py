@@ -33,6 +33,10 @@ class LetterDistance:
     quantile: float = DEFAULT_QUANTILE  # of the validation hands' distances that made the threshold
     sha256: str = ""  # of the file it was loaded from
 
+    def __post_init__(self):  # the terms of the means alone, once: a frame computes only its hand's own
+        self._means_t = np.ascontiguousarray(self.means.T)
+        self._mean_terms = ((self.means @ self.precision) * self.means).sum(1)
+
     @classmethod
     def fit(cls, emb: np.ndarray, y: np.ndarray, val_emb: np.ndarray, quantile: float = DEFAULT_QUANTILE,
             shrink: float = 1e-3) -> "LetterDistance":
@@ -53,8 +57,7 @@ class LetterDistance:
         (N, C, H) array is made)."""
         emb = np.asarray(emb, np.float64).reshape(-1, self.precision.shape[0])
         hp = emb @ self.precision
-        mp = self.means @ self.precision
-        d = (hp * emb).sum(1)[:, None] - 2 * hp @ self.means.T + (mp * self.means).sum(1)[None]
+        d = (hp * emb).sum(1)[:, None] - 2 * hp @ self._means_t + self._mean_terms[None]
         return d.min(1)
 
     def far(self, emb: np.ndarray) -> np.ndarray:
