@@ -11,15 +11,13 @@ training and validation hands by ``fingerspell train letter-distance`` and shipp
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from realtime.manifest import ModelError
+from realtime.manifest import ModelError, read_checked, save_npz
 
 DISTANCE_FILE = "distance.npz"
 DEFAULT_QUANTILE = 0.99
@@ -65,30 +63,15 @@ class LetterDistance:
         return self(emb) > self.threshold
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        try:  # whole or not at all
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, means=self.means.astype(np.float32), precision=self.precision.astype(np.float32),
-                                    threshold=np.float64(self.threshold), quantile=np.float64(self.quantile))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+        return save_npz(path, means=self.means.astype(np.float32), precision=self.precision.astype(np.float32),
+                        threshold=np.float64(self.threshold), quantile=np.float64(self.quantile))
 
     @classmethod
     def load(cls, path: str | Path, sha256: str | None = None, embedding_size: int | None = None) -> "LetterDistance":
         """Read ``path``, checked against the manifest's sha256 and the model's embedding size where given."""
         path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as e:
-            raise ModelError(f"{path}: cannot read the letter-distance file ({e})") from e
-        digest = hashlib.sha256(raw).hexdigest()
-        if sha256 is not None and digest != sha256:
-            raise ModelError(f"{path}: sha256 differs from the manifest's: the file was changed or damaged; make it "
-                             "again with 'fingerspell train letter-distance'")
+        raw, digest = read_checked(path, sha256, "letter-distance file",
+                                   "make it again with 'fingerspell train letter-distance'")
         try:
             with np.load(io.BytesIO(raw)) as z:
                 out = cls(z["means"].astype(np.float64), z["precision"].astype(np.float64), float(z["threshold"]),

@@ -141,6 +141,36 @@ def verify_sha256(path: Path, expected: str, remedy: str = "") -> None:
                          "the file is corrupt or was replaced" + (f" ({remedy})" if remedy else ""))  # can look equal
 
 
+def save_npz(path: str | Path, **arrays) -> Path:
+    """A model folder's companion arrays (``np.savez_compressed``), written whole or not at all."""
+    import numpy as np
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checked(path: Path, sha256: str | None, what: str, remedy: str, error=ModelError) -> tuple[bytes, str]:
+    """A model folder's companion file (``what``: "tuning file", ...) -> (its bytes, their sha256), refused with
+    ``error`` when it cannot be read or, given the manifest's ``sha256``, is not that file (``remedy``: how to
+    make it again)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise error(f"{path}: cannot read the {what} ({e})") from e
+    digest = hashlib.sha256(raw).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise error(f"{path}: sha256 differs from the manifest's: the file was changed or damaged; {remedy}")
+    return raw, digest
+
+
 def held_out_accuracy(raw: dict) -> str:
     """The README's figure for a model: accuracy over all images (no hand found counts as wrong) on people it never
     saw. ``metrics.held_out`` records it; a keypoint model's own test split measures the same thing."""

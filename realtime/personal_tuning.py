@@ -12,13 +12,13 @@ Without it the tuned model forgot the training hands and lost 3 points on the li
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from realtime.manifest import read_checked, save_npz
 
 TUNING_FILE = "tuning.npz"
 STEPS, LEARNING_RATE, BATCH = 150, 1e-3, 64  # chosen on the calibration protocol (docs/calibration.md)
@@ -127,30 +127,14 @@ class Tuning:
         return tune(self.base, samples, sample_y, self.bank_x, self.bank_y, steps, lr)
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        try:  # whole or not at all
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **{n: p.astype(np.float32) for n, p in zip(MLP.NAMES, self.base.params())},
-                                    bank_x=self.bank_x.astype(np.float16), bank_y=self.bank_y.astype(np.int16))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+        return save_npz(path, **{n: p.astype(np.float32) for n, p in zip(MLP.NAMES, self.base.params())},
+                        bank_x=self.bank_x.astype(np.float16), bank_y=self.bank_y.astype(np.int16))
 
     @classmethod
     def load(cls, path: str | Path, sha256: str | None = None) -> "Tuning":
         """Read ``path``, checking its sha256 against the manifest's where one is given."""
         path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as e:
-            raise TuningError(f"{path}: cannot read the tuning file ({e})") from e
-        digest = hashlib.sha256(raw).hexdigest()
-        if sha256 is not None and digest != sha256:
-            raise TuningError(f"{path}: sha256 differs from the manifest's: the file was changed or damaged; "
-                              "export the model again")
+        raw, digest = read_checked(path, sha256, "tuning file", "export the model again", TuningError)
         try:
             with np.load(io.BytesIO(raw)) as z:
                 base = MLP(*[z[n].astype(np.float64) for n in MLP.NAMES])

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.new_people import TorchModel, recipe_protocols, run_new_people, score, test_rows
+from training.new_people import methods_table, TorchModel, protocol_tables, score, test_rows
 from training.train_keypoints import NO_LETTER, rotation_matrices
 
 SHIPPED = "as shipped"
@@ -161,19 +161,7 @@ def evaluate_protocol(recipe: str, protocol, datasets_root, out) -> dict[str, di
 
 def adaptation_table(rows: dict[str, dict[str, dict]], protos) -> list[str]:
     """Markdown: per method, the means over the protocols' test halves, the worst protocol, and the false letters."""
-    loso = [p.slug for p in protos if p.test_signer]
-    lodo = [p.slug for p in protos if not p.test_signer and "accuracy" in rows[p.slug][SHIPPED]]
-    none = [p.slug for p in protos if "false_letter_rate" in rows[p.slug][SHIPPED]]
-    head = ["signers held out (mean)", "datasets held out (mean)", "worst protocol"] + \
-           [f"false letters, {s.split('-', 1)[1]} held out" for s in none]
-    lines = ["| method | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
-    for m in METHODS:
-        mean = lambda slugs: f"{np.mean([rows[s][m]['accuracy'] for s in slugs]):.1%}" if slugs else ""  # noqa: E731
-        worst = min(loso + lodo, key=lambda s: rows[s][m]["accuracy"])
-        cells = [mean(loso), mean(lodo), f"{rows[worst][m]['accuracy']:.1%} ({worst.split('-', 1)[1]})"]
-        cells += [f"{rows[s][m]['false_letter_rate']:.1%}" for s in none]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return lines
+    return methods_table(rows, protos, METHODS, SHIPPED)
 
 
 def protocol_table(rows: dict[str, dict[str, dict]], protos) -> list[str]:
@@ -193,10 +181,7 @@ def protocol_table(rows: dict[str, dict[str, dict]], protos) -> list[str]:
 
 def run_adaptation(recipes: list[str], datasets_root, out: str | Path = "runs/new-people",
                    doc: str | Path | None = None, jobs: int = 1, progress: bool = True) -> str:
-    from tqdm import tqdm
-
-    run_new_people(recipes, datasets_root, out, jobs=jobs, progress=False)  # trains the cells that lack
-    text = ["# Adapting to a new person without labels", "",
+    head = ["# Adapting to a new person without labels", "",
             "Made by `fingerspell train adaptation --doc docs/results-adaptation.md` (training/adaptation_experiments.py "
             "says how each method works). For each new-people protocol, the model trained without those people "
             "adapts on half of their rows (unlabelled: photos at random, seed 0; webcam video by time, each "
@@ -204,16 +189,6 @@ def run_adaptation(recipes: list[str], datasets_root, out: str | Path = "runs/ne
             "counts as wrong); false letters: no-letter hands read as a letter with confidence >= 0.6. Kinder than live use: the "
             "adapt half holds every letter equally, and lis photos of one moment from its five cameras fall on both "
             "sides of the random split (near-duplicates).", ""]
-    for recipe in recipes:
-        protos = recipe_protocols(recipe, datasets_root)
-        rows = {p.slug: evaluate_protocol(recipe, p, datasets_root, out)
-                for p in tqdm(protos, desc=f"{recipe} protocols", disable=not progress)}
-        text += [f"## {recipe}", "", *adaptation_table(rows, protos), "", *protocol_table(rows, protos), ""]
-    out_text = "\n".join(text)
-    if doc:
-        from training.io import atomic_write_text
-
-        atomic_write_text(doc, out_text)
-    if progress:
-        print(out_text)
-    return out_text
+    return protocol_tables(recipes, datasets_root, out, head, evaluate_protocol,
+                           lambda rows, protos: [*adaptation_table(rows, protos), "", *protocol_table(rows, protos), ""],
+                           doc, jobs, progress)

@@ -83,26 +83,34 @@ def cmd_train_ensembles(args) -> int:
     return 0
 
 
-def cmd_train_adaptation(args) -> int:
-    from training.adaptation_experiments import run_adaptation
+def _protocol_tables(module: str, function: str):
+    """A command that judges the new-people cells another way (adaptation, rejection): ``module.function(recipes,
+    datasets, out, doc=, jobs=)``, imported when the command runs."""
+    def command(args) -> int:
+        import importlib
 
-    writable(args.doc)  # before minutes of work, not after
-    try:
-        run_adaptation(comma_list(args.recipes), datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs)
-    except ValueError as e:
-        return fail(str(e))
-    return 0
+        writable(args.doc)  # before minutes of work, not after
+        run = getattr(importlib.import_module(module), function)
+        try:
+            run(comma_list(args.recipes), datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs)
+        except ValueError as e:
+            return fail(str(e))
+        return 0
+    return command
 
 
-def cmd_train_rejection(args) -> int:
-    from training.rejection_experiments import run_rejection
+cmd_train_adaptation = _protocol_tables("training.adaptation_experiments", "run_adaptation")
+cmd_train_rejection = _protocol_tables("training.rejection_experiments", "run_rejection")
 
-    writable(args.doc)  # before minutes of work, not after
-    try:
-        run_rejection(comma_list(args.recipes), datasets_root(args.datasets), args.out, doc=args.doc, jobs=args.jobs)
-    except ValueError as e:
-        return fail(str(e))
-    return 0
+
+def _protocol_args(p, doc: str, func) -> None:
+    """The options every command over the new-people cells takes."""
+    p.add_argument("--recipes", default="asl-v3,lis-v3", help="comma-separated recipes (default: %(default)s)")
+    p.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
+    p.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
+    p.add_argument("--doc", default=doc, help="markdown table to write (default: %(default)s)")
+    p.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
+    p.set_defaults(func=func)
 
 
 def cmd_train_letter_distance(args) -> int:
@@ -359,13 +367,8 @@ def register(tsub) -> None:
                                      "as 'train results'), then reads the held-out people with the seed-0 model, "
                                      "ensembles of 2..N seeds and the seed-0 model plus its mirror image.",
                          formatter_class=fmt)
-    en.add_argument("--recipes", default="asl-v3,lis-v3", help="comma-separated recipes (default: %(default)s)")
     en.add_argument("--seeds", type=int_range(2, 10), default=3, help="ensemble members (default: %(default)s)")
-    en.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
-    en.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
-    en.add_argument("--doc", default="docs/results-ensembles.md", help="markdown table to write")
-    en.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
-    en.set_defaults(func=cmd_train_ensembles)
+    _protocol_args(en, "docs/results-ensembles.md", cmd_train_ensembles)
 
     ad = tsub.add_parser("adaptation", help="adapting to a new person from their unlabelled frames: input statistics, "
                                             "test-time views, self-training",
@@ -373,12 +376,7 @@ def register(tsub) -> None:
                                      "people, as 'train results'), half of the held-out rows serve as unlabelled "
                                      "frames to adapt on and the other half is tested, against the model as it is.",
                          formatter_class=fmt)
-    ad.add_argument("--recipes", default="asl-v3,lis-v3", help="comma-separated recipes (default: %(default)s)")
-    ad.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
-    ad.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
-    ad.add_argument("--doc", default="docs/results-adaptation.md", help="markdown table to write")
-    ad.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
-    ad.set_defaults(func=cmd_train_adaptation)
+    _protocol_args(ad, "docs/results-adaptation.md", cmd_train_adaptation)
 
     rj = tsub.add_parser("rejection", help="not typing hands that spell nothing: a higher confidence threshold or "
                                            "the distance to the learned letters",
@@ -388,12 +386,7 @@ def register(tsub) -> None:
                                      "with hands far from every learned letter (Mahalanobis distance in the "
                                      "classifier's penultimate features) not read.",
                          formatter_class=fmt)
-    rj.add_argument("--recipes", default="asl-v3,lis-v3", help="comma-separated recipes (default: %(default)s)")
-    rj.add_argument("--datasets", help=f"folder holding the datasets (default: ${ENV_DATASETS})")
-    rj.add_argument("--out", default="runs/new-people", help="folder for each cell's run (resumable)")
-    rj.add_argument("--doc", default="docs/results-rejection.md", help="markdown table to write")
-    rj.add_argument("--jobs", type=int_range(1), default=1, help="cells trained in parallel")
-    rj.set_defaults(func=cmd_train_rejection)
+    _protocol_args(rj, "docs/results-rejection.md", cmd_train_rejection)
 
     ld = tsub.add_parser("letter-distance", help="the letter distance --reject-far-hands reads, beside a shipped "
                                                  "keypoint model",

@@ -271,6 +271,49 @@ def run_new_people(recipes: list[str], datasets_root: str | Path, out: str | Pat
     return results
 
 
+def methods_table(rows: dict[str, dict[str, dict]], protos, methods, baseline: str, measure: str = "") -> list[str]:
+    """Markdown: per method of a page over the new-people cells, ``measure`` (accuracy) as means over the signers
+    and over the datasets held out, the worst protocol, and the false-letter rate of each protocol that has no-letter
+    hands (``baseline``: the method every protocol was scored with)."""
+    loso = [p.slug for p in protos if p.test_signer]
+    lodo = [p.slug for p in protos if not p.test_signer and "accuracy" in rows[p.slug][baseline]]
+    none = [p.slug for p in protos if "false_letter_rate" in rows[p.slug][baseline]]
+    head = [f"{measure}signers held out (mean)", "datasets held out (mean)", "worst protocol"] + \
+           [f"false letters, {s.split('-', 1)[1]} held out" for s in none]
+    lines = ["| method | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    for m in methods:
+        mean = lambda slugs: f"{np.mean([rows[s][m]['accuracy'] for s in slugs]):.1%}" if slugs else "-"  # noqa: E731
+        worst = min(loso + lodo, key=lambda s: rows[s][m]["accuracy"])
+        cells = [mean(loso), mean(lodo), f"{rows[worst][m]['accuracy']:.1%} ({worst.split('-', 1)[1]})"]
+        cells += [f"{rows[s][m]['false_letter_rate']:.1%}" for s in none]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def protocol_tables(recipes: list[str], datasets_root, out, head: list[str], evaluate, tables,
+                    doc: str | Path | None = None, jobs: int = 1, progress: bool = True) -> str:
+    """A page that reads every new-people cell of ``recipes`` another way (adaptation, rejection): the cells that
+    lack are trained first; ``evaluate(recipe, protocol, datasets_root, out)`` gives a protocol's rows and
+    ``tables(rows, protocols)`` the recipe's markdown lines, under ``head``."""
+    from tqdm import tqdm
+
+    from training.io import atomic_write_text
+
+    run_new_people(recipes, datasets_root, out, jobs=jobs, progress=False)
+    text = list(head)
+    for recipe in recipes:
+        protos = recipe_protocols(recipe, datasets_root)
+        rows = {p.slug: evaluate(recipe, p, datasets_root, out)
+                for p in tqdm(protos, desc=f"{recipe} protocols", disable=not progress)}
+        text += [f"## {recipe}", "", *tables(rows, protos)]
+    out_text = "\n".join(text)
+    if doc:
+        atomic_write_text(doc, out_text)
+    if progress:
+        print(out_text)
+    return out_text
+
+
 def write_plots(results: list[dict], recipes: list[str], protocols, datasets_root, out, folder: Path,
                 stem: str) -> None:
     """Beside the table: a bar chart per alphabet (each recipe's accuracy per protocol), and the confusion matrix of

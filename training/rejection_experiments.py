@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.letter_distance import DISTANCE_FILE, LetterDistance
-from training.new_people import TYPED_CONFIDENCE, TorchModel, cell_config, recipe_protocols, run_new_people, score, \
-    test_rows
+from training.new_people import methods_table, TYPED_CONFIDENCE, TorchModel, cell_config, protocol_tables, score, test_rows
 from training.train_keypoints import NO_LETTER
 
 SHIPPED = f"as shipped (confidence >= {TYPED_CONFIDENCE:g})"
@@ -71,19 +70,7 @@ def evaluate_protocol(recipe: str, protocol, datasets_root, out) -> dict[str, di
 def rejection_table(rows: dict[str, dict[str, dict]], protos) -> list[str]:
     """Markdown: per method, letters typed right (means over signers and over datasets held out, the worst
     protocol) and the false-letter rate of each protocol with no-letter hands."""
-    loso = [p.slug for p in protos if p.test_signer]
-    lodo = [p.slug for p in protos if not p.test_signer and "accuracy" in rows[p.slug][SHIPPED]]
-    none = [p.slug for p in protos if "false_letter_rate" in rows[p.slug][SHIPPED]]
-    head = ["letters typed right, signers held out (mean)", "datasets held out (mean)", "worst protocol"] + \
-           [f"false letters, {s.split('-', 1)[1]} held out" for s in none]
-    lines = ["| method | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
-    for m in METHODS:
-        mean = lambda slugs: f"{np.mean([rows[s][m]['accuracy'] for s in slugs]):.1%}" if slugs else "-"  # noqa: E731
-        worst = min(loso + lodo, key=lambda s: rows[s][m]["accuracy"])
-        cells = [mean(loso), mean(lodo), f"{rows[worst][m]['accuracy']:.1%} ({worst.split('-', 1)[1]})"]
-        cells += [f"{rows[s][m]['false_letter_rate']:.1%}" for s in none]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return lines
+    return methods_table(rows, protos, METHODS, SHIPPED, "letters typed right, ")
 
 
 def protocol_table(rows: dict[str, dict[str, dict]], protos) -> list[str]:
@@ -98,28 +85,15 @@ def protocol_table(rows: dict[str, dict[str, dict]], protos) -> list[str]:
 
 def run_rejection(recipes: list[str], datasets_root, out: str | Path = "runs/new-people",
                   doc: str | Path | None = None, jobs: int = 1, progress: bool = True) -> str:
-    from tqdm import tqdm
-
-    run_new_people(recipes, datasets_root, out, jobs=jobs, progress=False)  # trains the cells that lack
-    text = ["# Not typing hands that spell nothing", "",
+    head = ["# Not typing hands that spell nothing", "",
             "Made by `fingerspell train rejection --doc docs/results-rejection.md` (training/rejection_experiments.py "
             "says how each method works). For each new-people protocol, the model trained without those people reads "
             "their held-out rows. Letters typed right: the letter read, not rejected, with at least the method's "
             "confidence (no hand found, a rejection or a lower confidence count as wrong). False letters: hands "
             "that spell nothing (digits 3/5/7/8, kaggle_asl's del and space) typed as a letter.", ""]
-    for recipe in recipes:
-        protos = recipe_protocols(recipe, datasets_root)
-        rows = {p.slug: evaluate_protocol(recipe, p, datasets_root, out)
-                for p in tqdm(protos, desc=f"{recipe} protocols", disable=not progress)}
-        text += [f"## {recipe}", "", *rejection_table(rows, protos), "", *protocol_table(rows, protos), ""]
-    out_text = "\n".join(text)
-    if doc:
-        from training.io import atomic_write_text
-
-        atomic_write_text(doc, out_text)
-    if progress:
-        print(out_text)
-    return out_text
+    return protocol_tables(recipes, datasets_root, out, head, evaluate_protocol,
+                           lambda rows, protos: [*rejection_table(rows, protos), "", *protocol_table(rows, protos), ""],
+                           doc, jobs, progress)
 
 
 def make_letter_distance(model: str | Path, preset: str, datasets_root, quantile: float = 0.99,
