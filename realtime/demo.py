@@ -44,7 +44,7 @@ from realtime.demo_capacity import StreamCapacity, patch_queue_estimates
 from realtime.demo_files import DemoFiles
 from realtime.demo_session import (IDLE_RELEASE_S, NO_WORD_LIST, WORD_LISTS, backspace_text, clear_text,
                                    close_session, demo_models, duration_words, free_tab, idle_sweep, keypoints_for,
-                                   live_frame, manifest, model_choices)
+                                   live_frame, manifest, model_choices, rejects_far_hands)
 from realtime.demo_uploads import analyse_upload
 from realtime.hands.hand import WHICH_HAND as HANDS
 from realtime.manifest import NO_LETTER, weights_dir
@@ -182,14 +182,22 @@ WORD_LIST_INFO = ("live and videos only (not photos): when a word ends, a misrea
                   "corrected; other words are still spelled, but a name one letter from a listed word may change")
 
 
+REJECT_FAR_INFO = ("a hand far from every learned letter is read as no letter: fewer stray letters, a few more "
+                   "missed; not with a profile")
+NO_REJECT_FAR_INFO = "only for a keypoint model with a letter distance (asl-letters)"
+
+
 def on_model_change(model: str):
-    """A J2S model cannot tell left from right hands: the hand selector is locked to 'any' for it."""
+    """A J2S model cannot tell left from right hands: the hand selector is locked to 'any' for it. Refusing far hands
+    is offered only for a model that can (demo_session.rejects_far_hands); for another it is unticked."""
     import gradio as gr
 
     j2s = keypoints_for(model) == "j2s"
     hand = gr.update(value="any", interactive=False, info="J2S cannot tell left from right hands") if j2s else \
         gr.update(interactive=True, info="which hand spells; 'any' takes the largest hand in view")
-    return hand, reference_html(model)
+    far = gr.update(interactive=True, info=REJECT_FAR_INFO) if rejects_far_hands(model) else \
+        gr.update(value=False, interactive=False, info=NO_REJECT_FAR_INFO)
+    return hand, far, reference_html(model)
 
 
 # -- the page ---------------------------------------------------------------------------------------------------
@@ -254,7 +262,10 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
                                  info="readings below it count as unsure")
             word_list = gr.Dropdown(list(WORD_LISTS), value=NO_WORD_LIST, label="Word list", scale=2,
                                     elem_id="fs-word-list", info=WORD_LIST_INFO)
-        settings = [model, hand, hold, min_conf, word_list]
+            able = rejects_far_hands(default)
+            reject_far = gr.Checkbox(False, label="Refuse far hands", scale=2, elem_id="fs-reject-far",
+                                     interactive=able, info=REJECT_FAR_INFO if able else NO_REJECT_FAR_INFO)
+        settings = [model, hand, hold, min_conf, word_list, reject_far]
         with gr.Tab("Live", id="live"):
             with gr.Row():
                 cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", elem_id="fs-cam",
@@ -315,9 +326,10 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
         with gr.Accordion("Letters of the selected model", open=False, elem_id="fs-letters"):
             chart = gr.HTML(reference_html(default), padding=False)  # Gradio 6's default; True warns in Gradio 5
 
-        def stream_frame(frame, session, model, hand, hold, min_conf, word_list, stamp):
+        def stream_frame(frame, session, model, hand, hold, min_conf, word_list, reject_far, stamp):
             shown, *rest = live_frame(frame, session, model, hand, hold, min_conf, stamp, hands=hands,
-                                      time_limit=time_limit, capacity=capacity, word_list=word_list)
+                                      time_limit=time_limit, capacity=capacity, word_list=word_list,
+                                      reject_far=reject_far)
             return frame_html(shown), *rest
 
         cam.stream(_friendly(stream_frame), inputs=[cam, session, *settings, stamp],
@@ -326,12 +338,13 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
                    show_progress="full", show_progress_on=[live_out])  # a queued tab sees its place there
         clear.click(_friendly(clear_text), inputs=session, outputs=text, queue=False)
         backspace.click(_friendly(backspace_text), inputs=session, outputs=text, queue=False)
-        model.change(_friendly(on_model_change), inputs=model, outputs=[hand, chart])
+        model.change(_friendly(on_model_change), inputs=model, outputs=[hand, reject_far, chart])
         model.change(_friendly(profile_for_model), inputs=[session, model], outputs=[profile_line, session],
                      queue=False)
 
-        def calibration_stream(frame, session, model, hand, hold, min_conf, word_list, k, letters, stamp):
-            # the word list is not passed: calibration reads no words, the live tab's recognizer keeps its list
+        def calibration_stream(frame, session, model, hand, hold, min_conf, word_list, reject_far, k, letters, stamp):
+            # neither the word list nor the far-hand refusal is passed: calibration keeps the live tab's (its
+            # recognizer is not rebuilt for them)
             shown, *rest = calibrate_frame(frame, session, model, hand, hold, min_conf, k, letters, hands=hands,
                                            time_limit=time_limit, capacity=capacity, stamp=stamp)
             return frame_html(shown), *rest
@@ -350,10 +363,10 @@ def build_app(max_streams: int = 4, max_uploads: int = 2, queue_size: int = 32, 
                           outputs=[cal_message, profile_line, session], queue=False)
         profile_off.click(_friendly(stop_profile), inputs=session, outputs=[profile_line, session], queue=False)
 
-        def run_upload(path, model, hand, hold, min_conf, word_list,
+        def run_upload(path, model, hand, hold, min_conf, word_list, reject_far,
                        progress=gr.Progress()):  # noqa: B008 - Gradio injects it
             return analyse_upload(path, model, hand, hold, min_conf, progress=progress, hands=hands,
-                                  word_list=word_list)
+                                  word_list=word_list, reject_far=reject_far)
 
         run.click(_friendly(run_upload), inputs=[upload, *settings],
                   outputs=[up_image, up_label, up_text, up_chart, up_summary], concurrency_limit=max_uploads,

@@ -18,6 +18,7 @@ import numpy as np
 
 from realtime.demo_capacity import StreamCapacity
 from realtime.demo_session import (LiveSession, check_settings, demo_models, duration_words, fused_models,
+                                   rejects_far_hands,
                                    keypoints_for, manifest, page_frame_to_bgr, past_recorded, split_model, stream_error,
                                    stream_gate, stream_of, take_frame)
 from realtime.demo_uploads import fit_image
@@ -168,7 +169,7 @@ def profile_markdown(session: LiveSession | None) -> str:
                                                  "profile in the Calibrate tab.*"
     letters = [label for label in p.calibrated if label != NO_LETTER]
     return (f"**calibrated for this tab: {len(letters)} letter{'s' if len(letters) != 1 else ''}** "
-            f"({' '.join(letters)}) · profile for {p.model}")
+            f"({' '.join(letters)}) · profile for {p.model}" + (f" · *{note}*" if note else ""))
 
 
 def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
@@ -197,8 +198,12 @@ def calibrate_frame(frame, session: LiveSession | None, model: str, hand: str, h
         if gate == "wait":
             return gr.skip(), calibration_html(session, model, t, busy.replace("**", "")), gr.skip(), gr.skip(), session
         try:
-            word_list = session.settings.word_list if session.settings is not None else None
-            settings = check_settings(model, hand, hold_s, min_confidence, hands, word_list)
+            # the live tab's word list and far-hand refusal are kept, so its recognizer is not rebuilt for calibration
+            # (the samples are features; a profile reads through the embedding, never the refusal)
+            live = session.settings
+            settings = check_settings(model, hand, hold_s, min_confidence, hands,
+                                      live.word_list if live is not None else None,
+                                      live is not None and live.reject_far and rejects_far_hands(model))
             why = calibratable(settings.model)
             if why:
                 raise gr.Error(why + ".")

@@ -62,6 +62,7 @@ class Settings:
     min_confidence: float = 0.6
     hands: str = "mediapipe"  # mediapipe, or onnx (the same models on ONNX Runtime)
     word_list: str = NO_WORD_LIST  # a name of WORD_LISTS
+    reject_far: bool = False  # --reject-far-hands: a hand far from every learned letter is read as no letter
 
     def speller(self) -> SpellerConfig:
         return SpellerConfig(hold_s=self.hold_s, min_confidence=self.min_confidence)
@@ -74,8 +75,8 @@ class Settings:
 
     def rebuilds(self, other: Settings | None) -> bool:
         """Whether going from ``other`` to these settings needs a new recognizer."""
-        return other is None or (self.model, self.hand, self.hands, self.word_list) != (
-            other.model, other.hand, other.hands, other.word_list)
+        return other is None or (self.model, self.hand, self.hands, self.word_list, self.reject_far) != (
+            other.model, other.hand, other.hands, other.word_list, other.reject_far)
 
 
 # -- models ----------------------------------------------------------------------------------------------------
@@ -112,6 +113,14 @@ def fused_models() -> tuple[str, ...]:
     return tuple(out)
 
 
+def rejects_far_hands(model: str) -> bool:
+    """Whether a selector value can refuse hands far from every learned letter (``--reject-far-hands``): a keypoint
+    model that ships its letter distance (realtime.letter_distance) and reads it alone, not fused."""
+    m = manifest(model)
+    return (not split_model(model)[1] and m.get("kind", "keypoint-classifier") == "keypoint-classifier"
+            and bool(m.get("distance")))
+
+
 def keypoints_for(model: str) -> str:
     """The Recognizer backend a model needs: J2S models read image crops, the others MediaPipe keypoints."""
     return "j2s" if manifest(model).get("kind") == "j2s" else "mediapipe"
@@ -146,9 +155,10 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, hands: str = "mediapipe",
-                   word_list: str | None = NO_WORD_LIST) -> Settings:
+                   word_list: str | None = NO_WORD_LIST, reject_far: bool | None = False) -> Settings:
     """Validated settings; a request from outside the page (the API) gets a message, not a stack trace. ``hands``
-    comes from the app (build_app), not from the page; ``word_list`` is a name of WORD_LISTS (None: none)."""
+    comes from the app (build_app), not from the page; ``word_list`` is a name of WORD_LISTS (None: none);
+    ``reject_far``: refuse hands far from every learned letter (only where :func:`rejects_far_hands`)."""
     import gradio as gr
 
     from realtime.hands import HAND_PIPELINES
@@ -170,7 +180,12 @@ def check_settings(model: str, hand: str, hold_s: float, min_confidence: float, 
     word_list = word_list or NO_WORD_LIST
     if word_list not in WORD_LISTS:
         raise gr.Error(f"Word list must be one of {', '.join(map(repr, WORD_LISTS))}, not {word_list!r}.")
-    return Settings(model, hand, hold_s, min_confidence, hands, word_list)
+    reject_far = bool(reject_far)
+    if reject_far and not rejects_far_hands(model):
+        able = [m for m in demo_models() if rejects_far_hands(m)]
+        raise gr.Error(f"{model} cannot refuse hands far from its letters (it needs a keypoint model with a letter "
+                       f"distance, read alone: {', '.join(able) or 'none shipped'}): untick it.")
+    return Settings(model, hand, hold_s, min_confidence, hands, word_list, reject_far)
 
 
 def model_letters(model: str) -> list[str]:
@@ -229,7 +244,8 @@ def make_recognizer(settings: Settings, static: bool = False):
             return Recognizer.build(hand=settings.hand, speller=settings.speller(), static=static, hands=settings.hands,
                                     classifier_kind="image", image_model=settings.model, lexicon=lexicon)
         return Recognizer.build(model=settings.model, hand=settings.hand, keypoints=keypoints_for(settings.model),
-                                speller=settings.speller(), static=static, hands=settings.hands, lexicon=lexicon)
+                                speller=settings.speller(), static=static, hands=settings.hands, lexicon=lexicon,
+                                reject_far=settings.reject_far)
     except (ModelError, ValueError) as e:
         raise gr.Error(f"Cannot load model {settings.model}: {e}") from None
 
@@ -324,6 +340,12 @@ class LiveSession:
         except ProfileError as e:
             self.profile_note = f"The profile was dropped: {e}."
             self.profile, self.rec.classifier = None, base
+        else:
+            if self.profile is not None and getattr(base, "distance", None) is not None:
+                # the profile reads through the classifier's embedding, not its rejecting call (as the CLI refuses the
+                # pair): a profile may teach the person's own shape of a letter, far from the training hands
+                self.profile_note = ("Far hands are not refused while your profile is used: it may have taught your "
+                                     "own shape of a letter, far from the training hands.")
         self.rec.smoother.reset()
 
     def use_profile(self, profile) -> None:
@@ -640,10 +662,11 @@ def stream_gate(session: LiveSession, t: float, time_limit: float | None, capaci
 
 def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s: float, min_confidence: float,
                stamp: str | None = None, hands: str = "mediapipe", time_limit: float | None = None,
-               capacity=None, word_list: str | None = NO_WORD_LIST):
+               capacity=None, word_list: str | None = NO_WORD_LIST, reject_far: bool | None = False):
     """One webcam frame (RGB, mirrored by the page) -> (annotated frame, text, latency, stamp echo, session).
     ``hands``: the app's hand pipeline; ``time_limit``: seconds a stream may run; ``capacity``: the app's
-    realtime.demo_capacity.StreamCapacity, or None (build_app binds all three); ``word_list``: a name of WORD_LISTS.
+    realtime.demo_capacity.StreamCapacity, or None (build_app binds all three); ``word_list``: a name of WORD_LISTS;
+    ``reject_far``: refuse hands far from every learned letter (``--reject-far-hands``).
 
     A frame that arrives while this tab's previous one is still being processed is dropped (every output
     skipped), so a slow frame never builds a queue. A frame that fails says why in the latency text (stream_error).
@@ -666,7 +689,7 @@ def live_frame(frame, session: LiveSession | None, model: str, hand: str, hold_s
             return gr.skip(), gr.skip(), busy, gr.skip(), session
         session.note_stamp(stamp)
         try:
-            rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands, word_list))
+            rec = session.configure(check_settings(model, hand, hold_s, min_confidence, hands, word_list, reject_far))
             timer = StageTimer()
             with timer("prepare"):
                 bgr = page_frame_to_bgr(frame)

@@ -228,10 +228,10 @@ def confidence_chart(frames: list[VideoFrame], min_confidence: float):
 
 
 def analyse_upload(path, model: str, hand: str, hold_s: float, min_confidence: float, progress=None,
-                   hands: str = "mediapipe", word_list: str | None = NO_WORD_LIST):
+                   hands: str = "mediapipe", word_list: str | None = NO_WORD_LIST, reject_far: bool | None = False):
     """The Upload tab: an image or a video file -> (annotated image, top readings, transcript, chart, summary).
     ``hands``: the app's hand pipeline (build_app binds it); ``word_list``: a name of demo_session.WORD_LISTS, used
-    for videos (a photo is read without it)."""
+    for videos (a photo is read without it); ``reject_far``: refuse hands far from every learned letter."""
     import gradio as gr
 
     from realtime.capture import SourceError
@@ -239,7 +239,7 @@ def analyse_upload(path, model: str, hand: str, hold_s: float, min_confidence: f
     if not path:
         raise gr.Error("Choose an image or a video file first.")
     path = getattr(path, "name", path)  # gr.File may hand over a file object
-    settings = check_settings(model, hand, hold_s, min_confidence, hands, word_list)
+    settings = check_settings(model, hand, hold_s, min_confidence, hands, word_list, reject_far)
     name = Path(path).name
     img = load_image(path)
     if img is not None:

@@ -57,12 +57,13 @@ class FakeClock:
         return self.t
 
 
-def stream(session, frames, clock, fps=10.0, model="asl-letters", hand="any", hold=0.5, min_conf=0.6, word_list="none"):
+def stream(session, frames, clock, fps=10.0, model="asl-letters", hand="any", hold=0.5, min_conf=0.6, word_list="none",
+           reject_far=False):
     outs = None
     for i, f in enumerate(frames):
         clock.t += 1.0 / fps
         outs = demo_session.live_frame(f, session, model, hand, hold, min_conf, f"{i + 1}:{clock.t * 1000:.0f}:",
-                                       word_list=word_list)
+                                       word_list=word_list, reject_far=reject_far)
     return outs
 
 
@@ -327,13 +328,53 @@ def test_settings_tune_in_place_and_a_new_model_keeps_the_text():
 def test_j2s_models_run_as_j2s_with_any_hand():
     assert demo_session.keypoints_for("lis-j2s") == "j2s" and demo_session.keypoints_for("asl-letters") == "mediapipe"
     assert demo_session.check_settings("lis-j2s", "left", 0.5, 0.6).hand == "any"
-    hand, html = demo.on_model_change("lis-j2s")
-    assert hand["value"] == "any" and hand["interactive"] is False
+    hand, far, html = demo.on_model_change("lis-j2s")
+    assert hand["value"] == "any" and hand["interactive"] is False and far["value"] is False
     assert "fs-missing" in html and ">S<" in html  # S is not in the LIS models
     s = demo_session.LiveSession()
     outs = demo_session.live_frame(np.zeros((480, 640, 3), np.uint8), s, "lis-j2s", "left", 0.5, 0.6)
     assert s.rec.keypoints == "j2s" and outs[1] == ""
     s.close()
+
+
+def test_refusing_far_hands_is_a_setting_of_the_models_that_can_and_a_profile_reads_without_it(tmp_path):
+    """The "Refuse far hands" box (--reject-far-hands): offered for asl-letters only; ticking it rebuilds the
+    recognizer with the letter distance and keeps the text; a profile reads through the embedding (as the CLI refuses
+    the pair) and the live tab says so; uploads read with it too."""
+    import cv2
+
+    from realtime.calibration import CalibratedClassifier
+
+    assert demo_session.rejects_far_hands("asl-letters") and not demo_session.rejects_far_hands("lis-letters")
+    assert not any(demo_session.rejects_far_hands(m) for m in demo_session.fused_models())
+    with pytest.raises(gr.Error, match="lis-letters cannot refuse hands far from its letters.*asl-letters"):
+        demo_session.check_settings("lis-letters", "any", 0.5, 0.6, reject_far=True)
+    _, far, _ = demo.on_model_change("asl-letters")
+    assert far["interactive"] is True
+    _, far, _ = demo.on_model_change("lis-letters")
+    assert far["interactive"] is False and far["value"] is False
+
+    clock = FakeClock()
+    s = demo_session.LiveSession(clock=clock)
+    photos = [as_page_sends(place_on_canvas(p)) for p in massey_photos(WORD)]
+    letters = [[p] * 10 + [np.zeros((480, 640, 3), np.uint8)] * 5 for p in photos]
+    stream(s, letters[0], clock)
+    plain = s.rec
+    assert plain.classifier.distance is None
+    _, text, *_ = stream(s, letters[1] + letters[2], clock, reject_far=True)
+    assert s.rec is not plain and s.rec.classifier.distance is not None and s.settings.reject_far
+    assert text == WORD  # the text typed before the change is kept, and the signers' letters are still read
+
+    strict = s.rec
+    _, _, path, line, _ = calibrate(s, clock, photos[0], lambda c: c.count("W") == 2, letters="w")
+    assert s.rec is strict  # the calibration kept the live tab's setting: no rebuild
+    assert path and isinstance(s.rec.classifier, CalibratedClassifier) and s.rec.classifier.base.distance is not None
+    assert "Far hands are not refused while your profile is used" in line
+    s.close()
+
+    image = tmp_path / "b.png"
+    cv2.imwrite(str(image), place_on_canvas(massey_photos("B")[0]))
+    assert demo_uploads.analyse_upload(str(image), "asl-letters", "any", 0.5, 0.6, reject_far=True)[2] == "B"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -1039,7 +1080,7 @@ def test_browser_upload_an_image_a_video_and_a_bad_file(browser, server, tmp_pat
 
 def test_browser_the_word_list_is_a_setting_for_videos_and_a_photo_still_reads(browser, server, tmp_path):
     """The Word list selector beside the other settings, saying it is for live and videos: with English chosen a
-    photo still reads its letter (without the list, and says so) and a video its word."""
+    photo still reads its letter (without the list, and says so) and a video its word, also with far hands refused."""
     image, video = photo_and_video(tmp_path)
     page = browser.new_page()
     page.goto(server)
@@ -1053,6 +1094,9 @@ def test_browser_the_word_list_is_a_setting_for_videos_and_a_photo_still_reads(b
     upload_in_page(page, image, "B")
     summary = page.locator("#fs-up-summary")
     summary.get_by_text("not used for a photo").wait_for(timeout=10_000)
+    far = page.locator("#fs-reject-far input")  # refusing far hands: a setting that reaches the uploads too
+    assert far.is_enabled() and not far.is_checked()
+    far.check()
     upload_in_page(page, video, WORD, clear=True)
     assert f"spelled {WORD}" in summary.inner_text() and "Traceback" not in page.content()
     page.close()
@@ -1170,7 +1214,7 @@ def test_the_sequence_model_reads_live_and_videos_but_not_photos_or_profiles(tmp
     with pytest.raises(gr.Error, match="reads motion between frames"):
         demo_session.make_recognizer(demo_session.Settings("asl-sequence"), static=True)
     assert "cannot be calibrated" in demo_calibration.calibratable("asl-sequence")
-    _, html = demo.on_model_change("asl-sequence")
+    _, _, html = demo.on_model_change("asl-sequence")
     assert "blank" not in html
     video = tmp_path / "why.mp4"
     write_spelling_video(video, massey_photos(WORD))
