@@ -34,6 +34,7 @@ from realtime.features import FeatureExtractor
 from realtime.hands import HAND_PIPELINES, Hand, make_hands_stage, pick_hand
 from realtime.sequence_reader import SEQUENCE_BACKENDS
 from realtime.speller import ProbabilitySmoother, Speller, SpellerConfig
+from realtime.torch_reader import device_reader
 
 RECOGNIZER_STAGES = ("hands", "features", "classifier", "smoothing")  # what Recognizer.process times
 STAGES = ("capture", *RECOGNIZER_STAGES, "overlay")  # the live loop's: a frame in, the window drawn
@@ -200,16 +201,6 @@ def build_hands(o: PipelineOptions, reader=None):
                             redetect_after=o.redetect_after, search_every=o.search_every, reader=reader)
 
 
-def fused_reader(o: PipelineOptions, classifier):
-    """The classifier as a module for the hands stage's device step, where ``o`` and ``classifier`` allow it
-    (:mod:`realtime.torch_reader`), else None."""
-    if not o.fuse:
-        return None
-    from realtime.torch_reader import device_reader
-
-    return device_reader(o, classifier)
-
-
 def image_inputs(classifier):
     """The features stage of an image or fused classifier: the hand crop (and the keypoint features)."""
     from realtime.crop_classifier import FusedClassifier, FusedInputs
@@ -307,7 +298,7 @@ class Recognizer:
         if getattr(spec, "points", "image") == "world" and o.hands != "mediapipe":
             raise ValueError(f"the model reads MediaPipe's world landmarks, which only --hands mediapipe passes on "
                              f"(not --hands {o.hands})")
-        hands = hands_stage or build_hands(o, fused_reader(o, classifier))
+        hands = hands_stage or build_hands(o, device_reader(o, classifier))
         return cls(hands, features, classifier, hand=o.hand, smoothing_s=o.smoothing_s, speller=o.speller, options=o)
 
     @property

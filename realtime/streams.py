@@ -22,10 +22,11 @@ import time
 import numpy as np
 
 from realtime.hands import HAND_PIPELINES, RedetectSchedule, pick_hand, redetect_fallback
-from realtime.pipeline import (FrameResult, PipelineOptions, build_classifier, build_sequence_reader, fused_reader,
+from realtime.pipeline import (FrameResult, PipelineOptions, build_classifier, build_sequence_reader,
                                make_speller, smooth_and_spell)
 from realtime.sequence_reader import step_streams
 from realtime.speller import ProbabilitySmoother
+from realtime.torch_reader import device_reader
 
 
 
@@ -57,7 +58,7 @@ class MultiStreamRecognizer:
         else:
             self.features, self.classifier = build_classifier(options)
             self.labels = self.classifier.labels
-            reader = fused_reader(options, self.classifier)
+            reader = device_reader(options, self.classifier)
         self.tracker = HAND_PIPELINES[options.hands].tracker(model=options.hand_model, max_hands=options.max_hands,
                                                              mirrored_input=options.mirrored_input,
                                                              device=options.device, search_every=options.search_every,

@@ -48,6 +48,8 @@ def why_not_fused(options, classifier) -> str | None:
     from realtime.classifier import OnnxClassifier
     from realtime.hands import HAND_PIPELINES
 
+    if not options.fuse:
+        return "--no-fuse (asked for: the host path, to compare)"
     if not HAND_PIPELINES[options.hands].reads:
         reading = [name for name, row in HAND_PIPELINES.items() if row.reads]
         return f"--hands {options.hands} (only --hands {' or '.join(reading)} carries the classifier)"

@@ -101,6 +101,8 @@ def test_what_keeps_the_classifier_on_the_host_is_said():
     ort_cls = OnnxClassifier("asl-letters", device="cpu")
     assert why_not_fused(PipelineOptions(hands="torch", backend="torch", device="cpu"), torch_cls) is None
     assert device_reader(PipelineOptions(hands="torch", backend="torch", device="cpu"), torch_cls) is not None
+    assert device_reader(PipelineOptions(hands="torch", backend="torch", device="cpu", fuse=False), torch_cls) is None
+    assert "--no-fuse" in why_not_fused(PipelineOptions(hands="torch", backend="torch", fuse=False), torch_cls)
     assert "--hands onnx" in why_not_fused(PipelineOptions(hands="onnx", device="cpu"), torch_cls)
     assert "--backend torch" in why_not_fused(PipelineOptions(hands="torch", device="cpu"), ort_cls)
     assert "photos" in why_not_fused(PipelineOptions(hands="torch", backend="torch", static=True), torch_cls)
