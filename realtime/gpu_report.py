@@ -28,6 +28,7 @@ On the lent machine (``run`` tool, ``carry: ["gpu-check"]``)::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -312,9 +313,10 @@ def sequence_reader(clip: Path, device: str) -> dict:
             "live": run_bench(rec, str(clip), frames=300 if device == "cuda" else 30, progress=False)}
 
 
+# host_profile last: the CUDA profiler around graph replays is the one step that could hang rather than raise
 STEPS = (("net_parity", net_parity), ("net_speed", net_speed), ("pipeline_parity", pipeline_parity),
-         ("reader_parity", reader_parity), ("live_path", live_path),
-         ("streams", streams), ("host_profile", host_profile), ("classifiers", classifiers), ("sequence_reader", sequence_reader))
+         ("reader_parity", reader_parity), ("live_path", live_path), ("streams", streams), ("classifiers", classifiers),
+         ("sequence_reader", sequence_reader), ("host_profile", host_profile))
 
 
 def run(folder: str | Path, out: str | Path, device: str = "cuda", only: list[str] | None = None) -> Path:
@@ -346,6 +348,11 @@ def run(folder: str | Path, out: str | Path, device: str = "cuda", only: list[st
             result, status = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}, "failed"
         finally:  # each step starts from PyTorch's settings, as the live path runs
             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+            # and with the last step's CUDA graphs and buffers freed: the hand models hold their graphs in reference
+            # cycles (tracker, backend, step), which only the cyclic collector frees
+            gc.collect()
+            if device == "cuda" and torch.cuda.is_available():
+                torch.cuda.empty_cache()
         report["steps"][name] = {"status": status, "seconds": round(time.perf_counter() - t0, 1), "result": result}
         print(f"{name}: {status} in {report['steps'][name]['seconds']} s", flush=True)
         # after each step, replaced whole: a run cut short by the command's time limit still brings back every
