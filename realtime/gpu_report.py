@@ -348,12 +348,12 @@ def run(folder: str | Path, out: str | Path, device: str = "cuda", only: list[st
             result, status = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}, "failed"
         finally:  # each step starts from PyTorch's settings, as the live path runs
             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
-            # and with the last step's CUDA graphs and buffers freed: the hand models hold their graphs in reference
-            # cycles (tracker, backend, step), which only the cyclic collector frees
-            gc.collect()
-            if device == "cuda" and torch.cuda.is_available():
-                torch.cuda.empty_cache()
         report["steps"][name] = {"status": status, "seconds": round(time.perf_counter() - t0, 1), "result": result}
+        # the next step starts with this one's CUDA graphs and buffers freed: the hand models hold their graphs in
+        # reference cycles (tracker, backend, step), which only the cyclic collector frees
+        gc.collect()
+        if device == "cuda" and torch.cuda.is_available():
+            torch.cuda.empty_cache()
         print(f"{name}: {status} in {report['steps'][name]['seconds']} s", flush=True)
         # after each step, replaced whole: a run cut short by the command's time limit still brings back every
         # step it finished, and a kill during the write leaves the last complete file

@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 
 ENV = "FINGERSPELL_DATASETS"
+# A real hand signing W, cut from the demo's Calibrate tab as its test camera showed it (a massey photo on black):
+# the hand-model tests that must run without the datasets read it. Not a docs screenshot, which changes with the page.
+HAND_FRAME = Path(__file__).resolve().parent / "assets" / "hand-w.png"
 
 
 def datasets_root() -> Path | None:

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import manifest_rows, need_dataset, place_on_canvas, run_cli
+from helpers import HAND_FRAME, manifest_rows, need_dataset, place_on_canvas, run_cli
 
 # -- SSD anchors, decoding, NMS -----------------------------------------------------------------------------------
 
@@ -693,7 +693,7 @@ def test_the_static_detector_looks_at_several_photos_in_one_batch_as_one_at_a_ti
     from realtime.hands.onnx import OnnxStaticHandDetector
     from realtime.images import read_image
 
-    hand = read_image("docs/demo-calibrate.png")  # a screenshot of the calibration window: a real hand
+    hand = read_image(HAND_FRAME)  # a real hand (W), as the demo's test camera showed it
     small = np.ascontiguousarray(hand[::3, ::3])  # upscaled by the cascade
     photos = [hand, np.zeros((480, 640, 3), np.uint8), small, hand[:, ::-1].copy()]
     det = OnnxStaticHandDetector(StaticSettings(model="lite", max_hands=1), providers=["CPUExecutionProvider"])

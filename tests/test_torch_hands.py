@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import manifest_rows, need_dataset
+from helpers import HAND_FRAME, manifest_rows, need_dataset
 
 torch = pytest.importorskip("torch", reason="the torch hand nets need PyTorch: pip install -e '.[train]'")
 
@@ -196,7 +196,7 @@ def test_the_palm_step_decodes_on_the_device_what_the_host_decodes(monkeypatch, 
         pytest.skip("no CUDA GPU visible to PyTorch: the palm step on CUDA is checked on the lent GPU")
     if device == "cuda":
         monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # parity: TF32 would cost more than 1e-3
-    frame = read_image("docs/demo-calibrate.png")  # a screenshot of the calibration window: a real hand
+    frame = read_image(HAND_FRAME)  # a real hand (W), as the demo's test camera showed it
     ref = onnx_hands.PalmModel("lite")
     for keep in (1, 4):
         mine = onnx_hands.PalmModel("lite", engine="torch", device=device, preprocess="numpy", detections=keep)
@@ -246,7 +246,7 @@ def test_crops_net_and_head_in_one_torch_step_find_what_onnx_finds():
     from realtime.hands.onnx import OnnxHandTracker
     from realtime.images import read_image
 
-    big = read_image("docs/demo-calibrate.png")  # a screenshot of the calibration window: a real hand
+    big = read_image(HAND_FRAME)  # a real hand (W), as the demo's test camera showed it
     small = np.ascontiguousarray(big[::2, ::2])
     ref = OnnxHandTracker("lite", max_hands=1, providers=["CPUExecutionProvider"])
     mine = OnnxHandTracker("lite", max_hands=1, engine="torch", preprocess="torch", device="cpu")
