@@ -163,6 +163,9 @@ def _unused_option(args) -> str | None:
         if given:
             return (f"a profile calibrates the letter classifier (--model), which the sequence reader does not use: "
                     f"{', '.join(given)} would do nothing here")
+        if args.reject_far_hands:
+            return ("--reject-far-hands is a way of reading, not part of a profile: the samples are recorded the same "
+                    "either way, and a profile reads without it (live, eval and bench refuse the pair)")
     if getattr(args, "redetect_after", None) is not None:
         if args.command == "eval" or (args.command == "calibrate" and args.data):
             return ("--redetect-after helps tracking in video; photos are read one at a time, each with the full "
@@ -708,7 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds between webcam frames the page sends; the newest frame always wins")
     de.add_argument("--hands", choices=tuple(HAND_PIPELINES), default="mediapipe",
                     help="hand pipeline for every stream and upload: "
-                         + "; ".join(f"{h.name}: {h.help}" for h in HAND_PIPELINES.values()))
+                         + "; ".join(f"{h.name}: {h.help}" for h in HAND_PIPELINES.values())
+                         + " (the demo has no --device or --backend: it runs with auto for both)")
     add_verbose(de)
     de.set_defaults(func=cmd_demo)
 

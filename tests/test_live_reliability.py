@@ -330,6 +330,7 @@ def test_the_sequence_reader_types_a_letter_only_once_it_is_read_with_min_confid
     (["calibrate", "--reader", "sequence"], "a profile calibrates the letter classifier"),
     (["calibrate", "--sequence-model", "asl-sequence"], "--sequence-model would do nothing"),
     (["calibrate", "--lexicon", "realtime/wordlists/en.txt"], "--lexicon would do nothing"),
+    (["calibrate", "--reject-far-hands"], "--reject-far-hands is a way of reading, not part of a profile"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
 def test_options_the_chosen_reader_or_classifier_has_no_use_for_are_refused(argv, why, tmp_path, capsys):
     """They were silently ignored: --image-weight or --image-model with the keypoint classifier, --sequence-model
