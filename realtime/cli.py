@@ -60,9 +60,11 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hands", choices=tuple(HAND_PIPELINES), default="mediapipe",
                    help="hand pipeline: " + "; ".join(f"{h.name}: {h.help}" for h in HAND_PIPELINES.values())
                         + " (default: %(default)s)")
-    p.add_argument("--hands-model", choices=MODEL_SIZES, default="lite",
+    p.add_argument("--hands-model", choices=MODEL_SIZES, default=PipelineOptions.hand_model,
                    help="MediaPipe model size (the hand-landmark model; with --keypoints j2s the palm detector): "
-                        "lite is faster, full a little more accurate (default: %(default)s)")
+                        "lite is faster (about 7 ms a frame less on 2 CPU cores); full made every training keypoint "
+                        "and reads the photos of people never seen better (ASL 4-5 points, LIS 16; "
+                        "docs/results-hand-model.md) (default: %(default)s)")
     p.add_argument("--hand", choices=WHICH_HAND, default="any",
                    help="which hand spells; 'any' takes the largest hand in view (default: %(default)s)")
     p.add_argument("--max-hands", type=int_range(1, MAX_HANDS), default=2,

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+HAND_MODEL = "lite"  # every H200 report so far measured the lite hand models: the reports stay comparable
 CLIP = "clip.mp4"
 WORD = "LAVYBW"  # letters massey's hand1 shows clearly, held as a user would
 
@@ -156,11 +157,11 @@ def pipeline_parity(clip: Path, device: str) -> dict:
 
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     frames = _frames(clip)
-    cpu = OnnxHandTracker("lite", max_hands=1, providers=["CPUExecutionProvider"])
+    cpu = OnnxHandTracker(HAND_MODEL, max_hands=1, providers=["CPUExecutionProvider"])
     want = [cpu(f) for f in frames]
     out = {}
     for engine in _engines(device):
-        here = OnnxHandTracker("lite", max_hands=1, engine=engine, device=device)
+        here = OnnxHandTracker(HAND_MODEL, max_hands=1, engine=engine, device=device)
         same, dists = 0, []
         for f, a in zip(frames, want):
             b = here(f)
@@ -188,7 +189,7 @@ def reader_parity(clip: Path, device: str) -> dict:
     for name, options in (("fused", {"hands": "torch", "backend": "torch", "device": device}),
                           ("no-fuse", {"hands": "torch", "backend": "torch", "device": device, "fuse": False}),
                           ("onnx-cpu", {"hands": "onnx", "device": "cpu", "backend": "onnxruntime"})):
-        rec = Recognizer.build("asl-letters", redetect_after=0, **options)
+        rec = Recognizer.build("asl-letters", redetect_after=0, hand_model=HAND_MODEL, **options)
         try:
             runs[name] = (rec.reads_in_hands_step, [rec.read(f)[1:] for f in frames])
         finally:
@@ -215,7 +216,7 @@ def live_path(clip: Path, device: str) -> dict:
 
     runs = [(engine, {"hands": engine}) for engine in _engines(device)] + [("torch --no-fuse", {"hands": "torch",
                                                                                               "fuse": False})]
-    return {name: run_bench(Recognizer.build("asl-letters", backend="torch", device=device, **options), str(clip),
+    return {name: run_bench(Recognizer.build("asl-letters", backend="torch", device=device, hand_model=HAND_MODEL, **options), str(clip),
                             frames=300 if device == "cuda" else 30, progress=False) for name, options in runs}
 
 
@@ -228,7 +229,7 @@ def streams(clip: Path, device: str) -> dict:
     cuda = device == "cuda"
     runs = [(f"{engine} {n}", {"hands": engine}, n) for engine in _engines(device) for n in (1, 4, 16)]
     runs.append(("torch --no-fuse 16", {"hands": "torch", "fuse": False}, 16))  # the host reading, to compare
-    return {name: run_streams_bench(PipelineOptions(backend="torch", device=device, **options), [str(clip)], n,
+    return {name: run_streams_bench(PipelineOptions(backend="torch", device=device, hand_model=HAND_MODEL, **options), [str(clip)], n,
                                     frames=252 if cuda else 10, warmup=60 if cuda else 2, progress=False)
             for name, options, n in runs}
 
@@ -262,7 +263,7 @@ def _profile_steps(profiler, streams: int, warm: list[np.ndarray], frames: list[
     from realtime.pipeline import PipelineOptions
     from realtime.streams import MultiStreamRecognizer
 
-    rec = MultiStreamRecognizer(streams, PipelineOptions(hands="torch", backend="torch", device=device))
+    rec = MultiStreamRecognizer(streams, PipelineOptions(hands="torch", backend="torch", device=device, hand_model=HAND_MODEL))
     try:
         for f in warm:
             rec.process([f] * streams)
@@ -308,7 +309,7 @@ def sequence_reader(clip: Path, device: str) -> dict:
     for i in range(200):
         x = rng.normal(0, 0.5, here.dim).astype(np.float32) if i % 17 else None
         worst = max(worst, float(np.abs(here.posteriors(here.row(x, i / 30)) - cpu.posteriors(cpu.row(x, i / 30))).max()))
-    rec = Recognizer.build(reader="sequence", hands="torch", backend="torch", device=device)
+    rec = Recognizer.build(reader="sequence", hands="torch", backend="torch", device=device, hand_model=HAND_MODEL)
     return {"step_max_abs_logp_vs_onnxruntime_cpu": worst, "reader": here.describe(),
             "live": run_bench(rec, str(clip), frames=300 if device == "cuda" else 30, progress=False)}
 

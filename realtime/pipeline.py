@@ -106,7 +106,7 @@ class PipelineOptions:
     image_weight: float = DEFAULT_IMAGE_WEIGHT  # fused: weight of the image classifier's probabilities
     profile: object = None  # a personal calibration (realtime.calibration.Profile)
     hands: str = "mediapipe"  # a row of realtime.hands.HAND_PIPELINES
-    hand_model: str = "lite"  # lite | full
+    hand_model: str = "lite"  # lite | full: full reads new people's photos better (docs/results-hand-model.md)
     hand: str = "any"  # which hand spells: any | right | left
     max_hands: int = 2
     # with some but fewer than max_hands tracked, look for another hand every N frames: the palm detector ran on

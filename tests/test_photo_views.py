@@ -111,3 +111,28 @@ def test_a_new_people_cell_of_another_cascade_is_made_again(tmp_path):
     assert cached_cell(tmp_path) is None
     (tmp_path / "new_people.json").write_text(json.dumps({"accuracy": 0.9, "photo_cascade": extraction_record()}))
     assert cached_cell(tmp_path)["accuracy"] == 0.9
+
+
+def test_learning_from_both_hand_models_reads_each_photo_twice_in_one_split(asl_small, monkeypatch):
+    """TrainConfig.hand_models (docs/results-hand-model.md): each photo's landmarks from the full and the lite hand
+    models, both copies of a photo on the same side of the train/validation split; a landmark-only set once."""
+    from dataclasses import replace
+
+    root, cache = asl_small
+    monkeypatch.setenv("FINGERSPELL_CACHE", str(cache))
+    webcam = root / "asl_webcam_landmarks"
+    full = TrainConfig(data=[str(root / "massey"), str(webcam)], labels=["A", "B", "C", "L", "V", "W", "Y"],
+                       out="unused")
+    both = replace(full, hand_models=["full", "lite"])
+    one, two = prepare_data(full, progress=False), prepare_data(both, progress=False)
+    photos = lambda d, rows: set(zip(d.kp.dataset[rows], d.kp.rel[rows]))  # noqa: E731
+    is_massey = lambda d: d.kp.dataset == "massey"  # noqa: E731
+    assert is_massey(two).sum() == 2 * is_massey(one).sum() > 0
+    assert (~is_massey(two)).sum() == (~is_massey(one)).sum() > 0  # the webcam rows are not read again
+    assert not photos(two, two.train) & photos(two, two.val)
+    m = np.flatnonzero(is_massey(two))
+    first, second = m[:len(m) // 2], m[len(m) // 2:]
+    assert two.kp.rel[first].tolist() == two.kp.rel[second].tolist()  # the same photos, read by the two models
+    found = two.kp.detected[first] & two.kp.detected[second]
+    assert found.any() and not np.allclose(two.kp.landmarks[first[found]], two.kp.landmarks[second[found]], atol=1e-3)
+    assert full.fingerprint() != both.fingerprint()

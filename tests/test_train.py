@@ -136,7 +136,7 @@ def test_recipes_take_a_seed_and_world_points(tmp_path):
     c = cfg(tmp_path, "run", 2)
     before = {k: v for k, v in asdict(c).items() if k not in ("out", "cache_dir", "workers", "points", "mixup",
                                                                "group_adversary", "free_views", "oriented_letters",
-                                                               "balance_classes")}
+                                                               "balance_classes", "hand_models")}
     assert c.fingerprint() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert c.fingerprint() != replace(c, points="world").fingerprint()
     data = synthetic()
@@ -200,7 +200,7 @@ def test_regularisers_train_resume_and_leave_older_checkpoints_resumable(tmp_pat
     plain = asdict(cfg(tmp_path, "plain", 2))  # off: the fingerprint is what checkpoints made before them recorded
     older = {k: v for k, v in plain.items() if k not in ("out", "cache_dir", "workers", "points", "mixup",
                                                           "group_adversary", "free_views", "oriented_letters",
-                                                          "balance_classes")}
+                                                          "balance_classes", "hand_models")}
     assert cfg(tmp_path, "plain", 2).fingerprint() == hashlib.sha256(
         json.dumps(older, sort_keys=True).encode()).hexdigest()[:16]
     reg = cfg(tmp_path, "reg", 4)

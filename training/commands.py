@@ -101,6 +101,7 @@ def _protocol_tables(module: str, function: str):
 
 cmd_train_adaptation = _protocol_tables("training.adaptation_experiments", "run_adaptation")
 cmd_train_rejection = _protocol_tables("training.rejection_experiments", "run_rejection")
+cmd_train_hand_model = _protocol_tables("training.hand_model_experiments", "run_hand_model")
 
 
 def _protocol_args(p, doc: str, func) -> None:
@@ -387,6 +388,15 @@ def register(tsub) -> None:
                                      "classifier's penultimate features) not read.",
                          formatter_class=fmt)
     _protocol_args(rj, "docs/results-rejection.md", cmd_train_rejection)
+
+    hm = tsub.add_parser("hand-model", help="new people read with MediaPipe's lite hand model (live's default) against "
+                                            "the full one (training and the tables)",
+                         description="For each new-people protocol of the recipes (the model trained without those "
+                                     "people, as 'train results'): its held-out photos read with landmarks from the "
+                                     "full hand models, as every table, and from the lite ones, as 'fingerspell live' "
+                                     "tracks by default (the lite keypoints are extracted once and cached apart).",
+                         formatter_class=fmt)
+    _protocol_args(hm, "docs/results-hand-model.md", cmd_train_hand_model)
 
     ld = tsub.add_parser("letter-distance", help="the letter distance --reject-far-hands reads, beside a shipped "
                                                  "keypoint model",

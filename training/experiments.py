@@ -98,6 +98,8 @@ V3_VARIANTS = {
     "mixup": ({"mixup": 0.4}, "+ feature mixup (Beta 0.4)"),
     "dann": ({"group_adversary": 0.3}, "+ a group (dataset/signer) adversary, weight 0.3, reversed gradient"),
     "jitter": ({"jitter": 0.04}, "with landmark noise 0.04 of the hand size (0.02)"),
+    "both": ({"hand_models": ["full", "lite"]}, "learning from the landmarks of both hand models, full and lite "
+                                               "(the live default)"),
 }
 RECIPES.update({f"{r}-{name}": (*RECIPES[r][:3], {**RECIPES[r][3], **over}) for r in ("asl-v3", "lis-v3")
                 for name, (over, _) in V3_VARIANTS.items()})

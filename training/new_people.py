@@ -71,13 +71,16 @@ def recipe_protocols(recipe: str, datasets_root: str | Path, protocols=PROTOCOLS
             and not (world and is_landmark_set(Path(datasets_root) / p.test_dataset))]
 
 
-def test_rows(protocol: Protocol, datasets_root: str | Path, cache_dir=None):
-    """The held-out rows of a protocol, labels mapped as the shipped recipe maps them (letters and ``none``)."""
+def test_rows(protocol: Protocol, datasets_root: str | Path, cache_dir=None, settings=None):
+    """The held-out rows of a protocol, labels mapped as the shipped recipe maps them (letters and ``none``);
+    ``settings``: the photo detector's (:class:`realtime.hands.base.StaticSettings`; default: the cache's)."""
+    from realtime.hands.base import StaticSettings
     from training.keypoints import load_keypoints
     from training.train_keypoints import map_labels
 
     letters, label_map = ALPHABET[protocol.alphabet]
-    kp = load_keypoints(Path(datasets_root) / protocol.test_dataset, cache_dir=cache_dir, progress=False)
+    kp = load_keypoints(Path(datasets_root) / protocol.test_dataset, cache_dir=cache_dir, progress=False,
+                        settings=settings or StaticSettings())
     kp = map_labels(kp, label_map.get(protocol.test_dataset, {}), letters + [NO_LETTER])
     kp = kp.subset(np.flatnonzero(kp.readable))
     if protocol.test_signer:

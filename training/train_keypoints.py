@@ -83,6 +83,9 @@ class TrainConfig:
     # every photo, training and test, with the first N views only (None: all of them; ablations of the cascade)
     training_views: int = TRAINING_VIEWS
     read_views: int | None = None
+    # photos: learn from the landmarks of each of these MediaPipe hand models (each a keypoint cache of its own); the
+    # live loop tracks with the lite one by default, the caches and tables come from the full one
+    hand_models: list[str] = field(default_factory=lambda: ["full"])
     cache_dir: str | None = None
     workers: int | None = None
 
@@ -97,6 +100,8 @@ class TrainConfig:
         for k in ("mixup", "group_adversary", "free_views", "oriented_letters", "balance_classes"):
             if not d[k]:
                 d.pop(k)
+        if d["hand_models"] == ["full"]:
+            d.pop("hand_models")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -116,8 +121,12 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> PreparedData:
 
     from training.landmark_sets import content_hash, is_landmark_set
 
-    sets = [map_labels(load_keypoints(d, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress),
-                       cfg.label_map.get(Path(d).name, {}), cfg.labels) for d in cfg.data]
+    from realtime.hands.base import StaticSettings
+
+    models = [StaticSettings(model=m) for m in cfg.hand_models]
+    sets = [map_labels(load_keypoints(d, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=progress,
+                                      settings=settings), cfg.label_map.get(Path(d).name, {}), cfg.labels)
+            for d in cfg.data for settings in (models[:1] if is_landmark_set(d) else models)]
     hashes = {Path(d).name: content_hash(d) if is_landmark_set(d) else ImageFolder(d).content_hash() for d in cfg.data}
     kp = KeypointSet.concat(sets).with_points(cfg.points)
     kp = kp.subset(np.flatnonzero(kp.readable))  # unreadable files were counted at extraction
