@@ -9,7 +9,7 @@ held-out photos twice: landmarks from the full models (as the tables) and from t
 views, ``StaticSettings(model="lite")``, cached apart). The landmark-only sets (webcam rows recorded by someone else)
 cannot be read again and are left out.
 
-    fingerspell train hand-model --doc docs/results-hand-model.md
+    fingerspell train hand-model --recipes asl-v3,asl-v3-both,lis-v3,lis-v3-both --jobs 2 --doc docs/results-hand-model.md
 """
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def hand_model_tables(rows: dict[str, dict[str, dict]], protos) -> list[str]:
 def run_hand_model(recipes: list[str], datasets_root, out: str | Path = "runs/new-people",
                    doc: str | Path | None = None, jobs: int = 1, progress: bool = True) -> str:
     head = ["# Reading new people with the lite or the full hand model", "",
-            "Made by `fingerspell train hand-model --doc docs/results-hand-model.md` "
+            "Made by `fingerspell train hand-model --recipes asl-v3,asl-v3-both,lis-v3,lis-v3-both --jobs 2 --doc "
+            "docs/results-hand-model.md` "
             "(training/hand_model_experiments.py). Each new-people cell's model (trained on full-model landmarks, "
             "without the people it reads) reads its held-out photos with landmarks from MediaPipe's full hand models "
             "(as every other table) and from the lite ones (`fingerspell live`'s default), through the same photo "
