@@ -16,8 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from realtime.hands.base import StaticSettings
-from training.new_people import cell_config, methods_table, protocol_tables, score, test_rows, TorchModel
-from training.train_keypoints import NO_LETTER
+from training.new_people import cell_config, evaluate_trained, methods_table, protocol_tables, test_rows
 
 MODELS = {"full hand model (training, tables)": "full", "lite hand model (live default)": "lite"}
 BASELINE = next(iter(MODELS))
@@ -35,16 +34,13 @@ def evaluate_protocol(recipe: str, protocol, datasets_root, out) -> dict[str, di
     if not is_photo_protocol(protocol, datasets_root):
         return {}
     run = Path(out) / recipe / protocol.slug
-    tm = TorchModel(run / "model.pt")
-    letters = [label for label in tm.labels if label != NO_LETTER]
     cfg = cell_config(recipe, protocol, datasets_root, run)
     rows = {}
     for name, size in MODELS.items():
         kp = test_rows(protocol, datasets_root, settings=StaticSettings(model=size))
         if cfg.read_views is not None:
             kp = kp.found_by_first(cfg.read_views)
-        probs, det = tm.probabilities(kp)
-        rows[name] = score(probs, det, kp.labels.astype(str), tm.labels, letters)
+        rows[name] = evaluate_trained(run / "model.pt", kp)
     return rows
 
 
